@@ -1,0 +1,37 @@
+"""redkit: the Redis patterns every multi-instance Python service needs, done right once."""
+
+from __future__ import annotations
+
+from redkit.client import AsyncRedkit, Redkit, ServerInfo
+from redkit.config import Settings
+from redkit.errors import (
+    ConfigError,
+    ConnectionError,
+    LockError,
+    LockLostError,
+    LockNotAcquiredError,
+    LockNotOwnedError,
+    RedkitError,
+    SerializationError,
+)
+from redkit.locks import AsyncLock, Lock
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AsyncLock",
+    "AsyncRedkit",
+    "ConfigError",
+    "ConnectionError",
+    "Lock",
+    "LockError",
+    "LockLostError",
+    "LockNotAcquiredError",
+    "LockNotOwnedError",
+    "Redkit",
+    "RedkitError",
+    "SerializationError",
+    "ServerInfo",
+    "Settings",
+    "__version__",
+]

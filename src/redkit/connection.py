@@ -1,0 +1,143 @@
+"""Clients for standalone, Sentinel and Cluster servers, sync and async.
+
+Every client gets the connect and socket timeouts from :class:`~redkit.config.Settings`,
+retries with exponential backoff and jitter on connection errors and timeouts, and a
+health check on idle connections, so a dead server gives a :class:`redkit.errors.ConnectionError`
+within about ``(retries + 1) * (connect_timeout + backoff)`` seconds, never a hang.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import redis
+import redis.asyncio
+import redis.asyncio.cluster
+import redis.asyncio.sentinel
+import redis.cluster
+import redis.sentinel
+from redis.backoff import ExponentialWithJitterBackoff
+
+from redkit.config import Settings, Target
+
+log = logging.getLogger("redkit")
+
+_BACKOFF_BASE = 0.05
+_BACKOFF_CAP = 1.0
+_HEALTH_CHECK_INTERVAL = 30
+
+
+def resolve(settings: Settings) -> Target:
+    """The settings' target, starting the embedded server when nothing is configured."""
+    target = settings.target()
+    if target.mode != "embedded":
+        return target
+    from redkit.embedded import default_server  # noqa: PLC0415 - only when needed
+
+    server = default_server()
+    log.info(
+        "redkit: no REDIS_URL configured; using an embedded Valkey at %s "
+        "(set REDIS_URL to use your server, REDKIT_EMBEDDED=0 to forbid this)",
+        server.url,
+    )
+    return Settings(url=server.url, embedded=False).target()
+
+
+def _common(settings: Settings, target: Target) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {
+        "socket_connect_timeout": settings.connect_timeout,
+        "socket_timeout": settings.socket_timeout,
+        "health_check_interval": _HEALTH_CHECK_INTERVAL,
+        "username": target.username,
+        "password": target.password,
+    }
+    if target.tls:
+        kwargs.update(
+            ssl=True,
+            ssl_ca_certs=settings.ssl_ca_certs,
+            ssl_certfile=settings.ssl_certfile,
+            ssl_keyfile=settings.ssl_keyfile,
+        )
+    return kwargs
+
+
+def _retry(settings: Settings, module: Any) -> Any:
+    errors = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+    backoff = ExponentialWithJitterBackoff(base=_BACKOFF_BASE, cap=_BACKOFF_CAP)
+    return module.Retry(backoff, settings.retries, supported_errors=errors)
+
+
+def sync_client(settings: Settings, target: Target | None = None) -> Any:
+    """A synchronous redis-py client (``Redis`` or ``RedisCluster``) for the settings."""
+    target = target or resolve(settings)
+    kwargs = _common(settings, target)
+    retry = _retry(settings, redis.retry)
+    if target.mode == "cluster":
+        nodes = [redis.cluster.ClusterNode(h, p) for h, p in target.hosts]
+        return redis.cluster.RedisCluster(startup_nodes=nodes, retry=retry, **kwargs)
+    if target.mode == "sentinel":
+        sentinel = redis.sentinel.Sentinel(
+            list(target.hosts), sentinel_kwargs=_sentinel_kwargs(settings), **kwargs
+        )
+        return sentinel.master_for(target.service_name or "mymaster", db=target.db, retry=retry)
+    if target.mode == "unix":
+        return redis.Redis(unix_socket_path=target.path, db=target.db, retry=retry, **_unix(kwargs))
+    host, port = target.hosts[0]
+    return redis.Redis(host=host, port=port, db=target.db, retry=retry, **kwargs)
+
+
+def async_client(settings: Settings, target: Target | None = None) -> Any:
+    """An asyncio redis-py client (``Redis`` or ``RedisCluster``) for the settings."""
+    target = target or resolve(settings)
+    kwargs = _common(settings, target)
+    retry = _retry(settings, redis.asyncio.retry)
+    if target.mode == "cluster":
+        nodes = [redis.asyncio.cluster.ClusterNode(h, p) for h, p in target.hosts]
+        kwargs.pop("health_check_interval")
+        return redis.asyncio.cluster.RedisCluster(startup_nodes=nodes, retry=retry, **kwargs)
+    if target.mode == "sentinel":
+        sentinel = redis.asyncio.sentinel.Sentinel(
+            list(target.hosts), sentinel_kwargs=_sentinel_kwargs(settings), **kwargs
+        )
+        return sentinel.master_for(target.service_name or "mymaster", db=target.db, retry=retry)
+    if target.mode == "unix":
+        return redis.asyncio.Redis(
+            unix_socket_path=target.path, db=target.db, retry=retry, **_unix(kwargs)
+        )
+    host, port = target.hosts[0]
+    return redis.asyncio.Redis(host=host, port=port, db=target.db, retry=retry, **kwargs)
+
+
+def is_cluster(client: Any) -> bool:
+    """True for redis-py's sync or async ``RedisCluster``."""
+    return isinstance(client, (redis.cluster.RedisCluster, redis.asyncio.cluster.RedisCluster))
+
+
+def is_async(client: Any) -> bool:
+    """True for redis-py's asyncio clients."""
+    return isinstance(client, (redis.asyncio.Redis, redis.asyncio.cluster.RedisCluster))
+
+
+def describe_client(client: Any) -> str:
+    """Where a handed-in client points, password masked."""
+    if is_cluster(client):
+        nodes = getattr(client, "startup_nodes", None) or {}
+        names = list(nodes)[:3] if isinstance(nodes, dict) else [str(n) for n in nodes][:3]
+        return "redis+cluster://" + ",".join(str(n) for n in names)
+    pool = getattr(client, "connection_pool", None)
+    kwargs = getattr(pool, "connection_kwargs", {}) if pool is not None else {}
+    if "path" in kwargs:
+        return f"unix://{kwargs['path']}"
+    return f"redis://{kwargs.get('host', '?')}:{kwargs.get('port', '?')}/{kwargs.get('db', 0)}"
+
+
+def _sentinel_kwargs(settings: Settings) -> dict[str, Any]:
+    return {
+        "socket_connect_timeout": settings.connect_timeout,
+        "socket_timeout": settings.socket_timeout,
+    }
+
+
+def _unix(kwargs: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in kwargs.items() if k != "socket_connect_timeout"}

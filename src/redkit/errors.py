@@ -1,0 +1,99 @@
+"""Every error redkit raises.
+
+The family::
+
+    RedkitError                      base of everything below
+    ├── ConfigError                  bad settings, policy strings, arguments (also ValueError)
+    ├── ConnectionError              the server cannot be reached or timed out
+    ├── EmbeddedServerError          the embedded Valkey cannot be found or started
+    ├── RedisCommandError            the server refused a command (wraps redis-py's ResponseError)
+    ├── ScriptError                  a Lua script reported an unknown status code
+    ├── SerializationError           a value cannot be encoded or decoded (also TypeError)
+    │   └── TamperedDataError        a signed value failed its HMAC check
+    ├── LockError                    locks
+    │   ├── LockNotAcquiredError     acquiring timed out
+    │   ├── LockNotOwnedError        release/extend by someone who does not hold it
+    │   └── LockLostError            the lock expired (or was taken) while held
+    └── MissingDependencyError       an optional extra is not installed (also ImportError)
+
+redis-py's exceptions never escape a redkit call: the drivers wrap them at the boundary
+(see :mod:`redkit.ops`).
+"""
+
+from __future__ import annotations
+
+
+class RedkitError(Exception):
+    """Base class of every error redkit raises."""
+
+
+class ConfigError(RedkitError, ValueError):
+    """A setting, argument or policy string is not valid. The message names it."""
+
+
+class ConnectionError(RedkitError):  # noqa: A001 - deliberately mirrors the builtin's meaning
+    """The server could not be reached, or did not answer within the timeout."""
+
+
+class EmbeddedServerError(RedkitError):
+    """The embedded Valkey server could not be found or started."""
+
+
+class RedisCommandError(RedkitError):
+    """The server answered a command with an error."""
+
+
+class ScriptError(RedkitError):
+    """A Lua script returned a status code that no table entry explains."""
+
+
+class SerializationError(RedkitError, TypeError):
+    """A value could not be serialized or deserialized."""
+
+
+class TamperedDataError(SerializationError):
+    """A signed value did not match its signature and was rejected unread."""
+
+
+class LockError(RedkitError):
+    """Base class of lock errors."""
+
+
+class LockNotAcquiredError(LockError):
+    """The lock was not acquired within the timeout."""
+
+
+class LockNotOwnedError(LockError):
+    """The caller tried to release or extend a lock it does not hold."""
+
+
+class LockLostError(LockError):
+    """The lock expired or passed to another owner while its holder still worked."""
+
+
+class MissingDependencyError(RedkitError, ImportError):
+    """An optional dependency is missing; the message gives the install command."""
+
+    def __init__(self, package: str, extra: str) -> None:
+        super().__init__(
+            f"{package} is not installed; install it with: pip install 'redkit[{extra}]'"
+        )
+        self.package = package
+        self.extra = extra
+
+
+__all__ = [
+    "ConfigError",
+    "ConnectionError",
+    "EmbeddedServerError",
+    "LockError",
+    "LockLostError",
+    "LockNotAcquiredError",
+    "LockNotOwnedError",
+    "MissingDependencyError",
+    "RedisCommandError",
+    "RedkitError",
+    "ScriptError",
+    "SerializationError",
+    "TamperedDataError",
+]

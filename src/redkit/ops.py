@@ -1,0 +1,235 @@
+"""Operations and the two drivers that run them.
+
+The logic of every capability is written once, as a *flow*: a generator that yields
+effects (:class:`Call`, :class:`Eval`, :class:`Batch`, :class:`Sleep`), receives each
+effect's reply, and returns the result::
+
+    def incr_flow(key: str) -> Flow[int]:
+        reply = yield Call("INCR", key)
+        return int(reply)
+
+:func:`run` drives a flow on a synchronous redis-py client, :func:`arun` on an asyncio
+one. Nothing else differs between sync and async, so the two cannot drift. The drivers
+are also the boundary where redis-py's exceptions become :mod:`redkit.errors`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Generator, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar, Union
+
+import redis
+import redis.exceptions as rex
+
+from redkit import errors
+from redkit.scripts import Script
+
+T = TypeVar("T")
+
+EncodableT = Union[str, bytes, int, float]
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One Redis command, e.g. ``Call("GET", key)``."""
+
+    args: tuple[EncodableT, ...]
+
+    def __init__(self, *args: EncodableT) -> None:
+        object.__setattr__(self, "args", args)
+
+
+@dataclass(frozen=True, slots=True)
+class Eval:
+    """Run a registered Lua script with its keys and arguments (EVALSHA, EVAL on NOSCRIPT)."""
+
+    script: Script
+    keys: Sequence[str]
+    args: Sequence[EncodableT] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """Several calls in one round trip (a non-transactional pipeline).
+
+    The reply is a list in the same order; an error reply appears as a
+    :class:`redkit.errors.RedisCommandError` *value* in that list, not raised.
+    """
+
+    effects: Sequence[Call | Eval]
+
+
+@dataclass(frozen=True, slots=True)
+class Sleep:
+    """Wait without blocking the event loop (async) or the server (both)."""
+
+    seconds: float
+
+
+Effect = Union[Call, Eval, Batch, Sleep]
+Flow = Generator[Effect, Any, T]
+
+
+def evaluate(script: Script, keys: Sequence[str], args: Sequence[EncodableT] = ()) -> Flow[Any]:
+    """A flow that runs one script and returns its raw reply."""
+    script.check_keys(len(keys))
+    return (yield Eval(script, keys, args))
+
+
+def command(*args: EncodableT) -> Flow[Any]:
+    """A flow that runs one command and returns its raw reply."""
+    return (yield Call(*args))
+
+
+def mapped(flow: Flow[Any], parse: Callable[[Any], T]) -> Flow[T]:
+    """A flow whose result is ``parse`` of ``flow``'s result."""
+    return parse((yield from flow))
+
+
+# --- the boundary --------------------------------------------------------------------
+
+
+def wrap_error(exc: BaseException, target: str) -> errors.RedkitError:
+    """Translate a redis-py exception into a redkit error naming the (masked) target."""
+    if isinstance(exc, errors.RedkitError):
+        return exc
+    if isinstance(exc, (rex.ConnectionError, rex.TimeoutError, OSError)):
+        kind = "timed out" if isinstance(exc, rex.TimeoutError) else "is unreachable"
+        return errors.ConnectionError(f"Redis at {target} {kind}: {exc}")
+    if isinstance(exc, rex.ClusterDownError):
+        return errors.ConnectionError(f"Redis cluster at {target} is down: {exc}")
+    if isinstance(exc, rex.RedisClusterException):
+        return errors.ConnectionError(f"Redis cluster at {target}: {exc}")
+    if isinstance(exc, rex.ResponseError):
+        return errors.RedisCommandError(str(exc))
+    return errors.RedkitError(f"unexpected error from Redis at {target}: {exc!r}")
+
+
+_WRAPPED = (rex.RedisError, OSError)
+
+
+def _boundary(exc: BaseException, target: str) -> errors.RedkitError:
+    """The wrapped error, chained to the original so tracebacks still show it."""
+    wrapped = wrap_error(exc, target)
+    wrapped.__cause__ = exc
+    return wrapped
+
+
+def _eval_args(effect: Eval) -> tuple[Any, ...]:
+    return (len(effect.keys), *effect.keys, *effect.args)
+
+
+def _is_noscript(reply: Any) -> bool:
+    return isinstance(reply, rex.NoScriptError)
+
+
+def _batch_replies(replies: list[Any]) -> list[Any]:
+    out: list[Any] = []
+    for reply in replies:
+        out.append(errors.RedisCommandError(str(reply)) if isinstance(reply, Exception) else reply)
+    return out
+
+
+# --- sync driver ---------------------------------------------------------------------
+
+
+def _sync_eval(client: Any, effect: Eval) -> Any:
+    try:
+        return client.evalsha(effect.script.sha, *_eval_args(effect))
+    except rex.NoScriptError:
+        return client.eval(effect.script.source, *_eval_args(effect))
+
+
+def _sync_batch(client: Any, batch: Batch) -> list[Any]:
+    pipe = client.pipeline(transaction=False)
+    for effect in batch.effects:
+        if isinstance(effect, Eval):
+            pipe.evalsha(effect.script.sha, *_eval_args(effect))
+        else:
+            pipe.execute_command(*effect.args)
+    replies = pipe.execute(raise_on_error=False)
+    for i, (effect, reply) in enumerate(zip(batch.effects, replies)):
+        if isinstance(effect, Eval) and _is_noscript(reply):
+            replies[i] = _sync_eval(client, effect)
+    return _batch_replies(replies)
+
+
+def _sync_effect(client: Any, effect: Effect) -> Any:
+    if isinstance(effect, Eval):
+        return _sync_eval(client, effect)
+    if isinstance(effect, Call):
+        return client.execute_command(*effect.args)
+    if isinstance(effect, Batch):
+        return _sync_batch(client, effect)
+    time.sleep(effect.seconds)
+    return None
+
+
+def run(client: redis.Redis | Any, flow: Flow[T], target: str = "redis") -> T:
+    """Drive ``flow`` on a synchronous client and return its result."""
+    reply: Any = None
+    error: BaseException | None = None
+    while True:
+        try:
+            effect = flow.send(reply) if error is None else flow.throw(error)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+        error = None
+        try:
+            reply = _sync_effect(client, effect)
+        except _WRAPPED as exc:
+            error = _boundary(exc, target)
+
+
+# --- async driver --------------------------------------------------------------------
+
+
+async def _async_eval(client: Any, effect: Eval) -> Any:
+    try:
+        return await client.evalsha(effect.script.sha, *_eval_args(effect))
+    except rex.NoScriptError:
+        return await client.eval(effect.script.source, *_eval_args(effect))
+
+
+async def _async_batch(client: Any, batch: Batch) -> list[Any]:
+    pipe = client.pipeline(transaction=False)
+    for effect in batch.effects:
+        if isinstance(effect, Eval):
+            pipe.evalsha(effect.script.sha, *_eval_args(effect))
+        else:
+            pipe.execute_command(*effect.args)
+    replies = await pipe.execute(raise_on_error=False)
+    for i, (effect, reply) in enumerate(zip(batch.effects, replies)):
+        if isinstance(effect, Eval) and _is_noscript(reply):
+            replies[i] = await _async_eval(client, effect)
+    return _batch_replies(list(replies))
+
+
+async def _async_effect(client: Any, effect: Effect) -> Any:
+    if isinstance(effect, Eval):
+        return await _async_eval(client, effect)
+    if isinstance(effect, Call):
+        return await client.execute_command(*effect.args)
+    if isinstance(effect, Batch):
+        return await _async_batch(client, effect)
+    await asyncio.sleep(effect.seconds)
+    return None
+
+
+async def arun(client: Any, flow: Flow[T], target: str = "redis") -> T:
+    """Drive ``flow`` on an asyncio client and return its result."""
+    reply: Any = None
+    error: BaseException | None = None
+    while True:
+        try:
+            effect = flow.send(reply) if error is None else flow.throw(error)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+        error = None
+        try:
+            reply = await _async_effect(client, effect)
+        except _WRAPPED as exc:
+            error = _boundary(exc, target)

@@ -1,0 +1,12 @@
+-- lock_release: release the lock only if the caller still owns it, and wake one waiter.
+-- KEYS[1] the lock   KEYS[2] the wake-up list that waiters block on (BLPOP)
+-- ARGV[1] owner token   ARGV[2] how long an unclaimed wake-up signal lives, in ms
+-- Returns 1 when released, 0 when the caller no longer owned it (expired or taken over).
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return 0
+end
+redis.call('DEL', KEYS[1])
+redis.call('RPUSH', KEYS[2], 1)
+redis.call('LTRIM', KEYS[2], 0, 0)
+redis.call('PEXPIRE', KEYS[2], ARGV[2])
+return 1

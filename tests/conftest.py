@@ -1,0 +1,96 @@
+"""Test servers and fixtures.
+
+Once per session: an embedded standalone Valkey and an embedded 3-master Valkey cluster,
+and, when ``REDKIT_TEST_REDIS_URL`` is set, that external server as a third target.
+Capability tests take ``rk`` (sync) or ``ark`` (async), parametrized over the targets;
+each test gets its own key prefix, and on the external server its keys are deleted after
+the test (never a FLUSH: other users' data lives there).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import AsyncIterator, Callable, Iterator
+
+import pytest
+
+from redkit import AsyncRedkit, Redkit
+from redkit.embedded import EmbeddedCluster, EmbeddedServer
+
+EXTERNAL_URL = os.environ.get("REDKIT_TEST_REDIS_URL") or None
+TARGETS = ["standalone", "cluster"] + (["external"] if EXTERNAL_URL else [])
+
+
+@pytest.fixture(scope="session")
+def standalone_server() -> Iterator[EmbeddedServer]:
+    with EmbeddedServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def cluster_server() -> Iterator[EmbeddedCluster]:
+    with EmbeddedCluster(masters=3) as cluster:
+        yield cluster
+
+
+@pytest.fixture(params=TARGETS)
+def target_url(request: pytest.FixtureRequest) -> str:
+    """The URL of one test target: standalone, cluster, or the external server."""
+    if request.param == "external":
+        assert EXTERNAL_URL is not None
+        return EXTERNAL_URL
+    server = request.getfixturevalue(f"{request.param}_server")
+    return str(server.url)
+
+
+@pytest.fixture
+def standalone_url(standalone_server: EmbeddedServer) -> str:
+    """Only the embedded standalone server (for tests that stop or reconfigure it)."""
+    return standalone_server.url
+
+
+@pytest.fixture
+def prefix() -> str:
+    """A key prefix of this test's own."""
+    return "t" + secrets.token_hex(5)
+
+
+def _delete_prefix(url: str, prefix: str) -> None:
+    with Redkit(url, prefix=prefix) as rk:
+        for key in rk.client.scan_iter(match=rk.keys.pattern(), count=1000):
+            rk.client.delete(key)
+
+
+@pytest.fixture
+def make_rk(target_url: str, prefix: str) -> Iterator[Callable[..., Redkit]]:
+    """Build extra sync facades on this test's target and prefix (e.g. "instance B")."""
+    made: list[Redkit] = []
+
+    def factory(**options: object) -> Redkit:
+        options.setdefault("prefix", prefix)
+        rk = Redkit(target_url, **options)  # type: ignore[arg-type]
+        made.append(rk)
+        return rk
+
+    yield factory
+    for rk in made:
+        rk.close()
+    if target_url == EXTERNAL_URL:
+        _delete_prefix(target_url, prefix)
+
+
+@pytest.fixture
+def rk(make_rk: Callable[..., Redkit]) -> Redkit:
+    """A sync facade on this test's target with a prefix of its own."""
+    return make_rk()
+
+
+@pytest.fixture
+async def ark(target_url: str, prefix: str) -> AsyncIterator[AsyncRedkit]:
+    """An async facade on this test's target with a prefix of its own."""
+    client = AsyncRedkit(target_url, prefix=prefix)
+    yield client
+    await client.aclose()
+    if target_url == EXTERNAL_URL:
+        _delete_prefix(target_url, prefix)

@@ -1,0 +1,195 @@
+"""Locks on every target: exclusion, fencing, waking, loss, renewal, sync and async."""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from redkit import AsyncRedkit, Redkit
+from redkit.errors import ConfigError, LockLostError, LockNotAcquiredError, LockNotOwnedError
+
+CONTENDERS = 20
+
+
+def _critical_section(rk: Redkit, name: str, inside: list[int], log: list[int]) -> None:
+    with rk.lock(name, ttl=5, timeout=30) as lock:
+        inside.append(1)
+        assert len(inside) == 1, "two holders at once"
+        assert lock.fencing_token is not None
+        log.append(lock.fencing_token)
+        inside.pop()
+
+
+def test_threads_never_hold_together_and_fences_increase(rk: Redkit) -> None:
+    inside: list[int] = []
+    fences: list[int] = []
+    with ThreadPoolExecutor(CONTENDERS) as pool:
+        futures = [
+            pool.submit(_critical_section, rk, "shared", inside, fences) for _ in range(CONTENDERS)
+        ]
+        for future in futures:
+            future.result()
+    assert len(fences) == CONTENDERS
+    assert fences == sorted(fences)
+    assert len(set(fences)) == CONTENDERS
+
+
+def _process_contender(url: str, prefix: str, name: str, out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+    with Redkit(url, prefix=prefix) as rk:
+        for _ in range(3):
+            with rk.lock(name, ttl=5, timeout=60) as lock:
+                marker = rk.client.incr(rk.keys.group("test", name).key("inside"))
+                out.put(("in", lock.fencing_token, int(marker)))
+                rk.client.decr(rk.keys.group("test", name).key("inside"))
+
+
+def test_processes_never_hold_together(rk: Redkit, target_url: str, prefix: str) -> None:
+    ctx = multiprocessing.get_context("spawn")
+    out: multiprocessing.Queue = ctx.Queue()  # type: ignore[type-arg]
+    procs = [
+        ctx.Process(target=_process_contender, args=(target_url, prefix, "p", out))
+        for _ in range(CONTENDERS)
+    ]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+        assert p.exitcode == 0
+    seen = [out.get(timeout=5) for _ in range(CONTENDERS * 3)]
+    assert all(inside == 1 for _, _, inside in seen), "a lock was held by two processes"
+    fences = [fence for _, fence, _ in seen]
+    assert len(set(fences)) == len(fences)
+
+
+def test_only_owner_releases(rk: Redkit) -> None:
+    first = rk.lock("job", ttl=5)
+    assert first.acquire()
+    second = rk.lock("job", ttl=5, blocking=False)
+    assert not second.acquire()
+    with pytest.raises(LockNotOwnedError):
+        second.release()
+    assert first.locked()
+    first.release()
+    assert not first.locked()
+
+
+def test_timeout_raises_not_acquired(rk: Redkit) -> None:
+    holder = rk.lock("busy", ttl=5)
+    holder.acquire()
+    start = time.monotonic()
+    with pytest.raises(LockNotAcquiredError), rk.lock("busy", timeout=0.3):
+        pass
+    assert time.monotonic() - start < 3
+    holder.release()
+
+
+def test_waiter_wakes_on_release_not_on_ttl(rk: Redkit) -> None:
+    holder = rk.lock("wake", ttl=30)
+    holder.acquire()
+    acquired = threading.Event()
+
+    def waiter() -> None:
+        with rk.lock("wake", ttl=5, timeout=20):
+            acquired.set()
+
+    thread = threading.Thread(target=waiter)
+    thread.start()
+    # the waiter is blocked: the lock has a 30 s ttl, so only the release can wake it
+    assert not acquired.wait(0.2)
+    released_at = time.monotonic()
+    holder.release()
+    assert acquired.wait(10)
+    thread.join()
+    assert time.monotonic() - released_at < 5, "the waiter should wake on release"
+
+
+def test_waiter_gets_lock_of_dead_holder_after_ttl(rk: Redkit) -> None:
+    dead = rk.lock("dead", ttl=0.3)
+    dead.acquire()  # and never released: the holder "died"
+    with rk.lock("dead", ttl=5, timeout=10) as lock:
+        assert lock.fencing_token == 2
+
+
+def test_owner_stalling_past_ttl_is_reported_lost(rk: Redkit) -> None:
+    lock = rk.lock("stall", ttl=0.2)
+    with pytest.raises(LockLostError), lock:
+        deadline = time.monotonic() + 10
+        while rk.client.exists(lock._keys[0]) and time.monotonic() < deadline:
+            time.sleep(0.02)  # the stall under test, polling until the lock has expired
+    assert lock.lost
+
+
+def test_lost_lock_is_reported_to_renewer(rk: Redkit) -> None:
+    lost = threading.Event()
+    lock = rk.lock("renew", ttl=0.3, auto_renew=True, on_lost=lambda name: lost.set())
+    lock.acquire()
+    rk.client.delete(lock._keys[0])  # someone broke the lock
+    assert lost.wait(5)
+    assert lock.lost
+    with pytest.raises(LockLostError):
+        lock.release()
+
+
+def test_auto_renew_keeps_lock_past_ttl(rk: Redkit) -> None:
+    with rk.lock("long", ttl=0.3, auto_renew=True) as lock:
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline:  # three ttls of work
+            assert rk.client.get(lock._keys[0]) is not None
+            time.sleep(0.05)
+        assert not lock.lost
+
+
+def test_bad_options_are_config_errors(rk: Redkit) -> None:
+    with pytest.raises(ConfigError):
+        rk.lock("x", ttl=0)
+    with pytest.raises(ConfigError):
+        rk.lock("x", timeout=-1)
+
+
+def test_hostile_names_stay_in_their_namespace(rk: Redkit) -> None:
+    names = ["a:b", "{x}", "a}b{c", "*", "line\nbreak", "x" * 10_000]
+    locks = [rk.lock(name, ttl=5, blocking=False) for name in names]
+    assert all(lock.acquire() for lock in locks)
+    for lock in locks:
+        assert lock._keys[0].startswith("{" + rk.keys.prefix + ":lock:")
+        lock.release()
+
+
+async def test_async_lock_exclusion_and_fences(ark: AsyncRedkit) -> None:
+    inside = 0
+    fences: list[int] = []
+
+    async def contender() -> None:
+        nonlocal inside
+        async with ark.lock("alock", ttl=5, timeout=30) as lock:
+            inside += 1
+            assert inside == 1
+            await asyncio.sleep(0)
+            assert lock.fencing_token is not None
+            fences.append(lock.fencing_token)
+            inside -= 1
+
+    await asyncio.gather(*(contender() for _ in range(CONTENDERS)))
+    assert fences == sorted(fences)
+    assert len(set(fences)) == CONTENDERS
+
+
+async def test_async_lost_lock_raises(ark: AsyncRedkit) -> None:
+    lock = ark.lock("alost", ttl=5)
+    with pytest.raises(LockLostError):
+        async with lock:
+            await ark.client.delete(lock._keys[0])
+    assert lock.lost
+
+
+async def test_async_auto_renew(ark: AsyncRedkit) -> None:
+    async with ark.lock("arenew", ttl=0.3, auto_renew=True) as lock:
+        for _ in range(20):
+            assert await ark.client.get(lock._keys[0]) is not None
+            await asyncio.sleep(0.05)
+    assert not lock.lost
