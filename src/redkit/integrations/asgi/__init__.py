@@ -1,0 +1,1 @@
+"""redkit for asgi: one module per capability (see the docs page of each capability)."""

@@ -1,0 +1,1 @@
+"""redkit for django: one module per capability (see the docs page of each capability)."""
