@@ -117,10 +117,12 @@ def test_waiter_gets_lock_of_dead_holder_after_ttl(rk: Redkit) -> None:
 
 def test_owner_stalling_past_ttl_is_reported_lost(rk: Redkit) -> None:
     lock = rk.lock("stall", ttl=0.2)
-    with pytest.raises(LockLostError), lock:
-        deadline = time.monotonic() + 10
-        while rk.client.exists(lock._keys[0]) and time.monotonic() < deadline:
-            time.sleep(0.02)  # the stall under test, polling until the lock has expired
+    lock.acquire()
+    deadline = time.monotonic() + 10
+    while rk.client.exists(lock._keys[0]) and time.monotonic() < deadline:
+        time.sleep(0.02)  # the stall under test, polling until the lock has expired
+    with pytest.raises(LockLostError):
+        lock.__exit__(None, None, None)
     assert lock.lost
 
 

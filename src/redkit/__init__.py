@@ -6,7 +6,7 @@ from redkit.client import AsyncRedkit, Redkit, ServerInfo
 from redkit.config import Settings
 from redkit.errors import (
     ConfigError,
-    ConnectionError,
+    ConnectionError,  # noqa: A004 - redkit.ConnectionError, as in redis-py
     LockError,
     LockLostError,
     LockNotAcquiredError,

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from redkit import connection, ops
-from redkit.config import Settings
+from redkit.config import Settings, Target
 from redkit.errors import ConfigError
 from redkit.keys import Keyspace
 from redkit.serializers import Serializer, get_serializer
@@ -60,7 +60,7 @@ class _Base:
         prefix: str | None,
         serializer: str | Serializer | None,
         secret: str | bytes | None,
-    ) -> connection.Target | None:
+    ) -> Target | None:
         if settings is not None and url is not None:
             raise ConfigError("pass either url= or settings=, not both")
         self.settings = settings or Settings.from_env(url=url, prefix=prefix)
@@ -105,7 +105,9 @@ class Redkit(_Base):
             raise ConfigError("Redkit needs a synchronous client; use AsyncRedkit for asyncio")
         target = self._setup(url, settings, client, prefix, serializer, secret)
         self._owns_client = client is None
-        self.client = client if client is not None else connection.sync_client(self.settings, target)
+        self.client = (
+            client if client is not None else connection.sync_client(self.settings, target)
+        )
         self.cluster = connection.is_cluster(self.client)
 
     def run(self, flow: ops.Flow[T]) -> T:
@@ -164,7 +166,9 @@ class AsyncRedkit(_Base):
             raise ConfigError("AsyncRedkit needs an asyncio client; use Redkit for sync code")
         target = self._setup(url, settings, client, prefix, serializer, secret)
         self._owns_client = client is None
-        self.client = client if client is not None else connection.async_client(self.settings, target)
+        self.client = (
+            client if client is not None else connection.async_client(self.settings, target)
+        )
         self.cluster = connection.is_cluster(self.client)
         self._ready = not self.cluster
 
@@ -223,8 +227,11 @@ def _info_flow(rk: _Base) -> ops.Flow[ServerInfo]:
     return _server_info(rk, server, _parse_info(persistence), memory)
 
 
-def _server_info(rk: _Base, server: dict[str, str], persist: dict[str, str], memory: Any) -> ServerInfo:
-    engine = "valkey" if "valkey_version" in server or server.get("server_name") == "valkey" else "redis"
+def _server_info(
+    rk: _Base, server: dict[str, str], persist: dict[str, str], memory: Any
+) -> ServerInfo:
+    is_valkey = "valkey_version" in server or server.get("server_name") == "valkey"
+    engine = "valkey" if is_valkey else "redis"
     version = server.get("valkey_version") or server.get("redis_version", "?")
     mode = "cluster" if rk.cluster else server.get("redis_mode", "standalone")
     if "sentinel" in rk.target:

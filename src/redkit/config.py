@@ -33,7 +33,7 @@ from redkit.errors import ConfigError
 Mode = Literal["standalone", "unix", "sentinel", "cluster", "embedded"]
 
 _PREFIX_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
-_SCHEMES = {
+_SCHEMES: dict[str, tuple[Mode, bool]] = {
     "redis": ("standalone", False),
     "rediss": ("standalone", True),
     "unix": ("unix", False),

@@ -33,7 +33,7 @@ def resolve(settings: Settings) -> Target:
     target = settings.target()
     if target.mode != "embedded":
         return target
-    from redkit.embedded import default_server  # noqa: PLC0415 - only when needed
+    from redkit.embedded import default_server
 
     server = default_server()
     log.info(

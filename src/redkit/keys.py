@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+
 from redkit.errors import ConfigError
 
 MAX_PART_BYTES = 200

@@ -19,7 +19,7 @@ import asyncio
 import time
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar, Union
+from typing import Any, TypeVar
 
 import redis
 import redis.exceptions as rex
@@ -29,7 +29,7 @@ from redkit.scripts import Script
 
 T = TypeVar("T")
 
-EncodableT = Union[str, bytes, int, float]
+EncodableT = str | bytes | int | float
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +69,7 @@ class Sleep:
     seconds: float
 
 
-Effect = Union[Call, Eval, Batch, Sleep]
+Effect = Call | Eval | Batch | Sleep
 Flow = Generator[Effect, Any, T]
 
 
@@ -151,7 +151,7 @@ def _sync_batch(client: Any, batch: Batch) -> list[Any]:
         else:
             pipe.execute_command(*effect.args)
     replies = pipe.execute(raise_on_error=False)
-    for i, (effect, reply) in enumerate(zip(batch.effects, replies)):
+    for i, (effect, reply) in enumerate(zip(batch.effects, replies, strict=True)):
         if isinstance(effect, Eval) and _is_noscript(reply):
             replies[i] = _sync_eval(client, effect)
     return _batch_replies(replies)
@@ -202,7 +202,7 @@ async def _async_batch(client: Any, batch: Batch) -> list[Any]:
         else:
             pipe.execute_command(*effect.args)
     replies = await pipe.execute(raise_on_error=False)
-    for i, (effect, reply) in enumerate(zip(batch.effects, replies)):
+    for i, (effect, reply) in enumerate(zip(batch.effects, replies, strict=True)):
         if isinstance(effect, Eval) and _is_noscript(reply):
             replies[i] = await _async_eval(client, effect)
     return _batch_replies(list(replies))

@@ -115,7 +115,9 @@ class PickleSerializer:
         return pickle.loads(body)  # noqa: S301 - signature verified above
 
 
-def get_serializer(spec: str | Serializer | None, *, secret: str | bytes | None = None) -> Serializer:
+def get_serializer(
+    spec: str | Serializer | None, *, secret: str | bytes | None = None
+) -> Serializer:
     """Resolve ``"json"`` (default), ``"msgpack"``, ``"pickle"`` (needs ``secret``) or an object."""
     if spec is None or spec == "json":
         return JsonSerializer()
