@@ -1,0 +1,58 @@
+"""The ``redkit`` command.
+
+Each subcommand lives in a module of its own in this package and exposes a click command
+named ``command``; :data:`COMMANDS` lists the modules, so adding ``redkit demo`` is one new
+module (``cli/demo.py``) and one name here. click is an optional dependency (the ``cli``
+extra); without it ``redkit`` prints the install command instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from redkit._lazy import require
+from redkit.errors import MissingDependencyError
+
+if TYPE_CHECKING:
+    import click
+
+__all__ = ["COMMANDS", "build", "main"]
+
+COMMANDS: tuple[str, ...] = ("info", "server")
+"""The subcommand modules, in help order: ``redkit.cli.<name>.command``."""
+
+
+def build() -> click.Group:
+    """The ``redkit`` command group with every subcommand in :data:`COMMANDS` attached.
+
+    Raises:
+        MissingDependencyError: click is not installed.
+    """
+    require("click", "cli")  # a clear install command instead of an ImportError
+    import click
+
+    from redkit import __version__
+
+    group = click.Group(
+        name="redkit",
+        help="redkit: Redis patterns for Python web backends.",
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+    group = click.version_option(__version__, "-V", "--version", prog_name="redkit")(group)
+    for name in COMMANDS:
+        module = importlib.import_module(f"{__name__}.{name}")
+        group.add_command(module.command)
+    return group
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run ``redkit`` (the console script); ``argv`` defaults to ``sys.argv[1:]``."""
+    try:
+        group = build()
+    except MissingDependencyError as exc:
+        print(f"redkit: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
+    group.main(args=list(argv) if argv is not None else None, prog_name="redkit")
