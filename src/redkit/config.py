@@ -127,7 +127,7 @@ class Settings:
             "username": ("REDIS_USERNAME", str),
             "password": ("REDIS_PASSWORD", str),
             "db": ("REDIS_DB", _nonneg_int),
-            "prefix": ("REDKIT_PREFIX", str),
+            "prefix": ("REDKIT_PREFIX", _prefix),
             "connect_timeout": ("REDKIT_CONNECT_TIMEOUT", _pos_float),
             "socket_timeout": ("REDKIT_SOCKET_TIMEOUT", _pos_float),
             "retries": ("REDKIT_RETRIES", _nonneg_int),
@@ -260,6 +260,12 @@ def _port(text: str) -> int:
     if not 0 < value < 65536:
         raise ValueError(f"Not a valid port: {value} is outside 1-65535.")
     return value
+
+
+def _prefix(text: str) -> str:
+    if not _PREFIX_RE.match(text):
+        raise ValueError("Not a valid prefix: use 1-64 letters, digits, '_', '.' or '-'.")
+    return text
 
 
 def _nonneg_int(text: str) -> int:

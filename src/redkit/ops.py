@@ -108,7 +108,7 @@ def wrap_error(exc: BaseException, target: str) -> errors.RedkitError:
     return errors.RedkitError(f"unexpected error from Redis at {target}: {exc!r}")
 
 
-_WRAPPED = (rex.RedisError, OSError)
+_WRAPPED = (rex.RedisError, rex.RedisClusterException, OSError)
 
 
 def _boundary(exc: BaseException, target: str) -> errors.RedkitError:
