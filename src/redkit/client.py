@@ -13,6 +13,8 @@ Capabilities receive the facade and run their flows through :meth:`Redkit.run` o
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -26,6 +28,12 @@ if TYPE_CHECKING:
     from types import TracebackType
 
     from redkit.locks import AsyncLock, Lock
+    from redkit.ratelimit import (
+        AsyncConcurrencyLimiter,
+        AsyncRateLimiter,
+        ConcurrencyLimiter,
+        RateLimiter,
+    )
 
 T = TypeVar("T")
 
@@ -51,6 +59,7 @@ class _Base:
     serializer: Serializer
     target: str
     cluster: bool
+    _owns_client: bool
 
     def _setup(
         self,
@@ -77,6 +86,16 @@ class _Base:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(target={self.target!r}, prefix={self.keys.prefix!r})"
+
+    def _timeout_settings(self, seconds: float) -> Settings | None:
+        """Settings for a sibling that gives up after ``seconds``; None for a handed-in client."""
+        if not (seconds > 0 and math.isfinite(seconds)):
+            raise ConfigError(f"a timeout must be a positive number of seconds, got {seconds!r}")
+        if not self._owns_client:
+            return None
+        return dataclasses.replace(
+            self.settings, socket_timeout=seconds, connect_timeout=seconds, retries=0
+        )
 
 
 class Redkit(_Base):
@@ -109,6 +128,7 @@ class Redkit(_Base):
             client if client is not None else connection.sync_client(self.settings, target)
         )
         self.cluster = connection.is_cluster(self.client)
+        self._siblings: dict[float, Redkit] = {}
 
     def run(self, flow: ops.Flow[T]) -> T:
         """Run a flow (see :mod:`redkit.ops`) on this client."""
@@ -128,8 +148,43 @@ class Redkit(_Base):
 
         return Lock(self, name, **options)
 
+    def rate_limiter(self, policy: Any, **options: Any) -> RateLimiter:
+        """A rate limiter, e.g. ``rk.rate_limiter("10/second; 1000/hour")``.
+
+        See :class:`redkit.ratelimit.RateLimiter` for the options.
+        """
+        from redkit.ratelimit import RateLimiter
+
+        return RateLimiter(self, policy, **options)
+
+    def concurrency_limiter(self, limit: int, **options: Any) -> ConcurrencyLimiter:
+        """At most ``limit`` holders per key; see :class:`redkit.ratelimit.ConcurrencyLimiter`."""
+        from redkit.ratelimit import ConcurrencyLimiter
+
+        return ConcurrencyLimiter(self, limit, **options)
+
+    def with_timeout(self, seconds: float) -> Redkit:
+        """This facade's target and prefix, with commands that give up after ``seconds``.
+
+        Connect and reply each get ``seconds`` and nothing is retried, so a dead or stalled
+        server costs a caller at most that long: for checks on a request path. Cached per
+        value and closed with this facade; with a handed-in client, returns ``self``.
+        """
+        sibling = self._siblings.get(seconds)
+        if sibling is None:
+            settings = self._timeout_settings(seconds)
+            if settings is None:
+                return self
+            made = Redkit(settings=settings, serializer=self.serializer)
+            sibling = self._siblings.setdefault(seconds, made)
+            if sibling is not made:
+                made.close()
+        return sibling
+
     def close(self) -> None:
         """Close the connection pool (only when redkit created the client)."""
+        for sibling in list(self._siblings.values()):
+            sibling.close()
         if self._owns_client:
             self.client.close()
 
@@ -171,6 +226,7 @@ class AsyncRedkit(_Base):
         )
         self.cluster = connection.is_cluster(self.client)
         self._ready = not self.cluster
+        self._siblings: dict[float, AsyncRedkit] = {}
 
     async def run(self, flow: ops.Flow[T]) -> T:
         """Run a flow (see :mod:`redkit.ops`) on this client."""
@@ -202,8 +258,37 @@ class AsyncRedkit(_Base):
 
         return AsyncLock(self, name, **options)
 
+    def rate_limiter(self, policy: Any, **options: Any) -> AsyncRateLimiter:
+        """A rate limiter for asyncio; see :class:`redkit.ratelimit.AsyncRateLimiter`."""
+        from redkit.ratelimit import AsyncRateLimiter
+
+        return AsyncRateLimiter(self, policy, **options)
+
+    def concurrency_limiter(self, limit: int, **options: Any) -> AsyncConcurrencyLimiter:
+        """At most ``limit`` holders per key (asyncio); see ``AsyncConcurrencyLimiter``."""
+        from redkit.ratelimit import AsyncConcurrencyLimiter
+
+        return AsyncConcurrencyLimiter(self, limit, **options)
+
+    def with_timeout(self, seconds: float) -> AsyncRedkit:
+        """This facade's target and prefix, with commands that give up after ``seconds``.
+
+        See :meth:`Redkit.with_timeout`.
+        """
+        sibling = self._siblings.get(seconds)
+        if sibling is None:
+            settings = self._timeout_settings(seconds)
+            if settings is None:
+                return self
+            sibling = self._siblings.setdefault(
+                seconds, AsyncRedkit(settings=settings, serializer=self.serializer)
+            )
+        return sibling
+
     async def aclose(self) -> None:
         """Close the connection pool (only when redkit created the client)."""
+        for sibling in list(self._siblings.values()):
+            await sibling.aclose()
         if self._owns_client:
             await self.client.aclose()
 

@@ -14,6 +14,7 @@ The family::
     │   ├── LockNotAcquiredError     acquiring timed out
     │   ├── LockNotOwnedError        release/extend by someone who does not hold it
     │   └── LockLostError            the lock expired (or was taken) while held
+    ├── RateLimitExceededError       acquire() on a rate or concurrency limiter timed out
     └── MissingDependencyError       an optional extra is not installed (also ImportError)
 
 redis-py's exceptions never escape a redkit call: the drivers wrap them at the boundary
@@ -71,6 +72,19 @@ class LockLostError(LockError):
     """The lock expired or passed to another owner while its holder still worked."""
 
 
+class RateLimitExceededError(RedkitError):
+    """A limiter did not admit the caller within its timeout.
+
+    ``retry_after`` is the limiter's estimate, in seconds, of when it would have
+    (``math.inf`` when the cost can never fit); ``result`` is the last check's result.
+    """
+
+    def __init__(self, message: str, retry_after: float, result: object = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.result = result
+
+
 class MissingDependencyError(RedkitError, ImportError):
     """An optional dependency is missing; the message gives the install command."""
 
@@ -91,6 +105,7 @@ __all__ = [
     "LockNotAcquiredError",
     "LockNotOwnedError",
     "MissingDependencyError",
+    "RateLimitExceededError",
     "RedisCommandError",
     "RedkitError",
     "ScriptError",

@@ -1,0 +1,79 @@
+"""HTTP presentation of a rate limit result, shared by every framework integration.
+
+The header fields follow draft-ietf-httpapi-ratelimit-headers (RateLimit-Policy and
+RateLimit, as Structured Field lists with one member per limit)::
+
+    RateLimit-Policy: "10-per-1s";q=10;w=1, "1000-per-3600s";q=1000;w=3600
+    RateLimit: "10-per-1s";r=7;t=1, "1000-per-3600s";r=993;t=3598
+
+A rejected request also gets ``Retry-After`` (whole seconds, rounded up) and an RFC 9457
+``application/problem+json`` body.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+from redkit.ratelimit.ops import RateLimitResult
+from redkit.ratelimit.policy import Limit
+
+PROBLEM_TYPE = "application/problem+json"
+
+
+def _policy_member(limit: Limit) -> str:
+    window = max(1, math.ceil(limit.period))
+    return f'"{limit.name}";q={limit.capacity};w={window}'
+
+
+def headers(results: RateLimitResult | list[RateLimitResult]) -> list[tuple[str, str]]:
+    """``RateLimit-Policy``, ``RateLimit`` (and ``Retry-After`` when rejected) for results."""
+    if isinstance(results, RateLimitResult):
+        results = [results]
+    policy: list[str] = []
+    current: list[str] = []
+    retry = 0.0
+    for result in results:
+        for state in result.states:
+            policy.append(_policy_member(state.limit))
+            reset = max(0, math.ceil(state.reset_after))
+            current.append(f'"{state.limit.name}";r={max(0, state.remaining)};t={reset}')
+        if not result.allowed:
+            retry = max(retry, result.retry_after)
+    out = [("RateLimit-Policy", ", ".join(policy)), ("RateLimit", ", ".join(current))]
+    if retry > 0:
+        out.append(("Retry-After", str(_retry_seconds(retry))))
+    return out
+
+
+def _retry_seconds(retry_after: float) -> int:
+    # a cost that never fits has no honest Retry-After; a day says "do not retry soon"
+    return 86400 if math.isinf(retry_after) else max(1, math.ceil(retry_after))
+
+
+def problem(results: RateLimitResult | list[RateLimitResult], instance: str | None = None) -> bytes:
+    """The RFC 9457 problem document of a 429 response."""
+    if isinstance(results, RateLimitResult):
+        results = [results]
+    rejected = [r for r in results if not r.allowed] or results
+    retry = max(r.retry_after for r in rejected)
+    body: dict[str, object] = {
+        "type": "about:blank",
+        "title": "Too Many Requests",
+        "status": 429,
+        "detail": f"Rate limit exceeded; retry after {_retry_seconds(retry)} seconds.",
+    }
+    if instance is not None:
+        body["instance"] = instance
+    return json.dumps(body).encode()
+
+
+def unavailable_problem() -> bytes:
+    """The problem document of a 503 answered when a fail-closed limiter cannot reach Redis."""
+    body = {
+        "type": "about:blank",
+        "title": "Service Unavailable",
+        "status": 503,
+        "detail": "Rate limiting is unavailable; try again shortly.",
+    }
+    return json.dumps(body).encode()

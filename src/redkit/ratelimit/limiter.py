@@ -1,0 +1,200 @@
+"""The rate limiter users meet: :class:`RateLimiter` (sync) and :class:`AsyncRateLimiter`.
+
+::
+
+    limiter = rk.rate_limiter("10/second; 1000/hour", algorithm="gcra")
+    result = limiter.hit("user:42")          # .allowed, .remaining, .reset_after, .retry_after
+    limiter.peek("user:42"); limiter.reset("user:42")
+    limiter.acquire("payments-api", timeout=5)   # wait until a hit is allowed
+
+Guarantees: a check is one EVALSHA; every limit of the policy is checked and charged in
+that one script, all or nothing, on the server's clock. A check never takes longer than
+``deadline`` (connect and reply; nothing is retried); when Redis fails, ``on_error``
+decides: ``"closed"`` raises :class:`redkit.errors.ConnectionError`, ``"open"`` admits the
+hit with ``result.degraded`` set, ``"local"`` asks an in-process limiter (also
+``degraded``). Failures are logged and counted in :attr:`RateLimiter.failures`.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from typing import TYPE_CHECKING, Any
+
+from redkit import ops
+from redkit.errors import ConfigError, RateLimitExceededError
+from redkit.ratelimit.failure import UNAVAILABLE, FailurePolicy
+from redkit.ratelimit.local import LocalLimiter
+from redkit.ratelimit.ops import (
+    HIT,
+    PEEK,
+    LimitState,
+    Plan,
+    RateLimitResult,
+    check_cost,
+)
+from redkit.ratelimit.policy import Limit, Policy, parse_policy
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from redkit.client import AsyncRedkit, Redkit, _Base
+
+Key = str | bytes | int
+_DEFAULT_DEADLINE = 0.5
+
+
+class _RateLimiterCore:
+    """The flows shared by :class:`RateLimiter` and :class:`AsyncRateLimiter`."""
+
+    def __init__(
+        self,
+        rk: _Base,
+        policy: str | Limit | Policy | Iterable[Limit | str],
+        *,
+        algorithm: str = "gcra",
+        name: str = "default",
+        burst: int | None = None,
+        on_error: str = "closed",
+        deadline: float | None = _DEFAULT_DEADLINE,
+        cooldown: float = 1.0,
+    ) -> None:
+        self.policy = parse_policy(policy, burst=burst)
+        self.name = name
+        self._plan = Plan(rk.keys, name, algorithm, self.policy)
+        self.algorithm = self._plan.algorithm
+        self._failure = FailurePolicy(name, on_error, cooldown)
+        self._local = LocalLimiter(self.policy) if on_error == "local" else None
+        if deadline is not None and not (deadline > 0 and math.isfinite(deadline)):
+            raise ConfigError(f"deadline must be a positive number of seconds, got {deadline!r}")
+        self.deadline = deadline
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}({str(self.policy)!r}, algorithm={self.algorithm!r}, "
+            f"name={self.name!r}, on_error={self.on_error!r})"
+        )
+
+    @property
+    def on_error(self) -> str:
+        """The failure policy: ``"closed"``, ``"open"`` or ``"local"``."""
+        return self._failure.on_error
+
+    @property
+    def failures(self) -> int:
+        """How many checks were answered by the failure policy instead of Redis."""
+        return self._failure.failures
+
+    def _check_flow(self, key: Key, cost: int, mode: int) -> ops.Flow[RateLimitResult]:
+        if self._failure.down_until and self._failure.cooling_down():
+            return self._degraded(key, cost, mode, None)
+        plan = self._plan
+        try:
+            reply = yield ops.Eval(plan.script, plan.keys(key), plan.args(mode, check_cost(cost)))
+        except UNAVAILABLE as exc:
+            return self._degraded(key, cost, mode, exc)
+        return plan.parse(reply)
+
+    def _degraded(self, key: Key, cost: int, mode: int, exc: Any) -> RateLimitResult:
+        self._failure.failed(exc)  # raises when failing closed
+        if self._local is not None:
+            return self._local.check(key, cost, mode)
+        states = tuple(LimitState(x, x.capacity, 0.0) for x in self.policy.limits)
+        return RateLimitResult(True, 0.0, states, degraded=True)
+
+    def _acquire_flow(
+        self, key: Key, cost: int, timeout: float | None
+    ) -> ops.Flow[RateLimitResult]:
+        if timeout is not None and timeout < 0:
+            raise ConfigError(f"timeout must be >= 0 seconds, got {timeout!r}")
+        deadline = math.inf if timeout is None else time.monotonic() + timeout
+        while True:
+            result = yield from self._check_flow(key, cost, HIT)
+            if result.allowed:
+                return result
+            left = deadline - time.monotonic()
+            if result.retry_after > left:
+                raise RateLimitExceededError(
+                    f"rate limit {str(self.policy)!r} for this key is not expected to admit a "
+                    f"hit of cost {cost} within {timeout}s (retry after {result.retry_after:.3f}s)",
+                    result.retry_after,
+                    result,
+                )
+            # a little jitter so that waiters released together do not collide again
+            yield ops.Sleep(result.retry_after + random.uniform(0, 0.01))
+
+    def _reset_flow(self, key: Key) -> ops.Flow[None]:
+        if self._local is not None:
+            self._local.reset(key)
+        yield ops.Call("DEL", *self._plan.keys(key))
+
+
+class RateLimiter(_RateLimiterCore):
+    """A rate limiter for synchronous code. Build it with :meth:`redkit.Redkit.rate_limiter`.
+
+    Args:
+        policy: ``"100/minute"``, ``"10/second; 1000/hour"``, a :class:`Limit` or a list.
+        algorithm: ``"gcra"`` (default), ``"token_bucket"``, ``"fixed_window"``,
+            ``"sliding_window"`` (counter, approximate) or ``"sliding_log"`` (exact).
+        name: a namespace, so that two limiters on the same keys do not share counts.
+        burst: bucket size for every limit without its own (token bucket and GCRA).
+        on_error: ``"closed"`` (raise), ``"open"`` (admit, flagged) or ``"local"``.
+        deadline: seconds a check may take before the failure policy answers; ``None``
+            uses the facade's own timeouts and retries.
+        cooldown: seconds to skip Redis after a failure (0: ask again at once).
+    """
+
+    def __init__(self, rk: Redkit, policy: Any, **options: Any) -> None:
+        super().__init__(rk, policy, **options)
+        self._rk = rk if self.deadline is None else rk.with_timeout(self.deadline)
+
+    def hit(self, key: Key, cost: int = 1) -> RateLimitResult:
+        """Check ``cost`` against every limit for ``key`` and charge it if all allow it."""
+        return self._rk.run(self._check_flow(key, cost, HIT))
+
+    def peek(self, key: Key, cost: int = 1) -> RateLimitResult:
+        """Would a hit of ``cost`` be allowed now? Charges nothing."""
+        return self._rk.run(self._check_flow(key, cost, PEEK))
+
+    def acquire(self, key: Key, cost: int = 1, *, timeout: float | None = None) -> RateLimitResult:
+        """Wait until a hit is allowed, then take it.
+
+        Raises:
+            RateLimitExceededError: not allowed within ``timeout`` seconds (raised as soon
+                as the limiter knows the wait would be longer).
+        """
+        return self._rk.run(self._acquire_flow(key, cost, timeout))
+
+    def reset(self, key: Key) -> None:
+        """Forget all usage of ``key``."""
+        self._rk.run(self._reset_flow(key))
+
+
+class AsyncRateLimiter(_RateLimiterCore):
+    """A rate limiter for asyncio. Build it with :meth:`redkit.AsyncRedkit.rate_limiter`.
+
+    Takes the same options as :class:`RateLimiter`; its methods are awaited.
+    """
+
+    def __init__(self, rk: AsyncRedkit, policy: Any, **options: Any) -> None:
+        super().__init__(rk, policy, **options)
+        self._rk = rk if self.deadline is None else rk.with_timeout(self.deadline)
+
+    async def hit(self, key: Key, cost: int = 1) -> RateLimitResult:
+        """Check ``cost`` against every limit for ``key`` and charge it if all allow it."""
+        return await self._rk.run(self._check_flow(key, cost, HIT))
+
+    async def peek(self, key: Key, cost: int = 1) -> RateLimitResult:
+        """Would a hit of ``cost`` be allowed now? Charges nothing."""
+        return await self._rk.run(self._check_flow(key, cost, PEEK))
+
+    async def acquire(
+        self, key: Key, cost: int = 1, *, timeout: float | None = None
+    ) -> RateLimitResult:
+        """Wait until a hit is allowed, then take it (see :meth:`RateLimiter.acquire`)."""
+        return await self._rk.run(self._acquire_flow(key, cost, timeout))
+
+    async def reset(self, key: Key) -> None:
+        """Forget all usage of ``key``."""
+        await self._rk.run(self._reset_flow(key))
