@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from types import TracebackType
 
     from redkit.locks import AsyncLock, Lock
+    from redkit.sessions import AsyncSessionStore, AsyncTokenRevoker, SessionStore, TokenRevoker
     from redkit.ratelimit import (
         AsyncConcurrencyLimiter,
         AsyncRateLimiter,
@@ -148,6 +149,18 @@ class Redkit(_Base):
 
         return Lock(self, name, **options)
 
+    def sessions(self, **options: Any) -> SessionStore:
+        """Server-side sessions; see :class:`redkit.sessions.SessionStore` for the options."""
+        from redkit.sessions import SessionStore
+
+        return SessionStore(self, **options)
+
+    def tokens(self, **options: Any) -> TokenRevoker:
+        """Token revocation; see :class:`redkit.sessions.TokenRevoker` for the options."""
+        from redkit.sessions import TokenRevoker
+
+        return TokenRevoker(self, **options)
+
     def rate_limiter(self, policy: Any, **options: Any) -> RateLimiter:
         """A rate limiter, e.g. ``rk.rate_limiter("10/second; 1000/hour")``.
 
@@ -257,6 +270,18 @@ class AsyncRedkit(_Base):
         from redkit.locks import AsyncLock
 
         return AsyncLock(self, name, **options)
+
+    def sessions(self, **options: Any) -> AsyncSessionStore:
+        """Server-side sessions; see :class:`redkit.sessions.AsyncSessionStore`."""
+        from redkit.sessions import AsyncSessionStore
+
+        return AsyncSessionStore(self, **options)
+
+    def tokens(self, **options: Any) -> AsyncTokenRevoker:
+        """Token revocation; see :class:`redkit.sessions.AsyncTokenRevoker`."""
+        from redkit.sessions import AsyncTokenRevoker
+
+        return AsyncTokenRevoker(self, **options)
 
     def rate_limiter(self, policy: Any, **options: Any) -> AsyncRateLimiter:
         """A rate limiter for asyncio; see :class:`redkit.ratelimit.AsyncRateLimiter`."""

@@ -1,0 +1,8 @@
+-- sess_destroy: end a session, optionally only if it belongs to the given user.
+-- KEYS[1] the session hash
+-- ARGV[1] the user it must belong to ('' = any owner)
+-- Returns 1 when a session was ended, 0 when there was none (or it was someone else's).
+if ARGV[1] ~= '' and redis.call('HGET', KEYS[1], 'm:u') ~= ARGV[1] then
+  return 0
+end
+return redis.call('DEL', KEYS[1])

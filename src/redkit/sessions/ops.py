@@ -1,0 +1,180 @@
+"""The session and token operations: scripts, keys, ids, and reply parsing.
+
+Key layout (``p`` is the prefix)::
+
+    {p:sess:<session id>}:s         hash: 'd:<key>' data fields, 'm:<name>' metadata
+    {p:sess:u:<user>}:index         sorted set: session id -> absolute deadline (ms)
+    {p:sess:u:<user>}:gen           generation: raised by every "log out everywhere"
+    {p:tok:u:<user>}:jti:<jti>      deny-list entry, expires with the token
+    {p:tok:u:<user>}:before         watermark (ms): tokens issued at or before it are revoked
+    {p:tok:u:<user>}:fam:<family>   refresh-token family: 'cur' token id, 'rev' flag
+
+A session and its user's index hash to different slots (a session is found by its id
+alone, and the id is pure randomness); the flows that touch both are ordered so that a
+failure between steps leaves nothing that outlives a logout (see docs/sessions.md).
+A user's token keys share one tag, so a revocation check is one script.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from redkit.errors import ConfigError
+from redkit.keys import KeyGroup, Keyspace
+from redkit.scripts import script
+
+LOAD = script("sess_load")
+CREATE = script("sess_create")
+UPDATE = script("sess_update")
+TAKE = script("sess_take")
+DESTROY = script("sess_destroy")
+INDEX_ADD = script("sess_index_add")
+INDEX_LIST = script("sess_index_list")
+END_ALL = script("sess_end_all")
+TOK_REVOKE = script("tok_revoke")
+TOK_REVOKE_ALL = script("tok_revoke_all")
+TOK_CHECK = script("tok_check")
+TOK_FAMILY_NEW = script("tok_family_new")
+TOK_FAMILY_ROTATE = script("tok_family_rotate")
+TOK_FAMILY_REVOKE = script("tok_family_revoke")
+
+ID_BYTES = 32  # 256 bits from secrets: far beyond OWASP's 64-bit minimum of entropy
+_ID_RE = re.compile(r"^[A-Za-z0-9_-]{43}$")
+DATA = "d:"
+META_CREATED, META_SEEN, META_DEADLINE = "m:c", "m:s", "m:a"
+META_USER, META_IP, META_UA, META_GEN = "m:u", "m:ip", "m:ua", "m:g"
+MAX_META_CHARS = 512  # user agents are attacker-chosen; keep the stored copy bounded
+
+
+def new_id() -> str:
+    """A fresh session id: 256 random bits, URL-safe base64 (43 characters)."""
+    return secrets.token_urlsafe(ID_BYTES)
+
+
+def valid_id(value: str | None) -> bool:
+    """True when ``value`` has the shape of an id redkit issues (anything else is ignored)."""
+    return value is not None and _ID_RE.match(value) is not None
+
+
+def handle_of(session_id: str) -> str:
+    """The public handle of a session: names it in listings without being a credential."""
+    return hashlib.sha256(session_id.encode()).hexdigest()[:20]
+
+
+def session_key(keys: Keyspace, session_id: str) -> str:
+    return keys.group("sess", session_id).key("s")
+
+
+def index_keys(keys: Keyspace, user: str) -> tuple[str, str]:
+    """The user's index of sessions and its generation counter (one hash tag)."""
+    group = keys.group("sess", "u", user)
+    return group.key("index"), group.key("gen")
+
+
+def token_group(keys: Keyspace, user: str | None) -> KeyGroup:
+    """The group of a user's token keys; tokens without a subject share one group."""
+    return keys.group("tok", "_") if user is None else keys.group("tok", "u", user)
+
+
+def ms(seconds: float) -> int:
+    return round(seconds * 1000)
+
+
+def epoch_ms(value: datetime | float | int) -> int:
+    """Milliseconds since the epoch from a datetime (naive = UTC) or epoch seconds."""
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        return ms(value.timestamp())
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"expected a datetime or epoch seconds, got {value!r}")
+    return ms(float(value))
+
+
+def from_ms(value: int | None) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(value / 1000, tz=timezone.utc)
+
+
+def text(value: Any) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def clip(value: str | None) -> str:
+    return "" if value is None else value[:MAX_META_CHARS]
+
+
+def pairs(flat: Sequence[Any]) -> dict[str, bytes]:
+    """HGETALL's flat reply as a dict with str fields and bytes values."""
+    out: dict[str, bytes] = {}
+    for i in range(0, len(flat) - 1, 2):
+        value = flat[i + 1]
+        out[text(flat[i])] = value if isinstance(value, bytes) else str(value).encode()
+    return out
+
+
+@dataclass(frozen=True)
+class Record:
+    """A stored session split into its metadata and its raw (still serialized) data."""
+
+    created_ms: int
+    seen_ms: int
+    deadline_ms: int
+    user: str | None
+    generation: int
+    ip: str | None
+    user_agent: str | None
+    raw: dict[str, bytes]
+
+    @classmethod
+    def parse(cls, fields: Mapping[str, bytes]) -> Record:
+        def meta(name: str) -> str | None:
+            value = fields.get(name)
+            return None if value is None else text(value)
+
+        return cls(
+            created_ms=int(fields.get(META_CREATED, b"0")),
+            seen_ms=int(fields.get(META_SEEN, b"0")),
+            deadline_ms=int(fields.get(META_DEADLINE, b"0")),
+            user=meta(META_USER),
+            generation=int(fields.get(META_GEN, b"0")),
+            ip=meta(META_IP),
+            user_agent=meta(META_UA),
+            raw={k[len(DATA) :]: v for k, v in fields.items() if k.startswith(DATA)},
+        )
+
+
+@dataclass(frozen=True)
+class SessionInfo:
+    """One of a user's sessions, as listed for a "where you're logged in" page.
+
+    ``handle`` names the session for :meth:`SessionStore.end`; it is derived from the id
+    but is not the id, so showing it cannot leak a credential.
+    """
+
+    handle: str
+    created: datetime | None
+    last_seen: datetime | None
+    ip: str | None
+    user_agent: str | None
+    current: bool = False
+
+
+def info_from_hmget(session_id: str, reply: Sequence[Any], current: str | None) -> SessionInfo:
+    created, seen, ip, agent = (None if v is None else text(v) for v in reply[:4])
+    return SessionInfo(
+        handle=handle_of(session_id),
+        created=from_ms(int(created)) if created else None,
+        last_seen=from_ms(int(seen)) if seen else None,
+        ip=ip or None,
+        user_agent=agent or None,
+        current=session_id == current,
+    )
+
+
+LIST_FIELDS = (META_CREATED, META_SEEN, META_IP, META_UA, META_USER)

@@ -1,0 +1,430 @@
+"""Server-side sessions: :class:`SessionStore` (sync) and :class:`AsyncSessionStore`.
+
+::
+
+    store = rk.sessions(idle_timeout=1800, absolute_timeout=12 * 3600)
+    session = store.load(cookie_value, ip=peer, user_agent=agent)  # never raises on bad ids
+    session["cart"] = [42]
+    store.login(session, user_id)          # new id; the old one is dead
+    store.save(session)                    # writes only what changed
+    response.set_cookie_header(store.cookie.header(session.id))
+
+    store.list_sessions(user_id)           # created, last seen, IP, user agent
+    store.end_all(user_id)                 # log out everywhere
+
+Every per-request step is one Lua script that reads the server's clock: loading refreshes
+the idle timeout (a key TTL of ``min(now + idle, absolute deadline)``), so Redis itself
+ends a session that goes quiet or grows too old. See docs/sessions.md for the guarantees.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from redkit import ops
+from redkit.errors import ConfigError, RedisCommandError
+from redkit.sessions import ops as sops
+from redkit.sessions.check import check_flow
+from redkit.sessions.cookies import CookieConfig
+from redkit.sessions.session import Session
+
+if TYPE_CHECKING:
+    from redkit.client import AsyncRedkit, Redkit, _Base
+
+DEFAULT_IDLE = 30 * 60.0
+DEFAULT_ABSOLUTE = 12 * 3600.0
+_CREATE_ATTEMPTS = 3  # a 256-bit collision never happens; bounded anyway
+
+
+class _StoreCore:
+    """Options and flows shared by :class:`SessionStore` and :class:`AsyncSessionStore`."""
+
+    def __init__(
+        self,
+        rk: _Base,
+        *,
+        idle_timeout: float = DEFAULT_IDLE,
+        absolute_timeout: float = DEFAULT_ABSOLUTE,
+        cookie: CookieConfig | None = None,
+        check: bool = True,
+    ) -> None:
+        for name, value in (("idle_timeout", idle_timeout), ("absolute_timeout", absolute_timeout)):
+            if not isinstance(value, (int, float)) or not value > 0 or value == float("inf"):
+                raise ConfigError(f"{name} must be a positive number of seconds, got {value!r}")
+        self._base = rk
+        self._keys = rk.keys
+        self._serializer = rk.serializer
+        self.idle_timeout = float(idle_timeout)
+        self.absolute_timeout = float(absolute_timeout)
+        self.cookie = cookie or CookieConfig()
+        self._check_pending = check
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(idle_timeout={self.idle_timeout}, "
+            f"absolute_timeout={self.absolute_timeout}, cookie={self.cookie.name!r})"
+        )
+
+    def new(self, *, ip: str | None = None, user_agent: str | None = None) -> Session:
+        """A fresh, empty session; it is stored (and gets an id) on its first save with data."""
+        return Session(self._serializer, ip=ip, user_agent=user_agent)
+
+    def _key(self, session_id: str) -> str:
+        return sops.session_key(self._keys, session_id)
+
+    def _check_once(self) -> Iterator[ops.Effect]:
+        if self._check_pending:
+            self._check_pending = False
+            yield from check_flow(self._base, "redkit sessions")
+
+    # --- per request ------------------------------------------------------------------
+
+    def _load_flow(
+        self, session_id: str | None, ip: str | None, user_agent: str | None
+    ) -> ops.Flow[Session]:
+        yield from self._check_once()
+        if session_id is None or not sops.valid_id(session_id):
+            return self.new(ip=ip, user_agent=user_agent)
+        args = (sops.ms(self.idle_timeout), sops.clip(ip), sops.clip(user_agent))
+        reply = yield ops.Eval(sops.LOAD, (self._key(session_id),), args)
+        if not reply:  # unknown, expired or ended: a fresh session, never the client's id
+            return self.new(ip=ip, user_agent=user_agent)
+        record = sops.Record.parse(sops.pairs(reply))
+        return Session(self._serializer, session_id, record, ip=ip, user_agent=user_agent)
+
+    def _save_flow(self, session: Session) -> ops.Flow[None]:
+        pending = session._pending
+        if pending == "destroy":
+            yield from self._destroy_flow(session)
+        elif pending in ("login", "rotate"):
+            yield from self._rotate_flow(session)
+        elif session.is_new:
+            if session._touched and len(session) > 0:
+                yield from self._rotate_flow(session)
+        else:
+            yield from self._update_flow(session)
+
+    def _meta(self, session: Session, user: str | None, gen: int) -> list[tuple[str, bytes]]:
+        meta = [
+            (sops.META_IP, sops.clip(session.ip)),
+            (sops.META_UA, sops.clip(session.user_agent)),
+        ]
+        if user is not None:
+            meta += [(sops.META_USER, user), (sops.META_GEN, str(gen))]
+        return [(name, value.encode()) for name, value in meta if value]
+
+    def _create_flow(
+        self, fields: list[tuple[str, bytes]], created: int, deadline: int
+    ) -> ops.Flow[tuple[str, list[int]] | None]:
+        flat = [part for pair in fields for part in pair]
+        args = (sops.ms(self.idle_timeout), sops.ms(self.absolute_timeout), created, deadline)
+        for _ in range(_CREATE_ATTEMPTS):
+            session_id = sops.new_id()
+            reply = yield ops.Eval(sops.CREATE, (self._key(session_id),), (*args, *flat))
+            if reply[0] == 1:
+                return session_id, [int(v) for v in reply[1:]]
+            if reply[0] == 2:  # rotating a session whose absolute deadline just passed
+                return None
+        raise RedisCommandError("could not create a session: every fresh id was taken")
+
+    def _generation_flow(self, user: str | None) -> ops.Flow[int]:
+        if user is None:
+            return 0
+        _, gen_key = sops.index_keys(self._keys, user)
+        return int((yield ops.Call("GET", gen_key)) or 0)
+
+    def _register_flow(
+        self, user: str, session_id: str, deadline: int, gen: int, old: str | None
+    ) -> ops.Flow[bool]:
+        """Add the session to the user's index; False (and the session ended) if too late."""
+        keys = sops.index_keys(self._keys, user)
+        count = yield ops.Eval(sops.INDEX_ADD, keys, (session_id, deadline, old or "", gen))
+        if count >= 0:
+            return True
+        yield ops.Eval(sops.DESTROY, (self._key(session_id),), ("",))
+        return False
+
+    def _rotate_flow(self, session: Session) -> ops.Flow[None]:
+        """Move the session to a fresh id: take the old (now dead), create the new, index it."""
+        old_id, login = session.id, session._pending == "login"
+        user = session._login_user if login else session._user
+        record = None
+        if old_id is not None:
+            reply = yield ops.Eval(sops.TAKE, (self._key(old_id),), ())
+            record = sops.Record.parse(sops.pairs(reply)) if reply else None
+            if record is None and not login:  # it ended meanwhile; so does this request's copy
+                return self._ended(session)
+        gen = record.generation if record is not None and not login else 0
+        if login:
+            gen = yield from self._generation_flow(user)
+        raw = self._merged(session, record, user)
+        created, deadline = (
+            (0, 0) if login or record is None else (record.created_ms, record.deadline_ms)
+        )
+        fields = [(sops.DATA + k, v) for k, v in raw.items()] + self._meta(session, user, gen)
+        made = yield from self._create_flow(fields, created, deadline)
+        if made is None:
+            return self._ended(session)
+        new_id, (created, deadline, now) = made
+        same_user = record is not None and record.user == user
+        if user is not None:
+            registered = yield from self._register_flow(
+                user, new_id, deadline, gen, old_id if same_user else None
+            )
+            if not registered:
+                return self._ended(session)
+        if record is not None and record.user is not None and not same_user:
+            yield ops.Call("ZREM", sops.index_keys(self._keys, record.user)[0], old_id or "")
+        stored = sops.Record(created, now, deadline, user, gen, session.ip, session.user_agent, raw)
+        session._stored(new_id, stored)
+        return None
+
+    @staticmethod
+    def _merged(session: Session, record: sops.Record | None, user: str | None) -> dict[str, bytes]:
+        """The stored data (fresher than this request's copy) with this request's changes."""
+        carry = record is not None and record.user in (None, user)
+        raw = dict(record.raw) if carry and record is not None else dict(session._raw)
+        sets, deletes = session._changes()
+        raw.update(sets)
+        for key in deletes:
+            raw.pop(key, None)
+        return raw
+
+    def _update_flow(self, session: Session) -> ops.Flow[None]:
+        bind = session._pending == "bind"
+        sets, deletes = session._changes()
+        if session.id is None or (not sets and not deletes and not bind):
+            return
+        fields = [(sops.DATA + k, v) for k, v in sets.items()]
+        gen = 0
+        if bind:
+            gen = yield from self._generation_flow(session._login_user)
+            fields += [
+                (sops.META_USER, str(session._login_user).encode()),
+                (sops.META_GEN, b"%d" % gen),
+            ]
+        flat = [part for pair in fields for part in pair]
+        args = (sops.ms(self.idle_timeout), len(fields), *flat, *(sops.DATA + k for k in deletes))
+        if not (yield ops.Eval(sops.UPDATE, (self._key(session.id),), args)):
+            return self._ended(session)
+        user, deadline = session.user, session._deadline_ms or 0
+        if bind and user is not None:
+            registered = yield from self._register_flow(user, session.id, deadline, gen, None)
+            if not registered:
+                return self._ended(session)
+        raw = {**session._raw, **sets}
+        for key in deletes:
+            raw.pop(key, None)
+        session._stored(session.id, self._record_of(session, raw, user, gen))
+        return None
+
+    @staticmethod
+    def _record_of(
+        session: Session, raw: dict[str, bytes], user: str | None, gen: int
+    ) -> sops.Record:
+        return sops.Record(
+            session._created_ms or 0,
+            session._seen_ms or 0,
+            session._deadline_ms or 0,
+            user,
+            gen,
+            session.ip,
+            session.user_agent,
+            raw,
+        )
+
+    @staticmethod
+    def _ended(session: Session) -> None:
+        session._stored(None, None)
+        session.ended = True
+
+    def _destroy_flow(self, session: Session) -> ops.Flow[None]:
+        session_id, user = session.id, session._user
+        if session_id is not None:
+            yield ops.Eval(sops.DESTROY, (self._key(session_id),), ("",))
+            if user is not None:
+                yield ops.Call("ZREM", sops.index_keys(self._keys, user)[0], session_id)
+        self._ended(session)
+
+    # --- the user's view of their sessions ---------------------------------------------
+
+    def _session_ids_flow(self, user: str) -> ops.Flow[list[str]]:
+        index, _ = sops.index_keys(self._keys, user)
+        reply = yield ops.Eval(sops.INDEX_LIST, (index,), ())
+        return [sops.text(v) for v in reply]
+
+    def _list_flow(self, user: str, current: Session | None) -> ops.Flow[list[sops.SessionInfo]]:
+        ids = yield from self._session_ids_flow(user)
+        if not ids:
+            return []
+        replies = yield ops.Batch([ops.Call("HMGET", self._key(i), *sops.LIST_FIELDS) for i in ids])
+        current_id = current.id if current is not None else None
+        live, dead = [], []
+        for session_id, reply in zip(ids, replies, strict=True):
+            if isinstance(reply, RedisCommandError):
+                raise reply
+            owner = reply[4]
+            if reply[0] is None or owner is None or sops.text(owner) != user:
+                dead.append(session_id)
+            else:
+                live.append(sops.info_from_hmget(session_id, reply, current_id))
+        if dead:
+            yield ops.Call("ZREM", sops.index_keys(self._keys, user)[0], *dead)
+        return sorted(live, key=lambda s: s.created.timestamp() if s.created else 0.0)
+
+    def _end_flow(self, user: str, handle: str) -> ops.Flow[bool]:
+        ids = yield from self._session_ids_flow(user)
+        for session_id in ids:
+            if sops.handle_of(session_id) == handle:
+                ended = yield ops.Eval(sops.DESTROY, (self._key(session_id),), (user,))
+                yield ops.Call("ZREM", sops.index_keys(self._keys, user)[0], session_id)
+                return bool(ended)
+        return False
+
+    def _end_all_flow(self, user: str, keep: Session | None) -> ops.Flow[int]:
+        """Log out everywhere: raise the generation, then end every indexed session.
+
+        Ids leave the index only after their session is gone, so a failure midway leaves
+        the rest listed for a retry; the raised generation stops any session that is
+        being created or rotated meanwhile from joining the index. ``keep`` (the caller's
+        own session) is ended too and comes back under a new id in the new generation.
+        """
+        keys = sops.index_keys(self._keys, user)
+        reply = yield ops.Eval(sops.END_ALL, keys, (sops.ms(self.absolute_timeout),))
+        ids = [sops.text(v) for v in reply]
+        keep_id = keep.id if keep is not None else None
+        if ids:
+            replies = yield ops.Batch(
+                [ops.Eval(sops.DESTROY, (self._key(i),), (user,)) for i in ids]
+            )
+            pairs = list(zip(ids, replies, strict=True))
+            done = [i for i, r in pairs if not isinstance(r, RedisCommandError)]
+            if done:
+                yield ops.Call("ZREM", keys[0], *done)
+            for _, r in pairs:
+                if isinstance(r, RedisCommandError):
+                    raise r
+            ended = sum(1 for i, r in pairs if r == 1 and i != keep_id)
+        else:
+            ended = 0
+        if keep is not None and keep.user == user and not keep.ended:
+            keep.login(user)
+            yield from self._rotate_flow(keep)
+        return ended
+
+
+class SessionStore(_StoreCore):
+    """Server-side sessions for synchronous code. Build it with :meth:`Redkit.sessions`.
+
+    Args:
+        idle_timeout: seconds without a request after which Redis ends the session.
+        absolute_timeout: seconds after creation (or login) after which it ends anyway.
+        cookie: how the id travels (:class:`CookieConfig`: name, domain, path, secure…).
+        check: warn once (a log line) if the server's eviction policy or lack of
+            persistence can silently drop sessions.
+    """
+
+    def __init__(self, rk: Redkit, **options: Any) -> None:
+        super().__init__(rk, **options)
+        self._rk = rk
+
+    def load(
+        self, session_id: str | None, *, ip: str | None = None, user_agent: str | None = None
+    ) -> Session:
+        """The session behind ``session_id``, or a fresh one if it is unknown, malformed or over.
+
+        Loading refreshes the idle timeout and records last seen, IP and user agent.
+        """
+        return self._rk.run(self._load_flow(session_id, ip, user_agent))
+
+    def save(self, session: Session) -> None:
+        """Store what changed, and carry out a pending login, rotation or destroy."""
+        self._rk.run(self._save_flow(session))
+
+    def login(self, session: Session, user: str | int) -> None:
+        """Bind ``session`` to ``user`` under a new id, now (the old id stops working)."""
+        session.login(user)
+        self.save(session)
+
+    def rotate(self, session: Session) -> None:
+        """Give ``session`` a new id now, keeping its data and deadlines."""
+        session.rotate()
+        self.save(session)
+
+    def destroy(self, session: Session) -> None:
+        """End ``session`` now (logout)."""
+        session.destroy()
+        self.save(session)
+
+    def list_sessions(
+        self, user: str | int, *, current: Session | None = None
+    ) -> list[sops.SessionInfo]:
+        """The user's live sessions, oldest first; ``current`` is marked as such."""
+        return self._rk.run(self._list_flow(str(user), current))
+
+    def end(self, user: str | int, handle: str) -> bool:
+        """End the user's session with this handle (from :meth:`list_sessions`)."""
+        return self._rk.run(self._end_flow(str(user), handle))
+
+    def end_all(self, user: str | int, *, keep: Session | None = None) -> int:
+        """End every session of ``user`` (keeping ``keep`` under a new id); returns how many."""
+        return self._rk.run(self._end_all_flow(str(user), keep))
+
+    def check(self) -> list[str]:
+        """Warnings about the server (eviction policy, persistence); also logged."""
+        return self._rk.run(check_flow(self._rk, "redkit sessions"))
+
+
+class AsyncSessionStore(_StoreCore):
+    """Server-side sessions for asyncio code. Build it with :meth:`AsyncRedkit.sessions`.
+
+    Takes the same options as :class:`SessionStore`; every method is awaited.
+    """
+
+    def __init__(self, rk: AsyncRedkit, **options: Any) -> None:
+        super().__init__(rk, **options)
+        self._rk = rk
+
+    async def load(
+        self, session_id: str | None, *, ip: str | None = None, user_agent: str | None = None
+    ) -> Session:
+        """The session behind ``session_id``, or a fresh one if it is unknown, malformed or over."""
+        return await self._rk.run(self._load_flow(session_id, ip, user_agent))
+
+    async def save(self, session: Session) -> None:
+        """Store what changed, and carry out a pending login, rotation or destroy."""
+        await self._rk.run(self._save_flow(session))
+
+    async def login(self, session: Session, user: str | int) -> None:
+        """Bind ``session`` to ``user`` under a new id, now (the old id stops working)."""
+        session.login(user)
+        await self.save(session)
+
+    async def rotate(self, session: Session) -> None:
+        """Give ``session`` a new id now, keeping its data and deadlines."""
+        session.rotate()
+        await self.save(session)
+
+    async def destroy(self, session: Session) -> None:
+        """End ``session`` now (logout)."""
+        session.destroy()
+        await self.save(session)
+
+    async def list_sessions(
+        self, user: str | int, *, current: Session | None = None
+    ) -> list[sops.SessionInfo]:
+        """The user's live sessions, oldest first; ``current`` is marked as such."""
+        return await self._rk.run(self._list_flow(str(user), current))
+
+    async def end(self, user: str | int, handle: str) -> bool:
+        """End the user's session with this handle (from :meth:`list_sessions`)."""
+        return await self._rk.run(self._end_flow(str(user), handle))
+
+    async def end_all(self, user: str | int, *, keep: Session | None = None) -> int:
+        """End every session of ``user`` (keeping ``keep`` under a new id); returns how many."""
+        return await self._rk.run(self._end_all_flow(str(user), keep))
+
+    async def check(self) -> list[str]:
+        """Warnings about the server (eviction policy, persistence); also logged."""
+        return await self._rk.run(check_flow(self._rk, "redkit sessions"))
