@@ -22,7 +22,10 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import redis
+import redis.asyncio.cluster
+import redis.cluster
 import redis.exceptions as rex
+from redis.crc import key_slot
 
 from redkit import errors
 from redkit.scripts import Script
@@ -55,7 +58,9 @@ class Eval:
 class Batch:
     """Several calls in one round trip (a non-transactional pipeline).
 
-    The reply is a list in the same order; an error reply appears as a
+    The effects run in order (a script's first use in the batch is sent as EVAL, so a
+    flushed script cache cannot reorder them). The reply is a list in the same order; an
+    error reply appears as a
     :class:`redkit.errors.RedisCommandError` *value* in that list, not raised.
     """
 
@@ -126,6 +131,34 @@ def _is_noscript(reply: Any) -> bool:
     return isinstance(reply, rex.NoScriptError)
 
 
+def _queue_batch(client: Any, batch: Batch) -> Any:
+    """A pipeline with the batch queued, in order (sync and asyncio pipelines queue alike).
+
+    The first use of a script on a node (a slot, on a cluster) is sent as EVAL, which
+    loads it there, and later uses as EVALSHA. Were every use an EVALSHA, a flushed script
+    cache would fail those calls while the rest of the batch ran, and re-running them
+    afterwards would reorder the batch. (``execute_command`` because redis-py's cluster
+    pipeline refuses its ``evalsha`` method.)
+    """
+    pipe = client.pipeline(transaction=False)
+    cluster = isinstance(client, (redis.cluster.RedisCluster, redis.asyncio.cluster.RedisCluster))
+    loaded: set[tuple[str, int]] = set()
+    for effect in batch.effects:
+        if isinstance(effect, Call):
+            pipe.execute_command(*effect.args)
+            continue
+        where = (
+            effect.script.sha,
+            key_slot(effect.keys[0].encode()) if cluster and effect.keys else 0,
+        )
+        if where in loaded:
+            pipe.execute_command("EVALSHA", effect.script.sha, *_eval_args(effect))
+        else:
+            loaded.add(where)
+            pipe.execute_command("EVAL", effect.script.source, *_eval_args(effect))
+    return pipe
+
+
 def _batch_replies(replies: list[Any]) -> list[Any]:
     out: list[Any] = []
     for reply in replies:
@@ -144,12 +177,7 @@ def _sync_eval(client: Any, effect: Eval) -> Any:
 
 
 def _sync_batch(client: Any, batch: Batch) -> list[Any]:
-    pipe = client.pipeline(transaction=False)
-    for effect in batch.effects:
-        if isinstance(effect, Eval):
-            pipe.evalsha(effect.script.sha, *_eval_args(effect))
-        else:
-            pipe.execute_command(*effect.args)
+    pipe = _queue_batch(client, batch)
     replies = pipe.execute(raise_on_error=False)
     for i, (effect, reply) in enumerate(zip(batch.effects, replies, strict=True)):
         if isinstance(effect, Eval) and _is_noscript(reply):
@@ -195,12 +223,7 @@ async def _async_eval(client: Any, effect: Eval) -> Any:
 
 
 async def _async_batch(client: Any, batch: Batch) -> list[Any]:
-    pipe = client.pipeline(transaction=False)
-    for effect in batch.effects:
-        if isinstance(effect, Eval):
-            pipe.evalsha(effect.script.sha, *_eval_args(effect))
-        else:
-            pipe.execute_command(*effect.args)
+    pipe = _queue_batch(client, batch)
     replies = await pipe.execute(raise_on_error=False)
     for i, (effect, reply) in enumerate(zip(batch.effects, replies, strict=True)):
         if isinstance(effect, Eval) and _is_noscript(reply):
