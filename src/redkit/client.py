@@ -27,6 +27,7 @@ from redkit.serializers import Serializer, get_serializer
 if TYPE_CHECKING:
     from types import TracebackType
 
+    from redkit.cache import AsyncCache, Cache
     from redkit.locks import AsyncLock, Lock
     from redkit.sessions import AsyncSessionStore, AsyncTokenRevoker, SessionStore, TokenRevoker
     from redkit.ratelimit import (
@@ -149,6 +150,12 @@ class Redkit(_Base):
 
         return Lock(self, name, **options)
 
+    def cache(self, namespace: str = "default", **options: Any) -> Cache:
+        """A cache namespace; see :class:`redkit.cache.Cache` for the options."""
+        from redkit.cache import Cache
+
+        return Cache(self, namespace, **options)
+
     def sessions(self, **options: Any) -> SessionStore:
         """Server-side sessions; see :class:`redkit.sessions.SessionStore` for the options."""
         from redkit.sessions import SessionStore
@@ -270,6 +277,12 @@ class AsyncRedkit(_Base):
         from redkit.locks import AsyncLock
 
         return AsyncLock(self, name, **options)
+
+    def cache(self, namespace: str = "default", **options: Any) -> AsyncCache:
+        """A cache namespace for asyncio; see :class:`redkit.cache.AsyncCache`."""
+        from redkit.cache import AsyncCache
+
+        return AsyncCache(self, namespace, **options)
 
     def sessions(self, **options: Any) -> AsyncSessionStore:
         """Server-side sessions; see :class:`redkit.sessions.AsyncSessionStore`."""

@@ -1,0 +1,245 @@
+"""What :class:`Cache` and :class:`AsyncCache` share: options, flows, stats, single-flight."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import threading
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from redkit.cache.keying import CallKey
+from redkit.cache.near import Listener, NearCache, endpoints
+from redkit.cache.ops import CacheFlows, CacheKeys, Lookup, Policy
+from redkit.errors import ConfigError
+from redkit.serializers import Serializer, get_serializer
+
+if TYPE_CHECKING:
+    from redkit.client import AsyncRedkit, Redkit
+
+T = TypeVar("T")
+Tags = Sequence[str] | Callable[..., Sequence[str]]
+_NEAR_MODES = ("tracking", "pubsub")
+
+
+@dataclass
+class CacheStats:
+    """Counters of one cache (one namespace) in this process.
+
+    ``hits`` and ``near_hits`` served a fresh value (from Redis, from memory); ``misses``
+    found nothing valid; ``loads`` ran the loader; ``load_errors`` counts loaders that
+    raised; ``stale_serves`` served a value past its soft TTL (while another caller
+    refreshed it, or because the loader failed).
+    """
+
+    hits: int = 0
+    near_hits: int = 0
+    misses: int = 0
+    loads: int = 0
+    load_errors: int = 0
+    stale_serves: int = 0
+
+    def snapshot(self) -> dict[str, int]:
+        """The counters as a dict."""
+        return asdict(self)
+
+
+class _CacheCore:
+    """Options and flows of one cache namespace."""
+
+    def __init__(
+        self,
+        rk: Redkit | AsyncRedkit,
+        namespace: str = "default",
+        *,
+        ttl: float | None = 300.0,
+        stale_ttl: float = 0.0,
+        jitter: float = 0.1,
+        beta: float = 1.0,
+        lock_ttl: float = 10.0,
+        wait_timeout: float | None = None,
+        cache_none: bool = False,
+        none_ttl: float | None = None,
+        stale_on_error: bool = True,
+        serializer: str | Serializer | None = None,
+        secret: str | bytes | None = None,
+        near: int = 0,
+        near_mode: str = "tracking",
+        near_heartbeat: float = 1.0,
+    ) -> None:
+        _check(ttl, stale_ttl, jitter, beta, lock_ttl, near, near_mode)
+        self.namespace = namespace
+        self.stale_on_error = stale_on_error
+        self.stats = CacheStats()
+        self.serializer = (
+            rk.serializer if serializer is None else get_serializer(serializer, secret=secret)
+        )
+        policy = Policy(
+            ttl,
+            stale_ttl,
+            jitter,
+            beta,
+            lock_ttl,
+            lock_ttl if wait_timeout is None else wait_timeout,
+            cache_none,
+            none_ttl,
+        )
+        keys = CacheKeys(rk.keys, namespace)
+        self.near: NearCache | None = None
+        self._listener: Listener | None = None
+        channel = None
+        if near:
+            self.near = NearCache(near, beta)
+            channel = rk.keys.group("cacheinval").key() if near_mode == "pubsub" else None
+            self._listener = Listener(
+                self.near,
+                lambda: endpoints(rk.client),
+                keys.tracking_prefixes(),
+                rk.keys.group("cacheinval").key(),
+                near_mode,
+                near_heartbeat,
+            )
+        self._f = CacheFlows(
+            keys,
+            self.serializer,
+            policy,
+            cluster=rk.cluster,
+            max_block=rk.settings.socket_timeout / 2,
+            near=self.near,
+            channel=channel,
+        )
+        if self._listener is not None:
+            self._listener.start()
+
+    def __repr__(self) -> str:
+        near = f", near={self.near.maxsize}" if self.near is not None else ""
+        return f"{type(self).__name__}(namespace={self.namespace!r}{near})"
+
+    def _count(self, lookup: Lookup) -> Any:
+        entry = lookup.entry
+        if entry is None:
+            self.stats.misses += 1
+            return None
+        if lookup.near:
+            self.stats.near_hits += 1
+        elif entry.stale(time.time()):
+            self.stats.stale_serves += 1
+        else:
+            self.stats.hits += 1
+        return entry
+
+    def _fresh(self, lookup: Lookup) -> bool:
+        entry = lookup.entry
+        if entry is None:
+            return False
+        now = time.time()
+        return not entry.stale(now) and not entry.refresh_early(now, self._f.policy.beta)
+
+    def _stop_listener(self) -> None:
+        if self._listener is not None:
+            self._listener.stop()
+
+    @staticmethod
+    def _tags_of(tags: Tags, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Sequence[str]:
+        return tags(*args, **kwargs) if callable(tags) else tags
+
+    @staticmethod
+    def _keyer(
+        func: Callable[..., Any], key: Callable[..., str] | None, ignore: Sequence[str]
+    ) -> CallKey:
+        return CallKey(func, key, ignore)
+
+
+def _check(
+    ttl: float | None,
+    stale_ttl: float,
+    jitter: float,
+    beta: float,
+    lock_ttl: float,
+    near: int,
+    near_mode: str,
+) -> None:
+    if ttl is not None and (not ttl > 0 or math.isinf(ttl)):
+        raise ConfigError(f"cache ttl must be a positive number of seconds or None, got {ttl!r}")
+    if not 0 <= stale_ttl < math.inf:
+        raise ConfigError(f"stale_ttl must be 0 or more seconds, got {stale_ttl!r}")
+    if not 0 <= jitter < 1:
+        raise ConfigError(f"jitter must be in [0, 1), got {jitter!r}")
+    if not 0 <= beta < math.inf:
+        raise ConfigError(f"beta must be 0 or more, got {beta!r}")
+    if not lock_ttl > 0:
+        raise ConfigError(f"lock_ttl must be a positive number of seconds, got {lock_ttl!r}")
+    if near < 0:
+        raise ConfigError(f"near must be 0 (off) or the most entries to keep, got {near!r}")
+    if near_mode not in _NEAR_MODES:
+        raise ConfigError(f"near_mode must be one of {_NEAR_MODES}, got {near_mode!r}")
+
+
+class SingleFlight:
+    """At most one call per key at a time in this process; the others share its outcome."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._calls: dict[str, _Call] = {}
+
+    def do(self, key: str, fn: Callable[[], T]) -> T:
+        """Run ``fn``, or wait for the call already running under ``key``."""
+        with self._lock:
+            call = self._calls.get(key)
+            leader = call is None
+            if call is None:
+                call = self._calls[key] = _Call()
+        if not leader:
+            call.done.wait()
+            if call.error is not None:
+                raise call.error
+            return call.value  # type: ignore[no-any-return]
+        try:
+            call.value = fn()
+        except BaseException as exc:
+            call.error = exc
+            raise
+        finally:
+            with self._lock:
+                del self._calls[key]
+            call.done.set()
+        return call.value  # type: ignore[no-any-return]
+
+
+class _Call:
+    __slots__ = ("done", "error", "value")
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.value: Any = None
+        self.error: BaseException | None = None
+
+
+class AsyncSingleFlight:
+    """:class:`SingleFlight` for asyncio tasks (of one event loop)."""
+
+    def __init__(self) -> None:
+        self._calls: dict[str, asyncio.Future[Any]] = {}
+
+    async def do(self, key: str, fn: Callable[[], Awaitable[T]]) -> T:
+        """Await ``fn()``, or the call already running under ``key``."""
+        running = self._calls.get(key)
+        if running is not None:
+            return await asyncio.shield(running)
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._calls[key] = future
+        try:
+            value = await fn()
+        except BaseException as exc:
+            if isinstance(exc, asyncio.CancelledError):
+                future.cancel()
+            else:
+                future.set_exception(exc)
+                future.exception()  # retrieved: no "never retrieved" noise without followers
+            raise
+        finally:
+            del self._calls[key]
+        future.set_result(value)
+        return value

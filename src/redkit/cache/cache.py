@@ -1,0 +1,356 @@
+"""The cache facades: :class:`Cache` (sync) and :class:`AsyncCache` (asyncio).
+
+::
+
+    cache = rk.cache("products", ttl=300, stale_ttl=60)
+
+    @cache.cached(tags=lambda product_id: [f"product:{product_id}"])
+    def product(product_id: int) -> dict: ...
+
+    cache.invalidate_tags("product:42")     # O(1): one SET, whatever the number of keys
+
+Both run the same flows (:mod:`redkit.cache.ops`, :mod:`redkit.cache.stampede`); they
+differ only in ``self._rk.run(...)`` versus ``await self._rk.run(...)`` and in how a
+process's own callers are merged (threads versus tasks).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from redkit.cache import stampede
+from redkit.cache.base import AsyncSingleFlight, SingleFlight, Tags, _CacheCore
+from redkit.cache.ops import Begin, Lookup
+from redkit.errors import ConfigError
+
+if TYPE_CHECKING:
+    from redkit.client import AsyncRedkit, Redkit
+
+T = TypeVar("T")
+Key = str | bytes | int
+_MISSING: Any = object()
+
+
+class Cache(_CacheCore):
+    """A cache namespace for synchronous code. Build it with :meth:`Redkit.cache`.
+
+    Args:
+        namespace: the namespace (``clear()`` invalidates exactly this one).
+        ttl: default seconds an entry is fresh (None: no expiry); scaled down by ``jitter``.
+        stale_ttl: seconds past ``ttl`` that a stale entry may still be served while one
+            caller refreshes it, or when the loader fails (``stale_on_error``).
+        jitter: fraction of the ttl taken off at random, so keys written together do not
+            expire together (0.1: the ttl is 90-100% of the given one).
+        beta: XFetch factor for early refresh (0 turns it off; above 1 refreshes earlier).
+        lock_ttl: seconds a loader holds the fill lock (other instances wait at most this).
+        wait_timeout: seconds to wait for another loader before loading anyway (default
+            ``lock_ttl``).
+        cache_none: store None results (negative caching) for ``none_ttl`` (default ``ttl``).
+        stale_on_error: serve the stale value when a refresh's loader raises.
+        serializer: override the facade's serializer (``"pickle"`` needs ``secret``).
+        near: keep up to this many entries in an in-process near cache (0: off).
+        near_mode: ``"tracking"`` (RESP3 client tracking) or ``"pubsub"`` (see docs).
+        near_heartbeat: seconds between heartbeats of the near cache's connections.
+    """
+
+    def __init__(self, rk: Redkit, namespace: str = "default", **options: Any) -> None:
+        super().__init__(rk, namespace, **options)
+        self._rk = rk
+        self._flights = SingleFlight()
+
+    def get(self, key: Key, default: Any = None, *, tags: Sequence[str] = ()) -> Any:
+        """The cached value of ``key``, or ``default``. ``tags`` saves a round trip."""
+        entry = self._count(self._rk.run(self._f.read_flow(key, tags)))
+        return default if entry is None else entry.value
+
+    def get_many(self, keys: Sequence[Key]) -> dict[Key, Any]:
+        """The cached values of ``keys`` that are present (one round trip per node)."""
+        entries = self._rk.run(self._f.read_many_flow(keys))
+        return {k: e.value for k, e in zip(keys, entries, strict=True) if e is not None}
+
+    def set(
+        self, key: Key, value: Any, ttl: float | None = None, *, tags: Sequence[str] = ()
+    ) -> None:
+        """Store ``value`` under ``key`` for ``ttl`` seconds (default: the cache's)."""
+        self._rk.run(self._f.set_many_flow([(key, value)], tags, ttl))
+
+    def add(
+        self, key: Key, value: Any, ttl: float | None = None, *, tags: Sequence[str] = ()
+    ) -> bool:
+        """Store ``value`` only if ``key`` has no entry in Redis; True when stored."""
+        return self._rk.run(self._f.set_many_flow([(key, value)], tags, ttl, only_new=True))[0]
+
+    def set_many(
+        self, items: Mapping[Key, Any], ttl: float | None = None, *, tags: Sequence[str] = ()
+    ) -> None:
+        """Store several values (one round trip for versions, one for the writes)."""
+        self._rk.run(self._f.set_many_flow(list(items.items()), tags, ttl))
+
+    def delete(self, *keys: Key) -> int:
+        """Delete entries; the number that existed."""
+        return self._rk.run(self._f.delete_flow(keys))
+
+    def incr(self, key: Key, delta: int = 1) -> int | None:
+        """Add ``delta`` to an int entry atomically (ttl kept); None when there is none."""
+        return self._rk.run(self._f.incr_flow(key, delta))
+
+    def touch(self, key: Key, ttl: float | None = None) -> bool:
+        """Reset the Redis TTL of ``key``; False when it does not exist."""
+        return self._rk.run(self._f.touch_flow(key, ttl))
+
+    def invalidate_tags(self, *tags: str) -> None:
+        """Invalidate every entry carrying any of ``tags``, in every namespace. O(1) per tag."""
+        self._rk.run(self._f.invalidate_flow([self._f.keys.tag(t) for t in tags]))
+
+    def clear(self) -> None:
+        """Invalidate every entry of this namespace (one SET; nothing is scanned or flushed)."""
+        self._rk.run(self._f.invalidate_flow([self._f.keys.ns_version]))
+
+    def get_or_set(
+        self,
+        key: Key,
+        loader: Callable[[], T],
+        ttl: float | None = None,
+        *,
+        tags: Sequence[str] = (),
+    ) -> T:
+        """The cached value of ``key``, else ``loader()``'s, stored; one loader at a time.
+
+        Callers in this process share one load; callers in other processes wait for it
+        (woken when it is stored). A stale or early-refresh entry is served while one caller
+        refreshes it. If the loader raises, nothing is stored and the lock is released;
+        the stale value is returned when there is one and ``stale_on_error`` is set.
+        """
+        lookup = self._rk.run(self._f.read_flow(key, tags))
+        if self._fresh(lookup):
+            return self._count(lookup).value  # type: ignore[no-any-return]
+        if lookup.entry is None:
+            self.stats.misses += 1
+        return self._flights.do(
+            self._f.keys.entry(key), lambda: self._load(key, loader, ttl, tags, lookup)
+        )
+
+    def _load(
+        self,
+        key: Key,
+        loader: Callable[[], T],
+        ttl: float | None,
+        tags: Sequence[str],
+        lookup: Lookup,
+    ) -> T:
+        begin = self._rk.run(stampede.begin_flow(self._f, key, tags, lookup))
+        if not begin.load:
+            return self._served(begin)  # type: ignore[no-any-return]
+        started = time.perf_counter()
+        try:
+            value = loader()
+        except Exception:
+            if not self._failed(key, begin):
+                raise
+            return begin.entry.value  # type: ignore[union-attr,no-any-return]
+        delta = time.perf_counter() - started
+        self.stats.loads += 1
+        self._rk.run(stampede.fill_flow(self._f, key, begin, value, tags, ttl, delta))
+        return value
+
+    def _served(self, begin: Begin) -> Any:
+        assert begin.entry is not None  # a Begin without load always carries an entry
+        return self._count(Lookup(begin.entry)).value
+
+    def _failed(self, key: Key, begin: Begin) -> bool:
+        """Release after a loader error; True when the stale value should be served."""
+        self.stats.load_errors += 1
+        if begin.token:
+            self._rk.run(stampede.release_flow(self._f, key, begin.token))
+        if begin.entry is not None and self.stale_on_error:
+            self.stats.stale_serves += 1
+            return True
+        return False
+
+    def cached(
+        self,
+        ttl: float | None = None,
+        *,
+        tags: Tags = (),
+        key: Callable[..., str] | None = None,
+        ignore: Sequence[str] = (),
+    ) -> Callable[[Callable[..., T]], Callable[..., T]]:
+        """Decorate a function so its results are cached under a key derived from its arguments.
+
+        Args:
+            ttl: seconds (default: the cache's).
+            tags: tags of every result, or a function of the call's arguments returning them.
+            key: a function of the call's arguments returning the key, instead of the digest.
+            ignore: parameter names left out of the key (e.g. ``("self",)``).
+        """
+
+        def decorate(func: Callable[..., T]) -> Callable[..., T]:
+            if inspect.iscoroutinefunction(func):
+                raise ConfigError(
+                    f"{func.__qualname__} is async: decorate it with an AsyncCache (ark.cache(...))"
+                )
+            keyer = self._keyer(func, key, ignore)
+
+            @functools.wraps(func)
+            def wrapper(*args: Any, **kwargs: Any) -> T:
+                tag_list = self._tags_of(tags, args, kwargs)
+                return self.get_or_set(
+                    keyer(args, kwargs), lambda: func(*args, **kwargs), ttl, tags=tag_list
+                )
+
+            wrapper.cache_key = lambda *a, **kw: keyer(a, kw)  # type: ignore[attr-defined]
+            return wrapper
+
+        return decorate
+
+    def close(self) -> None:
+        """Stop the near cache's listener (the facade's connection stays open)."""
+        self._stop_listener()
+
+
+class AsyncCache(_CacheCore):
+    """A cache namespace for asyncio code. Build it with :meth:`AsyncRedkit.cache`.
+
+    Takes the same options as :class:`Cache`; loaders may be sync or async functions.
+    """
+
+    def __init__(self, rk: AsyncRedkit, namespace: str = "default", **options: Any) -> None:
+        super().__init__(rk, namespace, **options)
+        self._rk = rk
+        self._flights = AsyncSingleFlight()
+
+    async def get(self, key: Key, default: Any = None, *, tags: Sequence[str] = ()) -> Any:
+        """The cached value of ``key``, or ``default``. ``tags`` saves a round trip."""
+        entry = self._count(await self._rk.run(self._f.read_flow(key, tags)))
+        return default if entry is None else entry.value
+
+    async def get_many(self, keys: Sequence[Key]) -> dict[Key, Any]:
+        """The cached values of ``keys`` that are present (one round trip per node)."""
+        entries = await self._rk.run(self._f.read_many_flow(keys))
+        return {k: e.value for k, e in zip(keys, entries, strict=True) if e is not None}
+
+    async def set(
+        self, key: Key, value: Any, ttl: float | None = None, *, tags: Sequence[str] = ()
+    ) -> None:
+        """Store ``value`` under ``key`` for ``ttl`` seconds (default: the cache's)."""
+        await self._rk.run(self._f.set_many_flow([(key, value)], tags, ttl))
+
+    async def add(
+        self, key: Key, value: Any, ttl: float | None = None, *, tags: Sequence[str] = ()
+    ) -> bool:
+        """Store ``value`` only if ``key`` has no entry in Redis; True when stored."""
+        return (
+            await self._rk.run(self._f.set_many_flow([(key, value)], tags, ttl, only_new=True))
+        )[0]
+
+    async def set_many(
+        self, items: Mapping[Key, Any], ttl: float | None = None, *, tags: Sequence[str] = ()
+    ) -> None:
+        """Store several values (one round trip for versions, one for the writes)."""
+        await self._rk.run(self._f.set_many_flow(list(items.items()), tags, ttl))
+
+    async def delete(self, *keys: Key) -> int:
+        """Delete entries; the number that existed."""
+        return await self._rk.run(self._f.delete_flow(keys))
+
+    async def incr(self, key: Key, delta: int = 1) -> int | None:
+        """Add ``delta`` to an int entry atomically (ttl kept); None when there is none."""
+        return await self._rk.run(self._f.incr_flow(key, delta))
+
+    async def touch(self, key: Key, ttl: float | None = None) -> bool:
+        """Reset the Redis TTL of ``key``; False when it does not exist."""
+        return await self._rk.run(self._f.touch_flow(key, ttl))
+
+    async def invalidate_tags(self, *tags: str) -> None:
+        """Invalidate every entry carrying any of ``tags``, in every namespace. O(1) per tag."""
+        await self._rk.run(self._f.invalidate_flow([self._f.keys.tag(t) for t in tags]))
+
+    async def clear(self) -> None:
+        """Invalidate every entry of this namespace (one SET; nothing is scanned or flushed)."""
+        await self._rk.run(self._f.invalidate_flow([self._f.keys.ns_version]))
+
+    async def get_or_set(
+        self,
+        key: Key,
+        loader: Callable[[], Any],
+        ttl: float | None = None,
+        *,
+        tags: Sequence[str] = (),
+    ) -> Any:
+        """:meth:`Cache.get_or_set` for asyncio; ``loader`` may return an awaitable."""
+        lookup = await self._rk.run(self._f.read_flow(key, tags))
+        if self._fresh(lookup):
+            return self._count(lookup).value
+        if lookup.entry is None:
+            self.stats.misses += 1
+        return await self._flights.do(
+            self._f.keys.entry(key), lambda: self._load(key, loader, ttl, tags, lookup)
+        )
+
+    async def _load(
+        self,
+        key: Key,
+        loader: Callable[[], Any],
+        ttl: float | None,
+        tags: Sequence[str],
+        lookup: Lookup,
+    ) -> Any:
+        begin = await self._rk.run(stampede.begin_flow(self._f, key, tags, lookup))
+        if not begin.load:
+            assert begin.entry is not None
+            return self._count(Lookup(begin.entry)).value
+        started = time.perf_counter()
+        try:
+            value = loader()
+            if inspect.isawaitable(value):
+                value = await value
+        except Exception:
+            self.stats.load_errors += 1
+            if begin.token:
+                await self._rk.run(stampede.release_flow(self._f, key, begin.token))
+            if begin.entry is not None and self.stale_on_error:
+                self.stats.stale_serves += 1
+                return begin.entry.value
+            raise
+        self.stats.loads += 1
+        await self._rk.run(
+            stampede.fill_flow(self._f, key, begin, value, tags, ttl, time.perf_counter() - started)
+        )
+        return value
+
+    def cached(
+        self,
+        ttl: float | None = None,
+        *,
+        tags: Tags = (),
+        key: Callable[..., str] | None = None,
+        ignore: Sequence[str] = (),
+    ) -> Callable[[Callable[..., Awaitable[T]]], Callable[..., Awaitable[T]]]:
+        """:meth:`Cache.cached` for async functions (the wrapper is a coroutine function)."""
+
+        def decorate(func: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
+            if not inspect.iscoroutinefunction(func):
+                raise ConfigError(
+                    f"{func.__qualname__} is not async: decorate it with a Cache (rk.cache(...))"
+                )
+            keyer = self._keyer(func, key, ignore)
+
+            @functools.wraps(func)
+            async def wrapper(*args: Any, **kwargs: Any) -> T:
+                tag_list = self._tags_of(tags, args, kwargs)
+                return await self.get_or_set(  # type: ignore[no-any-return]
+                    keyer(args, kwargs), lambda: func(*args, **kwargs), ttl, tags=tag_list
+                )
+
+            wrapper.cache_key = lambda *a, **kw: keyer(a, kw)  # type: ignore[attr-defined]
+            return wrapper
+
+        return decorate
+
+    async def aclose(self) -> None:
+        """Stop the near cache's listener (the facade's connection stays open)."""
+        self._stop_listener()

@@ -1,0 +1,137 @@
+"""The bytes a cache entry is stored as: a small binary header, then the serialized value.
+
+Layout (big-endian)::
+
+    0   u8   format (0xC1)
+    1   u8   flags: 1 = the value is None (negative caching), 2 = a plain int
+    2   u16  header length (so Lua can find the body: see cache_incr)
+    4   f64  soft expiry, unix seconds (refresh after this; 0 = never)
+    12  f64  hard expiry, unix seconds (Redis deletes the key then; 0 = never)
+    20  f32  delta: seconds the loader took (XFetch scales early refresh by it)
+    24  i64  namespace version the entry was written under
+    32  u8   number of tags, then per tag: u8 name length, name, i64 version
+
+The header is outside the serializer's signature (pickle signs only the body): it holds
+nothing that is ever unpickled or executed, only times and version numbers.
+
+Plain ints are stored as decimal text whatever the serializer, so ``incr`` can run
+atomically in Lua on any cache.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import struct
+from dataclasses import dataclass
+from typing import Any
+
+from redkit.errors import ConfigError, SerializationError
+from redkit.serializers import Serializer
+
+FORMAT = 0xC1
+FLAG_NONE = 1
+FLAG_INT = 2
+_FIXED = struct.Struct(">BBHddfqB")
+_TAG = struct.Struct(">q")
+NS_VERSION_OFFSET = 24  # where the namespace version sits (cache_incr compares it)
+MAX_TAG_BYTES = 200
+# -ln(U) for U uniform in (0,1] exceeds this with probability e^-25 (~1e-11): beyond it,
+# XFetch would never fire, so the random draw is skipped (the common, far-from-expiry case).
+_XFETCH_HORIZON = 25.0
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One decoded cache entry."""
+
+    value: Any
+    soft_expiry: float
+    hard_expiry: float
+    delta: float
+    ns_version: int
+    tags: tuple[tuple[str, int], ...]
+
+    def stale(self, now: float) -> bool:
+        """Past its soft expiry (still servable as stale until the hard expiry)."""
+        return 0 < self.soft_expiry <= now
+
+    def refresh_early(self, now: float, beta: float) -> bool:
+        """XFetch: refresh with a probability that grows as the soft expiry nears.
+
+        Vattani, Chierichetti and Lowenstein, "Optimal Probabilistic Cache Stampede
+        Prevention" (VLDB 2015): recompute when ``now - delta * beta * ln(U) >= expiry``.
+        """
+        if self.soft_expiry <= 0 or beta <= 0 or self.delta <= 0:
+            return False
+        gap = self.soft_expiry - now
+        scale = self.delta * beta
+        if gap > scale * _XFETCH_HORIZON:
+            return False
+        return -scale * math.log(1.0 - random.random()) >= gap
+
+
+def encode(
+    serializer: Serializer,
+    value: Any,
+    *,
+    soft_expiry: float,
+    hard_expiry: float,
+    delta: float,
+    ns_version: int,
+    tags: tuple[tuple[str, int], ...] = (),
+) -> bytes:
+    """The stored bytes of ``value`` with its expiry and version stamp."""
+    flags = 0
+    if value is None:
+        flags, body = FLAG_NONE, b""
+    elif type(value) is int:
+        flags, body = FLAG_INT, str(value).encode()
+    else:
+        body = serializer.dumps(value)
+    tag_bytes = b"".join(_encode_tag(name, version) for name, version in tags)
+    length = _FIXED.size + len(tag_bytes)
+    head = _FIXED.pack(
+        FORMAT, flags, length, soft_expiry, hard_expiry, delta, ns_version, len(tags)
+    )
+    return head + tag_bytes + body
+
+
+def _encode_tag(name: str, version: int) -> bytes:
+    raw = name.encode()
+    if len(raw) > MAX_TAG_BYTES:
+        raise ConfigError(f"tag {name[:40]!r}... is longer than {MAX_TAG_BYTES} bytes")
+    return bytes((len(raw),)) + raw + _TAG.pack(version)
+
+
+def decode(serializer: Serializer, data: bytes) -> Entry:
+    """The entry stored in ``data``; raises SerializationError on foreign bytes."""
+    try:
+        fmt, flags, length, soft, hard, delta, ns_version, count = _FIXED.unpack_from(data)
+    except struct.error:
+        raise SerializationError("cache entry is truncated or not written by redkit") from None
+    if fmt != FORMAT:
+        raise SerializationError("cache entry was not written by redkit (unknown format)")
+    tags: tuple[tuple[str, int], ...] = ()
+    if count:
+        tags = _decode_tags(data, _FIXED.size, count)
+    body = data[length:]
+    if flags & FLAG_NONE:
+        value: Any = None
+    elif flags & FLAG_INT:
+        value = int(body)
+    else:
+        value = serializer.loads(body)
+    return Entry(value, soft, hard, delta, ns_version, tags)
+
+
+def _decode_tags(data: bytes, offset: int, count: int) -> tuple[tuple[str, int], ...]:
+    out = []
+    for _ in range(count):
+        size = data[offset]
+        name = data[offset + 1 : offset + 1 + size].decode()
+        offset += 1 + size
+        (version,) = _TAG.unpack_from(data, offset)
+        offset += _TAG.size
+        out.append((name, version))
+    return tuple(out)

@@ -1,0 +1,359 @@
+"""The cache's operations: its keys, its scripts and the flows both facades run.
+
+Keys (``p`` is the prefix, ``ns`` the namespace)::
+
+    {p:cache:ns:KEY}            the entry (see :mod:`redkit.cache.envelope`)
+    {p:cache:ns:KEY}:lock       the fill lock: one loader per key across all instances
+    {p:cache:ns:KEY}:waiters    how many callers wait for the fill (so all are woken)
+    {p:cache:ns:KEY}:wake       the list waiters block on (BLPOP); the fill pushes to it
+    {p:cachev:ns}               the namespace version (a random 63-bit number)
+    {p:cachetag:TAG}            the version of one tag, shared by every namespace
+
+An entry is valid while the versions stamped in it equal the current ones, so
+``invalidate_tags`` and ``clear`` are one ``SET`` whatever the number of entries, and the
+old entries age out by their TTL. A version key that is missing (never written, or
+evicted) matches no entry: eviction can only cause misses, never resurrect old entries.
+
+Reads fetch the entry and the versions it depends on in one round trip: one ``MGET``
+on a standalone server; on a cluster the version keys live in other slots, so the read
+is one pipelined batch (a round trip per node, sent together).
+"""
+
+from __future__ import annotations
+
+import secrets
+import struct
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from redkit import ops
+from redkit.cache import envelope
+from redkit.cache.envelope import Entry
+from redkit.errors import ConfigError, RedisCommandError
+from redkit.keys import KeyGroup, Keyspace
+from redkit.scripts import script
+
+if TYPE_CHECKING:
+    from redkit.cache.near import NearCache
+    from redkit.serializers import Serializer
+
+ACQUIRE = script("cache_acquire")
+FILL = script("cache_fill")
+INCR = script("cache_incr")
+SIGNAL_TTL_MS = 5_000
+_MIN_BLOCK = 0.01
+_VERSION_BITS = 63
+_TAG_KEY_MEMO = 4096
+
+Versions = dict[str, "int | None"]
+
+
+def new_version() -> int:
+    """A fresh version number: random, so an evicted counter never repeats an old one."""
+    return secrets.randbits(_VERSION_BITS) or 1
+
+
+class CacheKeys:
+    """Key builder for one namespace (all through :class:`~redkit.keys.Keyspace`)."""
+
+    __slots__ = ("_keys", "_tag_memo", "namespace", "ns_version")
+
+    def __init__(self, keys: Keyspace, namespace: str) -> None:
+        self._keys = keys
+        self.namespace = namespace
+        self.ns_version = keys.group("cachev", namespace).key()
+        self._tag_memo: dict[str, str] = {}
+
+    def group(self, key: str | bytes | int) -> KeyGroup:
+        """The group of one entry (entry, lock, waiters, wake share its slot)."""
+        return self._keys.group("cache", self.namespace, key)
+
+    def entry(self, key: str | bytes | int) -> str:
+        """The Redis key of one entry."""
+        return self._keys.group("cache", self.namespace, key).key()
+
+    def tag(self, name: str) -> str:
+        """The version key of one tag."""
+        found = self._tag_memo.get(name)
+        if found is None:
+            if len(self._tag_memo) >= _TAG_KEY_MEMO:
+                self._tag_memo.clear()
+            found = self._tag_memo[name] = self._keys.group("cachetag", name).key()
+        return found
+
+    def tracking_prefixes(self) -> list[str]:
+        """Key prefixes a near cache of this namespace must hear about."""
+        entries = "{" + self._keys.group("cache", self.namespace).tag + ":"
+        tags = "{" + self._keys.group("cachetag").tag + ":"
+        return [entries, self.ns_version, tags]
+
+
+@dataclass(slots=True)
+class Lookup:
+    """What a read found: a valid entry (or None) and the versions it was checked against."""
+
+    entry: Entry | None
+    versions: Versions = field(default_factory=dict)
+    near: bool = False
+
+
+@dataclass(slots=True)
+class Begin:
+    """The outcome of the stampede protocol: serve ``entry``, or load (holding ``token``)."""
+
+    entry: Entry | None
+    load: bool = False
+    token: str = ""
+    versions: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """How long entries live and how loads are coordinated."""
+
+    ttl: float | None
+    stale_ttl: float
+    jitter: float
+    beta: float
+    lock_ttl: float
+    wait_timeout: float
+    cache_none: bool
+    none_ttl: float | None
+
+
+class CacheFlows:
+    """The flows of one cache namespace; :class:`Cache` and :class:`AsyncCache` run them."""
+
+    def __init__(
+        self,
+        keys: CacheKeys,
+        serializer: Serializer,
+        policy: Policy,
+        *,
+        cluster: bool,
+        max_block: float,
+        near: NearCache | None = None,
+        channel: str | None = None,
+    ) -> None:
+        self.keys = keys
+        self.serializer = serializer
+        self.policy = policy
+        self.cluster = cluster
+        self.near = near
+        self.channel = channel
+        self.max_block = max(_MIN_BLOCK, max_block)
+
+    def announce(self, keys: Sequence[str]) -> list[ops.Call]:
+        """The PUBLISH that tells pub/sub-mode near caches about ``keys`` (else nothing)."""
+        if self.channel is None or not keys:
+            return []
+        return [ops.Call("PUBLISH", self.channel, "\n".join(keys))]
+
+    def forget_local(self, key: str) -> None:
+        """Drop ``key`` from this process's near cache (before writing it)."""
+        if self.near is not None:
+            self.near.discard(key)
+
+    # --- reads ------------------------------------------------------------------------
+
+    def _mget(self, keys: Sequence[str]) -> ops.Flow[list[Any]]:
+        if not self.cluster:
+            return list((yield ops.Call("MGET", *keys)))
+        replies = yield ops.Batch([ops.Call("GET", k) for k in keys])
+        for reply in replies:
+            if isinstance(reply, RedisCommandError):
+                raise reply
+        return list(replies)
+
+    def version_keys(self, tags: Iterable[str]) -> list[str]:
+        """The namespace version key followed by the version keys of ``tags``."""
+        return [self.keys.ns_version, *(self.keys.tag(t) for t in tags)]
+
+    def read_flow(self, key: str | bytes | int, tags: Sequence[str] = ()) -> ops.Flow[Lookup]:
+        """The valid entry of ``key`` (near cache first), fetched with its versions."""
+        ekey = self.keys.entry(key)
+        near = self.near
+        if near is not None:
+            cached = near.lookup(ekey)
+            if cached is not None:
+                return Lookup(cached, near=True)
+            seq = near.sequence()
+        vkeys = self.version_keys(tags)
+        reply = yield from self._mget([ekey, *vkeys])
+        versions: Versions = dict(zip(vkeys, map(_version, reply[1:]), strict=True))
+        raw = reply[0]
+        if raw is None:
+            return Lookup(None, versions)
+        entry = envelope.decode(self.serializer, raw)
+        missing = [k for k in self._stamp_keys(entry) if k not in versions]
+        if missing:  # tags the caller did not declare: a second round trip
+            more = yield from self._mget(missing)
+            versions.update(zip(missing, map(_version, more), strict=True))
+        if not self.valid(entry, versions):
+            return Lookup(None, versions)
+        if near is not None:
+            near.store(ekey, entry, {k: versions[k] for k in self._stamp_keys(entry)}, seq)
+        return Lookup(entry, versions)
+
+    def _stamp_keys(self, entry: Entry) -> list[str]:
+        return [self.keys.ns_version, *(self.keys.tag(name) for name, _ in entry.tags)]
+
+    def valid(self, entry: Entry, versions: Versions) -> bool:
+        """True when the entry's version stamp matches ``versions`` and it has not expired."""
+        if entry.ns_version != versions.get(self.keys.ns_version):
+            return False
+        for name, version in entry.tags:
+            if versions.get(self.keys.tag(name)) != version:
+                return False
+        return not (entry.hard_expiry and entry.hard_expiry <= time.time())
+
+    def read_many_flow(self, keys: Sequence[str | bytes | int]) -> ops.Flow[list[Entry | None]]:
+        """Entries of several keys: one round trip (per node on a cluster) plus tag versions."""
+        ekeys = [self.keys.entry(k) for k in keys]
+        reply = yield from self._mget([*ekeys, self.keys.ns_version])
+        versions: Versions = {self.keys.ns_version: _version(reply[-1])}
+        entries = [
+            None if raw is None else envelope.decode(self.serializer, raw) for raw in reply[:-1]
+        ]
+        wanted = {k for e in entries if e is not None for k in self._stamp_keys(e)}
+        missing = sorted(wanted - versions.keys())
+        if missing:
+            more = yield from self._mget(missing)
+            versions.update(zip(missing, map(_version, more), strict=True))
+        return [e if e is not None and self.valid(e, versions) else None for e in entries]
+
+    # --- versions and writes ----------------------------------------------------------
+
+    def ensure_versions_flow(self, versions: Versions) -> ops.Flow[dict[str, int]]:
+        """``versions`` with every missing version created (SET NX, keeping a racer's)."""
+        missing = [k for k, v in versions.items() if v is None]
+        out = {k: v for k, v in versions.items() if v is not None}
+        if missing:
+            fresh = [new_version() for _ in missing]
+            replies = yield ops.Batch(
+                [ops.Call("SET", k, v, "NX", "GET") for k, v in zip(missing, fresh, strict=True)]
+            )
+            for k, v, old in zip(missing, fresh, replies, strict=True):
+                if isinstance(old, RedisCommandError):
+                    raise old
+                out[k] = v if old is None else int(old)
+        return out
+
+    def current_versions_flow(self, tags: Sequence[str]) -> ops.Flow[dict[str, int]]:
+        """The versions to stamp a write with (created when missing)."""
+        vkeys = self.version_keys(tags)
+        reply = yield from self._mget(vkeys)
+        return (
+            yield from self.ensure_versions_flow(
+                dict(zip(vkeys, map(_version, reply), strict=True))
+            )
+        )
+
+    def encode(
+        self,
+        value: Any,
+        versions: dict[str, int],
+        tags: Sequence[str],
+        ttl: float | None,
+        delta: float = 0.0,
+    ) -> tuple[bytes, int | None]:
+        """The entry bytes and the Redis TTL in ms for ``value`` (TTL jittered)."""
+        ttl = self.policy.ttl if ttl is None else ttl
+        if value is None and self.policy.none_ttl is not None:
+            ttl = self.policy.none_ttl
+        soft = hard = 0.0
+        px: int | None = None
+        if ttl is not None:
+            if ttl <= 0:
+                raise ConfigError(f"cache ttl must be a positive number of seconds, got {ttl!r}")
+            ttl *= 1.0 - self.policy.jitter * _uniform()
+            now = time.time()
+            soft, hard = now + ttl, now + ttl + self.policy.stale_ttl
+            px = max(1, int((ttl + self.policy.stale_ttl) * 1000))
+        stamp = tuple((t, versions[self.keys.tag(t)]) for t in sorted(set(tags)))
+        data = envelope.encode(
+            self.serializer,
+            value,
+            soft_expiry=soft,
+            hard_expiry=hard,
+            delta=delta,
+            ns_version=versions[self.keys.ns_version],
+            tags=stamp,
+        )
+        return data, px
+
+    def set_call(self, key: str | bytes | int, data: bytes, px: int | None) -> ops.Call:
+        """The SET of one entry (forgetting it locally first)."""
+        ekey = self.keys.entry(key)
+        self.forget_local(ekey)
+        return ops.Call("SET", ekey, data) if px is None else ops.Call("SET", ekey, data, "PX", px)
+
+    def set_many_flow(
+        self,
+        items: Sequence[tuple[str | bytes | int, Any]],
+        tags: Sequence[str],
+        ttl: float | None,
+        only_new: bool = False,
+    ) -> ops.Flow[list[bool]]:
+        """Write several entries: versions in one round trip, the writes in one batch."""
+        versions = yield from self.current_versions_flow(tags)
+        calls = []
+        for key, value in items:
+            data, px = self.encode(value, versions, tags, ttl)
+            call = self.set_call(key, data, px)
+            calls.append(ops.Call(*call.args, "NX") if only_new else call)
+        extra = self.announce([str(c.args[1]) for c in calls])
+        replies = (yield ops.Batch([*calls, *extra]))[: len(calls)]
+        for reply in replies:
+            if isinstance(reply, RedisCommandError):
+                raise reply
+        return [reply is not None for reply in replies]
+
+    def delete_flow(self, keys: Sequence[str | bytes | int]) -> ops.Flow[int]:
+        """Delete entries (one round trip per node); the number deleted."""
+        ekeys = [self.keys.entry(k) for k in keys]
+        for ekey in ekeys:
+            self.forget_local(ekey)
+        replies = yield ops.Batch([*(ops.Call("DEL", k) for k in ekeys), *self.announce(ekeys)])
+        return sum(r for r in replies[: len(ekeys)] if isinstance(r, int))
+
+    def invalidate_flow(self, version_keys: Sequence[str]) -> ops.Flow[None]:
+        """Give each version key a new value: every entry stamped with the old one is dead."""
+        if self.near is not None:
+            self.near.forget_versions(version_keys)
+        calls = [ops.Call("SET", k, new_version()) for k in version_keys]
+        yield ops.Batch([*calls, *self.announce(list(version_keys))])
+
+    def incr_flow(self, key: str | bytes | int, delta: int) -> ops.Flow[int | None]:
+        """Add ``delta`` to an int entry atomically; None when there is no valid entry."""
+        versions = yield from self.current_versions_flow(())
+        ns = struct.pack(">q", versions[self.keys.ns_version])
+        ekey = self.keys.entry(key)
+        self.forget_local(ekey)
+        reply = yield ops.Eval(INCR, (ekey,), (delta, ns))
+        yield from self.announce([ekey])
+        if reply[0] == -1:
+            raise ConfigError(f"cache entry {key!r} does not hold an integer")
+        return int(reply[1]) if reply[0] == 1 else None
+
+    def touch_flow(self, key: str | bytes | int, ttl: float | None) -> ops.Flow[bool]:
+        """Reset the Redis TTL of an entry (its soft expiry stays as written)."""
+        ekey = self.keys.entry(key)
+        if ttl is None:
+            return bool((yield ops.Call("PERSIST", ekey))) or bool((yield ops.Call("EXISTS", ekey)))
+        return bool((yield ops.Call("PEXPIRE", ekey, max(1, int(ttl * 1000)))))
+
+
+def _version(raw: Any) -> int | None:
+    return None if raw is None else int(raw)
+
+
+def _uniform() -> float:
+    import random
+
+    return random.random()
+
+
+Loader = Callable[[], Any]
