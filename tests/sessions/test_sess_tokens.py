@@ -1,0 +1,169 @@
+"""Token revocation on every target: deny-list TTLs, watermarks, refresh families."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from redkit import AsyncRedkit, Redkit, ops
+from redkit.errors import ConfigError
+from redkit.sessions import AsyncTokenRevoker, RefreshResult, Revocation, TokenRevoker
+from redkit.sessions import ops as sops
+
+
+def _claims(user: str = "alice", *, jti: str | None = None, iat: float | None = None) -> dict:
+    now = time.time()
+    return {"sub": user, "jti": jti or TokenRevoker.new_id(), "iat": iat or now, "exp": now + 60}
+
+
+def test_revoked_token_is_rejected_until_expiry_and_the_entry_goes_with_it(rk: Redkit) -> None:
+    tokens = rk.tokens()
+    claims = _claims()
+    claims["exp"] = time.time() + 1.5
+    assert not tokens.is_revoked(claims)
+    assert tokens.revoke(claims["jti"], claims["exp"], user="alice")
+    assert tokens.status(claims) is Revocation.TOKEN
+    key = sops.token_group(rk.keys, "alice").user_key("jti", claims["jti"])
+    assert 0 < rk.client.pttl(key) <= 1500, "the entry's TTL must match the token's expiry"
+    deadline = time.monotonic() + 5
+    while rk.client.exists(key):
+        assert time.monotonic() < deadline, "the deny-list entry outlived the token"
+        time.sleep(0.05)
+    assert time.time() >= claims["exp"] - 0.05
+    assert not tokens.is_revoked(claims)  # the token's own exp rejects it from here on
+
+
+def test_revoking_an_expired_token_stores_nothing(rk: Redkit) -> None:
+    tokens = rk.tokens()
+    assert not tokens.revoke("old", time.time() - 1, user="alice")
+    assert not rk.client.exists(sops.token_group(rk.keys, "alice").user_key("jti", "old"))
+
+
+def test_leeway_keeps_the_entry_longer(rk: Redkit) -> None:
+    tokens = rk.tokens(leeway=30)
+    assert tokens.revoke("j", datetime.now(timezone.utc) + timedelta(seconds=1), user="u")
+    key = sops.token_group(rk.keys, "u").user_key("jti", "j")
+    assert 30_000 < rk.client.pttl(key) <= 31_000
+
+
+def test_revoke_all_is_a_watermark_per_user(rk: Redkit) -> None:
+    tokens = rk.tokens()
+    now = time.time()
+    earlier, same_second = _claims(iat=now - 100), _claims(iat=float(int(now)))
+    bob = _claims("bob", iat=now - 100)
+    mark = tokens.revoke_all("alice")
+    assert tokens.status(earlier) is Revocation.ALL
+    assert tokens.is_revoked(same_second), "a token from the same second must not slip through"
+    assert not tokens.is_revoked(bob)
+    later = _claims(iat=mark.timestamp() + 0.5)
+    assert not tokens.is_revoked(later)
+    assert tokens.is_revoked({"sub": "alice", "jti": "x"}), "no iat under a watermark: reject"
+    assert tokens.revoke_all("alice", before=now - 1000) == mark, "the watermark never moves back"
+
+
+def test_watermark_lives_as_long_as_the_longest_token(rk: Redkit) -> None:
+    tokens = rk.tokens(max_token_age=3600)
+    tokens.revoke_all("alice")
+    ttl = rk.client.pttl(sops.token_group(rk.keys, "alice").key("before"))
+    assert 3_590_000 < ttl <= 3_600_000
+
+
+def test_refresh_reuse_revokes_the_family(rk: Redkit) -> None:
+    tokens = rk.tokens()
+    exp = time.time() + 600
+    first = _claims()
+    family = tokens.start_family("alice", first["jti"], exp)
+    first["fam"] = family
+    second = {**_claims(), "fam": family}
+    assert tokens.rotate_refresh(first, second["jti"], exp) is RefreshResult.ROTATED
+    access = {**_claims(), "fam": family}
+    assert not tokens.is_revoked(access)
+    # the first token is presented again: stolen, or the thief's copy was used first
+    assert tokens.rotate_refresh(first, "third", exp) is RefreshResult.REUSED
+    assert tokens.rotate_refresh(second, "fourth", exp) is RefreshResult.REVOKED
+    assert tokens.status(access) is Revocation.FAMILY
+    other = {**_claims(), "fam": tokens.start_family("alice", "z", exp)}
+    assert not tokens.is_revoked(other), "other families of the user are untouched"
+    assert tokens.rotate_refresh({**first, "fam": "nope"}, "x", exp) is RefreshResult.UNKNOWN
+
+
+def test_only_one_of_many_concurrent_refreshes_wins(rk: Redkit) -> None:
+    tokens = rk.tokens()
+    exp = time.time() + 600
+    first = _claims()
+    first["fam"] = tokens.start_family("alice", first["jti"], exp)
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda i: tokens.rotate_refresh(first, f"n{i}", exp), range(8)))
+    assert results.count(RefreshResult.ROTATED) == 1
+    assert results.count(RefreshResult.REUSED) == 1
+    assert all(r is not RefreshResult.UNKNOWN for r in results)
+
+
+def test_revoke_family_explicitly(rk: Redkit) -> None:
+    tokens = rk.tokens()
+    family = tokens.start_family(7, "r1", time.time() + 60)
+    assert tokens.revoke_family(7, family)
+    assert not tokens.revoke_family(7, family)
+    assert tokens.is_revoked({"sub": 7, "jti": "a1", "iat": time.time(), "fam": family})
+
+
+def test_is_revoked_is_one_script(rk: Redkit) -> None:
+    tokens = rk.tokens(check=False)
+    flow = tokens._status_flow({**_claims(), "fam": "f"})
+    effect = next(flow)
+    assert isinstance(effect, ops.Eval)
+    assert effect.script.name == "tok_check"
+    with pytest.raises(StopIteration) as done:
+        flow.send(0)
+    assert done.value.value is Revocation.VALID
+
+
+def test_bad_arguments_are_config_errors(rk: Redkit) -> None:
+    tokens = rk.tokens()
+    with pytest.raises(ConfigError):
+        tokens.revoke("", time.time() + 5)
+    with pytest.raises(ConfigError):
+        tokens.revoke("j", "tomorrow")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError):
+        tokens.start_family("alice", "j", time.time() - 5)
+    with pytest.raises(ConfigError):
+        rk.tokens(max_token_age=0)
+
+
+def test_tokens_without_subject_are_revocable(rk: Redkit) -> None:
+    tokens = rk.tokens()
+    claims = {"jti": "anon", "iat": time.time(), "exp": time.time() + 60}
+    tokens.revoke("anon", claims["exp"])
+    assert tokens.is_revoked(claims)
+    assert not tokens.is_revoked({**claims, "sub": "alice"})
+
+
+async def test_async_revocation(ark: AsyncRedkit) -> None:
+    tokens = ark.tokens()
+    claims = _claims()
+    assert await tokens.revoke(claims["jti"], claims["exp"], user="alice")
+    assert await tokens.is_revoked(claims)
+    family = await tokens.start_family("alice", "r1", time.time() + 60)
+    results = await asyncio.gather(
+        *(
+            tokens.rotate_refresh(
+                {"sub": "alice", "jti": "r1", "fam": family}, f"n{i}", time.time() + 60
+            )
+            for i in range(4)
+        )
+    )
+    assert results.count(RefreshResult.ROTATED) == 1
+    assert RefreshResult.REUSED in results
+    await tokens.revoke_all("bob")
+    assert await tokens.is_revoked(_claims("bob", iat=time.time() - 5))
+
+
+def test_sync_and_async_revokers_have_the_same_methods() -> None:
+    def public(cls: type) -> set[str]:
+        return {n for n in dir(cls) if not n.startswith("_")}
+
+    assert public(TokenRevoker) == public(AsyncTokenRevoker)
