@@ -346,12 +346,14 @@ def _info_flow(rk: _Base) -> ops.Flow[ServerInfo]:
     raw = yield ops.Call("INFO", "server")
     server = _parse_info(raw)
     persistence = yield ops.Call("INFO", "persistence")
-    memory = yield ops.Call("CONFIG", "GET", "maxmemory-policy")
-    return _server_info(rk, server, _parse_info(persistence), memory)
+    # INFO, not CONFIG GET: managed servers often disable CONFIG, and redis-py's asyncio
+    # RedisCluster cannot route CONFIG GET without a key
+    memory = yield ops.Call("INFO", "memory")
+    return _server_info(rk, server, _parse_info(persistence), _parse_info(memory))
 
 
 def _server_info(
-    rk: _Base, server: dict[str, str], persist: dict[str, str], memory: Any
+    rk: _Base, server: dict[str, str], persist: dict[str, str], memory: dict[str, str]
 ) -> ServerInfo:
     is_valkey = "valkey_version" in server or server.get("server_name") == "valkey"
     engine = "valkey" if is_valkey else "redis"
@@ -359,7 +361,7 @@ def _server_info(
     mode = "cluster" if rk.cluster else server.get("redis_mode", "standalone")
     if "sentinel" in rk.target:
         mode = "sentinel"
-    policy = _config_value(memory)
+    policy = memory.get("maxmemory_policy")
     aof = persist.get("aof_enabled") == "1"
     rdb = persist.get("rdb_last_save_time") is not None and persist.get("rdb_saves", "0") != "0"
     return ServerInfo(rk.target, engine, version, mode, rk.keys.prefix, policy, aof or rdb)
@@ -378,18 +380,3 @@ def _parse_info(raw: Any) -> dict[str, str]:
         if sep and not line.startswith("#"):
             out[key.strip()] = value.strip()
     return out
-
-
-def _config_value(reply: Any) -> str | None:
-    if isinstance(reply, dict):
-        if reply and all(isinstance(v, dict) for v in reply.values()):
-            reply = next(iter(reply.values()))
-        values = list(reply.values())
-        return _text(values[0]) if values else None
-    if isinstance(reply, (list, tuple)) and len(reply) >= 2:
-        return _text(reply[1])
-    return None
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)

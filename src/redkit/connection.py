@@ -129,13 +129,19 @@ def describe_client(client: Any) -> str:
     """Where a handed-in client points, password masked."""
     if is_cluster(client):
         nodes = getattr(client, "startup_nodes", None) or {}
-        names = list(nodes)[:3] if isinstance(nodes, dict) else [str(n) for n in nodes][:3]
+        # sync: {"host:port": node}; asyncio: [ClusterNode], whose str() is a long repr
+        names = list(nodes)[:3] if isinstance(nodes, dict) else [_node_name(n) for n in nodes][:3]
         return "redis+cluster://" + ",".join(str(n) for n in names)
     pool = getattr(client, "connection_pool", None)
     kwargs = getattr(pool, "connection_kwargs", {}) if pool is not None else {}
     if "path" in kwargs:
         return f"unix://{kwargs['path']}"
     return f"redis://{kwargs.get('host', '?')}:{kwargs.get('port', '?')}/{kwargs.get('db', 0)}"
+
+
+def _node_name(node: Any) -> str:
+    host, port = getattr(node, "host", None), getattr(node, "port", None)
+    return f"{host}:{port}" if host is not None else str(node)
 
 
 def _sentinel_kwargs(settings: Settings, retry: Any) -> dict[str, Any]:
