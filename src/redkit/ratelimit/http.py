@@ -12,6 +12,7 @@ A rejected request also gets ``Retry-After`` (whole seconds, rounded up) and an 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 
@@ -77,3 +78,12 @@ def unavailable_problem() -> bytes:
         "detail": "Rate limiting is unavailable; try again shortly.",
     }
     return json.dumps(body).encode()
+
+
+def fingerprint(secret: str | bytes) -> str:
+    """A stable, non-reversible stand-in for an API key or token used as a limiter key.
+
+    Limiter keys end up in Redis key names (visible to SCAN and MONITOR); a secret must not.
+    """
+    raw = secret.encode() if isinstance(secret, str) else secret
+    return "fp:" + hashlib.sha256(raw).hexdigest()[:32]
