@@ -1,0 +1,219 @@
+"""The public API surface: exports, import layering, and sync/async parity."""
+
+from __future__ import annotations
+import __future__
+
+import ast
+import importlib
+import inspect
+import pkgutil
+import types
+from pathlib import Path
+
+import pytest
+
+import redkit
+import redkit.errors
+
+PACKAGE = Path(redkit.__file__).parent
+
+# --- exports ---------------------------------------------------------------------------
+
+
+def test_exported_members() -> None:
+    """``redkit.__all__`` is sorted and names exactly the public, non-module attributes."""
+    assert redkit.__all__ == sorted(redkit.__all__)
+    public = {
+        name
+        for name, value in vars(redkit).items()
+        if not name.startswith("_")
+        and not isinstance(value, (types.ModuleType, __future__._Feature))
+    }
+    assert set(redkit.__all__) - {"__version__"} == public
+    for name in redkit.__all__:
+        assert hasattr(redkit, name), name
+
+
+def test_errors_module_lists_every_error() -> None:
+    errors = redkit.errors
+    assert errors.__all__ == sorted(errors.__all__)
+    defined = {
+        name
+        for name, value in vars(errors).items()
+        if isinstance(value, type) and issubclass(value, errors.RedkitError)
+    }
+    assert set(errors.__all__) == defined
+    for name in defined:
+        assert name in (errors.__doc__ or ""), f"draw {name} in the errors.py docstring tree"
+
+
+# --- import layering -------------------------------------------------------------------
+
+CORE = {
+    "_lazy",
+    "client",
+    "config",
+    "connection",
+    "embedded",
+    "errors",
+    "keys",
+    "ops",
+    "scripts",
+    "serializers",
+}
+OUTER = {"integrations", "cli", "dashboard", "demo"}
+
+
+def _modules() -> dict[str, Path]:
+    """Every module of the package by dotted name (``redkit.x.y``), from the source tree."""
+    found = {}
+    for path in PACKAGE.rglob("*.py"):
+        parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        found[".".join(parts)] = path
+    return found
+
+
+def _layer(module: str) -> str:
+    parts = module.split(".")
+    if len(parts) == 1:
+        return "api"  # redkit/__init__.py re-exports everything
+    return "core" if parts[1] in CORE else "outer" if parts[1] in OUTER else "capability"
+
+
+def _is_type_checking(node: ast.If) -> bool:
+    test = node.test
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+def _imports(path: Path, module: str, *, top_level_only: bool) -> set[str]:
+    """The redkit modules ``path`` imports; with ``top_level_only``, those run at import
+    time (not inside functions, not under ``if TYPE_CHECKING``)."""
+    tree = ast.parse(path.read_text(), str(path))
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    found: set[str] = set()
+    stack: list[ast.AST] = [tree]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*anchor, base] if base else anchor)
+            found.add(base)
+            found.update(f"{base}.{alias.name}" for alias in node.names)
+        skip = top_level_only and (
+            isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
+            or (isinstance(node, ast.If) and _is_type_checking(node))
+        )
+        if not skip:
+            stack.extend(ast.iter_child_nodes(node))
+    modules = _modules()
+    return {name for name in found if name in modules and name != module}
+
+
+def test_layers_are_known() -> None:
+    present = {name.split(".")[1] for name in _modules() if "." in name}
+    assert present >= CORE, f"core modules missing: {CORE - present}"
+
+
+@pytest.mark.parametrize("module", sorted(m for m in _modules() if _layer(m) == "core"))
+def test_core_never_imports_capabilities_or_outer_layers(module: str) -> None:
+    """Core may name a capability only lazily (the facade's factory methods)."""
+    imported = _imports(_modules()[module], module, top_level_only=True)
+    wrong = sorted(name for name in imported if _layer(name) in {"capability", "outer"})
+    assert not wrong, f"{module} imports {wrong} at import time"
+
+
+@pytest.mark.parametrize("module", sorted(m for m in _modules() if _layer(m) == "capability"))
+def test_capabilities_never_import_outer_layers(module: str) -> None:
+    imported = _imports(_modules()[module], module, top_level_only=False)
+    wrong = sorted(name for name in imported if _layer(name) == "outer")
+    assert not wrong, f"{module} imports {wrong} (integrations, cli and dashboard build on it)"
+
+
+# --- sync / async parity ---------------------------------------------------------------
+
+ASYNC_NAMES = {
+    "aclose": "close",
+    "__aenter__": "__enter__",
+    "__aexit__": "__exit__",
+    "__aiter__": "__iter__",
+    "__anext__": "__next__",
+}
+
+
+# framework glue needs a configured framework to import (Django settings ...)
+NOT_SCANNED = ("redkit.integrations", "redkit.demo")
+
+
+def _all_classes() -> dict[str, list[type]]:
+    by_name: dict[str, list[type]] = {}
+    for info in pkgutil.walk_packages(redkit.__path__, "redkit."):
+        if info.name.endswith("__main__") or info.name.startswith(NOT_SCANNED):
+            continue
+        module = importlib.import_module(info.name)
+        for name, value in vars(module).items():
+            if isinstance(value, type) and value.__module__ == info.name:
+                by_name.setdefault(name, []).append(value)
+    return by_name
+
+
+def _pairs() -> list[tuple[type, type]]:
+    classes = _all_classes()
+    pairs = []
+    for name, async_classes in classes.items():
+        if not name.startswith("Async") or name[5:] not in classes:
+            continue
+        for async_cls in async_classes:
+            candidates = classes[name[5:]]
+            same_module = [c for c in candidates if c.__module__ == async_cls.__module__]
+            pairs.append(((same_module or candidates)[0], async_cls))
+    return sorted(pairs, key=lambda pair: pair[1].__qualname__)
+
+
+PAIRS = _pairs()
+
+
+def _surface(cls: type, rename: dict[str, str]) -> dict[str, inspect.Signature | None]:
+    surface: dict[str, inspect.Signature | None] = {}
+    for name in dir(cls):
+        if name.startswith("_") and name not in rename and name not in ASYNC_NAMES.values():
+            continue
+        attr = inspect.getattr_static(cls, name)
+        if isinstance(attr, (staticmethod, classmethod)):
+            attr = attr.__func__
+        if name in ASYNC_NAMES.values() and not callable(attr):
+            continue
+        signature = None
+        if inspect.isfunction(attr):
+            signature = inspect.signature(attr).replace(return_annotation=inspect.Signature.empty)
+        surface[rename.get(name, name)] = signature
+    return surface
+
+
+def test_pairs_are_discovered() -> None:
+    names = {(sync.__name__, asynchronous.__name__) for sync, asynchronous in PAIRS}
+    assert {("Redkit", "AsyncRedkit"), ("Lock", "AsyncLock")} <= names
+
+
+@pytest.mark.parametrize(
+    ("sync_cls", "async_cls"), PAIRS, ids=[f"{a.__module__}.{a.__name__}" for _, a in PAIRS]
+)
+def test_sync_and_async_expose_the_same_api(sync_cls: type, async_cls: type) -> None:
+    sync = _surface(sync_cls, {})
+    asynchronous = _surface(async_cls, ASYNC_NAMES)
+    assert sorted(set(sync) ^ set(asynchronous)) == [], "methods present on one side only"
+    for name, signature in sync.items():
+        other = asynchronous[name]
+        if signature is None or other is None:
+            assert (signature is None) == (other is None), f"{name}: method on one side only"
+            continue
+        params = [(p.name, p.kind, p.default) for p in signature.parameters.values()]
+        other_params = [(p.name, p.kind, p.default) for p in other.parameters.values()]
+        assert params == other_params, f"{name}: parameters differ"
