@@ -1,0 +1,106 @@
+"""The Django middleware and decorator, through Django's test client."""
+
+from __future__ import annotations
+
+import django
+import pytest
+from django.conf import settings
+
+if not settings.configured:
+    settings.configure(
+        DEBUG=False,
+        SECRET_KEY="redkit-tests-only",
+        ALLOWED_HOSTS=["*"],
+        ROOT_URLCONF=__name__,
+        MIDDLEWARE=[],
+        INSTALLED_APPS=[],
+        DATABASES={},
+    )
+    django.setup()
+
+from django.http import HttpRequest, HttpResponse  # noqa: E402
+from django.test import Client, override_settings  # noqa: E402
+from django.urls import path  # noqa: E402
+
+from redkit import Redkit  # noqa: E402
+from redkit.errors import ConfigError  # noqa: E402
+from redkit.integrations.django.ratelimit import (  # noqa: E402
+    RateLimitMiddleware,
+    header_key,
+    ratelimit,
+)
+
+MIDDLEWARE = ["redkit.integrations.django.ratelimit.RateLimitMiddleware"]
+urlpatterns: list[object] = []
+
+
+def _ok(request: HttpRequest) -> HttpResponse:
+    return HttpResponse("ok")
+
+
+def _urls(rk: Redkit) -> type:
+    """A URLconf of this test's own (an object with urlpatterns; hashable, as Django needs)."""
+    login = ratelimit(rk.rate_limiter("1/minute", name="login"), key=header_key("X-Api-Key"))
+    patterns = [path("", _ok), path("health", _ok), path("login", login(_ok))]
+    return type("URLConf", (), {"urlpatterns": patterns})
+
+
+def _client(rk: Redkit, middleware: bool = True) -> tuple[Client, override_settings]:
+    config = {
+        "limiter": lambda: rk.rate_limiter("3/minute", name="global"),
+        "trusted_proxies": ["10.0.0.0/8"],
+        "exempt": ["/health"],
+    }
+    overrides = override_settings(
+        ROOT_URLCONF=_urls(rk),
+        MIDDLEWARE=MIDDLEWARE if middleware else [],
+        REDKIT_RATELIMIT=config,
+    )
+    return Client(), overrides
+
+
+def test_middleware_limit_and_headers(rk: Redkit) -> None:
+    client, overrides = _client(rk)
+    with overrides:
+        xff = {"X-Forwarded-For": "198.51.100.1"}
+        first = client.get("/", headers=xff, REMOTE_ADDR="10.0.0.2")
+        assert first.status_code == 200
+        assert first["RateLimit-Policy"] == '"3-per-60s";q=3;w=60'
+        assert first["RateLimit"].startswith('"3-per-60s";r=2;t=')
+        for _ in range(2):
+            assert client.get("/", headers=xff, REMOTE_ADDR="10.0.0.2").status_code == 200
+        rejected = client.get("/", headers=xff, REMOTE_ADDR="10.0.0.2")
+        assert rejected.status_code == 429
+        assert rejected["Content-Type"] == "application/problem+json"
+        assert rejected.json()["status"] == 429
+        assert 1 <= int(rejected["Retry-After"]) <= 60
+        assert client.get("/health", headers=xff, REMOTE_ADDR="10.0.0.2").status_code == 200
+
+
+def test_spoofed_forwarded_for_is_ignored(rk: Redkit) -> None:
+    client, overrides = _client(rk)
+    with overrides:
+        codes = [
+            client.get(
+                "/", headers={"X-Forwarded-For": f"198.51.100.{i}"}, REMOTE_ADDR="203.0.113.5"
+            ).status_code
+            for i in range(4)
+        ]
+    assert codes == [200, 200, 200, 429]
+
+
+def test_view_decorator(rk: Redkit) -> None:
+    client, overrides = _client(rk, middleware=False)
+    with overrides:
+        ok = client.post("/login", headers={"X-Api-Key": "k"})
+        assert ok.status_code == 200
+        assert ok["RateLimit-Policy"] == '"1-per-60s";q=1;w=60'
+        rejected = client.post("/login", headers={"X-Api-Key": "k"})
+        assert rejected.status_code == 429
+        assert rejected["Content-Type"] == "application/problem+json"
+        assert client.post("/login", headers={"X-Api-Key": "k2"}).status_code == 200
+
+
+def test_bad_configuration_is_a_config_error() -> None:
+    with override_settings(REDKIT_RATELIMIT={"limiter": 42}), pytest.raises(ConfigError):
+        RateLimitMiddleware(lambda request: HttpResponse())
