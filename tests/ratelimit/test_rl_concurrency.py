@@ -77,7 +77,8 @@ def test_extend_keeps_and_expiry_loses_the_slot(rk: Redkit) -> None:
     assert not lease.extend(), "an expired lease cannot be renewed"
     assert not lease.release()
     other = slots.try_acquire("x")
-    assert other is not None and other.release()
+    assert other is not None
+    assert other.release()
 
 
 def test_acquire_times_out(rk: Redkit) -> None:

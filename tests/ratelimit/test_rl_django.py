@@ -18,13 +18,13 @@ if not settings.configured:
     )
     django.setup()
 
-from django.http import HttpRequest, HttpResponse  # noqa: E402
-from django.test import Client, override_settings  # noqa: E402
-from django.urls import path  # noqa: E402
+from django.http import HttpRequest, HttpResponse
+from django.test import Client, override_settings
+from django.urls import path
 
-from redkit import Redkit  # noqa: E402
-from redkit.errors import ConfigError  # noqa: E402
-from redkit.integrations.django.ratelimit import (  # noqa: E402
+from redkit import Redkit
+from redkit.errors import ConfigError
+from redkit.integrations.django.ratelimit import (
     RateLimitMiddleware,
     header_key,
     ratelimit,

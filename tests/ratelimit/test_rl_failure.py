@@ -78,7 +78,8 @@ def test_stalled_server_answers_by_policy_within_the_deadline(
         elapsed = time.monotonic() - start
     finally:
         os.kill(pid, signal.SIGCONT)
-    assert result.allowed and result.degraded
+    assert result.allowed
+    assert result.degraded
     assert elapsed < DEADLINE + SLACK
     assert not limiter.hit("k").degraded, "back once it answers"
 
@@ -116,7 +117,8 @@ async def test_async_fail_open_within_the_deadline(server: EmbeddedServer) -> No
             elapsed = time.monotonic() - start
         finally:
             os.kill(pid, signal.SIGCONT)
-        assert result.allowed and result.degraded
+        assert result.allowed
+        assert result.degraded
         assert elapsed < DEADLINE + SLACK
 
 
@@ -129,6 +131,7 @@ def test_concurrency_limiter_fails_by_policy(rk: Redkit, server: EmbeddedServer)
         assert lease.degraded
         assert local.try_acquire("k") is None
     assert local.try_acquire("k") is not None
-    assert opened.acquire("k").degraded and opened.acquire("k").degraded
+    assert opened.acquire("k").degraded
+    assert opened.acquire("k").degraded
     with pytest.raises(RedkitConnectionError):
         closed.acquire("k", timeout=1)
