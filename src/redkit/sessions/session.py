@@ -24,7 +24,7 @@ from redkit.sessions.ops import Record, from_ms, handle_of
 
 log = logging.getLogger("redkit.sessions")
 
-Pending = Literal["login", "rotate", "destroy", "bind"]
+Pending = Literal["login", "rotate", "destroy"]
 
 
 class Session(MutableMapping[str, Any]):
@@ -80,7 +80,7 @@ class Session(MutableMapping[str, Any]):
     @property
     def user(self) -> str | None:
         """The logged-in user, or None for an anonymous session."""
-        return self._login_user if self._pending in ("login", "bind") else self._user
+        return self._login_user if self._pending == "login" else self._user
 
     @property
     def created(self) -> datetime | None:
@@ -185,6 +185,13 @@ class Session(MutableMapping[str, Any]):
             if self._raw.get(key) != encoded:
                 sets[key] = encoded
         return sets, [key for key in self._raw if key not in self._data]
+
+    def _committed(self, sets: dict[str, bytes], deletes: list[str]) -> None:
+        """An update went through: the stored copy now has these changes."""
+        self._raw.update(sets)
+        for key in deletes:
+            self._raw.pop(key, None)
+        self._touched = False
 
     def _stored(self, session_id: str | None, record: Record | None) -> None:
         """The save went through: ``record`` is now what the server holds."""

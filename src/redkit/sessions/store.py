@@ -40,6 +40,9 @@ _CREATE_ATTEMPTS = 3  # a 256-bit collision never happens; bounded anyway
 class _StoreCore:
     """Options and flows shared by :class:`SessionStore` and :class:`AsyncSessionStore`."""
 
+    #: the class of the session objects handed out (framework adapters use a subclass)
+    session_class: type[Session] = Session
+
     def __init__(
         self,
         rk: _Base,
@@ -68,7 +71,7 @@ class _StoreCore:
 
     def new(self, *, ip: str | None = None, user_agent: str | None = None) -> Session:
         """A fresh, empty session; it is stored (and gets an id) on its first save with data."""
-        return Session(self._serializer, ip=ip, user_agent=user_agent)
+        return self.session_class(self._serializer, ip=ip, user_agent=user_agent)
 
     def _key(self, session_id: str) -> str:
         return sops.session_key(self._keys, session_id)
@@ -91,7 +94,9 @@ class _StoreCore:
         if not reply:  # unknown, expired or ended: a fresh session, never the client's id
             return self.new(ip=ip, user_agent=user_agent)
         record = sops.Record.parse(sops.pairs(reply))
-        return Session(self._serializer, session_id, record, ip=ip, user_agent=user_agent)
+        return self.session_class(
+            self._serializer, session_id, record, ip=ip, user_agent=user_agent
+        )
 
     def _save_flow(self, session: Session) -> ops.Flow[None]:
         pending = session._pending
@@ -192,47 +197,15 @@ class _StoreCore:
         return raw
 
     def _update_flow(self, session: Session) -> ops.Flow[None]:
-        bind = session._pending == "bind"
         sets, deletes = session._changes()
-        if session.id is None or (not sets and not deletes and not bind):
+        if session.id is None or (not sets and not deletes):
             return
-        fields = [(sops.DATA + k, v) for k, v in sets.items()]
-        gen = 0
-        if bind:
-            gen = yield from self._generation_flow(session._login_user)
-            fields += [
-                (sops.META_USER, str(session._login_user).encode()),
-                (sops.META_GEN, b"%d" % gen),
-            ]
-        flat = [part for pair in fields for part in pair]
-        args = (sops.ms(self.idle_timeout), len(fields), *flat, *(sops.DATA + k for k in deletes))
+        flat = [part for k, v in sets.items() for part in (sops.DATA + k, v)]
+        args = (sops.ms(self.idle_timeout), len(sets), *flat, *(sops.DATA + k for k in deletes))
         if not (yield ops.Eval(sops.UPDATE, (self._key(session.id),), args)):
             return self._ended(session)
-        user, deadline = session.user, session._deadline_ms or 0
-        if bind and user is not None:
-            registered = yield from self._register_flow(user, session.id, deadline, gen, None)
-            if not registered:
-                return self._ended(session)
-        raw = {**session._raw, **sets}
-        for key in deletes:
-            raw.pop(key, None)
-        session._stored(session.id, self._record_of(session, raw, user, gen))
+        session._committed(sets, deletes)
         return None
-
-    @staticmethod
-    def _record_of(
-        session: Session, raw: dict[str, bytes], user: str | None, gen: int
-    ) -> sops.Record:
-        return sops.Record(
-            session._created_ms or 0,
-            session._seen_ms or 0,
-            session._deadline_ms or 0,
-            user,
-            gen,
-            session.ip,
-            session.user_agent,
-            raw,
-        )
 
     @staticmethod
     def _ended(session: Session) -> None:

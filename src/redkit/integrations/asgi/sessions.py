@@ -1,0 +1,101 @@
+"""Server-side sessions for any ASGI app: a drop-in for Starlette's ``SessionMiddleware``.
+
+::
+
+    from redkit.integrations.asgi.sessions import SessionMiddleware
+
+    app.add_middleware(SessionMiddleware, store=ark.sessions())
+
+    async def login(request):
+        ...
+        request.session.login(user.id)   # new id at the end of this request
+        request.session["cart"] = []
+
+``request.session`` is a :class:`redkit.sessions.Session` (a mutable mapping, like
+Starlette's dict). Unlike signed-cookie sessions, the cookie holds only a random id, so
+logging out really ends the session. Non-HTTP scopes pass through; WebSocket scopes get
+the session to read (a WebSocket cannot set a cookie, so nothing is saved there).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from redkit.errors import ConfigError
+from redkit.sessions import AsyncSessionStore, Session
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+ClientIP = Callable[[Scope], "str | None"]
+
+
+def peer_ip(scope: Scope) -> str | None:
+    """The socket peer's address (behind a proxy, pass a trusted-proxy-aware ``client_ip``)."""
+    client = scope.get("client")
+    return str(client[0]) if client else None
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", ()):
+        if key.lower() == name:
+            return bytes(value).decode("latin-1")
+    return None
+
+
+class SessionMiddleware:
+    """Load the session before the app runs; save it and set the cookie as the response starts.
+
+    Args:
+        app: the ASGI app to wrap.
+        store: an :class:`~redkit.sessions.AsyncSessionStore` (``ark.sessions(...)``); its
+            ``cookie`` settings name the cookie.
+        client_ip: ``scope -> address`` recorded as the session's IP (default: the socket
+            peer).
+    """
+
+    def __init__(
+        self, app: ASGIApp, store: AsyncSessionStore, *, client_ip: ClientIP | None = None
+    ) -> None:
+        if not isinstance(store, AsyncSessionStore):
+            raise ConfigError("SessionMiddleware needs an AsyncSessionStore (ark.sessions())")
+        self.app = app
+        self.store = store
+        self.client_ip = client_ip or peer_ip
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        cookie_id = self.store.cookie.read(_header(scope, b"cookie"))
+        session = await self.store.load(
+            cookie_id, ip=self.client_ip(scope), user_agent=_header(scope, b"user-agent")
+        )
+        scope["session"] = session
+        if scope["type"] == "websocket":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_cookie(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                await self.store.save(session)
+                cookie = self._cookie(session, cookie_id)
+                if cookie is not None:
+                    headers = list(message.get("headers", ()))
+                    headers.append((b"set-cookie", cookie.encode("latin-1")))
+                    headers.append((b"vary", b"Cookie"))
+                    message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_with_cookie)
+
+    def _cookie(self, session: Session, cookie_id: str | None) -> str | None:
+        config = self.store.cookie
+        if session.id is not None and (session.id != cookie_id or config.max_age is not None):
+            return config.header(session.id)
+        if session.id is None and cookie_id is not None and session.ended:
+            return config.deletion_header()
+        return None
