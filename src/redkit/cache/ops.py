@@ -231,14 +231,16 @@ class CacheFlows:
         missing = [k for k, v in versions.items() if v is None]
         out = {k: v for k, v in versions.items() if v is not None}
         if missing:
-            fresh = [new_version() for _ in missing]
-            replies = yield ops.Batch(
-                [ops.Call("SET", k, v, "NX", "GET") for k, v in zip(missing, fresh, strict=True)]
-            )
-            for k, v, old in zip(missing, fresh, replies, strict=True):
-                if isinstance(old, RedisCommandError):
-                    raise old
-                out[k] = v if old is None else int(old)
+            # SET NX then GET, pipelined: the GET sees whichever racer's version won.
+            # (Not SET NX GET: redis-py's SET reply callback turns its value into a bool.)
+            calls = []
+            for k in missing:
+                calls += [ops.Call("SET", k, new_version(), "NX"), ops.Call("GET", k)]
+            replies = yield ops.Batch(calls)
+            for k, reply in zip(missing, replies[1::2], strict=True):
+                if isinstance(reply, RedisCommandError):
+                    raise reply
+                out[k] = int(reply)
         return out
 
     def current_versions_flow(self, tags: Sequence[str]) -> ops.Flow[dict[str, int]]:

@@ -1,0 +1,212 @@
+"""Cache basics on every target: values, TTLs, many-key calls, tags, namespaces, decorator."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+
+import pytest
+
+from redkit import AsyncRedkit, Redkit
+from redkit.cache import AsyncCache, Cache
+from redkit.errors import ConfigError, TamperedDataError
+
+
+def test_set_get_delete_and_default(rk: Redkit) -> None:
+    cache = rk.cache("basic")
+    cache.set("a", {"x": [1, 2]})
+    assert cache.get("a") == {"x": [1, 2]}
+    assert cache.get("missing", "fallback") == "fallback"
+    assert cache.delete("a", "missing") == 1
+    assert cache.get("a") is None
+
+
+def test_user_keys_cannot_escape_their_namespace(rk: Redkit) -> None:
+    one, two = rk.cache("one"), rk.cache("two")
+    one.set("k", 1)
+    one.set("} {x:*", 2)
+    assert two.get("k") is None
+    assert one.get("} {x:*") == 2
+
+
+def test_ttl_is_jittered_below_the_given_ttl(rk: Redkit) -> None:
+    cache = rk.cache("ttl", ttl=100, jitter=0.5)
+    ttls = set()
+    for i in range(20):
+        cache.set(i, i)
+        ttls.add(rk.client.pttl(rk.keys.group("cache", "ttl", i).key()))
+    assert all(50_000 <= t <= 100_000 for t in ttls)
+    assert len(ttls) > 1, "jitter should spread the ttls"
+
+
+def test_entries_expire(rk: Redkit) -> None:
+    cache = rk.cache("exp", jitter=0)
+    cache.set("short", 1, ttl=0.2)
+    assert cache.get("short") == 1
+    deadline = time.monotonic() + 5
+    while cache.get("short") is not None:
+        assert time.monotonic() < deadline, "the entry never expired"
+        time.sleep(0.02)
+
+
+def test_many_key_calls(rk: Redkit) -> None:
+    cache = rk.cache("many")
+    cache.set_many({f"k{i}": i for i in range(50)})
+    found = cache.get_many([f"k{i}" for i in range(60)])
+    assert found == {f"k{i}": i for i in range(50)}
+    assert cache.add("k1", "other") is False
+    assert cache.add("new", "v") is True
+    assert cache.get("k1") == 1
+
+
+def test_tag_invalidation_is_precise(rk: Redkit) -> None:
+    cache = rk.cache("tags")
+    other_ns = rk.cache("tags-other")
+    for i in range(30):
+        cache.set(f"red{i}", i, tags=["red"] if i % 2 else ["red", "big"])
+        cache.set(f"blue{i}", i, tags=["blue"])
+    cache.set("plain", "p")
+    other_ns.set("red-elsewhere", 1, tags=["red"])
+    cache.invalidate_tags("red")
+    assert all(cache.get(f"red{i}") is None for i in range(30))
+    assert other_ns.get("red-elsewhere") is None, "tags span namespaces"
+    assert all(cache.get(f"blue{i}") == i for i in range(30))
+    assert cache.get("plain") == "p"
+    cache.set("red0", "again", tags=["red"])
+    assert cache.get("red0") == "again", "new entries carry the new version"
+
+
+def test_clear_invalidates_only_its_namespace(rk: Redkit) -> None:
+    a, b = rk.cache("a"), rk.cache("b")
+    a.set("k", 1)
+    b.set("k", 2)
+    a.clear()
+    assert a.get("k") is None
+    assert b.get("k") == 2
+
+
+def test_incr_keeps_ttl_and_rejects_non_ints(rk: Redkit) -> None:
+    cache = rk.cache("incr")
+    assert cache.incr("n") is None
+    cache.set("n", 5, ttl=100)
+    assert cache.incr("n", 3) == 8
+    assert cache.incr("n", -10) == -2
+    assert cache.get("n") == -2
+    assert rk.client.pttl(rk.keys.group("cache", "incr", "n").key()) > 50_000
+    cache.set("s", "text")
+    with pytest.raises(ConfigError):
+        cache.incr("s")
+
+
+def test_none_is_cached_only_when_asked(rk: Redkit) -> None:
+    calls = []
+
+    def loader() -> None:
+        calls.append(1)
+
+    plain = rk.cache("neg")
+    assert plain.get_or_set("k", loader) is None
+    assert plain.get_or_set("k", loader) is None
+    assert len(calls) == 2
+    negative = rk.cache("neg2", cache_none=True, none_ttl=30)
+    assert negative.get_or_set("k", loader) is None
+    assert negative.get_or_set("k", loader) is None
+    assert len(calls) == 3
+
+
+def test_decorator_keys_are_stable_and_argument_derived(rk: Redkit) -> None:
+    cache = rk.cache("deco")
+    calls: list[tuple[int, int]] = []
+
+    @cache.cached(ttl=60, tags=lambda x, y=2: [f"x:{x}"])
+    def mul(x: int, y: int = 2) -> int:
+        calls.append((x, y))
+        return x * y
+
+    assert mul(3) == mul(x=3) == mul(3, 2) == 6
+    assert mul(4) == 8
+    assert len(calls) == 2
+    # the key is a digest of the bound arguments, the same in every process
+    assert mul.cache_key(3) == mul.cache_key(3, y=2)  # type: ignore[attr-defined]
+    assert mul.cache_key(3).startswith(f"{__name__}.")  # type: ignore[attr-defined]
+    assert mul.cache_key(3) == (  # type: ignore[attr-defined]
+        f"{__name__}.test_decorator_keys_are_stable_and_argument_derived.<locals>.mul:"
+        + hashlib.blake2b(b'{"x":3,"y":2}', digest_size=16).hexdigest()
+    )
+    cache.invalidate_tags("x:3")
+    assert mul(3) == 6
+    assert mul(4) == 8
+    assert calls == [(3, 2), (4, 2), (3, 2)]
+
+
+def test_decorator_refuses_unkeyable_arguments_and_wrong_kind(rk: Redkit) -> None:
+    cache = rk.cache("deco2")
+
+    @cache.cached()
+    def f(obj: object) -> int:
+        return 1
+
+    with pytest.raises(ConfigError, match="ignore="):
+        f(object())
+    with pytest.raises(ConfigError, match="AsyncCache"):
+
+        @cache.cached()
+        async def g() -> int:
+            return 1
+
+
+def test_tampered_pickle_is_rejected(target_url: str, prefix: str, make_rk: object) -> None:
+    secret = "s" * 32
+    with Redkit(target_url, prefix=prefix, serializer="pickle", secret=secret) as rk:
+        cache = rk.cache("pickled")
+        cache.set("obj", {1, 2, 3})
+        assert cache.get("obj") == {1, 2, 3}
+        key = rk.keys.group("cache", "pickled", "obj").key()
+        raw = bytearray(rk.client.get(key))
+        raw[-1] ^= 0xFF
+        rk.client.set(key, bytes(raw))
+        with pytest.raises(TamperedDataError):
+            cache.get("obj")
+        rk.client.delete(key)
+    with Redkit(target_url, prefix=prefix, serializer="pickle", secret="x" * 32) as other:
+        with Redkit(target_url, prefix=prefix, serializer="pickle", secret=secret) as rk:
+            rk.cache("pickled").set("obj2", [1])
+        with pytest.raises(TamperedDataError):
+            other.cache("pickled").get("obj2")
+
+
+def test_bad_options_are_config_errors(rk: Redkit) -> None:
+    for options in ({"ttl": 0}, {"jitter": 1.5}, {"near": -1}, {"near_mode": "x"}):
+        with pytest.raises(ConfigError):
+            rk.cache("bad", **options)
+
+
+async def test_async_basics_and_decorator(ark: AsyncRedkit) -> None:
+    cache = ark.cache("abasic")
+    await cache.set("a", [1], tags=["t"])
+    assert await cache.get("a") == [1]
+    assert await cache.get_many(["a", "b"]) == {"a": [1]}
+    await cache.invalidate_tags("t")
+    assert await cache.get("a") is None
+    calls = []
+
+    @cache.cached(ttl=30)
+    async def double(x: int) -> int:
+        calls.append(x)
+        return 2 * x
+
+    assert await double(2) == 4
+    assert await double(x=2) == 4
+    assert calls == [2]
+    with pytest.raises(ConfigError, match=r"rk\.cache"):
+
+        @cache.cached()
+        def sync() -> int:
+            return 1
+
+
+def test_sync_and_async_facades_match() -> None:
+    def public(cls: type) -> set[str]:
+        return {n for n in dir(cls) if not n.startswith("_")}
+
+    assert public(Cache) - {"close"} == public(AsyncCache) - {"aclose"}

@@ -1,0 +1,191 @@
+"""Stampede protection: one loader per key across processes, errors, stale serving, XFetch."""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from redkit import AsyncRedkit, Redkit
+
+PROCESSES = 4
+CALLERS_PER_PROCESS = 50
+
+
+def _stampede_process(url: str, prefix: str, start_at: float, out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+    async def main() -> list[object]:
+        async with AsyncRedkit(url, prefix=prefix) as ark:
+            cache = ark.cache("cold", ttl=60)
+            runs = ark.keys.group("test", "loader").key("runs")
+
+            async def loader() -> dict[str, int]:
+                await ark.client.incr(runs)
+                await asyncio.sleep(0.3)  # a slow query: every caller arrives while it runs
+                return {"answer": 42}
+
+            await ark.ping()
+            await asyncio.sleep(max(0.0, start_at - time.time()))
+            got = await asyncio.gather(
+                *(cache.get_or_set("hot", loader) for _ in range(CALLERS_PER_PROCESS))
+            )
+            return list(got)
+
+    out.put(asyncio.run(main()))
+
+
+def test_200_callers_in_4_processes_run_the_loader_once(
+    rk: Redkit, target_url: str, prefix: str
+) -> None:
+    ctx = multiprocessing.get_context("spawn")
+    out: multiprocessing.Queue = ctx.Queue()  # type: ignore[type-arg]
+    start_at = time.time() + 2.0  # all processes start calling together, once imported
+    procs = [
+        ctx.Process(target=_stampede_process, args=(target_url, prefix, start_at, out))
+        for _ in range(PROCESSES)
+    ]
+    for p in procs:
+        p.start()
+    results = [out.get(timeout=30) for _ in procs]
+    for p in procs:
+        p.join(10)
+        assert p.exitcode == 0
+    assert all(r == {"answer": 42} for batch in results for r in batch)
+    assert sum(len(batch) for batch in results) == PROCESSES * CALLERS_PER_PROCESS
+    assert int(rk.client.get(rk.keys.group("test", "loader").key("runs"))) == 1
+
+
+def test_threads_share_one_load(rk: Redkit) -> None:
+    cache = rk.cache("threads")
+    runs = []
+    gate = threading.Event()
+
+    def loader() -> int:
+        runs.append(1)
+        gate.wait(5)
+        return 7
+
+    with ThreadPoolExecutor(20) as pool:
+        futures = [pool.submit(cache.get_or_set, "k", loader) for _ in range(20)]
+        time.sleep(0.05)  # not synchronisation: only lets callers pile up behind the load
+        gate.set()
+        assert [f.result() for f in futures] == [7] * 20
+    assert len(runs) == 1
+    assert cache.stats.loads == 1
+
+
+def test_a_raising_loader_does_not_poison_the_key(rk: Redkit) -> None:
+    cache = rk.cache("poison")
+
+    def broken() -> int:
+        raise RuntimeError("database down")
+
+    with pytest.raises(RuntimeError, match="database down"):
+        cache.get_or_set("k", broken)
+    assert cache.stats.load_errors == 1
+    # the fill lock was released at once: the next caller loads without waiting for it
+    started = time.monotonic()
+    assert cache.get_or_set("k", lambda: 5) == 5
+    assert time.monotonic() - started < 2
+    assert cache.get("k") == 5
+
+
+def test_waiters_in_this_process_get_the_loaders_error(rk: Redkit) -> None:
+    cache = rk.cache("shared-error")
+    gate = threading.Event()
+
+    def broken() -> int:
+        gate.wait(5)
+        raise ValueError("boom")
+
+    def call() -> object:
+        try:
+            return cache.get_or_set("k", broken)
+        except ValueError as exc:
+            return exc
+
+    with ThreadPoolExecutor(8) as pool:
+        futures = [pool.submit(call) for _ in range(8)]
+        time.sleep(0.05)
+        gate.set()
+        outcomes = [f.result() for f in futures]
+    assert all(isinstance(o, ValueError) for o in outcomes)
+    assert cache.stats.load_errors == 1
+
+
+def _stale(rk: Redkit, name: str, **options: object) -> object:
+    cache = rk.cache(name, ttl=0.2, stale_ttl=30, jitter=0, beta=0, **options)
+    cache.set("k", "old")
+    deadline = time.monotonic() + 5
+    while cache._fresh(cache._rk.run(cache._f.read_flow("k"))):  # wait for the soft expiry
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    return cache
+
+
+def test_stale_value_is_served_when_the_refresh_fails(rk: Redkit) -> None:
+    cache = _stale(rk, "swr-error")
+
+    def broken() -> str:
+        raise RuntimeError("down")
+
+    assert cache.get_or_set("k", broken) == "old"  # type: ignore[attr-defined]
+    assert cache.stats.stale_serves == 1  # type: ignore[attr-defined]
+    strict = _stale(rk, "swr-strict", stale_on_error=False)
+    with pytest.raises(RuntimeError):
+        strict.get_or_set("k", broken)  # type: ignore[attr-defined]
+
+
+def test_stale_while_revalidate_one_refreshes_others_serve_stale(rk: Redkit) -> None:
+    cache = _stale(rk, "swr")
+    other = rk.cache("swr", ttl=0.2, stale_ttl=30, jitter=0, beta=0)  # "another instance"
+    gate, started = threading.Event(), threading.Event()
+
+    def slow() -> str:
+        started.set()
+        gate.wait(5)
+        return "new"
+
+    with ThreadPoolExecutor(1) as pool:
+        refreshing = pool.submit(cache.get_or_set, "k", slow)  # type: ignore[attr-defined]
+        assert started.wait(5)
+        # while the refresh runs, another instance serves the stale value without waiting
+        assert other.get_or_set("k", lambda: "never") == "old"
+        gate.set()
+        assert refreshing.result() == "new"
+    assert other.get("k") == "new"
+
+
+def test_xfetch_refreshes_a_hot_key_before_it_expires(rk: Redkit) -> None:
+    cache = rk.cache("xfetch", ttl=1.0, jitter=0, beta=50)
+    loads = []
+
+    def loader() -> int:
+        loads.append(time.time())
+        time.sleep(0.02)  # delta: the refresh window scales with the load time
+        return len(loads)
+
+    cache.get_or_set("k", loader)
+    first_expiry = time.time() + 1.0
+    deadline = time.monotonic() + 5
+    while len(loads) < 2:
+        assert time.monotonic() < deadline, "no early refresh happened"
+        cache.get_or_set("k", loader)
+        time.sleep(0.005)
+    assert loads[1] < first_expiry, "the refresh should come before the expiry"
+
+
+async def test_async_callers_share_one_load(ark: AsyncRedkit) -> None:
+    cache = ark.cache("aflight")
+    runs = []
+
+    async def loader() -> int:
+        runs.append(1)
+        await asyncio.sleep(0.1)
+        return 3
+
+    assert await asyncio.gather(*(cache.get_or_set("k", loader) for _ in range(50))) == [3] * 50
+    assert len(runs) == 1
