@@ -102,7 +102,7 @@ def test_peek_charges_nothing_and_reset_forgets(rk: Redkit, algorithm: str) -> N
     peeked = limiter.peek("p")
     assert not peeked.allowed
     assert peeked.remaining == 0
-    assert 0 < peeked.retry_after <= 60
+    assert 0 < peeked.retry_after <= 120  # the sliding counter may need part of the next window
     assert 0 < peeked.reset_after <= 120
     limiter.reset("p")
     assert limiter.hit("p").remaining == 2
