@@ -89,10 +89,10 @@ class _CacheCore:
         keys = CacheKeys(rk.keys, namespace)
         self.near: NearCache | None = None
         self._listener: Listener | None = None
-        channel = None
+        # in pub/sub mode every writer announces its writes, near cache or not
+        channel = rk.keys.group("cacheinval").key() if near_mode == "pubsub" else None
         if near:
             self.near = NearCache(near, beta)
-            channel = rk.keys.group("cacheinval").key() if near_mode == "pubsub" else None
             self._listener = Listener(
                 self.near,
                 lambda: endpoints(rk.client),

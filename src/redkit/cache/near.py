@@ -20,6 +20,7 @@ What it guarantees (see docs/cache.md for the full model):
 from __future__ import annotations
 
 import logging
+import secrets
 import threading
 import time
 from collections import OrderedDict
@@ -222,6 +223,7 @@ class Listener:
         self._heartbeat = heartbeat
         self._max_silence = heartbeat * 3
         self._stop = threading.Event()
+        self.client_name = f"redkit-near-{secrets.token_hex(4)}"
         self._thread = threading.Thread(
             target=self._supervise, name="redkit-near-cache", daemon=True
         )
@@ -269,7 +271,7 @@ class Listener:
     def _open(self, params: dict[str, Any]) -> Any:
         params = dict(params)
         cls = params.pop("connection_class")
-        conn: Any = cls(protocol=3, client_name="redkit-near-cache", **params)
+        conn: Any = cls(protocol=3, client_name=self.client_name, **params)
         conn.connect()
         conn._parser.set_invalidation_push_handler(_push_keys)
         if self.mode == "pubsub":
