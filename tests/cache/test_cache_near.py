@@ -75,7 +75,8 @@ def test_after_a_disconnect_nothing_stale_is_served(
         _live(a)
         b.set("k", "old")
         _until(lambda: a.get("k") == "old" and a.stats.near_hits >= 1, what="a near hit")
-        assert a.near is not None and len(a.near) == 1
+        assert a.near is not None
+        assert len(a.near) == 1
         drops = a.near.disconnects
         assert _kill(rk, a._listener.client_name) >= 1  # type: ignore[union-attr]
         _until(lambda: a.near.disconnects > drops, what="the listener to notice")  # type: ignore[union-attr]
@@ -130,6 +131,7 @@ def test_near_cache_is_bounded(rk: Redkit) -> None:
         for i in range(30):
             cache.set(i, i)
             cache.get(i)
-        assert cache.near is not None and len(cache.near) <= 10
+        assert cache.near is not None
+        assert len(cache.near) <= 10
     finally:
         cache.close()
