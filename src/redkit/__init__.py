@@ -15,14 +15,27 @@ from redkit.errors import (
     SerializationError,
 )
 from redkit.locks import AsyncLock, Lock
+from redkit.sessions import (
+    AsyncSessionStore,
+    AsyncTokenRevoker,
+    CookieConfig,
+    RefreshResult,
+    Revocation,
+    Session,
+    SessionStore,
+    TokenRevoker,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AsyncLock",
     "AsyncRedkit",
+    "AsyncSessionStore",
+    "AsyncTokenRevoker",
     "ConfigError",
     "ConnectionError",
+    "CookieConfig",
     "Lock",
     "LockError",
     "LockLostError",
@@ -30,8 +43,13 @@ __all__ = [
     "LockNotOwnedError",
     "Redkit",
     "RedkitError",
+    "RefreshResult",
+    "Revocation",
     "SerializationError",
     "ServerInfo",
+    "Session",
+    "SessionStore",
     "Settings",
+    "TokenRevoker",
     "__version__",
 ]
