@@ -98,8 +98,8 @@ class Cache(_CacheCore):
         """Add ``delta`` to an int entry atomically (ttl kept); None when there is none."""
         return self._rk.run(self._f.incr_flow(key, delta))
 
-    def touch(self, key: Key, ttl: float | None = None) -> bool:
-        """Reset the Redis TTL of ``key``; False when it does not exist."""
+    def touch(self, key: Key, ttl: float | None) -> bool:
+        """Make ``key`` expire ``ttl`` seconds from now (None: never); False if absent."""
         return self._rk.run(self._f.touch_flow(key, ttl))
 
     def invalidate_tags(self, *tags: str) -> None:
@@ -261,8 +261,8 @@ class AsyncCache(_CacheCore):
         """Add ``delta`` to an int entry atomically (ttl kept); None when there is none."""
         return await self._rk.run(self._f.incr_flow(key, delta))
 
-    async def touch(self, key: Key, ttl: float | None = None) -> bool:
-        """Reset the Redis TTL of ``key``; False when it does not exist."""
+    async def touch(self, key: Key, ttl: float | None) -> bool:
+        """Make ``key`` expire ``ttl`` seconds from now (None: never); False if absent."""
         return await self._rk.run(self._f.touch_flow(key, ttl))
 
     async def invalidate_tags(self, *tags: str) -> None:

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 ACQUIRE = script("cache_acquire")
 FILL = script("cache_fill")
 INCR = script("cache_incr")
+TOUCH = script("cache_touch")
 SIGNAL_TTL_MS = 5_000
 _MIN_BLOCK = 0.01
 _VERSION_BITS = 63
@@ -341,11 +342,17 @@ class CacheFlows:
         return int(reply[1]) if reply[0] == 1 else None
 
     def touch_flow(self, key: str | bytes | int, ttl: float | None) -> ops.Flow[bool]:
-        """Reset the Redis TTL of an entry (its soft expiry stays as written)."""
+        """Give an entry a new expiry ``ttl`` seconds from now (None: never expires)."""
         ekey = self.keys.entry(key)
-        if ttl is None:
-            return bool((yield ops.Call("PERSIST", ekey))) or bool((yield ops.Call("EXISTS", ekey)))
-        return bool((yield ops.Call("PEXPIRE", ekey, max(1, int(ttl * 1000)))))
+        self.forget_local(ekey)
+        expiry, px = b"\0" * 16, 0
+        if ttl is not None:
+            now = time.time()
+            expiry = struct.pack(">dd", now + ttl, now + ttl + self.policy.stale_ttl)
+            px = max(1, int((ttl + self.policy.stale_ttl) * 1000))
+        touched = yield ops.Eval(TOUCH, (ekey,), (expiry, px))
+        yield from self.announce([ekey])
+        return bool(touched)
 
 
 def _version(raw: Any) -> int | None:
