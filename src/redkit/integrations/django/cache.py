@@ -34,7 +34,7 @@ from redkit.client import Redkit  # noqa: E402
 _FOREVER: Any = object()
 
 
-class RedkitCache(BaseCache):
+class RedkitCache(BaseCache):  # type: ignore[misc]  # django ships no type hints
     """Django's cache API on a :class:`redkit.cache.Cache` namespace."""
 
     def __init__(self, server: str | None, params: dict[str, Any]) -> None:
