@@ -29,13 +29,13 @@ if TYPE_CHECKING:
 
     from redkit.cache import AsyncCache, Cache
     from redkit.locks import AsyncLock, Lock
-    from redkit.sessions import AsyncSessionStore, AsyncTokenRevoker, SessionStore, TokenRevoker
     from redkit.ratelimit import (
         AsyncConcurrencyLimiter,
         AsyncRateLimiter,
         ConcurrencyLimiter,
         RateLimiter,
     )
+    from redkit.sessions import AsyncSessionStore, AsyncTokenRevoker, SessionStore, TokenRevoker
 
 T = TypeVar("T")
 
