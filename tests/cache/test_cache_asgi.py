@@ -10,10 +10,10 @@ from redkit.integrations.asgi.cache import CacheMiddleware, etag_matches
 
 pytest.importorskip("starlette", reason="the asgi extra is not installed")
 
-from starlette.applications import Starlette  # noqa: E402
-from starlette.requests import Request  # noqa: E402
-from starlette.responses import JSONResponse, PlainTextResponse, Response  # noqa: E402
-from starlette.routing import Route  # noqa: E402
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
 
 
 def _app(ark: AsyncRedkit, calls: list[str]) -> CacheMiddleware:
