@@ -1,9 +1,10 @@
 """Clients for standalone, Sentinel and Cluster servers, sync and async.
 
 Every client gets the connect and socket timeouts from :class:`~redkit.config.Settings`,
-retries with exponential backoff and jitter on connection errors and timeouts, and a
-health check on idle connections, so a dead server gives a :class:`redkit.errors.ConnectionError`
-within about ``(retries + 1) * (connect_timeout + backoff)`` seconds, never a hang.
+retries with exponential backoff and jitter on connection errors and timeouts, and TCP
+keepalive, so a dead or hung server gives a :class:`redkit.errors.ConnectionError`
+within about ``(retries + 1) * (connect_timeout + socket_timeout) + retries`` seconds,
+never a hang.
 """
 
 from __future__ import annotations
@@ -26,7 +27,12 @@ log = logging.getLogger("redkit")
 
 _BACKOFF_BASE = 0.05
 _BACKOFF_CAP = 1.0
-_HEALTH_CHECK_INTERVAL = 30
+# No periodic PING health check: redis-py runs it under the connection's retry policy
+# inside the command's own retry, so against a server that accepts but never answers a
+# fresh connection took (retries + 1) ** 2 socket timeouts (80 s with the defaults) to
+# fail. A stale pooled connection fails on use instead and the retry takes a new one;
+# TCP keepalive (on by default in redis-py) reaps dead idle sockets.
+_HEALTH_CHECK_INTERVAL = 0
 # RedisClusterException is not a RedisError in redis-py
 _CONNECT_ERRORS = (redis.exceptions.RedisError, redis.exceptions.RedisClusterException, OSError)
 
