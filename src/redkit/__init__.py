@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from redkit.cache import AsyncCache, Cache
 from redkit.client import AsyncRedkit, Redkit, ServerInfo
 from redkit.config import Settings
 from redkit.errors import (
@@ -29,10 +30,12 @@ from redkit.sessions import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "AsyncCache",
     "AsyncLock",
     "AsyncRedkit",
     "AsyncSessionStore",
     "AsyncTokenRevoker",
+    "Cache",
     "ConfigError",
     "ConnectionError",
     "CookieConfig",

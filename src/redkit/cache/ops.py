@@ -32,7 +32,7 @@ from redkit import ops
 from redkit.cache import envelope
 from redkit.cache.envelope import Entry
 from redkit.errors import ConfigError, RedisCommandError
-from redkit.keys import KeyGroup, Keyspace
+from redkit.keys import KeyGroup, Keyspace, escape
 from redkit.scripts import script
 
 if TYPE_CHECKING:
@@ -59,13 +59,16 @@ def new_version() -> int:
 class CacheKeys:
     """Key builder for one namespace (all through :class:`~redkit.keys.Keyspace`)."""
 
-    __slots__ = ("_keys", "_tag_memo", "namespace", "ns_version")
+    __slots__ = ("_entry_base", "_keys", "_tag_memo", "namespace", "ns_version")
 
     def __init__(self, keys: Keyspace, namespace: str) -> None:
         self._keys = keys
         self.namespace = namespace
         self.ns_version = keys.group("cachev", namespace).key()
         self._tag_memo: dict[str, str] = {}
+        # entry(key) == keys.group("cache", namespace, key).key(), built without the
+        # per-call group object: this is on every read's path
+        self._entry_base = "{" + keys.group("cache", namespace).tag + ":"
 
     def group(self, key: str | bytes | int) -> KeyGroup:
         """The group of one entry (entry, lock, waiters, wake share its slot)."""
@@ -73,7 +76,7 @@ class CacheKeys:
 
     def entry(self, key: str | bytes | int) -> str:
         """The Redis key of one entry."""
-        return self._keys.group("cache", self.namespace, key).key()
+        return self._entry_base + escape(key) + "}"
 
     def tag(self, name: str) -> str:
         """The version key of one tag."""
