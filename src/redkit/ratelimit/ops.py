@@ -12,8 +12,8 @@ slot; callers spread over the cluster.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 from redkit.errors import ConfigError, ScriptError
 from redkit.keys import Keyspace
@@ -22,6 +22,7 @@ from redkit.scripts import Script, script
 
 HIT = 1
 PEEK = 0
+_KEY_CACHE = 4096
 
 ALGORITHMS: dict[str, str] = {
     "fixed_window": "rl_fixed",
@@ -45,17 +46,23 @@ CONC_RELEASE = script("rl_conc_release")
 CONC_EXTEND = script("rl_conc_extend")
 
 
-@dataclass(frozen=True, slots=True)
-class LimitState:
-    """One limit's state after a check: what is left and when it is whole again."""
+class LimitState(NamedTuple):
+    """One limit's state after a check: what is left and when it is whole again.
+
+    ``reset_after`` is the number of seconds until the limit is fully restored (no usage
+    counted against it).
+    """
 
     limit: Limit
     remaining: int
     reset_after: float
-    """Seconds until the limit is fully restored (no usage counted against it)."""
 
 
-@dataclass(frozen=True, slots=True)
+def _tightness(state: LimitState) -> tuple[int, float]:
+    return state.remaining, -state.reset_after
+
+
+@dataclass(slots=True)
 class RateLimitResult:
     """The answer to a check.
 
@@ -72,11 +79,12 @@ class RateLimitResult:
     retry_after: float
     states: tuple[LimitState, ...]
     degraded: bool = False
-    tightest: LimitState = field(init=False, repr=False, compare=False)
 
-    def __post_init__(self) -> None:
-        tight = min(self.states, key=lambda s: (s.remaining, -s.reset_after))
-        object.__setattr__(self, "tightest", tight)
+    @property
+    def tightest(self) -> LimitState:
+        """The limit with the least remaining (of equals, the one that resets last)."""
+        states = self.states
+        return states[0] if len(states) == 1 else min(states, key=_tightness)
 
     @property
     def remaining(self) -> int:
@@ -107,7 +115,16 @@ def algorithm_name(algorithm: str) -> str:
 class Plan:
     """Everything about a check that does not depend on the caller: precomputed once."""
 
-    __slots__ = ("_keyspace", "_name", "_suffixes", "_tail", "algorithm", "limits", "script")
+    __slots__ = (
+        "_cache",
+        "_keyspace",
+        "_name",
+        "_suffixes",
+        "_tail",
+        "algorithm",
+        "limits",
+        "script",
+    )
 
     def __init__(self, keyspace: Keyspace, name: str, algorithm: str, policy: Policy) -> None:
         self.algorithm = algorithm_name(algorithm)
@@ -125,11 +142,18 @@ class Plan:
         for limit in policy.limits:
             tail += (limit.amount, limit.period_us, limit.capacity)
         self._tail = tuple(tail)
+        self._cache: dict[str | bytes | int, list[str]] = {}
 
     def keys(self, key: str | bytes | int) -> list[str]:
-        """The Redis keys of one caller's limits (one hash tag)."""
-        group = self._keyspace.group("rl", self._name, key)
-        return [group.key(suffix) for suffix in self._suffixes]
+        """The Redis keys of one caller's limits (one hash tag); recent callers are cached."""
+        keys = self._cache.get(key)
+        if keys is None:
+            group = self._keyspace.group("rl", self._name, key)
+            keys = [group.key(suffix) for suffix in self._suffixes]
+            if len(self._cache) >= _KEY_CACHE:
+                self._cache.clear()  # cheap and bounded; hot keys come back at once
+            self._cache[key] = keys
+        return keys
 
     def args(self, mode: int, cost: int) -> tuple[int, ...]:
         """The script arguments of one check."""
@@ -138,15 +162,17 @@ class Plan:
     def parse(self, reply: Any) -> RateLimitResult:
         """The script's reply as a result."""
         try:
-            allowed, retry = int(reply[0]), int(reply[1])
+            retry = int(reply[1])
             states = tuple(
-                LimitState(limit, int(reply[2 + 2 * i]), int(reply[3 + 2 * i]) / 1e6)
-                for i, limit in enumerate(self.limits)
+                [
+                    LimitState(limit, int(reply[i]), int(reply[i + 1]) / 1e6)
+                    for i, limit in zip(range(2, len(reply), 2), self.limits, strict=True)
+                ]
             )
+            allowed = reply[0] == 1
         except (TypeError, ValueError, IndexError):
             raise ScriptError(f"{self.script.name} replied {reply!r}") from None
-        retry_after = math.inf if retry < 0 else retry / 1e6
-        return RateLimitResult(allowed == 1, retry_after, states)
+        return RateLimitResult(allowed, math.inf if retry < 0 else retry / 1e6, states)
 
 
 def check_cost(cost: int) -> int:
