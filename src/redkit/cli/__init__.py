@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 __all__ = ["COMMANDS", "build", "main"]
 
-COMMANDS: tuple[str, ...] = ("info", "server")
+COMMANDS: tuple[str, ...] = ("demo", "info", "server")
 """The subcommand modules, in help order: ``redkit.cli.<name>.command``."""
 
 

@@ -39,6 +39,19 @@ def peer_ip(scope: Scope) -> str | None:
     return str(client[0]) if client else None
 
 
+def session_of(request: Any) -> Session:
+    """``request.session`` typed as the :class:`~redkit.sessions.Session` it is.
+
+    Starlette annotates ``request.session`` as a dict; this helper gives type checkers
+    the real type (``login()``, ``rotate()``, ``user``) and fails clearly without the
+    middleware.
+    """
+    session = request.scope.get("session")
+    if not isinstance(session, Session):
+        raise ConfigError("no redkit session on this request: add SessionMiddleware to the app")
+    return session
+
+
 def _header(scope: Scope, name: bytes) -> str | None:
     for key, value in scope.get("headers", ()):
         if key.lower() == name:
