@@ -12,10 +12,19 @@ from redkit.errors import (
     LockLostError,
     LockNotAcquiredError,
     LockNotOwnedError,
+    RateLimitExceededError,
     RedkitError,
     SerializationError,
 )
 from redkit.locks import AsyncLock, Lock
+from redkit.ratelimit import (
+    AsyncConcurrencyLimiter,
+    AsyncRateLimiter,
+    ConcurrencyLimiter,
+    Limit,
+    RateLimiter,
+    RateLimitResult,
+)
 from redkit.sessions import (
     AsyncSessionStore,
     AsyncTokenRevoker,
@@ -31,19 +40,26 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AsyncCache",
+    "AsyncConcurrencyLimiter",
     "AsyncLock",
+    "AsyncRateLimiter",
     "AsyncRedkit",
     "AsyncSessionStore",
     "AsyncTokenRevoker",
     "Cache",
+    "ConcurrencyLimiter",
     "ConfigError",
     "ConnectionError",
     "CookieConfig",
+    "Limit",
     "Lock",
     "LockError",
     "LockLostError",
     "LockNotAcquiredError",
     "LockNotOwnedError",
+    "RateLimitExceededError",
+    "RateLimitResult",
+    "RateLimiter",
     "Redkit",
     "RedkitError",
     "RefreshResult",
