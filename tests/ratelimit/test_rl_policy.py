@@ -60,3 +60,22 @@ def test_other_forms() -> None:
         parse_policy(42)  # type: ignore[arg-type]
     assert Limit(10, 1).name == "10-per-1s"
     assert Limit(3, 0.5, 6).name == "3-per-0_5s-b6"
+
+
+def _public(cls: type) -> set[str]:
+    return {name for name in dir(cls) if not name.startswith("_")}
+
+
+def test_sync_and_async_classes_expose_the_same_api() -> None:
+    from redkit.ratelimit import (
+        AsyncConcurrencyLimiter,
+        AsyncLease,
+        AsyncRateLimiter,
+        ConcurrencyLimiter,
+        Lease,
+        RateLimiter,
+    )
+
+    assert _public(RateLimiter) == _public(AsyncRateLimiter)
+    assert _public(ConcurrencyLimiter) == _public(AsyncConcurrencyLimiter)
+    assert _public(Lease) == _public(AsyncLease)
