@@ -32,7 +32,7 @@ def demo_process(redis_url: str, prefix: str, secret: str = "s" * 32) -> Iterato
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        _wait_until_up(base, process)
+        wait_until_up(base, process)
         yield base
     finally:
         process.terminate()
@@ -45,7 +45,7 @@ def demo_process(redis_url: str, prefix: str, secret: str = "s" * 32) -> Iterato
             process.stdout.close()
 
 
-def _wait_until_up(base: str, process: subprocess.Popen[bytes]) -> None:
+def wait_until_up(base: str, process: subprocess.Popen[bytes]) -> None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if process.poll() is not None:

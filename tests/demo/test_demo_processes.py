@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+
 import httpx
+import psutil
 
 from redkit.demo.limits import LOGIN_POLICY
+from redkit.embedded import free_port
 
-from .demo_process import demo_process
+from .demo_process import demo_process, wait_until_up
 
 LOGIN = {"username": "alice", "password": "redkit"}
 
@@ -43,3 +50,26 @@ def test_two_instances_share_sessions_limits_and_invalidations(
         assert statuses == [401] * (allowed - 1)
         assert a.post("/login", json=wrong).status_code == 429
         assert b.post("/login", json=wrong).status_code == 429
+
+
+def test_ctrl_c_stops_the_demo_and_its_embedded_server() -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "REDKIT_PREFIX")}
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "redkit.cli", "demo", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_until_up(f"http://127.0.0.1:{port}", process)
+        servers = [p for p in psutil.Process(process.pid).children() if "valkey" in p.name()]
+        assert len(servers) == 1, "the demo should run on its own embedded server"
+        process.send_signal(signal.SIGINT)
+        assert process.wait(15) == 0
+        _, alive = psutil.wait_procs(servers, timeout=10)
+        assert not alive, "the embedded server outlived the demo"
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
