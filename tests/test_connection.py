@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 import time
 from collections.abc import Iterator
 
@@ -265,3 +266,31 @@ def test_handed_in_client_repr_has_no_password(own_server: EmbeddedServer) -> No
     assert PASSWORD not in rk.target
     assert rk.ping()
     client.close()
+
+
+def test_dropped_connects_time_out() -> None:
+    """A host that drops connection attempts (here: a listener whose queue is full)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    queued: list[socket.socket] = []
+    try:
+        while len(queued) < 8:  # fill the accept queue; then the kernel drops SYNs
+            sock = socket.socket()
+            sock.settimeout(0.3)
+            queued.append(sock)
+            sock.connect(("127.0.0.1", port))
+    except OSError:
+        pass
+    try:
+        settings = fast(f"redis://:{PASSWORD}@127.0.0.1:{port}/0")
+        start = time.monotonic()
+        with Redkit(settings=settings) as rk, pytest.raises(ConnectionError) as caught:
+            rk.ping()
+        assert time.monotonic() - start < bound(settings)
+        assert_clear(caught.value, f"redis://:***@127.0.0.1:{port}/0")
+    finally:
+        for sock in queued:
+            sock.close()
+        listener.close()
