@@ -41,9 +41,10 @@ MAX_TAG_BYTES = 200
 _XFETCH_HORIZON = 25.0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Entry:
-    """One decoded cache entry."""
+    """One decoded cache entry (not frozen: a frozen dataclass is slower to build, and
+    this is built on every Redis hit)."""
 
     value: Any
     soft_expiry: float

@@ -186,15 +186,18 @@ class CacheFlows:
             seq = near.sequence()
         vkeys = self.version_keys(tags)
         reply = yield from self._mget([ekey, *vkeys])
-        versions: Versions = dict(zip(vkeys, map(_version, reply[1:]), strict=True))
+        versions: Versions = {
+            k: None if v is None else int(v) for k, v in zip(vkeys, reply[1:], strict=True)
+        }
         raw = reply[0]
         if raw is None:
             return Lookup(None, versions)
         entry = envelope.decode(self.serializer, raw)
-        missing = [k for k in self._stamp_keys(entry) if k not in versions]
-        if missing:  # tags the caller did not declare: a second round trip
-            more = yield from self._mget(missing)
-            versions.update(zip(missing, map(_version, more), strict=True))
+        if entry.tags:
+            missing = [k for k in self._stamp_keys(entry) if k not in versions]
+            if missing:  # tags the caller did not declare: a second round trip
+                more = yield from self._mget(missing)
+                versions.update(zip(missing, map(_version, more), strict=True))
         if not self.valid(entry, versions):
             return Lookup(None, versions)
         if near is not None:
