@@ -12,6 +12,9 @@ Precedence is explicit argument > environment > default. The environment variabl
     the first part of every key redkit writes (default ``redkit``).
 ``REDKIT_CONNECT_TIMEOUT`` / ``REDKIT_SOCKET_TIMEOUT`` / ``REDKIT_RETRIES``
     seconds, seconds, count.
+``REDKIT_MAX_CONNECTIONS``
+    connections per pool (per node on a cluster); past it, callers wait for a free one up
+    to the socket timeout instead of failing at once (default 100).
 ``REDKIT_EMBEDDED``
     ``0`` forbids falling back to the embedded server when nothing else is configured.
 ``REDIS_SSL_CA_CERTS`` / ``REDIS_SSL_CERTFILE`` / ``REDIS_SSL_KEYFILE``
@@ -96,6 +99,7 @@ class Settings:
     connect_timeout: float = 2.0
     socket_timeout: float = 5.0
     retries: int = 3
+    max_connections: int = 100
     embedded: bool = True
     ssl_ca_certs: str | None = None
     ssl_certfile: str | None = None
@@ -112,6 +116,8 @@ class Settings:
                 raise ConfigError(f"{name} must be a positive number of seconds")
         if self.retries < 0:
             raise ConfigError("retries must be 0 or more")
+        if self.max_connections < 1:
+            raise ConfigError("max_connections must be 1 or more")
         if self.url is not None:
             _parse_url(self.url, source="url")  # fail early, with the field's name
 
@@ -131,6 +137,7 @@ class Settings:
             "connect_timeout": ("REDKIT_CONNECT_TIMEOUT", _pos_float),
             "socket_timeout": ("REDKIT_SOCKET_TIMEOUT", _pos_float),
             "retries": ("REDKIT_RETRIES", _nonneg_int),
+            "max_connections": ("REDKIT_MAX_CONNECTIONS", _nonneg_int),
             "embedded": ("REDKIT_EMBEDDED", _bool),
             "ssl_ca_certs": ("REDIS_SSL_CA_CERTS", str),
             "ssl_certfile": ("REDIS_SSL_CERTFILE", str),

@@ -71,6 +71,31 @@ def _common(settings: Settings, target: Target) -> dict[str, Any]:
     return kwargs
 
 
+def _blocking_pool(
+    pool_class: Any, connections: Any, settings: Settings, target: Target, retry: Any
+) -> Any:
+    """A pool that makes callers wait (up to the socket timeout) when all connections are busy.
+
+    redis-py's default pool raises "Too many connections" at once past its limit, which
+    turns a burst of concurrent requests into errors.
+    """
+    kwargs = _common(settings, target)
+    if kwargs.pop("ssl", False):
+        kwargs["connection_class"] = connections.SSLConnection
+    if target.mode == "unix":
+        kwargs = _unix(kwargs)
+        kwargs.update(connection_class=connections.UnixDomainSocketConnection, path=target.path)
+    else:
+        kwargs["host"], kwargs["port"] = target.hosts[0]
+    return pool_class(
+        max_connections=settings.max_connections,
+        timeout=settings.socket_timeout,
+        db=target.db,
+        retry=retry,
+        **kwargs,
+    )
+
+
 def _retry(settings: Settings, module: Any) -> Any:
     errors = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
     backoff = ExponentialWithJitterBackoff(base=_BACKOFF_BASE, cap=_BACKOFF_CAP)
@@ -93,10 +118,8 @@ def sync_client(settings: Settings, target: Target | None = None) -> Any:
             list(target.hosts), sentinel_kwargs=_sentinel_kwargs(settings, retry), **kwargs
         )
         return sentinel.master_for(target.service_name or "mymaster", db=target.db, retry=retry)
-    if target.mode == "unix":
-        return redis.Redis(unix_socket_path=target.path, db=target.db, retry=retry, **_unix(kwargs))
-    host, port = target.hosts[0]
-    return redis.Redis(host=host, port=port, db=target.db, retry=retry, **kwargs)
+    pool = _blocking_pool(redis.BlockingConnectionPool, redis.connection, settings, target, retry)
+    return redis.Redis.from_pool(pool)  # owns the pool: close() disconnects it
 
 
 def async_client(settings: Settings, target: Target | None = None) -> Any:
@@ -113,12 +136,10 @@ def async_client(settings: Settings, target: Target | None = None) -> Any:
             list(target.hosts), sentinel_kwargs=_sentinel_kwargs(settings, retry), **kwargs
         )
         return sentinel.master_for(target.service_name or "mymaster", db=target.db, retry=retry)
-    if target.mode == "unix":
-        return redis.asyncio.Redis(
-            unix_socket_path=target.path, db=target.db, retry=retry, **_unix(kwargs)
-        )
-    host, port = target.hosts[0]
-    return redis.asyncio.Redis(host=host, port=port, db=target.db, retry=retry, **kwargs)
+    pool = _blocking_pool(
+        redis.asyncio.BlockingConnectionPool, redis.asyncio.connection, settings, target, retry
+    )
+    return redis.asyncio.Redis.from_pool(pool)  # owns the pool: aclose() disconnects it
 
 
 def is_cluster(client: Any) -> bool:

@@ -1,0 +1,29 @@
+"""A burst of callers beyond the pool's size waits for a connection instead of failing."""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+
+from redkit import AsyncRedkit, Redkit, Settings, ops
+
+BURST = 12
+
+
+def test_sync_burst_beyond_max_connections_waits(standalone_url: str, prefix: str) -> None:
+    settings = Settings(url=standalone_url, prefix=prefix, max_connections=2)
+    with Redkit(settings=settings) as rk, ThreadPoolExecutor(BURST) as pool:
+        # each call holds its connection for 50 ms, so most callers must wait for one
+        replies = list(
+            pool.map(lambda i: rk.run(ops.command("BLPOP", f"{prefix}:{i}", 0.05)), range(BURST))
+        )
+    assert replies == [None] * BURST
+
+
+async def test_async_burst_beyond_max_connections_waits(standalone_url: str, prefix: str) -> None:
+    settings = Settings(url=standalone_url, prefix=prefix, max_connections=2)
+    async with AsyncRedkit(settings=settings) as ark:
+        replies = await asyncio.gather(
+            *(ark.run(ops.command("BLPOP", f"{prefix}:{i}", 0.05)) for i in range(BURST))
+        )
+    assert replies == [None] * BURST
