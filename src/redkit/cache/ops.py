@@ -185,7 +185,10 @@ class CacheFlows:
                 return Lookup(cached, near=True)
             seq = near.sequence()
         vkeys = self.version_keys(tags)
-        reply = yield from self._mget([ekey, *vkeys])
+        if self.cluster:
+            reply = yield from self._mget([ekey, *vkeys])
+        else:  # the hot path: one MGET, no nested generator
+            reply = yield ops.Call("MGET", ekey, *vkeys)
         versions: Versions = {
             k: None if v is None else int(v) for k, v in zip(vkeys, reply[1:], strict=True)
         }
