@@ -166,9 +166,9 @@ async def test_unreachable_cluster_and_sentinel_async() -> None:
     ):
         settings = fast(url)
         start = time.monotonic()
-        ark = AsyncRedkit(settings=settings)
-        with pytest.raises(ConnectionError) as caught:
-            await ark.ping()
+        async with AsyncRedkit(settings=settings) as ark:
+            with pytest.raises(ConnectionError) as caught:
+                await ark.ping()
         assert time.monotonic() - start < bound(settings), url
         assert_clear(caught.value, url.replace(PASSWORD, "***").split("@")[0])
 
