@@ -195,3 +195,18 @@ async def test_async_auto_renew(ark: AsyncRedkit) -> None:
             assert await ark.client.get(lock._keys[0]) is not None
             await asyncio.sleep(0.05)
     assert not lock.lost
+
+
+def test_a_retried_acquire_is_idempotent(rk: Redkit) -> None:
+    """A retry of an acquire whose reply was lost gets the lock and the same token back."""
+    from redkit import ops
+    from redkit.scripts import script
+
+    lock = rk.lock("retry", ttl=5)
+    owner, fence, _ = lock._keys
+    args = ("same-token", 5000)
+    first = rk.run(ops.evaluate(script("lock_acquire"), (owner, fence), args))
+    again = rk.run(ops.evaluate(script("lock_acquire"), (owner, fence), args))
+    assert first == again == [1, 1]
+    other = rk.run(ops.evaluate(script("lock_acquire"), (owner, fence), ("other", 5000)))
+    assert other[0] == 0
