@@ -32,7 +32,6 @@ from redkit.ratelimit.ops import (
     LimitState,
     Plan,
     RateLimitResult,
-    check_cost,
 )
 from redkit.ratelimit.policy import Limit, Policy, parse_policy
 
@@ -90,11 +89,12 @@ class _RateLimiterCore:
         if self._failure.down_until and self._failure.cooling_down():
             return self._degraded(key, cost, mode, None)
         plan = self._plan
+        effect = plan.effect(key, cost, mode)
         try:
-            reply = yield ops.Eval(plan.script, plan.keys(key), plan.args(mode, check_cost(cost)))
+            reply = yield effect
         except UNAVAILABLE as exc:
             return self._degraded(key, cost, mode, exc)
-        return plan.parse(reply)
+        return plan.parse(effect, reply, cost)
 
     def _degraded(self, key: Key, cost: int, mode: int, exc: Any) -> RateLimitResult:
         self._failure.failed(exc)  # raises when failing closed

@@ -3,7 +3,9 @@
 Every algorithm is one Lua script (``rl_<algorithm>.lua``) that takes all the limits of a
 policy at once: it reads every limit's state on the server's clock (``TIME``, or key
 expiry for fixed windows), decides, and charges all of them only when all allow the hit.
-One check is therefore one EVALSHA, whatever the number of limits.
+One check is therefore one EVALSHA, whatever the number of limits. A hit on a policy of
+one limit (the common case) runs a lean script of the same algorithm on the same keys
+instead (:mod:`redkit.ratelimit.single`).
 
 The keys of one caller (``"user:42"``) share one hash tag, so they live in one cluster
 slot; callers spread over the cluster.
@@ -11,15 +13,31 @@ slot; callers spread over the cluster.
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
-from redkit.errors import ConfigError, ScriptError
+from redkit.errors import ConfigError
 from redkit.keys import Keyspace
-from redkit.ratelimit.policy import Limit, Policy
+from redkit.ops import Eval
+from redkit.ratelimit.policy import Policy
+from redkit.ratelimit.results import LimitState, RateLimitResult, parse_reply
+from redkit.ratelimit.single import single_hit
 from redkit.scripts import Script, script
 
+__all__ = [  # the result types live in redkit.ratelimit.results; re-exported here
+    "ALGORITHMS",
+    "CONC_ACQUIRE",
+    "CONC_EXTEND",
+    "CONC_RELEASE",
+    "HIT",
+    "PEEK",
+    "LimitState",
+    "Plan",
+    "RateLimitResult",
+    "algorithm_name",
+    "check_cost",
+]
+
+Key = str | bytes | int
 HIT = 1
 PEEK = 0
 _KEY_CACHE = 4096
@@ -46,62 +64,6 @@ CONC_RELEASE = script("rl_conc_release")
 CONC_EXTEND = script("rl_conc_extend")
 
 
-class LimitState(NamedTuple):
-    """One limit's state after a check: what is left and when it is whole again.
-
-    ``reset_after`` is the number of seconds until the limit is fully restored (no usage
-    counted against it).
-    """
-
-    limit: Limit
-    remaining: int
-    reset_after: float
-
-
-def _tightness(state: LimitState) -> tuple[int, float]:
-    return state.remaining, -state.reset_after
-
-
-@dataclass(slots=True)
-class RateLimitResult:
-    """The answer to a check.
-
-    Attributes:
-        allowed: whether the hit was admitted (and charged to every limit).
-        retry_after: seconds to wait before the same hit can be admitted; 0 when allowed,
-            ``math.inf`` when the cost exceeds a limit's capacity and never will be.
-        states: every limit of the policy, in policy order.
-        degraded: True when Redis was not asked (or did not answer) and the result comes
-            from the failure policy (fail open, or the local fallback limiter).
-    """
-
-    allowed: bool
-    retry_after: float
-    states: tuple[LimitState, ...]
-    degraded: bool = False
-
-    @property
-    def tightest(self) -> LimitState:
-        """The limit with the least remaining (of equals, the one that resets last)."""
-        states = self.states
-        return states[0] if len(states) == 1 else min(states, key=_tightness)
-
-    @property
-    def remaining(self) -> int:
-        """What is left of the tightest limit."""
-        return self.tightest.remaining
-
-    @property
-    def reset_after(self) -> float:
-        """Seconds until the tightest limit is fully restored."""
-        return self.tightest.reset_after
-
-    @property
-    def limit(self) -> Limit:
-        """The tightest limit (the one with the least remaining)."""
-        return self.tightest.limit
-
-
 def algorithm_name(algorithm: str) -> str:
     """The canonical name of an algorithm, or a ConfigError listing the choices."""
     name = _ALIASES.get(algorithm, algorithm)
@@ -113,12 +75,19 @@ def algorithm_name(algorithm: str) -> str:
 
 
 class Plan:
-    """Everything about a check that does not depend on the caller: precomputed once."""
+    """Everything about a check that does not depend on the caller: precomputed once.
+
+    A hit on a one-limit policy whose cost fits runs the algorithm's lean script (see
+    :mod:`redkit.ratelimit.single`); everything else (peeks, several limits, costs that
+    never fit) runs the general one. For recent callers the keys and the effect of a hit
+    of cost 1 are cached, so the common check allocates almost nothing.
+    """
 
     __slots__ = (
         "_cache",
         "_keyspace",
         "_name",
+        "_single",
         "_suffixes",
         "_tail",
         "algorithm",
@@ -134,6 +103,7 @@ class Plan:
             )
         self.limits = policy.limits
         self.script: Script = _SCRIPTS[self.algorithm]
+        self._single = single_hit(self.algorithm, self.limits[0]) if len(self.limits) == 1 else None
         self._keyspace = keyspace
         self._name = name
         tag = self.algorithm.replace("_", "-")
@@ -142,37 +112,48 @@ class Plan:
         for limit in policy.limits:
             tail += (limit.amount, limit.period_us, limit.capacity)
         self._tail = tuple(tail)
-        self._cache: dict[str | bytes | int, list[str]] = {}
+        self._cache: dict[Key, tuple[list[str], Eval]] = {}
 
-    def keys(self, key: str | bytes | int) -> list[str]:
-        """The Redis keys of one caller's limits (one hash tag); recent callers are cached."""
-        keys = self._cache.get(key)
-        if keys is None:
+    def _entry(self, key: Key) -> tuple[list[str], Eval]:
+        entry = self._cache.get(key)
+        if entry is None:
             group = self._keyspace.group("rl", self._name, key)
             keys = [group.key(suffix) for suffix in self._suffixes]
+            single = self._single
+            if single is not None:
+                hit = Eval(single.script, keys, single.args(1))
+            else:
+                hit = Eval(self.script, keys, self.args(HIT, 1))
             if len(self._cache) >= _KEY_CACHE:
                 self._cache.clear()  # cheap and bounded; hot keys come back at once
-            self._cache[key] = keys
-        return keys
+            entry = self._cache[key] = (keys, hit)
+        return entry
+
+    def keys(self, key: Key) -> list[str]:
+        """The Redis keys of one caller's limits (one hash tag); recent callers are cached."""
+        return self._entry(key)[0]
 
     def args(self, mode: int, cost: int) -> tuple[int, ...]:
-        """The script arguments of one check."""
+        """The general script's arguments for one check."""
         return (mode, cost, *self._tail)
 
-    def parse(self, reply: Any) -> RateLimitResult:
-        """The script's reply as a result."""
-        try:
-            retry = int(reply[1])
-            states = tuple(
-                [
-                    LimitState(limit, int(reply[i]), int(reply[i + 1]) / 1e6)
-                    for i, limit in zip(range(2, len(reply), 2), self.limits, strict=True)
-                ]
-            )
-            allowed = reply[0] == 1
-        except (TypeError, ValueError, IndexError):
-            raise ScriptError(f"{self.script.name} replied {reply!r}") from None
-        return RateLimitResult(allowed, math.inf if retry < 0 else retry / 1e6, states)
+    def effect(self, key: Key, cost: int, mode: int) -> Eval:
+        """The script call of one check (ConfigError for a bad cost)."""
+        keys, hit = self._entry(key)
+        if mode == HIT and type(cost) is int:
+            if cost == 1:
+                return hit
+            single = self._single
+            if single is not None and 1 <= cost <= single.max_cost:
+                return Eval(single.script, keys, single.args(cost))
+        return Eval(self.script, keys, self.args(mode, check_cost(cost)))
+
+    def parse(self, effect: Eval, reply: Any, cost: int) -> RateLimitResult:
+        """The reply to ``effect`` as a result."""
+        single = self._single
+        if single is not None and effect.script is single.script:
+            return single.parse(reply, cost)
+        return parse_reply(reply, self.limits, self.script.name)
 
 
 def check_cost(cost: int) -> int:

@@ -1,0 +1,92 @@
+"""What a rate limit check answers: :class:`RateLimitResult` and its :class:`LimitState` values.
+
+:func:`parse_reply` reads the reply every general script (``rl_<algorithm>.lua``) gives:
+``{allowed 0|1, retry_after_us (-1: never), then per limit: remaining, reset_after_us}``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from redkit.errors import ScriptError
+from redkit.ratelimit.policy import Limit
+
+
+class LimitState(NamedTuple):
+    """One limit's state after a check: what is left and when it is whole again.
+
+    ``reset_after`` is the number of seconds until the limit is fully restored (no usage
+    counted against it).
+    """
+
+    limit: Limit
+    remaining: int
+    reset_after: float
+
+
+def _tightness(state: LimitState) -> tuple[int, float]:
+    return state.remaining, -state.reset_after
+
+
+@dataclass(slots=True)
+class RateLimitResult:
+    """The answer to a check.
+
+    Attributes:
+        allowed: whether the hit was admitted (and charged to every limit).
+        retry_after: seconds to wait before the same hit can be admitted; 0 when allowed,
+            ``math.inf`` when the cost exceeds a limit's capacity and never will be.
+        states: every limit of the policy, in policy order.
+        degraded: True when Redis was not asked (or did not answer) and the result comes
+            from the failure policy (fail open, or the local fallback limiter).
+    """
+
+    allowed: bool
+    retry_after: float
+    states: tuple[LimitState, ...]
+    degraded: bool = False
+
+    @property
+    def tightest(self) -> LimitState:
+        """The limit with the least remaining (of equals, the one that resets last)."""
+        states = self.states
+        return states[0] if len(states) == 1 else min(states, key=_tightness)
+
+    @property
+    def remaining(self) -> int:
+        """What is left of the tightest limit."""
+        return self.tightest.remaining
+
+    @property
+    def reset_after(self) -> float:
+        """Seconds until the tightest limit is fully restored."""
+        return self.tightest.reset_after
+
+    @property
+    def limit(self) -> Limit:
+        """The tightest limit (the one with the least remaining)."""
+        return self.tightest.limit
+
+
+def parse_reply(reply: Any, limits: Sequence[Limit], name: str) -> RateLimitResult:
+    """A general script's reply as a result (``name``: the script, for the error message)."""
+    try:
+        retry = int(reply[1])
+        if len(limits) == 1 and len(reply) == 4:
+            states: tuple[LimitState, ...] = (
+                LimitState(limits[0], int(reply[2]), int(reply[3]) / 1e6),
+            )
+        else:
+            states = tuple(
+                [
+                    LimitState(limit, int(reply[i]), int(reply[i + 1]) / 1e6)
+                    for i, limit in zip(range(2, len(reply), 2), limits, strict=True)
+                ]
+            )
+        allowed = reply[0] == 1
+    except (TypeError, ValueError, IndexError):
+        raise ScriptError(f"{name} replied {reply!r}") from None
+    return RateLimitResult(allowed, math.inf if retry < 0 else retry / 1e6, states)
