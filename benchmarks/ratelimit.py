@@ -1,24 +1,28 @@
-"""Rate limit checks per second: redkit vs limits (and slowapi for the middleware).
+"""Rate limit checks per second: redkit against its own ceiling and against ``limits``.
 
-Runs against an embedded Valkey by default, or ``REDIS_URL``. Every check admits (the
-limits are huge), so each one does the full read-decide-write work. Reported: the median
-of several runs of
+    python benchmarks/ratelimit.py                 # an embedded Valkey, started for the run
+    REDIS_URL=redis://127.0.0.1:6379/0 python benchmarks/ratelimit.py --rounds 9
 
-* one thread, sequential checks (sync clients);
-* 50 asyncio tasks sharing one client;
-* the middleware: a FastAPI app behind redkit's middleware vs slowapi's, driven in-process;
-* for scale, raw EVALSHA round trips on the same redis-py client: a ``return 1`` script,
-  and redkit's own GCRA script with the same keys and arguments (what a check costs
-  without any redkit Python code around it).
+Every check admits (the limit is huge), so each one does the full read-decide-write work.
+For every algorithm the table shows redkit's ``limiter.hit(key)`` next to its **ceiling**:
+the raw ``EVALSHA`` of the very script, keys and arguments that hit sends, on the very
+redis-py client the limiter uses, with no redkit code around it. ``% ceiling`` is what
+redkit's Python costs on top. PING and GET round trips on that client give the scale, and
+the ``limits`` library's fixed, moving and sliding window strategies run on the same
+server (and the ``slowapi`` middleware against redkit's, on one FastAPI app).
 
-    python benchmarks/ratelimit.py [--checks 5000] [--runs 3]
+Two modes: one thread calling sequentially (sync clients), and 50 asyncio tasks sharing
+one asyncio client. Contenders are **interleaved**: each round runs every contender once,
+in a rotated order, so that noise from other processes falls on all of them alike; the
+table shows the median round and the spread (min-max) of the rounds.
+
+Peers that are not installed (``pip install -e ".[bench]"``) are skipped with a note.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import functools
 import os
 import statistics
 import time
@@ -26,143 +30,157 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import redis
-import redis.asyncio
 
 from redkit import AsyncRedkit, Redkit
 from redkit.ratelimit import ALGORITHMS
-from redkit.ratelimit.ops import HIT
 
 HUGE = "1000000000/hour"
-CEILING = "raw EVALSHA rl_gcra (ceiling)"
 TASKS = 50
+ORDER = ["fixed_window", "gcra", "token_bucket", "sliding_window", "sliding_log"]
+assert sorted(ORDER) == sorted(ALGORITHMS)
+
+Rates = dict[str, list[float]]
 
 
-def _interleaved(
-    contenders: list[tuple[str, Callable[[], Any]]], checks: int, runs: int
-) -> list[tuple[str, float]]:
-    """Median checks/s of each contender; runs are interleaved so that noise hits all alike."""
-    for _, fn in contenders:
-        fn()  # warm up: connect, load the script
-    rates: dict[str, list[float]] = {name: [] for name, _ in contenders}
-    for _ in range(runs):
-        for name, fn in contenders:
+# --- one thread ----------------------------------------------------------------------
+
+
+def _rounds(contenders: dict[str, Callable[[], Any]], checks: int, rounds: int) -> Rates:
+    """Checks/s of every contender in every round; rounds interleave, order rotates."""
+    names = list(contenders)
+    for fn in contenders.values():
+        for _ in range(50):
+            fn()  # warm up: connect, load the script
+    rates: Rates = {name: [] for name in names}
+    for r in range(rounds):
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            fn = contenders[name]
             start = time.perf_counter()
             for _ in range(checks):
                 fn()
             rates[name].append(checks / (time.perf_counter() - start))
-    return [(name, statistics.median(rates[name])) for name, _ in contenders]
+    return rates
 
 
-def _async_rate(make: Callable[[int], Awaitable[Any]], checks: int, runs: int) -> float:
-    async def once() -> float:
-        per_task = checks // TASKS
-
-        async def task(t: int) -> None:
-            for i in range(per_task):
-                await make(t * per_task + i)
-
-        start = time.perf_counter()
-        await asyncio.gather(*(task(t) for t in range(TASKS)))
-        return time.perf_counter() - start
-
-    async def all_runs() -> list[float]:
-        await make(0)
-        return [checks / await once() for _ in range(runs)]
-
-    return statistics.median(asyncio.run(all_runs()))
+def _raw(client: Any, limiter: Any) -> Callable[[], Any]:
+    """The ceiling: EVALSHA of what ``limiter.hit("k")`` sends, straight on its client."""
+    effect = limiter._plan.effect("k", 1, 1)
+    sha, keys, args = effect.script.sha, list(effect.keys), list(effect.args)
+    return lambda: client.evalsha(sha, len(keys), *keys, *args)
 
 
-def sync_rows(url: str, checks: int, runs: int) -> list[tuple[str, float]]:
+def sync_rates(url: str, checks: int, rounds: int) -> Rates:
     with Redkit(url, prefix="bench") as rk:
-        gcra = rk.rate_limiter(HUGE, algorithm="gcra", name="raw")
-        client = gcra._rk.client  # the very client redkit's checks use
-        one = client.register_script("return 1")
-        plan = gcra._plan
-        keys, args = plan.keys("k"), plan.args(HIT, 1)
-        sha = plan.script.sha
-        gcra.hit("k")  # loads the script
-        contenders: list[tuple[str, Callable[[], Any]]] = [
-            ("raw EVALSHA 'return 1'", lambda: one(keys=["k"])),
-            (CEILING, lambda: client.evalsha(sha, len(keys), *keys, *args)),
-        ]
-        for algorithm in sorted(ALGORITHMS):
-            limiter = rk.rate_limiter(HUGE, algorithm=algorithm, name=algorithm)
-            contenders.append((f"redkit {algorithm}", functools.partial(limiter.hit, "k")))
-        contenders += _limits_sync(url)
-        return _interleaved(contenders, checks, runs)
+        contenders: dict[str, Callable[[], Any]] = {}
+        client = None
+        for algorithm in ORDER:
+            limiter = rk.rate_limiter(HUGE, algorithm=algorithm, name="sync")
+            client = limiter._rk.client  # the very client redkit's checks use
+            contenders[f"redkit {algorithm}"] = lambda h=limiter.hit: h("k")
+            contenders[f"raw {algorithm}"] = _raw(client, limiter)
+        assert client is not None
+        client.set("bench:get", "x")
+        contenders["PING"] = client.ping
+        contenders["GET"] = lambda: client.get("bench:get")
+        contenders.update(_limits_sync(url))
+        return _rounds(contenders, checks, rounds)
 
 
-def _limits_sync(url: str) -> list[tuple[str, Callable[[], Any]]]:
+def _limits_sync(url: str) -> dict[str, Callable[[], Any]]:
     try:
         from limits import parse, storage, strategies
     except ImportError:
-        print("note: limits is not installed; pip install 'redkit[bench]'")
-        return []
+        print("note: limits is not installed; pip install -e '.[bench]'")
+        return {}
     store = storage.RedisStorage(url)
     item = parse(HUGE)
-    out: list[tuple[str, Callable[[], Any]]] = []
+    out: dict[str, Callable[[], Any]] = {}
     for label, cls in [
         ("fixed", strategies.FixedWindowRateLimiter),
         ("moving", strategies.MovingWindowRateLimiter),
         ("sliding", strategies.SlidingWindowCounterRateLimiter),
     ]:
-        out.append((f"limits {label}", functools.partial(cls(store).hit, item, "k", label)))
+        hit = cls(store).hit
+        out[f"limits {label}"] = lambda hit=hit, label=label: hit(item, "k", label)
     return out
 
 
-def async_rows(url: str, checks: int, runs: int) -> list[tuple[str, float]]:
-    rows: list[tuple[str, float]] = []
-    for algorithm in ["gcra", "fixed_window", "sliding_log"]:
-        rows.append((f"redkit {algorithm}", _async_redkit(url, algorithm, checks, runs)))
-    rows += _limits_async(url, checks, runs)
-    return rows
+# --- 50 asyncio tasks ----------------------------------------------------------------
+
+Check = Callable[[], Awaitable[Any]]
 
 
-def _async_redkit(url: str, algorithm: str, checks: int, runs: int) -> float:
-    holder: dict[str, Any] = {}
+async def _async_rounds(contenders: dict[str, Check], checks: int, rounds: int) -> Rates:
+    per_task = checks // TASKS
 
-    async def hit(i: int) -> Any:
-        if "limiter" not in holder:
-            ark = AsyncRedkit(url, prefix="bench")
-            holder["limiter"] = ark.rate_limiter(HUGE, algorithm=algorithm, name="a" + algorithm)
-        return await holder["limiter"].hit("k")
+    async def task(fn: Check) -> None:
+        for _ in range(per_task):
+            await fn()
 
-    return _async_rate(hit, checks, runs)
+    names = list(contenders)
+    for fn in contenders.values():
+        await asyncio.gather(*(task(fn) for _ in range(TASKS)))  # warm up: open the pool
+    rates: Rates = {name: [] for name in names}
+    for r in range(rounds):
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            start = time.perf_counter()
+            await asyncio.gather(*(task(contenders[name]) for _ in range(TASKS)))
+            rates[name].append(per_task * TASKS / (time.perf_counter() - start))
+    return rates
 
 
-def _limits_async(url: str, checks: int, runs: int) -> list[tuple[str, float]]:
+def async_rates(url: str, checks: int, rounds: int) -> Rates:
+    async def main() -> Rates:
+        ark = AsyncRedkit(url, prefix="bench")
+        contenders: dict[str, Check] = {}
+        client = None
+        for algorithm in ORDER:
+            limiter = ark.rate_limiter(HUGE, algorithm=algorithm, name="async")
+            client = limiter._rk.client
+            contenders[f"redkit {algorithm}"] = lambda h=limiter.hit: h("k")
+            contenders[f"raw {algorithm}"] = _raw(client, limiter)
+        assert client is not None
+        await client.set("bench:get", "x")
+        contenders["PING"] = client.ping
+        contenders["GET"] = lambda: client.get("bench:get")
+        contenders.update(_limits_async(url))
+        try:
+            return await _async_rounds(contenders, checks, rounds)
+        finally:
+            await ark.aclose()
+
+    return asyncio.run(main())
+
+
+def _limits_async(url: str) -> dict[str, Check]:
     try:
         from limits import parse
         from limits.aio import storage, strategies
     except ImportError:
-        return []
+        return {}
+    store = storage.RedisStorage("async+" + url, implementation="redispy")
     item = parse(HUGE)
-    rows = []
-    for label, name in [
-        ("fixed", "FixedWindowRateLimiter"),
-        ("moving", "MovingWindowRateLimiter"),
-        ("sliding", "SlidingWindowCounterRateLimiter"),
+    out: dict[str, Check] = {}
+    for label, cls in [
+        ("fixed", strategies.FixedWindowRateLimiter),
+        ("moving", strategies.MovingWindowRateLimiter),
+        ("sliding", strategies.SlidingWindowCounterRateLimiter),
     ]:
-        holder: dict[str, Any] = {}
-
-        async def hit(i: int, name: str = name, holder: dict[str, Any] = holder) -> Any:
-            if "limiter" not in holder:
-                uri = "async+" + url
-                store = storage.RedisStorage(uri, implementation="redispy")
-                holder["limiter"] = getattr(strategies, name)(store)
-            return await holder["limiter"].hit(item, "k", name)
-
-        rows.append((f"limits {label} (aio)", _async_rate(hit, checks, runs)))
-    return rows
+        hit = cls(store).hit
+        out[f"limits {label}"] = lambda hit=hit, label=label: hit(item, "k", label)
+    return out
 
 
-def middleware_rows(url: str, checks: int, runs: int) -> list[tuple[str, float]]:
+# --- the middleware ------------------------------------------------------------------
+
+
+def middleware_rates(url: str, requests: int, rounds: int) -> Rates:
     try:
         import httpx
         from fastapi import FastAPI, Request
     except ImportError:
         print("note: fastapi/httpx are not installed; skipping the middleware comparison")
-        return []
+        return {}
     from redkit.integrations.asgi.ratelimit import RateLimitMiddleware
 
     def redkit_app() -> Any:
@@ -176,59 +194,96 @@ def middleware_rows(url: str, checks: int, runs: int) -> list[tuple[str, float]]
 
         return app
 
-    rows = [("redkit RateLimitMiddleware", _drive(httpx, redkit_app, checks, runs))]
+    apps = {"redkit RateLimitMiddleware": redkit_app}
     try:
         from slowapi import Limiter
         from slowapi.middleware import SlowAPIMiddleware
         from slowapi.util import get_remote_address
     except ImportError:
-        print("note: slowapi is not installed; pip install 'redkit[bench]'")
-        return rows
+        print("note: slowapi is not installed; pip install -e '.[bench]'")
+    else:
 
-    def slowapi_app() -> Any:
-        app = FastAPI()
-        app.state.limiter = Limiter(get_remote_address, default_limits=[HUGE], storage_uri=url)
-        app.add_middleware(SlowAPIMiddleware)
+        def slowapi_app() -> Any:
+            app = FastAPI()
+            app.state.limiter = Limiter(get_remote_address, default_limits=[HUGE], storage_uri=url)
+            app.add_middleware(SlowAPIMiddleware)
 
-        @app.get("/")
-        async def index(request: Request) -> dict[str, str]:
-            return {"ok": "yes"}
+            @app.get("/")
+            async def index(request: Request) -> dict[str, str]:
+                return {"ok": "yes"}
 
-        return app
+            return app
 
-    rows.append(("slowapi SlowAPIMiddleware", _drive(httpx, slowapi_app, checks, runs)))
-    return rows
+        apps["slowapi SlowAPIMiddleware"] = slowapi_app
 
-
-def _drive(httpx: Any, make_app: Callable[[], Any], checks: int, runs: int) -> float:
-    async def all_runs() -> list[float]:
-        app = make_app()
-        transport = httpx.ASGITransport(app=app)
-        rates = []
-        async with httpx.AsyncClient(transport=transport, base_url="http://b") as client:
+    async def main() -> Rates:
+        clients = {
+            name: httpx.AsyncClient(transport=httpx.ASGITransport(app=make()), base_url="http://b")
+            for name, make in apps.items()
+        }
+        rates: Rates = {name: [] for name in clients}
+        for client in clients.values():
             await client.get("/")
-            for _ in range(runs):
+        for _ in range(rounds):
+            for name, client in clients.items():
                 start = time.perf_counter()
-                for _ in range(checks):
+                for _ in range(requests):
                     await client.get("/")
-                rates.append(checks / (time.perf_counter() - start))
+                rates[name].append(requests / (time.perf_counter() - start))
+        for client in clients.values():
+            await client.aclose()
         return rates
 
-    return statistics.median(asyncio.run(all_runs()))
+    return asyncio.run(main())
 
 
-def _table(title: str, rows: list[tuple[str, float]], base: float | None = None) -> None:
+# --- the tables ----------------------------------------------------------------------
+
+
+def _median(rates: Rates, name: str) -> float:
+    return statistics.median(rates[name])
+
+
+def _spread(values: list[float]) -> str:
+    return f"{min(values) / 1000:.1f}-{max(values) / 1000:.1f}k"
+
+
+def algorithm_table(title: str, rates: Rates) -> None:
     print(f"\n{title}")
-    print(f"  {'':38} {'checks/s':>10} {'vs ceiling':>11}")
-    for name, rate in rows:
-        ratio = f"{rate / base:10.0%}" if base else ""
-        print(f"  {name:38} {rate:10,.0f} {ratio:>11}")
+    limits = {name: _median(rates, name) for name in rates if name.startswith("limits ")}
+    best = max(limits.values(), default=0.0)
+    print(
+        f"  {'algorithm':16} {'checks/s':>9} {'ceiling':>9} {'% ceiling':>9} "
+        f"{'vs best limits':>14} {'spread':>12}"
+    )
+    for algorithm in ORDER:
+        hit, raw = _median(rates, f"redkit {algorithm}"), _median(rates, f"raw {algorithm}")
+        ahead = f"{hit / best - 1:+14.1%}" if best else f"{'-':>14}"
+        print(
+            f"  {algorithm:16} {hit:9,.0f} {raw:9,.0f} {hit / raw:9.1%} {ahead} "
+            f"{_spread(rates[f'redkit {algorithm}']):>12}"
+        )
+    print(f"  {'for scale':16} {'checks/s':>9} {'':>9} {'':>9} {'':>14} {'spread':>12}")
+    for name in ["PING", "GET", *limits]:
+        print(
+            f"  {name:16} {_median(rates, name):9,.0f} {'':>9} {'':>9} {'':>14} "
+            f"{_spread(rates[name]):>12}"
+        )
+
+
+def plain_table(title: str, rates: Rates) -> None:
+    if not rates:
+        return
+    print(f"\n{title}")
+    for name, values in rates.items():
+        print(f"  {name:30} {statistics.median(values):9,.0f}/s {_spread(values):>12}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--checks", type=int, default=2000)
-    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--checks", type=int, default=2000, help="checks per contender and round")
+    parser.add_argument("--rounds", type=int, default=7, help="interleaved rounds (median)")
+    parser.add_argument("--no-middleware", action="store_true")
     opts = parser.parse_args()
     url = os.environ.get("REDIS_URL")
     server = None
@@ -240,12 +295,19 @@ def main() -> None:
     try:
         with redis.Redis.from_url(url) as r:
             info = r.info("server")
-        print(f"server: {info.get('server_name', 'redis')} {info.get('redis_version')} at {url}")
-        rows = sync_rows(url, opts.checks, opts.runs)
-        ceiling = dict(rows)[CEILING]
-        _table("one thread, sequential", rows, ceiling)
-        _table(f"{TASKS} asyncio tasks", async_rows(url, opts.checks, opts.runs))
-        _table("FastAPI middleware, sequential requests", middleware_rows(url, 2000, opts.runs))
+        print(
+            f"server: {info.get('server_name', 'redis')} {info.get('redis_version')} at {url}; "
+            f"{opts.rounds} interleaved rounds of {opts.checks} checks per contender"
+        )
+        algorithm_table("one thread, sequential", sync_rates(url, opts.checks, opts.rounds))
+        algorithm_table(
+            f"{TASKS} asyncio tasks, one client", async_rates(url, opts.checks, opts.rounds)
+        )
+        if not opts.no_middleware:
+            plain_table(
+                "FastAPI middleware, sequential requests",
+                middleware_rates(url, opts.checks // 2, opts.rounds),
+            )
     finally:
         if server is not None:
             server.stop()

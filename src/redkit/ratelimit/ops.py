@@ -121,9 +121,9 @@ class Plan:
             keys = [group.key(suffix) for suffix in self._suffixes]
             single = self._single
             if single is not None:
-                hit = Eval(single.script, keys, single.args(1))
+                hit = Eval(single.script, keys, _encoded(single.args(1)))
             else:
-                hit = Eval(self.script, keys, self.args(HIT, 1))
+                hit = Eval(self.script, keys, _encoded(self.args(HIT, 1)))
             if len(self._cache) >= _KEY_CACHE:
                 self._cache.clear()  # cheap and bounded; hot keys come back at once
             entry = self._cache[key] = (keys, hit)
@@ -154,6 +154,11 @@ class Plan:
         if single is not None and effect.script is single.script:
             return single.parse(reply, cost)
         return parse_reply(reply, self.limits, self.script.name)
+
+
+def _encoded(args: tuple[int | float, ...]) -> tuple[bytes, ...]:
+    """Arguments as the bytes redis-py would send (``repr``), so it need not encode them."""
+    return tuple(repr(arg).encode() for arg in args)
 
 
 def check_cost(cost: int) -> int:

@@ -71,13 +71,21 @@ class RateLimitResult:
         return self.tightest.limit
 
 
+_new = tuple.__new__
+
+
+def limit_state(limit: Limit, remaining: int, reset_after: float) -> LimitState:
+    """A :class:`LimitState`, built without the named tuple's argument handling (hot path)."""
+    return _new(LimitState, (limit, remaining, reset_after))
+
+
 def parse_reply(reply: Any, limits: Sequence[Limit], name: str) -> RateLimitResult:
     """A general script's reply as a result (``name``: the script, for the error message)."""
     try:
         retry = int(reply[1])
         if len(limits) == 1 and len(reply) == 4:
             states: tuple[LimitState, ...] = (
-                LimitState(limits[0], int(reply[2]), int(reply[3]) / 1e6),
+                limit_state(limits[0], int(reply[2]), int(reply[3]) / 1e6),
             )
         else:
             states = tuple(

@@ -22,7 +22,7 @@ from typing import Any
 
 from redkit.errors import ScriptError
 from redkit.ratelimit.policy import Limit
-from redkit.ratelimit.results import LimitState, RateLimitResult, parse_reply
+from redkit.ratelimit.results import RateLimitResult, limit_state, parse_reply
 from redkit.scripts import Script, script
 
 _EXACT = 2**53  # integers a Lua number (a double) holds exactly
@@ -76,7 +76,7 @@ class FixedOne(SingleHit):
         allowed = reply >= 0
         ttl_ms, count = divmod(reply if allowed else -1 - reply, self._scale)
         reset = ttl_ms / 1000
-        state = LimitState(self.limit, max(0, self._amount - count), reset)
+        state = limit_state(self.limit, max(0, self._amount - count), reset)
         return RateLimitResult(allowed, 0.0 if allowed else reset, (state,))
 
 
@@ -101,7 +101,7 @@ class GcraOne(SingleHit):
         allowed = reply >= 0
         ahead = (reply if allowed else -1 - reply) / 1000  # us
         remaining = math.floor((self._tolerance - ahead) / self._interval + 1e-9)
-        state = LimitState(self.limit, max(0, remaining), math.ceil(ahead) / 1e6)
+        state = limit_state(self.limit, max(0, remaining), math.ceil(ahead) / 1e6)
         if allowed:
             return RateLimitResult(True, 0.0, (state,))
         slack = self._tolerance - cost * self._interval
@@ -149,7 +149,7 @@ class LogOne(SingleHit):
 
     def parse(self, reply: Any, cost: int) -> RateLimitResult:
         if type(reply) is int:
-            return RateLimitResult(True, 0.0, (LimitState(self.limit, reply, self._period),))
+            return RateLimitResult(True, 0.0, (limit_state(self.limit, reply, self._period),))
         return super().parse(reply, cost)
 
 

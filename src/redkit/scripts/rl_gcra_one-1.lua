@@ -4,16 +4,18 @@
 -- ARGV[1]  increment: cost * emission interval (us)
 -- ARGV[2]  slack: (burst - cost) * emission interval (us); the hit is admitted when the
 --          TAT is at most this far ahead of now (the caller sends cost > burst to rl_gcra)
--- Returns one integer: ahead = TAT - now in nanoseconds (exact: a TAT near the epoch's
--- 2^50 us has quarter-microsecond resolution), after the hit when admitted;
+-- Returns one integer: ahead = TAT - now in nanoseconds, after the hit when admitted (exact:
+-- a TAT near the epoch's 2^50 us is a multiple of a quarter microsecond);
 --   admitted: ahead (>= 0)     rejected: -1 - ahead (TAT unchanged)
+-- (a number handed to redis.call is written so that it reads back exactly, as with
+-- rl_gcra's string.format('%.17g'); PXAT spares the server rewriting PX for replication)
 local t = redis.call('TIME')
 local now = t[1] * 1000000 + t[2]
 local tat = tonumber(redis.call('GET', KEYS[1]))
 if tat == nil or tat < now then tat = now end
 if tat - now > tonumber(ARGV[2]) then
-  return -1 - math.floor((tat - now) * 1000 + 0.5)
+  return -1 - (tat - now) * 1000
 end
 tat = tat + tonumber(ARGV[1])
-redis.call('SET', KEYS[1], string.format('%.17g', tat), 'PX', math.ceil((tat - now) / 1000) + 1)
-return math.floor((tat - now) * 1000 + 0.5)
+redis.call('SET', KEYS[1], tat, 'PXAT', math.ceil(tat / 1000) + 1)
+return (tat - now) * 1000

@@ -9,7 +9,7 @@
 local t = redis.call('TIME')
 local now = t[1] * 1000000 + t[2]
 local cost, amount, period = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', string.format('%d', now - period))
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - period)
 local c = redis.call('ZCARD', KEYS[1])
 if c + cost > amount then
   -- the (c + cost - amount)-th oldest hit must leave the window first; c >= 1 here
@@ -35,5 +35,5 @@ else
   end
   if #members > 0 then redis.call('ZADD', KEYS[1], unpack(members)) end
 end
-redis.call('PEXPIRE', KEYS[1], math.ceil(period / 1000) + 1)
+redis.call('PEXPIREAT', KEYS[1], math.ceil((now + period) / 1000) + 1)
 return amount - c - cost

@@ -25,5 +25,5 @@ if est + cost > amount then
   return {0, math.ceil(wait), math.max(0, math.floor(amount - est)), math.ceil(reset)}
 end
 redis.call('HSET', KEYS[1], 'w', win, 'c', cur + cost, 'p', prev)
-redis.call('PEXPIRE', KEYS[1], math.ceil((2 * period - elapsed) / 1000))
+redis.call('PEXPIREAT', KEYS[1], math.ceil((win + 2) * period / 1000))  -- the next window's end
 return {1, 0, math.max(0, math.floor(amount - est - cost)), math.ceil(2 * period - elapsed)}

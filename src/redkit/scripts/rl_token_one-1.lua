@@ -18,6 +18,7 @@ if tk < cost then
   return {0, math.ceil((cost - tk) / rate), math.floor(tk), math.ceil((cap - tk) / rate)}
 end
 tk = tk - cost
-redis.call('HSET', KEYS[1], 'tk', string.format('%.17g', tk), 'ts', string.format('%d', now))
-redis.call('PEXPIRE', KEYS[1], math.ceil((cap - tk) / rate / 1000) + 1)
-return {1, 0, math.floor(tk), math.ceil((cap - tk) / rate)}
+local full = (cap - tk) / rate
+redis.call('HSET', KEYS[1], 'tk', tk, 'ts', now)  -- numbers are written so they read back exactly
+redis.call('PEXPIREAT', KEYS[1], math.ceil((now + full) / 1000) + 1)
+return {1, 0, math.floor(tk), math.ceil(full)}
