@@ -64,7 +64,7 @@ def _rounds(contenders: dict[str, Callable[[], Any]], checks: int, rounds: int) 
 
 def _raw(client: Any, limiter: Any) -> Callable[[], Any]:
     """The ceiling: EVALSHA of what ``limiter.hit("k")`` sends, straight on its client."""
-    effect = limiter._plan.effect("k", 1, 1)
+    effect = limiter._plan.check("k", 1, 1)[0]
     sha, keys, args = effect.script.sha, list(effect.keys), list(effect.args)
     return lambda: client.evalsha(sha, len(keys), *keys, *args)
 
@@ -177,7 +177,7 @@ def _limits_async(url: str) -> dict[str, Check]:
 def middleware_rates(url: str, requests: int, rounds: int) -> Rates:
     try:
         import httpx
-        from fastapi import FastAPI, Request
+        from fastapi import FastAPI
     except ImportError:
         print("note: fastapi/httpx are not installed; skipping the middleware comparison")
         return {}
@@ -195,46 +195,57 @@ def middleware_rates(url: str, requests: int, rounds: int) -> Rates:
         return app
 
     apps = {"redkit RateLimitMiddleware": redkit_app}
+    slowapi_app = _slowapi_app(url)
+    if slowapi_app is not None:
+        apps["slowapi SlowAPIMiddleware"] = slowapi_app
+
+    return asyncio.run(_drive(httpx, apps, requests, rounds))
+
+
+async def _drive(
+    httpx: Any, apps: dict[str, Callable[[], Any]], requests: int, rounds: int
+) -> Rates:
+    """Requests/s of every app, in-process over ASGI; rounds interleave."""
+    clients = {
+        name: httpx.AsyncClient(transport=httpx.ASGITransport(app=make()), base_url="http://b")
+        for name, make in apps.items()
+    }
+    rates: Rates = {name: [] for name in clients}
+    for client in clients.values():
+        await client.get("/")
+    for _ in range(rounds):
+        for name, client in clients.items():
+            start = time.perf_counter()
+            for _ in range(requests):
+                await client.get("/")
+            rates[name].append(requests / (time.perf_counter() - start))
+    for client in clients.values():
+        await client.aclose()
+    return rates
+
+
+def _slowapi_app(url: str) -> Callable[[], Any] | None:
     try:
+        from fastapi import FastAPI, Request
         from slowapi import Limiter
         from slowapi.middleware import SlowAPIMiddleware
         from slowapi.util import get_remote_address
     except ImportError:
         print("note: slowapi is not installed; pip install -e '.[bench]'")
-    else:
+        return None
 
-        def slowapi_app() -> Any:
-            app = FastAPI()
-            app.state.limiter = Limiter(get_remote_address, default_limits=[HUGE], storage_uri=url)
-            app.add_middleware(SlowAPIMiddleware)
+    def make() -> Any:
+        app = FastAPI()
+        app.state.limiter = Limiter(get_remote_address, default_limits=[HUGE], storage_uri=url)
+        app.add_middleware(SlowAPIMiddleware)
 
-            @app.get("/")
-            async def index(request: Request) -> dict[str, str]:
-                return {"ok": "yes"}
+        @app.get("/")
+        async def index(request: Request) -> dict[str, str]:
+            return {"ok": "yes"}
 
-            return app
+        return app
 
-        apps["slowapi SlowAPIMiddleware"] = slowapi_app
-
-    async def main() -> Rates:
-        clients = {
-            name: httpx.AsyncClient(transport=httpx.ASGITransport(app=make()), base_url="http://b")
-            for name, make in apps.items()
-        }
-        rates: Rates = {name: [] for name in clients}
-        for client in clients.values():
-            await client.get("/")
-        for _ in range(rounds):
-            for name, client in clients.items():
-                start = time.perf_counter()
-                for _ in range(requests):
-                    await client.get("/")
-                rates[name].append(requests / (time.perf_counter() - start))
-        for client in clients.values():
-            await client.aclose()
-        return rates
-
-    return asyncio.run(main())
+    return make
 
 
 # --- the tables ----------------------------------------------------------------------

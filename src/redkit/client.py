@@ -132,7 +132,7 @@ class Redkit(_Base):
         self.cluster = connection.is_cluster(self.client)
         self._siblings: dict[float, Redkit] = {}
 
-    def run(self, flow: ops.Flow[T]) -> T:
+    def run(self, flow: ops.Flow[T] | ops.Once[T]) -> T:
         """Run a flow (see :mod:`redkit.ops`) on this client."""
         return ops.run(self.client, flow, self.target)
 
@@ -248,7 +248,7 @@ class AsyncRedkit(_Base):
         self._ready = not self.cluster
         self._siblings: dict[float, AsyncRedkit] = {}
 
-    async def run(self, flow: ops.Flow[T]) -> T:
+    async def run(self, flow: ops.Flow[T] | ops.Once[T]) -> T:
         """Run a flow (see :mod:`redkit.ops`) on this client."""
         if not self._ready:
             await self._initialize()

@@ -19,7 +19,7 @@ import asyncio
 import time
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import redis
 import redis.asyncio.cluster
@@ -76,6 +76,38 @@ class Sleep:
 
 Effect = Call | Eval | Batch | Sleep
 Flow = Generator[Effect, Any, T]
+
+
+class Once(Generic[T]):
+    """A flow of exactly one effect, driven without a generator: for hot paths.
+
+    ``finish(reply)`` is the result. When the effect fails, ``fail`` (if given) receives
+    the redkit error and its return is the result (it may raise); without ``fail`` the
+    error is raised. The drivers run a ``Once`` directly (a generator costs a few
+    microseconds a call); inside a generator flow, ``yield from once`` runs it like any
+    other flow.
+    """
+
+    __slots__ = ("effect", "fail", "finish")
+
+    def __init__(
+        self,
+        effect: Call | Eval,
+        finish: Callable[[Any], T],
+        fail: Callable[[errors.RedkitError], T] | None = None,
+    ) -> None:
+        self.effect = effect
+        self.finish = finish
+        self.fail = fail
+
+    def __iter__(self) -> Generator[Effect, Any, T]:
+        try:
+            reply = yield self.effect
+        except errors.RedkitError as exc:
+            if self.fail is None:
+                raise
+            return self.fail(exc)
+        return self.finish(reply)
 
 
 def evaluate(script: Script, keys: Sequence[str], args: Sequence[EncodableT] = ()) -> Flow[Any]:
@@ -196,8 +228,21 @@ def _sync_effect(client: Any, effect: Effect) -> Any:
     return None
 
 
-def run(client: redis.Redis | Any, flow: Flow[T], target: str = "redis") -> T:
+def _run_once(client: Any, once: Once[T], target: str) -> T:
+    try:
+        reply = _sync_effect(client, once.effect)
+    except _WRAPPED as exc:
+        error = _boundary(exc, target)
+        if once.fail is None:
+            raise error from exc
+        return once.fail(error)
+    return once.finish(reply)
+
+
+def run(client: redis.Redis | Any, flow: Flow[T] | Once[T], target: str = "redis") -> T:
     """Drive ``flow`` on a synchronous client and return its result."""
+    if isinstance(flow, Once):
+        return _run_once(client, flow, target)
     reply: Any = None
     error: BaseException | None = None
     while True:
@@ -242,8 +287,21 @@ async def _async_effect(client: Any, effect: Effect) -> Any:
     return None
 
 
-async def arun(client: Any, flow: Flow[T], target: str = "redis") -> T:
+async def _arun_once(client: Any, once: Once[T], target: str) -> T:
+    try:
+        reply = await _async_effect(client, once.effect)
+    except _WRAPPED as exc:
+        error = _boundary(exc, target)
+        if once.fail is None:
+            raise error from exc
+        return once.fail(error)
+    return once.finish(reply)
+
+
+async def arun(client: Any, flow: Flow[T] | Once[T], target: str = "redis") -> T:
     """Drive ``flow`` on an asyncio client and return its result."""
+    if isinstance(flow, Once):
+        return await _arun_once(client, flow, target)
     reply: Any = None
     error: BaseException | None = None
     while True:

@@ -15,8 +15,10 @@ COSTS = [1, 2, 1, 3, 1, 1, 2, 1, 1, 4, 1]
 
 def _general(limiter: RateLimiter) -> RateLimiter:
     """The same limiter forced onto the general script (as a policy of several limits is)."""
-    limiter._plan._single = None
-    limiter._plan._cache.clear()
+    plan = limiter._plan
+    plan._single = None
+    plan._finish_one = plan._general
+    plan._cache.clear()
     return limiter
 
 

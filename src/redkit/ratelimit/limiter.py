@@ -41,7 +41,14 @@ if TYPE_CHECKING:
     from redkit.client import AsyncRedkit, Redkit, _Base
 
 Key = str | bytes | int
+Check = ops.Once[RateLimitResult] | ops.Flow[RateLimitResult]
 _DEFAULT_DEADLINE = 0.5
+
+
+def _at_once(result: RateLimitResult) -> ops.Flow[RateLimitResult]:
+    """A flow that asks Redis nothing (the failure policy's answer during a cooldown)."""
+    yield from ()
+    return result
 
 
 class _RateLimiterCore:
@@ -85,16 +92,17 @@ class _RateLimiterCore:
         """How many checks were answered by the failure policy instead of Redis."""
         return self._failure.failures
 
-    def _check_flow(self, key: Key, cost: int, mode: int) -> ops.Flow[RateLimitResult]:
+    def _check_flow(self, key: Key, cost: int, mode: int) -> Check:
+        # one effect, so a Once rather than a generator: the drivers run it directly
         if self._failure.down_until and self._failure.cooling_down():
-            return self._degraded(key, cost, mode, None)
-        plan = self._plan
-        effect = plan.effect(key, cost, mode)
-        try:
-            reply = yield effect
-        except UNAVAILABLE as exc:
-            return self._degraded(key, cost, mode, exc)
-        return plan.parse(effect, reply, cost)
+            return _at_once(self._degraded(key, cost, mode, None))
+        effect, finish = self._plan.check(key, cost, mode)
+        return ops.Once(effect, finish, lambda exc: self._failed(exc, key, cost, mode))
+
+    def _failed(self, exc: Exception, key: Key, cost: int, mode: int) -> RateLimitResult:
+        if not isinstance(exc, UNAVAILABLE):
+            raise exc
+        return self._degraded(key, cost, mode, exc)
 
     def _degraded(self, key: Key, cost: int, mode: int, exc: Any) -> RateLimitResult:
         self._failure.failed(exc)  # raises when failing closed

@@ -13,6 +13,8 @@ slot; callers spread over the cluster.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from redkit.errors import ConfigError
@@ -38,6 +40,7 @@ __all__ = [  # the result types live in redkit.ratelimit.results; re-exported he
 ]
 
 Key = str | bytes | int
+Finish = Callable[[Any], RateLimitResult]
 HIT = 1
 PEEK = 0
 _KEY_CACHE = 4096
@@ -80,11 +83,13 @@ class Plan:
     A hit on a one-limit policy whose cost fits runs the algorithm's lean script (see
     :mod:`redkit.ratelimit.single`); everything else (peeks, several limits, costs that
     never fit) runs the general one. For recent callers the keys and the effect of a hit
-    of cost 1 are cached, so the common check allocates almost nothing.
+    of cost 1 (its arguments already encoded) are cached, so the common check allocates
+    almost nothing.
     """
 
     __slots__ = (
         "_cache",
+        "_finish_one",
         "_keyspace",
         "_name",
         "_single",
@@ -113,6 +118,10 @@ class Plan:
             tail += (limit.amount, limit.period_us, limit.capacity)
         self._tail = tuple(tail)
         self._cache: dict[Key, tuple[list[str], Eval]] = {}
+        single = self._single
+        self._finish_one: Finish = (
+            self._general if single is None else partial(single.parse, cost=1)
+        )
 
     def _entry(self, key: Key) -> tuple[list[str], Eval]:
         entry = self._cache.get(key)
@@ -137,22 +146,20 @@ class Plan:
         """The general script's arguments for one check."""
         return (mode, cost, *self._tail)
 
-    def effect(self, key: Key, cost: int, mode: int) -> Eval:
-        """The script call of one check (ConfigError for a bad cost)."""
+    def check(self, key: Key, cost: int, mode: int) -> tuple[Eval, Finish]:
+        """The script call of one check and what reads its reply (ConfigError: bad cost)."""
         keys, hit = self._entry(key)
         if mode == HIT and type(cost) is int:
             if cost == 1:
-                return hit
+                return hit, self._finish_one
             single = self._single
             if single is not None and 1 <= cost <= single.max_cost:
-                return Eval(single.script, keys, single.args(cost))
-        return Eval(self.script, keys, self.args(mode, check_cost(cost)))
+                return Eval(single.script, keys, single.args(cost)), partial(
+                    single.parse, cost=cost
+                )
+        return Eval(self.script, keys, self.args(mode, check_cost(cost))), self._general
 
-    def parse(self, effect: Eval, reply: Any, cost: int) -> RateLimitResult:
-        """The reply to ``effect`` as a result."""
-        single = self._single
-        if single is not None and effect.script is single.script:
-            return single.parse(reply, cost)
+    def _general(self, reply: Any) -> RateLimitResult:
         return parse_reply(reply, self.limits, self.script.name)
 
 
