@@ -58,6 +58,7 @@ CORE = {
     "errors",
     "keys",
     "ops",
+    "pool",
     "scripts",
     "serializers",
 }

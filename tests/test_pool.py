@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
+
 from redkit import AsyncRedkit, Redkit, Settings, ops
 
 BURST = 12
@@ -27,3 +29,18 @@ async def test_async_burst_beyond_max_connections_waits(standalone_url: str, pre
             *(ark.run(ops.command("BLPOP", f"{prefix}:{i}", 0.05)) for i in range(BURST))
         )
     assert replies == [None] * BURST
+
+
+async def test_async_waiter_times_out_with_a_clear_error(standalone_url: str, prefix: str) -> None:
+    from redkit.errors import ConnectionError as RedkitConnectionError
+
+    settings = Settings(url=standalone_url, prefix=prefix, max_connections=1, socket_timeout=0.5)
+    async with AsyncRedkit(settings=settings) as ark:
+        pool = ark.client.connection_pool
+        held = await pool.get_connection()  # the only connection, held by "someone"
+        try:
+            with pytest.raises(RedkitConnectionError, match="no free connection"):
+                await ark.run(ops.command("PING"))
+        finally:
+            await pool.release(held)
+        assert await ark.ping()  # and the released connection serves the next caller

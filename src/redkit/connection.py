@@ -22,6 +22,7 @@ from redis.backoff import ExponentialWithJitterBackoff
 
 from redkit.config import Settings, Target
 from redkit.ops import wrap_error
+from redkit.pool import WaitingPool
 
 log = logging.getLogger("redkit")
 
@@ -136,9 +137,7 @@ def async_client(settings: Settings, target: Target | None = None) -> Any:
             list(target.hosts), sentinel_kwargs=_sentinel_kwargs(settings, retry), **kwargs
         )
         return sentinel.master_for(target.service_name or "mymaster", db=target.db, retry=retry)
-    pool = _blocking_pool(
-        redis.asyncio.BlockingConnectionPool, redis.asyncio.connection, settings, target, retry
-    )
+    pool = _blocking_pool(WaitingPool, redis.asyncio.connection, settings, target, retry)
     return redis.asyncio.Redis.from_pool(pool)  # owns the pool: aclose() disconnects it
 
 
