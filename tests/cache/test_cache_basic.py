@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -57,6 +60,40 @@ def test_many_key_calls(rk: Redkit) -> None:
     assert cache.add("k1", "other") is False
     assert cache.add("new", "v") is True
     assert cache.get("k1") == 1
+
+
+def test_add_replaces_only_an_invalid_entry(rk: Redkit, make_rk: Callable[..., Redkit]) -> None:
+    cache = rk.cache("add")
+    other = make_rk().cache("add")  # instance B: no state shared but Redis
+    cache.set("k", 1)
+    assert cache.add("k", 2) is False, "a valid entry stays"
+    other.clear()  # the entry is invalid but still in Redis until its ttl
+    assert cache.add("k", 3) is True
+    assert other.get("k") == 3
+    cache.set("t", 1, tags=["colour"])
+    assert cache.add("t", 2) is False, "a valid tagged entry stays"
+    other.invalidate_tags("colour")
+    assert cache.add("t", 4, tags=["colour"]) is True
+    assert cache.get("t") == 4
+    assert cache.add("t", 5) is False
+
+
+def test_concurrent_adds_over_an_invalid_entry_store_once(rk: Redkit) -> None:
+    cache = rk.cache("add-race")
+    for round_ in range(5):
+        cache.set("k", "old")
+        cache.clear()
+        barrier = threading.Barrier(8)
+        values = [f"{round_}-{i}" for i in range(8)]
+
+        def add(value: str, barrier: threading.Barrier = barrier) -> bool:
+            barrier.wait()
+            return cache.add("k", value)
+
+        with ThreadPoolExecutor(8) as pool:
+            results = list(pool.map(add, values))
+        assert results.count(True) == 1
+        assert cache.get("k") == values[results.index(True)]
 
 
 def test_tag_invalidation_is_precise(rk: Redkit) -> None:
@@ -188,6 +225,9 @@ async def test_async_basics_and_decorator(ark: AsyncRedkit) -> None:
     assert await cache.get_many(["a", "b"]) == {"a": [1]}
     await cache.invalidate_tags("t")
     assert await cache.get("a") is None
+    assert await cache.add("a", [2]) is True, "an invalidated entry does not block add"
+    assert await cache.add("a", [3]) is False
+    assert await cache.get("a") == [2]
     calls = []
 
     @cache.cached(ttl=30)

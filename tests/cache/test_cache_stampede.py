@@ -120,7 +120,9 @@ def _stale(rk: Redkit, name: str, **options: object) -> object:
     cache = rk.cache(name, ttl=0.2, stale_ttl=30, jitter=0, beta=0, **options)
     cache.set("k", "old")
     deadline = time.monotonic() + 5
-    while cache._fresh(cache._rk.run(cache._f.read_flow("k"))):  # wait for the soft expiry
+    read = cache._f.read_flow  # type: ignore[attr-defined]
+    ekey = cache._f.keys.entry("k")  # type: ignore[attr-defined]
+    while cache._fresh_hit(cache._rk.run(read(ekey))) is not None:  # until the soft expiry
         assert time.monotonic() < deadline
         time.sleep(0.02)
     return cache

@@ -10,9 +10,10 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from redkit.cache.envelope import Entry
 from redkit.cache.keying import CallKey
 from redkit.cache.near import Listener, NearCache, endpoints
-from redkit.cache.ops import CacheFlows, CacheKeys, Lookup, Policy
+from redkit.cache.ops import Begin, CacheFlows, CacheKeys, Found, Policy
 from redkit.errors import ConfigError
 from redkit.serializers import Serializer, get_serializer
 
@@ -117,25 +118,42 @@ class _CacheCore:
         near = f", near={self.near.maxsize}" if self.near is not None else ""
         return f"{type(self).__name__}(namespace={self.namespace!r}{near})"
 
-    def _count(self, lookup: Lookup) -> Any:
-        entry = lookup.entry
-        if entry is None:
+    def _near_hit(self, ekey: str) -> Entry | None:
+        """The entry served from process memory (counted), or None: ask Redis."""
+        near = self.near
+        if near is None:
+            return None
+        entry = near.lookup(ekey)
+        if entry is not None:
+            self.stats.near_hits += 1
+        return entry
+
+    def _count(self, found: Found) -> Entry | None:
+        """The entry a Redis read found (counted as a hit or a stale serve), or None."""
+        if type(found) is not Entry:
             self.stats.misses += 1
             return None
-        if lookup.near:
-            self.stats.near_hits += 1
-        elif entry.stale(time.time()):
+        if 0 < found.soft_expiry <= time.time():
             self.stats.stale_serves += 1
         else:
             self.stats.hits += 1
-        return entry
+        return found
 
-    def _fresh(self, lookup: Lookup) -> bool:
-        entry = lookup.entry
-        if entry is None:
-            return False
+    def _fresh_hit(self, found: Found) -> Entry | None:
+        """The entry when it is fresh and not picked for early refresh (counted), else None."""
+        if type(found) is not Entry:
+            self.stats.misses += 1
+            return None
         now = time.time()
-        return not entry.stale(now) and not entry.refresh_early(now, self._f.policy.beta)
+        if found.stale(now) or found.refresh_early(now, self._f.policy.beta):
+            return None
+        self.stats.hits += 1
+        return found
+
+    def _served(self, begin: Begin) -> Any:
+        """The value of the entry the stampede protocol chose to serve (counted)."""
+        entry = self._count(begin.entry) if begin.entry is not None else None
+        return None if entry is None else entry.value
 
     def _stop_listener(self) -> None:
         if self._listener is not None:

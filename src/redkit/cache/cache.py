@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from redkit.cache import stampede
 from redkit.cache.base import AsyncSingleFlight, SingleFlight, Tags, _CacheCore
-from redkit.cache.ops import Begin, Lookup
+from redkit.cache.ops import Begin, Found, Unverified
 from redkit.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -64,7 +64,12 @@ class Cache(_CacheCore):
 
     def get(self, key: Key, default: Any = None, *, tags: Sequence[str] = ()) -> Any:
         """The cached value of ``key``, or ``default``. ``tags`` saves a round trip."""
-        entry = self._count(self._rk.run(self._f.read_flow(key, tags)))
+        entry = None if self.near is None else self._near_hit(self._f.keys.entry(key))
+        if entry is None:
+            found = self._rk.run(self._f.read(key, tags))
+            if isinstance(found, Unverified):
+                found = self._rk.run(self._f.verify_flow(found))
+            entry = self._count(found)
         return default if entry is None else entry.value
 
     def get_many(self, keys: Sequence[Key]) -> dict[Key, Any]:
@@ -81,8 +86,8 @@ class Cache(_CacheCore):
     def add(
         self, key: Key, value: Any, ttl: float | None = None, *, tags: Sequence[str] = ()
     ) -> bool:
-        """Store ``value`` only if ``key`` has no entry in Redis; True when stored."""
-        return self._rk.run(self._f.set_many_flow([(key, value)], tags, ttl, only_new=True))[0]
+        """Store ``value`` only if ``key`` has no valid entry; True when stored."""
+        return self._rk.run(self._f.add_flow(key, value, tags, ttl))
 
     def set_many(
         self, items: Mapping[Key, Any], ttl: float | None = None, *, tags: Sequence[str] = ()
@@ -125,13 +130,17 @@ class Cache(_CacheCore):
         refreshes it. If the loader raises, nothing is stored and the lock is released;
         the stale value is returned when there is one and ``stale_on_error`` is set.
         """
-        lookup = self._rk.run(self._f.read_flow(key, tags))
-        if self._fresh(lookup):
-            return self._count(lookup).value  # type: ignore[no-any-return]
-        if lookup.entry is None:
-            self.stats.misses += 1
+        entry = None if self.near is None else self._near_hit(self._f.keys.entry(key))
+        if entry is not None:
+            return entry.value  # type: ignore[no-any-return]
+        found = self._rk.run(self._f.read(key, tags))
+        if isinstance(found, Unverified):
+            found = self._rk.run(self._f.verify_flow(found))
+        entry = self._fresh_hit(found)
+        if entry is not None:
+            return entry.value  # type: ignore[no-any-return]
         return self._flights.do(
-            self._f.keys.entry(key), lambda: self._load(key, loader, ttl, tags, lookup)
+            self._f.keys.entry(key), lambda: self._load(key, loader, ttl, tags, found)
         )
 
     def _load(
@@ -140,9 +149,9 @@ class Cache(_CacheCore):
         loader: Callable[[], T],
         ttl: float | None,
         tags: Sequence[str],
-        lookup: Lookup,
+        found: Found,
     ) -> T:
-        begin = self._rk.run(stampede.begin_flow(self._f, key, tags, lookup))
+        begin = self._rk.run(stampede.begin_flow(self._f, key, tags, found))
         if not begin.load:
             return self._served(begin)  # type: ignore[no-any-return]
         started = time.perf_counter()
@@ -156,10 +165,6 @@ class Cache(_CacheCore):
         self.stats.loads += 1
         self._rk.run(stampede.fill_flow(self._f, key, begin, value, tags, ttl, delta))
         return value
-
-    def _served(self, begin: Begin) -> Any:
-        assert begin.entry is not None  # a Begin without load always carries an entry
-        return self._count(Lookup(begin.entry)).value
 
     def _failed(self, key: Key, begin: Begin) -> bool:
         """Release after a loader error; True when the stale value should be served."""
@@ -225,7 +230,12 @@ class AsyncCache(_CacheCore):
 
     async def get(self, key: Key, default: Any = None, *, tags: Sequence[str] = ()) -> Any:
         """The cached value of ``key``, or ``default``. ``tags`` saves a round trip."""
-        entry = self._count(await self._rk.run(self._f.read_flow(key, tags)))
+        entry = None if self.near is None else self._near_hit(self._f.keys.entry(key))
+        if entry is None:
+            found = await self._rk.run(self._f.read(key, tags))
+            if isinstance(found, Unverified):
+                found = await self._rk.run(self._f.verify_flow(found))
+            entry = self._count(found)
         return default if entry is None else entry.value
 
     async def get_many(self, keys: Sequence[Key]) -> dict[Key, Any]:
@@ -242,10 +252,8 @@ class AsyncCache(_CacheCore):
     async def add(
         self, key: Key, value: Any, ttl: float | None = None, *, tags: Sequence[str] = ()
     ) -> bool:
-        """Store ``value`` only if ``key`` has no entry in Redis; True when stored."""
-        return (
-            await self._rk.run(self._f.set_many_flow([(key, value)], tags, ttl, only_new=True))
-        )[0]
+        """Store ``value`` only if ``key`` has no valid entry; True when stored."""
+        return await self._rk.run(self._f.add_flow(key, value, tags, ttl))
 
     async def set_many(
         self, items: Mapping[Key, Any], ttl: float | None = None, *, tags: Sequence[str] = ()
@@ -282,13 +290,17 @@ class AsyncCache(_CacheCore):
         tags: Sequence[str] = (),
     ) -> Any:
         """:meth:`Cache.get_or_set` for asyncio; ``loader`` may return an awaitable."""
-        lookup = await self._rk.run(self._f.read_flow(key, tags))
-        if self._fresh(lookup):
-            return self._count(lookup).value
-        if lookup.entry is None:
-            self.stats.misses += 1
+        entry = None if self.near is None else self._near_hit(self._f.keys.entry(key))
+        if entry is not None:
+            return entry.value
+        found = await self._rk.run(self._f.read(key, tags))
+        if isinstance(found, Unverified):
+            found = await self._rk.run(self._f.verify_flow(found))
+        entry = self._fresh_hit(found)
+        if entry is not None:
+            return entry.value
         return await self._flights.do(
-            self._f.keys.entry(key), lambda: self._load(key, loader, ttl, tags, lookup)
+            self._f.keys.entry(key), lambda: self._load(key, loader, ttl, tags, found)
         )
 
     async def _load(
@@ -297,12 +309,11 @@ class AsyncCache(_CacheCore):
         loader: Callable[[], Any],
         ttl: float | None,
         tags: Sequence[str],
-        lookup: Lookup,
+        found: Found,
     ) -> Any:
-        begin = await self._rk.run(stampede.begin_flow(self._f, key, tags, lookup))
+        begin = await self._rk.run(stampede.begin_flow(self._f, key, tags, found))
         if not begin.load:
-            assert begin.entry is not None
-            return self._count(Lookup(begin.entry)).value
+            return self._served(begin)
         started = time.perf_counter()
         try:
             value = loader()

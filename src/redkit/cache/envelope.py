@@ -34,6 +34,7 @@ FLAG_NONE = 1
 FLAG_INT = 2
 _FIXED = struct.Struct(">BBHddfqB")
 _TAG = struct.Struct(">q")
+_unpack_fixed = _FIXED.unpack_from
 NS_VERSION_OFFSET = 24  # where the namespace version sits (cache_incr compares it)
 MAX_TAG_BYTES = 200
 # -ln(U) for U uniform in (0,1] exceeds this with probability e^-25 (~1e-11): beyond it,
@@ -56,6 +57,13 @@ class Entry:
     def stale(self, now: float) -> bool:
         """Past its soft expiry (still servable as stale until the hard expiry)."""
         return 0 < self.soft_expiry <= now
+
+    def quiet_until(self, beta: float) -> float:
+        """Before this time neither expiry nor XFetch can apply: no need to check them."""
+        until = self.hard_expiry if self.hard_expiry > 0 else math.inf
+        if self.soft_expiry > 0:
+            until = min(until, self.soft_expiry - max(0.0, self.delta * beta) * _XFETCH_HORIZON)
+        return until
 
     def refresh_early(self, now: float, beta: float) -> bool:
         """XFetch: refresh with a probability that grows as the soft expiry nears.
@@ -107,23 +115,22 @@ def _encode_tag(name: str, version: int) -> bytes:
 
 def decode(serializer: Serializer, data: bytes) -> Entry:
     """The entry stored in ``data``; raises SerializationError on foreign bytes."""
+    # runs on every Redis hit: one precompiled unpack, then the body
     try:
-        fmt, flags, length, soft, hard, delta, ns_version, count = _FIXED.unpack_from(data)
+        fmt, flags, length, soft, hard, delta, ns_version, count = _unpack_fixed(data)
     except struct.error:
         raise SerializationError("cache entry is truncated or not written by redkit") from None
     if fmt != FORMAT:
         raise SerializationError("cache entry was not written by redkit (unknown format)")
-    tags: tuple[tuple[str, int], ...] = ()
-    if count:
-        tags = _decode_tags(data, _FIXED.size, count)
-    body = data[length:]
     if flags & FLAG_NONE:
         value: Any = None
     elif flags & FLAG_INT:
-        value = int(body)
+        value = int(data[length:])
     else:
-        value = serializer.loads(body)
-    return Entry(value, soft, hard, delta, ns_version, tags)
+        value = serializer.loads(data[length:])
+    if count:
+        return Entry(value, soft, hard, delta, ns_version, _decode_tags(data, _FIXED.size, count))
+    return Entry(value, soft, hard, delta, ns_version, ())
 
 
 def _decode_tags(data: bytes, offset: int, count: int) -> tuple[tuple[str, int], ...]:

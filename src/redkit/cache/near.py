@@ -38,6 +38,7 @@ log = logging.getLogger("redkit.cache")
 _RECENT_MAX = 10_000
 _CREDENTIAL_KEYS = ("username", "password", "db", "socket_connect_timeout")
 _RECONNECT_DELAY = 0.2
+Stamp = tuple[tuple[str, int | None], ...]
 
 
 class NearCache:
@@ -51,7 +52,8 @@ class NearCache:
     def __init__(self, maxsize: int, beta: float) -> None:
         self.maxsize = maxsize
         self.beta = beta
-        self._lru: OrderedDict[str, tuple[Entry, dict[str, int | None]]] = OrderedDict()
+        # key -> (entry, its stamp, the time before which it needs no expiry check)
+        self._lru: OrderedDict[str, tuple[Entry, Stamp, float]] = OrderedDict()
         self._book: dict[str, int | None] = {}
         self._recent: dict[str, int] = {}
         self._lock = threading.Lock()
@@ -64,42 +66,61 @@ class NearCache:
     # --- the request path ------------------------------------------------------------
 
     def lookup(self, key: str) -> Entry | None:
-        """The fresh, verified entry of ``key``, or None (then ask Redis)."""
+        """The fresh, verified entry of ``key``, or None (then ask Redis).
+
+        Without the lock: every step is one atomic operation on a dict, and a lookup that
+        races an invalidation is ordered before it, exactly as it would be with the lock
+        (the push that triggers an invalidation is asynchronous anyway).
+        """
         if not self._live or time.monotonic() > self._verified_until:
             return None
-        with self._lock:
-            item = self._lru.get(key)
-            if item is None:
+        item = self._lru.get(key)
+        if item is None:
+            return None
+        entry, stamp, quiet_until = item
+        book = self._book
+        for vkey, version in stamp:
+            if book.get(vkey) != version:
+                self._drop(key, item)
                 return None
-            entry, stamp = item
-            book = self._book
-            for vkey, version in stamp.items():
-                if book.get(vkey) != version:
-                    del self._lru[key]
-                    return None
-            self._lru.move_to_end(key)
         now = time.time()
-        if (entry.hard_expiry and entry.hard_expiry <= now) or entry.stale(now):
+        if now >= quiet_until and not self._servable(entry, now):
             return None
-        if entry.refresh_early(now, self.beta):
-            return None
+        # (not contextlib.suppress: this is the near hit's path, and it costs more)
+        try:  # noqa: SIM105
+            self._lru.move_to_end(key)
+        except KeyError:  # invalidated since the get: this lookup came first
+            pass
         return entry
+
+    def _servable(self, entry: Entry, now: float) -> bool:
+        if (entry.hard_expiry and entry.hard_expiry <= now) or entry.stale(now):
+            return False
+        return not entry.refresh_early(now, self.beta)
+
+    def _drop(self, key: str, item: tuple[Entry, Stamp, float]) -> None:
+        with self._lock:
+            if self._lru.get(key) is item:
+                del self._lru[key]
 
     def sequence(self) -> int:
         """The invalidation count now; pass it to :meth:`store` after the read."""
         return self._seq
 
-    def store(self, key: str, entry: Entry, stamp: dict[str, int | None], seq: int) -> None:
-        """Keep ``entry`` unless ``key`` or a version it depends on changed since ``seq``."""
+    def store(self, key: str, entry: Entry, stamp: Stamp, seq: int) -> None:
+        """Keep ``entry`` unless ``key`` or a version it depends on changed since ``seq``.
+
+        ``stamp`` is the (version key, version) pairs the entry was checked against.
+        """
         if not self._live:
             return
         with self._lock:
             if seq < self._floor or self._recent.get(key, 0) > seq:
                 return
-            if any(self._recent.get(vkey, 0) > seq for vkey in stamp):
+            if any(self._recent.get(vkey, 0) > seq for vkey, _ in stamp):
                 return
             self._book.update(stamp)
-            self._lru[key] = (entry, stamp)
+            self._lru[key] = (entry, stamp, entry.quiet_until(self.beta))
             self._lru.move_to_end(key)
             while len(self._lru) > self.maxsize:
                 self._lru.popitem(last=False)

@@ -21,6 +21,7 @@ is one pipelined batch (a round trip per node, sent together).
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import struct
 import time
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
     from redkit.serializers import Serializer
 
 ACQUIRE = script("cache_acquire")
+ADD = script("cache_add")
 FILL = script("cache_fill")
 INCR = script("cache_incr")
 TOUCH = script("cache_touch")
@@ -47,8 +49,13 @@ SIGNAL_TTL_MS = 5_000
 _MIN_BLOCK = 0.01
 _VERSION_BITS = 63
 _TAG_KEY_MEMO = 4096
+_ENTRY_KEY_MEMO = 4096
+_READ_MEMO = 4096
+_ADD_ATTEMPTS = 3
 
-Versions = dict[str, "int | None"]
+Versions = dict[str, int | None]
+Found = Entry | Versions
+"""What a read found: the valid entry, or (none valid) the versions read alongside."""
 
 
 def new_version() -> int:
@@ -59,7 +66,7 @@ def new_version() -> int:
 class CacheKeys:
     """Key builder for one namespace (all through :class:`~redkit.keys.Keyspace`)."""
 
-    __slots__ = ("_entry_base", "_keys", "_tag_memo", "namespace", "ns_version")
+    __slots__ = ("_entry_base", "_entry_memo", "_keys", "_tag_memo", "namespace", "ns_version")
 
     def __init__(self, keys: Keyspace, namespace: str) -> None:
         self._keys = keys
@@ -67,8 +74,9 @@ class CacheKeys:
         self.ns_version = keys.group("cachev", namespace).key()
         self._tag_memo: dict[str, str] = {}
         # entry(key) == keys.group("cache", namespace, key).key(), built without the
-        # per-call group object: this is on every read's path
+        # per-call group object, and remembered for str keys: this is on every read's path
         self._entry_base = "{" + keys.group("cache", namespace).tag + ":"
+        self._entry_memo: dict[str, str] = {}
 
     def group(self, key: str | bytes | int) -> KeyGroup:
         """The group of one entry (entry, lock, waiters, wake share its slot)."""
@@ -76,7 +84,14 @@ class CacheKeys:
 
     def entry(self, key: str | bytes | int) -> str:
         """The Redis key of one entry."""
-        return self._entry_base + escape(key) + "}"
+        if type(key) is not str:  # 1 == True == 1.0: only str keys may share the memo
+            return self._entry_base + escape(key) + "}"
+        found = self._entry_memo.get(key)
+        if found is None:
+            if len(self._entry_memo) >= _ENTRY_KEY_MEMO:
+                self._entry_memo.clear()
+            found = self._entry_memo[key] = self._entry_base + escape(key) + "}"
+        return found
 
     def tag(self, name: str) -> str:
         """The version key of one tag."""
@@ -95,12 +110,11 @@ class CacheKeys:
 
 
 @dataclass(slots=True)
-class Lookup:
-    """What a read found: a valid entry (or None) and the versions it was checked against."""
+class Unverified:
+    """A hot read found an entry with tags: their versions are still to be read."""
 
-    entry: Entry | None
-    versions: Versions = field(default_factory=dict)
-    near: bool = False
+    entry: Entry
+    versions: Versions
 
 
 @dataclass(slots=True)
@@ -148,6 +162,7 @@ class CacheFlows:
         self.near = near
         self.channel = channel
         self.max_block = max(_MIN_BLOCK, max_block)
+        self._reads: dict[str, ops.Once[Found | Unverified]] = {}
 
     def announce(self, keys: Sequence[str]) -> list[ops.Call]:
         """The PUBLISH that tells pub/sub-mode near caches about ``keys`` (else nothing)."""
@@ -175,37 +190,85 @@ class CacheFlows:
         """The namespace version key followed by the version keys of ``tags``."""
         return [self.keys.ns_version, *(self.keys.tag(t) for t in tags)]
 
-    def read_flow(self, key: str | bytes | int, tags: Sequence[str] = ()) -> ops.Flow[Lookup]:
-        """The valid entry of ``key`` (near cache first), fetched with its versions."""
-        ekey = self.keys.entry(key)
-        near = self.near
-        if near is not None:
-            cached = near.lookup(ekey)
-            if cached is not None:
-                return Lookup(cached, near=True)
-            seq = near.sequence()
-        vkeys = self.version_keys(tags)
-        if self.cluster:
-            reply = yield from self._mget([ekey, *vkeys])
-        else:  # the hot path: one MGET, no nested generator
-            reply = yield ops.Call("MGET", ekey, *vkeys)
-        versions: Versions = {
-            k: None if v is None else int(v) for k, v in zip(vkeys, reply[1:], strict=True)
-        }
-        raw = reply[0]
+    def read(
+        self, key: str | bytes | int, tags: Sequence[str] = ()
+    ) -> ops.Once[Found | Unverified] | ops.Flow[Found | Unverified]:
+        """The read of ``key`` in Redis, to run; an :class:`Unverified` result needs
+        :meth:`verify_flow` too. Callers look in the near cache first.
+
+        The hot path (a standalone server, no near cache, no declared tags) is one
+        ``MGET`` of the entry and the namespace version, run as a :class:`redkit.ops.Once`
+        that is built once per key and reused, and parsed by :meth:`_hit`.
+        """
+        if tags or self.cluster or self.near is not None:
+            return self.read_flow(self.keys.entry(key), tags)
+        if type(key) is not str:  # only str keys share the memo (1 == True == 1.0)
+            return ops.Once(ops.Call("MGET", self.keys.entry(key), self.keys.ns_version), self._hit)
+        once = self._reads.get(key)
+        if once is None:
+            if len(self._reads) >= _READ_MEMO:
+                self._reads.clear()
+            call = ops.Call("MGET", self.keys.entry(key), self.keys.ns_version)
+            once = self._reads[key] = ops.Once(call, self._hit)
+        return once
+
+    def _hit(self, reply: list[Any]) -> Found | Unverified:
+        raw, version = reply
         if raw is None:
-            return Lookup(None, versions)
+            return {self.keys.ns_version: None if version is None else int(version)}
         entry = envelope.decode(self.serializer, raw)
-        if entry.tags:
-            missing = [k for k in self._stamp_keys(entry) if k not in versions]
-            if missing:  # tags the caller did not declare: a second round trip
-                more = yield from self._mget(missing)
-                versions.update(zip(missing, map(_version, more), strict=True))
+        if entry.tags:  # tags the caller did not declare: their versions are one more read
+            return Unverified(entry, {self.keys.ns_version: _version(version)})
+        if (
+            version is None
+            or entry.ns_version != int(version)
+            or 0 < entry.hard_expiry <= time.time()
+        ):
+            return {self.keys.ns_version: None if version is None else int(version)}
+        return entry
+
+    def verify_flow(self, unverified: Unverified) -> ops.Flow[Found]:
+        """Finish a hot read that found a tagged entry: read its tags' versions, check."""
+        return (yield from self._checked(None, unverified.entry, unverified.versions, 0))
+
+    def read_flow(self, ekey: str, tags: Sequence[str] = ()) -> ops.Flow[Found]:
+        """The valid entry at ``ekey`` or, when there is none, the versions read with it.
+
+        Any target, any tags; a valid entry is also stored in the near cache.
+        """
+        seq = 0 if self.near is None else self.near.sequence()
+        vkeys = self.version_keys(tags)
+        reply = yield from self._mget([ekey, *vkeys])
+        versions = dict(zip(vkeys, map(_version, reply[1:]), strict=True))
+        if reply[0] is None:
+            return versions
+        entry = envelope.decode(self.serializer, reply[0])
+        return (yield from self._checked(ekey, entry, versions, seq))
+
+    def _checked(
+        self, ekey: str | None, entry: Entry, versions: Versions, seq: int
+    ) -> ops.Flow[Found]:
+        """``entry`` if its stamp matches (reading versions not read yet), else ``versions``.
+
+        A valid entry is stored in the near cache under ``ekey`` (unless None).
+        """
+        stamp_keys = self._stamp_keys(entry)
+        missing = [k for k in stamp_keys if k not in versions]
+        if missing:
+            more = yield from self._mget(missing)
+            versions.update(zip(missing, map(_version, more), strict=True))
         if not self.valid(entry, versions):
-            return Lookup(None, versions)
-        if near is not None:
-            near.store(ekey, entry, {k: versions[k] for k in self._stamp_keys(entry)}, seq)
-        return Lookup(entry, versions)
+            return versions
+        if self.near is not None and ekey is not None:
+            self.near.store(ekey, entry, tuple((k, versions[k]) for k in stamp_keys), seq)
+        return entry
+
+    def stamp(self, entry: Entry) -> Versions:
+        """The versions a valid ``entry`` was checked against (its own stamp)."""
+        out: Versions = {self.keys.ns_version: entry.ns_version}
+        for name, version in entry.tags:
+            out[self.keys.tag(name)] = version
+        return out
 
     def _stamp_keys(self, entry: Entry) -> list[str]:
         return [self.keys.ns_version, *(self.keys.tag(name) for name, _ in entry.tags)]
@@ -307,21 +370,48 @@ class CacheFlows:
         items: Sequence[tuple[str | bytes | int, Any]],
         tags: Sequence[str],
         ttl: float | None,
-        only_new: bool = False,
-    ) -> ops.Flow[list[bool]]:
+    ) -> ops.Flow[None]:
         """Write several entries: versions in one round trip, the writes in one batch."""
         versions = yield from self.current_versions_flow(tags)
         calls = []
         for key, value in items:
             data, px = self.encode(value, versions, tags, ttl)
-            call = self.set_call(key, data, px)
-            calls.append(ops.Call(*call.args, "NX") if only_new else call)
+            calls.append(self.set_call(key, data, px))
         extra = self.announce([str(c.args[1]) for c in calls])
         replies = (yield ops.Batch([*calls, *extra]))[: len(calls)]
         for reply in replies:
             if isinstance(reply, RedisCommandError):
                 raise reply
-        return [reply is not None for reply in replies]
+
+    def add_flow(
+        self, key: str | bytes | int, value: Any, tags: Sequence[str], ttl: float | None
+    ) -> ops.Flow[bool]:
+        """Store ``value`` unless ``key`` has a valid entry; an invalidated one is replaced.
+
+        Validity depends on version keys in other slots, so it is checked here and the
+        write is a compare-and-set on the bytes that were read (``cache_add``): an entry
+        written meanwhile is re-read and checked again.
+        """
+        ekey = self.keys.entry(key)
+        vkeys = self.version_keys(tags)
+        for _ in range(_ADD_ATTEMPTS):
+            seq = 0 if self.near is None else self.near.sequence()
+            reply = yield from self._mget([ekey, *vkeys])
+            raw = reply[0]
+            versions = dict(zip(vkeys, map(_version, reply[1:]), strict=True))
+            if raw is not None:
+                entry = envelope.decode(self.serializer, raw)
+                found = yield from self._checked(ekey, entry, versions, seq)
+                if isinstance(found, Entry):
+                    return False
+            stamp = yield from self.ensure_versions_flow({k: versions[k] for k in vkeys})
+            data, px = self.encode(value, stamp, tags, ttl)
+            self.forget_local(ekey)
+            expected = "" if raw is None else hashlib.sha1(raw, usedforsecurity=False).hexdigest()
+            if (yield ops.Eval(ADD, (ekey,), (expected, data, px or 0))):
+                yield from self.announce([ekey])
+                return True
+        return False
 
     def delete_flow(self, keys: Sequence[str | bytes | int]) -> ops.Flow[int]:
         """Delete entries (one round trip per node); the number deleted."""

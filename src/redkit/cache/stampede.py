@@ -23,22 +23,23 @@ from collections.abc import Sequence
 
 from redkit import ops
 from redkit.cache import envelope
-from redkit.cache.ops import ACQUIRE, FILL, SIGNAL_TTL_MS, Begin, CacheFlows, Lookup
+from redkit.cache.envelope import Entry
+from redkit.cache.ops import ACQUIRE, FILL, SIGNAL_TTL_MS, Begin, CacheFlows, Found
 
 _MIN_BLOCK = 0.01
 
 
 def begin_flow(
-    f: CacheFlows, key: str | bytes | int, tags: Sequence[str], lookup: Lookup
+    f: CacheFlows, key: str | bytes | int, tags: Sequence[str], found: Found
 ) -> ops.Flow[Begin]:
-    """Serve ``lookup``'s entry, or become the one loader of ``key`` (waiting if needed)."""
-    entry = lookup.entry
+    """Serve the entry ``found``, or become the one loader of ``key`` (waiting if needed)."""
+    entry, seen = (found, f.stamp(found)) if isinstance(found, Entry) else (None, found)
     now = time.time()
     if entry is not None and not entry.stale(now) and not entry.refresh_early(now, f.policy.beta):
         return Begin(entry)
     needed = f.version_keys(tags)
-    if all(k in lookup.versions for k in needed):
-        versions = yield from f.ensure_versions_flow({k: lookup.versions[k] for k in needed})
+    if all(k in seen for k in needed):
+        versions = yield from f.ensure_versions_flow({k: seen[k] for k in needed})
     else:
         versions = yield from f.current_versions_flow(tags)
     group = f.keys.group(key)
@@ -52,10 +53,10 @@ def begin_flow(
     while True:
         got, extra = yield ops.Eval(ACQUIRE, keys, (token, ttl_ms, "1"))
         if got:
-            found = _decode_valid(f, extra, versions)
-            if found is not None:  # filled between our read and the lock
+            filled = _decode_valid(f, extra, versions)
+            if filled is not None:  # filled between our read and the lock
                 yield from release_flow(f, key, token)
-                return Begin(found)
+                return Begin(filled)
             return Begin(None, load=True, token=token, versions=versions)
         remaining = deadline - time.monotonic()
         if remaining <= 0:  # waited long enough: load without the lock (fail open)
@@ -63,11 +64,11 @@ def begin_flow(
         holder_left = extra / 1000 if extra > 0 else f.max_block
         wait = max(_MIN_BLOCK, min(remaining, holder_left, f.max_block))
         yield ops.Call("BLPOP", group.key("wake"), round(wait, 3))
-        again = yield from f.read_flow(key, tags)
-        if again.entry is not None:
-            return Begin(again.entry)
+        again = yield from f.read_flow(keys[0], tags)
+        if isinstance(again, Entry):
+            return Begin(again)
         versions = yield from f.ensure_versions_flow(
-            {k: again.versions.get(k, versions[k]) for k in needed}
+            {k: again.get(k, versions[k]) for k in needed}
         )
 
 

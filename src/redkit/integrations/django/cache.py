@@ -82,8 +82,6 @@ class RedkitCache(BaseCache):  # type: ignore[misc]  # django ships no type hint
         self, key: str, value: Any, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None
     ) -> bool:
         key = self.make_and_validate_key(key, version=version)
-        if self._cache.get(key, _FOREVER) is _FOREVER:
-            self._cache.delete(key)  # an invalidated entry still sits in Redis until its ttl
         return self._store(key, value, self._ttl(timeout), only_new=True)
 
     def delete(self, key: str, version: int | None = None) -> bool:
