@@ -229,8 +229,12 @@ def _sync_effect(client: Any, effect: Effect) -> Any:
 
 
 def _run_once(client: Any, once: Once[T], target: str) -> T:
+    effect = once.effect
     try:
-        reply = _sync_effect(client, once.effect)
+        if type(effect) is Call:  # the common effect, without a dispatch call
+            reply = client.execute_command(*effect.args)
+        else:
+            reply = _sync_effect(client, effect)
     except _WRAPPED as exc:
         error = _boundary(exc, target)
         if once.fail is None:
@@ -252,7 +256,10 @@ def run(client: redis.Redis | Any, flow: Flow[T] | Once[T], target: str = "redis
             return stop.value  # type: ignore[no-any-return]
         error = None
         try:
-            reply = _sync_effect(client, effect)
+            if type(effect) is Call:  # the common effect, without a dispatch call
+                reply = client.execute_command(*effect.args)
+            else:
+                reply = _sync_effect(client, effect)
         except _WRAPPED as exc:
             error = _boundary(exc, target)
 
@@ -288,8 +295,12 @@ async def _async_effect(client: Any, effect: Effect) -> Any:
 
 
 async def _arun_once(client: Any, once: Once[T], target: str) -> T:
+    effect = once.effect
     try:
-        reply = await _async_effect(client, once.effect)
+        if type(effect) is Call:  # the common effect, without a dispatch coroutine
+            reply = await client.execute_command(*effect.args)
+        else:
+            reply = await _async_effect(client, effect)
     except _WRAPPED as exc:
         error = _boundary(exc, target)
         if once.fail is None:
@@ -311,6 +322,9 @@ async def arun(client: Any, flow: Flow[T] | Once[T], target: str = "redis") -> T
             return stop.value  # type: ignore[no-any-return]
         error = None
         try:
-            reply = await _async_effect(client, effect)
+            if type(effect) is Call:  # the common effect, without a dispatch coroutine
+                reply = await client.execute_command(*effect.args)
+            else:
+                reply = await _async_effect(client, effect)
         except _WRAPPED as exc:
             error = _boundary(exc, target)
