@@ -7,13 +7,12 @@ import math
 import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from redkit.cache.envelope import Entry
 from redkit.cache.keying import CallKey
 from redkit.cache.near import Listener, NearCache, endpoints
-from redkit.cache.ops import Begin, CacheFlows, CacheKeys, Found, Policy
+from redkit.cache.ops import Begin, CacheFlows, CacheKeys, CacheStats, Found, Policy
 from redkit.errors import ConfigError
 from redkit.serializers import Serializer, get_serializer
 
@@ -23,28 +22,6 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 Tags = Sequence[str] | Callable[..., Sequence[str]]
 _NEAR_MODES = ("tracking", "pubsub")
-
-
-@dataclass
-class CacheStats:
-    """Counters of one cache (one namespace) in this process.
-
-    ``hits`` and ``near_hits`` served a fresh value (from Redis, from memory); ``misses``
-    found nothing valid; ``loads`` ran the loader; ``load_errors`` counts loaders that
-    raised; ``stale_serves`` served a value past its soft TTL (while another caller
-    refreshed it, or because the loader failed).
-    """
-
-    hits: int = 0
-    near_hits: int = 0
-    misses: int = 0
-    loads: int = 0
-    load_errors: int = 0
-    stale_serves: int = 0
-
-    def snapshot(self) -> dict[str, int]:
-        """The counters as a dict."""
-        return asdict(self)
 
 
 class _CacheCore:
@@ -110,6 +87,7 @@ class _CacheCore:
             max_block=rk.settings.socket_timeout / 2,
             near=self.near,
             channel=channel,
+            stats=self.stats,
         )
         if self._listener is not None:
             self._listener.start()

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from redkit.cache import stampede
 from redkit.cache.base import AsyncSingleFlight, SingleFlight, Tags, _CacheCore
-from redkit.cache.ops import Begin, Found, Unverified
+from redkit.cache.ops import MISS, Begin, Found, Unverified
 from redkit.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -64,12 +64,17 @@ class Cache(_CacheCore):
 
     def get(self, key: Key, default: Any = None, *, tags: Sequence[str] = ()) -> Any:
         """The cached value of ``key``, or ``default``. ``tags`` saves a round trip."""
-        entry = None if self.near is None else self._near_hit(self._f.keys.entry(key))
-        if entry is None:
-            found = self._rk.run(self._f.read(key, tags))
-            if isinstance(found, Unverified):
-                found = self._rk.run(self._f.verify_flow(found))
-            entry = self._count(found)
+        if self._f.hot and not tags:  # one MGET, parsed straight to the value
+            value = self._rk.run(self._f.value_once(key))
+            if not isinstance(value, Unverified):
+                return default if value is MISS else value
+            found = self._rk.run(self._f.verify_flow(value))
+        else:
+            entry = None if self.near is None else self._near_hit(self._f.keys.entry(key))
+            if entry is not None:
+                return entry.value
+            found = self._rk.run(self._f.read_flow(self._f.keys.entry(key), tags))
+        entry = self._count(found)
         return default if entry is None else entry.value
 
     def get_many(self, keys: Sequence[Key]) -> dict[Key, Any]:
@@ -130,12 +135,15 @@ class Cache(_CacheCore):
         refreshes it. If the loader raises, nothing is stored and the lock is released;
         the stale value is returned when there is one and ``stale_on_error`` is set.
         """
-        entry = None if self.near is None else self._near_hit(self._f.keys.entry(key))
-        if entry is not None:
-            return entry.value  # type: ignore[no-any-return]
-        found = self._rk.run(self._f.read(key, tags))
-        if isinstance(found, Unverified):
-            found = self._rk.run(self._f.verify_flow(found))
+        if self._f.hot and not tags:
+            found = self._rk.run(self._f.read_once(key))
+            if isinstance(found, Unverified):
+                found = self._rk.run(self._f.verify_flow(found))
+        else:
+            entry = None if self.near is None else self._near_hit(self._f.keys.entry(key))
+            if entry is not None:
+                return entry.value  # type: ignore[no-any-return]
+            found = self._rk.run(self._f.read_flow(self._f.keys.entry(key), tags))
         entry = self._fresh_hit(found)
         if entry is not None:
             return entry.value  # type: ignore[no-any-return]
@@ -230,12 +238,17 @@ class AsyncCache(_CacheCore):
 
     async def get(self, key: Key, default: Any = None, *, tags: Sequence[str] = ()) -> Any:
         """The cached value of ``key``, or ``default``. ``tags`` saves a round trip."""
-        entry = None if self.near is None else self._near_hit(self._f.keys.entry(key))
-        if entry is None:
-            found = await self._rk.run(self._f.read(key, tags))
-            if isinstance(found, Unverified):
-                found = await self._rk.run(self._f.verify_flow(found))
-            entry = self._count(found)
+        if self._f.hot and not tags:  # one MGET, parsed straight to the value
+            value = await self._rk.run(self._f.value_once(key))
+            if not isinstance(value, Unverified):
+                return default if value is MISS else value
+            found = await self._rk.run(self._f.verify_flow(value))
+        else:
+            entry = None if self.near is None else self._near_hit(self._f.keys.entry(key))
+            if entry is not None:
+                return entry.value
+            found = await self._rk.run(self._f.read_flow(self._f.keys.entry(key), tags))
+        entry = self._count(found)
         return default if entry is None else entry.value
 
     async def get_many(self, keys: Sequence[Key]) -> dict[Key, Any]:
@@ -290,12 +303,15 @@ class AsyncCache(_CacheCore):
         tags: Sequence[str] = (),
     ) -> Any:
         """:meth:`Cache.get_or_set` for asyncio; ``loader`` may return an awaitable."""
-        entry = None if self.near is None else self._near_hit(self._f.keys.entry(key))
-        if entry is not None:
-            return entry.value
-        found = await self._rk.run(self._f.read(key, tags))
-        if isinstance(found, Unverified):
-            found = await self._rk.run(self._f.verify_flow(found))
+        if self._f.hot and not tags:
+            found = await self._rk.run(self._f.read_once(key))
+            if isinstance(found, Unverified):
+                found = await self._rk.run(self._f.verify_flow(found))
+        else:
+            entry = None if self.near is None else self._near_hit(self._f.keys.entry(key))
+            if entry is not None:
+                return entry.value
+            found = await self._rk.run(self._f.read_flow(self._f.keys.entry(key), tags))
         entry = self._fresh_hit(found)
         if entry is not None:
             return entry.value

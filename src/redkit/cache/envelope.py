@@ -34,7 +34,8 @@ FLAG_NONE = 1
 FLAG_INT = 2
 _FIXED = struct.Struct(">BBHddfqB")
 _TAG = struct.Struct(">q")
-_unpack_fixed = _FIXED.unpack_from
+unpack_header = _FIXED.unpack_from
+"""The raw fields of :func:`header`, unchecked (for a caller that checks the format)."""
 NS_VERSION_OFFSET = 24  # where the namespace version sits (cache_incr compares it)
 MAX_TAG_BYTES = 200
 # -ln(U) for U uniform in (0,1] exceeds this with probability e^-25 (~1e-11): beyond it,
@@ -113,24 +114,33 @@ def _encode_tag(name: str, version: int) -> bytes:
     return bytes((len(raw),)) + raw + _TAG.pack(version)
 
 
-def decode(serializer: Serializer, data: bytes) -> Entry:
-    """The entry stored in ``data``; raises SerializationError on foreign bytes."""
-    # runs on every Redis hit: one precompiled unpack, then the body
+def header(data: bytes) -> tuple[int, int, int, float, float, float, int, int]:
+    """The fixed header: format, flags, header length, soft and hard expiry, delta,
+    namespace version, tag count. Raises SerializationError on foreign bytes."""
     try:
-        fmt, flags, length, soft, hard, delta, ns_version, count = _unpack_fixed(data)
+        head = unpack_header(data)
     except struct.error:
         raise SerializationError("cache entry is truncated or not written by redkit") from None
-    if fmt != FORMAT:
+    if head[0] != FORMAT:
         raise SerializationError("cache entry was not written by redkit (unknown format)")
+    return head
+
+
+def body(serializer: Serializer, data: bytes, flags: int, length: int) -> Any:
+    """The value stored after a header of ``length`` bytes with ``flags``."""
     if flags & FLAG_NONE:
-        value: Any = None
-    elif flags & FLAG_INT:
-        value = int(data[length:])
-    else:
-        value = serializer.loads(data[length:])
-    if count:
-        return Entry(value, soft, hard, delta, ns_version, _decode_tags(data, _FIXED.size, count))
-    return Entry(value, soft, hard, delta, ns_version, ())
+        return None
+    if flags & FLAG_INT:
+        return int(data[length:])
+    return serializer.loads(data[length:])
+
+
+def decode(serializer: Serializer, data: bytes) -> Entry:
+    """The entry stored in ``data``; raises SerializationError on foreign bytes."""
+    _, flags, length, soft, hard, delta, ns_version, count = header(data)
+    value = body(serializer, data, flags, length)
+    tags = _decode_tags(data, _FIXED.size, count) if count else ()
+    return Entry(value, soft, hard, delta, ns_version, tags)
 
 
 def _decode_tags(data: bytes, offset: int, count: int) -> tuple[tuple[str, int], ...]:

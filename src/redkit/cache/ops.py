@@ -26,8 +26,8 @@ import secrets
 import struct
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from redkit import ops
 from redkit.cache import envelope
@@ -51,6 +51,9 @@ _VERSION_BITS = 63
 _TAG_KEY_MEMO = 4096
 _ENTRY_KEY_MEMO = 4096
 _READ_MEMO = 4096
+T = TypeVar("T")
+MISS: Any = object()
+"""What :meth:`CacheFlows.value_once` returns when there is no valid entry."""
 _ADD_ATTEMPTS = 3
 
 Versions = dict[str, int | None]
@@ -109,6 +112,28 @@ class CacheKeys:
         return [entries, self.ns_version, tags]
 
 
+@dataclass
+class CacheStats:
+    """Counters of one cache (one namespace) in this process.
+
+    ``hits`` and ``near_hits`` served a fresh value (from Redis, from memory); ``misses``
+    found nothing valid; ``loads`` ran the loader; ``load_errors`` counts loaders that
+    raised; ``stale_serves`` served a value past its soft TTL (while another caller
+    refreshed it, or because the loader failed).
+    """
+
+    hits: int = 0
+    near_hits: int = 0
+    misses: int = 0
+    loads: int = 0
+    load_errors: int = 0
+    stale_serves: int = 0
+
+    def snapshot(self) -> dict[str, int]:
+        """The counters as a dict."""
+        return asdict(self)
+
+
 @dataclass(slots=True)
 class Unverified:
     """A hot read found an entry with tags: their versions are still to be read."""
@@ -154,15 +179,21 @@ class CacheFlows:
         max_block: float,
         near: NearCache | None = None,
         channel: str | None = None,
+        stats: CacheStats | None = None,
     ) -> None:
         self.keys = keys
+        self.stats = CacheStats() if stats is None else stats
+        self._loads = serializer.loads
         self.serializer = serializer
         self.policy = policy
         self.cluster = cluster
         self.near = near
         self.channel = channel
         self.max_block = max(_MIN_BLOCK, max_block)
+        # the hot path: a standalone server without a near cache (see read_once)
+        self.hot = not cluster and near is None
         self._reads: dict[str, ops.Once[Found | Unverified]] = {}
+        self._values: dict[str, ops.Once[Any]] = {}
 
     def announce(self, keys: Sequence[str]) -> list[ops.Call]:
         """The PUBLISH that tells pub/sub-mode near caches about ``keys`` (else nothing)."""
@@ -190,26 +221,32 @@ class CacheFlows:
         """The namespace version key followed by the version keys of ``tags``."""
         return [self.keys.ns_version, *(self.keys.tag(t) for t in tags)]
 
-    def read(
-        self, key: str | bytes | int, tags: Sequence[str] = ()
-    ) -> ops.Once[Found | Unverified] | ops.Flow[Found | Unverified]:
-        """The read of ``key`` in Redis, to run; an :class:`Unverified` result needs
-        :meth:`verify_flow` too. Callers look in the near cache first.
+    def read_once(self, key: str | bytes | int) -> ops.Once[Found | Unverified]:
+        """The hot read of ``key`` (only when :attr:`hot`): the valid entry, the versions
+        read (none valid), or an :class:`Unverified` entry to finish with
+        :meth:`verify_flow`.
 
-        The hot path (a standalone server, no near cache, no declared tags) is one
-        ``MGET`` of the entry and the namespace version, run as a :class:`redkit.ops.Once`
-        that is built once per key and reused, and parsed by :meth:`_hit`.
+        One ``MGET`` of the entry and the namespace version, as a :class:`redkit.ops.Once`
+        built once per key and reused (no generator, no per-call effect).
         """
-        if tags or self.cluster or self.near is not None:
-            return self.read_flow(self.keys.entry(key), tags)
+        return self._once(key, self._reads, self._hit)
+
+    def value_once(self, key: str | bytes | int) -> ops.Once[Any]:
+        """:meth:`read_once` for ``get``: the value itself (counted in :attr:`stats`),
+        :data:`MISS`, or an :class:`Unverified` entry; no Entry is built on a hit."""
+        return self._once(key, self._values, self._hit_value)
+
+    def _once(
+        self, key: str | bytes | int, memo: dict[str, ops.Once[T]], finish: Callable[[Any], T]
+    ) -> ops.Once[T]:
         if type(key) is not str:  # only str keys share the memo (1 == True == 1.0)
-            return ops.Once(ops.Call("MGET", self.keys.entry(key), self.keys.ns_version), self._hit)
-        once = self._reads.get(key)
+            return ops.Once(ops.Call("MGET", self.keys.entry(key), self.keys.ns_version), finish)
+        once = memo.get(key)
         if once is None:
-            if len(self._reads) >= _READ_MEMO:
-                self._reads.clear()
+            if len(memo) >= _READ_MEMO:
+                memo.clear()
             call = ops.Call("MGET", self.keys.entry(key), self.keys.ns_version)
-            once = self._reads[key] = ops.Once(call, self._hit)
+            once = memo[key] = ops.Once(call, finish)
         return once
 
     def _hit(self, reply: list[Any]) -> Found | Unverified:
@@ -219,13 +256,35 @@ class CacheFlows:
         entry = envelope.decode(self.serializer, raw)
         if entry.tags:  # tags the caller did not declare: their versions are one more read
             return Unverified(entry, {self.keys.ns_version: _version(version)})
-        if (
-            version is None
-            or entry.ns_version != int(version)
-            or 0 < entry.hard_expiry <= time.time()
-        ):
+        if version is None or entry.ns_version != int(version):
             return {self.keys.ns_version: None if version is None else int(version)}
         return entry
+
+    def _hit_value(self, reply: list[Any]) -> Any:
+        # envelope.decode inlined (the hot path's largest cost was its calls); anything
+        # unusual (foreign bytes, tags, flags) goes through envelope's own functions
+        raw, version = reply
+        if raw is not None:
+            try:
+                fmt, flags, length, soft, _, _, ns_version, count = envelope.unpack_header(raw)
+            except struct.error:
+                fmt = -1
+            if fmt != envelope.FORMAT:
+                envelope.header(raw)  # raises the SerializationError that says why
+            if count:  # tags the caller did not declare: their versions are one more read
+                return self._hit(reply)
+            if version is not None and ns_version == int(version):
+                if flags:
+                    value = envelope.body(self.serializer, raw, flags, length)
+                else:
+                    value = self._loads(raw[length:])
+                if 0 < soft <= time.time():
+                    self.stats.stale_serves += 1
+                else:
+                    self.stats.hits += 1
+                return value
+        self.stats.misses += 1
+        return MISS
 
     def verify_flow(self, unverified: Unverified) -> ops.Flow[Found]:
         """Finish a hot read that found a tagged entry: read its tags' versions, check."""
@@ -274,13 +333,14 @@ class CacheFlows:
         return [self.keys.ns_version, *(self.keys.tag(name) for name, _ in entry.tags)]
 
     def valid(self, entry: Entry, versions: Versions) -> bool:
-        """True when the entry's version stamp matches ``versions`` and it has not expired."""
+        """True when the entry (read from Redis) has the version stamp ``versions``.
+
+        Its hard expiry is not checked: Redis deletes the entry then (its PX is the same
+        span), by the server's clock, so a reader's skewed clock cannot drop it early.
+        """
         if entry.ns_version != versions.get(self.keys.ns_version):
             return False
-        for name, version in entry.tags:
-            if versions.get(self.keys.tag(name)) != version:
-                return False
-        return not (entry.hard_expiry and entry.hard_expiry <= time.time())
+        return all(versions.get(self.keys.tag(name)) == version for name, version in entry.tags)
 
     def read_many_flow(self, keys: Sequence[str | bytes | int]) -> ops.Flow[list[Entry | None]]:
         """Entries of several keys: one round trip (per node on a cluster) plus tag versions."""
