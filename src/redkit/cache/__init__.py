@@ -7,6 +7,6 @@ and docs/cache.md for the guarantees.
 from __future__ import annotations
 
 from redkit.cache.cache import AsyncCache, Cache
-from redkit.cache.ops import CacheStats
+from redkit.cache.stats import CacheStats
 
 __all__ = ["AsyncCache", "Cache", "CacheStats"]

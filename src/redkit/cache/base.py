@@ -9,10 +9,11 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from redkit.cache.envelope import Entry
+from redkit.cache.envelope import Entry, Found
 from redkit.cache.keying import CallKey
 from redkit.cache.near import Listener, NearCache, endpoints
-from redkit.cache.ops import Begin, CacheFlows, CacheKeys, CacheStats, Found, Policy
+from redkit.cache.ops import Begin, CacheFlows, CacheKeys, Policy
+from redkit.cache.stats import CacheStats
 from redkit.errors import ConfigError
 from redkit.serializers import Serializer, get_serializer
 

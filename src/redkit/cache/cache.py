@@ -24,7 +24,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from redkit.cache import stampede
 from redkit.cache.base import AsyncSingleFlight, SingleFlight, Tags, _CacheCore
-from redkit.cache.ops import MISS, Begin, Found, Unverified
+from redkit.cache.envelope import Found
+from redkit.cache.hot import MISS, Slow, Unverified
+from redkit.cache.ops import Begin
 from redkit.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -64,8 +66,8 @@ class Cache(_CacheCore):
 
     def get(self, key: Key, default: Any = None, *, tags: Sequence[str] = ()) -> Any:
         """The cached value of ``key``, or ``default``. ``tags`` saves a round trip."""
-        if self._f.hot and not tags:  # one MGET, parsed straight to the value
-            value = self._rk.run(self._f.value_once(key))
+        if self._f.hot is not None and not tags:  # one MGET, parsed straight to the value
+            value = self._rk.run(self._f.hot.value_once(key))
             if not isinstance(value, Unverified):
                 return default if value is MISS else value
             found = self._rk.run(self._f.verify_flow(value))
@@ -135,8 +137,11 @@ class Cache(_CacheCore):
         refreshes it. If the loader raises, nothing is stored and the lock is released;
         the stale value is returned when there is one and ``stale_on_error`` is set.
         """
-        if self._f.hot and not tags:
-            found = self._rk.run(self._f.read_once(key))
+        if self._f.hot is not None and not tags:  # one MGET, a fresh value parsed straight away
+            value = self._rk.run(self._f.hot.fresh_once(key))
+            if not isinstance(value, Slow):
+                return value  # type: ignore[no-any-return]
+            found = value.found
             if isinstance(found, Unverified):
                 found = self._rk.run(self._f.verify_flow(found))
         else:
@@ -238,8 +243,8 @@ class AsyncCache(_CacheCore):
 
     async def get(self, key: Key, default: Any = None, *, tags: Sequence[str] = ()) -> Any:
         """The cached value of ``key``, or ``default``. ``tags`` saves a round trip."""
-        if self._f.hot and not tags:  # one MGET, parsed straight to the value
-            value = await self._rk.run(self._f.value_once(key))
+        if self._f.hot is not None and not tags:  # one MGET, parsed straight to the value
+            value = await self._rk.run(self._f.hot.value_once(key))
             if not isinstance(value, Unverified):
                 return default if value is MISS else value
             found = await self._rk.run(self._f.verify_flow(value))
@@ -303,8 +308,11 @@ class AsyncCache(_CacheCore):
         tags: Sequence[str] = (),
     ) -> Any:
         """:meth:`Cache.get_or_set` for asyncio; ``loader`` may return an awaitable."""
-        if self._f.hot and not tags:
-            found = await self._rk.run(self._f.read_once(key))
+        if self._f.hot is not None and not tags:  # one MGET, a fresh value parsed straight away
+            value = await self._rk.run(self._f.hot.fresh_once(key))
+            if not isinstance(value, Slow):
+                return value
+            found = value.found
             if isinstance(found, Unverified):
                 found = await self._rk.run(self._f.verify_flow(found))
         else:

@@ -40,7 +40,7 @@ NS_VERSION_OFFSET = 24  # where the namespace version sits (cache_incr compares 
 MAX_TAG_BYTES = 200
 # -ln(U) for U uniform in (0,1] exceeds this with probability e^-25 (~1e-11): beyond it,
 # XFetch would never fire, so the random draw is skipped (the common, far-from-expiry case).
-_XFETCH_HORIZON = 25.0
+XFETCH_HORIZON = 25.0
 
 
 @dataclass(slots=True)
@@ -63,7 +63,7 @@ class Entry:
         """Before this time neither expiry nor XFetch can apply: no need to check them."""
         until = self.hard_expiry if self.hard_expiry > 0 else math.inf
         if self.soft_expiry > 0:
-            until = min(until, self.soft_expiry - max(0.0, self.delta * beta) * _XFETCH_HORIZON)
+            until = min(until, quiet_from(self.soft_expiry, self.delta, beta))
         return until
 
     def refresh_early(self, now: float, beta: float) -> bool:
@@ -76,9 +76,20 @@ class Entry:
             return False
         gap = self.soft_expiry - now
         scale = self.delta * beta
-        if gap > scale * _XFETCH_HORIZON:
+        if gap > scale * XFETCH_HORIZON:
             return False
         return -scale * math.log(1.0 - random.random()) >= gap
+
+
+Versions = dict[str, int | None]
+"""Version key -> version (None: the key is missing)."""
+Found = Entry | Versions
+"""What a read found: the valid entry, or (none valid) the versions read alongside."""
+
+
+def quiet_from(soft_expiry: float, delta: float, beta: float) -> float:
+    """Before this time an entry with this soft expiry is fresh and XFetch cannot pick it."""
+    return soft_expiry - max(0.0, delta * beta) * XFETCH_HORIZON
 
 
 def encode(

@@ -26,12 +26,14 @@ import secrets
 import struct
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from redkit import ops
 from redkit.cache import envelope
-from redkit.cache.envelope import Entry
+from redkit.cache.envelope import Entry, Found, Versions
+from redkit.cache.hot import HotReads, Unverified
+from redkit.cache.stats import CacheStats
 from redkit.errors import ConfigError, RedisCommandError
 from redkit.keys import KeyGroup, Keyspace, escape
 from redkit.scripts import script
@@ -50,15 +52,7 @@ _MIN_BLOCK = 0.01
 _VERSION_BITS = 63
 _TAG_KEY_MEMO = 4096
 _ENTRY_KEY_MEMO = 4096
-_READ_MEMO = 4096
-T = TypeVar("T")
-MISS: Any = object()
-"""What :meth:`CacheFlows.value_once` returns when there is no valid entry."""
 _ADD_ATTEMPTS = 3
-
-Versions = dict[str, int | None]
-Found = Entry | Versions
-"""What a read found: the valid entry, or (none valid) the versions read alongside."""
 
 
 def new_version() -> int:
@@ -112,36 +106,6 @@ class CacheKeys:
         return [entries, self.ns_version, tags]
 
 
-@dataclass
-class CacheStats:
-    """Counters of one cache (one namespace) in this process.
-
-    ``hits`` and ``near_hits`` served a fresh value (from Redis, from memory); ``misses``
-    found nothing valid; ``loads`` ran the loader; ``load_errors`` counts loaders that
-    raised; ``stale_serves`` served a value past its soft TTL (while another caller
-    refreshed it, or because the loader failed).
-    """
-
-    hits: int = 0
-    near_hits: int = 0
-    misses: int = 0
-    loads: int = 0
-    load_errors: int = 0
-    stale_serves: int = 0
-
-    def snapshot(self) -> dict[str, int]:
-        """The counters as a dict."""
-        return asdict(self)
-
-
-@dataclass(slots=True)
-class Unverified:
-    """A hot read found an entry with tags: their versions are still to be read."""
-
-    entry: Entry
-    versions: Versions
-
-
 @dataclass(slots=True)
 class Begin:
     """The outcome of the stampede protocol: serve ``entry``, or load (holding ``token``)."""
@@ -190,10 +154,12 @@ class CacheFlows:
         self.near = near
         self.channel = channel
         self.max_block = max(_MIN_BLOCK, max_block)
-        # the hot path: a standalone server without a near cache (see read_once)
-        self.hot = not cluster and near is None
-        self._reads: dict[str, ops.Once[Found | Unverified]] = {}
-        self._values: dict[str, ops.Once[Any]] = {}
+        # the hot path: a standalone server without a near cache (see redkit.cache.hot)
+        self.hot = (
+            HotReads(keys, serializer, policy.beta, self.stats)
+            if not cluster and near is None
+            else None
+        )
 
     def announce(self, keys: Sequence[str]) -> list[ops.Call]:
         """The PUBLISH that tells pub/sub-mode near caches about ``keys`` (else nothing)."""
@@ -220,71 +186,6 @@ class CacheFlows:
     def version_keys(self, tags: Iterable[str]) -> list[str]:
         """The namespace version key followed by the version keys of ``tags``."""
         return [self.keys.ns_version, *(self.keys.tag(t) for t in tags)]
-
-    def read_once(self, key: str | bytes | int) -> ops.Once[Found | Unverified]:
-        """The hot read of ``key`` (only when :attr:`hot`): the valid entry, the versions
-        read (none valid), or an :class:`Unverified` entry to finish with
-        :meth:`verify_flow`.
-
-        One ``MGET`` of the entry and the namespace version, as a :class:`redkit.ops.Once`
-        built once per key and reused (no generator, no per-call effect).
-        """
-        return self._once(key, self._reads, self._hit)
-
-    def value_once(self, key: str | bytes | int) -> ops.Once[Any]:
-        """:meth:`read_once` for ``get``: the value itself (counted in :attr:`stats`),
-        :data:`MISS`, or an :class:`Unverified` entry; no Entry is built on a hit."""
-        return self._once(key, self._values, self._hit_value)
-
-    def _once(
-        self, key: str | bytes | int, memo: dict[str, ops.Once[T]], finish: Callable[[Any], T]
-    ) -> ops.Once[T]:
-        if type(key) is not str:  # only str keys share the memo (1 == True == 1.0)
-            return ops.Once(ops.Call("MGET", self.keys.entry(key), self.keys.ns_version), finish)
-        once = memo.get(key)
-        if once is None:
-            if len(memo) >= _READ_MEMO:
-                memo.clear()
-            call = ops.Call("MGET", self.keys.entry(key), self.keys.ns_version)
-            once = memo[key] = ops.Once(call, finish)
-        return once
-
-    def _hit(self, reply: list[Any]) -> Found | Unverified:
-        raw, version = reply
-        if raw is None:
-            return {self.keys.ns_version: None if version is None else int(version)}
-        entry = envelope.decode(self.serializer, raw)
-        if entry.tags:  # tags the caller did not declare: their versions are one more read
-            return Unverified(entry, {self.keys.ns_version: _version(version)})
-        if version is None or entry.ns_version != int(version):
-            return {self.keys.ns_version: None if version is None else int(version)}
-        return entry
-
-    def _hit_value(self, reply: list[Any]) -> Any:
-        # envelope.decode inlined (the hot path's largest cost was its calls); anything
-        # unusual (foreign bytes, tags, flags) goes through envelope's own functions
-        raw, version = reply
-        if raw is not None:
-            try:
-                fmt, flags, length, soft, _, _, ns_version, count = envelope.unpack_header(raw)
-            except struct.error:
-                fmt = -1
-            if fmt != envelope.FORMAT:
-                envelope.header(raw)  # raises the SerializationError that says why
-            if count:  # tags the caller did not declare: their versions are one more read
-                return self._hit(reply)
-            if version is not None and ns_version == int(version):
-                if flags:
-                    value = envelope.body(self.serializer, raw, flags, length)
-                else:
-                    value = self._loads(raw[length:])
-                if 0 < soft <= time.time():
-                    self.stats.stale_serves += 1
-                else:
-                    self.stats.hits += 1
-                return value
-        self.stats.misses += 1
-        return MISS
 
     def verify_flow(self, unverified: Unverified) -> ops.Flow[Found]:
         """Finish a hot read that found a tagged entry: read its tags' versions, check."""

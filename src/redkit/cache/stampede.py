@@ -23,8 +23,8 @@ from collections.abc import Sequence
 
 from redkit import ops
 from redkit.cache import envelope
-from redkit.cache.envelope import Entry
-from redkit.cache.ops import ACQUIRE, FILL, SIGNAL_TTL_MS, Begin, CacheFlows, Found
+from redkit.cache.envelope import Entry, Found
+from redkit.cache.ops import ACQUIRE, FILL, SIGNAL_TTL_MS, Begin, CacheFlows
 
 _MIN_BLOCK = 0.01
 
