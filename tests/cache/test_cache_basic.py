@@ -32,6 +32,20 @@ def test_user_keys_cannot_escape_their_namespace(rk: Redkit) -> None:
     assert one.get("} {x:*") == 2
 
 
+def test_key_types_are_checked_on_every_read(rk: Redkit) -> None:
+    cache = rk.cache("keytypes")
+    cache.set("1", "one")
+    for _ in range(2):  # the second read of each key comes from the per-key memo
+        assert cache.get(1) == "one"
+        assert cache.get("1") == "one"
+        assert cache.get(b"1") == "one"
+        for bad in (True, 1.0, [1]):
+            with pytest.raises(ConfigError):
+                cache.get(bad)  # type: ignore[arg-type]
+            with pytest.raises(ConfigError):
+                cache.get_or_set(bad, lambda: 1)  # type: ignore[arg-type]
+
+
 def test_ttl_is_jittered_below_the_given_ttl(rk: Redkit) -> None:
     cache = rk.cache("ttl", ttl=100, jitter=0.5)
     ttls = set()

@@ -90,6 +90,7 @@ class _CacheCore:
             channel=channel,
             stats=self.stats,
         )
+        self._hot = self._f.hot
         if self._listener is not None:
             self._listener.start()
 

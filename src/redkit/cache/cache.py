@@ -66,8 +66,8 @@ class Cache(_CacheCore):
 
     def get(self, key: Key, default: Any = None, *, tags: Sequence[str] = ()) -> Any:
         """The cached value of ``key``, or ``default``. ``tags`` saves a round trip."""
-        if self._f.hot is not None and not tags:  # one MGET, parsed straight to the value
-            value = self._rk.run(self._f.hot.value_once(key))
+        if self._hot is not None and not tags:  # one MGET, parsed straight to the value
+            value = self._rk.run(self._hot.value_once(key))
             if not isinstance(value, Unverified):
                 return default if value is MISS else value
             found = self._rk.run(self._f.verify_flow(value))
@@ -137,8 +137,8 @@ class Cache(_CacheCore):
         refreshes it. If the loader raises, nothing is stored and the lock is released;
         the stale value is returned when there is one and ``stale_on_error`` is set.
         """
-        if self._f.hot is not None and not tags:  # one MGET, a fresh value parsed straight away
-            value = self._rk.run(self._f.hot.fresh_once(key))
+        if self._hot is not None and not tags:  # one MGET, a fresh value parsed straight away
+            value = self._rk.run(self._hot.fresh_once(key))
             if not isinstance(value, Slow):
                 return value  # type: ignore[no-any-return]
             found = value.found
@@ -243,8 +243,8 @@ class AsyncCache(_CacheCore):
 
     async def get(self, key: Key, default: Any = None, *, tags: Sequence[str] = ()) -> Any:
         """The cached value of ``key``, or ``default``. ``tags`` saves a round trip."""
-        if self._f.hot is not None and not tags:  # one MGET, parsed straight to the value
-            value = await self._rk.run(self._f.hot.value_once(key))
+        if self._hot is not None and not tags:  # one MGET, parsed straight to the value
+            value = await self._rk.run(self._hot.value_once(key))
             if not isinstance(value, Unverified):
                 return default if value is MISS else value
             found = await self._rk.run(self._f.verify_flow(value))
@@ -308,8 +308,8 @@ class AsyncCache(_CacheCore):
         tags: Sequence[str] = (),
     ) -> Any:
         """:meth:`Cache.get_or_set` for asyncio; ``loader`` may return an awaitable."""
-        if self._f.hot is not None and not tags:  # one MGET, a fresh value parsed straight away
-            value = await self._rk.run(self._f.hot.fresh_once(key))
+        if self._hot is not None and not tags:  # one MGET, a fresh value parsed straight away
+            value = await self._rk.run(self._hot.fresh_once(key))
             if not isinstance(value, Slow):
                 return value
             found = value.found

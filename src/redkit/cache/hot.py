@@ -33,6 +33,9 @@ if TYPE_CHECKING:
     from redkit.serializers import Serializer
 
 _READ_MEMO = 4096
+_unpack = envelope.unpack_header
+_FORMAT = envelope.FORMAT
+_now = time.time
 MISS: Any = object()
 """What :meth:`HotReads.value_once` returns when there is no valid entry."""
 
@@ -64,44 +67,49 @@ class HotReads:
         # fresh and never picked by XFetch before soft - delta * this (envelope.quiet_from)
         self._horizon = max(0.0, beta) * envelope.XFETCH_HORIZON
         self._stats = stats
-        self._values: dict[str, ops.Once[Any]] = {}
-        self._fresh: dict[str, ops.Once[Any]] = {}
+        self._values: dict[Any, ops.Once[Any]] = {}  # str keys only (see _once)
+        self._fresh: dict[Any, ops.Once[Any]] = {}
 
     def value_once(self, key: str | bytes | int) -> ops.Once[Any]:
         """``get``'s read: the value (counted in the stats), :data:`MISS`, or an
         :class:`Unverified` entry to finish with ``CacheFlows.verify_flow``."""
-        return self._once(key, self._values, self._hit_value)
+        try:  # the memo holds str keys only, so 1, True or b"1" never match one
+            once = self._values.get(key)
+        except TypeError:  # unhashable: the key builder will say why
+            once = None
+        return self._once(key, self._values, self._hit_value) if once is None else once
 
     def fresh_once(self, key: str | bytes | int) -> ops.Once[Any]:
         """``get_or_set``'s read: the value of a valid entry that is fresh and far from
         early refresh (counted as a hit), else a :class:`Slow` with what was found."""
-        return self._once(key, self._fresh, self._hit_fresh)
+        try:
+            once = self._fresh.get(key)
+        except TypeError:
+            once = None
+        return self._once(key, self._fresh, self._hit_fresh) if once is None else once
 
     def _once(
-        self, key: str | bytes | int, memo: dict[str, ops.Once[Any]], finish: Callable[[Any], Any]
+        self, key: str | bytes | int, memo: dict[Any, ops.Once[Any]], finish: Callable[[Any], Any]
     ) -> ops.Once[Any]:
-        if type(key) is not str:  # only str keys share the memo (1 == True == 1.0)
-            return ops.Once(ops.Call("MGET", self._keys.entry(key), self._keys.ns_version), finish)
-        once = memo.get(key)
-        if once is None:
+        once = ops.Once(ops.Call("MGET", self._keys.entry(key), self._keys.ns_version), finish)
+        if type(key) is str:  # (1 == True == 1.0: other types would share entries)
             if len(memo) >= _READ_MEMO:
                 memo.clear()
-            call = ops.Call("MGET", self._keys.entry(key), self._keys.ns_version)
-            once = memo[key] = ops.Once(call, finish)
+            memo[key] = once
         return once
 
     def _hit_value(self, reply: list[Any]) -> Any:
         raw, version = reply
         if raw is not None:
             try:
-                fmt, flags, length, soft, _, _, ns_version, count = envelope.unpack_header(raw)
+                fmt, flags, length, soft, _, _, ns_version, count = _unpack(raw)
             except struct.error:
                 fmt = -1
-            if fmt != envelope.FORMAT or count:  # foreign bytes (raises) or tags to check
+            if fmt != _FORMAT or count:  # foreign bytes (raises) or tags to check
                 return self._hit(reply)
             if version is not None and ns_version == int(version):
                 value = self._loads(raw[length:]) if not flags else self._body(raw, flags, length)
-                if 0 < soft <= time.time():
+                if 0 < soft <= _now():
                     self._stats.stale_serves += 1
                 else:
                     self._stats.hits += 1
@@ -113,14 +121,14 @@ class HotReads:
         raw, version = reply
         if raw is not None and version is not None:
             try:
-                fmt, flags, length, soft, _, delta, ns_version, count = envelope.unpack_header(raw)
+                fmt, flags, length, soft, _, delta, ns_version, count = _unpack(raw)
             except struct.error:
                 fmt = -1
             if (
-                fmt == envelope.FORMAT
+                fmt == _FORMAT
                 and not count
                 and ns_version == int(version)
-                and (soft <= 0 or time.time() < soft - delta * self._horizon)
+                and (soft <= 0 or _now() < soft - delta * self._horizon)
             ):
                 self._stats.hits += 1
                 return self._loads(raw[length:]) if not flags else self._body(raw, flags, length)
