@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from redkit import Redkit
 from redkit.errors import ConfigError
 from redkit.ratelimit import Limit, Policy, parse_policy
 
@@ -79,3 +80,17 @@ def test_sync_and_async_classes_expose_the_same_api() -> None:
     assert _public(RateLimiter) == _public(AsyncRateLimiter)
     assert _public(ConcurrencyLimiter) == _public(AsyncConcurrencyLimiter)
     assert _public(Lease) == _public(AsyncLease)
+
+
+def test_long_periods_get_distinct_names() -> None:
+    from redkit.ratelimit.policy import Limit
+
+    assert Limit(10, 2_000_000).name != Limit(10, 2_000_001).name
+    assert Limit(10, 1).name == "10-per-1s"
+
+
+def test_acquire_of_a_cost_that_can_never_fit_raises(rk: Redkit) -> None:
+    from redkit.errors import RateLimitExceededError
+
+    with pytest.raises(RateLimitExceededError):
+        rk.rate_limiter("5/second").acquire("k", cost=10)

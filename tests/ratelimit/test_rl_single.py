@@ -53,7 +53,9 @@ def test_lean_and_general_share_one_state(rk: Redkit, algorithm: str) -> None:
     rejected = lean.hit("s")
     assert not rejected.allowed
     assert rejected.remaining == 0
-    assert 0 < rejected.retry_after <= 3600
+    # a sliding window counter can ask for more than one period: a full current window
+    # only counts for less once the next window has run part of its way
+    assert 0 < rejected.retry_after <= 2 * 3600
 
 
 def test_fixed_window_rejections_are_never_charged(rk: Redkit) -> None:

@@ -122,7 +122,8 @@ class _RateLimiterCore:
             if result.allowed:
                 return result
             left = deadline - time.monotonic()
-            if result.retry_after > left:
+            # a cost above the limit's capacity never fits: retry_after is infinite
+            if result.retry_after > left or math.isinf(result.retry_after):
                 raise RateLimitExceededError(
                     f"rate limit {str(self.policy)!r} for this key is not expected to admit a "
                     f"hit of cost {cost} within {timeout}s (retry after {result.retry_after:.3f}s)",

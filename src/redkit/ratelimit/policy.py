@@ -77,7 +77,8 @@ class Limit:
     @property
     def name(self) -> str:
         """A stable identifier, e.g. ``10-per-1s`` (used in keys and HTTP headers)."""
-        period = f"{self.period:g}".replace(".", "_")
+        # exact: two different periods must never share a name (names are key suffixes)
+        period = f"{self.period_us / 1_000_000:.6f}".rstrip("0").rstrip(".").replace(".", "_")
         burst = "" if self.burst is None else f"-b{self.burst}"
         return f"{self.amount}-per-{period}s{burst}"
 

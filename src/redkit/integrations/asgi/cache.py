@@ -104,6 +104,10 @@ class CacheMiddleware:
 
     def _key(self, scope: Scope, headers: dict[bytes, bytes]) -> str:
         digest = hashlib.blake2b(digest_size=16)
+        # scheme and Host are part of the key: a response built from the request's own URL
+        # must never be served to a request for another host (cache poisoning)
+        host = headers.get(b"host", b"")
+        digest.update(str(scope.get("scheme", "http")).encode() + b"\0" + host + b"\0")
         for part in (scope.get("root_path", ""), scope.get("path", "")):
             digest.update(part.encode() + b"\0")
         digest.update(scope.get("query_string", b"") + b"\0")
