@@ -125,9 +125,9 @@ def test_is_revoked_is_one_script(rk: Redkit) -> None:
 def test_bad_arguments_are_config_errors(rk: Redkit) -> None:
     tokens = rk.tokens()
     with pytest.raises(ConfigError):
-        tokens.revoke("", time.time() + 5)
+        tokens.revoke("", time.time() + 5, user=None)
     with pytest.raises(ConfigError):
-        tokens.revoke("j", "tomorrow")  # type: ignore[arg-type]
+        tokens.revoke("j", "tomorrow", user=None)  # type: ignore[arg-type]
     with pytest.raises(ConfigError):
         tokens.start_family("alice", "j", time.time() - 5)
     with pytest.raises(ConfigError):
@@ -137,7 +137,7 @@ def test_bad_arguments_are_config_errors(rk: Redkit) -> None:
 def test_tokens_without_subject_are_revocable(rk: Redkit) -> None:
     tokens = rk.tokens()
     claims = {"jti": "anon", "iat": time.time(), "exp": time.time() + 60}
-    tokens.revoke("anon", claims["exp"])
+    tokens.revoke("anon", claims["exp"], user=None)
     assert tokens.is_revoked(claims)
     assert not tokens.is_revoked({**claims, "sub": "alice"})
 

@@ -189,8 +189,12 @@ class TokenRevoker(_RevokerCore):
         super().__init__(rk, **options)
         self._rk = rk
 
-    def revoke(self, jti: str, expires_at: When, *, user: str | int | None = None) -> bool:
-        """Deny token ``jti`` until it expires; False when it has expired already."""
+    def revoke(self, jti: str, expires_at: When, *, user: str | int | None) -> bool:
+        """Deny token ``jti`` until it expires; False when it has expired already.
+
+        ``user`` is required: it must be the token's ``sub`` (``None`` for a token without
+        one), because the check looks the token up under its subject.
+        """
         return self._rk.run(self._revoke_flow(jti, expires_at, user))
 
     def revoke_all(self, user: str | int, *, before: When | None = None) -> datetime:
@@ -232,8 +236,12 @@ class AsyncTokenRevoker(_RevokerCore):
         super().__init__(rk, **options)
         self._rk = rk
 
-    async def revoke(self, jti: str, expires_at: When, *, user: str | int | None = None) -> bool:
-        """Deny token ``jti`` until it expires; False when it has expired already."""
+    async def revoke(self, jti: str, expires_at: When, *, user: str | int | None) -> bool:
+        """Deny token ``jti`` until it expires; False when it has expired already.
+
+        ``user`` is required: it must be the token's ``sub`` (``None`` for a token without
+        one), because the check looks the token up under its subject.
+        """
         return await self._rk.run(self._revoke_flow(jti, expires_at, user))
 
     async def revoke_all(self, user: str | int, *, before: When | None = None) -> datetime:
