@@ -115,3 +115,11 @@ def test_page_is_served(client: TestClient) -> None:
     page = client.get("/")
     assert page.status_code == 200
     assert "redkit demo shop" in page.text
+
+
+def test_a_login_right_after_logout_everywhere_gets_a_valid_token(client: TestClient) -> None:
+    client.post("/login", json=LOGIN)
+    client.post("/logout-everywhere")
+    token = client.post("/login", json=LOGIN).json()["access_token"]
+    check = client.get("/token-check", headers={"Authorization": f"Bearer {token}"})
+    assert check.status_code == 200

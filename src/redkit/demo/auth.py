@@ -34,8 +34,15 @@ User = Annotated[str, Depends(current_user)]
 
 
 def _issue_token(user: str, key: str) -> str:
-    now = int(time.time())
-    claims = {"sub": user, "jti": secrets.token_urlsafe(16), "iat": now, "exp": now + TOKEN_TTL}
+    # iat with millisecond precision: "log out everywhere" sets a watermark in ms, and a
+    # whole-second iat issued in the same second after it would count as revoked
+    now = round(time.time(), 3)
+    claims = {
+        "sub": user,
+        "jti": secrets.token_urlsafe(16),
+        "iat": now,
+        "exp": int(now) + TOKEN_TTL,
+    }
     return jwt.encode(claims, key, algorithm="HS256")
 
 
