@@ -19,19 +19,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import os
 import statistics
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import redis
 import redis.asyncio
+from _common import server_url, table
 
 from redkit import AsyncRedkit, Redkit
-from redkit.embedded import EmbeddedServer
 
 try:
     import redis_lock
@@ -164,29 +162,12 @@ def median_of(runs: int, measure: Callable[[], float]) -> tuple[float, float, fl
     return statistics.median(results), min(results), max(results)
 
 
-@contextlib.contextmanager
-def server_url() -> Iterator[tuple[str, str]]:
-    url = os.environ.get("REDIS_URL")
-    if url:
-        yield url, "REDIS_URL"
-        return
-    with EmbeddedServer() as server:
-        yield server.url, "embedded Valkey"
-
-
 def latency_table(rows: list[tuple[str, list[float]]]) -> str:
     lines = [f"{'':<28} {'median ms':>10} {'p90 ms':>10} {'max ms':>10}"]
     for name, samples in rows:
         ms = sorted(x * 1000 for x in samples)
         p90 = ms[int(0.9 * (len(ms) - 1))]
         lines.append(f"{name:<28} {statistics.median(ms):>10.2f} {p90:>10.2f} {ms[-1]:>10.2f}")
-    return "\n".join(lines)
-
-
-def table(rows: list[tuple[str, tuple[float, float, float]]], scale: float) -> str:
-    lines = [f"{'':<28} {'median/s':>10} {'min/s':>10} {'max/s':>10} {'of PING':>8}"]
-    for name, (med, low, high) in rows:
-        lines.append(f"{name:<28} {med:>10,.0f} {low:>10,.0f} {high:>10,.0f} {med / scale:>7.0%}")
     return "\n".join(lines)
 
 

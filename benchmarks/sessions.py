@@ -21,19 +21,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import os
 import statistics
 import time
 import warnings
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import redis
 import redis.asyncio
+from _common import server_url, table
 
 from redkit import AsyncRedkit, Redkit
-from redkit.embedded import EmbeddedServer
 
 try:
     from starsessions.serializers import JsonSerializer
@@ -177,23 +175,6 @@ def median_of(runs: int, measure: Callable[[], float]) -> tuple[float, float, fl
     measure()  # warm up
     results = [measure() for _ in range(runs)]
     return statistics.median(results), min(results), max(results)
-
-
-@contextlib.contextmanager
-def server_url() -> Iterator[tuple[str, str]]:
-    url = os.environ.get("REDIS_URL")
-    if url:
-        yield url, "REDIS_URL"
-        return
-    with EmbeddedServer() as server:
-        yield server.url, "embedded Valkey"
-
-
-def table(rows: list[tuple[str, tuple[float, float, float]]], scale: float) -> str:
-    lines = [f"{'':<36} {'median/s':>10} {'min/s':>10} {'max/s':>10} {'of PING':>8}"]
-    for name, (med, low, high) in rows:
-        lines.append(f"{name:<36} {med:>10,.0f} {low:>10,.0f} {high:>10,.0f} {med / scale:>7.0%}")
-    return "\n".join(lines)
 
 
 def main() -> None:
