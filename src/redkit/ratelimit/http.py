@@ -15,6 +15,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Callable
+from typing import Any
 
 from redkit.ratelimit.ops import RateLimitResult
 from redkit.ratelimit.policy import Limit
@@ -87,3 +89,17 @@ def fingerprint(secret: str | bytes) -> str:
     """
     raw = secret.encode() if isinstance(secret, str) else secret
     return "fp:" + hashlib.sha256(raw).hexdigest()[:32]
+
+
+def header_key(name: str = "X-Api-Key") -> Callable[[Any], str | None]:
+    """Key requests by a header such as an API key (hashed: no secret in Redis key names).
+
+    Works with any request object whose ``headers.get(name)`` reads a header (Flask,
+    Django); the ASGI integration has its own, over raw ASGI headers.
+    """
+
+    def key(request: Any) -> str | None:
+        value = request.headers.get(name)
+        return fingerprint(value) if value else None
+
+    return key

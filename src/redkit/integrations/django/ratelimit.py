@@ -30,7 +30,13 @@ from redkit.errors import ConfigError, RedisCommandError
 from redkit.errors import ConnectionError as RedkitConnectionError
 from redkit.integrations.clientip import TrustedProxies, client_ip
 from redkit.ratelimit import RateLimiter, RateLimitResult
-from redkit.ratelimit.http import PROBLEM_TYPE, fingerprint, headers, problem, unavailable_problem
+from redkit.ratelimit.http import (
+    PROBLEM_TYPE,
+    header_key,
+    headers,
+    problem,
+    unavailable_problem,
+)
 
 require("django", "django")
 from django.conf import settings  # noqa: E402
@@ -54,16 +60,6 @@ def ip_key(
         peer = request.META.get("REMOTE_ADDR")
         ip = client_ip(peer, request.headers, trusted, header=header)
         return None if ip is None else "ip:" + ip
-
-    return key
-
-
-def header_key(name: str = "X-Api-Key") -> KeyFunc:
-    """Key requests by a header such as an API key (hashed: no secret in Redis key names)."""
-
-    def key(request: Any) -> str | None:
-        value = request.headers.get(name)
-        return fingerprint(value) if value else None
 
     return key
 
