@@ -1,0 +1,355 @@
+"""The near caches' listener: one per facade, one loop on the runtime, shared by every cache.
+
+The listener holds one RESP3 connection per master with ``CLIENT TRACKING ON BCAST`` for
+the facade prefix's cache entry, namespace-version and tag-version keys (or, in pub/sub
+mode, subscribed to redkit's invalidation channel). Each near cache registers the
+prefixes of its namespace and gets exactly the invalidations that concern it, so building
+a cache costs no thread and no connection. The first cache of a facade opens the
+connections before it returns: the near cache serves from its first call.
+
+Each step of the loop answers heartbeats and applies what arrived within a quarter of a
+heartbeat. On any failure the near caches are flushed and dark before the error reaches
+the runtime, which reconnects with backoff.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import select
+import threading
+import time
+import weakref
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, cast
+
+import redis
+from redis.asyncio.connection import SSLConnection as AsyncSSLConnection
+from redis.connection import Connection, SSLConnection, UnixDomainSocketConnection
+
+from redkit import connection as rkconn
+from redkit import runtime
+from redkit.cache.near import Liveness, NearCache
+
+if TYPE_CHECKING:
+    from redkit.client import AsyncRedkit, Redkit
+    from redkit.config import Settings
+    from redkit.runtime import LoopContext
+
+log = logging.getLogger("redkit.cache")
+
+_CREDENTIAL_KEYS = ("username", "password", "db")
+_TLS_FILES = ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile")
+Route = tuple[str, ...]
+
+
+def endpoints(client: Any, settings: Settings) -> list[dict[str, Any]]:
+    """Connection parameters of every master behind ``client`` (sync or async redis-py).
+
+    Timeouts and TLS come from the client, else from ``settings``; on a cluster the
+    masters are listed by a short-lived probe client with the same timeouts and TLS.
+    """
+    if not rkconn.is_cluster(client):
+        kwargs = dict(client.connection_pool.connection_kwargs)
+        return [_endpoint(kwargs, settings, kwargs.get("host"), kwargs.get("port"))]
+    base = getattr(client, "connection_kwargs", None) or client.nodes_manager.connection_kwargs
+    seeds = [(n.host, n.port) for n in client.nodes_manager.startup_nodes.values()]
+    return [_endpoint(base, settings, host, port) for host, port in masters(seeds, base, settings)]
+
+
+def masters(
+    seeds: Sequence[tuple[str, int]], base: dict[str, Any], settings: Settings
+) -> list[tuple[str, int]]:
+    """The (host, port) of every cluster master, asked of the first seed that answers."""
+    options = {**_credentials(base), **_timeouts(base, settings), **probe_tls(base, settings)}
+    for host, port in seeds:
+        try:
+            with redis.cluster.RedisCluster(host=host, port=port, **options) as probe:
+                return [(n.host, n.port) for n in probe.get_primaries()]
+        except (redis.RedisError, redis.exceptions.RedisClusterException, OSError) as exc:
+            log.debug("near cache: cluster seed %s:%s did not answer (%s)", host, port, exc)
+    raise redis.ConnectionError("no cluster node answered to list the masters")
+
+
+def probe_tls(kwargs: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    """TLS arguments for a redis-py client: on when the client or the settings use TLS."""
+    if not _uses_tls(kwargs, settings):
+        return {}
+    files = {k: kwargs.get(k) or getattr(settings, k) for k in _TLS_FILES}
+    return {"ssl": True, **{k: v for k, v in files.items() if v is not None}}
+
+
+def _uses_tls(kwargs: dict[str, Any], settings: Settings) -> bool:
+    cls = kwargs.get("connection_class")
+    if kwargs.get("ssl") or any(kwargs.get(k) for k in _TLS_FILES):
+        return True
+    if isinstance(cls, type) and issubclass(cls, (SSLConnection, AsyncSSLConnection)):
+        return True
+    return bool(settings.url and settings.url.startswith("rediss"))
+
+
+def _credentials(kwargs: dict[str, Any]) -> dict[str, Any]:
+    return {k: kwargs[k] for k in _CREDENTIAL_KEYS if kwargs.get(k) is not None}
+
+
+def _timeouts(kwargs: dict[str, Any], settings: Settings) -> dict[str, float]:
+    return {
+        "socket_connect_timeout": kwargs.get("socket_connect_timeout") or settings.connect_timeout,
+        "socket_timeout": kwargs.get("socket_timeout") or settings.socket_timeout,
+    }
+
+
+def _endpoint(kwargs: dict[str, Any], settings: Settings, host: Any, port: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {**_credentials(kwargs), **_timeouts(kwargs, settings)}
+    if "path" in kwargs:
+        out.pop("socket_connect_timeout")
+        return {**out, "path": kwargs["path"], "connection_class": UnixDomainSocketConnection}
+    tls = probe_tls(kwargs, settings)
+    out.update(host=host, port=port, connection_class=SSLConnection if tls else Connection)
+    out.update({k: v for k, v in tls.items() if k != "ssl"})
+    return out
+
+
+class _Link:
+    """One listener connection and its heartbeat bookkeeping."""
+
+    __slots__ = ("conn", "heard", "next_ping", "ping_at")
+
+    def __init__(self, conn: Any, heartbeat: float) -> None:
+        self.conn = conn
+        self.ping_at: float | None = None
+        self.heard = time.monotonic()
+        self.next_ping = self.heard + heartbeat
+
+
+class NearListener:
+    """Keeps every near cache of one facade correct (see the module docstring).
+
+    Args:
+        discover: returns the connection parameters of every master (see :func:`endpoints`).
+        prefixes: key prefixes to track (BCAST mode).
+        channel: the pub/sub channel used in ``"pubsub"`` mode.
+        mode: ``"tracking"`` (RESP3 client tracking) or ``"pubsub"``.
+        heartbeat: seconds between PINGs on each connection.
+    """
+
+    def __init__(
+        self,
+        discover: Callable[[], list[dict[str, Any]]],
+        prefixes: Sequence[str],
+        channel: str,
+        mode: str = "tracking",
+        heartbeat: float = 1.0,
+    ) -> None:
+        self._discover = discover
+        self._prefixes = list(prefixes)
+        self._channel = channel
+        self.mode = mode
+        self.heartbeat = heartbeat
+        self._max_silence = heartbeat * 3
+        self.state = Liveness()
+        self.client_name = f"redkit-near-{secrets.token_hex(4)}"
+        self.name = f"near-cache-{self.client_name[-8:]}"
+        self._caches: weakref.WeakKeyDictionary[NearCache, Route] = weakref.WeakKeyDictionary()
+        self._links: list[_Link] = []
+        self._connect_lock = threading.Lock()
+
+    def attach(self, near: NearCache, route: Route) -> None:
+        """Serve ``near``: it gets invalidations for keys starting with one of ``route``."""
+        near.state = self.state
+        self._caches[near] = route
+
+    def detach(self, near: NearCache) -> int:
+        """Stop serving ``near`` (flushed); the number of caches left."""
+        self._caches.pop(near, None)
+        near.state = Liveness()
+        near.reset(dropped=False)
+        return len(self._caches)
+
+    def connect(self) -> None:
+        """Open the connections and go live (no-op when connected). Raises on failure."""
+        with self._connect_lock:
+            if self._links:
+                return
+            links: list[_Link] = []
+            try:
+                for params in self._discover():
+                    links.append(_Link(self._open(params), self.heartbeat))
+            except BaseException:
+                for link in links:
+                    link.conn.disconnect()
+                raise
+            for near in self._nears():
+                near.reset(dropped=False)
+            self.state.verified_until = time.monotonic() + self._max_silence
+            self._links = links
+            self.state.live = True
+
+    def step(self, ctx: LoopContext) -> None:
+        """One unit for the runtime: connect if needed, ping, apply what arrives."""
+        try:
+            self.connect()
+            self._poll(self.heartbeat / 4)
+        except BaseException:
+            self.close()  # before anything else: never serve what we cannot verify
+            raise
+
+    def close(self) -> None:
+        """Flush and go dark, and close the connections (the runtime's cleanup)."""
+        was_live, self.state.live = self.state.live, False
+        for near in self._nears():
+            near.reset(dropped=was_live)
+        links, self._links = self._links, []
+        for link in links:
+            link.conn.disconnect()
+
+    def _nears(self) -> list[NearCache]:
+        return list(self._caches.keys())
+
+    def _open(self, params: dict[str, Any]) -> Any:
+        params = dict(params)
+        cls = params.pop("connection_class")
+        conn: Any = cls(protocol=3, client_name=self.client_name, **params)
+        conn.connect()
+        conn._parser.set_invalidation_push_handler(_push_keys)
+        if self.mode == "pubsub":
+            conn.send_command("SUBSCRIBE", self._channel)
+        else:
+            flags: list[str] = []
+            for prefix in self._prefixes:
+                flags += ["PREFIX", prefix]
+            conn.send_command("CLIENT", "TRACKING", "ON", "BCAST", *flags)
+        conn.read_response(push_request=True)  # SUBSCRIBE answers with a push in RESP3
+        return conn
+
+    def _poll(self, timeout: float) -> None:
+        now = time.monotonic()
+        for link in self._links:
+            if link.ping_at is not None and now - link.ping_at > self.heartbeat:
+                raise redis.TimeoutError("near cache heartbeat unanswered")
+            if link.ping_at is None and now >= link.next_ping:
+                link.conn.send_command("PING")
+                link.ping_at = now
+            self._drain(link)
+        socks = [link.conn._sock for link in self._links]
+        if socks:
+            select.select(socks, [], [], timeout)
+
+    def _drain(self, link: _Link) -> None:
+        conn = link.conn
+        while conn.can_read(timeout=0):
+            if self._handle(conn.read_response(push_request=True)):
+                link.ping_at, link.next_ping = None, time.monotonic() + self.heartbeat
+            link.heard = time.monotonic()
+        heard = min(other.heard for other in self._links)
+        self.state.verified_until = heard + self._max_silence
+
+    def _handle(self, reply: Any) -> bool:
+        """Apply an invalidation; True when ``reply`` was the answer to our PING."""
+        if isinstance(reply, _Invalidation):
+            self._route(reply.keys)
+            return False
+        if isinstance(reply, list) and len(reply) >= 3 and _text(reply[0]) == "message":
+            self._route([k for k in _text(reply[2]).split("\n") if k])
+            return False
+        return True
+
+    def _route(self, keys: list[str] | None) -> None:
+        for near, route in list(self._caches.items()):
+            if keys is None:
+                near.invalidate(None)
+                continue
+            mine = [key for key in keys if key.startswith(route)]
+            if mine:
+                near.invalidate(mine)
+
+
+class _Invalidation:
+    __slots__ = ("keys",)
+
+    def __init__(self, keys: list[str] | None) -> None:
+        self.keys = keys
+
+
+def _push_keys(response: Any) -> _Invalidation:
+    keys = response[1] if len(response) > 1 else None
+    return _Invalidation(None if keys is None else [_text(k) for k in keys])
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+# --- one listener per facade -----------------------------------------------------------
+# Kept here until the facade can hold it: facade -> {(mode, heartbeat): listener}.
+_LISTENERS: weakref.WeakKeyDictionary[Any, dict[tuple[str, float], NearListener]] = (
+    weakref.WeakKeyDictionary()
+)
+_RUNTIMES: dict[str, runtime.Runtime] = {}  # listener name -> the runtime it runs on
+_LOCK = threading.Lock()
+
+
+def attach(
+    rk: Redkit | AsyncRedkit, near: NearCache, route: Route, mode: str, heartbeat: float
+) -> NearListener:
+    """Serve ``near`` from the facade's listener for ``mode``, starting it if needed.
+
+    The first cache opens the listener's connections in the calling thread, so it serves
+    from its first call; if the server does not answer, the listener keeps trying.
+    """
+    with _LOCK:
+        per_facade = _LISTENERS.setdefault(rk, {})
+        listener = per_facade.get((mode, heartbeat))
+        if listener is not None:
+            listener.attach(near, route)
+            return listener
+        listener = per_facade[(mode, heartbeat)] = _new_listener(rk, mode, heartbeat)
+        listener.attach(near, route)
+        try:
+            listener.connect()
+        except Exception as exc:
+            log.info("near cache: cannot connect yet (%s); retrying in the background", exc)
+        _RUNTIMES[listener.name] = _run(rk, listener)
+        return listener
+
+
+def detach(rk: Redkit | AsyncRedkit, near: NearCache) -> None:
+    """Stop serving ``near``; the facade's listener stops with its last cache."""
+    with _LOCK:
+        per_facade = _LISTENERS.get(rk, {})
+        for key, listener in list(per_facade.items()):
+            if near in listener._caches and listener.detach(near) == 0:
+                del per_facade[key]
+                _stop(rk, listener, _RUNTIMES.pop(listener.name))
+
+
+def _new_listener(rk: Redkit | AsyncRedkit, mode: str, heartbeat: float) -> NearListener:
+    settings, client = rk.settings, rk.client
+    return NearListener(
+        lambda: endpoints(client, settings),
+        tracking_prefixes(rk),
+        rk.keys.group("cacheinval").key(),
+        mode,
+        heartbeat,
+    )
+
+
+def tracking_prefixes(rk: Redkit | AsyncRedkit) -> list[str]:
+    """What the listener tracks: every cache entry, namespace version and tag version."""
+    return ["{" + rk.keys.group(name).tag + ":" for name in ("cache", "cachev", "cachetag")]
+
+
+def _run(rk: Redkit | AsyncRedkit, listener: NearListener) -> runtime.Runtime:
+    if rkconn.is_async(rk.client):  # a thread runtime of its own, without a heartbeat
+        private = runtime.Runtime(rk, heartbeat=None, drain_timeout=listener.heartbeat)
+        private.add(listener.name, listener.step, cleanup=listener.close)
+        private.start()
+        return private
+    return runtime.share(cast("Redkit", rk), listener.name, listener.step, cleanup=listener.close)
+
+
+def _stop(rk: Redkit | AsyncRedkit, listener: NearListener, rt: runtime.Runtime) -> None:
+    if rkconn.is_async(rk.client):
+        rt.stop(listener.heartbeat)
+    else:
+        runtime.unshare(cast("Redkit", rk), listener.name, listener.heartbeat)
