@@ -108,7 +108,8 @@ async def test_an_async_loop_keeps_running_through_a_server_restart(
 def test_readonly_after_a_failover_drops_the_pool_and_resumes(prefix: str) -> None:
     """The loop writes to a server that becomes a replica, then is promoted again."""
     with EmbeddedServer() as primary, EmbeddedServer() as node:
-        with Redkit(settings=quick(node.url, prefix)) as rk:
+        rk = Redkit(settings=quick(node.url, prefix))
+        with rk:
             ids: list[int] = []
 
             def step(ctx: LoopContext) -> None:
