@@ -6,6 +6,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -255,3 +256,36 @@ def test_the_cluster_probe_takes_tls_from_the_settings() -> None:
     assert probe_tls({}, tls) == {"ssl": True, "ssl_ca_certs": "/etc/ca.pem"}
     assert probe_tls({"ssl_ca_certs": "/mine.pem"}, tls)["ssl_ca_certs"] == "/mine.pem"
     assert probe_tls({}, Settings(url="redis+cluster://h:7000")) == {}
+
+
+def test_caches_built_in_many_threads_share_one_listener(
+    rk: Redkit, make_rk: Callable[..., Redkit]
+) -> None:
+    writer = make_rk()
+    stop = threading.Event()
+
+    def churn() -> None:  # invalidations flow while caches attach
+        i = 0
+        while not stop.is_set():
+            writer.cache("busy").set(i % 5, i)
+            i += 1
+
+    churner = threading.Thread(target=churn)
+    churner.start()
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            caches = list(pool.map(lambda i: rk.cache(f"t{i}", near=10), range(40)))
+    finally:
+        stop.set()
+        churner.join()
+    try:
+        listeners = {id(cache._listener) for cache in caches}
+        assert len(listeners) == 1
+        for i, cache in enumerate(caches):
+            writer.cache(f"t{i}").set("k", i)
+            _until(lambda c=cache, want=i: c.get("k") == want and c.stats.near_hits >= 1)
+            writer.cache(f"t{i}").set("k", -i - 1)
+            _until(lambda c=cache, want=-i - 1: c.get("k") == want, what=f"t{i} updated")
+    finally:
+        for cache in caches:
+            cache.close()

@@ -150,21 +150,34 @@ class NearListener:
         self.state = Liveness()
         self.client_name = f"redkit-near-{secrets.token_hex(4)}"
         self.name = f"near-cache-{self.client_name[-8:]}"
-        self._caches: weakref.WeakKeyDictionary[NearCache, Route] = weakref.WeakKeyDictionary()
+        # copied on write, so the listener thread iterates a snapshot without a lock; weak,
+        # so a cache dropped without close() does not keep its memory
+        self._caches: tuple[tuple[weakref.ref[NearCache], Route], ...] = ()
         self._links: list[_Link] = []
         self._connect_lock = threading.Lock()
+        self._attach_lock = threading.Lock()
 
     def attach(self, near: NearCache, route: Route) -> None:
         """Serve ``near``: it gets invalidations for keys starting with one of ``route``."""
         near.state = self.state
-        self._caches[near] = route
+        with self._attach_lock:
+            self._caches = (*self._kept(), (weakref.ref(near), route))
 
     def detach(self, near: NearCache) -> int:
         """Stop serving ``near`` (flushed); the number of caches left."""
-        self._caches.pop(near, None)
+        with self._attach_lock:
+            self._caches = tuple(item for item in self._kept() if item[0]() is not near)
+            left = len(self._caches)
         near.state = Liveness()
         near.reset(dropped=False)
-        return len(self._caches)
+        return left
+
+    def serves(self, near: NearCache) -> bool:
+        """True while ``near`` is attached."""
+        return any(ref() is near for ref, _ in self._caches)
+
+    def _kept(self) -> list[tuple[weakref.ref[NearCache], Route]]:
+        return [item for item in self._caches if item[0]() is not None]
 
     def connect(self) -> None:
         """Open the connections and go live (no-op when connected). Raises on failure."""
@@ -204,7 +217,7 @@ class NearListener:
             link.conn.disconnect()
 
     def _nears(self) -> list[NearCache]:
-        return list(self._caches.keys())
+        return [near for ref, _ in self._caches if (near := ref()) is not None]
 
     def _open(self, params: dict[str, Any]) -> Any:
         params = dict(params)
@@ -255,7 +268,10 @@ class NearListener:
         return True
 
     def _route(self, keys: list[str] | None) -> None:
-        for near, route in list(self._caches.items()):
+        for ref, route in self._caches:
+            near = ref()
+            if near is None:
+                continue
             if keys is None:
                 near.invalidate(None)
                 continue
@@ -318,7 +334,7 @@ def detach(rk: Redkit | AsyncRedkit, near: NearCache) -> None:
     with _LOCK:
         per_facade = _LISTENERS.get(rk, {})
         for key, listener in list(per_facade.items()):
-            if near in listener._caches and listener.detach(near) == 0:
+            if listener.serves(near) and listener.detach(near) == 0:
                 del per_facade[key]
                 _stop(rk, listener, _RUNTIMES.pop(listener.name))
 
