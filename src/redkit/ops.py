@@ -1,16 +1,21 @@
 """Operations and the two drivers that run them.
 
 The logic of every capability is written once, as a *flow*: a generator that yields
-effects (:class:`Call`, :class:`Eval`, :class:`Batch`, :class:`Sleep`), receives each
-effect's reply, and returns the result::
+effects, receives each effect's reply, and returns the result::
 
     def incr_flow(key: str) -> Flow[int]:
         reply = yield Call("INCR", key)
         return int(reply)
 
-:func:`run` drives a flow on a synchronous redis-py client, :func:`arun` on an asyncio
-one. Nothing else differs between sync and async, so the two cannot drift. The drivers
-are also the boundary where redis-py's exceptions become :mod:`redkit.errors`.
+The effects: :class:`Call` (a command), :class:`Eval` (a script), :class:`Batch` (a
+pipeline), :class:`Sleep`, :class:`UserCall` (user code: a loader, a handler),
+:class:`Block` (a blocking command on a dedicated connection; see :func:`wait_signal`)
+and :class:`Note` (tells the observers something). :class:`Driver` runs flows on a
+synchronous redis-py client and :class:`AsyncDriver` on an asyncio one; nothing else
+differs between sync and async. The drivers are the boundary where redis-py's
+exceptions become :mod:`redkit.errors`; what user code raises (cancellation included)
+is thrown into the flow unchanged, so it can clean up. Every effect reports its name,
+duration and error to the registered observers (:class:`Event`).
 """
 
 from __future__ import annotations
