@@ -32,7 +32,7 @@ from redkit import runtime
 from redkit.cache.near import Liveness, NearCache
 
 if TYPE_CHECKING:
-    from redkit.client import AsyncRedkit, Redkit
+    from redkit.client import AsyncRedkitCore, RedkitCore
     from redkit.config import Settings
     from redkit.runtime import LoopContext
 
@@ -306,7 +306,7 @@ _LOCK = threading.Lock()
 
 
 def attach(
-    rk: Redkit | AsyncRedkit, near: NearCache, route: Route, mode: str, heartbeat: float
+    rk: RedkitCore | AsyncRedkitCore, near: NearCache, route: Route, mode: str, heartbeat: float
 ) -> NearListener:
     """Serve ``near`` from the facade's listener for ``mode``, starting it if needed.
 
@@ -329,7 +329,7 @@ def attach(
         return listener
 
 
-def detach(rk: Redkit | AsyncRedkit, near: NearCache) -> None:
+def detach(rk: RedkitCore | AsyncRedkitCore, near: NearCache) -> None:
     """Stop serving ``near``; the facade's listener stops with its last cache."""
     with _LOCK:
         per_facade = _LISTENERS.get(rk, {})
@@ -339,7 +339,7 @@ def detach(rk: Redkit | AsyncRedkit, near: NearCache) -> None:
                 _stop(rk, listener, _RUNTIMES.pop(listener.name))
 
 
-def _new_listener(rk: Redkit | AsyncRedkit, mode: str, heartbeat: float) -> NearListener:
+def _new_listener(rk: RedkitCore | AsyncRedkitCore, mode: str, heartbeat: float) -> NearListener:
     settings, client = rk.settings, rk.client
     return NearListener(
         lambda: endpoints(client, settings),
@@ -350,22 +350,24 @@ def _new_listener(rk: Redkit | AsyncRedkit, mode: str, heartbeat: float) -> Near
     )
 
 
-def tracking_prefixes(rk: Redkit | AsyncRedkit) -> list[str]:
+def tracking_prefixes(rk: RedkitCore | AsyncRedkitCore) -> list[str]:
     """What the listener tracks: every cache entry, namespace version and tag version."""
     return ["{" + rk.keys.group(name).tag + ":" for name in ("cache", "cachev", "cachetag")]
 
 
-def _run(rk: Redkit | AsyncRedkit, listener: NearListener) -> runtime.Runtime:
+def _run(rk: RedkitCore | AsyncRedkitCore, listener: NearListener) -> runtime.Runtime:
     if rkconn.is_async(rk.client):  # a thread runtime of its own, without a heartbeat
         private = runtime.Runtime(rk, heartbeat=None, drain_timeout=listener.heartbeat)
         private.add(listener.name, listener.step, cleanup=listener.close)
         private.start()
         return private
-    return runtime.share(cast("Redkit", rk), listener.name, listener.step, cleanup=listener.close)
+    return runtime.share(
+        cast("RedkitCore", rk), listener.name, listener.step, cleanup=listener.close
+    )
 
 
-def _stop(rk: Redkit | AsyncRedkit, listener: NearListener, rt: runtime.Runtime) -> None:
+def _stop(rk: RedkitCore | AsyncRedkitCore, listener: NearListener, rt: runtime.Runtime) -> None:
     if rkconn.is_async(rk.client):
         rt.stop(listener.heartbeat)
     else:
-        runtime.unshare(cast("Redkit", rk), listener.name, listener.heartbeat)
+        runtime.unshare(cast("RedkitCore", rk), listener.name, listener.heartbeat)

@@ -51,7 +51,7 @@ from redkit.runtime.core import (
 from redkit.runtime.threads import Runtime
 
 if TYPE_CHECKING:
-    from redkit.client import Redkit
+    from redkit.client import RedkitCore
 
 # One runtime per facade, so a process has one heartbeat for everything that runs on it.
 # Kept here until the facade can hold it.
@@ -60,7 +60,7 @@ _SHARED_LOCK = threading.Lock()
 
 
 def share(
-    rk: Redkit, name: str, step: Step, *, cleanup: Callable[[], Any] | None = None
+    rk: RedkitCore, name: str, step: Step, *, cleanup: Callable[[], Any] | None = None
 ) -> Runtime:
     """Run a loop on the facade's shared thread runtime, started on first use.
 
@@ -76,7 +76,7 @@ def share(
         return runtime
 
 
-def unshare(rk: Redkit, name: str, deadline: float | None = None) -> bool:
+def unshare(rk: RedkitCore, name: str, deadline: float | None = None) -> bool:
     """Drain a loop off the facade's shared runtime, which stops with its last loop.
 
     True unless the loop had to be cancelled at ``deadline``.

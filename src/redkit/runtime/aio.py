@@ -28,7 +28,7 @@ from redkit.runtime.core import (
 )
 
 if TYPE_CHECKING:
-    from redkit.client import AsyncRedkit
+    from redkit.client import AsyncRedkitCore
 
 log = logging.getLogger("redkit.runtime")
 
@@ -40,7 +40,7 @@ class AsyncRuntime(Base[AsyncStep]):
 
     def __init__(
         self,
-        rk: AsyncRedkit,
+        rk: AsyncRedkitCore,
         *,
         heartbeat: float | None = 5.0,
         drain_timeout: float = 30.0,

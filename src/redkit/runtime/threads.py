@@ -30,7 +30,7 @@ from redkit.runtime.core import (
 )
 
 if TYPE_CHECKING:
-    from redkit.client import AsyncRedkit, Redkit
+    from redkit.client import AsyncRedkitCore, RedkitCore
 
 log = logging.getLogger("redkit.runtime")
 
@@ -52,7 +52,7 @@ class Runtime(Base[Step]):
 
     def __init__(
         self,
-        rk: Redkit | AsyncRedkit,
+        rk: RedkitCore | AsyncRedkitCore,
         *,
         heartbeat: float | None = 5.0,
         drain_timeout: float = 30.0,
