@@ -434,3 +434,11 @@ def test_the_heartbeat_of_a_killed_process_expires(standalone_url: str, prefix: 
             until(lambda: rk.client.exists(key) == 0, timeout=2, what="the key to expire")
     finally:
         _reap(proc)
+
+
+def test_the_two_flavours_have_the_same_methods() -> None:
+    def public(cls: type) -> set[str]:
+        return {name for name in dir(cls) if not name.startswith("_")}
+
+    assert public(Runtime) == public(AsyncRuntime)
+    assert public(LoopContext) == public(AsyncLoopContext)

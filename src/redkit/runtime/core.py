@@ -45,6 +45,7 @@ _CODES: dict[str, Kind] = {
 _UNAVAILABLE = (
     rex.ConnectionError,
     rex.TimeoutError,
+    rex.InvalidResponse,  # not speaking the protocol: a wrong address, or a proxy in between
     rex.ClusterError,
     rex.TryAgainError,
     rex.RedisClusterException,
@@ -165,22 +166,31 @@ def supervise(loop: Loop[Any], backoff: Backoff) -> Generator[Action, Any, None]
     while not loop.stop_requested:
         error = yield STEP
         if error is None:
+            if loop.state[0] == "reconnecting":
+                log.info("runtime loop %r: reconnected", loop.name)
             failures = 0
             loop.steps += 1
             loop.move("running")
             continue
         failures += 1
-        kind = classify(error)
-        loop.errors += 1
-        loop.last_error = (f"{type(error).__name__}: {error}", time.time())
-        if kind == "error":
-            log.error("runtime loop %r failed; retrying", loop.name, exc_info=error)
-        else:
-            loop.move("reconnecting")
-            log.warning("runtime loop %r: server unavailable (%s); retrying", loop.name, error)
-        if kind == "failover":
+        if _failed(loop, error) == "failover":
             yield RESET
         yield Pause(backoff.delay(failures))
+
+
+def _failed(loop: Loop[Any], error: BaseException) -> Kind:
+    """Count and log a failed step; an outage is logged once, when it begins."""
+    kind = classify(error)
+    loop.errors += 1
+    loop.last_error = (f"{type(error).__name__}: {error}", time.time())
+    if kind == "error":
+        log.error("runtime loop %r failed; retrying", loop.name, exc_info=error)
+    elif loop.state[0] == "reconnecting":
+        log.debug("runtime loop %r: still unavailable (%s)", loop.name, error)
+    else:
+        log.warning("runtime loop %r: server unavailable (%s); reconnecting", loop.name, error)
+        loop.move("reconnecting")
+    return kind
 
 
 class LoopContext:
