@@ -209,6 +209,7 @@ class NearListener:
 
     def close(self) -> None:
         """Flush and go dark, and close the connections (the runtime's cleanup)."""
+        self.state.verified_until = 0.0  # first: lookups check only this
         was_live, self.state.live = self.state.live, False
         for near in self._nears():
             near.reset(dropped=was_live)

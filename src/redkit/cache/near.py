@@ -35,7 +35,8 @@ class Liveness:
     """Whether near caches may serve: shared by every near cache of one listener.
 
     ``live`` is True while every listener connection tracks; ``verified_until`` is the
-    monotonic time until which the last heartbeat vouches for them.
+    monotonic time until which the last heartbeat vouches for them, 0 while dark (so a
+    lookup checks one number).
     """
 
     __slots__ = ("live", "verified_until")
@@ -76,8 +77,7 @@ class NearCache:
         races an invalidation is ordered before it, exactly as it would be with the lock
         (the push that triggers an invalidation is asynchronous anyway).
         """
-        state = self.state
-        if not state.live or time.monotonic() > state.verified_until:
+        if time.monotonic() > self.state.verified_until:  # 0 while dark
             return None
         item = self._lru.get(key)
         if item is None:
