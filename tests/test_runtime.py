@@ -133,6 +133,29 @@ def test_readonly_after_a_failover_drops_the_pool_and_resumes(prefix: str) -> No
                 rt.stop(deadline=5)
 
 
+async def test_an_async_loop_resumes_after_readonly(prefix: str) -> None:
+    with EmbeddedServer() as primary, EmbeddedServer() as node, node.client() as admin:
+        async with AsyncRedkit(settings=quick(node.url, prefix)) as ark:
+            ids: list[int] = []
+
+            async def step(ctx: AsyncLoopContext) -> None:
+                ids.append(await ark.run(ops.command("CLIENT", "ID")))
+                await ark.run(ops.command("SET", "k", "v"))
+
+            rt = AsyncRuntime(ark, heartbeat=None, backoff=FAST)
+            rt.add("writer", step)
+            await rt.start()
+            state = lambda: rt.health().loops["writer"].state  # noqa: E731
+            await auntil(lambda: rt.health().loops["writer"].steps > 2, what="writes")
+            admin.execute_command("REPLICAOF", primary.host, str(primary.port))
+            await auntil(lambda: state() == "reconnecting", what="READONLY seen")
+            before = ids[-1]
+            admin.execute_command("REPLICAOF", "NO", "ONE")
+            await auntil(lambda: state() == "running", what="recovery")
+            assert ids[-1] != before, "the pooled connection was not dropped"
+            assert await rt.stop(deadline=5)
+
+
 @pytest.mark.parametrize(
     ("error", "kind"),
     [

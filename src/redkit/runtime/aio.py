@@ -159,7 +159,7 @@ class AsyncRuntime(Base[AsyncStep]):
             await ctx.wait(action.seconds)
             return None
         if action == RESET:
-            await reset_async(self._rk.client)
+            await reset_async(self._rk)
             return None
         try:
             await loop.step(ctx)

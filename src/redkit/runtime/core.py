@@ -141,9 +141,15 @@ class Loop(Generic[StepT]):
     def health(self) -> LoopHealth:
         (state, since), error = self.state, self.last_error
         return LoopHealth(
-            self.name, state, since, self.steps, self.errors,
-            error[0] if error else None, error[1] if error else None, self.cancelled,
-        )  # fmt: skip
+            self.name,
+            state,
+            since,
+            self.steps,
+            self.errors,
+            error[0] if error else None,
+            error[1] if error else None,
+            self.cancelled,
+        )
 
 
 class Pause:
@@ -290,9 +296,8 @@ class Base(Generic[StepT]):
         return "starting" if "starting" in states else "running"
 
     def _beat_flow(self) -> ops.Flow[Any]:
-        assert self.heartbeat is not None  # only called when the heartbeat loop runs
         payload = json.dumps(self.health().as_dict(), separators=(",", ":"))
-        ttl_ms = max(1, int(self.heartbeat * 3000))
+        ttl_ms = max(1, int((self.heartbeat or 0) * 3000))
         return ops.command("SET", self.heartbeat_key, payload, "PX", ttl_ms)
 
     def _user_loops(self) -> list[Loop[StepT]]:
@@ -302,25 +307,34 @@ class Base(Generic[StepT]):
         return f"{type(self).__name__}(process={self.process!r}, loops={self.names!r})"
 
 
-def reset_sync(client: Any) -> None:
-    """Drop a sync client's connections after a failover, so the next call finds the primary."""
-    if connection.is_async(client):  # the near cache's thread listener of an asyncio facade
-        return
-    try:
-        if connection.is_cluster(client):
-            client.nodes_manager.initialize()
-        else:
-            client.connection_pool.disconnect()
-    except Exception as exc:  # the next step retries anyway
-        log.info("runtime: could not reset the client's connections (%s)", exc)
+def _clients(rk: Any) -> list[Any]:
+    """The facade's clients: its pool and, once made, the one for blocking waits."""
+    blocker = getattr(rk, "_blocker", None)  # until the core offers a public reset
+    dedicated = getattr(blocker, "made", None)
+    return [rk.client] + ([dedicated] if dedicated not in (None, rk.client) else [])
 
 
-async def reset_async(client: Any) -> None:
-    """Drop an asyncio client's connections after a failover (see :func:`reset_sync`)."""
-    try:
-        if connection.is_cluster(client):
-            await client.nodes_manager.initialize()
-        else:
-            await client.connection_pool.disconnect()
-    except Exception as exc:
-        log.info("runtime: could not reset the client's connections (%s)", exc)
+def reset_sync(rk: Any) -> None:
+    """Drop a sync facade's connections after a failover, so the next call finds the primary."""
+    for client in _clients(rk):
+        if connection.is_async(client):  # the thread listener of an asyncio facade
+            return
+        try:
+            if connection.is_cluster(client):
+                client.nodes_manager.initialize()
+            else:
+                client.connection_pool.disconnect()
+        except Exception as exc:  # the next step retries anyway
+            log.info("runtime: could not reset the client's connections (%s)", exc)
+
+
+async def reset_async(rk: Any) -> None:
+    """Drop an asyncio facade's connections after a failover (see :func:`reset_sync`)."""
+    for client in _clients(rk):
+        try:
+            if connection.is_cluster(client):
+                await client.nodes_manager.initialize()
+            else:
+                await client.connection_pool.disconnect()
+        except Exception as exc:
+            log.info("runtime: could not reset the client's connections (%s)", exc)

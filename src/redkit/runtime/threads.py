@@ -175,7 +175,7 @@ class Runtime(Base[Step]):
             ctx.wait(action.seconds)
             return None
         if action == RESET:
-            reset_sync(self._rk.client)
+            reset_sync(self._rk)
             return None
         with self._lock:
             self._in_step.add(loop.name)
