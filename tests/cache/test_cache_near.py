@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import socket
+import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from subprocess import DEVNULL
 from typing import Any
 
 import pytest
+import redis
 
 from redkit import AsyncRedkit, Redkit, Settings
 from redkit.cache import Cache
 from redkit.cache.listener import masters, probe_tls
-from redkit.embedded import EmbeddedCluster
+from redkit.embedded import EmbeddedCluster, EmbeddedServer, find_binary, free_port
 
 SEEN_WITHIN = 0.05
 
@@ -289,3 +293,44 @@ def test_caches_built_in_many_threads_share_one_listener(
     finally:
         for cache in caches:
             cache.close()
+
+
+@pytest.fixture
+def sentinel_url(standalone_server: EmbeddedServer, tmp_path: Path) -> Iterator[str]:
+    """A Sentinel (the valkey binary in sentinel mode) watching the standalone server."""
+    port = free_port()
+    config = tmp_path / "sentinel.conf"
+    master = f"127.0.0.1 {standalone_server.port}"
+    config.write_text(f"port {port}\nbind 127.0.0.1\nsentinel monitor mymaster {master} 1\n")
+    proc = subprocess.Popen([str(find_binary()), str(config), "--sentinel"], stdout=DEVNULL)
+    try:
+        with redis.Redis(port=port, socket_timeout=1) as probe:
+            _until(lambda: _answers(probe), what="the sentinel")
+        yield f"redis+sentinel://127.0.0.1:{port}/mymaster"
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
+def _answers(probe: redis.Redis) -> bool:
+    try:
+        return bool(probe.execute_command("SENTINEL", "get-master-addr-by-name", "mymaster"))
+    except redis.ConnectionError:
+        return False
+
+
+def test_a_near_cache_behind_sentinel_tracks_the_master(
+    sentinel_url: str, standalone_url: str, prefix: str
+) -> None:
+    with Redkit(standalone_url, prefix=prefix) as direct:
+        direct.cache("s").set("k", 1)
+        with Redkit(sentinel_url, prefix=prefix) as rk:
+            cache = rk.cache("s", near=10)
+            try:
+                assert cache.get("k") == 1
+                assert cache.get("k") == 1
+                assert cache.stats.near_hits == 1
+                direct.cache("s").set("k", 2)  # a write on the master reaches the listener
+                assert _seen_after(cache, "k", 2) < 1.0
+            finally:
+                cache.close()

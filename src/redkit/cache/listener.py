@@ -14,6 +14,7 @@ the runtime, which reconnects with backoff.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import secrets
 import select
@@ -30,6 +31,7 @@ from redis.connection import Connection, SSLConnection, UnixDomainSocketConnecti
 from redkit import connection as rkconn
 from redkit import runtime
 from redkit.cache.near import Liveness, NearCache
+from redkit.errors import ConfigError
 
 if TYPE_CHECKING:
     from redkit.client import AsyncRedkitCore, RedkitCore
@@ -50,8 +52,13 @@ def endpoints(client: Any, settings: Settings) -> list[dict[str, Any]]:
     masters are listed by a short-lived probe client with the same timeouts and TLS.
     """
     if not rkconn.is_cluster(client):
-        kwargs = dict(client.connection_pool.connection_kwargs)
-        return [_endpoint(kwargs, settings, kwargs.get("host"), kwargs.get("port"))]
+        pool = client.connection_pool
+        kwargs = dict(pool.connection_kwargs)
+        host, port = kwargs.get("host"), kwargs.get("port")
+        locate = getattr(pool, "get_master_address", None)  # Sentinel: ask for the master
+        if locate is not None and not inspect.iscoroutinefunction(locate):
+            host, port = locate()
+        return [_endpoint(kwargs, settings, host, port)]
     base = getattr(client, "connection_kwargs", None) or client.nodes_manager.connection_kwargs
     seeds = [(n.host, n.port) for n in client.nodes_manager.startup_nodes.values()]
     return [_endpoint(base, settings, host, port) for host, port in masters(seeds, base, settings)]
@@ -85,7 +92,10 @@ def _uses_tls(kwargs: dict[str, Any], settings: Settings) -> bool:
         return True
     if isinstance(cls, type) and issubclass(cls, (SSLConnection, AsyncSSLConnection)):
         return True
-    return bool(settings.url and settings.url.startswith("rediss"))
+    try:
+        return settings.target().tls
+    except ConfigError:  # nothing configured and the embedded server forbidden
+        return False
 
 
 def _credentials(kwargs: dict[str, Any]) -> dict[str, Any]:
