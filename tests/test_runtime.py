@@ -465,3 +465,13 @@ def test_the_two_flavours_have_the_same_methods() -> None:
 
     assert public(Runtime) == public(AsyncRuntime)
     assert public(LoopContext) == public(AsyncLoopContext)
+
+
+def test_a_step_may_stop_its_own_runtime(rk: Redkit) -> None:
+    outcome: list[bool] = []
+    rt = Runtime(rk, heartbeat=None)
+    rt.add("once", lambda ctx: outcome.append(rt.stop(deadline=5)))
+    rt.start()
+    assert rt.join(5)
+    assert outcome == [True]
+    until(lambda: rt.health().loops["once"].state == "stopped", what="the loop to end")

@@ -139,11 +139,15 @@ class Runtime(Base[Step]):
             loop.stop_requested = True
             loop.move("draining")
             self._events[loop.name].set()
+        # a step may stop its own runtime: its thread ends after the step returns
+        others = [
+            loop for loop in loops if self._threads[loop.name] is not threading.current_thread()
+        ]
         ends = time.monotonic() + deadline
-        for loop in loops:
+        for loop in others:
             self._threads[loop.name].join(max(0.0, ends - time.monotonic()))
-        self._cancel(loops)
-        for loop in loops:
+        self._cancel(others)
+        for loop in others:
             self._threads[loop.name].join(CANCEL_GRACE)
 
     def _cancel(self, loops: Sequence[Loop[Step]]) -> None:
