@@ -429,19 +429,19 @@ class Driver(_Driver):
     def _effect(self, effect: Effect) -> Any:
         if isinstance(effect, UserCall):
             return effect.func(*effect.args)
-        if isinstance(effect, Note):
-            return None
         try:
+            if isinstance(effect, Eval):  # the most common effect first
+                return _sync_eval(self.client, effect)
             if isinstance(effect, Call):
                 return self.client.execute_command(*effect.args)
-            if isinstance(effect, Eval):
-                return _sync_eval(self.client, effect)
             if isinstance(effect, Batch):
                 return _sync_batch(self.client, effect)
             if isinstance(effect, Block):
                 return self.blocker.client.execute_command(*self._block_args(effect))
         except _WRAPPED as exc:
             raise _boundary(exc, self.target) from exc
+        if isinstance(effect, Note):
+            return None
         time.sleep(effect.seconds)
         return None
 
@@ -535,13 +535,11 @@ class AsyncDriver(_Driver):
     async def _effect(self, effect: Effect) -> Any:
         if isinstance(effect, UserCall):
             return await _user_call(effect)
-        if isinstance(effect, Note):
-            return None
         try:
+            if isinstance(effect, Eval):  # the most common effect first
+                return await _async_eval(self.client, effect)
             if isinstance(effect, Call):
                 return await self.client.execute_command(*effect.args)
-            if isinstance(effect, Eval):
-                return await _async_eval(self.client, effect)
             if isinstance(effect, Batch):
                 return await _async_batch(self.client, effect)
             if isinstance(effect, Block):
@@ -551,6 +549,8 @@ class AsyncDriver(_Driver):
                 return await client.execute_command(*args)
         except _WRAPPED as exc:
             raise _boundary(exc, self.target) from exc
+        if isinstance(effect, Note):
+            return None
         await asyncio.sleep(effect.seconds)
         return None
 
