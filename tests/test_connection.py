@@ -294,3 +294,10 @@ def test_dropped_connects_time_out() -> None:
         for sock in queued:
             sock.close()
         listener.close()
+
+
+def test_tls_against_a_plain_server_says_so(standalone_url: str) -> None:
+    url = standalone_url.replace("redis://", "rediss://")
+    settings = Settings(url=url, connect_timeout=0.5, socket_timeout=0.5, retries=0)
+    with Redkit(settings=settings) as rk, pytest.raises(ConnectionError, match="TLS"):
+        rk.ping()
