@@ -271,7 +271,11 @@ def wrap_error(exc: BaseException, target: str) -> errors.RedkitError:
         )
     if isinstance(exc, (rex.ConnectionError, rex.TimeoutError, OSError)):
         kind = "timed out" if isinstance(exc, rex.TimeoutError) else "is unreachable"
-        return errors.ConnectionError(f"Redis at {target} {kind}: {exc}")
+        hint = ""
+        if target.startswith("rediss") and "connect" in str(exc).lower():
+            hint = " (a TLS handshake with a server that does not speak TLS hangs like this: "
+            hint += "use redis:// if the server has no TLS)"
+        return errors.ConnectionError(f"Redis at {target} {kind}: {exc}{hint}")
     if isinstance(exc, rex.ClusterDownError):
         return errors.ConnectionError(f"Redis cluster at {target} is down: {exc}")
     if isinstance(exc, rex.RedisClusterException):
@@ -429,19 +433,19 @@ class Driver(_Driver):
     def _effect(self, effect: Effect) -> Any:
         if isinstance(effect, UserCall):
             return effect.func(*effect.args)
-        if isinstance(effect, Note):
-            return None
         try:
+            if isinstance(effect, Eval):  # the most common effect first
+                return _sync_eval(self.client, effect)
             if isinstance(effect, Call):
                 return self.client.execute_command(*effect.args)
-            if isinstance(effect, Eval):
-                return _sync_eval(self.client, effect)
             if isinstance(effect, Batch):
                 return _sync_batch(self.client, effect)
             if isinstance(effect, Block):
                 return self.blocker.client.execute_command(*self._block_args(effect))
         except _WRAPPED as exc:
             raise _boundary(exc, self.target) from exc
+        if isinstance(effect, Note):
+            return None
         time.sleep(effect.seconds)
         return None
 
@@ -535,13 +539,11 @@ class AsyncDriver(_Driver):
     async def _effect(self, effect: Effect) -> Any:
         if isinstance(effect, UserCall):
             return await _user_call(effect)
-        if isinstance(effect, Note):
-            return None
         try:
+            if isinstance(effect, Eval):  # the most common effect first
+                return await _async_eval(self.client, effect)
             if isinstance(effect, Call):
                 return await self.client.execute_command(*effect.args)
-            if isinstance(effect, Eval):
-                return await _async_eval(self.client, effect)
             if isinstance(effect, Batch):
                 return await _async_batch(self.client, effect)
             if isinstance(effect, Block):
@@ -551,6 +553,8 @@ class AsyncDriver(_Driver):
                 return await client.execute_command(*args)
         except _WRAPPED as exc:
             raise _boundary(exc, self.target) from exc
+        if isinstance(effect, Note):
+            return None
         await asyncio.sleep(effect.seconds)
         return None
 
