@@ -411,9 +411,36 @@ WORKER = textwrap.dedent(
 )
 
 
-def _worker(url: str, prefix: str, heartbeat: float) -> subprocess.Popen[str]:
+AWORKER = textwrap.dedent(
+    """
+    import asyncio, sys
+    from redkit import AsyncRedkit, ops
+    from redkit.runtime import AsyncRuntime
+
+    async def main():
+        async with AsyncRedkit(sys.argv[1], prefix=sys.argv[2]) as ark:
+            async def step(ctx):
+                await ark.run(ops.command("INCR", "started"))
+                await asyncio.sleep(0.2)  # work that must not be cut short by SIGTERM
+                await ark.run(ops.command("INCR", "finished"))
+
+            rt = AsyncRuntime(ark, heartbeat=float(sys.argv[3]))
+            rt.add("worker", step)
+            await rt.start()
+            rt.install_signal_handlers()
+            print(rt.heartbeat_key, flush=True)
+            await rt.join()
+            health = rt.health()
+            print("stopped", health.state, health.loops["worker"].cancelled, flush=True)
+
+    asyncio.run(main())
+    """
+)
+
+
+def _worker(url: str, prefix: str, heartbeat: float, script: str = WORKER) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONPATH": str(SRC)}
-    argv = [sys.executable, "-c", WORKER, url, prefix, str(heartbeat)]
+    argv = [sys.executable, "-c", script, url, prefix, str(heartbeat)]
     return subprocess.Popen(argv, stdout=subprocess.PIPE, env=env, text=True)
 
 
@@ -425,8 +452,9 @@ def _reap(proc: subprocess.Popen[str]) -> None:
         proc.stdout.close()
 
 
-def test_sigterm_drains_a_worker_process(standalone_url: str, prefix: str) -> None:
-    proc = _worker(standalone_url, prefix, 0.5)
+@pytest.mark.parametrize("script", [WORKER, AWORKER], ids=["threads", "asyncio"])
+def test_sigterm_drains_a_worker_process(standalone_url: str, prefix: str, script: str) -> None:
+    proc = _worker(standalone_url, prefix, 0.5, script)
     try:
         assert proc.stdout is not None
         key = proc.stdout.readline().strip()
@@ -475,3 +503,20 @@ def test_a_step_may_stop_its_own_runtime(rk: Redkit) -> None:
     assert rt.join(5)
     assert outcome == [True]
     until(lambda: rt.health().loops["once"].state == "stopped", what="the loop to end")
+
+
+async def test_an_async_heartbeat_lists_the_loops(ark: AsyncRedkit) -> None:
+    async def step(ctx: AsyncLoopContext) -> None:
+        await ctx.wait(0.05)
+
+    rt = AsyncRuntime(ark, heartbeat=0.2)
+    rt.add("emails", step)
+    await rt.start()
+    deadline = time.monotonic() + 5
+    while not await ark.client.exists(rt.heartbeat_key):
+        assert time.monotonic() < deadline, "no heartbeat"
+        await asyncio.sleep(0.005)
+    beat = json.loads(await ark.client.get(rt.heartbeat_key))
+    assert set(beat["loops"]) == {"emails", "heartbeat"}
+    assert await rt.stop(deadline=5)
+    assert await ark.client.exists(rt.heartbeat_key) == 0
