@@ -334,3 +334,20 @@ def test_a_near_cache_behind_sentinel_tracks_the_master(
                 assert _seen_after(cache, "k", 2) < 1.0
             finally:
                 cache.close()
+
+
+def test_closing_the_last_cache_stops_the_listener_at_once(rk: Redkit) -> None:
+    cache = rk.cache("quick", near=10, near_heartbeat=4.0)  # each poll lasts a second
+    listener = cache._listener
+    assert listener is not None
+    thread = f"redkit-{listener.name}"
+    assert any(t.name == thread for t in threading.enumerate())
+    began = time.monotonic()
+    cache.close()
+    assert time.monotonic() - began < 0.5
+    assert not any(t.name == thread for t in threading.enumerate())
+    _until(lambda: not _named(rk, listener.client_name), what="the listener's connections to close")
+
+
+def _named(rk: Redkit, name: str) -> list[dict[str, Any]]:
+    return [c for c in _clients(rk) if c.get("name") == name]

@@ -14,10 +14,12 @@ the runtime, which reconnects with backoff.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import logging
 import secrets
 import select
+import socket
 import threading
 import time
 import weakref
@@ -166,6 +168,9 @@ class NearListener:
         self._links: list[_Link] = []
         self._connect_lock = threading.Lock()
         self._attach_lock = threading.Lock()
+        self._wake, self._waker = socket.socketpair()  # interrupt() ends a poll at once
+        self._wake.setblocking(False)
+        self.runtime: runtime.Runtime | None = None
 
     def attach(self, near: NearCache, route: Route) -> None:
         """Serve ``near``: it gets invalidations for keys starting with one of ``route``."""
@@ -214,11 +219,22 @@ class NearListener:
             self.connect()
             self._poll(self.heartbeat / 4)
         except BaseException:
-            self.close()  # before anything else: never serve what we cannot verify
+            self._drop()  # before anything else: never serve what we cannot verify
             raise
 
+    def interrupt(self) -> None:
+        """End the current poll now (the runtime calls it when asked to stop)."""
+        with contextlib.suppress(OSError):
+            self._waker.send(b"!")
+
     def close(self) -> None:
-        """Flush and go dark, and close the connections (the runtime's cleanup)."""
+        """Go dark and close everything (the runtime's cleanup)."""
+        self._drop()
+        self._wake.close()
+        self._waker.close()
+
+    def _drop(self) -> None:
+        """Flush and go dark, and close the connections."""
         self.state.verified_until = 0.0  # first: lookups check only this
         was_live, self.state.live = self.state.live, False
         for near in self._nears():
@@ -255,9 +271,12 @@ class NearListener:
                 link.conn.send_command("PING")
                 link.ping_at = now
             self._drain(link)
-        socks = [link.conn._sock for link in self._links]
-        if socks:
-            select.select(socks, [], [], timeout)
+        readable, _, _ = select.select(
+            [self._wake, *(li.conn._sock for li in self._links)], [], [], timeout
+        )
+        if self._wake in readable:
+            with contextlib.suppress(OSError):
+                self._wake.recv(64)
 
     def _drain(self, link: _Link) -> None:
         conn = link.conn
@@ -312,7 +331,6 @@ def _text(value: Any) -> str:
 _LISTENERS: weakref.WeakKeyDictionary[Any, dict[tuple[str, float], NearListener]] = (
     weakref.WeakKeyDictionary()
 )
-_RUNTIMES: dict[str, runtime.Runtime] = {}  # listener name -> the runtime it runs on
 _LOCK = threading.Lock()
 
 
@@ -327,17 +345,18 @@ def attach(
     with _LOCK:
         per_facade = _LISTENERS.setdefault(rk, {})
         listener = per_facade.get((mode, heartbeat))
-        if listener is not None:
-            listener.attach(near, route)
-            return listener
-        listener = per_facade[(mode, heartbeat)] = _new_listener(rk, mode, heartbeat)
+        fresh = listener is None
+        if listener is None:
+            listener = per_facade[(mode, heartbeat)] = _new_listener(rk, mode, heartbeat)
         listener.attach(near, route)
-        try:
+        if fresh:
+            listener.runtime = _run(rk, listener)
+    if fresh:
+        try:  # outside the lock: other facades do not wait for this connect
             listener.connect()
         except Exception as exc:
             log.info("near cache: cannot connect yet (%s); retrying in the background", exc)
-        _RUNTIMES[listener.name] = _run(rk, listener)
-        return listener
+    return listener
 
 
 def detach(rk: RedkitCore | AsyncRedkitCore, near: NearCache) -> None:
@@ -347,7 +366,7 @@ def detach(rk: RedkitCore | AsyncRedkitCore, near: NearCache) -> None:
         for key, listener in list(per_facade.items()):
             if listener.serves(near) and listener.detach(near) == 0:
                 del per_facade[key]
-                _stop(rk, listener, _RUNTIMES.pop(listener.name))
+                _stop(rk, listener)
 
 
 def _new_listener(rk: RedkitCore | AsyncRedkitCore, mode: str, heartbeat: float) -> NearListener:
@@ -367,18 +386,17 @@ def tracking_prefixes(rk: RedkitCore | AsyncRedkitCore) -> list[str]:
 
 
 def _run(rk: RedkitCore | AsyncRedkitCore, listener: NearListener) -> runtime.Runtime:
+    hooks: dict[str, Any] = {"cleanup": listener.close, "interrupt": listener.interrupt}
     if rkconn.is_async(rk.client):  # a thread runtime of its own, without a heartbeat
         private = runtime.Runtime(rk, heartbeat=None, drain_timeout=listener.heartbeat)
-        private.add(listener.name, listener.step, cleanup=listener.close)
+        private.add(listener.name, listener.step, **hooks)
         private.start()
         return private
-    return runtime.share(
-        cast("RedkitCore", rk), listener.name, listener.step, cleanup=listener.close
-    )
+    return runtime.share(cast("RedkitCore", rk), listener.name, listener.step, **hooks)
 
 
-def _stop(rk: RedkitCore | AsyncRedkitCore, listener: NearListener, rt: runtime.Runtime) -> None:
-    if rkconn.is_async(rk.client):
-        rt.stop(listener.heartbeat)
+def _stop(rk: RedkitCore | AsyncRedkitCore, listener: NearListener) -> None:
+    if rkconn.is_async(rk.client) and listener.runtime is not None:
+        listener.runtime.stop(listener.heartbeat)
     else:
         runtime.unshare(cast("RedkitCore", rk), listener.name, listener.heartbeat)

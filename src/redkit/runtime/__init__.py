@@ -60,7 +60,12 @@ _SHARED_LOCK = threading.Lock()
 
 
 def share(
-    rk: RedkitCore, name: str, step: Step, *, cleanup: Callable[[], Any] | None = None
+    rk: RedkitCore,
+    name: str,
+    step: Step,
+    *,
+    cleanup: Callable[[], Any] | None = None,
+    interrupt: Callable[[], Any] | None = None,
 ) -> Runtime:
     """Run a loop on the facade's shared thread runtime, started on first use.
 
@@ -72,7 +77,7 @@ def share(
         if runtime is None:
             runtime = _SHARED[rk] = Runtime(rk)
             runtime.start()
-        runtime.add(name, step, cleanup=cleanup)
+        runtime.add(name, step, cleanup=cleanup, interrupt=interrupt)
         return runtime
 
 

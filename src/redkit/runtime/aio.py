@@ -6,7 +6,7 @@ import asyncio
 import inspect
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from redkit import errors, ops
@@ -21,6 +21,7 @@ from redkit.runtime.core import (
     AsyncStep,
     Backoff,
     Base,
+    Hook,
     Loop,
     Pause,
     reset_async,
@@ -52,14 +53,22 @@ class AsyncRuntime(Base[AsyncStep]):
         self._stopped = asyncio.Event()
         self._stopping: asyncio.Task[bool] | None = None
 
-    def add(self, name: str, step: AsyncStep, *, cleanup: Callable[[], Any] | None = None) -> None:
+    def add(
+        self,
+        name: str,
+        step: AsyncStep,
+        *,
+        cleanup: Hook | None = None,
+        interrupt: Hook | None = None,
+    ) -> None:
         """Run ``await step(ctx)`` over and over in a task of its own (at once, if started).
 
-        ``cleanup()`` (a function or a coroutine function) runs once the loop has ended.
+        ``cleanup()`` (a function or a coroutine function) runs once the loop has ended;
+        ``interrupt()`` runs when a stop is asked (see :meth:`Runtime.add`).
         """
         if not _is_async(step):
             raise ConfigError(f"an AsyncRuntime step must be a coroutine function, got {step!r}")
-        loop = self._register(name, step, cleanup)
+        loop = self._register(name, step, cleanup, interrupt)
         if self._phase == "running":
             self._launch(loop)
 
@@ -122,9 +131,8 @@ class AsyncRuntime(Base[AsyncStep]):
 
     async def _drain(self, loops: Sequence[Loop[AsyncStep]], deadline: float) -> None:
         for loop in loops:
-            loop.stop_requested = True
-            loop.move("draining")
             self._events[loop.name].set()
+            self._interrupt(loop)
         tasks = [self._tasks[loop.name] for loop in loops]
         if tasks:
             await asyncio.wait(tasks, timeout=deadline)

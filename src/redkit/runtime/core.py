@@ -120,11 +120,16 @@ class Health:
         return asdict(self)
 
 
-class Loop(Generic[StepT]):
-    """A registered loop: its step, cleanup and health, whatever the flavour."""
+Hook = Callable[[], Any]
 
-    def __init__(self, name: str, step: StepT, cleanup: Callable[[], Any] | None) -> None:
-        self.name, self.step, self.cleanup = name, step, cleanup
+
+class Loop(Generic[StepT]):
+    """A registered loop: its step, hooks and health, whatever the flavour."""
+
+    def __init__(
+        self, name: str, step: StepT, cleanup: Hook | None = None, interrupt: Hook | None = None
+    ) -> None:
+        self.name, self.step, self.cleanup, self.interrupt = name, step, cleanup, interrupt
         self.state: tuple[State, float] = ("starting", time.time())
         self.steps = self.errors = 0
         self.last_error: tuple[str, float] | None = None
@@ -266,14 +271,16 @@ class Base(Generic[StepT]):
         self._previous_handlers: dict[int, Any] = {}
         self._lock = threading.Lock()
 
-    def _register(self, name: str, step: StepT, cleanup: Callable[[], Any] | None) -> Loop[StepT]:
+    def _register(
+        self, name: str, step: StepT, cleanup: Hook | None, interrupt: Hook | None
+    ) -> Loop[StepT]:
         if not name or name == HEARTBEAT or name in self._loops:
             raise ConfigError(f"loop name {name!r} is empty, reserved or already in use")
         if not callable(step):
             raise ConfigError(f"a loop step must be callable, got {step!r}")
         if self._phase in ("draining", "stopped"):
             raise ConfigError("this runtime is stopping or stopped; build a new one")
-        loop: Loop[StepT] = Loop(name, step, cleanup)
+        loop: Loop[StepT] = Loop(name, step, cleanup, interrupt)
         self._loops[name] = loop
         return loop
 
@@ -299,6 +306,17 @@ class Base(Generic[StepT]):
         payload = json.dumps(self.health().as_dict(), separators=(",", ":"))
         ttl_ms = max(1, int((self.heartbeat or 0) * 3000))
         return ops.command("SET", self.heartbeat_key, payload, "PX", ttl_ms)
+
+    @staticmethod
+    def _interrupt(loop: Loop[Any]) -> None:
+        """Ask ``loop`` to stop: its waits return, its ``interrupt`` hook runs."""
+        loop.stop_requested = True
+        loop.move("draining")
+        if loop.interrupt is not None:
+            try:
+                loop.interrupt()
+            except Exception:
+                log.exception("runtime loop %r: interrupt failed", loop.name)
 
     def _user_loops(self) -> list[Loop[StepT]]:
         return [loop for name, loop in self._loops.items() if name != HEARTBEAT]

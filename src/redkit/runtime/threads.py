@@ -7,7 +7,7 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from redkit import connection, errors, ops
@@ -20,6 +20,7 @@ from redkit.runtime.core import (
     Action,
     Backoff,
     Base,
+    Hook,
     Loop,
     LoopCancelled,
     LoopContext,
@@ -66,13 +67,22 @@ class Runtime(Base[Step]):
         self._in_step: set[str] = set()
         self._stopped = threading.Event()
 
-    def add(self, name: str, step: Step, *, cleanup: Callable[[], Any] | None = None) -> None:
+    def add(
+        self,
+        name: str,
+        step: Step,
+        *,
+        cleanup: Hook | None = None,
+        interrupt: Hook | None = None,
+    ) -> None:
         """Run ``step(ctx)`` over and over in a thread of its own (at once, if started).
 
         ``cleanup()`` runs in that thread once the loop has ended (drained or cancelled).
+        ``interrupt()`` runs in the stopping thread when a stop is asked: let it cut a
+        blocking read short (waits through ``ctx.wait`` return by themselves).
         """
         with self._lock:
-            loop = self._register(name, step, cleanup)
+            loop = self._register(name, step, cleanup, interrupt)
             if self._phase == "running":
                 self._launch(loop)
 
@@ -136,9 +146,8 @@ class Runtime(Base[Step]):
 
     def _drain(self, loops: Sequence[Loop[Step]], deadline: float) -> None:
         for loop in loops:
-            loop.stop_requested = True
-            loop.move("draining")
             self._events[loop.name].set()
+            self._interrupt(loop)
         # a step may stop its own runtime: its thread ends after the step returns
         others = [
             loop for loop in loops if self._threads[loop.name] is not threading.current_thread()
