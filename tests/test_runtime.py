@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -520,3 +521,18 @@ async def test_an_async_heartbeat_lists_the_loops(ark: AsyncRedkit) -> None:
     assert set(beat["loops"]) == {"emails", "heartbeat"}
     assert await rt.stop(deadline=5)
     assert await ark.client.exists(rt.heartbeat_key) == 0
+
+
+def test_the_interrupt_hook_cuts_a_blocking_read_short(rk: Redkit) -> None:
+    reader, writer = socket.socketpair()
+    with reader, writer:
+
+        def step(ctx: LoopContext) -> None:
+            reader.recv(1)  # blocks in C until something arrives
+
+        rt = Runtime(rk, heartbeat=None)
+        rt.add("blocked", step, interrupt=lambda: writer.send(b"!"))
+        rt.start()
+        began = time.monotonic()
+        assert rt.stop(deadline=30)  # drained, not cancelled
+        assert time.monotonic() - began < 1.0
