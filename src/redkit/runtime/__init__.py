@@ -19,7 +19,8 @@ runtime calls it again and again, which lets it own the hard parts once:
   SIGINT drains, a second one cancels what is left.
 
 Each step receives a context whose ``wait(seconds)`` sleeps unless the loop is asked to
-stop (then it returns True at once), so an idle loop never delays a drain::
+stop (then it returns True at once), so an idle loop never delays a drain; a loop that
+blocks elsewhere gives an ``interrupt`` hook, run when the stop is asked::
 
     rt = Runtime(rk)
     rt.add("emails", lambda ctx: handle(queue.fetch(timeout=1)))
