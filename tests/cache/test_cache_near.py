@@ -17,7 +17,7 @@ import redis
 
 from redkit import AsyncRedkit, Redkit, Settings
 from redkit.cache import Cache
-from redkit.cache.listener import masters, probe_tls
+from redkit.cache.near import masters, probe_tls
 from redkit.embedded import EmbeddedCluster, EmbeddedServer, find_binary, free_port
 
 SEEN_WITHIN = 0.05

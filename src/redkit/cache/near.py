@@ -16,18 +16,37 @@ What it guarantees (see docs/cache.md for the full model):
   again, so entries whose invalidations might have been missed are never served.
 * A read that raced with an invalidation never installs its (possibly older) result: each
   read remembers the invalidation sequence number it started at.
+
+:func:`endpoints` says where the listener connects: every master, with the client's (or
+the settings') credentials, timeouts and TLS.
 """
 
 from __future__ import annotations
 
+import inspect
+import logging
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
+import redis
+from redis.asyncio.connection import SSLConnection as AsyncSSLConnection
+from redis.connection import Connection, SSLConnection, UnixDomainSocketConnection
+
+from redkit import connection as rkconn
 from redkit.cache.envelope import Entry
+from redkit.errors import ConfigError
+
+if TYPE_CHECKING:
+    from redkit.config import Settings
+
+log = logging.getLogger("redkit.cache")
 
 _RECENT_MAX = 10_000
+_CREDENTIAL_KEYS = ("username", "password", "db")
+_TLS_FILES = ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile")
 Stamp = tuple[tuple[str, int | None], ...]
 
 
@@ -179,3 +198,81 @@ class NearCache:
     def live(self) -> bool:
         """True while entries may be served from memory."""
         return self.state.live and time.monotonic() <= self.state.verified_until
+
+
+# --- where the listener connects -------------------------------------------------------
+
+
+def endpoints(client: Any, settings: Settings) -> list[dict[str, Any]]:
+    """Connection parameters of every master behind ``client`` (sync or async redis-py).
+
+    Timeouts and TLS come from the client, else from ``settings``; on a cluster the
+    masters are listed by a short-lived probe client with the same timeouts and TLS.
+    """
+    if not rkconn.is_cluster(client):
+        pool = client.connection_pool
+        kwargs = dict(pool.connection_kwargs)
+        host, port = kwargs.get("host"), kwargs.get("port")
+        locate = getattr(pool, "get_master_address", None)  # Sentinel: ask for the master
+        if locate is not None and not inspect.iscoroutinefunction(locate):
+            host, port = locate()
+        return [_endpoint(kwargs, settings, host, port)]
+    base = getattr(client, "connection_kwargs", None) or client.nodes_manager.connection_kwargs
+    seeds = [(n.host, n.port) for n in client.nodes_manager.startup_nodes.values()]
+    return [_endpoint(base, settings, host, port) for host, port in masters(seeds, base, settings)]
+
+
+def masters(
+    seeds: Sequence[tuple[str, int]], base: dict[str, Any], settings: Settings
+) -> list[tuple[str, int]]:
+    """The (host, port) of every cluster master, asked of the first seed that answers."""
+    options = {**_credentials(base), **_timeouts(base, settings), **probe_tls(base, settings)}
+    for host, port in seeds:
+        try:
+            with redis.cluster.RedisCluster(host=host, port=port, **options) as probe:
+                return [(n.host, n.port) for n in probe.get_primaries()]
+        except (redis.RedisError, redis.exceptions.RedisClusterException, OSError) as exc:
+            log.debug("near cache: cluster seed %s:%s did not answer (%s)", host, port, exc)
+    raise redis.ConnectionError("no cluster node answered to list the masters")
+
+
+def probe_tls(kwargs: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    """TLS arguments for a redis-py client: on when the client or the settings use TLS."""
+    if not _uses_tls(kwargs, settings):
+        return {}
+    files = {k: kwargs.get(k) or getattr(settings, k) for k in _TLS_FILES}
+    return {"ssl": True, **{k: v for k, v in files.items() if v is not None}}
+
+
+def _uses_tls(kwargs: dict[str, Any], settings: Settings) -> bool:
+    cls = kwargs.get("connection_class")
+    if kwargs.get("ssl") or any(kwargs.get(k) for k in _TLS_FILES):
+        return True
+    if isinstance(cls, type) and issubclass(cls, (SSLConnection, AsyncSSLConnection)):
+        return True
+    try:
+        return settings.target().tls
+    except ConfigError:  # nothing configured and the embedded server forbidden
+        return False
+
+
+def _credentials(kwargs: dict[str, Any]) -> dict[str, Any]:
+    return {k: kwargs[k] for k in _CREDENTIAL_KEYS if kwargs.get(k) is not None}
+
+
+def _timeouts(kwargs: dict[str, Any], settings: Settings) -> dict[str, float]:
+    return {
+        "socket_connect_timeout": kwargs.get("socket_connect_timeout") or settings.connect_timeout,
+        "socket_timeout": kwargs.get("socket_timeout") or settings.socket_timeout,
+    }
+
+
+def _endpoint(kwargs: dict[str, Any], settings: Settings, host: Any, port: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {**_credentials(kwargs), **_timeouts(kwargs, settings)}
+    if "path" in kwargs:
+        out.pop("socket_connect_timeout")
+        return {**out, "path": kwargs["path"], "connection_class": UnixDomainSocketConnection}
+    tls = probe_tls(kwargs, settings)
+    out.update(host=host, port=port, connection_class=SSLConnection if tls else Connection)
+    out.update({k: v for k, v in tls.items() if k != "ssl"})
+    return out
