@@ -141,8 +141,8 @@ def test_apps_without_a_secret_share_one_through_redis(target_url: str, prefix: 
         token = first.post("/login", json=LOGIN).json()["access_token"]
         check = second.get("/token-check", headers={"Authorization": f"Bearer {token}"})
         assert check.status_code == 200
-    other = create_app(AsyncRedkit(target_url, prefix=prefix + "x"))
-    with TestClient(other) as elsewhere:  # another prefix, another secret
+    other = create_app(AsyncRedkit(target_url, prefix=prefix), jwt_key="o" * 32)
+    with TestClient(other) as elsewhere:  # a given key wins over the shared one
         check = elsewhere.get("/token-check", headers={"Authorization": f"Bearer {token}"})
         assert check.status_code == 401
 
