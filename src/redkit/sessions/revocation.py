@@ -44,7 +44,10 @@ Seconds = timedelta | float | int
 
 
 class Revocation(enum.IntEnum):
-    """Why a token is rejected (``VALID`` when it is not). Values are the script's codes."""
+    """Why a token is rejected (``VALID`` when it is not).
+
+    ``TOKEN`` comes from the deny-list lookup; ``ALL`` and ``FAMILY`` are tok_check's codes.
+    """
 
     VALID = 0
     TOKEN = 1  # its id is on the deny-list
