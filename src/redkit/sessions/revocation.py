@@ -28,7 +28,9 @@ import secrets
 import time
 from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
+
+from typing_extensions import Unpack
 
 from redkit import ops
 from redkit.errors import ConfigError, RedkitError
@@ -36,11 +38,20 @@ from redkit.sessions import ops as sops
 from redkit.sessions.check import check_flow
 
 if TYPE_CHECKING:
-    from redkit.client import AsyncRedkit, Redkit, _Base
+    from redkit.client import AsyncRedkitCore, CoreBase, RedkitCore
 
 Claims = Mapping[str, Any]
 When = datetime | float | int
 Seconds = timedelta | float | int
+
+
+class TokenOptions(TypedDict, total=False):
+    """Options of :meth:`Redkit.tokens` (see :class:`redkit.sessions.TokenRevoker`)."""
+
+    max_token_age: float
+    leeway: float
+    family_claim: str
+    check: bool
 
 
 class Revocation(enum.IntEnum):
@@ -101,7 +112,7 @@ class _RevokerCore:
 
     def __init__(
         self,
-        rk: _Base,
+        rk: CoreBase,
         *,
         max_token_age: float = 30 * 86400.0,
         leeway: float = 0.0,
@@ -247,7 +258,7 @@ class TokenRevoker(_RevokerCore):
         check: warn once if the server can silently forget revocations.
     """
 
-    def __init__(self, rk: Redkit, **options: Any) -> None:
+    def __init__(self, rk: RedkitCore, **options: Unpack[TokenOptions]) -> None:
         super().__init__(rk, **options)
         self._rk = rk
 
@@ -300,7 +311,7 @@ class AsyncTokenRevoker(_RevokerCore):
     Takes the same options as :class:`TokenRevoker`; every method is awaited.
     """
 
-    def __init__(self, rk: AsyncRedkit, **options: Any) -> None:
+    def __init__(self, rk: AsyncRedkitCore, **options: Unpack[TokenOptions]) -> None:
         super().__init__(rk, **options)
         self._rk = rk
 
