@@ -120,7 +120,7 @@ def test_an_empty_session_is_stored_by_rotate(rk: Redkit) -> None:
     store = rk.sessions()
     session = store.new()
     store.save(session)
-    assert session.id is None  # nothing to store
+    assert session.is_new  # nothing to store
     session.rotate()
     store.save(session)
     assert session.id is not None
