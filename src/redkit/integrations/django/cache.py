@@ -37,7 +37,7 @@ import redis
 
 from redkit._lazy import require
 from redkit.config import Settings
-from redkit.errors import ConfigError, RedisCommandError, SerializationError
+from redkit.errors import ConfigError, DataError, RedisCommandError, SerializationError
 from redkit.serializers import PickleSerializer, Serializer, get_serializer
 
 require("django", "django")
@@ -48,7 +48,7 @@ from django.core.cache.backends.base import DEFAULT_TIMEOUT, BaseCache  # noqa: 
 from django.utils.module_loading import import_string  # noqa: E402
 
 from redkit.cache import Cache  # noqa: E402
-from redkit.client import Redkit  # noqa: E402
+from redkit.facade import Redkit  # noqa: E402
 
 log = logging.getLogger("redkit.cache")
 
@@ -236,7 +236,7 @@ class RedkitCache(BaseCache):  # type: ignore[misc]  # django ships no type hint
         made = self.make_and_validate_key(key, version=version)
         try:
             value = self._cache.incr(made, delta)
-        except ConfigError as exc:  # the entry holds something other than an int
+        except (DataError, ConfigError) as exc:  # the entry holds something other than an int
             raise NotAnIntegerError(
                 f"value is not an integer or out of range (cache key {made!r})"
             ) from exc
