@@ -347,6 +347,29 @@ def test_values_are_signed_and_foreign_bytes_are_never_unpickled(
         cache.get("k")
 
 
+def test_secret_key_rotation_with_fallbacks_keeps_entries_readable(
+    target_url: str, prefix: str
+) -> None:
+    before = set(backend._SHARED)
+    conf = {"default": _conf(target_url, prefix)}
+    try:
+        with override_settings(CACHES=conf, SECRET_KEY="old-secret-key-for-tests"):
+            caches["default"].set("k", {"a": 1})
+        with override_settings(
+            CACHES=conf,
+            SECRET_KEY="new-secret-key-for-tests",
+            SECRET_KEY_FALLBACKS=["old-secret-key-for-tests"],
+        ):
+            assert caches["default"].get("k") == {"a": 1}
+        with (
+            override_settings(CACHES=conf, SECRET_KEY="another-key-entirely"),
+            pytest.raises(RedkitError),  # signed with an unknown key: never unpickled
+        ):
+            caches["default"].get("k")
+    finally:
+        _close_new(before)
+
+
 # --- timeouts ----------------------------------------------------------------------------
 
 

@@ -212,6 +212,18 @@ def test_refresh_each_request_extends_a_permanent_session_on_the_server(
     assert 890_000 < _pttl(rk, _cookie(client)) <= 900_000
 
 
+def test_a_write_restarts_the_lifetime_on_the_server(
+    app: Flask, client: FlaskClient, rk: Redkit
+) -> None:
+    app.permanent_session_lifetime = timedelta(seconds=600)
+    client.get("/write?a=1")
+    app.permanent_session_lifetime = timedelta(seconds=900)
+    client.get("/peek")  # a read of a session that is not permanent: no change
+    assert _pttl(rk, _cookie(client)) <= 600_000
+    client.get("/write?a=2")
+    assert 890_000 < _pttl(rk, _cookie(client)) <= 900_000
+
+
 # --- modified / accessed / Vary ------------------------------------------------------------
 
 

@@ -37,7 +37,13 @@ import redis
 
 from redkit._lazy import require
 from redkit.config import Settings
-from redkit.errors import ConfigError, DataError, RedisCommandError, SerializationError
+from redkit.errors import (
+    ConfigError,
+    DataError,
+    RedisCommandError,
+    SerializationError,
+    TamperedDataError,
+)
 from redkit.serializers import PickleSerializer, Serializer, get_serializer
 
 require("django", "django")
@@ -96,12 +102,17 @@ class NotAnIntegerError(RedisCommandError, redis.exceptions.ResponseError):
 
 
 class _DjangoPickle:
-    """Signed pickle that lets the pickling error itself through, as Django's backends do."""
+    """Signed pickle that lets the pickling error itself through, as Django's backends do.
+
+    Values are signed with the first key; the others (from ``SECRET_KEY_FALLBACKS``) are
+    still accepted, so rotating ``SECRET_KEY`` the Django way keeps the cache readable.
+    """
 
     name = "pickle"
 
-    def __init__(self, secret: bytes) -> None:
+    def __init__(self, secret: bytes, *fallbacks: bytes) -> None:
         self._signed = PickleSerializer(secret)
+        self._fallbacks = [PickleSerializer(key) for key in fallbacks]
 
     def dumps(self, value: Any) -> bytes:
         try:
@@ -111,7 +122,15 @@ class _DjangoPickle:
             raise
 
     def loads(self, data: bytes) -> Any:
-        return self._signed.loads(data)
+        try:
+            return self._signed.loads(data)
+        except TamperedDataError:
+            for fallback in self._fallbacks:
+                try:
+                    return fallback.loads(data)
+                except TamperedDataError:
+                    continue
+            raise
 
 
 class _Adapted:
@@ -293,7 +312,9 @@ def _first(server: str | list[str] | tuple[str, ...] | None) -> str | None:
 
 def _shared(location: str | None, options: dict[str, Any]) -> Cache:
     """The cache for these settings: one per distinct configuration in this process."""
-    key = repr((location, sorted(options.items(), key=lambda kv: kv[0])))
+    keys = [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", ())]
+    signing = [_derived(k).hex() for k in keys]  # a SECRET_KEY change is a new configuration
+    key = repr((location, sorted(options.items(), key=lambda kv: kv[0]), signing))
     with _LOCK:
         cache = _SHARED.get(key)
         if cache is None:
@@ -325,10 +346,11 @@ def _build(location: str | None, options: dict[str, Any]) -> Cache:
 def _serializer(spec: Any, secret: str | bytes | None) -> Serializer:
     """Signed pickle by default; "json"/"msgpack"; or Django's serializer option."""
     if spec is None or spec == "pickle":
-        if secret is None:  # a key of its own, derived from SECRET_KEY (never SECRET_KEY itself)
-            secret = hashlib.sha256(b"redkit.cache:" + settings.SECRET_KEY.encode()).digest()
-        key = secret.encode() if isinstance(secret, str) else secret
-        return _DjangoPickle(key)
+        if secret is not None:
+            return _DjangoPickle(secret.encode() if isinstance(secret, str) else secret)
+        # keys of its own, derived from SECRET_KEY (never SECRET_KEY itself)
+        keys = [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", ())]
+        return _DjangoPickle(*(_derived(key) for key in keys))
     if spec in ("json", "msgpack"):
         return get_serializer(spec)
     if isinstance(spec, str):
@@ -340,6 +362,11 @@ def _serializer(spec: Any, secret: str | bytes | None) -> Serializer:
     if not (callable(getattr(spec, "dumps", None)) and callable(getattr(spec, "loads", None))):
         raise ConfigError("OPTIONS['serializer'] needs dumps(value) and loads(bytes)")
     return _Adapted(spec)
+
+
+def _derived(secret_key: str | bytes) -> bytes:
+    raw = secret_key.encode() if isinstance(secret_key, str) else secret_key
+    return hashlib.sha256(b"redkit.cache:" + raw).digest()
 
 
 def _with_db(url: str | None, db: Any) -> str | None:

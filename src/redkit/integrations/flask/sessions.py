@@ -147,9 +147,10 @@ class RedkitSessionInterface(SessionInterface):
                 self._end(app, session, response, sent)
             return
         refresh = session.permanent and app.config["SESSION_REFRESH_EACH_REQUEST"]
-        if refresh or session.is_new:
-            lifetime = app.permanent_session_lifetime.total_seconds()
-            session.expire_in(lifetime)  # the server keeps it no longer than Flask would
+        if refresh or session.is_new or session.modified:
+            # Flask's cookie sessions last PERMANENT_SESSION_LIFETIME from their last write
+            # (from every request when refreshed): so does this one, in Redis
+            session.expire_in(app.permanent_session_lifetime.total_seconds())
         self.store.save(session)
         if session.ended or session.id is None:
             self._end(app, session, response, sent)
