@@ -8,6 +8,7 @@ in Redis (the session's PTTL, and whether its data still loads).
 
 from __future__ import annotations
 
+import time
 import types
 from collections.abc import Iterator
 from datetime import timedelta
@@ -361,6 +362,22 @@ def test_absolute_timeout_caps_expiry_and_cookie(configured: None, rk: Redkit) -
         assert 3590 < session.get_expiry_age() <= 3600  # what the cookie will say
         session.save()
         assert 3_590_000 < _pttl(rk, session.session_key) <= 3_600_000
+        session.delete()
+
+
+def test_a_login_starts_a_new_absolute_timeout_for_the_cookie(configured: None) -> None:
+    with override_settings(REDKIT_SESSIONS={**settings.REDKIT_SESSIONS, "absolute_timeout": 3600}):
+        session = SessionStore()
+        session["cart"] = 1
+        session.save()
+        session = SessionStore(session.session_key)
+        session["cart"] = 2
+        time.sleep(1.2)  # the anonymous session ages
+        assert session.get_expiry_age() < 3600
+        session[engine.USER_KEY] = "42"  # the save will log in: a new session, a new deadline
+        assert session.get_expiry_age() == 3600
+        session.save()
+        assert session.get_expiry_age() >= 3599  # counted from the login
         session.delete()
 
 

@@ -102,10 +102,15 @@ class SessionStore(SessionBase):  # type: ignore[misc]  # django ships no type h
     # --- expiry: Django's, capped where the server ends the session anyway --------------
 
     def _seconds_left(self) -> float:
-        """Seconds until the absolute deadline (the whole timeout for a new session)."""
+        """Seconds until the absolute deadline (the whole timeout for a session that the
+        next save creates, or logs in: that starts a new one)."""
         store = self._store
-        created = self._backing.created if self._backing is not None else None
-        if created is None:
+        backing = self._backing
+        created = backing.created if backing is not None else None
+        if backing is None or created is None:
+            return store.absolute_timeout
+        user = self._get_session().get(USER_KEY)
+        if user is not None and backing.user != str(user):
             return store.absolute_timeout
         return created.timestamp() + store.absolute_timeout - time.time()
 
