@@ -54,6 +54,7 @@ from django.core.cache.backends.base import DEFAULT_TIMEOUT, BaseCache  # noqa: 
 from django.utils.module_loading import import_string  # noqa: E402
 
 from redkit.cache import Cache  # noqa: E402
+from redkit.cache.base import CacheOptions  # noqa: E402
 from redkit.facade import Redkit  # noqa: E402
 
 log = logging.getLogger("redkit.cache")
@@ -82,13 +83,8 @@ _IGNORED = frozenset(
         "ssl_password", "ssl_ciphers", "ssl_min_version", "driver_info",
     }
 )  # fmt: skip
-# redkit's own cache options (see redkit.cache.Cache)
-_CACHE_OPTIONS = frozenset(
-    {
-        "stale_ttl", "jitter", "beta", "lock_ttl", "wait_timeout", "cache_none", "none_ttl",
-        "stale_on_error", "near", "near_mode", "near_heartbeat",
-    }
-)  # fmt: skip
+# redkit's own cache options (see redkit.cache.Cache); the timeout is Django's
+_CACHE_OPTIONS = frozenset(CacheOptions.__annotations__) - {"ttl", "serializer", "secret"}
 _OWN = frozenset({"namespace", "prefix", "serializer", "secret", "db"})
 _SHARED: dict[str, Cache] = {}
 _LOCK = threading.Lock()
