@@ -250,7 +250,7 @@ def test_decr(cache: BaseCache) -> None:
         cache.decr("does_not_exist")
 
 
-@pytest.mark.parametrize("value", [None, "1", 1.5, True, [1]])
+@pytest.mark.parametrize("value", [None, "1", 1.5, True, [1], 2**80])
 def test_incr_decr_of_a_non_integer_raise_redis_response_error(
     cache: BaseCache, value: Any
 ) -> None:
