@@ -383,7 +383,8 @@ def test_default_timeout_reaches_the_server(cache: BaseCache, rk: Redkit) -> Non
 def test_expiration(cache: BaseCache) -> None:
     for key in ("expire1", "expire2", "expire3"):
         cache.set(key, "very quickly", 0.3)
-    _until(lambda: cache.get("expire1") is None)
+    _until(lambda: cache.get_many(["expire1", "expire2", "expire3"]) == {})
+    assert cache.get("expire1") is None
     assert cache.add("expire2", "newvalue") is True
     assert cache.get("expire2") == "newvalue"
     assert cache.has_key("expire3") is False
