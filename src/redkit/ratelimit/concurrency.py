@@ -28,7 +28,7 @@ from redkit.ratelimit.ops import CONC_ACQUIRE, CONC_EXTEND, CONC_RELEASE
 if TYPE_CHECKING:
     from types import TracebackType
 
-    from redkit.client import AsyncRedkit, Redkit, _Base
+    from redkit.client import AsyncRedkitCore, CoreBase, RedkitCore
 
 Key = str | bytes | int
 _POLL_MAX = 0.1
@@ -37,7 +37,7 @@ _POLL_MAX = 0.1
 class _ConcurrencyCore:
     def __init__(
         self,
-        rk: _Base,
+        rk: CoreBase,
         limit: int,
         *,
         name: str = "default",
@@ -193,7 +193,7 @@ class ConcurrencyLimiter(_ConcurrencyCore):
         cooldown: seconds to skip Redis after a failure.
     """
 
-    def __init__(self, rk: Redkit, limit: int, **options: Any) -> None:
+    def __init__(self, rk: RedkitCore, limit: int, **options: Any) -> None:
         super().__init__(rk, limit, **options)
         self._rk = rk if self.deadline is None else rk.with_timeout(self.deadline)
 
@@ -214,7 +214,7 @@ class ConcurrencyLimiter(_ConcurrencyCore):
 class AsyncConcurrencyLimiter(_ConcurrencyCore):
     """The asyncio :class:`ConcurrencyLimiter`; build it with ``ark.concurrency_limiter``."""
 
-    def __init__(self, rk: AsyncRedkit, limit: int, **options: Any) -> None:
+    def __init__(self, rk: AsyncRedkitCore, limit: int, **options: Any) -> None:
         super().__init__(rk, limit, **options)
         self._rk = rk if self.deadline is None else rk.with_timeout(self.deadline)
 

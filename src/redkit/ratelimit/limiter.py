@@ -38,7 +38,7 @@ from redkit.ratelimit.policy import Limit, Policy, parse_policy
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from redkit.client import AsyncRedkit, Redkit, _Base
+    from redkit.client import AsyncRedkitCore, CoreBase, RedkitCore
 
 Key = str | bytes | int
 Check = ops.Once[RateLimitResult] | ops.Flow[RateLimitResult]
@@ -56,7 +56,7 @@ class _RateLimiterCore:
 
     def __init__(
         self,
-        rk: _Base,
+        rk: CoreBase,
         policy: str | Limit | Policy | Iterable[Limit | str],
         *,
         algorithm: str = "gcra",
@@ -154,7 +154,7 @@ class RateLimiter(_RateLimiterCore):
         cooldown: seconds to skip Redis after a failure (0: ask again at once).
     """
 
-    def __init__(self, rk: Redkit, policy: Any, **options: Any) -> None:
+    def __init__(self, rk: RedkitCore, policy: Any, **options: Any) -> None:
         super().__init__(rk, policy, **options)
         self._rk = rk if self.deadline is None else rk.with_timeout(self.deadline)
 
@@ -186,7 +186,7 @@ class AsyncRateLimiter(_RateLimiterCore):
     Takes the same options as :class:`RateLimiter`; its methods are awaited.
     """
 
-    def __init__(self, rk: AsyncRedkit, policy: Any, **options: Any) -> None:
+    def __init__(self, rk: AsyncRedkitCore, policy: Any, **options: Any) -> None:
         super().__init__(rk, policy, **options)
         self._rk = rk if self.deadline is None else rk.with_timeout(self.deadline)
 
