@@ -219,6 +219,8 @@ def test_values_without_a_canonical_form_are_refused() -> None:
         with pytest.raises(ConfigError, match=what) as caught:
             key_of(bad)
         assert "key=" in str(caught.value)
+    with pytest.raises(ConfigError, match=r"argument 'other' .* ignore=\('other',\)"):
+        KEY((1, object()), {})
 
 
 class _Offset(dt.tzinfo):

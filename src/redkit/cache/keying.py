@@ -196,6 +196,7 @@ class CallKey:
             raise ConfigError(f"ignore names no parameter of {self.name}: {sorted(unknown)}")
         self._keep = tuple(i for i, p in enumerate(params) if p.name not in ignore)
         self._all = len(self._keep) == len(params)
+        self._kept_names = tuple(params[i].name for i in self._keep)
         # the fast path binds calls without inspect when there is no *args or **kwargs
         self._fast = not any(p.kind in _VARIADIC for p in params)
         self._positional = sum(1 for p in params if p.kind is not _P.KEYWORD_ONLY)
@@ -215,16 +216,26 @@ class CallKey:
         try:
             return self._prefix + digest(values)
         except Unkeyable as exc:
+            param = self._unkeyable(values)
             raise ConfigError(
-                f"cannot derive a cache key for {self.name}(): an argument of type {exc} has "
-                "no canonical form; pass key=lambda ...: '...', or leave the argument out "
-                "with ignore=('name',)"
+                f"cannot derive a cache key for {self.name}(): argument {param!r} (of type "
+                f"{exc}) has no canonical form; leave it out with ignore=({param!r},), or "
+                "pass key=lambda ...: '...'"
             ) from None
         except RecursionError:
             raise ConfigError(
                 f"cannot derive a cache key for {self.name}(): an argument is nested too "
                 "deeply or contains itself; pass key=lambda ...: '...'"
             ) from None
+
+    def _unkeyable(self, values: tuple[Any, ...]) -> str:
+        """The name of the first parameter whose value has no canonical form."""
+        for name, value in zip(self._kept_names, values, strict=True):
+            try:
+                encode_value(value)
+            except Unkeyable:
+                return name
+        return "?"  # pragma: no cover - only called after one failed
 
     def _bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
         """The values of every parameter in signature order, defaults applied."""
