@@ -25,7 +25,6 @@ for the same values (see ``_EXT``).
 from __future__ import annotations
 
 import base64
-import binascii
 import dataclasses
 import datetime as dt
 import enum
@@ -234,7 +233,7 @@ class JsonSerializer:
                 raise SerializationError(f"stored value is not valid JSON: {exc}") from None
         try:
             return _revive(orjson.loads(data[1:]))
-        except (orjson.JSONDecodeError, KeyError, ValueError, TypeError, binascii.Error):
+        except (orjson.JSONDecodeError, KeyError, ValueError, TypeError, RecursionError):
             raise SerializationError("stored value is not valid tagged JSON") from None
 
 
