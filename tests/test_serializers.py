@@ -187,9 +187,17 @@ def test_data_written_before_tagging_still_reads() -> None:
     assert JsonSerializer().loads(written) == {**old, "1": [1, 2]}
     assert JsonSerializer().loads(b'{"~t":[1,2]}') == {"~t": [1, 2]}  # plain JSON is never revived
     packer = MsgpackSerializer()
-    assert packer.loads(msgpack.packb({"a": [1, 2.5, b"x"]}, use_bin_type=True)) == {
-        "a": [1, 2.5, b"x"]
-    }
+    old_packed = msgpack.packb({"a": [1, 2.5, b"x"]}, use_bin_type=True)
+    assert packer.loads(old_packed) == {"a": [1, 2.5, b"x"]}
+    int_keys = msgpack.packb({1: "one"}, use_bin_type=True)  # stored fine, unreadable before
+    assert packer.loads(int_keys) == {1: "one"}
+
+
+@given(plain)
+def test_plain_msgpack_is_written_as_before(value: Any) -> None:
+    packer = MsgpackSerializer()
+    assert packer.dumps(value) == msgpack.packb(value, use_bin_type=True)
+    assert same(packer.loads(packer.dumps(value)), value)
 
 
 class Size(enum.IntEnum):

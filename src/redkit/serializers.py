@@ -28,6 +28,7 @@ import base64
 import dataclasses
 import datetime as dt
 import enum
+import functools
 import hashlib
 import hmac
 import pickle
@@ -68,21 +69,26 @@ _INT64_MIN, _UINT64_MAX = -(2**63), 2**64 - 1  # the ints orjson writes
 
 def _plain(value: Any) -> bool:
     """True when orjson writes ``value`` as JSON that reads back equal and same-typed."""
-    kind = type(value)
-    if kind is dict:
-        return _STR.issuperset(map(type, value)) and _plain_items(value.values())
-    if kind is list:
-        return _plain_items(value)
-    if kind is float:
-        return bool(value - value == 0.0)  # False for nan and ±inf
-    return kind in _SCALARS
+    return _plain_items((value,))
 
 
 def _plain_items(items: Any) -> bool:
     kinds = set(map(type, items))
-    if kinds <= _SCALARS:  # the common case: one C-level pass, no call per item
+    if kinds <= _SCALARS:  # the common case: one C-level pass, no Python per item
         return True
-    return kinds <= _JSON_KINDS and all(map(_plain, items))
+    if not kinds <= _JSON_KINDS:
+        return False
+    for item in items:  # a loop, not a call per item: this is on every write
+        kind = type(item)
+        if kind is dict:
+            if not (_STR.issuperset(map(type, item)) and _plain_items(item.values())):
+                return False
+        elif kind is list:
+            if not _plain_items(item):
+                return False
+        elif kind is float and item - item != 0.0:  # nan or ±inf
+            return False
+    return True
 
 
 def _tag_dict(value: dict[Any, Any]) -> Any:
@@ -243,8 +249,9 @@ class JsonSerializer:
 class MsgpackSerializer:
     """msgpack (``pip install 'redkit[msgpack]'``): compact, binary-safe.
 
-    Plain values use msgpack's own types (msgpack keeps bytes, NaN and int dict keys); the
-    other common types are extension types (``_EXT``), which cost nothing for plain values.
+    Plain values use msgpack's own types (msgpack keeps bytes, NaN and int keys) and are
+    read exactly as before. A value with other common types is written as ``0xC1`` (a byte
+    msgpack never uses) followed by msgpack with extension types (``_EXT``).
     """
 
     name = "msgpack"
@@ -254,12 +261,26 @@ class MsgpackSerializer:
             import msgpack
         except ImportError:
             raise MissingDependencyError("msgpack", "msgpack") from None
-        self._msgpack = msgpack
         self._ext_type = msgpack.ExtType
+        # strict_types: a tuple or a subclass is not packed as its base type (lossy)
+        self._pack_plain: Callable[[Any], bytes] = functools.partial(
+            msgpack.packb, use_bin_type=True, strict_types=True
+        )
+        self._pack: Callable[[Any], bytes] = functools.partial(
+            msgpack.packb, use_bin_type=True, strict_types=True, default=self._default
+        )
+        self._unpack_plain: Callable[[bytes], Any] = functools.partial(msgpack.unpackb, raw=False)
+        self._unpack: Callable[[bytes], Any] = functools.partial(
+            msgpack.unpackb, raw=False, strict_map_key=False, ext_hook=self._ext_hook
+        )
 
     def dumps(self, value: Any) -> bytes:
         try:
-            return self._pack(value)
+            return self._pack_plain(value)
+        except (TypeError, ValueError, OverflowError):  # a type msgpack lacks: extensions
+            pass
+        try:
+            return _EXT_MARK + self._pack(value)
         except _Refused as exc:
             raise SerializationError(str(exc)) from None
         except (TypeError, ValueError, OverflowError) as exc:
@@ -269,19 +290,13 @@ class MsgpackSerializer:
 
     def loads(self, data: bytes) -> Any:
         try:
-            return self._unpack(data)
+            return self._unpack_plain(data)  # exactly the old read: nothing more per value
+        except Exception:  # noqa: S110 - extensions, int keys, or not msgpack: see below
+            pass
+        try:
+            return self._unpack(data[1:] if data[:1] == _EXT_MARK else data)
         except Exception as exc:
             raise SerializationError(f"stored value is not valid msgpack: {exc}") from None
-
-    def _pack(self, value: Any) -> bytes:
-        # strict_types: tuples and subclasses go to _default instead of becoming lists
-        packed = self._msgpack.packb(
-            value, use_bin_type=True, strict_types=True, default=self._default
-        )
-        return bytes(packed)
-
-    def _unpack(self, data: bytes) -> Any:
-        return self._msgpack.unpackb(data, raw=False, strict_map_key=False, ext_hook=self._ext_hook)
 
     def _default(self, value: Any) -> Any:
         found = _EXT_BY_TYPE.get(type(value))
@@ -300,6 +315,7 @@ class MsgpackSerializer:
         return decode(data if code == _UUID else self._unpack(data))
 
 
+_EXT_MARK = b"\xc1"
 _UUID = 8
 _EXT: dict[int, tuple[type, Callable[[Any], Any], Callable[[Any], Any]]] = {
     # code: (type, to bytes or a plain value packed again, back from it)
