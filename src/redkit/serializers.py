@@ -68,6 +68,8 @@ _INT64_MIN, _UINT64_MAX = -(2**63), 2**64 - 1  # the ints orjson writes
 
 def _plain(value: Any) -> bool:
     """True when orjson writes ``value`` as JSON that reads back equal and same-typed."""
+    if type(value) is dict:  # the usual cache value, without the one-item level
+        return _STR.issuperset(map(type, value)) and _plain_items(value.values())
     return _plain_items((value,))
 
 
