@@ -1,0 +1,32 @@
+"""Background jobs: at-least-once delivery with leases, retries, delays and priorities.
+
+See :class:`Queue` (producers and task definitions) and :class:`Worker` (runs tasks).
+"""
+
+from redkit.queue.ops import JobFailedError, JobNotFinishedError
+from redkit.queue.queue import (
+    AsyncJob,
+    AsyncQueue,
+    AsyncTask,
+    Job,
+    Queue,
+    QueueOptions,
+    Task,
+)
+from redkit.queue.retry import Retry
+from redkit.queue.worker import JobTimeoutError, Worker
+
+__all__ = [
+    "AsyncJob",
+    "AsyncQueue",
+    "AsyncTask",
+    "Job",
+    "JobFailedError",
+    "JobNotFinishedError",
+    "JobTimeoutError",
+    "Queue",
+    "QueueOptions",
+    "Retry",
+    "Task",
+    "Worker",
+]
