@@ -71,6 +71,10 @@ class QueueKeys:
         """The set of jobs that ``worker_id`` holds."""
         return self.group.key("w", worker_id)
 
+    def worker_wake(self, worker_id: str) -> str:
+        """The list that ends ``worker_id``'s blocking wait when it is asked to stop."""
+        return self.group.key("ww", worker_id)
+
 
 def member(job_id: str) -> str:
     """A job id as stored in the queue's sets (escaped, so it cannot leave the key group)."""
@@ -188,9 +192,20 @@ def release(keys: QueueKeys, worker_id: str) -> ops.Once[int]:
     return ops.Once(effect, int)
 
 
-def block(keys: QueueKeys, seconds: float) -> ops.Block:
-    """Wait on the queue's wake list (a dedicated connection) for at most ``seconds``."""
-    return ops.Block(lambda s: ("BLPOP", keys.wake, round(s, 3)), seconds)
+def block(keys: QueueKeys, worker_id: str, seconds: float) -> ops.Flow[Any]:
+    """Wait on the queue's wake list (a dedicated connection) for at most ``seconds``.
+
+    The worker's own wake list ends the wait early when the worker is asked to stop
+    (cancelling a blocked read would cost its connection).
+    """
+    own = keys.worker_wake(worker_id)
+    return (yield ops.Block(lambda s: ("BLPOP", keys.wake, own, round(s, 3)), seconds))
+
+
+def interrupt(keys: QueueKeys, worker_id: str) -> ops.Flow[Any]:
+    """End the worker's blocking wait (see :func:`block`)."""
+    own = keys.worker_wake(worker_id)
+    return (yield ops.Batch([ops.Call("RPUSH", own, 1), ops.Call("PEXPIRE", own, 10_000)]))
 
 
 # --- producers ----------------------------------------------------------------------------

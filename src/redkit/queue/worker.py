@@ -64,7 +64,7 @@ class Worker:
         self._acks: list[qops.Ack] = []
         self._blocking = False
         self._flushing: asyncio.Task[None] | None = None
-        self._block: asyncio.Future[Any] | None = None
+        self._cutting: asyncio.Future[Any] | None = None
         self._room: asyncio.Event | None = None
         self._done: asyncio.Event | None = None
         self._stopping: asyncio.Task[None] | None = None
@@ -159,19 +159,16 @@ class Worker:
         try:
             if self._acks:
                 self._kick()
-            self._block = asyncio.ensure_future(
-                self._rk.run(_once(qops.block(self.queue.keys, min(seconds, 5.0))))
-            )
-            await asyncio.wait([self._block])
-            if not self._block.cancelled():
-                self._block.result()  # a connection error reaches the runtime's backoff
+            await self._rk.run(qops.block(self.queue.keys, self.id, min(seconds, 5.0)))
         finally:
-            self._blocking, self._block = False, None
+            self._blocking = False
 
     def _cut(self) -> None:
         """The runtime asks the claim loop to stop: end a blocking wait at once."""
-        if self._block is not None:
-            self._block.cancel()
+        if self._blocking:
+            self._cutting = asyncio.ensure_future(
+                self._rk.run(qops.interrupt(self.queue.keys, self.id))
+            )
 
     def _stale(self, count: int) -> None:
         if count:
@@ -279,8 +276,3 @@ class Worker:
 
 class JobTimeoutError(TimeoutError):
     """A job ran longer than its task's ``timeout``; recorded as the job's error."""
-
-
-def _once(block: Any) -> Any:
-    """A flow of one blocking effect."""
-    return (yield block)

@@ -38,11 +38,16 @@ local function finish(id, token, outcome, data, delay)
     redis.call('ZADD', KEYS[6], now, id)
   else
     redis.call('HSET', jk, 'e', data)
-    if tonumber(delay) > 0 then
+    local due = now + tonumber(delay)
+    local first = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')[2]
+    if due > now then
       redis.call('HSET', jk, 'st', 'delayed')
-      redis.call('ZADD', KEYS[2], now + tonumber(delay), id)
+      redis.call('ZADD', KEYS[2], due, id)
     else
       enter_wait(id, jk)
+    end
+    if not first or due < tonumber(first) then
+      wake(KEYS[8])  -- an idle worker recomputes how long it may block
     end
     return 0
   end

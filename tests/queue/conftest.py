@@ -1,0 +1,73 @@
+"""Helpers for the queue tests: an in-process worker in a thread, worker processes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from redkit.queue import AsyncQueue, Queue, Worker
+
+HERE = Path(__file__).resolve().parent
+SRC = HERE.parents[1] / "src"
+
+
+def poll(check: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02) -> Any:
+    """``check()``'s first truthy value, polling until ``timeout`` (then AssertionError)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not true within {timeout} s: {check}")
+        time.sleep(interval)
+
+
+class Running:
+    """A worker running in a thread with its own event loop."""
+
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_until_complete, args=(worker.run(),))
+        self.thread.start()
+        poll(lambda: hasattr(worker, "_runtime"))
+
+    def stop(self, grace: float | None = None) -> None:
+        if self.thread.is_alive():
+            future = asyncio.run_coroutine_threadsafe(self.worker.stop(grace), self.loop)
+            future.result(30)
+            self.thread.join(10)
+        self.loop.close()
+
+
+@contextmanager
+def running(queue: Queue | AsyncQueue, **options: Any) -> Iterator[Running]:
+    """Run a worker for ``queue`` while the block runs; stopped (drained) after it."""
+    handle = Running(Worker(queue, **options))
+    try:
+        yield handle
+    finally:
+        handle.stop()
+
+
+def worker_process(
+    url: str, prefix: str, log: Path, *args: str, **env: str
+) -> subprocess.Popen[bytes]:
+    """``redkit worker queue_app:queue`` in a process of its own, its output in ``log``."""
+    environ = {
+        **os.environ, "REDIS_URL": url, "REDKIT_PREFIX": prefix, "PYTHONPATH": str(SRC),
+        "REDKIT_EMBEDDED": "0", **env,
+    }  # fmt: skip
+    return subprocess.Popen(
+        [sys.executable, "-m", "redkit.cli", "worker", "queue_app:queue", *args],
+        cwd=HERE, env=environ, stdout=subprocess.DEVNULL, stderr=log.open("ab"),
+    )  # fmt: skip
