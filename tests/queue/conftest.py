@@ -67,7 +67,8 @@ def worker_process(
         **os.environ, "REDIS_URL": url, "REDKIT_PREFIX": prefix, "PYTHONPATH": str(SRC),
         "REDKIT_EMBEDDED": "0", **env,
     }  # fmt: skip
-    return subprocess.Popen(
-        [sys.executable, "-m", "redkit.cli", "worker", "queue_app:queue", *args],
-        cwd=HERE, env=environ, stdout=subprocess.DEVNULL, stderr=log.open("ab"),
-    )  # fmt: skip
+    with log.open("ab") as out:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(
+            [sys.executable, "-m", "redkit.cli", "worker", "queue_app:queue", *args],
+            cwd=HERE, env=environ, stdout=subprocess.DEVNULL, stderr=out,
+        )  # fmt: skip

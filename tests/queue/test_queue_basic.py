@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import threading
 import time
 
@@ -37,6 +38,10 @@ def test_enqueue_checks_arguments_and_payload(rk: Redkit) -> None:
         @q.task
         def bad(job_id: str) -> None: ...
 
+    with pytest.raises(ConfigError, match="retrys"):
+        q.task(retrys=3)  # type: ignore[call-overload]
+    with pytest.raises(ConfigError, match="backoff"):
+        q.task(backoff="linear")(lambda: None)
     with pytest.raises(ConfigError, match="leese"):
         rk.queue("x", leese=3)  # type: ignore[call-arg]
     assert q.counts()["waiting"] == 0
@@ -132,10 +137,11 @@ def test_retries_follow_the_backoff(rk: Redkit) -> None:
         assert job.result(timeout=10) == "ok"
         with pytest.raises(JobFailedError, match="failed after 2 deliveries: ValueError: never"):
             doomed.result(timeout=10)
-    gaps = [b - a for a, b in zip(attempts, attempts[1:])]
-    for gap, want in zip(gaps, (0.1, 0.2, 0.4)):
+    gaps = [b - a for a, b in itertools.pairwise(attempts)]
+    for gap, want in zip(gaps, (0.1, 0.2, 0.4), strict=False):
         assert want <= gap < want + 0.3
-    assert doomed.status() == "failed" and q.counts()["failed"] == 1
+    assert doomed.status() == "failed"
+    assert q.counts()["failed"] == 1
 
 
 def test_timeout_stops_an_async_handler(rk: Redkit) -> None:
@@ -151,7 +157,7 @@ def test_timeout_stops_an_async_handler(rk: Redkit) -> None:
 
     job = slow.enqueue()
     with running(q, concurrency=1):
-        with pytest.raises(JobFailedError, match="timed out after 0.2 s"):
+        with pytest.raises(JobFailedError, match=r"timed out after 0\.2 s"):
             job.result(timeout=10)
         assert stopped.is_set()
 
@@ -165,10 +171,12 @@ def test_result_status_and_cancel(rk: Redkit) -> None:
 
     job = echo.enqueue({"a": [1, 2]})
     later = echo.enqueue(1, delay=60)
-    assert job.status() == "waiting" and later.status() == "delayed"
+    assert job.status() == "waiting"
+    assert later.status() == "delayed"
     with pytest.raises(JobNotFinishedError):
         job.result(timeout=0.05)
-    assert later.cancel() and later.status() == "cancelled"
+    assert later.cancel()
+    assert later.status() == "cancelled"
     assert not later.cancel()
     with running(q, concurrency=1):
         assert job.result(timeout=10) == {"a": [1, 2]}

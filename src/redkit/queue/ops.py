@@ -48,8 +48,18 @@ class JobNotFinishedError(RedkitError, TimeoutError):
 class QueueKeys:
     """Every key of one queue, built from its key group."""
 
-    __slots__ = ("base", "delayed", "dead", "done", "failed", "group", "meta", "wait", "wake",
-                 "workers")
+    __slots__ = (
+        "base",
+        "dead",
+        "delayed",
+        "done",
+        "failed",
+        "group",
+        "meta",
+        "wait",
+        "wake",
+        "workers",
+    )
 
     def __init__(self, keyspace: Keyspace, name: str) -> None:
         self.group: KeyGroup = keyspace.group("queue", name)
@@ -235,9 +245,7 @@ def _snapshot(reply: list[Any]) -> Snapshot:
     )
 
 
-def wait_final(
-    keys: QueueKeys, job_member: str, timeout: float
-) -> ops.Flow[Snapshot]:
+def wait_final(keys: QueueKeys, job_member: str, timeout: float) -> ops.Flow[Snapshot]:
     """Wait until the job is finished (or ``timeout`` seconds pass) and return its state."""
     deadline = time.monotonic() + timeout
     while True:

@@ -19,10 +19,11 @@ import inspect
 import math
 import uuid
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Generic, TypedDict, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypedDict, TypeVar, overload
 
 from typing_extensions import Unpack
 
+from redkit.client import check_options
 from redkit.errors import ConfigError
 from redkit.queue import ops as qops
 from redkit.queue.retry import Retry
@@ -42,6 +43,18 @@ class QueueOptions(TypedDict, total=False):
     dead_after: int
     result_ttl: float
     keep_completed: int
+
+
+class TaskOptions(TypedDict, total=False):
+    """Options of :meth:`Queue.task` (see :class:`~redkit.queue.Retry` for the backoff)."""
+
+    name: str
+    retries: int
+    backoff: str | Callable[[int], float]
+    backoff_base: float
+    backoff_cap: float
+    jitter: bool
+    timeout: float | None
 
 
 class _QueueBase:
@@ -73,14 +86,21 @@ class _QueueBase:
         )
         self.tasks: dict[str, TaskDef] = {}
 
-    def _define(self, func: Callable[..., Any], name: str | None, retry: Retry,
-                timeout: float | None) -> TaskDef:  # fmt: skip
+    def _define(self, func: Callable[..., Any], options: TaskOptions) -> TaskDef:
         if not callable(func):
             raise ConfigError(f"a task must be a function, got {func!r}")
-        definition = TaskDef(func, name or func.__name__, retry, timeout)
-        if definition.name in self.tasks:
-            raise ConfigError(f"queue {self.name!r} already has a task named {definition.name!r}")
-        self.tasks[definition.name] = definition
+        retry = Retry(
+            options.get("retries", 0),
+            options.get("backoff", "exponential"),
+            options.get("backoff_base", 1.0),
+            options.get("backoff_cap", 300.0),
+            options.get("jitter", True),
+        )
+        name = options.get("name") or func.__name__
+        definition = TaskDef(func, name, retry, options.get("timeout"))
+        if name in self.tasks:
+            raise ConfigError(f"queue {self.name!r} already has a task named {name!r}")
+        self.tasks[name] = definition
         return definition
 
     def _new_job(
@@ -158,17 +178,28 @@ class Queue(_QueueBase):
     def __init__(self, rk: RedkitCore, name: str, **options: Unpack[QueueOptions]) -> None:
         super().__init__(rk, name, **options)
 
+    @overload
+    def task(self, func: Callable[..., R], /) -> Task[R]: ...
+
+    @overload
     def task(
-        self, func: Callable[..., R] | None = None, *, name: str | None = None,
-        retries: int = 0, backoff: str | Callable[[int], float] = "exponential",
-        backoff_base: float = 1.0, backoff_cap: float = 300.0, jitter: bool = True,
-        timeout: float | None = None,
-    ) -> Any:  # fmt: skip
-        """Register a task (a decorator, with or without arguments); see :class:`Retry`."""
-        retry = Retry(retries, backoff, backoff_base, backoff_cap, jitter)
+        self, func: None = None, /, **options: Unpack[TaskOptions]
+    ) -> Callable[[Callable[..., R]], Task[R]]: ...
+
+    def task(
+        self, func: Callable[..., R] | None = None, /, **options: Unpack[TaskOptions]
+    ) -> Task[R] | Callable[[Callable[..., R]], Task[R]]:
+        """Register a task: ``@queue.task`` or ``@queue.task(retries=3, timeout=30)``.
+
+        Options: ``name`` (default: the function's name), ``retries``, ``backoff``
+        (``"exponential"``, ``"fixed"`` or a function of the retry number),
+        ``backoff_base``, ``backoff_cap``, ``jitter`` (see :class:`~redkit.queue.Retry`)
+        and ``timeout`` (seconds a run may take; an async handler is cancelled then).
+        """
+        check_options("task", options, TaskOptions)
 
         def register(f: Callable[..., R]) -> Task[R]:
-            return Task(self, self._define(f, name, retry, timeout))
+            return Task(self, self._define(f, options))
 
         return register(func) if func is not None else register
 
@@ -205,17 +236,28 @@ class AsyncQueue(_QueueBase):
     def __init__(self, rk: AsyncRedkitCore, name: str, **options: Unpack[QueueOptions]) -> None:
         super().__init__(rk, name, **options)
 
+    @overload
+    def task(self, func: Callable[..., R], /) -> AsyncTask[R]: ...
+
+    @overload
     def task(
-        self, func: Callable[..., R] | None = None, *, name: str | None = None,
-        retries: int = 0, backoff: str | Callable[[int], float] = "exponential",
-        backoff_base: float = 1.0, backoff_cap: float = 300.0, jitter: bool = True,
-        timeout: float | None = None,
-    ) -> Any:  # fmt: skip
-        """Register a task (a decorator, with or without arguments); see :class:`Retry`."""
-        retry = Retry(retries, backoff, backoff_base, backoff_cap, jitter)
+        self, func: None = None, /, **options: Unpack[TaskOptions]
+    ) -> Callable[[Callable[..., R]], AsyncTask[R]]: ...
+
+    def task(
+        self, func: Callable[..., R] | None = None, /, **options: Unpack[TaskOptions]
+    ) -> AsyncTask[R] | Callable[[Callable[..., R]], AsyncTask[R]]:
+        """Register a task: ``@queue.task`` or ``@queue.task(retries=3, timeout=30)``.
+
+        Options: ``name`` (default: the function's name), ``retries``, ``backoff``
+        (``"exponential"``, ``"fixed"`` or a function of the retry number),
+        ``backoff_base``, ``backoff_cap``, ``jitter`` (see :class:`~redkit.queue.Retry`)
+        and ``timeout`` (seconds a run may take; an async handler is cancelled then).
+        """
+        check_options("task", options, TaskOptions)
 
         def register(f: Callable[..., R]) -> AsyncTask[R]:
-            return AsyncTask(self, self._define(f, name, retry, timeout))
+            return AsyncTask(self, self._define(f, options))
 
         return register(func) if func is not None else register
 
@@ -315,7 +357,9 @@ class Job:
 
     def cancel(self) -> bool:
         """Cancel the job if it has not started; True when it was cancelled."""
-        return self.queue.rk.run(qops.cancel(self.queue.keys, self._member, self.queue.policy.result_ttl_ms))
+        return self.queue.rk.run(
+            qops.cancel(self.queue.keys, self._member, self.queue.policy.result_ttl_ms)
+        )
 
     def __repr__(self) -> str:
         return f"Job({self.queue.name!r}, {self.id!r})"
@@ -338,7 +382,9 @@ class AsyncJob:
 
     async def cancel(self) -> bool:
         """Cancel the job if it has not started; True when it was cancelled."""
-        return await self.queue.rk.run(qops.cancel(self.queue.keys, self._member, self.queue.policy.result_ttl_ms))
+        return await self.queue.rk.run(
+            qops.cancel(self.queue.keys, self._member, self.queue.policy.result_ttl_ms)
+        )
 
     def __repr__(self) -> str:
         return f"AsyncJob({self.queue.name!r}, {self.id!r})"

@@ -51,9 +51,6 @@ class Retry:
             if not (seconds >= 0 and math.isfinite(seconds)):
                 raise ConfigError(f"backoff({retry}) returned {seconds!r}, not >= 0 seconds")
             return seconds
-        if self.backoff == "fixed":
-            seconds = self.base
-        else:
-            seconds = self.base * 2.0 ** min(retry - 1, 60)
+        seconds = self.base if self.backoff == "fixed" else self.base * 2.0 ** min(retry - 1, 60)
         seconds = min(self.cap, seconds)
         return random.uniform(seconds / 2, seconds) if self.jitter else seconds

@@ -19,6 +19,7 @@ seconds, and hands the rest back to the queue at once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import secrets
@@ -147,10 +148,8 @@ class Worker:
         assert self._room is not None
         while len(self._running) >= self.concurrency and not self._acks and not ctx.stopping:
             self._room.clear()
-            try:
+            with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._room.wait(), 1.0)
-            except asyncio.TimeoutError:
-                pass
 
     async def _idle(self, next_ms: int) -> None:
         """Block on the server until woken, the next timed event, or a stop."""

@@ -1,0 +1,80 @@
+"""Real worker processes: kill -9 in the middle of work loses no job; a poison job is caught."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from redkit import Redkit
+
+from .conftest import poll, worker_process
+
+N = 2000
+CONCURRENCY = 10
+
+
+@pytest.mark.slow
+def test_killed_workers_lose_no_job(target_url: str, prefix: str, tmp_path: Path) -> None:
+    rk = Redkit(target_url, prefix=prefix)
+    q = rk.queue("proc", lease=1.0, dead_after=20)
+    ran_key = rk.keys.group("test").key("ran")
+    log = tmp_path / "workers.log"
+    start = lambda: worker_process(target_url, prefix, log, "-c", str(CONCURRENCY))  # noqa: E731
+    procs = [start() for _ in range(3)]
+    try:
+        q.enqueue_many("work", [(i,) for i in range(N)])
+        kills = 0
+        while kills < 3:  # kill -9 one worker each time another fifth of the jobs is done
+            poll(lambda k=kills: q.counts()["done"] >= (k + 1) * N // 5, timeout=30)
+            victim = procs.pop(0)
+            victim.send_signal(signal.SIGKILL)
+            victim.wait(10)
+            kills += 1
+            procs.append(start())
+        poll(lambda: q.counts()["done"] == N, timeout=40)
+    finally:
+        _stop(procs)
+    ran = [int(x) for x in rk.client.lrange(ran_key, 0, -1)]
+    assert set(ran) == set(range(N)), "every job ran"
+    assert len(ran) - N <= kills * 2 * CONCURRENCY, "only killed workers' jobs ran twice"
+    assert q.counts() == {"waiting": 0, "delayed": 0, "done": N, "failed": 0, "dead": 0}
+    rk.close()
+
+
+@pytest.mark.slow
+def test_a_job_that_crashes_its_workers_is_dead_lettered(
+    target_url: str, prefix: str, tmp_path: Path
+) -> None:
+    rk = Redkit(target_url, prefix=prefix)
+    q = rk.queue("proc", lease=1.0, dead_after=2)
+    job = q.enqueue("crash")
+    after = q.enqueue("work", 7)
+    log = tmp_path / "workers.log"
+    one = ("-c", "1")  # a job running beside the poison one would die with it
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        for _ in range(2):  # each worker dies running the job; its lease ends; again
+            procs.append(worker_process(target_url, prefix, log, *one, QUEUE_TEST_DEAD_AFTER="2"))
+            assert procs[-1].wait(30) == 3
+        procs.append(worker_process(target_url, prefix, log, *one, QUEUE_TEST_DEAD_AFTER="2"))
+        assert after.result(timeout=30) == 7
+        poll(lambda: job.status() == "dead", timeout=10)
+    finally:
+        _stop(procs)
+    assert q.counts()["dead"] == 1
+    rk.close()
+
+
+def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    for proc in procs:
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
