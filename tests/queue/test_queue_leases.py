@@ -71,3 +71,21 @@ def test_a_job_that_keeps_killing_workers_is_dead_lettered(rk: Redkit) -> None:
     assert q.counts() == {"waiting": 0, "delayed": 0, "done": 0, "failed": 0, "dead": 1}
     with pytest.raises(JobFailedError, match="dead after 2 deliveries"):
         job.result()
+
+
+def test_jobs_of_a_lost_claim_reply_are_handed_back(rk: Redkit) -> None:
+    q = rk.queue("lostreply")
+
+    @q.task
+    def job_fn(i: int) -> None: ...
+
+    kept, lost = job_fn.enqueue(1), job_fn.enqueue(2)
+    claimed = _take(rk, q, "A", 2, []).jobs
+    assert [c.deliveries for c in claimed] == [1, 1]
+    # the worker only knows it runs the first (the reply naming the second was lost)
+    assert rk.run(qops.release(q.keys, "A", [claimed[0].member])) == 1
+    assert kept.status() == "active"
+    assert lost.status() == "waiting"
+    (again,) = _take(rk, q, "B", 1, []).jobs
+    assert again.member == claimed[1].member
+    assert again.deliveries == 1  # a hand-back is not a delivery

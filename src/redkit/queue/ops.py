@@ -193,12 +193,21 @@ def renew(keys: QueueKeys, worker_id: str, lease_ms: int) -> ops.Once[bool]:
     return ops.Once(effect, bool)
 
 
-def release(keys: QueueKeys, worker_id: str) -> ops.Once[int]:
-    """Hand the worker's unfinished jobs back to the queue and end its lease."""
+def release(
+    keys: QueueKeys, worker_id: str, running: Sequence[str] | None = None
+) -> ops.Once[int]:
+    """Hand the worker's jobs back to the queue at once.
+
+    With ``running`` None the worker is stopping: every job goes back and its lease ends.
+    Otherwise only the jobs not in ``running`` go back (claimed by a call whose reply was
+    lost), and the worker keeps its lease.
+    """
+    mode: list[ops.EncodableT] = ["stop"] if running is None else ["sync", *running]
     effect = ops.Eval(
-        RELEASE, (keys.workers, keys.worker(worker_id), keys.wait, keys.wake),
-        (keys.base, worker_id),
-    )  # fmt: skip
+        RELEASE,
+        (keys.workers, keys.worker(worker_id), keys.wait, keys.wake),
+        (keys.base, worker_id, *mode),
+    )
     return ops.Once(effect, int)
 
 

@@ -63,7 +63,7 @@ class Worker:
         self.id = secrets.token_hex(8)
         self._running: dict[str, asyncio.Task[None]] = {}
         self._acks: list[qops.Ack] = []
-        self._blocking = False
+        self._blocking = self._unsure = False
         self._flushing: asyncio.Task[None] | None = None
         self._cutting: asyncio.Future[Any] | None = None
         self._room: asyncio.Event | None = None
@@ -128,6 +128,9 @@ class Worker:
         await self._wait_room(ctx)
         if ctx.stopping:
             return
+        if self._unsure:  # a claim's reply was lost: hand back what it may have claimed
+            await self._rk.run(qops.release(self.queue.keys, self.id, list(self._running)))
+            self._unsure = False
         acks, self._acks = self._acks, []
         want = min(self.batch, self.concurrency - len(self._running))
         try:
@@ -136,6 +139,7 @@ class Worker:
             )
         except BaseException:
             self._acks[:0] = acks  # reported again by the next call
+            self._unsure = want > 0
             raise
         self._stale(taken.stale)
         for job in taken.jobs:
@@ -164,6 +168,8 @@ class Worker:
 
     def _cut(self) -> None:
         """The runtime asks the claim loop to stop: end a blocking wait at once."""
+        if self._room is not None:
+            self._room.set()
         if self._blocking:
             self._cutting = asyncio.ensure_future(
                 self._rk.run(qops.interrupt(self.queue.keys, self.id))
