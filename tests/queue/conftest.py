@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import subprocess
 import sys
@@ -32,21 +31,18 @@ def poll(check: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02
 
 
 class Running:
-    """A worker running in a thread with its own event loop."""
+    """A worker running in a thread of its own (``Worker.run_sync``)."""
 
     def __init__(self, worker: Worker) -> None:
         self.worker = worker
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_until_complete, args=(worker.run(),))
+        self.thread = threading.Thread(target=worker.run_sync, kwargs={"signals": False})
         self.thread.start()
-        poll(lambda: hasattr(worker, "_runtime"))
+        assert worker.started.wait(10)
 
     def stop(self, grace: float | None = None) -> None:
         if self.thread.is_alive():
-            future = asyncio.run_coroutine_threadsafe(self.worker.stop(grace), self.loop)
-            future.result(30)
+            self.worker.stop_threadsafe(grace, timeout=30)
             self.thread.join(10)
-        self.loop.close()
 
 
 @contextmanager

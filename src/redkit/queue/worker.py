@@ -24,6 +24,7 @@ import functools
 import logging
 import secrets
 import signal
+import threading
 import traceback
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
@@ -70,6 +71,8 @@ class Worker:
         self._done: asyncio.Event | None = None
         self._stopping: asyncio.Task[None] | None = None
         self._threads = ThreadPoolExecutor(concurrency, thread_name_prefix="redkit-job")
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.started = threading.Event()
         self.processed = 0
 
     # --- lifecycle -------------------------------------------------------------------------
@@ -83,6 +86,8 @@ class Worker:
         self._runtime.add(f"queue:{self.queue.name}:claim", self._claim, interrupt=self._cut)
         self._runtime.add(f"queue:{self.queue.name}:lease", self._lease)
         await self._runtime.start()
+        self._loop = asyncio.get_running_loop()
+        self.started.set()
         if signals:
             loop = asyncio.get_running_loop()
             for signum in (signal.SIGTERM, signal.SIGINT):
@@ -92,6 +97,13 @@ class Worker:
     def run_sync(self, *, signals: bool = True) -> None:
         """:meth:`run` in a new event loop (for a worker process)."""
         asyncio.run(self.run(signals=signals))
+
+    def stop_threadsafe(self, grace: float | None = None, timeout: float = 60.0) -> None:
+        """:meth:`stop` from another thread (a worker running in a thread of its own)."""
+        if not self.started.wait(timeout) or self._loop is None:
+            raise ConfigError("this worker is not running")
+        future = asyncio.run_coroutine_threadsafe(self.stop(grace), self._loop)
+        future.result(timeout)
 
     def _on_signal(self) -> None:
         if self._stopping is None:
