@@ -41,7 +41,6 @@ from _common import server_url  # noqa: E402
 
 from redkit import Redkit  # noqa: E402
 
-
 SENT = ("cmdstat_evalsha", "cmdstat_eval", "cmdstat_blpop")
 
 
@@ -63,7 +62,7 @@ def enqueue_one_by_one(noop: Any, n: int) -> float:
 
 
 def raw_one_by_one(rk: Redkit, n: int) -> float:
-    key, payload = rk.keys.group("bench").key("raw"), b'[[1],{}]'
+    key, payload = rk.keys.group("bench").key("raw"), b"[[1],{}]"
     began = time.perf_counter()
     for _ in range(n):
         rk.client.execute_command("RPUSH", key, payload)

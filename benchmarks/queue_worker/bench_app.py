@@ -1,4 +1,8 @@
-"""The no-op tasks the queue benchmark's worker process runs (REDIS_URL, REDKIT_PREFIX); its own directory, so that benchmarks/queue.py does not shadow the standard library."""
+"""The no-op tasks the queue benchmark's worker process runs (REDIS_URL, REDKIT_PREFIX).
+
+In a directory of its own: a worker started in benchmarks/ would import benchmarks/queue.py
+in place of the standard library's queue module.
+"""
 
 from __future__ import annotations
 
