@@ -78,3 +78,24 @@ def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def test_sigterm_hands_running_jobs_back_at_once(
+    target_url: str, prefix: str, tmp_path: Path
+) -> None:
+    rk = Redkit(target_url, prefix=prefix)
+    q = rk.queue("proc", lease=30.0)  # a hand-back that waited for the lease would fail
+    job = q.enqueue("work", 1)
+    log = tmp_path / "workers.log"
+    proc = worker_process(
+        target_url, prefix, log, "--grace", "0.2", QUEUE_TEST_JOB_SECONDS="60"
+    )
+    try:
+        poll(lambda: job.status() == "active", timeout=20)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0
+    finally:
+        _stop([proc])
+    assert job.status() == "waiting"
+    assert q.counts()["waiting"] == 1
+    rk.close()

@@ -47,3 +47,8 @@ def command(spec: str, concurrency: int, grace: float) -> None:
         click.echo(f"redkit worker {worker.id}: queue {queue.name!r}, tasks "
                    f"{', '.join(sorted(queue.tasks)) or '(none)'}", err=True)  # fmt: skip
         worker.run_sync(signals=True)
+    if worker.busy_threads():
+        # plain-function jobs still running past the grace period were handed back to the
+        # queue; a thread cannot be stopped, and the interpreter would wait for it at exit
+        logging.shutdown()
+        os._exit(0)

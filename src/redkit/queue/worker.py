@@ -73,6 +73,8 @@ class Worker:
         self._threads = ThreadPoolExecutor(concurrency, thread_name_prefix="redkit-job")
         self._loop: asyncio.AbstractEventLoop | None = None
         self.started = threading.Event()
+        self._in_threads = 0
+        self._count_lock = threading.Lock()
         self.processed = 0
 
     # --- lifecycle -------------------------------------------------------------------------
@@ -105,6 +107,10 @@ class Worker:
         future = asyncio.run_coroutine_threadsafe(self.stop(grace), self._loop)
         future.result(timeout)
 
+    def busy_threads(self) -> int:
+        """How many plain-function handlers are still running in the thread pool."""
+        return self._in_threads
+
     def _on_signal(self) -> None:
         if self._stopping is None:
             self._stopping = asyncio.ensure_future(self.stop())
@@ -124,6 +130,8 @@ class Worker:
             task.cancel()
         if running:
             await asyncio.wait(running, timeout=1.0)
+        if self._flushing is not None:  # a report in flight must land before the hand-back
+            await asyncio.wait([self._flushing])
         await self._flush()
         handed = await self._rk.run(qops.release(self.queue.keys, self.id))
         if handed:
@@ -263,7 +271,7 @@ class Worker:
         else:
             loop = asyncio.get_running_loop()
             call = loop.run_in_executor(
-                self._threads, functools.partial(definition.func, *args, **kwargs)
+                self._threads, functools.partial(self._in_thread, definition.func, args, kwargs)
             )
         if definition.timeout is None:
             return await call
@@ -273,6 +281,15 @@ class Worker:
             raise JobTimeoutError(
                 f"task {definition.name!r} timed out after {definition.timeout} s"
             ) from None
+
+    def _in_thread(self, func: Any, args: list[Any], kwargs: dict[str, Any]) -> Any:
+        with self._count_lock:
+            self._in_threads += 1
+        try:
+            return func(*args, **kwargs)
+        finally:
+            with self._count_lock:
+                self._in_threads -= 1
 
     def _failure(self, job: qops.Claimed, definition: TaskDef | None, exc: Exception) -> qops.Ack:
         error = {
