@@ -87,9 +87,7 @@ def test_sigterm_hands_running_jobs_back_at_once(
     q = rk.queue("proc", lease=30.0)  # a hand-back that waited for the lease would fail
     job = q.enqueue("work", 1)
     log = tmp_path / "workers.log"
-    proc = worker_process(
-        target_url, prefix, log, "--grace", "0.2", QUEUE_TEST_JOB_SECONDS="60"
-    )
+    proc = worker_process(target_url, prefix, log, "--grace", "0.2", QUEUE_TEST_JOB_SECONDS="60")
     try:
         poll(lambda: job.status() == "active", timeout=20)
         proc.send_signal(signal.SIGTERM)

@@ -3,17 +3,11 @@
 See :class:`Queue` (producers and task definitions) and :class:`Worker` (runs tasks).
 """
 
+from redkit.queue.jobs import AsyncJob, Job
 from redkit.queue.ops import JobFailedError, JobNotFinishedError
-from redkit.queue.queue import (
-    AsyncJob,
-    AsyncQueue,
-    AsyncTask,
-    Job,
-    Queue,
-    QueueOptions,
-    Task,
-)
+from redkit.queue.queue import AsyncQueue, Queue, QueueOptions
 from redkit.queue.retry import Retry
+from redkit.queue.tasks import AsyncTask, Task, TaskOptions
 from redkit.queue.worker import JobTimeoutError, Worker
 
 __all__ = [
@@ -28,5 +22,6 @@ __all__ = [
     "QueueOptions",
     "Retry",
     "Task",
+    "TaskOptions",
     "Worker",
 ]

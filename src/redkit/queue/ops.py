@@ -30,6 +30,7 @@ RENEW = script("queue_renew")
 RELEASE = script("queue_release")
 WATCH = script("queue_watch")
 CANCEL = script("queue_cancel")
+RETRY = script("queue_retry")
 
 #: States after which a job never changes again.
 FINAL = frozenset({"done", "failed", "dead", "cancelled"})
@@ -193,9 +194,7 @@ def renew(keys: QueueKeys, worker_id: str, lease_ms: int) -> ops.Once[bool]:
     return ops.Once(effect, bool)
 
 
-def release(
-    keys: QueueKeys, worker_id: str, running: Sequence[str] | None = None
-) -> ops.Once[int]:
+def release(keys: QueueKeys, worker_id: str, running: Sequence[str] | None = None) -> ops.Once[int]:
     """Hand the worker's jobs back to the queue at once.
 
     With ``running`` None the worker is stopping: every job goes back and its lease ends.
@@ -271,6 +270,23 @@ def cancel(keys: QueueKeys, job_member: str, keep_ms: int) -> ops.Once[bool]:
         CANCEL, (keys.job(job_member), keys.wait, keys.delayed), (keys.base, job_member, keep_ms)
     )
     return ops.Once(effect, bool)
+
+
+def retry(keys: QueueKeys, members: Sequence[str] | None, limit: int = 1000) -> ops.Once[int]:
+    """Put failed or dead jobs back in the queue: ``members``, or up to ``limit`` of all."""
+    mode: list[ops.EncodableT] = ["all", limit] if members is None else ["one", *members]
+    effect = ops.Eval(RETRY, (keys.failed, keys.dead, keys.wait, keys.wake), (keys.base, *mode))
+    return ops.Once(effect, int)
+
+
+def retry_all(keys: QueueKeys) -> ops.Flow[int]:
+    """Put every failed and dead job back in the queue, a thousand per call."""
+    total = 0
+    while True:
+        moved = yield from retry(keys, None)
+        total += moved
+        if moved == 0:
+            return total
 
 
 def counts(keys: QueueKeys) -> ops.Flow[dict[str, int]]:

@@ -15,25 +15,24 @@ Workers (:mod:`redkit.queue.worker`, ``redkit worker module:queue``) run the tas
 
 from __future__ import annotations
 
-import inspect
 import math
 import uuid
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Generic, TypedDict, TypeVar, overload
+from typing import TYPE_CHECKING, Any, TypedDict, TypeVar, overload
 
 from typing_extensions import Unpack
 
 from redkit.client import check_options
 from redkit.errors import ConfigError
 from redkit.queue import ops as qops
+from redkit.queue.jobs import AsyncJob, Job
 from redkit.queue.retry import Retry
+from redkit.queue.tasks import RESERVED, AsyncTask, Task, TaskDef, TaskOptions, positive
 
 if TYPE_CHECKING:
     from redkit.client import AsyncRedkitCore, CoreBase, RedkitCore
 
 R = TypeVar("R")
-#: Keyword names that ``enqueue`` keeps for itself; a task cannot take them.
-RESERVED = frozenset({"job_id", "delay", "priority"})
 
 
 class QueueOptions(TypedDict, total=False):
@@ -43,18 +42,6 @@ class QueueOptions(TypedDict, total=False):
     dead_after: int
     result_ttl: float
     keep_completed: int
-
-
-class TaskOptions(TypedDict, total=False):
-    """Options of :meth:`Queue.task` (see :class:`~redkit.queue.Retry` for the backoff)."""
-
-    name: str
-    retries: int
-    backoff: str | Callable[[int], float]
-    backoff_base: float
-    backoff_cap: float
-    jitter: bool
-    timeout: float | None
 
 
 class _QueueBase:
@@ -72,8 +59,8 @@ class _QueueBase:
         result_ttl: float = 3600.0,
         keep_completed: int = 10_000,
     ) -> None:
-        _positive("lease", lease)
-        _positive("result_ttl", result_ttl)
+        positive("lease", lease)
+        positive("result_ttl", result_ttl)
         if not (isinstance(dead_after, int) and dead_after >= 1):
             raise ConfigError(f"dead_after must be an int >= 1, got {dead_after!r}")
         if not (isinstance(keep_completed, int) and keep_completed >= 0):
@@ -133,31 +120,6 @@ class _QueueBase:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r}, tasks={sorted(self.tasks)!r})"
-
-
-class TaskDef:
-    """A task as workers run it: the function, its retry policy and its timeout."""
-
-    __slots__ = ("func", "is_async", "name", "retry", "signature", "timeout")
-
-    def __init__(
-        self, func: Callable[..., Any], name: str, retry: Retry, timeout: float | None
-    ) -> None:
-        if timeout is not None:
-            _positive("timeout", timeout)
-        self.func, self.name, self.retry, self.timeout = func, name, retry, timeout
-        self.is_async = inspect.iscoroutinefunction(func)
-        self.signature = inspect.signature(func)
-        clash = RESERVED & set(self.signature.parameters)
-        if clash:
-            raise ConfigError(f"task {name!r} cannot take parameters named {sorted(clash)}")
-
-    def check(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        """Raise ConfigError when the arguments do not fit the task's signature."""
-        try:
-            self.signature.bind(*args, **kwargs)
-        except TypeError as exc:
-            raise ConfigError(f"task {self.name!r}: {exc}") from None
 
 
 class Queue(_QueueBase):
@@ -227,6 +189,10 @@ class Queue(_QueueBase):
         """How many jobs are waiting, delayed, done (kept), failed and dead."""
         return self.rk.run(qops.counts(self.keys))
 
+    def retry_failed(self) -> int:
+        """Put every failed and dead-lettered job back in the queue; returns how many."""
+        return self.rk.run(qops.retry_all(self.keys))
+
 
 class AsyncQueue(_QueueBase):
     """A job queue for asyncio producers; see :class:`Queue` for the options."""
@@ -285,136 +251,9 @@ class AsyncQueue(_QueueBase):
         """How many jobs are waiting, delayed, done (kept), failed and dead."""
         return await self.rk.run(qops.counts(self.keys))
 
-
-class Task(Generic[R]):
-    """A registered task: call it directly, or ``enqueue`` it for a worker."""
-
-    def __init__(self, queue: Queue, definition: TaskDef) -> None:
-        self.queue, self.definition, self.name = queue, definition, definition.name
-        self.__wrapped__ = definition.func
-
-    def __call__(self, *args: Any, **kwargs: Any) -> R:
-        return self.definition.func(*args, **kwargs)  # type: ignore[no-any-return]
-
-    def enqueue(self, *args: Any, **kwargs: Any) -> Job:
-        """Add a job: the task's arguments, plus ``job_id=``, ``delay=``, ``priority=``.
-
-        The arguments are checked against the task's signature and serialized here, so a
-        wrong call or a value that cannot be stored fails now, not in a worker. A
-        ``job_id`` that exists already adds nothing (deduplication). ``delay`` is in
-        seconds; lower ``priority`` values are claimed first (default 0).
-        """
-        return self.queue.enqueue(self.name, *args, **kwargs)
-
-    def enqueue_many(
-        self, items: Iterable[Mapping[str, Any] | tuple[Any, ...]], **options: Any
-    ) -> list[Job]:
-        """Add one job per item (a kwargs dict or an args tuple) in one round trip."""
-        return self.queue.enqueue_many(self.name, items, **options)
-
-
-class AsyncTask(Generic[R]):
-    """A registered task of an :class:`AsyncQueue`; ``await task.enqueue(...)``."""
-
-    def __init__(self, queue: AsyncQueue, definition: TaskDef) -> None:
-        self.queue, self.definition, self.name = queue, definition, definition.name
-        self.__wrapped__ = definition.func
-
-    def __call__(self, *args: Any, **kwargs: Any) -> R:
-        return self.definition.func(*args, **kwargs)  # type: ignore[no-any-return]
-
-    async def enqueue(self, *args: Any, **kwargs: Any) -> AsyncJob:
-        """Add a job; see :meth:`Task.enqueue`."""
-        return await self.queue.enqueue(self.name, *args, **kwargs)
-
-    async def enqueue_many(
-        self, items: Iterable[Mapping[str, Any] | tuple[Any, ...]], **options: Any
-    ) -> list[AsyncJob]:
-        """Add one job per item in one round trip; see :meth:`Task.enqueue_many`."""
-        return await self.queue.enqueue_many(self.name, items, **options)
-
-
-class Job:
-    """A handle on one job: its state, its result, cancelling it."""
-
-    def __init__(self, queue: Queue, job_id: str) -> None:
-        self.queue, self.id, self._member = queue, job_id, qops.member(job_id)
-
-    def status(self) -> str | None:
-        """``waiting``, ``delayed``, ``active``, ``done``, ``failed``, ``dead``, ``cancelled``,
-        or None when no such job exists (never added, or expired after finishing)."""
-        return self.queue.rk.run(qops.watch(self.queue.keys, self._member, False)).state
-
-    def result(self, timeout: float = 0.0) -> Any:
-        """The job's result, waiting up to ``timeout`` seconds for it to finish.
-
-        Raises:
-            JobFailedError: the job failed for good, was dead-lettered or cancelled.
-            JobNotFinishedError: it did not finish in time (or does not exist).
-        """
-        flow = qops.wait_final(self.queue.keys, self._member, _timeout(timeout))
-        return outcome(self.queue, self.id, self.queue.rk.run(flow))
-
-    def cancel(self) -> bool:
-        """Cancel the job if it has not started; True when it was cancelled."""
-        return self.queue.rk.run(
-            qops.cancel(self.queue.keys, self._member, self.queue.policy.result_ttl_ms)
-        )
-
-    def __repr__(self) -> str:
-        return f"Job({self.queue.name!r}, {self.id!r})"
-
-
-class AsyncJob:
-    """A handle on one job, for asyncio; see :class:`Job`."""
-
-    def __init__(self, queue: AsyncQueue, job_id: str) -> None:
-        self.queue, self.id, self._member = queue, job_id, qops.member(job_id)
-
-    async def status(self) -> str | None:
-        """The job's state; see :meth:`Job.status`."""
-        return (await self.queue.rk.run(qops.watch(self.queue.keys, self._member, False))).state
-
-    async def result(self, timeout: float = 0.0) -> Any:
-        """The job's result; see :meth:`Job.result`."""
-        flow = qops.wait_final(self.queue.keys, self._member, _timeout(timeout))
-        return outcome(self.queue, self.id, await self.queue.rk.run(flow))
-
-    async def cancel(self) -> bool:
-        """Cancel the job if it has not started; True when it was cancelled."""
-        return await self.queue.rk.run(
-            qops.cancel(self.queue.keys, self._member, self.queue.policy.result_ttl_ms)
-        )
-
-    def __repr__(self) -> str:
-        return f"AsyncJob({self.queue.name!r}, {self.id!r})"
-
-
-def outcome(queue: _QueueBase, job_id: str, snap: qops.Snapshot) -> Any:
-    """The result held in ``snap``, or the error that says why there is none."""
-    if snap.state == "done":
-        return queue.rk.serializer.loads(snap.result) if snap.result is not None else None
-    if snap.state in ("failed", "dead", "cancelled"):
-        detail = ""
-        if snap.error is not None:
-            error = queue.rk.serializer.loads(snap.error)
-            detail = f": {error.get('type')}: {error.get('message')}"
-        raise qops.JobFailedError(
-            f"job {job_id!r} {snap.state} after {snap.deliveries} deliveries{detail}"
-        )
-    state = snap.state or "unknown"
-    raise qops.JobNotFinishedError(f"job {job_id!r} has not finished (state: {state})")
-
-
-def _positive(name: str, value: float) -> None:
-    if not (isinstance(value, (int, float)) and value > 0 and math.isfinite(value)):
-        raise ConfigError(f"{name} must be a positive number of seconds, got {value!r}")
-
-
-def _timeout(value: float) -> float:
-    if not (isinstance(value, (int, float)) and value >= 0 and math.isfinite(value)):
-        raise ConfigError(f"timeout must be 0 or more seconds, got {value!r}")
-    return float(value)
+    async def retry_failed(self) -> int:
+        """Put every failed and dead-lettered job back in the queue; returns how many."""
+        return await self.rk.run(qops.retry_all(self.keys))
 
 
 def _priority(value: Any) -> int:

@@ -35,7 +35,8 @@ from redkit.queue import ops as qops
 from redkit.runtime import AsyncLoopContext, AsyncRuntime
 
 if TYPE_CHECKING:
-    from redkit.queue.queue import AsyncQueue, Queue, TaskDef
+    from redkit.queue.queue import AsyncQueue, Queue
+    from redkit.queue.tasks import TaskDef
 
 log = logging.getLogger("redkit.queue")
 
