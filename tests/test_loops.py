@@ -240,3 +240,27 @@ def shared(standalone_server: EmbeddedServer) -> Iterator[AsyncRedkit]:
     yield ark
     asyncio.run(ark.aclose())
     gc.collect()
+
+
+def test_testclient_without_with_through_redkit_middleware(target_url: str, prefix: str) -> None:
+    from redkit.integrations.asgi.ratelimit import RateLimitMiddleware
+    from redkit.integrations.asgi.sessions import SessionMiddleware
+
+    ark = AsyncRedkit(target_url, prefix=prefix)
+    cache = ark.cache("pages")
+
+    async def page(request: Request) -> JSONResponse:
+        request.session["n"] = request.session.get("n", 0) + 1
+        cached = await cache.get_or_set("home", lambda: {"title": "home"})
+        return JSONResponse({"n": request.session["n"], "page": cached})
+
+    app = Starlette(routes=[Route("/", page)])
+    app.add_middleware(SessionMiddleware, store=ark.sessions(check=False))
+    app.add_middleware(RateLimitMiddleware, limiter=ark.rate_limiter("100/minute"))
+    client = TestClient(app)  # a new event loop for every request
+    replies = [client.get("/") for _ in range(4)]
+    assert [r.json()["n"] for r in replies] == [1, 2, 3, 4]
+    assert all(r.json()["page"] == {"title": "home"} for r in replies)
+    assert all("ratelimit" in r.headers for r in replies)
+    asyncio.run(ark.aclose())
+    gc.collect()
