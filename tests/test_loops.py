@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import gc
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
 import redis.asyncio
@@ -26,6 +26,9 @@ from starlette.testclient import TestClient
 from redkit import AsyncRedkit, Redkit, ops
 from redkit.embedded import EmbeddedCluster, EmbeddedServer
 from redkit.errors import ConfigError
+
+# asking for make_rk deletes the test's keys afterwards on the external server
+MakeRk = Callable[..., Redkit]
 
 
 def _clients(url: str) -> int:
@@ -52,7 +55,7 @@ async def _work(ark: AsyncRedkit, key: str) -> int:
     return int(count)
 
 
-def test_asyncio_run_twice(target_url: str, prefix: str) -> None:
+def test_asyncio_run_twice(target_url: str, prefix: str, make_rk: MakeRk) -> None:
     ark = AsyncRedkit(target_url, prefix=prefix)
     key = ark.keys.group("test", "runs").key()
     assert asyncio.run(_work(ark, key)) == 1
@@ -93,7 +96,7 @@ def test_each_asyncio_run_closes_its_client(standalone_url: str) -> None:
         asyncio.run(ark.aclose())  # nothing left to close: each loop closed its own
 
 
-def test_loops_in_threads_at_the_same_time(target_url: str, prefix: str) -> None:
+def test_loops_in_threads_at_the_same_time(target_url: str, prefix: str, make_rk: MakeRk) -> None:
     ark = AsyncRedkit(target_url, prefix=prefix)
     key = ark.keys.group("test", "threads").key()
     start = threading.Barrier(4)
@@ -212,7 +215,7 @@ def _app(ark: AsyncRedkit) -> Starlette:
     return Starlette(routes=[Route("/", count)], lifespan=lifespan)
 
 
-def test_testclient_without_with(target_url: str, prefix: str) -> None:
+def test_testclient_without_with(target_url: str, prefix: str, make_rk: MakeRk) -> None:
     ark = AsyncRedkit(target_url, prefix=prefix)
     client = TestClient(_app(ark))  # each request runs in an event loop of its own
     assert [client.get("/").json()["hits"] for _ in range(4)] == [1, 2, 3, 4]
@@ -242,7 +245,9 @@ def shared(standalone_server: EmbeddedServer) -> Iterator[AsyncRedkit]:
     gc.collect()
 
 
-def test_testclient_without_with_through_redkit_middleware(target_url: str, prefix: str) -> None:
+def test_testclient_without_with_through_redkit_middleware(
+    target_url: str, prefix: str, make_rk: MakeRk
+) -> None:
     from redkit.integrations.asgi.ratelimit import RateLimitMiddleware
     from redkit.integrations.asgi.sessions import SessionMiddleware
 

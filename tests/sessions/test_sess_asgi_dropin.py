@@ -61,8 +61,13 @@ def _app(**keywords: Any) -> Starlette:
 
 
 @pytest.fixture
-def env(target_url: str, prefix: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The middleware's default store reads the environment: point it at this test's target."""
+def env(
+    target_url: str, prefix: str, monkeypatch: pytest.MonkeyPatch, make_rk: Callable[..., Any]
+) -> None:
+    """The middleware's default store reads the environment: point it at this test's target.
+
+    (``make_rk`` deletes the test's keys afterwards on the external server.)
+    """
     monkeypatch.setenv("REDIS_URL", target_url)
     monkeypatch.setenv("REDKIT_PREFIX", prefix)
 
