@@ -57,6 +57,7 @@ CORE = {
     "embedded",
     "errors",
     "keys",
+    "loops",
     "ops",
     "pool",
     "scripts",

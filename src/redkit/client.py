@@ -133,13 +133,18 @@ class RedkitCore(CoreBase):
             raise ConfigError("Redkit needs a synchronous client; use AsyncRedkit for asyncio")
         target = self._setup(url, settings, client, prefix, serializer, secret)
         self._owns_client = client is None
-        self.client = (
+        self._client = (
             client if client is not None else connection.sync_client(self.settings, target)
         )
         self.cluster = connection.is_cluster(self.client)
         self._siblings: dict[float, RedkitCore] = {}
         self._blocker = connection.blocker(self.client, self.settings, target)
         self._driver = ops.Driver(self.client, self.target, self._observers, self._blocker)
+
+    @property
+    def client(self) -> Any:
+        """The redis-py client."""
+        return self._client
 
     def run(self, flow: ops.Flow[T] | ops.Once[T]) -> T:
         """Run a flow (see :mod:`redkit.ops`) on this client."""

@@ -169,7 +169,6 @@ class SessionMiddleware:
         if scope["type"] == "websocket":
             await self.app(scope, receive, send)
             return
-        session.accessed = False
         replaced = False
 
         async def send_with_cookie(message: Message) -> None:
