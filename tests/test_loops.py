@@ -166,6 +166,9 @@ def test_handed_in_standalone_client_is_copied_for_other_loops(standalone_url: s
         async def first() -> None:
             assert ark.client is client
             await ark.run(ops.command("SET", "loops:handed", "v"))
+            await ark.aclose()  # leaves the handed-in client open ...
+            assert await ark.ping()
+            assert ark.client is client  # ... and in use in its own loop
             await client.aclose()  # the owner closes it with its loop
 
         async def second() -> str:

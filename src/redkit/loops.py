@@ -18,12 +18,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import threading
 from collections.abc import AsyncGenerator
 from typing import Any
 
 from redkit import connection, ops
 from redkit.config import Settings, Target
+
+log = logging.getLogger("redkit")
 
 #: how long closing the facade waits for a loop running in another thread to close its client
 _FOREIGN_CLOSE = 5.0
@@ -149,7 +152,7 @@ class LoopClients:
         observers: list[ops.Observer],
     ) -> None:
         self.first = first
-        self._first_taken = False
+        self._first_loop: asyncio.AbstractEventLoop | None = None  # the loop ``first`` serves
         self._owned = owned
         self._settings = settings
         self._target = target
@@ -165,7 +168,8 @@ class LoopClients:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             return None
-        return self.by_loop.get(loop) or self._bind(loop)
+        state = self.by_loop.get(loop)
+        return state if state is not None and not state.closed else self._bind(loop)
 
     async def ready(self) -> LoopClient:
         """The running loop's client, made and (for a cluster) initialized."""
@@ -183,8 +187,8 @@ class LoopClients:
             if state is not None and not state.closed:
                 return state
             self._prune()
-            if not self._first_taken:
-                self._first_taken = True
+            if self._first_loop is None or self._first_loop is loop:
+                self._first_loop = loop
                 client, owned = self.first, self._owned
             elif self._target is not None:
                 client, owned = connection.async_client(self._settings, self._target), True
@@ -218,6 +222,13 @@ class LoopClients:
                 await state.aclose()
             else:  # another thread's running loop: close it there
                 done = asyncio.run_coroutine_threadsafe(state.aclose(), state.loop)
-                await asyncio.wait_for(asyncio.wrap_future(done), _FOREIGN_CLOSE)
-        if self._owned and not self._first_taken:
+                try:
+                    await asyncio.wait_for(asyncio.wrap_future(done), _FOREIGN_CLOSE)
+                except asyncio.TimeoutError:
+                    log.warning(
+                        "redkit: the event loop of another thread did not close its Redis "
+                        "client within %ss; it closes when that loop shuts down",
+                        _FOREIGN_CLOSE,
+                    )
+        if self._owned and self._first_loop is None:
             await self.first.aclose()
