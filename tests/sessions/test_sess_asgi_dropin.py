@@ -23,8 +23,9 @@ from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware as StarletteSessionMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Mount, Route
+from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.testclient import TestClient
+from starlette.websockets import WebSocket
 
 from redkit import AsyncRedkit, Settings
 from redkit.embedded import EmbeddedServer
@@ -370,3 +371,18 @@ def test_login_rotates_and_logout_ends(test_client_factory: ClientFactory) -> No
     assert "session=null" in client.get("/logout").headers["set-cookie"]
     stolen = test_client_factory(app, cookies={"session": after})
     assert stolen.get("/view_session").json() == {"session": {}}
+
+
+async def ws_session(websocket: WebSocket) -> None:
+    await websocket.accept()
+    await websocket.send_json(websocket.session)
+    await websocket.close()
+
+
+def test_websockets_read_the_session(test_client_factory: ClientFactory) -> None:
+    routes = [*ROUTES, WebSocketRoute("/ws", ws_session)]
+    app = Starlette(routes=routes, middleware=[Middleware(SessionMiddleware)])
+    client = test_client_factory(app)
+    client.post("/update_session", json={"some": "data"})
+    with client.websocket_connect("/ws") as ws:
+        assert ws.receive_json() == {"some": "data"}
