@@ -60,6 +60,7 @@ CORE = {
     "loops",
     "ops",
     "pool",
+    "runtime",
     "scripts",
     "serializers",
 }
