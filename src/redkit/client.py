@@ -240,6 +240,12 @@ class AsyncRedkitCore(CoreBase):
         state = self._loops.current()
         return self._loops.first if state is None else state.client
 
+    @property
+    def _blocker(self) -> ops.Blocker | None:
+        """The running loop's dedicated wait connections (None outside a loop)."""
+        state = self._loops.current()
+        return None if state is None else state.blocker
+
     async def run(self, flow: ops.Flow[T] | ops.Once[T]) -> T:
         """Run a flow (see :mod:`redkit.ops`) on this event loop's client."""
         state = self._by_loop.get(get_running_loop())
