@@ -272,3 +272,13 @@ def test_testclient_without_with_through_redkit_middleware(
     assert all("ratelimit" in r.headers for r in replies)
     asyncio.run(ark.aclose())
     gc.collect()
+
+
+def test_testclient_without_with_leaves_no_connection_open(
+    standalone_url: str, prefix: str
+) -> None:
+    ark = AsyncRedkit(standalone_url, prefix=prefix)
+    client = TestClient(_app(ark))
+    with _no_leaks(standalone_url):
+        for _ in range(5):
+            assert client.get("/").status_code == 200
