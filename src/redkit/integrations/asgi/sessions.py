@@ -202,7 +202,7 @@ class SessionMiddleware:
                 return None
             self._log(exc, "serving an empty session")
             session = self.store.new(ip=ip, user_agent=agent)
-            session.ended = True  # never saved: this request's writes would be lost silently
+            session.ended = True  # served without Redis: _commit does not try to save it
         if not isinstance(session, DictSession):
             raise ConfigError("the store's session_class was changed after SessionMiddleware")
         return session
