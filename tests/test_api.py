@@ -56,6 +56,7 @@ CORE = {
     "connection",
     "embedded",
     "errors",
+    "failure",
     "keys",
     "ops",
     "pool",

@@ -20,6 +20,7 @@ a ``sub`` share one tag (a hot slot on a big cluster: give tokens a subject).
 from __future__ import annotations
 
 import enum
+import logging
 import secrets
 from collections.abc import Mapping
 from datetime import datetime, timezone
@@ -27,13 +28,16 @@ from typing import TYPE_CHECKING, Any, TypedDict
 
 from typing_extensions import Unpack
 
-from redkit import ops
+from redkit import errors, ops
 from redkit.errors import ConfigError
+from redkit.failure import FailurePolicy, check_deadline, with_deadline
 from redkit.sessions import ops as sops
 from redkit.sessions.check import check_flow
 
 if TYPE_CHECKING:
     from redkit.client import AsyncRedkitCore, CoreBase, RedkitCore
+
+_log = logging.getLogger("redkit.sessions")
 
 Claims = Mapping[str, Any]
 When = datetime | float | int
@@ -46,6 +50,9 @@ class TokenOptions(TypedDict, total=False):
     leeway: float
     family_claim: str
     check: bool
+    on_error: str
+    deadline: float | None
+    cooldown: float
 
 
 class Revocation(enum.IntEnum):
@@ -99,6 +106,9 @@ class _RevokerCore:
         leeway: float = 0.0,
         family_claim: str = "fam",
         check: bool = True,
+        on_error: str = "closed",
+        deadline: float | None = None,
+        cooldown: float = 1.0,
     ) -> None:
         if not isinstance(max_token_age, (int, float)) or not max_token_age > 0:
             raise ConfigError(
@@ -112,6 +122,24 @@ class _RevokerCore:
         self.leeway = float(leeway)
         self.family_claim = family_claim
         self._check_pending = check
+        self.deadline = check_deadline(deadline)
+        self._failure = FailurePolicy(
+            "redkit token revocation",
+            on_error,
+            cooldown,
+            failing={"open": "failing OPEN: every token counts as not revoked"},
+            logger=_log,
+        )
+
+    @property
+    def on_error(self) -> str:
+        """What a revocation check does when Redis is unavailable: ``"closed"`` or ``"open"``."""
+        return self._failure.on_error
+
+    @property
+    def failures(self) -> int:
+        """How many revocation checks the failure policy answered instead of Redis."""
+        return self._failure.failures
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(max_token_age={self.max_token_age}, leeway={self.leeway})"
@@ -142,6 +170,10 @@ class _RevokerCore:
         return datetime.fromtimestamp(int(reply) / 1000, tz=timezone.utc)
 
     def _status_flow(self, claims: Claims) -> ops.Flow[Revocation]:
+        """The check under the failure policy: failing open, a token counts as valid."""
+        return (yield from self._failure.guard(self._checked_flow(claims), _not_revoked))
+
+    def _checked_flow(self, claims: Claims) -> ops.Flow[Revocation]:
         yield from self._check_once()
         group = sops.token_group(self._keys, _user(claims.get("sub")))
         jti, family, iat = claims.get("jti"), claims.get(self.family_claim), claims.get("iat")
@@ -184,6 +216,10 @@ class _RevokerCore:
         return bool((yield ops.Eval(sops.TOK_FAMILY_REVOKE, (self._family_key(user, family),), ())))
 
 
+def _not_revoked(_: errors.ConnectionError | None) -> Revocation:
+    return Revocation.VALID
+
+
 class TokenRevoker(_RevokerCore):
     """Token revocation for synchronous code. Build it with :meth:`Redkit.tokens`.
 
@@ -194,11 +230,18 @@ class TokenRevoker(_RevokerCore):
             live that much longer.
         family_claim: the claim that names a token's refresh family (default ``fam``).
         check: warn once if the server can silently forget revocations.
+        on_error: when Redis is unavailable, ``"closed"`` (default) makes ``status`` and
+            ``is_revoked`` raise :class:`~redkit.errors.ConnectionError`; ``"open"``
+            treats every token as not revoked (logged) -- dangerous: a revoked or stolen
+            token is accepted for as long as Redis is down. Revoking always fails closed.
+        deadline: seconds each call to Redis may take, connect and reply, no retries;
+            None (default) keeps the client's timeouts and retries.
+        cooldown: seconds after a failure during which checks do not ask Redis.
     """
 
     def __init__(self, rk: RedkitCore, **options: Unpack[TokenOptions]) -> None:
         super().__init__(rk, **options)
-        self._rk = rk
+        self._rk = with_deadline(rk, self.deadline)
 
     def revoke(self, jti: str, expires_at: When, *, user: str | int | None) -> bool:
         """Deny token ``jti`` until it expires; False when it has expired already.
@@ -245,7 +288,7 @@ class AsyncTokenRevoker(_RevokerCore):
 
     def __init__(self, rk: AsyncRedkitCore, **options: Unpack[TokenOptions]) -> None:
         super().__init__(rk, **options)
-        self._rk = rk
+        self._rk = with_deadline(rk, self.deadline)
 
     async def revoke(self, jti: str, expires_at: When, *, user: str | int | None) -> bool:
         """Deny token ``jti`` until it expires; False when it has expired already.

@@ -14,18 +14,22 @@
 
 Every per-request step is one Lua script that reads the server's clock: loading refreshes
 the idle timeout (a key TTL of ``min(now + idle, absolute deadline)``), so Redis itself
-ends a session that goes quiet or grows too old. See docs/sessions.md for the guarantees.
+ends a session that goes quiet or grows too old. When Redis is unavailable, ``on_error``
+decides what load and save do (:mod:`redkit.failure`). See docs/sessions.md for the
+guarantees.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, TypedDict
 
 from typing_extensions import Unpack
 
-from redkit import ops
+from redkit import errors, ops
 from redkit.errors import ConfigError, RedisCommandError
+from redkit.failure import FailurePolicy, check_deadline, with_deadline
 from redkit.sessions import ops as sops
 from redkit.sessions.check import check_flow
 from redkit.sessions.cookies import CookieConfig
@@ -33,6 +37,8 @@ from redkit.sessions.session import Session
 
 if TYPE_CHECKING:
     from redkit.client import AsyncRedkitCore, CoreBase, RedkitCore
+
+log = logging.getLogger("redkit.sessions")
 
 DEFAULT_IDLE = 30 * 60.0
 DEFAULT_ABSOLUTE = 12 * 3600.0
@@ -46,6 +52,9 @@ class SessionOptions(TypedDict, total=False):
     absolute_timeout: float
     cookie: CookieConfig | None
     check: bool
+    on_error: str
+    deadline: float | None
+    cooldown: float
 
 
 class _StoreCore:
@@ -62,6 +71,9 @@ class _StoreCore:
         absolute_timeout: float = DEFAULT_ABSOLUTE,
         cookie: CookieConfig | None = None,
         check: bool = True,
+        on_error: str = "closed",
+        deadline: float | None = None,
+        cooldown: float = 1.0,
     ) -> None:
         for name, value in (("idle_timeout", idle_timeout), ("absolute_timeout", absolute_timeout)):
             if not isinstance(value, (int, float)) or not value > 0 or value == float("inf"):
@@ -73,12 +85,31 @@ class _StoreCore:
         self.absolute_timeout = float(absolute_timeout)
         self.cookie = cookie or CookieConfig()
         self._check_pending = check
+        self.deadline = check_deadline(deadline)
+        self._failure = FailurePolicy(
+            "redkit sessions",
+            on_error,
+            cooldown,
+            failing={"open": "failing open: fresh sessions are served, writes are skipped"},
+            logger=log,
+        )
 
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}(idle_timeout={self.idle_timeout}, "
-            f"absolute_timeout={self.absolute_timeout}, cookie={self.cookie.name!r})"
+            f"absolute_timeout={self.absolute_timeout}, cookie={self.cookie.name!r}, "
+            f"on_error={self.on_error!r})"
         )
+
+    @property
+    def on_error(self) -> str:
+        """What load and save do when Redis is unavailable: ``"closed"`` or ``"open"``."""
+        return self._failure.on_error
+
+    @property
+    def failures(self) -> int:
+        """How many loads and saves the failure policy answered instead of Redis."""
+        return self._failure.failures
 
     def new(self, *, ip: str | None = None, user_agent: str | None = None) -> Session:
         """A fresh, empty session; it is stored (and gets an id) on its first save with data."""
@@ -97,6 +128,19 @@ class _StoreCore:
     def _load_flow(
         self, session_id: str | None, ip: str | None, user_agent: str | None
     ) -> ops.Flow[Session]:
+        """Load under the failure policy: failing open serves a fresh, degraded session."""
+
+        def fresh(_: errors.ConnectionError | None) -> Session:
+            session = self.new(ip=ip, user_agent=user_agent)
+            session.degraded = True
+            return session
+
+        loading = self._loaded_flow(session_id, ip, user_agent)
+        return (yield from self._failure.guard(loading, fresh))
+
+    def _loaded_flow(
+        self, session_id: str | None, ip: str | None, user_agent: str | None
+    ) -> ops.Flow[Session]:
         yield from self._check_once()
         if session_id is None or not sops.valid_id(session_id):
             return self.new(ip=ip, user_agent=user_agent)
@@ -110,10 +154,23 @@ class _StoreCore:
         )
 
     def _save_flow(self, session: Session) -> ops.Flow[None]:
+        """Save under the failure policy: failing open skips the write (a logout never)."""
+        if session._pending == "destroy":
+            if session.degraded:  # its stored session is unknown, so cannot be ended
+                raise errors.ConnectionError(
+                    "redkit sessions: cannot log out: this request's session was served "
+                    "without Redis (on_error='open'); try again"
+                )
+            return (yield from self._destroy_flow(session))
+        if session.degraded:
+            if session.modified:
+                log.info("redkit sessions: skipped saving a session served without Redis")
+            return None
+        return (yield from self._failure.guard(self._write_flow(session), _skipped))
+
+    def _write_flow(self, session: Session) -> ops.Flow[None]:
         pending = session._pending
-        if pending == "destroy":
-            yield from self._destroy_flow(session)
-        elif pending in ("login", "rotate"):
+        if pending in ("login", "rotate"):
             yield from self._rotate_flow(session)
         elif session.is_new:
             if session._touched and len(session) > 0:
@@ -298,6 +355,10 @@ class _StoreCore:
         return ended
 
 
+def _skipped(_: errors.ConnectionError | None) -> None:
+    log.info("redkit sessions: Redis unavailable, a session write was skipped")
+
+
 class SessionStore(_StoreCore):
     """Server-side sessions for synchronous code. Build it with :meth:`Redkit.sessions`.
 
@@ -307,11 +368,18 @@ class SessionStore(_StoreCore):
         cookie: how the id travels (:class:`CookieConfig`: name, domain, path, secure…).
         check: warn once (a log line) if the server's eviction policy or lack of
             persistence can silently drop sessions.
+        on_error: when Redis is unavailable, ``"closed"`` (default) makes load and save
+            raise :class:`~redkit.errors.ConnectionError`; ``"open"`` serves a fresh
+            session (``session.degraded``) and skips writes, logging it. Logging out
+            fails closed either way.
+        deadline: seconds each call to Redis may take, connect and reply, no retries;
+            None (default) keeps the client's timeouts and retries.
+        cooldown: seconds after a failure during which load and save do not ask Redis.
     """
 
     def __init__(self, rk: RedkitCore, **options: Unpack[SessionOptions]) -> None:
         super().__init__(rk, **options)
-        self._rk = rk
+        self._rk = with_deadline(rk, self.deadline)
 
     def load(
         self, session_id: str | None, *, ip: str | None = None, user_agent: str | None = None
@@ -368,7 +436,7 @@ class AsyncSessionStore(_StoreCore):
 
     def __init__(self, rk: AsyncRedkitCore, **options: Unpack[SessionOptions]) -> None:
         super().__init__(rk, **options)
-        self._rk = rk
+        self._rk = with_deadline(rk, self.deadline)
 
     async def load(
         self, session_id: str | None, *, ip: str | None = None, user_agent: str | None = None
