@@ -2,14 +2,22 @@
 -- KEYS[1] the session hash
 -- ARGV[1] idle timeout in ms
 -- ARGV[2] client IP ('' keeps the stored one)   ARGV[3] user agent ('' keeps the stored one)
--- Returns {} when the session does not exist or is past its absolute deadline (then it is
--- deleted), else the hash as HGETALL returns it, after the touch.
-local deadline = tonumber(redis.call('HGET', KEYS[1], 'm:a'))
+-- Returns the hash as HGETALL returns it, after the touch; {} when the session does not
+-- exist or is past its absolute deadline (then it is deleted). -1 when the key holds
+-- another Redis type, -3 when its deadline is not a number (not written by redkit).
+--!include _clock.lua
+local deadline = redis.pcall('HGET', KEYS[1], 'm:a')
+if type(deadline) == 'table' and deadline.err then
+  return -1
+end
 if not deadline then
   return {}
 end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+deadline = tonumber(deadline)
+if not deadline then
+  return -3
+end
+local now = now_ms()
 if now >= deadline then
   redis.call('DEL', KEYS[1])
   return {}

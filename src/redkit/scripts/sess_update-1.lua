@@ -4,13 +4,21 @@
 -- ARGV[1] idle timeout in ms   ARGV[2] n, the number of field/value pairs that follow
 -- ARGV[3 .. 2+2n] field, value pairs to set   ARGV[3+2n ..] fields to delete
 -- Returns 1 when written, 0 when the session no longer exists (expired or ended: it is
--- not recreated).
-local deadline = tonumber(redis.call('HGET', KEYS[1], 'm:a'))
+-- not recreated); -1 when the key holds another Redis type, -3 when its deadline is not
+-- a number (not written by redkit).
+--!include _clock.lua
+local deadline = redis.pcall('HGET', KEYS[1], 'm:a')
+if type(deadline) == 'table' and deadline.err then
+  return -1
+end
 if not deadline then
   return 0
 end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+deadline = tonumber(deadline)
+if not deadline then
+  return -3
+end
+local now = now_ms()
 if now >= deadline then
   redis.call('DEL', KEYS[1])
   return 0

@@ -31,6 +31,7 @@ from typing_extensions import Unpack
 from redkit import errors, ops
 from redkit.errors import ConfigError
 from redkit.failure import FailurePolicy, check_deadline, with_deadline
+from redkit.scripts import check
 from redkit.sessions import ops as sops
 from redkit.sessions.check import check_flow
 
@@ -166,7 +167,7 @@ class _RevokerCore:
         key = sops.token_group(self._keys, _user(user)).key("before")
         mark = "" if before is None else sops.epoch_ms(before)
         keep = sops.ms(self.max_token_age + self.leeway)
-        reply = yield ops.Eval(sops.TOK_REVOKE_ALL, (key,), (mark, keep))
+        reply = yield from sops.checked(sops.TOK_REVOKE_ALL, (key,), (mark, keep))
         return datetime.fromtimestamp(int(reply) / 1000, tz=timezone.utc)
 
     def _status_flow(self, claims: Claims) -> ops.Flow[Revocation]:
@@ -186,7 +187,7 @@ class _RevokerCore:
         )
         issued = "" if iat is None else sops.epoch_ms(iat)
         args = (issued, "1" if jti is not None else "0", "1" if family is not None else "0")
-        return Revocation(int((yield ops.Eval(sops.TOK_CHECK, keys, args))))
+        return Revocation((yield from sops.checked(sops.TOK_CHECK, keys, args)))
 
     def _family_key(self, user: Any, family: Any) -> str:
         return sops.token_group(self._keys, _user(user)).user_key("fam", _id(family, "family"))
@@ -197,12 +198,13 @@ class _RevokerCore:
         while True:  # a 128-bit family id collides never; the loop is for form's sake
             family = self.new_id()
             started = yield ops.Eval(sops.TOK_FAMILY_NEW, (self._family_key(user, family),), args)
-            if started == 1:
-                return family
-            if started == -1:
+            try:
+                if check(sops.TOK_FAMILY_NEW.name, started) == 1:
+                    return family
+            except ConfigError:
                 raise ConfigError(
                     f"cannot start a refresh family: expires_at {expires_at!r} has passed"
-                )
+                ) from None
 
     def _rotate_flow(
         self, claims: Claims, next_jti: str, next_expires_at: When
@@ -210,10 +212,11 @@ class _RevokerCore:
         key = self._family_key(claims.get("sub"), claims.get(self.family_claim))
         until = sops.epoch_ms(next_expires_at) + sops.ms(self.leeway)
         args = (_id(claims.get("jti"), "jti"), _id(next_jti, "next jti"), until)
-        return _ROTATE_CODES[int((yield ops.Eval(sops.TOK_FAMILY_ROTATE, (key,), args)))]
+        return _ROTATE_CODES[(yield from sops.checked(sops.TOK_FAMILY_ROTATE, (key,), args))]
 
     def _revoke_family_flow(self, user: Any, family: str) -> ops.Flow[bool]:
-        return bool((yield ops.Eval(sops.TOK_FAMILY_REVOKE, (self._family_key(user, family),), ())))
+        key = self._family_key(user, family)
+        return bool((yield from sops.checked(sops.TOK_FAMILY_REVOKE, (key,))))
 
 
 def _not_revoked(_: errors.ConnectionError | None) -> Revocation:

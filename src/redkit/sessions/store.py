@@ -30,6 +30,7 @@ from typing_extensions import Unpack
 from redkit import errors, ops
 from redkit.errors import ConfigError, RedisCommandError
 from redkit.failure import FailurePolicy, check_deadline, with_deadline
+from redkit.scripts import check
 from redkit.sessions import ops as sops
 from redkit.sessions.check import check_flow
 from redkit.sessions.cookies import CookieConfig
@@ -145,7 +146,7 @@ class _StoreCore:
         if session_id is None or not sops.valid_id(session_id):
             return self.new(ip=ip, user_agent=user_agent)
         args = (sops.ms(self.idle_timeout), sops.clip(ip), sops.clip(user_agent))
-        reply = yield ops.Eval(sops.LOAD, (self._key(session_id),), args)
+        reply = yield from sops.checked(sops.LOAD, (self._key(session_id),), args)
         if not reply:  # unknown, expired or ended: a fresh session, never the client's id
             return self.new(ip=ip, user_agent=user_agent)
         record = sops.Record.parse(sops.pairs(reply))
@@ -194,10 +195,10 @@ class _StoreCore:
         args = (sops.ms(self.idle_timeout), sops.ms(self.absolute_timeout), created, deadline)
         for _ in range(_CREATE_ATTEMPTS):
             session_id = sops.new_id()
-            reply = yield ops.Eval(sops.CREATE, (self._key(session_id),), (*args, *flat))
-            if reply[0] == 1:
-                return session_id, [int(v) for v in reply[1:]]
-            if reply[0] == 2:  # rotating a session whose absolute deadline just passed
+            outcome, *times = yield ops.Eval(sops.CREATE, (self._key(session_id),), (*args, *flat))
+            if outcome == 1:
+                return session_id, [int(v) for v in times]
+            if outcome == 2:  # rotating a session whose absolute deadline just passed
                 return None
         raise RedisCommandError("could not create a session: every fresh id was taken")
 
@@ -205,17 +206,17 @@ class _StoreCore:
         if user is None:
             return 0
         _, gen_key = sops.index_keys(self._keys, user)
-        return int((yield ops.Call("GET", gen_key)) or 0)
+        return sops.integer((yield ops.Call("GET", gen_key)) or 0, f"generation {gen_key!r}")
 
     def _register_flow(
         self, user: str, session_id: str, deadline: int, gen: int, old: str | None
     ) -> ops.Flow[bool]:
         """Add the session to the user's index; False (and the session ended) if too late."""
         keys = sops.index_keys(self._keys, user)
-        count = yield ops.Eval(sops.INDEX_ADD, keys, (session_id, deadline, old or "", gen))
-        if count >= 0:
+        args = (session_id, deadline, old or "", gen)
+        if (yield from sops.checked(sops.INDEX_ADD, keys, args)):
             return True
-        yield ops.Eval(sops.DESTROY, (self._key(session_id),), ("",))
+        yield from sops.checked(sops.DESTROY, (self._key(session_id),), ("",))
         return False
 
     def _rotate_flow(self, session: Session) -> ops.Flow[None]:
@@ -224,7 +225,7 @@ class _StoreCore:
         user = session._login_user if login else session._user
         record = None
         if old_id is not None:
-            reply = yield ops.Eval(sops.TAKE, (self._key(old_id),), ())
+            reply = yield from sops.checked(sops.TAKE, (self._key(old_id),))
             record = sops.Record.parse(sops.pairs(reply)) if reply else None
             if record is None and not login:  # it ended meanwhile; so does this request's copy
                 return self._ended(session)
@@ -270,7 +271,7 @@ class _StoreCore:
             return
         flat = [part for k, v in sets.items() for part in (sops.DATA + k, v)]
         args = (sops.ms(self.idle_timeout), len(sets), *flat, *(sops.DATA + k for k in deletes))
-        if not (yield ops.Eval(sops.UPDATE, (self._key(session.id),), args)):
+        if not (yield from sops.checked(sops.UPDATE, (self._key(session.id),), args)):
             return self._ended(session)
         session._committed(sets, deletes)
         return None
@@ -283,7 +284,7 @@ class _StoreCore:
     def _destroy_flow(self, session: Session) -> ops.Flow[None]:
         session_id, user = session.id, session._user
         if session_id is not None:
-            yield ops.Eval(sops.DESTROY, (self._key(session_id),), ("",))
+            yield from sops.checked(sops.DESTROY, (self._key(session_id),), ("",))
             if user is not None:
                 yield ops.Call("ZREM", sops.index_keys(self._keys, user)[0], session_id)
         self._ended(session)
@@ -292,7 +293,7 @@ class _StoreCore:
 
     def _session_ids_flow(self, user: str) -> ops.Flow[list[str]]:
         index, _ = sops.index_keys(self._keys, user)
-        reply = yield ops.Eval(sops.INDEX_LIST, (index,), ())
+        reply = yield from sops.checked(sops.INDEX_LIST, (index,))
         return [sops.text(v) for v in reply]
 
     def _list_flow(self, user: str, current: Session | None) -> ops.Flow[list[sops.SessionInfo]]:
@@ -318,7 +319,7 @@ class _StoreCore:
         ids = yield from self._session_ids_flow(user)
         for session_id in ids:
             if sops.handle_of(session_id) == handle:
-                ended = yield ops.Eval(sops.DESTROY, (self._key(session_id),), (user,))
+                ended = yield from sops.checked(sops.DESTROY, (self._key(session_id),), (user,))
                 yield ops.Call("ZREM", sops.index_keys(self._keys, user)[0], session_id)
                 return bool(ended)
         return False
@@ -332,27 +333,31 @@ class _StoreCore:
         own session) is ended too and comes back under a new id in the new generation.
         """
         keys = sops.index_keys(self._keys, user)
-        reply = yield ops.Eval(sops.END_ALL, keys, (sops.ms(self.absolute_timeout),))
+        reply = yield from sops.checked(sops.END_ALL, keys, (sops.ms(self.absolute_timeout),))
         ids = [sops.text(v) for v in reply]
         keep_id = keep.id if keep is not None else None
-        if ids:
-            replies = yield ops.Batch(
-                [ops.Eval(sops.DESTROY, (self._key(i),), (user,)) for i in ids]
-            )
-            pairs = list(zip(ids, replies, strict=True))
-            done = [i for i, r in pairs if not isinstance(r, RedisCommandError)]
-            if done:
-                yield ops.Call("ZREM", keys[0], *done)
-            for _, r in pairs:
-                if isinstance(r, RedisCommandError):
-                    raise r
-            ended = sum(1 for i, r in pairs if r == 1 and i != keep_id)
-        else:
-            ended = 0
+        ended = (yield from self._destroy_all_flow(user, ids, keep_id)) if ids else 0
         if keep is not None and keep.user == user and not keep.ended:
             keep.login(user)
             yield from self._rotate_flow(keep)
         return ended
+
+    def _destroy_all_flow(self, user: str, ids: list[str], keep_id: str | None) -> ops.Flow[int]:
+        """End the sessions ``ids`` of ``user``; those handled leave the index; how many ended.
+
+        A key that holds something else than a session leaves the index too, and then the
+        DataError is raised (after the rest are ended).
+        """
+        replies = yield ops.Batch([ops.Eval(sops.DESTROY, (self._key(i),), (user,)) for i in ids])
+        pairs = list(zip(ids, replies, strict=True))
+        done = [i for i, r in pairs if not isinstance(r, RedisCommandError)]
+        if done:
+            yield ops.Call("ZREM", sops.index_keys(self._keys, user)[0], *done)
+        for r in replies:
+            if isinstance(r, RedisCommandError):
+                raise r
+            check(sops.DESTROY.name, r)
+        return sum(1 for i, r in pairs if r == 1 and i != keep_id)
 
 
 def _skipped(_: errors.ConnectionError | None) -> None:
