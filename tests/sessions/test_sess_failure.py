@@ -1,0 +1,334 @@
+"""Sessions and token checks when Redis is unavailable (on_error, deadline, cooldown), and
+data redkit did not write (DataError, whatever the policy)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import time
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from redkit import AsyncRedkit, Redkit
+from redkit.embedded import EmbeddedServer
+from redkit.errors import ConfigError, DataError
+from redkit.errors import ConnectionError as RedkitConnectionError
+from redkit.sessions import ops as sops
+
+DEADLINE = 0.3
+SLACK = 0.7  # scheduling noise on a busy 2-core machine
+
+
+def _claims(jti: str = "j1", sub: str = "alice") -> dict[str, object]:
+    now = datetime.now(timezone.utc)
+    return {"jti": jti, "sub": sub, "iat": now.timestamp(), "exp": now + timedelta(hours=1)}
+
+
+@pytest.fixture
+def server() -> Iterator[EmbeddedServer]:
+    with EmbeddedServer() as server:
+        yield server
+
+
+@pytest.fixture
+def own(server: EmbeddedServer) -> Iterator[Redkit]:
+    with Redkit(server.url, prefix="sfail") as rk:
+        yield rk
+
+
+class _Stalled:
+    """The server alive and accepting but never answering (SIGSTOP), for a with block."""
+
+    def __init__(self, server: EmbeddedServer) -> None:
+        assert server._process is not None
+        self.pid = server._process.pid
+
+    def __enter__(self) -> None:
+        os.kill(self.pid, signal.SIGSTOP)
+
+    def __exit__(self, *exc: object) -> None:
+        os.kill(self.pid, signal.SIGCONT)
+
+
+# --- options -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"on_error": "local"}, {"on_error": "OPEN"}, {"deadline": 0}, {"cooldown": -1}],
+)
+def test_bad_failure_options_are_config_errors(rk: Redkit, options: dict[str, object]) -> None:
+    with pytest.raises(ConfigError):
+        rk.sessions(**options)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError):
+        rk.tokens(**options)  # type: ignore[arg-type]
+
+
+def test_misspelt_options_name_themselves(rk: Redkit) -> None:
+    with pytest.raises(ConfigError, match="on_eror"):
+        rk.sessions(on_eror="open")  # type: ignore[call-arg]
+    with pytest.raises(ConfigError, match="dead_line"):
+        rk.tokens(dead_line=1)  # type: ignore[call-arg]
+
+
+def test_defaults_fail_closed(rk: Redkit) -> None:
+    store, tokens = rk.sessions(), rk.tokens()
+    assert (store.on_error, store.deadline, store.failures) == ("closed", None, 0)
+    assert (tokens.on_error, tokens.deadline, tokens.failures) == ("closed", None, 0)
+    assert "on_error='closed'" in repr(store)
+
+
+# --- sessions: closed ------------------------------------------------------------------
+
+
+def test_closed_load_and_save_raise(own: Redkit, server: EmbeddedServer) -> None:
+    store = own.sessions(deadline=DEADLINE, cooldown=0)
+    session = store.new()
+    session["k"] = 1
+    store.save(session)
+    server.stop()
+    with pytest.raises(RedkitConnectionError) as raised:
+        store.load(session.id)
+    assert isinstance(raised.value, ConnectionError)
+    session["k"] = 2
+    with pytest.raises(RedkitConnectionError):
+        store.save(session)
+    assert store.failures == 2
+
+
+def test_closed_cooldown_fails_at_once_without_asking(own: Redkit, server: EmbeddedServer) -> None:
+    store = own.sessions(deadline=DEADLINE, cooldown=30)
+    server.stop()
+    with pytest.raises(RedkitConnectionError):
+        store.load(sops.new_id())
+    server.start()
+    with pytest.raises(RedkitConnectionError, match="cooldown"):
+        store.load(sops.new_id())
+    assert store.failures == 2
+
+
+# --- sessions: open --------------------------------------------------------------------
+
+
+def test_open_serves_a_fresh_session_within_the_deadline_and_keeps_the_stored_one(
+    own: Redkit, server: EmbeddedServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = own.sessions(on_error="open", deadline=DEADLINE, cooldown=0)
+    stored = store.new()
+    stored["cart"] = [1]
+    store.login(stored, "alice")
+    with _Stalled(server), caplog.at_level(logging.INFO, logger="redkit.sessions"):
+        start = time.monotonic()
+        served = store.load(stored.id)
+        elapsed = time.monotonic() - start
+        served["cart"] = ["overwritten?"]
+        store.save(served)  # skipped: a degraded session is never written
+    assert elapsed < DEADLINE + SLACK
+    assert served.degraded
+    assert served.is_new
+    assert served.user is None
+    assert served.id is None, "no new session (and cookie) replaces the user's real one"
+    assert store.failures == 1
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("Redis unavailable" in m and "failing open" in m for m in messages)
+    assert any("skipped" in m for m in messages)
+    again = store.load(stored.id)  # the server answers again: the stored session is intact
+    assert not again.degraded
+    assert again.user == "alice"
+    assert again["cart"] == [1]
+
+
+def test_open_skips_writes_while_down(own: Redkit, server: EmbeddedServer) -> None:
+    store = own.sessions(on_error="open", deadline=DEADLINE, cooldown=0)
+    session = store.new()
+    session["n"] = 1
+    store.save(session)
+    loaded = store.load(session.id)
+    loaded["n"] = 2
+    with _Stalled(server):
+        store.save(loaded)  # no exception
+    assert loaded.modified, "the change was not committed"
+    assert store.failures == 1
+    assert store.load(session.id)["n"] == 1
+
+
+def test_open_never_skips_a_logout(own: Redkit, server: EmbeddedServer) -> None:
+    store = own.sessions(on_error="open", deadline=DEADLINE, cooldown=0)
+    stored = store.new()
+    stored["k"] = 1
+    store.save(stored)
+    loaded = store.load(stored.id)
+    server.stop()
+    with pytest.raises(RedkitConnectionError):
+        store.destroy(loaded)
+    degraded = store.load(stored.id)
+    assert degraded.degraded
+    server.start()
+    with pytest.raises(RedkitConnectionError, match="cannot log out"):
+        store.destroy(degraded)  # its stored session is unknown: the logout cannot happen
+
+
+def test_open_cooldown_serves_without_asking(own: Redkit, server: EmbeddedServer) -> None:
+    store = own.sessions(on_error="open", deadline=DEADLINE, cooldown=30)
+    server.stop()
+    assert store.load(sops.new_id()).degraded
+    server.start()
+    assert own.ping()
+    assert store.load(sops.new_id()).degraded, "cooling down: Redis is not asked"
+    assert store.failures == 2
+
+
+async def test_async_sessions_open_and_closed(server: EmbeddedServer) -> None:
+    async with AsyncRedkit(server.url, prefix="asfail") as ark:
+        opened = ark.sessions(on_error="open", deadline=DEADLINE, cooldown=0)
+        closed = ark.sessions(deadline=DEADLINE, cooldown=0)
+        session = opened.new()
+        session["k"] = 1
+        await opened.save(session)
+        with _Stalled(server):
+            start = time.monotonic()
+            served = await opened.load(session.id)
+            assert time.monotonic() - start < DEADLINE + SLACK
+            served["k"] = 2
+            await opened.save(served)
+            with pytest.raises(RedkitConnectionError):
+                await closed.load(session.id)
+        assert served.degraded
+        assert (opened.failures, closed.failures) == (1, 1)
+        assert (await opened.load(session.id))["k"] == 1
+
+
+# --- tokens ----------------------------------------------------------------------------
+
+
+def test_tokens_closed_raise_and_open_let_a_revoked_token_through(
+    own: Redkit, server: EmbeddedServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    closed = own.tokens(deadline=DEADLINE, cooldown=0)
+    opened = own.tokens(on_error="open", deadline=DEADLINE, cooldown=0)
+    claims = _claims()
+    closed.revoke("j1", claims["exp"], user="alice")  # type: ignore[arg-type]
+    assert closed.is_revoked(claims)
+    assert opened.is_revoked(claims)
+    with _Stalled(server), caplog.at_level(logging.WARNING, logger="redkit.sessions"):
+        with pytest.raises(RedkitConnectionError):
+            closed.is_revoked(claims)
+        start = time.monotonic()
+        assert not opened.is_revoked(claims), "failing open: the revoked token passes"
+        assert time.monotonic() - start < DEADLINE + SLACK
+        with pytest.raises(RedkitConnectionError):
+            opened.revoke("j2", claims["exp"], user="alice")  # type: ignore[arg-type]
+    assert (closed.failures, opened.failures) == (1, 1)
+    assert any("failing OPEN" in r.getMessage() for r in caplog.records)
+    assert opened.is_revoked(claims), "revoked again once Redis answers"
+
+
+async def test_async_tokens_open_and_closed(server: EmbeddedServer) -> None:
+    async with AsyncRedkit(server.url, prefix="atfail") as ark:
+        closed = ark.tokens(cooldown=0)
+        opened = ark.tokens(on_error="open", cooldown=30)
+        claims = _claims()
+        await closed.revoke_all("alice")
+        server.stop()
+        with pytest.raises(RedkitConnectionError):
+            await closed.is_revoked(claims)
+        assert await opened.status(_claims(jti="j0")) is not None
+        assert not await opened.is_revoked(claims)
+        assert opened.failures == 2
+
+
+# --- data redkit did not write: DataError whatever the policy ---------------------------
+
+
+def test_a_session_key_of_another_type_is_a_data_error(rk: Redkit) -> None:
+    store = rk.sessions(on_error="open")
+    session_id = sops.new_id()
+    rk.client.set(sops.session_key(rk.keys, session_id), "not a hash")
+    with pytest.raises(DataError):
+        store.load(session_id)
+    assert store.failures == 0
+
+
+def test_a_session_not_written_by_redkit_is_a_data_error(rk: Redkit) -> None:
+    store = rk.sessions(on_error="open")
+    garbage, bad_meta = sops.new_id(), sops.new_id()
+    rk.client.hset(sops.session_key(rk.keys, garbage), "m:a", "soon")
+    far = str(int(time.time() * 1000) + 60_000)
+    rk.client.hset(sops.session_key(rk.keys, bad_meta), mapping={"m:a": far, "m:c": "x"})
+    for session_id in (garbage, bad_meta):
+        with pytest.raises(DataError):
+            store.load(session_id)
+    assert store.failures == 0
+
+
+def test_foreign_index_and_generation_are_data_errors(rk: Redkit) -> None:
+    store = rk.sessions()
+    index, gen = sops.index_keys(rk.keys, "mallory")
+    rk.client.set(index, "not a sorted set")
+    with pytest.raises(DataError):
+        store.list_sessions("mallory")
+    with pytest.raises(DataError):
+        store.end_all("mallory")
+    rk.client.delete(index)
+    rk.client.set(gen, "many")
+    with pytest.raises(DataError):
+        store.end_all("mallory")
+    session = store.new()
+    session["k"] = 1
+    with pytest.raises(DataError):
+        store.login(session, "mallory")
+
+
+def test_end_all_ends_the_rest_and_reports_a_foreign_key(rk: Redkit) -> None:
+    store = rk.sessions()
+    sessions = []
+    for _ in range(2):
+        session = store.new()
+        session["k"] = 1
+        store.login(session, "bob")
+        sessions.append(session)
+    rk.client.delete(sops.session_key(rk.keys, sessions[0].id or ""))
+    rk.client.set(sops.session_key(rk.keys, sessions[0].id or ""), "squatter")
+    with pytest.raises(DataError):
+        store.end_all("bob")
+    assert store.load(sessions[1].id).is_new, "the real session was ended"
+    assert store.list_sessions("bob") == []
+
+
+def test_foreign_token_keys_are_data_errors(rk: Redkit) -> None:
+    tokens = rk.tokens(on_error="open")
+    group = sops.token_group(rk.keys, "alice")
+    rk.client.set(group.key("before"), "yesterday")
+    with pytest.raises(DataError):
+        tokens.is_revoked(_claims())
+    with pytest.raises(DataError):
+        tokens.revoke_all("alice")
+    rk.client.delete(group.key("before"))
+    rk.client.hset(group.key("before"), "x", "1")
+    with pytest.raises(DataError):
+        tokens.is_revoked(_claims())
+    assert tokens.failures == 0
+    family = tokens._family_key("bob", "fam1")
+    rk.client.set(family, "not a hash")
+    claims = {**_claims(sub="bob"), "fam": "fam1"}
+    with pytest.raises(DataError):
+        tokens.is_revoked(claims)
+    with pytest.raises(DataError):
+        tokens.rotate_refresh(claims, "j2", claims["exp"])  # type: ignore[arg-type]
+    with pytest.raises(DataError):
+        tokens.revoke_family("bob", "fam1")
+
+
+async def test_async_foreign_data_is_a_data_error(ark: AsyncRedkit) -> None:
+    store, tokens = ark.sessions(on_error="open"), ark.tokens(on_error="open")
+    session_id = sops.new_id()
+    await ark.client.set(sops.session_key(ark.keys, session_id), "not a hash")
+    with pytest.raises(DataError):
+        await store.load(session_id)
+    await ark.client.set(sops.token_group(ark.keys, "alice").key("before"), "yesterday")
+    with pytest.raises(DataError):
+        await tokens.is_revoked(_claims())
+    assert (store.failures, tokens.failures) == (0, 0)
