@@ -4,12 +4,12 @@
 -- ARGV[3] created at, ms since the epoch ('0' = now)
 -- ARGV[4] absolute deadline, ms since the epoch ('0' = created + absolute timeout)
 -- ARGV[5..] field, value pairs (data fields 'd:<key>', metadata 'm:<name>')
--- Returns {outcome, created_ms, deadline_ms, now_ms}: outcome 1 created, 0 the id is
--- taken, 2 the given deadline has already passed (the times are 0 unless created).
---!include _clock.lua
+-- Returns {1, created_ms, deadline_ms, now_ms}; {0} when the id is taken; {2} when the
+-- given deadline has already passed.
 if redis.call('EXISTS', KEYS[1]) == 1 then
-  return {0, 0, 0, 0}
+  return {0}
 end
+--!include _clock.lua
 local now = now_ms()
 local created = tonumber(ARGV[3])
 if created == 0 then
@@ -20,7 +20,7 @@ if deadline == 0 then
   deadline = created + tonumber(ARGV[2])
 end
 if deadline <= now then
-  return {2, 0, 0, 0}
+  return {2}
 end
 if #ARGV > 4 then
   redis.call('HSET', KEYS[1], unpack(ARGV, 5))

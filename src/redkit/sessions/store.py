@@ -195,10 +195,10 @@ class _StoreCore:
         args = (sops.ms(self.idle_timeout), sops.ms(self.absolute_timeout), created, deadline)
         for _ in range(_CREATE_ATTEMPTS):
             session_id = sops.new_id()
-            outcome, *times = yield ops.Eval(sops.CREATE, (self._key(session_id),), (*args, *flat))
-            if outcome == 1:
-                return session_id, [int(v) for v in times]
-            if outcome == 2:  # rotating a session whose absolute deadline just passed
+            reply = yield ops.Eval(sops.CREATE, (self._key(session_id),), (*args, *flat))
+            if reply[0] == 1:
+                return session_id, [int(v) for v in reply[1:]]
+            if reply[0] == 2:  # rotating a session whose absolute deadline just passed
                 return None
         raise RedisCommandError("could not create a session: every fresh id was taken")
 
