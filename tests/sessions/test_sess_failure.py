@@ -3,19 +3,27 @@ data redkit did not write (DataError, whatever the policy)."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+from starlette.testclient import TestClient
 
 from redkit import AsyncRedkit, Redkit
 from redkit.embedded import EmbeddedServer
 from redkit.errors import ConfigError, DataError
 from redkit.errors import ConnectionError as RedkitConnectionError
+from redkit.integrations.asgi.sessions import SessionMiddleware
 from redkit.sessions import ops as sops
 
 DEADLINE = 0.3
@@ -332,3 +340,54 @@ async def test_async_foreign_data_is_a_data_error(ark: AsyncRedkit) -> None:
     with pytest.raises(DataError):
         await tokens.is_revoked(_claims())
     assert (store.failures, tokens.failures) == (0, 0)
+
+
+# --- the ASGI middleware ---------------------------------------------------------------
+
+
+def _asgi_app(url: str, server: EmbeddedServer, **store_options: Any) -> Starlette:
+    ark = AsyncRedkit(url, prefix="asgifail")
+
+    async def write(request: Request) -> JSONResponse:
+        request.session.update(request.query_params)
+        return JSONResponse(dict(request.session))
+
+    async def outage_then_write(request: Request) -> JSONResponse:
+        server.stop()  # Redis goes away while the request runs
+        request.session["late"] = "write"
+        return JSONResponse({"app": "ran"})
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        await ark.aclose()
+
+    routes = [Route("/write", write), Route("/outage", outage_then_write)]
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.add_middleware(SessionMiddleware, store=ark.sessions(cooldown=0, **store_options))
+    return app
+
+
+def test_asgi_answers_503_when_the_store_fails_closed(server: EmbeddedServer) -> None:
+    app = _asgi_app(server.url, server, deadline=DEADLINE)
+    with TestClient(app, base_url="https://testserver") as client:
+        assert client.get("/write?a=1").status_code == 200
+        failed = client.get("/outage")  # loads fine, cannot save: 503, not the app's 200
+        assert failed.status_code == 503
+        assert "set-cookie" not in failed.headers
+        down = client.get("/write?a=2")  # cannot load
+        assert down.status_code == 503
+        assert down.headers["retry-after"] == "1"
+
+
+def test_asgi_serves_a_fresh_session_when_the_store_fails_open(server: EmbeddedServer) -> None:
+    app = _asgi_app(server.url, server, on_error="open", deadline=DEADLINE)
+    with TestClient(app, base_url="https://testserver") as client:
+        first = client.get("/write?a=1")
+        cookie = first.cookies["session"]
+        server.stop()
+        served = client.get("/write?b=2")
+        assert served.status_code == 200
+        assert served.json() == {"b": "2"}, "a fresh session: the stored one is unreachable"
+        assert "set-cookie" not in served.headers, "the user's cookie is kept"
+        assert client.cookies["session"] == cookie

@@ -15,6 +15,10 @@
 Starlette's dict). Unlike signed-cookie sessions, the cookie holds only a random id, so
 logging out really ends the session. Non-HTTP scopes pass through; WebSocket scopes get
 the session to read (a WebSocket cannot set a cookie, so nothing is saved there).
+
+When the store cannot reach Redis and fails closed (its ``on_error``, the default), the
+request is answered 503 instead of the app's response; a store that fails open serves
+a fresh session and the app runs as usual.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from redkit.errors import ConfigError
+from redkit.errors import ConnectionError as RedkitConnectionError
 from redkit.sessions import AsyncSessionStore, Session
 
 Scope = MutableMapping[str, Any]
@@ -59,6 +64,18 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
+async def _unavailable(send: Send) -> None:
+    """Answer 503: the session store cannot reach Redis (and fails closed)."""
+    body = b"Service Unavailable: the session store cannot reach Redis"
+    headers = [
+        (b"content-type", b"text/plain; charset=utf-8"),
+        (b"content-length", str(len(body)).encode()),
+        (b"retry-after", b"1"),
+    ]
+    await send({"type": "http.response.start", "status": 503, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
 class SessionMiddleware:
     """Load the session before the app runs; save it and set the cookie as the response starts.
 
@@ -84,17 +101,32 @@ class SessionMiddleware:
             await self.app(scope, receive, send)
             return
         cookie_id = self.store.cookie.read(_header(scope, b"cookie"))
-        session = await self.store.load(
-            cookie_id, ip=self.client_ip(scope), user_agent=_header(scope, b"user-agent")
-        )
+        try:
+            session = await self.store.load(
+                cookie_id, ip=self.client_ip(scope), user_agent=_header(scope, b"user-agent")
+            )
+        except RedkitConnectionError:
+            if scope["type"] == "websocket":
+                raise
+            await _unavailable(send)
+            return
         scope["session"] = session
         if scope["type"] == "websocket":
             await self.app(scope, receive, send)
             return
+        replaced = False  # the save failed: a 503 went out instead of the app's response
 
         async def send_with_cookie(message: Message) -> None:
+            nonlocal replaced
+            if replaced:
+                return
             if message["type"] == "http.response.start":
-                await self.store.save(session)
+                try:
+                    await self.store.save(session)
+                except RedkitConnectionError:
+                    replaced = True
+                    await _unavailable(send)
+                    return
                 cookie = self._cookie(session, cookie_id)
                 if cookie is not None:
                     headers = list(message.get("headers", ()))
