@@ -283,6 +283,25 @@ def test_a_lock_key_of_another_type_is_a_data_error(rk: Redkit) -> None:
     rk.client.set(lock._keys[1], "not a number")
     with pytest.raises(DataError):
         lock.acquire()
+    rk.client.delete(lock._keys[1])
+    rk.client.rpush(lock._keys[1], "1")
+    with pytest.raises(DataError):
+        lock.acquire()
+    assert not lock.held
+
+
+def test_a_retried_acquire_after_the_counter_was_lost_gets_a_fresh_token(rk: Redkit) -> None:
+    from redkit import ops
+    from redkit.scripts import script
+
+    lock = rk.lock("lost-counter", ttl=5)
+    owner, fence, _ = lock._keys
+    first = rk.run(ops.evaluate(script("lock_acquire"), (owner, fence), ("same", 5000)))
+    rk.client.delete(fence)
+    again = rk.run(ops.evaluate(script("lock_acquire"), (owner, fence), ("same", 5000)))
+    assert again[0] == 1
+    assert again[1] > first[1]
+    assert int(rk.client.get(fence)) == again[1]
 
 
 async def test_async_lock_key_of_another_type_is_a_data_error(ark: AsyncRedkit) -> None:
