@@ -89,6 +89,39 @@ def test_defaults_fail_closed(rk: Redkit) -> None:
     assert "on_error='closed'" in repr(store)
 
 
+def test_stores_with_a_deadline_work_on_every_target(rk: Redkit) -> None:
+    store = rk.sessions(on_error="open", deadline=2)
+    tokens = rk.tokens(on_error="open", deadline=2)
+    session = store.new()
+    session["k"] = 1
+    store.login(session, "alice")
+    loaded = store.load(session.id)
+    assert loaded["k"] == 1
+    assert not loaded.degraded
+    assert [s.handle for s in store.list_sessions("alice")] == [loaded.handle]
+    claims = _claims()
+    assert not tokens.is_revoked(claims)
+    tokens.revoke_all("alice")
+    assert tokens.is_revoked(claims)
+    assert (store.failures, tokens.failures) == (0, 0)
+
+
+async def test_async_stores_with_a_deadline_work_on_every_target(ark: AsyncRedkit) -> None:
+    store = ark.sessions(on_error="open", deadline=2)
+    tokens = ark.tokens(on_error="open", deadline=2)
+    session = store.new()
+    session["k"] = 1
+    await store.login(session, "alice")
+    loaded = await store.load(session.id)
+    assert loaded["k"] == 1
+    assert not loaded.degraded
+    assert await store.end_all("alice") == 1
+    claims = _claims()
+    await tokens.revoke_all("alice")
+    assert await tokens.is_revoked(claims)
+    assert (store.failures, tokens.failures) == (0, 0)
+
+
 # --- sessions: closed ------------------------------------------------------------------
 
 
