@@ -1,14 +1,13 @@
 """What a capability on a request path does when Redis is unavailable.
 
-Every such capability (sessions, token revocation, rate limits, the cache) takes the same
-three options, with the same meaning:
+Such a capability (the session store, the token revoker, the rate limiters) takes these
+three options, with the same meaning everywhere:
 
 ``on_error``
-    ``"closed"`` (the default): the call raises :class:`redkit.errors.ConnectionError`
-    and the integrations answer 503. ``"open"``: the call is answered without Redis by
-    the capability's documented rule (a fresh session, "not revoked", "admitted" ...),
-    and the failure is logged and counted. A capability may offer more (the limiters'
-    ``"local"``).
+    ``"closed"`` (the default): the call raises :class:`redkit.errors.ConnectionError`.
+    ``"open"``: the call is answered without Redis by the capability's documented rule
+    (a fresh session, "not revoked", "admitted" ...), and the failure is logged and
+    counted. A capability may offer more (the limiters' ``"local"``).
 ``deadline``
     Seconds one call to Redis may take, connect and reply, with no retries
     (:meth:`redkit.client.RedkitCore.with_timeout`); ``None`` keeps the client's own
