@@ -60,6 +60,7 @@ CORE = {
     "keys",
     "ops",
     "pool",
+    "runtime",
     "scripts",
     "serializers",
 }
