@@ -2,20 +2,25 @@
 -- KEYS[1] the session hash
 -- ARGV[1] idle timeout in ms
 -- ARGV[2] client IP ('' keeps the stored one)   ARGV[3] user agent ('' keeps the stored one)
+-- A session ends at its absolute deadline 'm:a' or at its own expiry 'm:x' (when set),
+-- whichever comes first; the idle refresh never extends it past that.
 -- Returns the hash as HGETALL returns it, after the touch; {} when the session does not
--- exist or is past its absolute deadline (then it is deleted). -1 when the key holds
--- another Redis type, -3 when its deadline is not a number (not written by redkit).
+-- exist or has ended (then it is deleted). -1 when the key holds another Redis type, -3
+-- when its deadline or expiry is not a number (not written by redkit).
 --!include _clock.lua
-local deadline = redis.pcall('HGET', KEYS[1], 'm:a')
-if type(deadline) == 'table' and deadline.err then
+local ends = redis.pcall('HMGET', KEYS[1], 'm:a', 'm:x')
+if ends.err then
   return -1
 end
-if not deadline then
+if not ends[1] then
   return {}
 end
-deadline = tonumber(deadline)
-if not deadline then
+local deadline, expiry = tonumber(ends[1]), tonumber(ends[2])
+if not deadline or (ends[2] and not expiry) then
   return -3
+end
+if expiry and expiry < deadline then
+  deadline = expiry
 end
 local now = now_ms()
 if now >= deadline then

@@ -1,35 +1,47 @@
 -- sess_update: write and delete single fields of a live session (never the whole blob, so
 -- concurrent requests that change different keys keep each other's writes).
 -- KEYS[1] the session hash
--- ARGV[1] idle timeout in ms   ARGV[2] n, the number of field/value pairs that follow
--- ARGV[3 .. 2+2n] field, value pairs to set   ARGV[3+2n ..] fields to delete
--- Returns 1 when written, 0 when the session no longer exists (expired or ended: it is
--- not recreated); -1 when the key holds another Redis type, -3 when its deadline is not
--- a number (not written by redkit).
+-- ARGV[1] idle timeout in ms
+-- ARGV[2] a new expiry for the session, in ms from now ('' keeps the current one)
+-- ARGV[3] n, the number of field/value pairs that follow
+-- ARGV[4 .. 3+2n] field, value pairs to set   ARGV[4+2n ..] fields to delete
+-- A session ends at its absolute deadline 'm:a' or at its own expiry 'm:x' (when set),
+-- whichever comes first; a new expiry never reaches past the absolute deadline.
+-- Returns {1, expiry ms since the epoch (0 = none)} when written, {0} when the session no
+-- longer exists (expired or ended: it is not recreated); -1 when the key holds another
+-- Redis type, -3 when its deadline or expiry is not a number (not written by redkit).
 --!include _clock.lua
-local deadline = redis.pcall('HGET', KEYS[1], 'm:a')
-if type(deadline) == 'table' and deadline.err then
+local ends = redis.pcall('HMGET', KEYS[1], 'm:a', 'm:x')
+if ends.err then
   return -1
 end
-if not deadline then
-  return 0
+if not ends[1] then
+  return {0}
 end
-deadline = tonumber(deadline)
-if not deadline then
+local absolute, expiry = tonumber(ends[1]), tonumber(ends[2])
+if not absolute or (ends[2] and not expiry) then
   return -3
 end
 local now = now_ms()
-if now >= deadline then
+if now >= absolute or (expiry and now >= expiry) then
   redis.call('DEL', KEYS[1])
-  return 0
+  return {0}
 end
-local n = tonumber(ARGV[2])
+if ARGV[2] ~= '' then
+  expiry = now + tonumber(ARGV[2])
+  redis.call('HSET', KEYS[1], 'm:x', string.format('%.0f', expiry))
+end
+local deadline = absolute
+if expiry and expiry < deadline then
+  deadline = expiry
+end
+local n = tonumber(ARGV[3])
 if n > 0 then
-  redis.call('HSET', KEYS[1], unpack(ARGV, 3, 2 + 2 * n))
+  redis.call('HSET', KEYS[1], unpack(ARGV, 4, 3 + 2 * n))
 end
-if #ARGV >= 3 + 2 * n then
-  redis.call('HDEL', KEYS[1], unpack(ARGV, 3 + 2 * n))
+if #ARGV >= 4 + 2 * n then
+  redis.call('HDEL', KEYS[1], unpack(ARGV, 4 + 2 * n))
 end
 redis.call('HSET', KEYS[1], 'm:s', string.format('%.0f', now))
 redis.call('PEXPIREAT', KEYS[1], string.format('%.0f', math.min(now + tonumber(ARGV[1]), deadline)))
-return 1
+return {1, expiry or 0}
