@@ -20,7 +20,7 @@ from starlette.routing import Route
 from starlette.testclient import TestClient
 
 from redkit import AsyncRedkit, Redkit
-from redkit.embedded import EmbeddedServer
+from redkit.embedded import EmbeddedCluster, EmbeddedServer
 from redkit.errors import ConfigError, DataError
 from redkit.errors import ConnectionError as RedkitConnectionError
 from redkit.integrations.asgi.sessions import SessionMiddleware
@@ -50,7 +50,7 @@ def own(server: EmbeddedServer) -> Iterator[Redkit]:
 class _Stalled:
     """The server alive and accepting but never answering (SIGSTOP), for a with block."""
 
-    def __init__(self, server: EmbeddedServer) -> None:
+    def __init__(self, server: EmbeddedServer) -> None:  # a cluster node is one too
         assert server._process is not None
         self.pid = server._process.pid
 
@@ -424,3 +424,66 @@ def test_asgi_serves_a_fresh_session_when_the_store_fails_open(server: EmbeddedS
         assert served.json() == {"b": "2"}, "a fresh session: the stored one is unreachable"
         assert "set-cookie" not in served.headers, "the user's cookie is kept"
         assert client.cookies["session"] == cookie
+
+
+# --- a cluster with one master stalled ----------------------------------------------------
+
+
+@pytest.fixture
+def cluster() -> Iterator[EmbeddedCluster]:
+    with EmbeddedCluster(masters=3) as cluster:
+        yield cluster
+
+
+def _stall_owner(cluster: EmbeddedCluster, rk: Redkit, key: str) -> _Stalled:
+    """Stall the master that holds ``key`` (the others keep answering)."""
+    port = rk.client.get_node_from_key(key).port
+    (node,) = [node for node in cluster._nodes if node.port == port]
+    return _Stalled(node)
+
+
+def test_cluster_node_stalled_sessions_and_tokens_answer_by_policy(
+    cluster: EmbeddedCluster,
+) -> None:
+    with Redkit(cluster.url, prefix="cfail") as rk:
+        opened = rk.sessions(on_error="open", deadline=DEADLINE, cooldown=0, check=False)
+        closed = rk.sessions(deadline=DEADLINE, cooldown=0, check=False)
+        session = opened.new()
+        session["k"] = 1
+        opened.save(session)
+        open_tokens = rk.tokens(on_error="open", deadline=DEADLINE, cooldown=0, check=False)
+        closed_tokens = rk.tokens(deadline=DEADLINE, cooldown=0, check=False)
+        claims = _claims()
+        closed_tokens.revoke_all("alice")
+        before = sops.token_group(rk.keys, "alice").key("before")
+        with _stall_owner(cluster, rk, sops.session_key(rk.keys, session.id or "")):
+            start = time.monotonic()
+            assert opened.load(session.id).degraded
+            assert time.monotonic() - start < DEADLINE + SLACK
+            with pytest.raises(RedkitConnectionError):
+                closed.load(session.id)
+        with _stall_owner(cluster, rk, before):
+            assert not open_tokens.is_revoked(claims)
+            with pytest.raises(RedkitConnectionError):
+                closed_tokens.is_revoked(claims)
+        assert opened.load(session.id)["k"] == 1
+        assert open_tokens.is_revoked(claims)
+
+
+async def test_async_cluster_node_stalled_sessions_answer_by_policy(
+    cluster: EmbeddedCluster,
+) -> None:
+    with Redkit(cluster.url, prefix="acfail") as rk:  # to find the key's node
+        async with AsyncRedkit(cluster.url, prefix="acfail") as ark:
+            opened = ark.sessions(on_error="open", deadline=DEADLINE, cooldown=0, check=False)
+            closed = ark.sessions(deadline=DEADLINE, cooldown=0, check=False)
+            session = opened.new()
+            session["k"] = 1
+            await opened.save(session)
+            with _stall_owner(cluster, rk, sops.session_key(rk.keys, session.id or "")):
+                start = time.monotonic()
+                assert (await opened.load(session.id)).degraded
+                assert time.monotonic() - start < DEADLINE + SLACK
+                with pytest.raises(RedkitConnectionError):
+                    await closed.load(session.id)
+            assert (await opened.load(session.id))["k"] == 1
