@@ -12,7 +12,9 @@ from collections.abc import AsyncIterator, Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+import jwt
 import pytest
+from fastapi import Depends, FastAPI
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -23,6 +25,7 @@ from redkit import AsyncRedkit, Redkit
 from redkit.embedded import EmbeddedCluster, EmbeddedServer
 from redkit.errors import ConfigError, DataError
 from redkit.errors import ConnectionError as RedkitConnectionError
+from redkit.integrations.asgi.jwt import JWTBearer
 from redkit.integrations.asgi.sessions import SessionMiddleware
 from redkit.sessions import ops as sops
 
@@ -487,3 +490,36 @@ async def test_async_cluster_node_stalled_sessions_answer_by_policy(
                 with pytest.raises(RedkitConnectionError):
                     await closed.load(session.id)
             assert (await opened.load(session.id))["k"] == 1
+
+
+def test_jwt_dependency_follows_the_revokers_policy(server: EmbeddedServer) -> None:
+    secret = "test-secret-that-is-long-enough-for-hs256"
+    ark = AsyncRedkit(server.url, prefix="jwtfail")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await ark.aclose()
+
+    app = FastAPI(lifespan=lifespan)
+    closed = JWTBearer(ark.tokens(deadline=DEADLINE, cooldown=0), secret, algorithms=["HS256"])
+    opened = JWTBearer(
+        ark.tokens(on_error="open", deadline=DEADLINE, cooldown=0), secret, algorithms=["HS256"]
+    )
+
+    @app.get("/closed")
+    async def by_closed(claims: dict = Depends(closed)) -> dict:  # noqa: B008 - FastAPI's idiom
+        return {"user": claims["sub"]}
+
+    @app.get("/open")
+    async def by_open(claims: dict = Depends(opened)) -> dict:  # noqa: B008 - FastAPI's idiom
+        return {"user": claims["sub"]}
+
+    now = time.time()
+    claims = {"sub": "alice", "jti": "j1", "iat": round(now, 3), "exp": int(now) + 300}
+    headers = {"Authorization": f"Bearer {jwt.encode(claims, secret, algorithm='HS256')}"}
+    with TestClient(app) as client:
+        assert client.get("/closed", headers=headers).status_code == 200
+        with _Stalled(server):
+            assert client.get("/closed", headers=headers).status_code == 503
+            assert client.get("/open", headers=headers).json() == {"user": "alice"}
