@@ -57,6 +57,7 @@ CORE = {
     "connection",
     "embedded",
     "errors",
+    "failure",
     "keys",
     "loops",
     "ops",

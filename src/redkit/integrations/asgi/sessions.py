@@ -257,6 +257,7 @@ class SessionMiddleware:
         headers = [
             (b"content-type", b"application/problem+json"),
             (b"content-length", str(len(_PROBLEM)).encode()),
+            (b"retry-after", b"1"),
         ]
         await send({"type": "http.response.start", "status": 503, "headers": headers})
         await send({"type": "http.response.body", "body": _PROBLEM})
