@@ -177,6 +177,15 @@ class RedkitCore(CoreBase):
                 made.close()
         return sibling  # type: ignore[return-value]
 
+    def clients(self) -> list[Any]:
+        """The redis-py clients behind this facade: the pool's and, once made, the waits'.
+
+        For dropping connections after a failover (``client.connection_pool.disconnect()``)
+        or inspecting them; commands go through :meth:`run`.
+        """
+        dedicated = self._blocker.made
+        return [self.client] + ([dedicated] if dedicated not in (None, self.client) else [])
+
     def close(self) -> None:
         """Close the connection pool (only when redkit created the client)."""
         for sibling in list(self._siblings.values()):
@@ -245,6 +254,15 @@ class AsyncRedkitCore(CoreBase):
         """The running loop's dedicated wait connections (None outside a loop)."""
         state = self._loops.current()
         return None if state is None else state.blocker
+
+    def clients(self) -> list[Any]:
+        """The running loop's redis-py clients: the pool's and, once made, the waits'.
+
+        See :meth:`RedkitCore.clients`.
+        """
+        blocker = self._blocker
+        dedicated = None if blocker is None else blocker.made
+        return [self.client] + ([dedicated] if dedicated not in (None, self.client) else [])
 
     async def run(self, flow: ops.Flow[T] | ops.Once[T]) -> T:
         """Run a flow (see :mod:`redkit.ops`) on this event loop's client."""
