@@ -16,7 +16,7 @@ Workers (:mod:`redkit.queue.worker`, ``redkit worker module:queue``) run the tas
 from __future__ import annotations
 
 import math
-import uuid
+import secrets
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, TypedDict, TypeVar, overload
 
@@ -96,7 +96,7 @@ class _QueueBase:
         definition = self.tasks.get(task)
         if definition is not None:
             definition.check(args, kwargs)
-        job_id = options.get("job_id") or uuid.uuid4().hex
+        job_id = options.get("job_id") or secrets.token_hex(16)
         if not isinstance(job_id, str):
             raise ConfigError(f"job_id must be a str, got {job_id!r}")
         payload = self.rk.serializer.dumps([list(args), kwargs])

@@ -10,26 +10,27 @@ local base = ARGV[1]
 local now = now_ms()
 local out = {}
 local signal = false
-local first_due = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')[2]
+local first_due = nil
 for i = 2, #ARGV, 5 do
   local id, delay = ARGV[i], tonumber(ARGV[i + 4])
   local jk = job_key(base, id)
-  if redis.call('EXISTS', jk) == 1 then
-    out[#out + 1] = 0
+  if redis.call('HSETNX', jk, 't', ARGV[i + 1]) == 0 then
+    out[#out + 1] = 0  -- a job with this id exists
   else
     local seq = redis.call('HINCRBY', KEYS[4], 'seq', 1) % ORDER
     local score = int(tonumber(ARGV[i + 3]) * ORDER + seq)
-    redis.call('HSET', jk, 't', ARGV[i + 1], 'p', ARGV[i + 2], 'sc', score, 'n', 0,
-      'tk', 0, 'c', 0, 'at', now)
     if delay > 0 then
       local due = now + delay
-      redis.call('HSET', jk, 'st', 'delayed')
+      redis.call('HSET', jk, 'p', ARGV[i + 2], 'sc', score, 'n', 0, 'tk', 0, 'c', 0,
+        'at', now, 'st', 'delayed')
       redis.call('ZADD', KEYS[2], due, id)
-      if not first_due or due < tonumber(first_due) then
-        signal, first_due = true, due
+      first_due = first_due or tonumber(redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')[2])
+      if due <= first_due then
+        signal, first_due = true, due  -- idle workers must wake for it in time
       end
     else
-      redis.call('HSET', jk, 'st', 'waiting')
+      redis.call('HSET', jk, 'p', ARGV[i + 2], 'sc', score, 'n', 0, 'tk', 0, 'c', 0,
+        'at', now, 'st', 'waiting')
       redis.call('ZADD', KEYS[1], score, id)
       signal = true
     end
