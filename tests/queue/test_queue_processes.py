@@ -5,10 +5,13 @@ from __future__ import annotations
 import signal
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from redkit import Redkit
+from redkit.embedded import EmbeddedServer
+from redkit.errors import RedkitError
 
 from .conftest import poll, worker_process
 
@@ -97,3 +100,34 @@ def test_sigterm_hands_running_jobs_back_at_once(
     assert job.status() == "waiting"
     assert q.counts()["waiting"] == 1
     rk.close()
+
+
+@pytest.mark.slow
+def test_a_server_crash_with_aof_loses_no_job(prefix: str, tmp_path: Path) -> None:
+    fsync = ["--appendfsync", "always"]  # every acknowledged write is on disk
+    with EmbeddedServer(persistence=True, extra_args=fsync) as server:
+        rk = Redkit(server.url, prefix=prefix)
+        q = rk.queue("proc", lease=1.0, dead_after=20)
+        ran_key = rk.keys.group("test").key("ran")
+        log = tmp_path / "workers.log"
+        n = 600
+        procs = [worker_process(server.url, prefix, log, "-c", "10") for _ in range(2)]
+        try:
+            q.enqueue_many("work", [(i,) for i in range(n)])
+            poll(lambda: q.counts()["done"] >= n // 4, timeout=30)
+            server.kill()
+            server.restart()
+            poll(lambda: _done(q) == n, timeout=40)  # the workers resumed by themselves
+            assert all(proc.poll() is None for proc in procs)
+        finally:
+            _stop(procs)
+        assert set(int(x) for x in rk.client.lrange(ran_key, 0, -1)) == set(range(n))
+        assert q.counts() == {"waiting": 0, "delayed": 0, "done": n, "failed": 0, "dead": 0}
+        rk.close()
+
+
+def _done(q: Any) -> int:
+    try:
+        return int(q.counts()["done"])
+    except RedkitError:  # the test's own client meets the outage too
+        return -1
