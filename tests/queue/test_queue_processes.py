@@ -121,7 +121,7 @@ def test_a_server_crash_with_aof_loses_no_job(prefix: str, tmp_path: Path) -> No
             assert all(proc.poll() is None for proc in procs)
         finally:
             _stop(procs)
-        assert set(int(x) for x in rk.client.lrange(ran_key, 0, -1)) == set(range(n))
+        assert {int(x) for x in rk.client.lrange(ran_key, 0, -1)} == set(range(n))
         assert q.counts() == {"waiting": 0, "delayed": 0, "done": n, "failed": 0, "dead": 0}
         rk.close()
 
