@@ -11,7 +11,7 @@ import pytest
 
 from redkit import AsyncRedkit, Redkit
 from redkit.errors import ConfigError, SerializationError
-from redkit.queue import JobFailedError, JobNotFinishedError
+from redkit.queue import JobFailedError, JobNotFinishedError, Worker
 
 from .conftest import poll, running
 
@@ -227,3 +227,14 @@ async def test_async_producer(ark: AsyncRedkit) -> None:
     with running(q, concurrency=4):
         assert await one.result(timeout=10) == 11
         assert [await job.result(timeout=10) for job in jobs] == [3, 7]
+
+
+def test_worker_options_are_checked(rk: Redkit) -> None:
+    q = rk.queue("opts")
+    with pytest.raises(ConfigError, match="concurrency"):
+        Worker(q, concurrency=0)
+    with pytest.raises(ConfigError, match="grace"):
+        Worker(q, grace=-1)
+    borrowed = Redkit(client=rk.client)
+    with pytest.raises(ConfigError, match="handed-in client"):
+        Worker(borrowed.queue("opts"))

@@ -60,6 +60,11 @@ class Worker:
             raise ConfigError(f"concurrency must be an int >= 1, got {concurrency!r}")
         if not grace >= 0:
             raise ConfigError(f"grace must be 0 or more seconds, got {grace!r}")
+        if not getattr(queue.rk, "_owns_client", True):  # until the core says so publicly
+            raise ConfigError(
+                "a worker opens its own connections from the facade's settings; build the "
+                "queue's facade from a URL or Settings, not from a handed-in client"
+            )
         self.queue, self.concurrency, self.grace = queue, concurrency, grace
         self.batch = batch or concurrency
         self.id = secrets.token_hex(8)
