@@ -155,7 +155,8 @@ class Worker:
         if ctx.stopping:
             return
         if self._unsure:  # a claim's reply was lost: hand back what it may have claimed
-            await self._rk.run(qops.release(self.queue.keys, self.id, list(self._running)))
+            known = [*self._running, *(ack.member for ack in self._acks)]
+            await self._rk.run(qops.release(self.queue.keys, self.id, known))
             self._unsure = False
         acks, self._acks = self._acks, []
         want = min(self.batch, self.concurrency - len(self._running))
