@@ -238,3 +238,28 @@ def test_worker_options_are_checked(rk: Redkit) -> None:
     borrowed = Redkit(client=rk.client)
     with pytest.raises(ConfigError, match="handed-in client"):
         Worker(borrowed.queue("opts"))
+
+
+def test_a_busy_worker_spends_well_under_one_round_trip_per_job(
+    standalone_url: str, prefix: str
+) -> None:
+    with Redkit(standalone_url, prefix=prefix) as rk:
+        q = rk.queue("trips")
+
+        @q.task
+        async def noop(i: int) -> None: ...
+
+        n = 2000
+        noop.enqueue_many([(i,) for i in range(n)])
+
+        def sent() -> int:
+            stats = rk.client.info("commandstats")
+            names = ("cmdstat_evalsha", "cmdstat_eval", "cmdstat_blpop")
+            return sum(int(stats[name]["calls"]) for name in names if name in stats)
+
+        before = sent()
+        with running(q, concurrency=50):
+            poll(lambda: q.counts()["done"] == n, timeout=30)
+            # script calls and blocking waits: what a worker sends (polling here uses ZCARD)
+            trips = sent() - before
+        assert trips < n * 0.2, f"{trips} round trips for {n} jobs"
