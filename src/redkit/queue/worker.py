@@ -19,6 +19,7 @@ seconds, and hands the rest back to the queue at once.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import contextlib
 import functools
 import logging
@@ -88,7 +89,11 @@ class Worker:
     async def run(self, *, signals: bool = False) -> None:
         """Work until :meth:`stop` (or, with ``signals``, SIGTERM/SIGINT) has drained."""
         source = self.queue.rk
-        self._rk = AsyncRedkitCore(settings=source.settings, serializer=source.serializer)
+        # no transparent retries: a claim retried after its reply was lost would leave the
+        # first claim's jobs leased to this worker unseen; the claim loop retries itself
+        # and hands such jobs back (see _claim)
+        settings = dataclasses.replace(source.settings, retries=0)
+        self._rk = AsyncRedkitCore(settings=settings, serializer=source.serializer)
         self._room, self._done = asyncio.Event(), asyncio.Event()
         self._runtime = AsyncRuntime(self._rk, drain_timeout=self.grace)
         self._runtime.add(f"queue:{self.queue.name}:claim", self._claim, interrupt=self._cut)
