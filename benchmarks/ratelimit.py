@@ -64,7 +64,7 @@ def _rounds(contenders: dict[str, Callable[[], Any]], checks: int, rounds: int) 
 
 def _raw(client: Any, limiter: Any) -> Callable[[], Any]:
     """The ceiling: EVALSHA of what ``limiter.hit("k")`` sends, straight on its client."""
-    effect = limiter._plan.check("k", 1, 1)[0]
+    effect = limiter._plan.check("k", 1, 1)
     sha, keys, args = effect.script.sha, list(effect.keys), list(effect.args)
     return lambda: client.evalsha(sha, len(keys), *keys, *args)
 

@@ -96,8 +96,10 @@ class _RateLimiterCore:
         # one effect, so a Once rather than a generator: the drivers run it directly
         if self._failure.down_until and self._failure.cooling_down():
             return _at_once(self._degraded(key, cost, mode, None))
-        effect, finish = self._plan.check(key, cost, mode)
-        return ops.Once(effect, finish, lambda exc: self._failed(exc, key, cost, mode))
+        plan = self._plan
+        return ops.Once(
+            plan.check(key, cost, mode), plan.parse, lambda exc: self._failed(exc, key, cost, mode)
+        )
 
     def _failed(self, exc: Exception, key: Key, cost: int, mode: int) -> RateLimitResult:
         if not isinstance(exc, UNAVAILABLE):

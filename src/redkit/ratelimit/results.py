@@ -1,7 +1,7 @@
 """What a rate limit check answers: :class:`RateLimitResult` and its :class:`LimitState` values.
 
-:func:`parse_reply` reads the reply every general script (``rl_<algorithm>.lua``) gives:
-``{allowed 0|1, retry_after_us (-1: never), then per limit: remaining, reset_after_us}``.
+:func:`parse_reply` reads the reply of every rate limit script (``rl_<algorithm>.lua``):
+``{status, retry_after_us, then per limit: remaining, reset_after_us}``.
 """
 
 from __future__ import annotations
@@ -73,6 +73,11 @@ class RateLimitResult:
 
 _new = tuple.__new__
 
+# the status every rate limit script replies first
+ALLOWED = 0  # admitted (and charged, for a hit)
+LIMITED = 1  # rejected; retry after the reported wait
+NEVER = 2  # rejected; the cost exceeds a limit's capacity and never fits
+
 
 def limit_state(limit: Limit, remaining: int, reset_after: float) -> LimitState:
     """A :class:`LimitState`, built without the named tuple's argument handling (hot path)."""
@@ -80,21 +85,27 @@ def limit_state(limit: Limit, remaining: int, reset_after: float) -> LimitState:
 
 
 def parse_reply(reply: Any, limits: Sequence[Limit], name: str) -> RateLimitResult:
-    """A general script's reply as a result (``name``: the script, for the error message)."""
+    """A script's reply ``{status, retry_after_us, (remaining, reset_after_us) per limit}``.
+
+    ``name`` (the script) is for the error message when the reply is not of that shape.
+    """
     try:
-        retry = int(reply[1])
-        if len(limits) == 1 and len(reply) == 4:
-            states: tuple[LimitState, ...] = (
-                limit_state(limits[0], int(reply[2]), int(reply[3]) / 1e6),
-            )
+        status = reply[0]
+        if len(limits) == 1 and len(reply) == 4:  # the common policy of one limit
+            states: tuple[LimitState, ...] = (limit_state(limits[0], reply[2], reply[3] / 1e6),)
         else:
             states = tuple(
                 [
-                    LimitState(limit, int(reply[i]), int(reply[i + 1]) / 1e6)
+                    limit_state(limit, reply[i], reply[i + 1] / 1e6)
                     for i, limit in zip(range(2, len(reply), 2), limits, strict=True)
                 ]
             )
-        allowed = reply[0] == 1
+        if status == ALLOWED:
+            return RateLimitResult(True, 0.0, states)
+        if status == LIMITED:
+            return RateLimitResult(False, reply[1] / 1e6, states)
+        if status == NEVER:
+            return RateLimitResult(False, math.inf, states)
     except (TypeError, ValueError, IndexError):
-        raise ScriptError(f"{name} replied {reply!r}") from None
-    return RateLimitResult(allowed, math.inf if retry < 0 else retry / 1e6, states)
+        pass
+    raise ScriptError(f"{name} replied {reply!r}")

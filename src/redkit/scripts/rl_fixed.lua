@@ -1,40 +1,56 @@
--- rl_fixed: fixed windows, each starting at its first hit and ending when its key expires,
--- for one or more limits checked (and charged) all or nothing.
+-- rl_fixed: fixed windows, each starting at its first charged hit and ending when its
+-- counter expires, for one or more limits checked and charged all or nothing.
 -- KEYS[i]  the counter of limit i (a string; its TTL is the rest of the window)
 -- ARGV[1]  mode: 1 = hit (charge when every limit allows), 0 = peek (never writes)
--- ARGV[2]  cost (weight of this call)
--- ARGV[3i], ARGV[3i+1], ARGV[3i+2]  amount, period (microseconds), burst (unused) of limit i
--- Returns {allowed 0|1, retry_after_us (-1: the cost never fits), then per limit:
---          remaining, reset_after_us}
-local hit, cost = ARGV[1] == '1', tonumber(ARGV[2])
-local n = #KEYS
-local used, ttl = {}, {}
-local allowed, retry = 1, 0
+-- ARGV[2]  cost (weight of this call, >= 0)
+-- ARGV[2i+1], ARGV[2i+2]  amount, period (ms) of limit i
+-- Returns {status, retry_after_us, then per limit: remaining, reset_after_us}
+--   status 0: admitted (and charged, for a hit)   1: rejected, retry after retry_after_us
+--          2: rejected, the cost exceeds a limit's amount and never fits (retry_after 0)
+-- A hit is charged first (INCRBY: one call less than reading, then writing) and undone in
+-- the same script when a limit rejects it, so a rejected hit is never charged.
+local hit, cost, n = ARGV[1] == '1', tonumber(ARGV[2]), #KEYS
+local status, retry = 0, 0
 for i = 1, n do
-  local amount, period_ms = tonumber(ARGV[3 * i]), math.ceil(tonumber(ARGV[3 * i + 1]) / 1000)
-  local c, t = tonumber(redis.call('GET', KEYS[i]) or '0'), -2
-  if c > 0 then t = redis.call('PTTL', KEYS[i]) end
-  if t < 0 then c, t = 0, period_ms end
-  used[i], ttl[i] = c, t
-  if c + cost > amount then
-    allowed = 0
-    if cost > amount then retry = -1 elseif retry >= 0 and t * 1000 > retry then retry = t * 1000 end
-  end
+  if cost > tonumber(ARGV[2 * i + 1]) then status = 2 end
 end
-local out = {allowed, allowed == 1 and 0 or retry}
+local charge = hit and cost > 0 and status == 0
+local out = {0, 0}
 for i = 1, n do
-  local amount, period_ms = tonumber(ARGV[3 * i]), math.ceil(tonumber(ARGV[3 * i + 1]) / 1000)
-  local c = used[i]
-  if allowed == 1 and hit and cost > 0 then
-    if c == 0 then
-      redis.call('SET', KEYS[i], cost, 'PX', period_ms)
+  local key, amount, ms = KEYS[i], tonumber(ARGV[2 * i + 1]), tonumber(ARGV[2 * i + 2])
+  local c, ttl
+  if charge then
+    c = redis.call('INCRBY', key, cost)
+    if c == cost then
+      redis.call('PEXPIRE', key, ms)
+      ttl = ms
     else
-      redis.call('INCRBY', KEYS[i], cost)
-      if redis.call('PTTL', KEYS[i]) < 0 then redis.call('PEXPIRE', KEYS[i], period_ms) end
+      ttl = redis.call('PTTL', key)
+      if ttl < 0 then  -- a counter without an expiry (not one redkit wrote): a new window
+        redis.call('SET', key, cost, 'PX', ms)
+        c, ttl = cost, ms
+      end
     end
+  else
+    c, ttl = tonumber(redis.call('GET', key) or '0'), -2
+    if c > 0 then ttl = redis.call('PTTL', key) end
+    if ttl < 0 then c, ttl = 0, ms end
     c = c + cost
   end
-  out[#out + 1] = math.max(0, amount - c)
-  out[#out + 1] = c > 0 and ttl[i] * 1000 or 0
+  if c > amount and status ~= 2 then
+    status = 1
+    if ttl * 1000 > retry then retry = ttl * 1000 end
+  end
+  out[2 * i + 1], out[2 * i + 2] = c, ttl
 end
+for i = 1, n do
+  local c, ttl = out[2 * i + 1], out[2 * i + 2]
+  if status ~= 0 or not hit then
+    c = c - cost  -- not charged: report the count as it stands
+    if charge and redis.call('DECRBY', KEYS[i], cost) <= 0 then redis.call('DEL', KEYS[i]) end
+  end
+  out[2 * i + 1] = math.max(0, tonumber(ARGV[2 * i + 1]) - c)
+  out[2 * i + 2] = c > 0 and ttl * 1000 or 0
+end
+out[1], out[2] = status, status == 1 and math.max(1, math.ceil(retry)) or 0
 return out
