@@ -21,8 +21,8 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from redkit import ops
-from redkit.errors import ConfigError, RateLimitExceededError
-from redkit.ratelimit.failure import UNAVAILABLE, FailurePolicy
+from redkit.errors import ConfigError, RateLimitExceededError, RedkitError
+from redkit.ratelimit.failure import FailurePolicy, unavailable
 from redkit.ratelimit.ops import CONC_ACQUIRE, CONC_EXTEND, CONC_RELEASE
 
 if TYPE_CHECKING:
@@ -77,8 +77,11 @@ class _ConcurrencyCore:
         args = (self.limit, round(self.lease * 1e6), lease_id, 1)
         try:
             reply = yield ops.Eval(CONC_ACQUIRE, (self._key(key),), args)
-        except UNAVAILABLE as exc:
-            return self._degraded(key, exc)
+        except RedkitError as exc:
+            down = unavailable(exc)
+            if down is None:
+                raise
+            return self._degraded(key, down)
         allowed, retry, left = int(reply[0]), int(reply[1]), int(reply[2])
         return (lease_id if allowed else None), retry / 1e6, left
 

@@ -9,10 +9,12 @@
 
 Guarantees: a check is one EVALSHA; every limit of the policy is checked and charged in
 that one script, all or nothing, on the server's clock. A check never takes longer than
-``deadline`` (connect and reply; nothing is retried); when Redis fails, ``on_error``
-decides: ``"closed"`` raises :class:`redkit.errors.ConnectionError`, ``"open"`` admits the
-hit with ``result.degraded`` set, ``"local"`` asks an in-process limiter (also
-``degraded``). Failures are logged and counted in :attr:`RateLimiter.failures`.
+``deadline`` (connect and reply; nothing is retried); when Redis is unavailable,
+``on_error`` decides: ``"closed"`` raises :class:`redkit.errors.ConnectionError`,
+``"open"`` admits the hit with ``result.degraded`` set, ``"local"`` asks an in-process
+limiter (also ``degraded``). Failures are logged and counted in
+:attr:`RateLimiter.failures`. An error reply that is not an outage (see
+:mod:`redkit.ratelimit.failure`) is raised as :class:`redkit.errors.RedisCommandError`.
 """
 
 from __future__ import annotations
@@ -22,9 +24,9 @@ import random
 import time
 from typing import TYPE_CHECKING, Any
 
-from redkit import ops
-from redkit.errors import ConfigError, RateLimitExceededError
-from redkit.ratelimit.failure import UNAVAILABLE, FailurePolicy
+from redkit import errors, ops
+from redkit.errors import ConfigError, RateLimitExceededError, RedkitError
+from redkit.ratelimit.failure import FailurePolicy, unavailable
 from redkit.ratelimit.local import LocalLimiter
 from redkit.ratelimit.ops import (
     HIT,
@@ -101,12 +103,15 @@ class _RateLimiterCore:
             plan.check(key, cost, mode), plan.parse, lambda exc: self._failed(exc, key, cost, mode)
         )
 
-    def _failed(self, exc: Exception, key: Key, cost: int, mode: int) -> RateLimitResult:
-        if not isinstance(exc, UNAVAILABLE):
-            raise exc
-        return self._degraded(key, cost, mode, exc)
+    def _failed(self, exc: RedkitError, key: Key, cost: int, mode: int) -> RateLimitResult:
+        down = unavailable(exc)
+        if down is None:
+            raise exc  # the command was refused: not an outage, whatever on_error says
+        return self._degraded(key, cost, mode, down)
 
-    def _degraded(self, key: Key, cost: int, mode: int, exc: Any) -> RateLimitResult:
+    def _degraded(
+        self, key: Key, cost: int, mode: int, exc: errors.ConnectionError | None
+    ) -> RateLimitResult:
         self._failure.failed(exc)  # raises when failing closed
         if self._local is not None:
             return self._local.check(key, cost, mode)

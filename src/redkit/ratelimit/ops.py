@@ -100,6 +100,8 @@ class Plan:
             raise ConfigError(
                 f"burst applies to the token_bucket and gcra algorithms, not {self.algorithm}"
             )
+        if self.algorithm == "gcra":
+            _check_gcra(policy)
         self.limits = policy.limits
         self.script: Script = _SCRIPTS[self.algorithm]
         self._keyspace = keyspace
@@ -137,6 +139,15 @@ class Plan:
     def parse(self, reply: Any) -> RateLimitResult:
         """The script's reply as a result."""
         return parse_reply(reply, self.limits, self.script.name)
+
+
+def _check_gcra(policy: Policy) -> None:
+    for limit in policy.limits:
+        if limit.period_us < limit.amount:
+            raise ConfigError(
+                f"gcra keeps time in microseconds, so a limit admits at most one unit per "
+                f"microsecond (1000000/second); {limit} admits more: use token_bucket"
+            )
 
 
 def _encode(arg: int | float) -> bytes:

@@ -4,22 +4,20 @@
 -- ARGV[1]  mode: 1 = hit (charge when every limit allows), 0 = peek (never writes)
 -- ARGV[2]  cost (weight of this call, >= 0)
 -- ARGV[2i+1], ARGV[2i+2]  amount, period (ms) of limit i
--- Returns {status, retry_after_us, then per limit: remaining, reset_after_us}
+-- Returns {status, retry_after_us, then per limit: remaining, reset_after_us} (integers)
 --   status 0: admitted (and charged, for a hit)   1: rejected, retry after retry_after_us
 --          2: rejected, the cost exceeds a limit's amount and never fits (retry_after 0)
 -- A hit is charged first (INCRBY: one call less than reading, then writing) and undone in
 -- the same script when a limit rejects it, so a rejected hit is never charged.
 local hit, cost, n = ARGV[1] == '1', tonumber(ARGV[2]), #KEYS
+local charge = hit and cost > 0
 local status, retry = 0, 0
-for i = 1, n do
-  if cost > tonumber(ARGV[2 * i + 1]) then status = 2 end
-end
-local charge = hit and cost > 0 and status == 0
 local out = {0, 0}
 for i = 1, n do
-  local key, amount, ms = KEYS[i], tonumber(ARGV[2 * i + 1]), tonumber(ARGV[2 * i + 2])
+  local j, key = 2 * i + 1, KEYS[i]
+  local amount, ms = tonumber(ARGV[j]), tonumber(ARGV[j + 1])
   local c, ttl
-  if charge then
+  if charge and cost <= amount then
     c = redis.call('INCRBY', key, cost)
     if c == cost then
       redis.call('PEXPIRE', key, ms)
@@ -32,25 +30,31 @@ for i = 1, n do
       end
     end
   else
-    c, ttl = tonumber(redis.call('GET', key) or '0'), -2
+    c, ttl = tonumber(redis.call('GET', key)) or 0, ms
     if c > 0 then ttl = redis.call('PTTL', key) end
     if ttl < 0 then c, ttl = 0, ms end
-    c = c + cost
+    c = c + cost  -- what the count would be
   end
-  if c > amount and status ~= 2 then
+  if cost > amount then
+    status = 2
+  elseif c > amount and status ~= 2 then
     status = 1
-    if ttl * 1000 > retry then retry = ttl * 1000 end
+    if ttl > retry then retry = ttl end
   end
-  out[2 * i + 1], out[2 * i + 2] = c, ttl
+  out[j], out[j + 1] = amount - c, c > 0 and ttl * 1000 or 0
 end
-for i = 1, n do
-  local c, ttl = out[2 * i + 1], out[2 * i + 2]
-  if status ~= 0 or not hit then
-    c = c - cost  -- not charged: report the count as it stands
-    if charge and redis.call('DECRBY', KEYS[i], cost) <= 0 then redis.call('DEL', KEYS[i]) end
+if status ~= 0 or not hit then  -- not charged: undo, and report the counts as they stand
+  for i = 1, n do
+    local j = 2 * i + 1
+    local amount = tonumber(ARGV[j])
+    if charge and cost <= amount and redis.call('DECRBY', KEYS[i], cost) <= 0 then
+      redis.call('DEL', KEYS[i])
+    end
+    local left = out[j] + cost
+    if left >= amount then out[j + 1] = 0 end
+    out[j] = left > 0 and left or 0
   end
-  out[2 * i + 1] = math.max(0, tonumber(ARGV[2 * i + 1]) - c)
-  out[2 * i + 2] = c > 0 and ttl * 1000 or 0
 end
-out[1], out[2] = status, status == 1 and math.max(1, math.ceil(retry)) or 0
+out[1] = status
+if status == 1 then out[2] = math.max(1, retry * 1000) end
 return out

@@ -4,7 +4,7 @@
 -- ARGV[1]  mode: 1 = hit (charge when every limit allows), 0 = peek (never writes)
 -- ARGV[2]  cost (weight of this call, >= 0)
 -- ARGV[2i+1], ARGV[2i+2]  amount, period (us) of limit i
--- Returns {status, retry_after_us, then per limit: remaining, reset_after_us}
+-- Returns {status, retry_after_us, then per limit: remaining, reset_after_us} (integers)
 --   status 0: admitted (and charged, for a hit)   1: rejected, retry after retry_after_us
 --          2: rejected, the cost exceeds a limit's amount and never fits (retry_after 0)
 local t = redis.call('TIME'); local now = t[1] * 1000000 + t[2]  -- server clock, us
@@ -12,7 +12,8 @@ local hit, cost, n = ARGV[1] == '1', tonumber(ARGV[2]), #KEYS
 local status, retry = 0, 0
 local out = {0, 0}
 for i = 1, n do
-  local key, amount, period = KEYS[i], tonumber(ARGV[2 * i + 1]), tonumber(ARGV[2 * i + 2])
+  local j, key = 2 * i + 1, KEYS[i]
+  local amount, period = tonumber(ARGV[j]), tonumber(ARGV[j + 1])
   local c, stale
   if hit then  -- a hit trims the expired entries (a peek never writes: it counts past them)
     redis.call('ZREMRANGEBYSCORE', key, '-inf', now - period)
@@ -31,12 +32,13 @@ for i = 1, n do
     local wait = tonumber(e[2]) + period - now
     if wait > retry then retry = wait end
   end
-  out[2 * i + 1] = c
+  out[j] = c
 end
 local charge = hit and cost > 0 and status == 0
 for i = 1, n do
-  local key, amount, period = KEYS[i], tonumber(ARGV[2 * i + 1]), tonumber(ARGV[2 * i + 2])
-  local c, reset = out[2 * i + 1], 0
+  local j, key = 2 * i + 1, KEYS[i]
+  local amount, period = tonumber(ARGV[j]), tonumber(ARGV[j + 1])
+  local c, reset = out[j], 0
   if charge then
     -- members are unique: the same `now` means the same trim, so the count only grows
     local ts = string.format('%d', now)
@@ -44,9 +46,9 @@ for i = 1, n do
       redis.call('ZADD', key, ts, ts .. '-' .. (c + 1))
     else
       local members = {}
-      for j = 1, cost do
+      for k = 1, cost do
         members[#members + 1] = ts
-        members[#members + 1] = ts .. '-' .. (c + j)
+        members[#members + 1] = ts .. '-' .. (c + k)
         if #members >= 1000 then
           redis.call('ZADD', key, unpack(members))
           members = {}
@@ -60,8 +62,8 @@ for i = 1, n do
     local newest = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
     reset = tonumber(newest[2]) + period - now
   end
-  out[2 * i + 1] = math.max(0, amount - c)
-  out[2 * i + 2] = reset
+  out[j], out[j + 1] = amount > c and amount - c or 0, reset
 end
-out[1], out[2] = status, status == 1 and math.max(1, math.ceil(retry)) or 0
+out[1] = status
+if status == 1 then out[2] = math.max(1, retry) end
 return out

@@ -5,15 +5,17 @@
 -- ARGV[1]  mode: 1 = hit (charge when every limit allows), 0 = peek (never writes)
 -- ARGV[2]  cost (weight of this call, >= 0)
 -- ARGV[2i+1], ARGV[2i+2]  amount, period (us) of limit i
--- Returns {status, retry_after_us, then per limit: remaining, reset_after_us}
+-- Returns {status, retry_after_us, then per limit: remaining, reset_after_us} (integers)
 --   status 0: admitted (and charged, for a hit)   1: rejected, retry after retry_after_us
 --          2: rejected, the cost exceeds a limit's amount and never fits (retry_after 0)
 local t = redis.call('TIME'); local now = t[1] * 1000000 + t[2]  -- server clock, us
-local hit, cost, n = ARGV[1] == '1', tonumber(ARGV[2]), #KEYS
+local cost, n = tonumber(ARGV[2]), #KEYS
 local status, retry = 0, 0
+local out = {0, 0}
 local st = {}
 for i = 1, n do
-  local amount, period = tonumber(ARGV[2 * i + 1]), tonumber(ARGV[2 * i + 2])
+  local j = 2 * i + 1
+  local amount, period = tonumber(ARGV[j]), tonumber(ARGV[j + 1])
   local win = math.floor(now / period)
   local left = (win + 1) * period - now  -- of the current window
   local h = redis.call('HMGET', KEYS[i], 'w', 'c', 'p')
@@ -34,10 +36,10 @@ for i = 1, n do
   end
   st[i] = {win, left, cur, prev, est}
 end
-local charge = hit and cost > 0 and status == 0
-local out = {0, 0}
+local charge = status == 0 and cost > 0 and ARGV[1] == '1'
 for i = 1, n do
-  local amount, period = tonumber(ARGV[2 * i + 1]), tonumber(ARGV[2 * i + 2])
+  local j = 2 * i + 1
+  local amount, period = tonumber(ARGV[j]), tonumber(ARGV[j + 1])
   local win, left, cur, prev, est = unpack(st[i])
   if charge then
     cur, est = cur + cost, est + cost
@@ -45,9 +47,10 @@ for i = 1, n do
     redis.call('PEXPIREAT', KEYS[i], math.ceil((win + 2) * period / 1000))  -- the next window's end
   end
   local reset = 0
-  if cur > 0 then reset = left + period elseif prev > 0 then reset = left end
-  out[2 * i + 1] = math.max(0, math.floor(amount - est))
-  out[2 * i + 2] = math.ceil(reset)
+  if cur > 0 then reset = left + period + 0.999 elseif prev > 0 then reset = left + 0.999 end
+  -- integer replies truncate: floor for the count, within a microsecond for the time
+  out[j], out[j + 1] = amount > est and amount - est or 0, reset
 end
-out[1], out[2] = status, status == 1 and math.max(1, math.ceil(retry)) or 0
+out[1] = status
+if status == 1 then out[2] = retry + 1 end
 return out
