@@ -12,7 +12,7 @@
 local hit, cost, n = ARGV[1] == '1', tonumber(ARGV[2]), #KEYS
 local charge = hit and cost > 0
 local status, retry = 0, 0
-local out = {0, 0}
+local out = {0, 0, 0, 0}  -- sized for one limit, the common policy
 for i = 1, n do
   local j, key = 2 * i + 1, KEYS[i]
   local amount, ms = tonumber(ARGV[j]), tonumber(ARGV[j + 1])

@@ -10,7 +10,7 @@
 local t = redis.call('TIME'); local now = t[1] * 1000000 + t[2]  -- server clock, us
 local cost, n = tonumber(ARGV[2]), #KEYS
 local status, retry = 0, 0
-local out = {0, 0}
+local out = {0, 0, 0, 0}  -- sized for one limit, the common policy
 for i = 1, n do
   local j = 2 * i + 1
   local interval, burst = tonumber(ARGV[j]), tonumber(ARGV[j + 1])

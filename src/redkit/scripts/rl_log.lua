@@ -10,7 +10,7 @@
 local t = redis.call('TIME'); local now = t[1] * 1000000 + t[2]  -- server clock, us
 local hit, cost, n = ARGV[1] == '1', tonumber(ARGV[2]), #KEYS
 local status, retry = 0, 0
-local out = {0, 0}
+local out = {0, 0, 0, 0}  -- sized for one limit, the common policy
 for i = 1, n do
   local j, key = 2 * i + 1, KEYS[i]
   local amount, period = tonumber(ARGV[j]), tonumber(ARGV[j + 1])

@@ -11,7 +11,7 @@
 local t = redis.call('TIME'); local now = t[1] * 1000000 + t[2]  -- server clock, us
 local cost, n = tonumber(ARGV[2]), #KEYS
 local status, retry = 0, 0
-local out = {0, 0}
+local out = {0, 0, 0, 0}  -- sized for one limit, the common policy
 local st = {}
 for i = 1, n do
   local j = 2 * i + 1
