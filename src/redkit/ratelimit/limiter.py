@@ -22,11 +22,11 @@ from __future__ import annotations
 import math
 import random
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Generic, Literal, Protocol, TypedDict, TypeVar
 
 from redkit import errors, ops
 from redkit.errors import ConfigError, RateLimitExceededError, RedkitError
-from redkit.ratelimit.failure import FailurePolicy, unavailable
+from redkit.ratelimit.failure import FailurePolicy, OnError, unavailable
 from redkit.ratelimit.local import LocalLimiter
 from redkit.ratelimit.ops import (
     HIT,
@@ -40,11 +40,54 @@ from redkit.ratelimit.policy import Limit, Policy, parse_policy
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from redkit.client import AsyncRedkit, Redkit, _Base
+    from typing_extensions import Self
+
+    from redkit.client import AsyncRedkit, Redkit  # noqa: F401 - the classes' type arguments
+    from redkit.keys import Keyspace
 
 Key = str | bytes | int
 Check = ops.Once[RateLimitResult] | ops.Flow[RateLimitResult]
+Algorithm = Literal[
+    "gcra",
+    "token_bucket",
+    "fixed_window",
+    "sliding_window",
+    "sliding_log",
+    # aliases
+    "fixed",
+    "sliding",
+    "sliding_window_counter",
+    "log",
+    "token",
+]
 _DEFAULT_DEADLINE = 0.5
+
+
+class RateLimiterOptions(TypedDict, total=False):
+    """The keyword options of :class:`RateLimiter` and :class:`AsyncRateLimiter`.
+
+    For ``**options: Unpack[RateLimiterOptions]`` in factories; see :class:`RateLimiter`
+    for what each option means.
+    """
+
+    algorithm: Algorithm
+    name: str
+    burst: int | None
+    on_error: OnError
+    deadline: float | None
+    cooldown: float
+
+
+class _Client(Protocol):
+    """What a limiter needs of a facade (sync or async): its keys and a deadline sibling."""
+
+    @property
+    def keys(self) -> Keyspace: ...
+
+    def with_timeout(self, seconds: float) -> Self: ...
+
+
+C = TypeVar("C", bound=_Client)
 
 
 def _at_once(result: RateLimitResult) -> ops.Flow[RateLimitResult]:
@@ -53,18 +96,18 @@ def _at_once(result: RateLimitResult) -> ops.Flow[RateLimitResult]:
     return result
 
 
-class _RateLimiterCore:
-    """The flows shared by :class:`RateLimiter` and :class:`AsyncRateLimiter`."""
+class _RateLimiterCore(Generic[C]):
+    """The constructor and flows shared by :class:`RateLimiter` and :class:`AsyncRateLimiter`."""
 
     def __init__(
         self,
-        rk: _Base,
+        rk: C,
         policy: str | Limit | Policy | Iterable[Limit | str],
         *,
-        algorithm: str = "gcra",
+        algorithm: Algorithm = "gcra",
         name: str = "default",
         burst: int | None = None,
-        on_error: str = "closed",
+        on_error: OnError = "closed",
         deadline: float | None = _DEFAULT_DEADLINE,
         cooldown: float = 1.0,
     ) -> None:
@@ -77,6 +120,7 @@ class _RateLimiterCore:
         if deadline is not None and not (deadline > 0 and math.isfinite(deadline)):
             raise ConfigError(f"deadline must be a positive number of seconds, got {deadline!r}")
         self.deadline = deadline
+        self._rk: C = rk if deadline is None else rk.with_timeout(deadline)
 
     def __repr__(self) -> str:
         return (
@@ -146,10 +190,11 @@ class _RateLimiterCore:
         yield ops.Call("DEL", *self._plan.keys(key))
 
 
-class RateLimiter(_RateLimiterCore):
+class RateLimiter(_RateLimiterCore["Redkit"]):
     """A rate limiter for synchronous code. Build it with :meth:`redkit.Redkit.rate_limiter`.
 
     Args:
+        rk: the facade (:class:`redkit.Redkit`).
         policy: ``"100/minute"``, ``"10/second; 1000/hour"``, a :class:`Limit` or a list.
         algorithm: ``"gcra"`` (default), ``"token_bucket"``, ``"fixed_window"``,
             ``"sliding_window"`` (counter, approximate) or ``"sliding_log"`` (exact).
@@ -160,10 +205,6 @@ class RateLimiter(_RateLimiterCore):
             uses the facade's own timeouts and retries.
         cooldown: seconds to skip Redis after a failure (0: ask again at once).
     """
-
-    def __init__(self, rk: Redkit, policy: Any, **options: Any) -> None:
-        super().__init__(rk, policy, **options)
-        self._rk = rk if self.deadline is None else rk.with_timeout(self.deadline)
 
     def hit(self, key: Key, cost: int = 1) -> RateLimitResult:
         """Check ``cost`` against every limit for ``key`` and charge it if all allow it."""
@@ -187,15 +228,11 @@ class RateLimiter(_RateLimiterCore):
         self._rk.run(self._reset_flow(key))
 
 
-class AsyncRateLimiter(_RateLimiterCore):
+class AsyncRateLimiter(_RateLimiterCore["AsyncRedkit"]):
     """A rate limiter for asyncio. Build it with :meth:`redkit.AsyncRedkit.rate_limiter`.
 
     Takes the same options as :class:`RateLimiter`; its methods are awaited.
     """
-
-    def __init__(self, rk: AsyncRedkit, policy: Any, **options: Any) -> None:
-        super().__init__(rk, policy, **options)
-        self._rk = rk if self.deadline is None else rk.with_timeout(self.deadline)
 
     async def hit(self, key: Key, cost: int = 1) -> RateLimitResult:
         """Check ``cost`` against every limit for ``key`` and charge it if all allow it."""
