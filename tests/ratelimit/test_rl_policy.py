@@ -130,6 +130,38 @@ def test_sync_and_async_classes_expose_the_same_api() -> None:
     assert _public(Lease) == _public(AsyncLease)
 
 
+def test_options_are_typed_keywords_and_match_their_typed_dicts() -> None:
+    import inspect
+    import typing
+
+    from redkit.ratelimit import (
+        AsyncConcurrencyLimiter,
+        AsyncRateLimiter,
+        ConcurrencyLimiter,
+        ConcurrencyLimiterOptions,
+        RateLimiter,
+        RateLimiterOptions,
+    )
+
+    for sync, asyn, options in [
+        (RateLimiter, AsyncRateLimiter, RateLimiterOptions),
+        (ConcurrencyLimiter, AsyncConcurrencyLimiter, ConcurrencyLimiterOptions),
+    ]:
+        signature = inspect.signature(sync)
+        assert signature == inspect.signature(asyn)
+        keywords = [p.name for p in signature.parameters.values() if p.kind is p.KEYWORD_ONLY]
+        assert keywords == list(typing.get_type_hints(options))
+        assert not options.__required_keys__
+        assert not any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values())
+
+
+def test_a_misspelt_option_fails(rk: Redkit) -> None:
+    with pytest.raises(TypeError, match="on_eror"):
+        rk.rate_limiter("1/second", on_eror="open")
+    with pytest.raises(TypeError, match="leas"):
+        rk.concurrency_limiter(1, leas=5)
+
+
 def test_long_periods_get_distinct_names() -> None:
     from redkit.ratelimit.policy import Limit
 
