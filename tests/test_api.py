@@ -63,6 +63,7 @@ CORE = {
     "serializers",
 }
 OUTER = {"integrations", "cli", "dashboard", "demo"}
+API = {"facade"}  # Redkit / AsyncRedkit: the core plus one factory per capability
 
 
 def _modules() -> dict[str, Path]:
@@ -78,8 +79,8 @@ def _modules() -> dict[str, Path]:
 
 def _layer(module: str) -> str:
     parts = module.split(".")
-    if len(parts) == 1:
-        return "api"  # redkit/__init__.py re-exports everything
+    if len(parts) == 1 or parts[1] in API:
+        return "api"  # redkit/__init__.py re-exports everything; the facade builds on all
     return "core" if parts[1] in CORE else "outer" if parts[1] in OUTER else "capability"
 
 
@@ -106,8 +107,8 @@ def _imports(path: Path, module: str, *, top_level_only: bool) -> set[str]:
             if node.level:
                 anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
                 base = ".".join([*anchor, base] if base else anchor)
-            found.add(base)
-            found.update(f"{base}.{alias.name}" for alias in node.names)
+            submodules = {f"{base}.{alias.name}" for alias in node.names} & set(_modules())
+            found.update(submodules or {base})
         skip = top_level_only and (
             isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
             or (isinstance(node, ast.If) and _is_type_checking(node))
@@ -125,17 +126,31 @@ def test_layers_are_known() -> None:
 
 @pytest.mark.parametrize("module", sorted(m for m in _modules() if _layer(m) == "core"))
 def test_core_never_imports_capabilities_or_outer_layers(module: str) -> None:
-    """Core may name a capability only lazily (the facade's factory methods)."""
-    imported = _imports(_modules()[module], module, top_level_only=True)
-    wrong = sorted(name for name in imported if _layer(name) in {"capability", "outer"})
-    assert not wrong, f"{module} imports {wrong} at import time"
+    """Not even lazily, inside a function: the core knows no capability."""
+    imported = _imports(_modules()[module], module, top_level_only=False)
+    wrong = sorted(name for name in imported if _layer(name) in {"capability", "outer", "api"})
+    assert not wrong, f"{module} imports {wrong}"
+
+
+@pytest.mark.parametrize("module", sorted(m for m in _modules() if _layer(m) == "capability"))
+def test_capabilities_use_only_the_public_core(module: str) -> None:
+    """A capability imports public names from the core, never ``_private`` ones."""
+    tree = ast.parse(_modules()[module].read_text())
+    private = sorted(
+        f"{node.module}.{alias.name}"
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and node.module and _layer(node.module) == "core"
+        for alias in node.names
+        if alias.name.startswith("_")
+    )
+    assert not private, f"{module} imports private core names {private}"
 
 
 @pytest.mark.parametrize("module", sorted(m for m in _modules() if _layer(m) == "capability"))
 def test_capabilities_never_import_outer_layers(module: str) -> None:
     imported = _imports(_modules()[module], module, top_level_only=False)
-    wrong = sorted(name for name in imported if _layer(name) == "outer")
-    assert not wrong, f"{module} imports {wrong} (integrations, cli and dashboard build on it)"
+    wrong = sorted(name for name in imported if _layer(name) in {"outer", "api"})
+    assert not wrong, f"{module} imports {wrong} (the facade, integrations, cli build on it)"
 
 
 # --- sync / async parity ---------------------------------------------------------------

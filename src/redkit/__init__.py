@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from redkit.cache import AsyncCache, Cache
-from redkit.client import AsyncRedkit, Redkit, ServerInfo
+from redkit.client import ServerInfo
 from redkit.config import Settings
 from redkit.errors import (
     ConfigError,
@@ -16,6 +16,7 @@ from redkit.errors import (
     RedkitError,
     SerializationError,
 )
+from redkit.facade import AsyncRedkit, Redkit
 from redkit.locks import AsyncLock, Lock
 from redkit.ratelimit import (
     AsyncConcurrencyLimiter,

@@ -1,19 +1,17 @@
-"""The two entry points: :class:`Redkit` (sync) and :class:`AsyncRedkit` (asyncio).
+"""The core of the two facades: :class:`RedkitCore` (sync) and :class:`AsyncRedkitCore`.
 
-Both hold one connection pool, one :class:`~redkit.keys.Keyspace` and one serializer, and
-build every capability from them, so an application configures Redis exactly once::
-
-    rk = Redkit()                       # REDIS_URL, else the embedded server
-    with rk.lock("order:42", ttl=10):
-        ...
-
-Capabilities receive the facade and run their flows through :meth:`Redkit.run` or
-:meth:`AsyncRedkit.run`; that is the only difference between their sync and async classes.
+Each holds one client (one connection pool), one :class:`~redkit.keys.Keyspace`, one
+serializer, the observers and the dedicated connections for blocking waits, and runs
+flows (:mod:`redkit.ops`) on them. Capabilities are given a core and run their flows
+through :meth:`RedkitCore.run` or :meth:`AsyncRedkitCore.run`; that is the only
+difference between their sync and async classes. The user-facing ``Redkit`` and
+``AsyncRedkit`` (:mod:`redkit.facade`) add one factory per capability on top.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -25,19 +23,12 @@ from redkit.keys import Keyspace
 from redkit.serializers import Serializer, get_serializer
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
     from types import TracebackType
 
-    from redkit.cache import AsyncCache, Cache
-    from redkit.locks import AsyncLock, Lock
-    from redkit.ratelimit import (
-        AsyncConcurrencyLimiter,
-        AsyncRateLimiter,
-        ConcurrencyLimiter,
-        RateLimiter,
-    )
-    from redkit.sessions import AsyncSessionStore, AsyncTokenRevoker, SessionStore, TokenRevoker
-
 T = TypeVar("T")
+SelfT = TypeVar("SelfT", bound="RedkitCore")
+AsyncSelfT = TypeVar("AsyncSelfT", bound="AsyncRedkitCore")
 
 
 @dataclass(frozen=True)
@@ -53,8 +44,8 @@ class ServerInfo:
     persistence: bool | None = None
 
 
-class _Base:
-    """What the sync and async facades share: settings, keys, serializer, target."""
+class CoreBase:
+    """What the sync and async cores share: settings, keys, serializer, target, observers."""
 
     settings: Settings
     keys: Keyspace
@@ -62,6 +53,7 @@ class _Base:
     target: str
     cluster: bool
     _owns_client: bool
+    _observers: list[ops.Observer]
 
     def _setup(
         self,
@@ -79,6 +71,7 @@ class _Base:
             self.settings = Settings(**{**settings.__dict__, "prefix": prefix})
         self.keys = Keyspace(self.settings.prefix)
         self.serializer = get_serializer(serializer, secret=secret)
+        self._observers = []
         if client is not None:
             self.target = connection.describe_client(client)
             return None
@@ -88,6 +81,18 @@ class _Base:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(target={self.target!r}, prefix={self.keys.prefix!r})"
+
+    def observe(self, observer: ops.Observer) -> Callable[[], None]:
+        """Call ``observer`` with an :class:`~redkit.ops.Event` for every effect run here.
+
+        Every command, script, batch, blocking wait and call into user code reports its
+        name, duration and error, and capabilities report what they decided
+        (``cache.hit`` ...); metrics and tracing plug in here. Observers run inline, so
+        keep them fast; one that raises is logged and ignored. Returns a function that
+        removes the observer again.
+        """
+        self._observers.append(observer)
+        return lambda: self._observers.remove(observer)
 
     def _timeout_settings(self, seconds: float) -> Settings | None:
         """Settings for a sibling that gives up after ``seconds``; None for a handed-in client."""
@@ -100,8 +105,8 @@ class _Base:
         )
 
 
-class Redkit(_Base):
-    """Synchronous redkit: one client, one key scheme, every capability.
+class RedkitCore(CoreBase):
+    """Synchronous core: one client, one key scheme; runs flows.
 
     Args:
         url: a Redis URL; overrides ``REDIS_URL``.
@@ -130,60 +135,23 @@ class Redkit(_Base):
             client if client is not None else connection.sync_client(self.settings, target)
         )
         self.cluster = connection.is_cluster(self.client)
-        self._siblings: dict[float, Redkit] = {}
+        self._siblings: dict[float, RedkitCore] = {}
+        self._blocker = connection.blocker(self.client, self.settings, target)
+        self._driver = ops.Driver(self.client, self.target, self._observers, self._blocker)
 
     def run(self, flow: ops.Flow[T] | ops.Once[T]) -> T:
         """Run a flow (see :mod:`redkit.ops`) on this client."""
-        return ops.run(self.client, flow, self.target)
+        return self._driver.run(flow)
 
     def info(self) -> ServerInfo:
         """Engine, version and mode of the server, and the prefix in use."""
-        return self.run(_info_flow(self))
+        return self.run(info_flow(self))
 
     def ping(self) -> bool:
         """True when the server answers."""
         return bool(self.run(ops.command("PING")))
 
-    def lock(self, name: str, **options: Any) -> Lock:
-        """A distributed lock; see :class:`redkit.locks.Lock` for the options."""
-        from redkit.locks import Lock
-
-        return Lock(self, name, **options)
-
-    def cache(self, namespace: str = "default", **options: Any) -> Cache:
-        """A cache namespace; see :class:`redkit.cache.Cache` for the options."""
-        from redkit.cache import Cache
-
-        return Cache(self, namespace, **options)
-
-    def sessions(self, **options: Any) -> SessionStore:
-        """Server-side sessions; see :class:`redkit.sessions.SessionStore` for the options."""
-        from redkit.sessions import SessionStore
-
-        return SessionStore(self, **options)
-
-    def tokens(self, **options: Any) -> TokenRevoker:
-        """Token revocation; see :class:`redkit.sessions.TokenRevoker` for the options."""
-        from redkit.sessions import TokenRevoker
-
-        return TokenRevoker(self, **options)
-
-    def rate_limiter(self, policy: Any, **options: Any) -> RateLimiter:
-        """A rate limiter, e.g. ``rk.rate_limiter("10/second; 1000/hour")``.
-
-        See :class:`redkit.ratelimit.RateLimiter` for the options.
-        """
-        from redkit.ratelimit import RateLimiter
-
-        return RateLimiter(self, policy, **options)
-
-    def concurrency_limiter(self, limit: int, **options: Any) -> ConcurrencyLimiter:
-        """At most ``limit`` holders per key; see :class:`redkit.ratelimit.ConcurrencyLimiter`."""
-        from redkit.ratelimit import ConcurrencyLimiter
-
-        return ConcurrencyLimiter(self, limit, **options)
-
-    def with_timeout(self, seconds: float) -> Redkit:
+    def with_timeout(self: SelfT, seconds: float) -> SelfT:
         """This facade's target and prefix, with commands that give up after ``seconds``.
 
         Connect and reply each get ``seconds`` and nothing is retried, so a dead or stalled
@@ -195,20 +163,24 @@ class Redkit(_Base):
             settings = self._timeout_settings(seconds)
             if settings is None:
                 return self
-            made = Redkit(settings=settings, serializer=self.serializer)
+            made = type(self)(settings=settings, serializer=self.serializer)
+            made._observers.extend(self._observers)
             sibling = self._siblings.setdefault(seconds, made)
             if sibling is not made:
                 made.close()
-        return sibling
+        return sibling  # type: ignore[return-value]
 
     def close(self) -> None:
         """Close the connection pool (only when redkit created the client)."""
         for sibling in list(self._siblings.values()):
             sibling.close()
+        dedicated = self._blocker.made
+        if dedicated is not None and dedicated is not self.client:
+            dedicated.close()
         if self._owns_client:
             self.client.close()
 
-    def __enter__(self) -> Redkit:
+    def __enter__(self: SelfT) -> SelfT:
         return self
 
     def __exit__(
@@ -220,10 +192,10 @@ class Redkit(_Base):
         self.close()
 
 
-class AsyncRedkit(_Base):
-    """asyncio redkit: the same capabilities as :class:`Redkit`, awaited.
+class AsyncRedkitCore(CoreBase):
+    """asyncio core: the same as :class:`RedkitCore`, awaited.
 
-    Takes the same arguments as :class:`Redkit`; a handed-in client must be one of
+    Takes the same arguments as :class:`RedkitCore`; a handed-in client must be one of
     redis-py's asyncio clients.
     """
 
@@ -246,13 +218,15 @@ class AsyncRedkit(_Base):
         )
         self.cluster = connection.is_cluster(self.client)
         self._ready = not self.cluster
-        self._siblings: dict[float, AsyncRedkit] = {}
+        self._siblings: dict[float, AsyncRedkitCore] = {}
+        self._blocker = connection.blocker(self.client, self.settings, target)
+        self._driver = ops.AsyncDriver(self.client, self.target, self._observers, self._blocker)
 
     async def run(self, flow: ops.Flow[T] | ops.Once[T]) -> T:
         """Run a flow (see :mod:`redkit.ops`) on this client."""
         if not self._ready:
             await self._initialize()
-        return await ops.arun(self.client, flow, self.target)
+        return await self._driver.run(flow)
 
     async def _initialize(self) -> None:
         # redis-py >= 7.1's asyncio RedisCluster races when many tasks trigger its lazy
@@ -266,71 +240,38 @@ class AsyncRedkit(_Base):
 
     async def info(self) -> ServerInfo:
         """Engine, version and mode of the server, and the prefix in use."""
-        return await self.run(_info_flow(self))
+        return await self.run(info_flow(self))
 
     async def ping(self) -> bool:
         """True when the server answers."""
         return bool(await self.run(ops.command("PING")))
 
-    def lock(self, name: str, **options: Any) -> AsyncLock:
-        """A distributed lock for ``async with``; see :class:`redkit.locks.AsyncLock`."""
-        from redkit.locks import AsyncLock
-
-        return AsyncLock(self, name, **options)
-
-    def cache(self, namespace: str = "default", **options: Any) -> AsyncCache:
-        """A cache namespace for asyncio; see :class:`redkit.cache.AsyncCache`."""
-        from redkit.cache import AsyncCache
-
-        return AsyncCache(self, namespace, **options)
-
-    def sessions(self, **options: Any) -> AsyncSessionStore:
-        """Server-side sessions; see :class:`redkit.sessions.AsyncSessionStore`."""
-        from redkit.sessions import AsyncSessionStore
-
-        return AsyncSessionStore(self, **options)
-
-    def tokens(self, **options: Any) -> AsyncTokenRevoker:
-        """Token revocation; see :class:`redkit.sessions.AsyncTokenRevoker`."""
-        from redkit.sessions import AsyncTokenRevoker
-
-        return AsyncTokenRevoker(self, **options)
-
-    def rate_limiter(self, policy: Any, **options: Any) -> AsyncRateLimiter:
-        """A rate limiter for asyncio; see :class:`redkit.ratelimit.AsyncRateLimiter`."""
-        from redkit.ratelimit import AsyncRateLimiter
-
-        return AsyncRateLimiter(self, policy, **options)
-
-    def concurrency_limiter(self, limit: int, **options: Any) -> AsyncConcurrencyLimiter:
-        """At most ``limit`` holders per key (asyncio); see ``AsyncConcurrencyLimiter``."""
-        from redkit.ratelimit import AsyncConcurrencyLimiter
-
-        return AsyncConcurrencyLimiter(self, limit, **options)
-
-    def with_timeout(self, seconds: float) -> AsyncRedkit:
+    def with_timeout(self: AsyncSelfT, seconds: float) -> AsyncSelfT:
         """This facade's target and prefix, with commands that give up after ``seconds``.
 
-        See :meth:`Redkit.with_timeout`.
+        See :meth:`RedkitCore.with_timeout`.
         """
         sibling = self._siblings.get(seconds)
         if sibling is None:
             settings = self._timeout_settings(seconds)
             if settings is None:
                 return self
-            sibling = self._siblings.setdefault(
-                seconds, AsyncRedkit(settings=settings, serializer=self.serializer)
-            )
-        return sibling
+            made = type(self)(settings=settings, serializer=self.serializer)
+            made._observers.extend(self._observers)
+            sibling = self._siblings.setdefault(seconds, made)
+        return sibling  # type: ignore[return-value]
 
     async def aclose(self) -> None:
         """Close the connection pool (only when redkit created the client)."""
         for sibling in list(self._siblings.values()):
             await sibling.aclose()
+        dedicated = self._blocker.made
+        if dedicated is not None and dedicated is not self.client:
+            await dedicated.aclose()
         if self._owns_client:
             await self.client.aclose()
 
-    async def __aenter__(self) -> AsyncRedkit:
+    async def __aenter__(self: AsyncSelfT) -> AsyncSelfT:
         return self
 
     async def __aexit__(
@@ -342,7 +283,24 @@ class AsyncRedkit(_Base):
         await self.aclose()
 
 
-def _info_flow(rk: _Base) -> ops.Flow[ServerInfo]:
+def check_options(where: str, given: Mapping[str, object], allowed: type) -> None:
+    """Raise ConfigError naming any key of ``given`` that the TypedDict ``allowed`` lacks."""
+    known: frozenset[str] = allowed.__optional_keys__ | allowed.__required_keys__  # type: ignore[attr-defined]
+    unknown = sorted(set(given) - known)
+    if unknown:
+        hints = [
+            f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
+            for name in unknown
+            for close in [difflib.get_close_matches(name, known, n=1)]
+        ]
+        raise ConfigError(
+            f"{where}() got unknown option {', '.join(hints)}; "
+            f"its options are: {', '.join(sorted(known))}"
+        )
+
+
+def info_flow(rk: CoreBase) -> ops.Flow[ServerInfo]:
+    """Engine, version, mode, eviction policy and persistence of the server."""
     raw = yield ops.Call("INFO", "server")
     server = _parse_info(raw)
     persistence = yield ops.Call("INFO", "persistence")
@@ -353,7 +311,7 @@ def _info_flow(rk: _Base) -> ops.Flow[ServerInfo]:
 
 
 def _server_info(
-    rk: _Base, server: dict[str, str], persist: dict[str, str], memory: dict[str, str]
+    rk: CoreBase, server: dict[str, str], persist: dict[str, str], memory: dict[str, str]
 ) -> ServerInfo:
     is_valkey = "valkey_version" in server or server.get("server_name") == "valkey"
     engine = "valkey" if is_valkey else "redis"

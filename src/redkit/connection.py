@@ -9,6 +9,7 @@ never a hang.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import Any
 
@@ -21,11 +22,12 @@ import redis.sentinel
 from redis.backoff import ExponentialWithJitterBackoff
 
 from redkit.config import Settings, Target
-from redkit.ops import wrap_error
+from redkit.ops import Blocker, wrap_error
 from redkit.pool import WaitingPool
 
 log = logging.getLogger("redkit")
 
+_CLUSTER_MAX = 100  # the asyncio RedisCluster's connections per node, which fail past it
 _BACKOFF_BASE = 0.05
 _BACKOFF_CAP = 1.0
 # No periodic PING health check: redis-py runs it under the connection's retry policy
@@ -131,6 +133,8 @@ def async_client(settings: Settings, target: Target | None = None) -> Any:
     if target.mode == "cluster":
         nodes = [redis.asyncio.cluster.ClusterNode(h, p) for h, p in target.hosts]
         kwargs.pop("health_check_interval")
+        if settings.max_connections > _CLUSTER_MAX:  # the waits' client: one per waiter
+            kwargs["max_connections"] = settings.max_connections
         return redis.asyncio.cluster.RedisCluster(startup_nodes=nodes, retry=retry, **kwargs)
     if target.mode == "sentinel":
         sentinel = redis.asyncio.sentinel.Sentinel(
@@ -182,3 +186,51 @@ def _sentinel_kwargs(settings: Settings, retry: Any) -> dict[str, Any]:
 
 def _unix(kwargs: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in kwargs.items() if k != "socket_connect_timeout"}
+
+
+#: The longest one blocking call (BLPOP ...) waits on a dedicated connection; waits loop.
+MAX_BLOCK = 5.0
+_SHARED_POOLS = ("SentinelConnectionPool",)
+_MAX_WAITERS = 100_000  # one connection per concurrent wait: bounded by the server's maxclients
+
+
+def blocker(client: Any, settings: Settings, target: Target | None) -> Blocker:
+    """Where ``client``'s blocking commands run, without taking its pool's connections.
+
+    With a ``target`` (a client redkit made), waits get a client of their own with the
+    same settings, a pool that grows with the number of waiters, and a socket timeout
+    that leaves room for a block of :data:`MAX_BLOCK`. A handed-in standalone client's
+    pool is cloned the same way; a handed-in Cluster or Sentinel client is shared (their
+    pools are unbounded), blocking at most half its socket timeout per call.
+    """
+    timeout = _socket_timeout(client) or settings.socket_timeout
+    waits = dataclasses.replace(
+        settings, socket_timeout=timeout + MAX_BLOCK, max_connections=_MAX_WAITERS
+    )
+    if target is not None:
+        make_client = async_client if is_async(client) else sync_client
+        return Blocker(lambda: make_client(waits, target), MAX_BLOCK)
+    pool = getattr(client, "connection_pool", None)
+    if is_cluster(client) or pool is None or type(pool).__name__ in _SHARED_POOLS:
+        return Blocker(lambda: client, timeout / 2)
+    kwargs = {**pool.connection_kwargs, "socket_timeout": waits.socket_timeout}
+    pool_class = redis.asyncio.ConnectionPool if is_async(client) else redis.ConnectionPool
+
+    def make() -> Any:
+        dedicated = pool_class(
+            connection_class=pool.connection_class, max_connections=_MAX_WAITERS, **kwargs
+        )
+        module = redis.asyncio if is_async(client) else redis
+        return module.Redis.from_pool(dedicated)
+
+    return Blocker(make, MAX_BLOCK)
+
+
+def _socket_timeout(client: Any) -> float | None:
+    """The socket timeout ``client``'s connections use, where redis-py lets us see it."""
+    pool = getattr(client, "connection_pool", None)
+    kwargs = getattr(pool, "connection_kwargs", None) or getattr(client, "connection_kwargs", None)
+    if kwargs is None:  # the sync RedisCluster keeps them on its nodes manager
+        kwargs = getattr(getattr(client, "nodes_manager", None), "connection_kwargs", None) or {}
+    value = kwargs.get("socket_timeout")
+    return float(value) if isinstance(value, (int, float)) and value > 0 else None

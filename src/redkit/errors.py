@@ -5,9 +5,12 @@ The family::
     RedkitError                      base of everything below
     ├── ConfigError                  bad settings, policy strings, arguments (also ValueError)
     ├── ConnectionError              the server cannot be reached or timed out
+    │                                (also the builtin ConnectionError)
     ├── EmbeddedServerError          the embedded Valkey cannot be found or started
     ├── RedisCommandError            the server refused a command (wraps redis-py's ResponseError)
     ├── ScriptError                  a Lua script reported an unknown status code
+    ├── DataError                    stored data is not what the operation expects
+    │                                (wrong type, not redkit's format, corrupted)
     ├── SerializationError           a value cannot be encoded or decoded (also TypeError)
     │   └── TamperedDataError        a signed value failed its HMAC check
     ├── LockError                    locks
@@ -23,6 +26,8 @@ redis-py's exceptions never escape a redkit call: the drivers wrap them at the b
 
 from __future__ import annotations
 
+import builtins
+
 
 class RedkitError(Exception):
     """Base class of every error redkit raises."""
@@ -32,8 +37,12 @@ class ConfigError(RedkitError, ValueError):
     """A setting, argument or policy string is not valid. The message names it."""
 
 
-class ConnectionError(RedkitError):  # noqa: A001 - deliberately mirrors the builtin's meaning
-    """The server could not be reached, or did not answer within the timeout."""
+class ConnectionError(RedkitError, builtins.ConnectionError):  # noqa: A001 - the builtin's meaning
+    """The server could not be reached, or did not answer within the timeout.
+
+    Also an instance of the builtin :class:`ConnectionError` (and so of :class:`OSError`),
+    so code that handles network failures generically handles this one too.
+    """
 
 
 class EmbeddedServerError(RedkitError):
@@ -46,6 +55,14 @@ class RedisCommandError(RedkitError):
 
 class ScriptError(RedkitError):
     """A Lua script returned a status code that no table entry explains."""
+
+
+class DataError(RedkitError):
+    """Data stored under a key is not what the operation expects.
+
+    The key holds another Redis type, a value redkit did not write, or a value of the
+    wrong kind (``incr`` on a non-integer). Argument errors are :class:`ConfigError`.
+    """
 
 
 class SerializationError(RedkitError, TypeError):
@@ -99,6 +116,7 @@ class MissingDependencyError(RedkitError, ImportError):
 __all__ = [
     "ConfigError",
     "ConnectionError",
+    "DataError",
     "EmbeddedServerError",
     "LockError",
     "LockLostError",

@@ -36,7 +36,9 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
+
+from typing_extensions import Unpack
 
 from redkit import ops
 from redkit.errors import ConfigError, LockLostError, LockNotAcquiredError, LockNotOwnedError
@@ -45,7 +47,7 @@ from redkit.scripts import script
 if TYPE_CHECKING:
     from types import TracebackType
 
-    from redkit.client import AsyncRedkit, Redkit, _Base
+    from redkit.client import AsyncRedkitCore, CoreBase, RedkitCore
 
 log = logging.getLogger("redkit.locks")
 
@@ -53,15 +55,24 @@ _ACQUIRE = script("lock_acquire")
 _RELEASE = script("lock_release")
 _EXTEND = script("lock_extend")
 _SIGNAL_TTL_MS = 5_000
-_MIN_BLOCK = 0.01
 
+
+
+class LockOptions(TypedDict, total=False):
+    """Options of :meth:`Redkit.lock` (see :class:`redkit.locks.Lock`)."""
+
+    ttl: float
+    timeout: float | None
+    blocking: bool
+    auto_renew: bool
+    on_lost: Callable[[str], Any] | None
 
 class _LockCore:
     """The state and flows shared by :class:`Lock` and :class:`AsyncLock`."""
 
     def __init__(
         self,
-        rk: _Base,
+        rk: CoreBase,
         name: str,
         *,
         ttl: float = 10.0,
@@ -82,7 +93,6 @@ class _LockCore:
         self.on_lost = on_lost
         group = rk.keys.group("lock", name)
         self._keys = (group.key("owner"), group.key("fence"), group.key("wake"))
-        self._max_block = max(_MIN_BLOCK, rk.settings.socket_timeout / 2)
         self._token: str | None = None
         self.fencing_token: int | None = None
         self.lost = False
@@ -114,9 +124,10 @@ class _LockCore:
             remaining = math.inf if deadline is None else deadline - time.monotonic()
             if not blocking or remaining <= 0:
                 return False
-            holder_left = value / 1000 if value > 0 else self._max_block
-            wait = max(_MIN_BLOCK, min(remaining, holder_left, self._max_block))
-            yield ops.Call("BLPOP", wake, round(wait, 3))
+            if value != -2:  # -2: gone since the script ran; try again at once
+                # wait for the release signal, at most until the holder's lock expires
+                holder_left = value / 1000 if value > 0 else remaining
+                yield from ops.wait_signal(wake, min(remaining, holder_left))
 
     def _release_flow(self) -> ops.Flow[bool]:
         token = self._require_token("release")
@@ -176,7 +187,7 @@ class Lock(_LockCore):
         on_lost: called with the lock name when renewal finds the lock lost.
     """
 
-    def __init__(self, rk: Redkit, name: str, **options: Any) -> None:
+    def __init__(self, rk: RedkitCore, name: str, **options: Unpack[LockOptions]) -> None:
         super().__init__(rk, name, **options)
         self._rk = rk
         self._stop = threading.Event()
@@ -249,7 +260,7 @@ class AsyncLock(_LockCore):
     Takes the same options as :class:`Lock`; renewal runs as an asyncio task.
     """
 
-    def __init__(self, rk: AsyncRedkit, name: str, **options: Any) -> None:
+    def __init__(self, rk: AsyncRedkitCore, name: str, **options: Unpack[LockOptions]) -> None:
         super().__init__(rk, name, **options)
         self._rk = rk
         self._renewer: asyncio.Task[None] | None = None

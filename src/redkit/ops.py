@@ -1,21 +1,28 @@
 """Operations and the two drivers that run them.
 
 The logic of every capability is written once, as a *flow*: a generator that yields
-effects (:class:`Call`, :class:`Eval`, :class:`Batch`, :class:`Sleep`), receives each
-effect's reply, and returns the result::
+effects, receives each effect's reply, and returns the result::
 
     def incr_flow(key: str) -> Flow[int]:
         reply = yield Call("INCR", key)
         return int(reply)
 
-:func:`run` drives a flow on a synchronous redis-py client, :func:`arun` on an asyncio
-one. Nothing else differs between sync and async, so the two cannot drift. The drivers
-are also the boundary where redis-py's exceptions become :mod:`redkit.errors`.
+The effects: :class:`Call` (a command), :class:`Eval` (a script), :class:`Batch` (a
+pipeline), :class:`Sleep`, :class:`UserCall` (user code: a loader, a handler),
+:class:`Block` (a blocking command on a dedicated connection; see :func:`wait_signal`)
+and :class:`Note` (tells the observers something). :class:`Driver` runs flows on a
+synchronous redis-py client and :class:`AsyncDriver` on an asyncio one; nothing else
+differs between sync and async. The drivers are the boundary where redis-py's
+exceptions become :mod:`redkit.errors`; what user code raises (cancellation included)
+is thrown into the flow unchanged, so it can clean up. Every effect reports its name,
+duration and error to the registered observers (:class:`Event`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
+import logging
 import time
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
@@ -31,6 +38,7 @@ from redkit import errors
 from redkit.scripts import Script
 
 T = TypeVar("T")
+log = logging.getLogger("redkit")
 
 EncodableT = str | bytes | int | float
 
@@ -53,6 +61,11 @@ class Eval:
     keys: Sequence[str]
     args: Sequence[EncodableT] = ()
 
+    def __post_init__(self) -> None:
+        numkeys = self.script.numkeys
+        if numkeys is not None and len(self.keys) != numkeys:
+            self.script.check_keys(len(self.keys))
+
 
 @dataclass(frozen=True, slots=True)
 class Batch:
@@ -74,8 +87,109 @@ class Sleep:
     seconds: float
 
 
-Effect = Call | Eval | Batch | Sleep
+@dataclass(frozen=True, slots=True)
+class UserCall:
+    """Call user code from a flow: ``UserCall(loader, key)``; the reply is what it returns.
+
+    The sync driver calls it. The async driver calls it and awaits the result when it is
+    awaitable; with ``thread=True`` a plain function runs in a worker thread instead of on
+    the event loop. Whatever it raises (cancellation included) is thrown into the flow
+    unwrapped, so the flow can clean up (release a lock, wake waiters) and re-raise.
+    """
+
+    func: Callable[..., Any]
+    args: tuple[Any, ...]
+    thread: bool
+
+    def __init__(self, func: Callable[..., Any], *args: Any, thread: bool = False) -> None:
+        object.__setattr__(self, "func", func)
+        object.__setattr__(self, "args", args)
+        object.__setattr__(self, "thread", thread)
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    """A blocking command (``BLPOP``, ``BLMOVE``, ``BZPOPMIN`` ...) on a dedicated connection.
+
+    ``command(seconds)`` renders the command for a block of ``seconds``. The driver blocks
+    at most ``timeout`` seconds, and less when its connection's timeout demands it: a reply
+    of None means nothing arrived *in that call*, and callers loop until their own
+    deadline (:func:`wait_signal` does). The connection never comes from the shared pool,
+    so many waiters cannot starve other calls; a cancelled wait discards its connection.
+    """
+
+    command: Callable[[float], tuple[EncodableT, ...]]
+    timeout: float
+
+
+@dataclass(frozen=True, slots=True)
+class Note:
+    """Tell the observers something (``Note("cache.hit", "products")``); no I/O, reply None."""
+
+    name: str
+    data: Any = None
+
+
+Effect = Call | Eval | Batch | Sleep | UserCall | Block | Note
 Flow = Generator[Effect, Any, T]
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """What an observer receives for each effect a driver ran (and each :class:`Note`).
+
+    ``name`` is the command (``"GET"``), ``"script lock_acquire"``, ``"batch"``,
+    ``"sleep"``, ``"call <qualname>"`` or the note's name; ``seconds`` is how long the
+    effect took; ``error`` what it raised, if anything.
+    """
+
+    name: str
+    seconds: float
+    error: BaseException | None
+    effect: Effect
+    data: Any = None
+
+
+Observer = Callable[[Event], None]
+
+#: The shortest block a blocking command is given (BLPOP's 0 would mean forever).
+MIN_BLOCK = 0.01
+
+
+class Blocker:
+    """Where :class:`Block` effects run: a dedicated client, made on first use.
+
+    ``max_block`` is the longest a single blocking call may wait, so that it returns well
+    within the dedicated client's socket timeout.
+    """
+
+    __slots__ = ("_client", "_make", "_ready", "max_block")
+
+    def __init__(self, make: Callable[[], Any], max_block: float) -> None:
+        self._make = make
+        self._client: Any = None
+        self._ready: asyncio.Task[Any] | None = None
+        self.max_block = max(MIN_BLOCK, max_block)
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = self._make()
+        return self._client
+
+    async def aclient(self) -> Any:
+        """The client, initialized once (redis-py's asyncio cluster races on lazy init)."""
+        client = self.client
+        if isinstance(client, redis.asyncio.cluster.RedisCluster):
+            if self._ready is None:
+                self._ready = asyncio.ensure_future(client.initialize())
+            await asyncio.shield(self._ready)
+        return client
+
+    @property
+    def made(self) -> Any:
+        """The client if one was made (to close it), else None."""
+        return self._client
 
 
 class Once(Generic[T]):
@@ -112,7 +226,6 @@ class Once(Generic[T]):
 
 def evaluate(script: Script, keys: Sequence[str], args: Sequence[EncodableT] = ()) -> Flow[Any]:
     """A flow that runs one script and returns its raw reply."""
-    script.check_keys(len(keys))
     return (yield Eval(script, keys, args))
 
 
@@ -126,6 +239,24 @@ def mapped(flow: Flow[Any], parse: Callable[[Any], T]) -> Flow[T]:
     return parse((yield from flow))
 
 
+def wait_signal(key: str, seconds: float) -> Flow[bool]:
+    """Wait until a signal is pushed onto the list ``key``, or ``seconds`` pass.
+
+    The one wait-for-a-signal helper: locks, cache fills and the queue push one element
+    per waiter onto a wake list when something changes; waiters pop it here (``BLPOP`` on
+    a dedicated connection, in calls short enough for that connection's timeout). True
+    when a signal arrived, False when the time ran out.
+    """
+    deadline = time.monotonic() + seconds
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return False
+        reply = yield Block(lambda block: ("BLPOP", key, round(block, 3)), remaining)
+        if reply is not None:
+            return True
+
+
 # --- the boundary --------------------------------------------------------------------
 
 
@@ -133,6 +264,11 @@ def wrap_error(exc: BaseException, target: str) -> errors.RedkitError:
     """Translate a redis-py exception into a redkit error naming the (masked) target."""
     if isinstance(exc, errors.RedkitError):
         return exc
+    if isinstance(exc, rex.InvalidResponse):
+        return errors.ConnectionError(
+            f"the server at {target} does not speak the Redis protocol ({exc}); "
+            "check the host and port"
+        )
     if isinstance(exc, (rex.ConnectionError, rex.TimeoutError, OSError)):
         kind = "timed out" if isinstance(exc, rex.TimeoutError) else "is unreachable"
         return errors.ConnectionError(f"Redis at {target} {kind}: {exc}")
@@ -146,13 +282,22 @@ def wrap_error(exc: BaseException, target: str) -> errors.RedkitError:
 
 
 _WRAPPED = (rex.RedisError, rex.RedisClusterException, OSError)
+_FAILURES = (*_WRAPPED, errors.RedkitError)
 
 
 def _boundary(exc: BaseException, target: str) -> errors.RedkitError:
     """The wrapped error, chained to the original so tracebacks still show it."""
     wrapped = wrap_error(exc, target)
-    wrapped.__cause__ = exc
+    if wrapped is not exc:
+        wrapped.__cause__ = exc
     return wrapped
+
+
+def _thrown(exc: BaseException, effect: Effect, target: str) -> BaseException:
+    """What the flow receives when ``effect`` raised ``exc``: user code's errors as they are."""
+    if isinstance(exc, _WRAPPED) and type(effect) is not UserCall:
+        return _boundary(exc, target)
+    return exc
 
 
 def _eval_args(effect: Eval) -> tuple[Any, ...]:
@@ -198,6 +343,52 @@ def _batch_replies(replies: list[Any]) -> list[Any]:
     return out
 
 
+def _name(effect: Effect) -> str:
+    """An effect's name for observers."""
+    if isinstance(effect, Call):
+        name = effect.args[0]
+        return name.decode() if isinstance(name, bytes) else str(name).upper()
+    if isinstance(effect, Eval):
+        return f"script {effect.script.name}"
+    if isinstance(effect, UserCall):
+        return f"call {getattr(effect.func, '__qualname__', repr(effect.func))}"
+    if isinstance(effect, Block):
+        return str(effect.command(0)[0])
+    if isinstance(effect, Note):
+        return effect.name
+    return "batch" if isinstance(effect, Batch) else "sleep"
+
+
+class _Driver:
+    """What both drivers share: the client, the target's name, observers, the blocker."""
+
+    __slots__ = ("blocker", "client", "observers", "target")
+
+    def __init__(
+        self,
+        client: Any,
+        target: str = "redis",
+        observers: Sequence[Observer] = (),
+        blocker: Blocker | None = None,
+    ) -> None:
+        self.client = client
+        self.target = target
+        self.observers = observers
+        self.blocker = blocker or Blocker(lambda: client, 1.0)
+
+    def _block_args(self, effect: Block) -> tuple[EncodableT, ...]:
+        return effect.command(max(MIN_BLOCK, min(effect.timeout, self.blocker.max_block)))
+
+    def _report(self, effect: Effect, started: float, error: BaseException | None) -> None:
+        data = effect.data if isinstance(effect, Note) else None
+        event = Event(_name(effect), time.perf_counter() - started, error, effect, data)
+        for observer in self.observers:
+            try:
+                observer(event)
+            except Exception:  # an observer must never break the call it watches
+                log.exception("redkit observer %r failed", observer)
+
+
 # --- sync driver ---------------------------------------------------------------------
 
 
@@ -217,51 +408,82 @@ def _sync_batch(client: Any, batch: Batch) -> list[Any]:
     return _batch_replies(replies)
 
 
-def _sync_effect(client: Any, effect: Effect) -> Any:
-    if isinstance(effect, Eval):
-        return _sync_eval(client, effect)
-    if isinstance(effect, Call):
-        return client.execute_command(*effect.args)
-    if isinstance(effect, Batch):
-        return _sync_batch(client, effect)
-    time.sleep(effect.seconds)
-    return None
+class Driver(_Driver):
+    """Runs flows on a synchronous redis-py client."""
 
+    __slots__ = ()
 
-def _run_once(client: Any, once: Once[T], target: str) -> T:
-    effect = once.effect
-    try:
-        if type(effect) is Call:  # the common effect, without a dispatch call
-            reply = client.execute_command(*effect.args)
-        else:
-            reply = _sync_effect(client, effect)
-    except _WRAPPED as exc:
-        error = _boundary(exc, target)
-        if once.fail is None:
-            raise error from exc
-        return once.fail(error)
-    return once.finish(reply)
+    def effect(self, effect: Effect) -> Any:
+        """Run one effect; redis-py's errors come out as redkit errors, user code's as is."""
+        if not self.observers:
+            return self._effect(effect)
+        started = time.perf_counter()
+        try:
+            reply = self._effect(effect)
+        except BaseException as exc:
+            self._report(effect, started, exc)
+            raise
+        self._report(effect, started, None)
+        return reply
+
+    def _effect(self, effect: Effect) -> Any:
+        if isinstance(effect, UserCall):
+            return effect.func(*effect.args)
+        try:
+            if isinstance(effect, Eval):  # the most common effect first
+                return _sync_eval(self.client, effect)
+            if isinstance(effect, Call):
+                return self.client.execute_command(*effect.args)
+            if isinstance(effect, Batch):
+                return _sync_batch(self.client, effect)
+            if isinstance(effect, Block):
+                return self.blocker.client.execute_command(*self._block_args(effect))
+        except _WRAPPED as exc:
+            raise _boundary(exc, self.target) from exc
+        if isinstance(effect, Note):
+            return None
+        time.sleep(effect.seconds)
+        return None
+
+    def run(self, flow: Flow[T] | Once[T]) -> T:
+        """Drive ``flow`` and return its result."""
+        if isinstance(flow, Once):
+            return self._run_once(flow)
+        reply: Any = None
+        error: BaseException | None = None
+        client, observed = self.client, bool(self.observers)
+        while True:
+            try:
+                effect = flow.send(reply) if error is None else flow.throw(error)
+            except StopIteration as stop:
+                return stop.value  # type: ignore[no-any-return]
+            error = None
+            try:
+                if type(effect) is Call and not observed:  # the common effect, inline
+                    reply = client.execute_command(*effect.args)
+                else:
+                    reply = self.effect(effect)
+            except BaseException as exc:  # thrown into the flow, which may clean up
+                error = _thrown(exc, effect, self.target)
+
+    def _run_once(self, once: Once[T]) -> T:
+        effect = once.effect
+        try:
+            if type(effect) is Call and not self.observers:
+                reply = self.client.execute_command(*effect.args)
+            else:
+                reply = self.effect(effect)
+        except _FAILURES as exc:
+            error = _boundary(exc, self.target)
+            if once.fail is None:
+                raise error from exc
+            return once.fail(error)
+        return once.finish(reply)
 
 
 def run(client: redis.Redis | Any, flow: Flow[T] | Once[T], target: str = "redis") -> T:
     """Drive ``flow`` on a synchronous client and return its result."""
-    if isinstance(flow, Once):
-        return _run_once(client, flow, target)
-    reply: Any = None
-    error: BaseException | None = None
-    while True:
-        try:
-            effect = flow.send(reply) if error is None else flow.throw(error)
-        except StopIteration as stop:
-            return stop.value  # type: ignore[no-any-return]
-        error = None
-        try:
-            if type(effect) is Call:  # the common effect, without a dispatch call
-                reply = client.execute_command(*effect.args)
-            else:
-                reply = _sync_effect(client, effect)
-        except _WRAPPED as exc:
-            error = _boundary(exc, target)
+    return Driver(client, target).run(flow)
 
 
 # --- async driver --------------------------------------------------------------------
@@ -283,48 +505,91 @@ async def _async_batch(client: Any, batch: Batch) -> list[Any]:
     return _batch_replies(list(replies))
 
 
-async def _async_effect(client: Any, effect: Effect) -> Any:
-    if isinstance(effect, Eval):
-        return await _async_eval(client, effect)
-    if isinstance(effect, Call):
-        return await client.execute_command(*effect.args)
-    if isinstance(effect, Batch):
-        return await _async_batch(client, effect)
-    await asyncio.sleep(effect.seconds)
-    return None
+async def _user_call(effect: UserCall) -> Any:
+    if effect.thread:
+        return await asyncio.to_thread(effect.func, *effect.args)
+    result = effect.func(*effect.args)
+    if inspect.isawaitable(result):
+        return await result
+    return result
 
 
-async def _arun_once(client: Any, once: Once[T], target: str) -> T:
-    effect = once.effect
-    try:
-        if type(effect) is Call:  # the common effect, without a dispatch coroutine
-            reply = await client.execute_command(*effect.args)
-        else:
-            reply = await _async_effect(client, effect)
-    except _WRAPPED as exc:
-        error = _boundary(exc, target)
-        if once.fail is None:
-            raise error from exc
-        return once.fail(error)
-    return once.finish(reply)
+class AsyncDriver(_Driver):
+    """Runs flows on an asyncio redis-py client."""
+
+    __slots__ = ()
+
+    async def effect(self, effect: Effect) -> Any:
+        """Run one effect; redis-py's errors come out as redkit errors, user code's as is."""
+        if not self.observers:
+            return await self._effect(effect)
+        started = time.perf_counter()
+        try:
+            reply = await self._effect(effect)
+        except BaseException as exc:
+            self._report(effect, started, exc)
+            raise
+        self._report(effect, started, None)
+        return reply
+
+    async def _effect(self, effect: Effect) -> Any:
+        if isinstance(effect, UserCall):
+            return await _user_call(effect)
+        try:
+            if isinstance(effect, Eval):  # the most common effect first
+                return await _async_eval(self.client, effect)
+            if isinstance(effect, Call):
+                return await self.client.execute_command(*effect.args)
+            if isinstance(effect, Batch):
+                return await _async_batch(self.client, effect)
+            if isinstance(effect, Block):
+                # redis-py discards a connection whose read is cancelled, so a cancelled
+                # wait cannot leave a half-read reply behind for the next user
+                client, args = await self.blocker.aclient(), self._block_args(effect)
+                return await client.execute_command(*args)
+        except _WRAPPED as exc:
+            raise _boundary(exc, self.target) from exc
+        if isinstance(effect, Note):
+            return None
+        await asyncio.sleep(effect.seconds)
+        return None
+
+    async def run(self, flow: Flow[T] | Once[T]) -> T:
+        """Drive ``flow`` and return its result."""
+        if isinstance(flow, Once):
+            return await self._run_once(flow)
+        reply: Any = None
+        error: BaseException | None = None
+        client, observed = self.client, bool(self.observers)
+        while True:
+            try:
+                effect = flow.send(reply) if error is None else flow.throw(error)
+            except StopIteration as stop:
+                return stop.value  # type: ignore[no-any-return]
+            error = None
+            try:
+                if type(effect) is Call and not observed:  # the common effect, inline
+                    reply = await client.execute_command(*effect.args)
+                else:
+                    reply = await self.effect(effect)
+            except BaseException as exc:  # thrown into the flow, which may clean up
+                error = _thrown(exc, effect, self.target)
+
+    async def _run_once(self, once: Once[T]) -> T:
+        effect = once.effect
+        try:
+            if type(effect) is Call and not self.observers:
+                reply = await self.client.execute_command(*effect.args)
+            else:
+                reply = await self.effect(effect)
+        except _FAILURES as exc:
+            error = _boundary(exc, self.target)
+            if once.fail is None:
+                raise error from exc
+            return once.fail(error)
+        return once.finish(reply)
 
 
 async def arun(client: Any, flow: Flow[T] | Once[T], target: str = "redis") -> T:
     """Drive ``flow`` on an asyncio client and return its result."""
-    if isinstance(flow, Once):
-        return await _arun_once(client, flow, target)
-    reply: Any = None
-    error: BaseException | None = None
-    while True:
-        try:
-            effect = flow.send(reply) if error is None else flow.throw(error)
-        except StopIteration as stop:
-            return stop.value  # type: ignore[no-any-return]
-        error = None
-        try:
-            if type(effect) is Call:  # the common effect, without a dispatch coroutine
-                reply = await client.execute_command(*effect.args)
-            else:
-                reply = await _async_effect(client, effect)
-        except _WRAPPED as exc:
-            error = _boundary(exc, target)
+    return await AsyncDriver(client, target).run(flow)

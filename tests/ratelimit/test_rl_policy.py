@@ -156,10 +156,14 @@ def test_options_are_typed_keywords_and_match_their_typed_dicts() -> None:
 
 
 def test_a_misspelt_option_fails(rk: Redkit) -> None:
+    from redkit.ratelimit import ConcurrencyLimiter, RateLimiter
+
+    with pytest.raises(ConfigError, match="on_eror"):
+        rk.rate_limiter("1/second", on_eror="open")  # type: ignore[call-arg]
     with pytest.raises(TypeError, match="on_eror"):
-        rk.rate_limiter("1/second", on_eror="open")
+        RateLimiter(rk, "1/second", on_eror="open")  # type: ignore[call-arg]
     with pytest.raises(TypeError, match="leas"):
-        rk.concurrency_limiter(1, leas=5)
+        ConcurrencyLimiter(rk, 1, leas=5)  # type: ignore[call-arg]
 
 
 def test_long_periods_get_distinct_names() -> None:

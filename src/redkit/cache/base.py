@@ -7,7 +7,7 @@ import math
 import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypedDict, TypeVar
 
 from redkit.cache.envelope import Entry, Found
 from redkit.cache.keying import CallKey
@@ -18,11 +18,30 @@ from redkit.errors import ConfigError
 from redkit.serializers import Serializer, get_serializer
 
 if TYPE_CHECKING:
-    from redkit.client import AsyncRedkit, Redkit
+    from redkit.client import AsyncRedkitCore, RedkitCore
 
 T = TypeVar("T")
 Tags = Sequence[str] | Callable[..., Sequence[str]]
 _NEAR_MODES = ("tracking", "pubsub")
+
+
+class CacheOptions(TypedDict, total=False):
+    """Options of :meth:`Redkit.cache` (see :class:`redkit.cache.Cache`)."""
+
+    ttl: float | None
+    stale_ttl: float
+    jitter: float
+    beta: float
+    lock_ttl: float
+    wait_timeout: float | None
+    cache_none: bool
+    none_ttl: float | None
+    stale_on_error: bool
+    serializer: str | Serializer | None
+    secret: str | bytes | None
+    near: int
+    near_mode: str
+    near_heartbeat: float
 
 
 class _CacheCore:
@@ -30,7 +49,7 @@ class _CacheCore:
 
     def __init__(
         self,
-        rk: Redkit | AsyncRedkit,
+        rk: RedkitCore | AsyncRedkitCore,
         namespace: str = "default",
         *,
         ttl: float | None = 300.0,

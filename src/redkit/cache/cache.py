@@ -22,15 +22,17 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from typing_extensions import Unpack
+
 from redkit.cache import stampede
-from redkit.cache.base import AsyncSingleFlight, SingleFlight, Tags, _CacheCore
+from redkit.cache.base import AsyncSingleFlight, CacheOptions, SingleFlight, Tags, _CacheCore
 from redkit.cache.envelope import Found
 from redkit.cache.hot import MISS, Slow, Unverified
 from redkit.cache.ops import Begin
 from redkit.errors import ConfigError
 
 if TYPE_CHECKING:
-    from redkit.client import AsyncRedkit, Redkit
+    from redkit.client import AsyncRedkitCore, RedkitCore
 
 T = TypeVar("T")
 Key = str | bytes | int
@@ -59,7 +61,9 @@ class Cache(_CacheCore):
         near_heartbeat: seconds between heartbeats of the near cache's connections.
     """
 
-    def __init__(self, rk: Redkit, namespace: str = "default", **options: Any) -> None:
+    def __init__(
+        self, rk: RedkitCore, namespace: str = "default", **options: Unpack[CacheOptions]
+    ) -> None:
         super().__init__(rk, namespace, **options)
         self._rk = rk
         self._flights = SingleFlight()
@@ -236,7 +240,9 @@ class AsyncCache(_CacheCore):
     Takes the same options as :class:`Cache`; loaders may be sync or async functions.
     """
 
-    def __init__(self, rk: AsyncRedkit, namespace: str = "default", **options: Any) -> None:
+    def __init__(
+        self, rk: AsyncRedkitCore, namespace: str = "default", **options: Unpack[CacheOptions]
+    ) -> None:
         super().__init__(rk, namespace, **options)
         self._rk = rk
         self._flights = AsyncSingleFlight()

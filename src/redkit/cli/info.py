@@ -7,8 +7,9 @@ import os
 import click
 
 from redkit.cli._common import friendly_errors
-from redkit.client import Redkit, ServerInfo
+from redkit.client import ServerInfo
 from redkit.config import Settings
+from redkit.facade import Redkit
 
 
 def _source(url: str | None) -> str:

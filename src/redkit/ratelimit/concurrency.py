@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
     from typing_extensions import Self
 
-    from redkit.client import AsyncRedkit, Redkit  # noqa: F401 - the classes' type arguments
+    from redkit.client import AsyncRedkitCore, RedkitCore  # noqa: F401 - type arguments
     from redkit.keys import Keyspace
 
 Key = str | bytes | int
@@ -84,7 +84,7 @@ class _ConcurrencyCore(Generic[C]):
         *,
         name: str = "default",
         lease: float = 30.0,
-        on_error: OnError = "closed",
+        on_error: str = "closed",
         deadline: float | None = 0.5,
         cooldown: float = 1.0,
     ) -> None:
@@ -102,8 +102,6 @@ class _ConcurrencyCore(Generic[C]):
         self._failure = FailurePolicy(name, on_error, cooldown)
         self._local: dict[str, int] = {}
         self._local_lock = threading.Lock()
-        # a wait for a wake-up must end well within the connection's reply timeout
-        self._block = min(_BLOCK_MAX, (deadline or _BLOCK_MAX * 2) / 2)
         self._rk: C = rk if deadline is None else rk.with_timeout(deadline)
 
     @property
@@ -117,7 +115,7 @@ class _ConcurrencyCore(Generic[C]):
 
     def _ask(self, key: Key, lease_id: str, mode: int) -> ops.Flow[list[int]]:
         """One rl_conc_acquire call: ``[status, retry_after_us, free, ahead]``."""
-        ttl = round((2 * self._block + 1.0) * 1e6)  # a waiter re-registers every block
+        ttl = round((2 * _BLOCK_MAX + 1.0) * 1e6)  # a waiter re-registers after every wait
         args = (self.limit, round(self.lease * 1e6), lease_id, mode, ttl)
         reply = yield ops.Eval(CONC_ACQUIRE, self._group_keys(key), args)
         return [int(x) for x in reply]
@@ -171,12 +169,10 @@ class _ConcurrencyCore(Generic[C]):
                 yield ops.Sleep(min(left, retry))
                 lease_id, retry, ahead = yield from self._try_flow(key, _WAIT)
                 continue
-            seconds = min(left, self._block, retry or self._block)
+            seconds = min(left, _BLOCK_MAX, retry or _BLOCK_MAX)
             try:
-                # THE WAIT: a release pushes to this waiter's wake-up list. To become
-                # `yield from ops.wait_signal(wake, seconds)` (a dedicated connection).
-                wake = self._group_keys(key)[3] + lease_id
-                yield ops.Call("BLPOP", wake, round(max(0.01, seconds), 3))
+                # a release pushes to this waiter's wake-up list (a dedicated connection)
+                yield from ops.wait_signal(self._group_keys(key)[3] + lease_id, seconds)
                 status, retry_us, _, behind = yield from self._ask(key, lease_id, _WAIT)
             except RedkitError as exc:
                 down = unavailable(exc)
@@ -258,7 +254,7 @@ class AsyncLease:
         await self.release()
 
 
-class ConcurrencyLimiter(_ConcurrencyCore["Redkit"]):
+class ConcurrencyLimiter(_ConcurrencyCore["RedkitCore"]):
     """At most ``limit`` holders per key. Build it with :meth:`redkit.Redkit.concurrency_limiter`.
 
     Callers that wait for a slot are served in arrival order: a slot that frees goes to
@@ -295,7 +291,7 @@ class ConcurrencyLimiter(_ConcurrencyCore["Redkit"]):
         return self._rk.run(self._state_flow(key))[1]
 
 
-class AsyncConcurrencyLimiter(_ConcurrencyCore["AsyncRedkit"]):
+class AsyncConcurrencyLimiter(_ConcurrencyCore["AsyncRedkitCore"]):
     """The asyncio :class:`ConcurrencyLimiter`; build it with ``ark.concurrency_limiter``."""
 
     async def acquire(self, key: Key, *, timeout: float | None = None) -> AsyncLease:

@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 
     from typing_extensions import Self
 
-    from redkit.client import AsyncRedkit, Redkit  # noqa: F401 - the classes' type arguments
+    from redkit.client import AsyncRedkitCore, RedkitCore  # noqa: F401 - type arguments
     from redkit.keys import Keyspace
 
 Key = str | bytes | int
@@ -104,10 +104,10 @@ class _RateLimiterCore(Generic[C]):
         rk: C,
         policy: str | Limit | Policy | Iterable[Limit | str],
         *,
-        algorithm: Algorithm = "gcra",
+        algorithm: str = "gcra",
         name: str = "default",
         burst: int | None = None,
-        on_error: OnError = "closed",
+        on_error: str = "closed",
         deadline: float | None = _DEFAULT_DEADLINE,
         cooldown: float = 1.0,
     ) -> None:
@@ -190,7 +190,7 @@ class _RateLimiterCore(Generic[C]):
         yield ops.Call("DEL", *self._plan.keys(key))
 
 
-class RateLimiter(_RateLimiterCore["Redkit"]):
+class RateLimiter(_RateLimiterCore["RedkitCore"]):
     """A rate limiter for synchronous code. Build it with :meth:`redkit.Redkit.rate_limiter`.
 
     Args:
@@ -228,7 +228,7 @@ class RateLimiter(_RateLimiterCore["Redkit"]):
         self._rk.run(self._reset_flow(key))
 
 
-class AsyncRateLimiter(_RateLimiterCore["AsyncRedkit"]):
+class AsyncRateLimiter(_RateLimiterCore["AsyncRedkitCore"]):
     """A rate limiter for asyncio. Build it with :meth:`redkit.AsyncRedkit.rate_limiter`.
 
     Takes the same options as :class:`RateLimiter`; its methods are awaited.

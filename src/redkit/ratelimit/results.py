@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 
 from redkit.errors import ScriptError
 from redkit.ratelimit.policy import Limit
+from redkit.scripts import check
 
 
 class LimitState(NamedTuple):
@@ -108,4 +109,5 @@ def parse_reply(reply: Any, limits: Sequence[Limit], name: str) -> RateLimitResu
             return RateLimitResult(False, math.inf, states)
     except (TypeError, ValueError, IndexError):
         pass
+    check(name, reply)  # a negative status: the error it stands for
     raise ScriptError(f"{name} replied {reply!r}")

@@ -5,7 +5,17 @@ Each atomic operation is one ``.lua`` file in this package, named ``<name>-<numk
 that lists its KEYS, ARGV and what it returns. :func:`script` loads a file once, by name,
 and the drivers in :mod:`redkit.ops` run it by EVALSHA, falling back to EVAL (which also
 caches it on that node) when the server answers NOSCRIPT after a ``SCRIPT FLUSH``, a
-restart or a failover.
+restart or a failover. Every :class:`~redkit.ops.Eval` checks its key count against the
+file name.
+
+Shared snippets live in files whose names start with ``_`` (``_clock.lua``); a script
+pulls one in with a line ``--!include _clock.lua``, replaced by the file's text when the
+script is loaded, so a snippet is written once.
+
+Status codes: a script that fails for a reason the caller must hear about returns a
+negative integer (alone, or as the first element of its reply). :data:`STATUS` maps each
+code to an error class and message, and :func:`check` raises it; zero and positive values
+are the script's own outcomes, documented in its header.
 """
 
 from __future__ import annotations
@@ -14,8 +24,31 @@ import hashlib
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
+from typing import Any
 
+from redkit import errors
 from redkit.errors import ConfigError
+
+#: Negative status codes a script may return, and what they mean.
+STATUS: dict[int, tuple[type[errors.RedkitError], str]] = {
+    -1: (errors.DataError, "the key holds another Redis type than this operation uses"),
+    -2: (errors.DataError, "the stored value is not an integer"),
+    -3: (errors.DataError, "the stored value is not in redkit's format"),
+    -4: (errors.ConfigError, "an argument is out of the range this operation accepts"),
+    -5: (errors.LockNotOwnedError, "the caller does not hold it"),
+}
+
+
+def check(name: str, reply: Any) -> Any:
+    """``reply`` of script ``name``, or the error its negative status code stands for."""
+    code = reply[0] if isinstance(reply, list) and reply else reply
+    if type(code) is int and code < 0:
+        try:
+            kind, meaning = STATUS[code]
+        except KeyError:
+            raise errors.ScriptError(f"script {name} returned unknown status {code}") from None
+        raise kind(f"{name}: {meaning}")
+    return reply
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +73,7 @@ def _index() -> dict[str, tuple[str, int | None]]:
     found: dict[str, tuple[str, int | None]] = {}
     for entry in resources.files(__package__).iterdir():
         filename = entry.name
-        if not filename.endswith(".lua"):
+        if not filename.endswith(".lua") or filename.startswith("_"):
             continue
         stem = filename[:-4]
         base, sep, count = stem.rpartition("-")
@@ -58,9 +91,28 @@ def script(name: str) -> Script:
         filename, numkeys = _index()[name]
     except KeyError:
         raise ConfigError(f"no Lua script named {name!r} in redkit.scripts") from None
-    source = resources.files(__package__).joinpath(filename).read_bytes()
+    source = _resolve(resources.files(__package__).joinpath(filename).read_bytes(), filename)
     sha = hashlib.sha1(source, usedforsecurity=False).hexdigest()
     return Script(name=name, source=source, sha=sha, numkeys=numkeys)
+
+
+_INCLUDE = b"--!include "
+
+
+def _resolve(source: bytes, filename: str) -> bytes:
+    """``source`` with each ``--!include _x.lua`` line replaced by that file's text."""
+    if _INCLUDE not in source:
+        return source
+    lines = []
+    for line in source.splitlines(keepends=True):
+        if line.startswith(_INCLUDE):
+            included = line[len(_INCLUDE) :].strip().decode()
+            if not included.startswith("_"):
+                raise ConfigError(f"{filename}: only _-files can be included, not {included}")
+            line = resources.files(__package__).joinpath(included).read_bytes()
+            line = line if line.endswith(b"\n") else line + b"\n"
+        lines.append(line)
+    return b"".join(lines)
 
 
 def names() -> list[str]:

@@ -13,7 +13,8 @@
 --   status 0: acquired (for a peek: the state; "waiters ahead" is the queue's length)
 --          1: no slot now (try)   2: no slot now; queued (or still queued) for one
 --   retry_after_us: until the oldest lease expires, the latest a slot frees without a release
-local t = redis.call('TIME'); local now = t[1] * 1000000 + t[2]  -- server clock, us
+--!include _clock.lua
+local now = now_us()
 local leases, queue, seen = KEYS[1], KEYS[2], KEYS[3]
 local limit, lease, id, mode = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], ARGV[4]
 redis.call('ZREMRANGEBYSCORE', leases, '-inf', now)

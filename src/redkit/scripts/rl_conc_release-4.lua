@@ -4,7 +4,8 @@
 -- KEYS[4]  the prefix of each waiter's wake-up list (see rl_conc_acquire)
 -- ARGV[1]  lease id   ARGV[2]  limit   ARGV[3]  how long an unclaimed wake-up lives (ms)
 -- Returns 1 when the lease was held, 0 when it had already expired (or was never taken).
-local t = redis.call('TIME'); local now = t[1] * 1000000 + t[2]  -- server clock, us
+--!include _clock.lua
+local now = now_us()
 local leases, queue, seen, id = KEYS[1], KEYS[2], KEYS[3], ARGV[1]
 local expiry = tonumber(redis.call('ZSCORE', leases, id))
 redis.call('ZREM', leases, id)

@@ -7,7 +7,8 @@
 -- Returns {status, retry_after_us, then per limit: remaining, reset_after_us} (integers)
 --   status 0: admitted (and charged, for a hit)   1: rejected, retry after retry_after_us
 --          2: rejected, the cost exceeds a limit's burst and never fits (retry_after 0)
-local t = redis.call('TIME'); local now = t[1] * 1000000 + t[2]  -- server clock, us
+--!include _clock.lua
+local now = now_us()
 local cost, n = tonumber(ARGV[2]), #KEYS
 local status, retry = 0, 0
 local out = {0, 0, 0, 0}  -- sized for one limit, the common policy

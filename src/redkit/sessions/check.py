@@ -6,10 +6,11 @@ import logging
 from typing import TYPE_CHECKING
 
 from redkit import ops
+from redkit.client import info_flow
 from redkit.errors import RedkitError
 
 if TYPE_CHECKING:
-    from redkit.client import _Base
+    from redkit.client import CoreBase
 
 log = logging.getLogger("redkit.sessions")
 
@@ -37,12 +38,10 @@ def server_warnings(policy: str | None, persistence: bool | None) -> list[str]:
     return found
 
 
-def check_flow(rk: _Base, what: str) -> ops.Flow[list[str]]:
+def check_flow(rk: CoreBase, what: str) -> ops.Flow[list[str]]:
     """Read the server's settings and log a warning for each risk to ``what``."""
-    from redkit.client import _info_flow
-
     try:
-        info = yield from _info_flow(rk)
+        info = yield from info_flow(rk)
     except RedkitError as exc:  # e.g. CONFIG is disabled on a managed service
         log.info("%s: could not check eviction policy and persistence: %s", what, exc)
         return []

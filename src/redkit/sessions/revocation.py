@@ -23,7 +23,9 @@ import enum
 import secrets
 from collections.abc import Mapping
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
+
+from typing_extensions import Unpack
 
 from redkit import ops
 from redkit.errors import ConfigError
@@ -31,10 +33,19 @@ from redkit.sessions import ops as sops
 from redkit.sessions.check import check_flow
 
 if TYPE_CHECKING:
-    from redkit.client import AsyncRedkit, Redkit, _Base
+    from redkit.client import AsyncRedkitCore, CoreBase, RedkitCore
 
 Claims = Mapping[str, Any]
 When = datetime | float | int
+
+
+class TokenOptions(TypedDict, total=False):
+    """Options of :meth:`Redkit.tokens` (see :class:`redkit.sessions.TokenRevoker`)."""
+
+    max_token_age: float
+    leeway: float
+    family_claim: str
+    check: bool
 
 
 class Revocation(enum.IntEnum):
@@ -82,7 +93,7 @@ class _RevokerCore:
 
     def __init__(
         self,
-        rk: _Base,
+        rk: CoreBase,
         *,
         max_token_age: float = 30 * 86400.0,
         leeway: float = 0.0,
@@ -185,7 +196,7 @@ class TokenRevoker(_RevokerCore):
         check: warn once if the server can silently forget revocations.
     """
 
-    def __init__(self, rk: Redkit, **options: Any) -> None:
+    def __init__(self, rk: RedkitCore, **options: Unpack[TokenOptions]) -> None:
         super().__init__(rk, **options)
         self._rk = rk
 
@@ -232,7 +243,7 @@ class AsyncTokenRevoker(_RevokerCore):
     Takes the same options as :class:`TokenRevoker`; every method is awaited.
     """
 
-    def __init__(self, rk: AsyncRedkit, **options: Any) -> None:
+    def __init__(self, rk: AsyncRedkitCore, **options: Unpack[TokenOptions]) -> None:
         super().__init__(rk, **options)
         self._rk = rk
 

@@ -20,7 +20,9 @@ ends a session that goes quiet or grows too old. See docs/sessions.md for the gu
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, TypedDict
+
+from typing_extensions import Unpack
 
 from redkit import ops
 from redkit.errors import ConfigError, RedisCommandError
@@ -30,11 +32,20 @@ from redkit.sessions.cookies import CookieConfig
 from redkit.sessions.session import Session
 
 if TYPE_CHECKING:
-    from redkit.client import AsyncRedkit, Redkit, _Base
+    from redkit.client import AsyncRedkitCore, CoreBase, RedkitCore
 
 DEFAULT_IDLE = 30 * 60.0
 DEFAULT_ABSOLUTE = 12 * 3600.0
 _CREATE_ATTEMPTS = 3  # a 256-bit collision never happens; bounded anyway
+
+
+class SessionOptions(TypedDict, total=False):
+    """Options of :meth:`Redkit.sessions` (see :class:`redkit.sessions.SessionStore`)."""
+
+    idle_timeout: float
+    absolute_timeout: float
+    cookie: CookieConfig | None
+    check: bool
 
 
 class _StoreCore:
@@ -45,7 +56,7 @@ class _StoreCore:
 
     def __init__(
         self,
-        rk: _Base,
+        rk: CoreBase,
         *,
         idle_timeout: float = DEFAULT_IDLE,
         absolute_timeout: float = DEFAULT_ABSOLUTE,
@@ -298,7 +309,7 @@ class SessionStore(_StoreCore):
             persistence can silently drop sessions.
     """
 
-    def __init__(self, rk: Redkit, **options: Any) -> None:
+    def __init__(self, rk: RedkitCore, **options: Unpack[SessionOptions]) -> None:
         super().__init__(rk, **options)
         self._rk = rk
 
@@ -355,7 +366,7 @@ class AsyncSessionStore(_StoreCore):
     Takes the same options as :class:`SessionStore`; every method is awaited.
     """
 
-    def __init__(self, rk: AsyncRedkit, **options: Any) -> None:
+    def __init__(self, rk: AsyncRedkitCore, **options: Unpack[SessionOptions]) -> None:
         super().__init__(rk, **options)
         self._rk = rk
 

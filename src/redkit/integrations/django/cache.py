@@ -29,7 +29,7 @@ require("django", "django")
 from django.conf import settings  # noqa: E402
 from django.core.cache.backends.base import DEFAULT_TIMEOUT, BaseCache  # noqa: E402
 
-from redkit.client import Redkit  # noqa: E402
+from redkit.facade import Redkit  # noqa: E402
 
 _FOREVER: Any = object()
 

@@ -22,8 +22,8 @@ import threading
 from typing import Any
 
 from redkit._lazy import require
-from redkit.client import Redkit
 from redkit.errors import ConfigError
+from redkit.facade import Redkit
 from redkit.sessions import Session, SessionInfo
 from redkit.sessions import SessionStore as RedkitSessionStore
 from redkit.sessions import ops as sops

@@ -1,0 +1,161 @@
+"""The two entry points: :class:`Redkit` (sync) and :class:`AsyncRedkit` (asyncio).
+
+Both hold one connection pool, one :class:`~redkit.keys.Keyspace` and one serializer (the
+core, :mod:`redkit.client`) and build every capability from them, so an application
+configures Redis exactly once::
+
+    rk = Redkit()                       # REDIS_URL, else the embedded server
+    with rk.lock("order:42", ttl=10):
+        ...
+
+Each factory takes the capability's name first and its options as typed keywords: a
+misspelt option fails in mypy and, at run time, with a :class:`~redkit.errors.ConfigError`
+that names it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, TypedDict
+
+from typing_extensions import Unpack
+
+from redkit.cache import AsyncCache, Cache
+from redkit.cache.base import CacheOptions
+from redkit.client import AsyncRedkitCore, RedkitCore, check_options
+from redkit.locks import AsyncLock, Lock, LockOptions
+from redkit.ratelimit import (
+    AsyncConcurrencyLimiter,
+    AsyncRateLimiter,
+    ConcurrencyLimiter,
+    Limit,
+    RateLimiter,
+)
+from redkit.sessions import AsyncSessionStore, AsyncTokenRevoker, SessionStore, TokenRevoker
+from redkit.sessions.revocation import TokenOptions
+from redkit.sessions.store import SessionOptions
+
+if TYPE_CHECKING:
+    from redkit.ratelimit.policy import Policy
+
+
+
+
+
+
+
+class RateLimiterOptions(TypedDict, total=False):
+    """Options of :meth:`Redkit.rate_limiter` (see :class:`redkit.ratelimit.RateLimiter`)."""
+
+    algorithm: str
+    name: str
+    burst: int | None
+    on_error: str
+    deadline: float | None
+    cooldown: float
+
+
+class ConcurrencyLimiterOptions(TypedDict, total=False):
+    """Options of :meth:`Redkit.concurrency_limiter`."""
+
+    name: str
+    lease: float
+    on_error: str
+    deadline: float | None
+    cooldown: float
+
+
+class Redkit(RedkitCore):
+    """Synchronous redkit: one client, one key scheme, every capability.
+
+    Args:
+        url: a Redis URL; overrides ``REDIS_URL``.
+        settings: a full :class:`~redkit.config.Settings` (instead of ``url``).
+        client: an existing redis-py ``Redis`` or ``RedisCluster`` to use as is.
+        prefix: the key prefix; overrides ``REDKIT_PREFIX``.
+        serializer: ``"json"`` (default), ``"msgpack"``, ``"pickle"`` or an object.
+        secret: the signing key, required by the pickle serializer.
+    """
+
+    def lock(self, name: str, **options: Unpack[LockOptions]) -> Lock:
+        """A distributed lock; see :class:`redkit.locks.Lock` for the options."""
+        check_options("lock", options, LockOptions)
+        return Lock(self, name, **options)
+
+    def cache(self, name: str = "default", **options: Unpack[CacheOptions]) -> Cache:
+        """A cache namespace; see :class:`redkit.cache.Cache` for the options."""
+        check_options("cache", options, CacheOptions)
+        return Cache(self, name, **options)
+
+    def sessions(self, **options: Unpack[SessionOptions]) -> SessionStore:
+        """Server-side sessions; see :class:`redkit.sessions.SessionStore` for the options."""
+        check_options("sessions", options, SessionOptions)
+        return SessionStore(self, **options)
+
+    def tokens(self, **options: Unpack[TokenOptions]) -> TokenRevoker:
+        """Token revocation; see :class:`redkit.sessions.TokenRevoker` for the options."""
+        check_options("tokens", options, TokenOptions)
+        return TokenRevoker(self, **options)
+
+    def rate_limiter(
+        self,
+        policy: str | Limit | Policy | Iterable[Limit | str],
+        **options: Unpack[RateLimiterOptions],
+    ) -> RateLimiter:
+        """A rate limiter, e.g. ``rk.rate_limiter("10/second; 1000/hour", name="api")``.
+
+        See :class:`redkit.ratelimit.RateLimiter` for the options.
+        """
+        check_options("rate_limiter", options, RateLimiterOptions)
+        return RateLimiter(self, policy, **options)
+
+    def concurrency_limiter(
+        self, limit: int, **options: Unpack[ConcurrencyLimiterOptions]
+    ) -> ConcurrencyLimiter:
+        """At most ``limit`` holders per key; see :class:`redkit.ratelimit.ConcurrencyLimiter`."""
+        check_options("concurrency_limiter", options, ConcurrencyLimiterOptions)
+        return ConcurrencyLimiter(self, limit, **options)
+
+
+class AsyncRedkit(AsyncRedkitCore):
+    """asyncio redkit: the same capabilities as :class:`Redkit`, awaited.
+
+    Takes the same arguments as :class:`Redkit`; a handed-in client must be one of
+    redis-py's asyncio clients.
+    """
+
+    def lock(self, name: str, **options: Unpack[LockOptions]) -> AsyncLock:
+        """A distributed lock for ``async with``; see :class:`redkit.locks.AsyncLock`."""
+        check_options("lock", options, LockOptions)
+        return AsyncLock(self, name, **options)
+
+    def cache(self, name: str = "default", **options: Unpack[CacheOptions]) -> AsyncCache:
+        """A cache namespace for asyncio; see :class:`redkit.cache.AsyncCache`."""
+        check_options("cache", options, CacheOptions)
+        return AsyncCache(self, name, **options)
+
+    def sessions(self, **options: Unpack[SessionOptions]) -> AsyncSessionStore:
+        """Server-side sessions; see :class:`redkit.sessions.AsyncSessionStore`."""
+        check_options("sessions", options, SessionOptions)
+        return AsyncSessionStore(self, **options)
+
+    def tokens(self, **options: Unpack[TokenOptions]) -> AsyncTokenRevoker:
+        """Token revocation; see :class:`redkit.sessions.AsyncTokenRevoker`."""
+        check_options("tokens", options, TokenOptions)
+        return AsyncTokenRevoker(self, **options)
+
+    def rate_limiter(
+        self,
+        policy: str | Limit | Policy | Iterable[Limit | str],
+        **options: Unpack[RateLimiterOptions],
+    ) -> AsyncRateLimiter:
+        """A rate limiter for asyncio; see :class:`redkit.ratelimit.AsyncRateLimiter`."""
+        check_options("rate_limiter", options, RateLimiterOptions)
+        return AsyncRateLimiter(self, policy, **options)
+
+    def concurrency_limiter(
+        self, limit: int, **options: Unpack[ConcurrencyLimiterOptions]
+    ) -> AsyncConcurrencyLimiter:
+        """At most ``limit`` holders per key (asyncio); see ``AsyncConcurrencyLimiter``."""
+        check_options("concurrency_limiter", options, ConcurrencyLimiterOptions)
+        return AsyncConcurrencyLimiter(self, limit, **options)
