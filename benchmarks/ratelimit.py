@@ -263,21 +263,22 @@ def algorithm_table(title: str, rates: Rates) -> None:
     print(f"\n{title}")
     limits = {name: _median(rates, name) for name in rates if name.startswith("limits ")}
     best = max(limits.values(), default=0.0)
+    ping = _median(rates, "PING")
     print(
-        f"  {'algorithm':16} {'checks/s':>9} {'ceiling':>9} {'% ceiling':>9} "
+        f"  {'algorithm':16} {'checks/s':>9} {'ceiling':>9} {'% ceiling':>9} {'of PING':>8} "
         f"{'vs best limits':>14} {'spread':>12}"
     )
     for algorithm in ORDER:
         hit, raw = _median(rates, f"redkit {algorithm}"), _median(rates, f"raw {algorithm}")
         ahead = f"{hit / best - 1:+14.1%}" if best else f"{'-':>14}"
         print(
-            f"  {algorithm:16} {hit:9,.0f} {raw:9,.0f} {hit / raw:9.1%} {ahead} "
-            f"{_spread(rates[f'redkit {algorithm}']):>12}"
+            f"  {algorithm:16} {hit:9,.0f} {raw:9,.0f} {hit / raw:9.1%} {hit / ping:8.1%} "
+            f"{ahead} {_spread(rates[f'redkit {algorithm}']):>12}"
         )
-    print(f"  {'for scale':16} {'checks/s':>9} {'':>9} {'':>9} {'':>14} {'spread':>12}")
+    print(f"  {'for scale':16} {'checks/s':>9} {'':>9} {'':>9} {'':>8} {'':>14} {'spread':>12}")
     for name in ["PING", "GET", *limits]:
         print(
-            f"  {name:16} {_median(rates, name):9,.0f} {'':>9} {'':>9} {'':>14} "
+            f"  {name:16} {_median(rates, name):9,.0f} {'':>9} {'':>9} {'':>8} {'':>14} "
             f"{_spread(rates[name]):>12}"
         )
 
