@@ -156,33 +156,51 @@ class _ConcurrencyCore(Generic[C]):
             raise ConfigError(f"timeout must be >= 0 seconds, got {timeout!r}")
         deadline = math.inf if timeout is None else time.monotonic() + timeout
         lease_id, retry, ahead = yield from self._try_flow(key, _WAIT)
-        while lease_id is None or ahead:  # not granted: None (local fallback) or queued
+        while lease_id is None:  # the local fallback is full: poll
             left = deadline - time.monotonic()
             if left <= 0:
-                if lease_id is not None:
-                    yield from self._release_flow(key, lease_id)  # leave the line
-                raise RateLimitExceededError(
-                    f"no concurrency slot of {self.limit} for this key within {timeout}s",
-                    retry,
-                )
-            if lease_id is None:  # the local fallback: poll
-                yield ops.Sleep(min(left, retry))
-                lease_id, retry, ahead = yield from self._try_flow(key, _WAIT)
-                continue
-            seconds = min(left, _BLOCK_MAX, retry or _BLOCK_MAX)
+                raise self._timed_out(timeout, retry)
+            yield ops.Sleep(min(left, retry))
+            lease_id, retry, ahead = yield from self._try_flow(key, _WAIT)
+        if not ahead:
+            return lease_id
+        try:
+            return (yield from self._wait_in_line(key, lease_id, deadline, timeout, retry))
+        except BaseException as exc:
+            if not isinstance(exc, (RedkitError, GeneratorExit)):  # cancelled, interrupted
+                yield from self._release_flow(key, lease_id)  # the place, or a slot just got
+            raise
+
+    def _wait_in_line(
+        self, key: Key, lease_id: str, deadline: float, timeout: float | None, retry: float
+    ) -> ops.Flow[str]:
+        """Wait for ``lease_id``'s turn: woken by a release, re-checking at least every second."""
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                yield from self._release_flow(key, lease_id)  # leave the line
+                raise self._timed_out(timeout, retry)
             try:
                 # a release pushes to this waiter's wake-up list (a dedicated connection)
-                yield from ops.wait_signal(self._group_keys(key)[3] + lease_id, seconds)
-                status, retry_us, _, behind = yield from self._ask(key, lease_id, _WAIT)
+                wake = self._group_keys(key)[3] + lease_id
+                yield from ops.wait_signal(wake, min(left, _BLOCK_MAX, retry or _BLOCK_MAX))
+                status, retry_us, _, _ = yield from self._ask(key, lease_id, _WAIT)
             except RedkitError as exc:
                 down = unavailable(exc)
                 if down is None:
                     raise
-                lease_id, retry, ahead = self._degraded(key, down)  # raises when closed
-                continue
+                got, _, _ = self._degraded(key, down)  # raises when failing closed
+                if got is not None:
+                    return got
+                return (yield from self._acquire_flow(key, max(0.0, deadline - time.monotonic())))
+            if status == _ACQUIRED:
+                return lease_id
             retry = retry_us / 1e6
-            ahead = 0 if status == _ACQUIRED else behind + 1
-        return lease_id
+
+    def _timed_out(self, timeout: float | None, retry: float) -> RateLimitExceededError:
+        return RateLimitExceededError(
+            f"no concurrency slot of {self.limit} for this key within {timeout}s", retry
+        )
 
     def _release_flow(self, key: Key, lease_id: str) -> ops.Flow[bool]:
         if lease_id.startswith("local:") or not lease_id:
