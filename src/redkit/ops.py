@@ -271,7 +271,11 @@ def wrap_error(exc: BaseException, target: str) -> errors.RedkitError:
         )
     if isinstance(exc, (rex.ConnectionError, rex.TimeoutError, OSError)):
         kind = "timed out" if isinstance(exc, rex.TimeoutError) else "is unreachable"
-        return errors.ConnectionError(f"Redis at {target} {kind}: {exc}")
+        hint = ""
+        if target.startswith("rediss") and "connect" in str(exc).lower():
+            hint = " (a TLS handshake with a server that does not speak TLS hangs like this: "
+            hint += "use redis:// if the server has no TLS)"
+        return errors.ConnectionError(f"Redis at {target} {kind}: {exc}{hint}")
     if isinstance(exc, rex.ClusterDownError):
         return errors.ConnectionError(f"Redis cluster at {target} is down: {exc}")
     if isinstance(exc, rex.RedisClusterException):

@@ -5,14 +5,15 @@ Key layout (``p`` is the prefix)::
     {p:sess:<session id>}:s         hash: 'd:<key>' data fields, 'm:<name>' metadata
     {p:sess:u:<user>}:index         sorted set: session id -> absolute deadline (ms)
     {p:sess:u:<user>}:gen           generation: raised by every "log out everywhere"
-    {p:tok:u:<user>}:jti:<jti>      deny-list entry, expires with the token
+    {p:tok:j:<jti>}:deny            deny-list entry, expires with the token
     {p:tok:u:<user>}:before         watermark (ms): tokens issued at or before it are revoked
     {p:tok:u:<user>}:fam:<family>   refresh-token family: 'cur' token id, 'rev' flag
 
 A session and its user's index hash to different slots (a session is found by its id
 alone, and the id is pure randomness); the flows that touch both are ordered so that a
 failure between steps leaves nothing that outlives a logout (see docs/sessions.md).
-A user's token keys share one tag, so a revocation check is one script.
+A user's watermark and families share one tag; a deny-list entry is found by the token
+id alone, so a revocation check is one round trip (a script and an EXISTS, pipelined).
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ _ID_RE = re.compile(r"^[A-Za-z0-9_-]{43}$")
 DATA = "d:"
 META_CREATED, META_SEEN, META_DEADLINE = "m:c", "m:s", "m:a"
 META_USER, META_IP, META_UA, META_GEN = "m:u", "m:ip", "m:ua", "m:g"
+META_EXPIRY = "m:x"  # the session's own expiry (Session.expire_in), ms; capped by m:a
 MAX_META_CHARS = 512  # user agents are attacker-chosen; keep the stored copy bounded
 
 
@@ -80,6 +82,11 @@ def index_keys(keys: Keyspace, user: str) -> tuple[str, str]:
 def token_group(keys: Keyspace, user: str | None) -> KeyGroup:
     """The group of a user's token keys; tokens without a subject share one group."""
     return keys.group("tok", "_") if user is None else keys.group("tok", "u", user)
+
+
+def deny_key(keys: Keyspace, jti: str) -> str:
+    """The deny-list entry of token ``jti``: found by the id alone, whatever the subject."""
+    return keys.group("tok", "j", jti).key("deny")
 
 
 def ms(seconds: float) -> int:
@@ -130,6 +137,7 @@ class Record:
     ip: str | None
     user_agent: str | None
     raw: dict[str, bytes]
+    expiry_ms: int | None = None
 
     @classmethod
     def parse(cls, fields: Mapping[str, bytes]) -> Record:
@@ -146,6 +154,7 @@ class Record:
             ip=meta(META_IP),
             user_agent=meta(META_UA),
             raw={k[len(DATA) :]: v for k, v in fields.items() if k.startswith(DATA)},
+            expiry_ms=int(fields[META_EXPIRY]) if META_EXPIRY in fields else None,
         )
 
 
