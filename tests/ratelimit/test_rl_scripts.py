@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import struct
+
 import pytest
 
 from redkit import AsyncRedkit, Redkit
 from redkit.errors import ScriptError
 from redkit.ratelimit import ALGORITHMS
-from redkit.ratelimit.results import parse_reply
 
 ALL = sorted(ALGORITHMS)
 # costs within and beyond what is left, so that both admissions and rejections are seen
@@ -57,13 +58,14 @@ def test_fixed_window_counter_without_expiry_starts_a_window(rk: Redkit) -> None
     assert 0 < rk.client.pttl(key) <= 3_600_000
 
 
-def test_a_reply_of_another_shape_is_a_script_error() -> None:
-    from redkit.ratelimit import Limit
-
-    limits = (Limit(1, 1),)
-    for reply in ([7, 0, 1, 0], [0, 0, 1], b"OK", None):
+@pytest.mark.parametrize("algorithm", ALL)
+def test_a_reply_of_another_shape_is_a_script_error(rk: Redkit, algorithm: str) -> None:
+    plan = rk.rate_limiter("1/second", algorithm=algorithm)._plan
+    size = 3 if algorithm == "gcra" else 4
+    assert plan.parse(struct.pack(f">{size}q", *[0, 0, 1, 0][:size])).allowed
+    for reply in (struct.pack(f">{size}q", *([7] + [0] * (size - 1))), b"OK", [0, 0, 1, 2], None):
         with pytest.raises(ScriptError):
-            parse_reply(reply, limits, "rl_test")
+            plan.parse(reply)
 
 
 @pytest.mark.parametrize("algorithm", ALL)

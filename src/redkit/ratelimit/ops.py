@@ -13,15 +13,16 @@ slot; callers spread over the cluster.
 from __future__ import annotations
 
 import math
+import struct
 from collections.abc import Callable
 from typing import Any
 
-from redkit.errors import ConfigError
+from redkit.errors import ConfigError, ScriptError
 from redkit.keys import Keyspace
 from redkit.ops import Eval
 from redkit.ratelimit.policy import Limit, Policy
-from redkit.ratelimit.results import LimitState, RateLimitResult, parse_reply
-from redkit.scripts import Script, script
+from redkit.ratelimit.results import LimitState, RateLimitResult, parse_gcra, parse_reply
+from redkit.scripts import Script, check, script
 
 __all__ = [  # the result types live in redkit.ratelimit.results; re-exported here
     "ALGORITHMS",
@@ -87,8 +88,10 @@ class Plan:
         "_hit_one",
         "_keyspace",
         "_name",
+        "_spans",
         "_suffixes",
         "_tail",
+        "_unpack",
         "algorithm",
         "limits",
         "script",
@@ -113,6 +116,16 @@ class Plan:
             tail += (_encode(arg) for arg in _PARAMS[self.algorithm](limit))
         self._tail = tuple(tail)
         self._hit_one = (b"1", b"1", *self._tail)
+        per_limit = 1 if self.algorithm == "gcra" else 2
+        self._unpack = struct.Struct(">" + "q" * (2 + per_limit * len(self.limits))).unpack
+        # GCRA replies each limit's lead; what remains is derived here, as the script would
+        self._spans = (
+            tuple(
+                (x.period_us / x.amount, x.capacity * (x.period_us / x.amount)) for x in self.limits
+            )
+            if self.algorithm == "gcra"
+            else None
+        )
         self._cache: dict[Key, list[str]] = {}
 
     def keys(self, key: Key) -> list[str]:
@@ -137,8 +150,15 @@ class Plan:
         return Eval(self.script, self.keys(key), self.args(mode, cost))
 
     def parse(self, reply: Any) -> RateLimitResult:
-        """The script's reply as a result."""
-        return parse_reply(reply, self.limits, self.script.name)
+        """The script's reply as a result (ScriptError: not a reply of this script)."""
+        try:
+            values = self._unpack(reply)
+            if self._spans is not None:
+                return parse_gcra(values, self.limits, self._spans)
+            return parse_reply(values, self.limits)
+        except (struct.error, TypeError, ValueError):
+            check(self.script.name, reply)  # a negative status: the error it stands for
+            raise ScriptError(f"{self.script.name} replied {reply!r}") from None
 
 
 def _check_gcra(policy: Policy) -> None:

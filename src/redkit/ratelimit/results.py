@@ -1,7 +1,9 @@
 """What a rate limit check answers: :class:`RateLimitResult` and its :class:`LimitState` values.
 
-:func:`parse_reply` reads the reply of every rate limit script (``rl_<algorithm>.lua``):
-``{status, retry_after_us, then per limit: remaining, reset_after_us}``.
+:func:`parse_reply` reads the reply of the rate limit scripts (``rl_<algorithm>.lua``) once
+unpacked (big-endian 64-bit integers in one string, cheaper for the server to reply than
+an array): ``status, retry_after_us, then per limit: remaining, reset_after_us``;
+:func:`parse_gcra` reads GCRA's, which gives each limit's lead instead.
 """
 
 from __future__ import annotations
@@ -9,11 +11,9 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
-from redkit.errors import ScriptError
 from redkit.ratelimit.policy import Limit
-from redkit.scripts import check
 
 
 class LimitState(NamedTuple):
@@ -85,29 +85,48 @@ def limit_state(limit: Limit, remaining: int, reset_after: float) -> LimitState:
     return _new(LimitState, (limit, remaining, reset_after))
 
 
-def parse_reply(reply: Any, limits: Sequence[Limit], name: str) -> RateLimitResult:
-    """A script's reply ``{status, retry_after_us, (remaining, reset_after_us) per limit}``.
+def parse_reply(values: Sequence[int], limits: Sequence[Limit]) -> RateLimitResult:
+    """A script's unpacked reply ``status, retry_after_us, (remaining, reset_after_us)...``."""
+    if len(limits) == 1:  # the common policy of one limit
+        states: tuple[LimitState, ...] = (limit_state(limits[0], values[2], values[3] / 1e6),)
+    else:
+        states = tuple(
+            [
+                limit_state(limit, values[i], values[i + 1] / 1e6)
+                for i, limit in zip(range(2, len(values), 2), limits, strict=True)
+            ]
+        )
+    return _result(values, states)
 
-    ``name`` (the script) is for the error message when the reply is not of that shape.
+
+def parse_gcra(
+    values: Sequence[int], limits: Sequence[Limit], spans: Sequence[tuple[float, float]]
+) -> RateLimitResult:
+    """rl_gcra's unpacked reply ``status, retry_after_us, lead_ns...`` as a result.
+
+    ``spans``: each limit's emission interval and burst tolerance (``burst * interval``),
+    in microseconds, computed as the script computes them.
     """
-    try:
-        status = reply[0]
-        if len(limits) == 1 and len(reply) == 4:  # the common policy of one limit
-            states: tuple[LimitState, ...] = (limit_state(limits[0], reply[2], reply[3] / 1e6),)
-        else:
-            states = tuple(
-                [
-                    limit_state(limit, reply[i], reply[i + 1] / 1e6)
-                    for i, limit in zip(range(2, len(reply), 2), limits, strict=True)
-                ]
-            )
-        if status == ALLOWED:
-            return RateLimitResult(True, 0.0, states)
-        if status == LIMITED:
-            return RateLimitResult(False, reply[1] / 1e6, states)
-        if status == NEVER:
-            return RateLimitResult(False, math.inf, states)
-    except (TypeError, ValueError, IndexError):
-        pass
-    check(name, reply)  # a negative status: the error it stands for
-    raise ScriptError(f"{name} replied {reply!r}")
+    states = tuple(
+        [
+            _gcra_state(limit, interval, tolerance, lead / 1000)
+            for limit, (interval, tolerance), lead in zip(limits, spans, values[2:], strict=True)
+        ]
+    )
+    return _result(values, states)
+
+
+def _gcra_state(limit: Limit, interval: float, tolerance: float, ahead: float) -> LimitState:
+    remaining = math.floor((tolerance - ahead) / interval + 1e-9)
+    return limit_state(limit, remaining if remaining > 0 else 0, math.ceil(ahead) / 1e6)
+
+
+def _result(values: Sequence[int], states: tuple[LimitState, ...]) -> RateLimitResult:
+    status = values[0]
+    if status == ALLOWED:
+        return RateLimitResult(True, 0.0, states)
+    if status == LIMITED:
+        return RateLimitResult(False, values[1] / 1e6, states)
+    if status == NEVER:
+        return RateLimitResult(False, math.inf, states)
+    raise ValueError(f"unknown status {status}")

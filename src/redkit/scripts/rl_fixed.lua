@@ -4,7 +4,8 @@
 -- ARGV[1]  mode: 1 = hit (charge when every limit allows), 0 = peek (never writes)
 -- ARGV[2]  cost (weight of this call, >= 0)
 -- ARGV[2i+1], ARGV[2i+2]  amount, period (ms) of limit i
--- Returns {status, retry_after_us, then per limit: remaining, reset_after_us} (integers)
+-- Returns big-endian signed 64-bit integers in one string (as struct.pack '>i8...'):
+--   status, retry_after_us, then per limit: remaining, reset_after_us
 --   status 0: admitted (and charged, for a hit)   1: rejected, retry after retry_after_us
 --          2: rejected, the cost exceeds a limit's amount and never fits (retry_after 0)
 -- A hit is charged first (INCRBY: one call less than reading, then writing) and undone in
@@ -57,4 +58,4 @@ if status ~= 0 or not hit then  -- not charged: undo, and report the counts as t
 end
 out[1] = status
 if status == 1 then out[2] = math.max(1, retry * 1000) end
-return out
+return struct.pack('>' .. string.rep('i8', #out), unpack(out))  -- one string: cheap to reply

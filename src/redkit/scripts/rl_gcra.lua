@@ -4,17 +4,19 @@
 -- ARGV[1]  mode: 1 = hit (charge when every limit allows), 0 = peek (never writes)
 -- ARGV[2]  cost (weight of this call, >= 0)
 -- ARGV[2i+1], ARGV[2i+2]  emission interval (us per unit: period / amount), burst of limit i
--- Returns {status, retry_after_us, then per limit: remaining, reset_after_us} (integers)
+-- Returns big-endian signed 64-bit integers in one string (as struct.pack '>i8...'):
+--   status, retry_after_us, then per limit: lead_ns, how far its TAT is ahead of now
+--   (after the hit, when charged), in nanoseconds; the caller derives what remains,
+--   (burst * interval - lead) / interval, and when the limit is whole again (the lead)
 --   status 0: admitted (and charged, for a hit)   1: rejected, retry after retry_after_us
 --          2: rejected, the cost exceeds a limit's burst and never fits (retry_after 0)
 --!include _clock.lua
 local now = now_us()
 local cost, n = tonumber(ARGV[2]), #KEYS
 local status, retry = 0, 0
-local out = {0, 0, 0, 0}  -- sized for one limit, the common policy
+local out = {0, 0, 0}  -- sized for one limit, the common policy
 for i = 1, n do
-  local j = 2 * i + 1
-  local interval, burst = tonumber(ARGV[j]), tonumber(ARGV[j + 1])
+  local interval, burst = tonumber(ARGV[2 * i + 1]), tonumber(ARGV[2 * i + 2])
   local ahead = (tonumber(redis.call('GET', KEYS[i])) or now) - now  -- TAT - now
   if ahead < 0 then ahead = 0 end
   if cost > burst then
@@ -26,22 +28,16 @@ for i = 1, n do
       if wait > retry then retry = wait end
     end
   end
-  out[j] = ahead
+  out[i + 2] = ahead
 end
-local charge = status == 0 and cost > 0 and ARGV[1] == '1'
-for i = 1, n do
-  local j = 2 * i + 1
-  local interval, burst = tonumber(ARGV[j]), tonumber(ARGV[j + 1])
-  local ahead = out[j]
-  if charge then
-    ahead = ahead + cost * interval
-    local tat = now + ahead
+if status == 0 and cost > 0 and ARGV[1] == '1' then
+  for i = 1, n do
+    local tat = now + out[i + 2] + cost * tonumber(ARGV[2 * i + 1])
     redis.call('SET', KEYS[i], tat, 'PXAT', math.ceil(tat / 1000) + 1)  -- numbers read back exactly
+    out[i + 2] = tat - now
   end
-  local left = (burst * interval - ahead) / interval + 1e-9
-  -- integer replies truncate: floor for the count, within a microsecond for the time
-  out[j], out[j + 1] = left > 0 and left or 0, ahead + 0.999
 end
+for i = 1, n do out[i + 2] = out[i + 2] * 1000 end
 out[1] = status
 if status == 1 then out[2] = retry + 1 end
-return out
+return struct.pack('>' .. string.rep('i8', #out), unpack(out))  -- one string: cheap to reply

@@ -5,7 +5,8 @@
 -- ARGV[1]  mode: 1 = hit (charge when every limit allows), 0 = peek (never writes)
 -- ARGV[2]  cost (weight of this call, >= 0)
 -- ARGV[2i+1], ARGV[2i+2]  amount, period (us) of limit i
--- Returns {status, retry_after_us, then per limit: remaining, reset_after_us} (integers)
+-- Returns big-endian signed 64-bit integers in one string (as struct.pack '>i8...'):
+--   status, retry_after_us, then per limit: remaining, reset_after_us
 --   status 0: admitted (and charged, for a hit)   1: rejected, retry after retry_after_us
 --          2: rejected, the cost exceeds a limit's amount and never fits (retry_after 0)
 --!include _clock.lua
@@ -49,9 +50,9 @@ for i = 1, n do
   end
   local reset = 0
   if cur > 0 then reset = left + period + 0.999 elseif prev > 0 then reset = left + 0.999 end
-  -- integer replies truncate: floor for the count, within a microsecond for the time
+  -- packing truncates: floor for the count, within a microsecond for the time
   out[j], out[j + 1] = amount > est and amount - est or 0, reset
 end
 out[1] = status
 if status == 1 then out[2] = retry + 1 end
-return out
+return struct.pack('>' .. string.rep('i8', #out), unpack(out))  -- one string: cheap to reply

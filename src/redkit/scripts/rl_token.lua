@@ -4,7 +4,8 @@
 -- ARGV[1]  mode: 1 = hit (charge when every limit allows), 0 = peek (never writes)
 -- ARGV[2]  cost (weight of this call, >= 0)
 -- ARGV[2i+1], ARGV[2i+2]  capacity (burst), refill rate (tokens per us) of limit i
--- Returns {status, retry_after_us, then per limit: remaining, reset_after_us} (integers)
+-- Returns big-endian signed 64-bit integers in one string (as struct.pack '>i8...'):
+--   status, retry_after_us, then per limit: remaining, reset_after_us
 --   status 0: admitted (and charged, for a hit)   1: rejected, retry after retry_after_us
 --          2: rejected, the cost exceeds a limit's capacity and never fits (retry_after 0)
 --!include _clock.lua
@@ -42,9 +43,9 @@ for i = 1, n do
     redis.call('HSET', KEYS[i], 'tk', tk, 'ts', now)  -- numbers read back exactly
     redis.call('PEXPIREAT', KEYS[i], math.ceil((now + (cap - tk) / rate) / 1000) + 1)
   end
-  -- integer replies truncate: floor for the count, within a microsecond for the time
+  -- packing truncates: floor for the count, within a microsecond for the time
   out[j], out[j + 1] = tk, (cap - tk) / rate + 0.999
 end
 out[1] = status
 if status == 1 then out[2] = retry + 1 end
-return out
+return struct.pack('>' .. string.rep('i8', #out), unpack(out))  -- one string: cheap to reply
