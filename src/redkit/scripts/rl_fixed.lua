@@ -58,4 +58,6 @@ if status ~= 0 or not hit then  -- not charged: undo, and report the counts as t
 end
 out[1] = status
 if status == 1 then out[2] = math.max(1, retry * 1000) end
-return struct.pack('>' .. string.rep('i8', #out), unpack(out))  -- one string: cheap to reply
+-- one string, cheap to reply (an array costs the server about a microsecond more)
+local layout = n == 1 and '>i8i8i8i8' or '>' .. string.rep('i8', #out)
+return struct.pack(layout, unpack(out))

@@ -40,4 +40,6 @@ end
 for i = 1, n do out[i + 2] = out[i + 2] * 1000 end
 out[1] = status
 if status == 1 then out[2] = retry + 1 end
-return struct.pack('>' .. string.rep('i8', #out), unpack(out))  -- one string: cheap to reply
+-- one string, cheap to reply (an array costs the server about a microsecond more)
+local layout = n == 1 and '>i8i8i8' or '>' .. string.rep('i8', #out)
+return struct.pack(layout, unpack(out))
