@@ -10,8 +10,8 @@
 -- ARGV[4]  mode: 0 = peek (no writes but cleanup), 1 = try (never queue), 2 = wait (queue)
 -- ARGV[5]  how long a waiter's registration lasts (us)
 -- Returns {status, retry_after_us, free slots, waiters ahead}
---   status 0: acquired (for a peek: the state; "waiters ahead" is the queue's length)
---          1: no slot now (try)   2: no slot now; queued (or still queued) for one
+--   status 0: acquired   1: no slot now (try)   2: no slot now; queued (or still queued)
+--          3: a peek's answer ("waiters ahead" is then the queue's length)
 --   retry_after_us: until the oldest lease expires, the latest a slot frees without a release
 --!include _clock.lua
 local now = now_us()
@@ -24,7 +24,7 @@ if #gone > 0 then
   redis.call('ZREM', seen, unpack(gone))
 end
 local free = limit - redis.call('ZCARD', leases)
-if mode == '0' then return {0, 0, math.max(0, free), redis.call('ZCARD', queue)} end
+if mode == '0' then return {3, 0, math.max(0, free), redis.call('ZCARD', queue)} end
 local rank = redis.call('ZRANK', queue, id)
 local ahead = rank or redis.call('ZCARD', queue)
 if ahead < free then
