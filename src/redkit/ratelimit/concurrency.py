@@ -110,8 +110,13 @@ class _ConcurrencyCore(Generic[C]):
         return self._failure.failures
 
     def _group_keys(self, key: Key) -> tuple[str, str, str, str]:
+        """Leases, queue, registrations, and the prefix of the wake-up lists (see the scripts)."""
         group = self._keys.group("rl", self.name, key)
         return group.key("conc"), group.key("queue"), group.key("seen"), group.key("wake", "")
+
+    def _wake_key(self, key: Key, lease_id: str) -> str:
+        """The wake-up list of the waiter ``lease_id`` (what the scripts build from the prefix)."""
+        return self._keys.group("rl", self.name, key).key("wake", lease_id)
 
     def _ask(self, key: Key, lease_id: str, mode: int) -> ops.Flow[list[int]]:
         """One rl_conc_acquire call: ``[status, retry_after_us, free, ahead]``."""
@@ -182,7 +187,7 @@ class _ConcurrencyCore(Generic[C]):
                 raise self._timed_out(timeout, retry)
             try:
                 # a release pushes to this waiter's wake-up list (a dedicated connection)
-                wake = self._group_keys(key)[3] + lease_id
+                wake = self._wake_key(key, lease_id)
                 yield from ops.wait_signal(wake, min(left, _BLOCK_MAX, retry or _BLOCK_MAX))
                 status, retry_us, _, _ = yield from self._ask(key, lease_id, _WAIT)
             except RedkitError as exc:
