@@ -30,14 +30,16 @@ for i = 1, n do
   end
   out[i + 2] = ahead
 end
-if status == 0 and cost > 0 and ARGV[1] == '1' then
-  for i = 1, n do
-    local tat = now + out[i + 2] + cost * tonumber(ARGV[2 * i + 1])
+local charge = status == 0 and cost > 0 and ARGV[1] == '1'
+for i = 1, n do
+  local ahead = out[i + 2]
+  if charge then
+    local tat = now + ahead + cost * tonumber(ARGV[2 * i + 1])
     redis.call('SET', KEYS[i], tat, 'PXAT', math.ceil(tat / 1000) + 1)  -- numbers read back exactly
-    out[i + 2] = tat - now
+    ahead = tat - now
   end
+  out[i + 2] = ahead * 1000
 end
-for i = 1, n do out[i + 2] = out[i + 2] * 1000 end
 out[1] = status
 if status == 1 then out[2] = retry + 1 end
 -- one string, cheap to reply (an array costs the server about a microsecond more)
