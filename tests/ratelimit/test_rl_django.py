@@ -154,3 +154,17 @@ def test_a_missing_key_can_be_rejected(rk: Redkit) -> None:
         assert response.status_code == 400
         assert response["Content-Type"] == "application/problem+json"
         assert client.post("/login", headers={"X-Api-Key": "k"}).status_code == 403
+
+
+def test_middleware_fallback_reject(rk: Redkit) -> None:
+    config = {
+        "limiter": lambda: rk.rate_limiter("3/minute", name="mwreject"),
+        "key": header_key("X-Api-Key"),
+        "fallback": "reject",
+    }
+    urls = type("URLConf", (), {"urlpatterns": [path("", _ok)]})
+    with override_settings(ROOT_URLCONF=urls, MIDDLEWARE=MIDDLEWARE, REDKIT_RATELIMIT=config):
+        response = Client().get("/")
+        assert response.status_code == 400
+        assert response["Content-Type"] == "application/problem+json"
+        assert Client().get("/", headers={"X-Api-Key": "k"}).status_code == 200
