@@ -7,7 +7,10 @@ Every check admits (the limit is huge), so each one does the full read-decide-wr
 For every algorithm the table shows redkit's ``limiter.hit(key)`` next to its **ceiling**:
 the raw ``EVALSHA`` of the very script, keys and arguments that hit sends, on the very
 redis-py client the limiter uses, with no redkit code around it. ``% ceiling`` is what
-redkit's Python costs on top. PING and GET round trips on that client give the scale, and
+redkit's Python costs on top; ``of PING`` is the check as a share of a PING round trip on
+that client in the same run (the figure to compare between runs on a shared machine:
+it moves with the script's cost too). PING and GET round trips on that client give the
+scale, and
 the ``limits`` library's fixed, moving and sliding window strategies run on the same
 server (and the ``slowapi`` middleware against redkit's, on one FastAPI app).
 
