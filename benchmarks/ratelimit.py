@@ -10,9 +10,8 @@ redis-py client the limiter uses, with no redkit code around it. ``% ceiling`` i
 redkit's Python costs on top; ``of PING`` is the check as a share of a PING round trip on
 that client in the same run (the figure to compare between runs on a shared machine:
 it moves with the script's cost too). PING and GET round trips on that client give the
-scale, and
-the ``limits`` library's fixed, moving and sliding window strategies run on the same
-server (and the ``slowapi`` middleware against redkit's, on one FastAPI app).
+scale, and the ``limits`` library's fixed, moving and sliding window strategies run on
+the same server (and the ``slowapi`` middleware against redkit's, on one FastAPI app).
 
 Two modes: one thread calling sequentially (sync clients), and 50 asyncio tasks sharing
 one asyncio client. Contenders are **interleaved**: each round runs every contender once,
