@@ -10,29 +10,30 @@
 --          2: rejected, the cost exceeds a limit's amount and never fits (retry_after 0)
 -- A hit is charged first (INCRBY: one call less than reading, then writing) and undone in
 -- the same script when a limit rejects it, so a rejected hit is never charged.
-local hit, cost, n = ARGV[1] == '1', tonumber(ARGV[2]), #KEYS
+local call, num = redis.call, tonumber  -- locals: cheaper than global lookups
+local hit, cost, n = ARGV[1] == '1', num(ARGV[2]), #KEYS
 local charge = hit and cost > 0
 local status, retry = 0, 0
 local out = {0, 0, 0, 0}  -- sized for one limit, the common policy
 for i = 1, n do
   local j, key = 2 * i + 1, KEYS[i]
-  local amount, ms = tonumber(ARGV[j]), tonumber(ARGV[j + 1])
+  local amount, ms = num(ARGV[j]), num(ARGV[j + 1])
   local c, ttl
   if charge and cost <= amount then
-    c = redis.call('INCRBY', key, cost)
+    c = call('INCRBY', key, cost)
     if c == cost then
-      redis.call('PEXPIRE', key, ms)
+      call('PEXPIRE', key, ms)
       ttl = ms
     else
-      ttl = redis.call('PTTL', key)
+      ttl = call('PTTL', key)
       if ttl < 0 then  -- a counter without an expiry (not one redkit wrote): a new window
-        redis.call('SET', key, cost, 'PX', ms)
+        call('SET', key, cost, 'PX', ms)
         c, ttl = cost, ms
       end
     end
   else
-    c, ttl = tonumber(redis.call('GET', key)) or 0, ms
-    if c > 0 then ttl = redis.call('PTTL', key) end
+    c, ttl = num(call('GET', key)) or 0, ms
+    if c > 0 then ttl = call('PTTL', key) end
     if ttl < 0 then c, ttl = 0, ms end
     c = c + cost  -- what the count would be
   end
@@ -47,9 +48,9 @@ end
 if status ~= 0 or not hit then  -- not charged: undo, and report the counts as they stand
   for i = 1, n do
     local j = 2 * i + 1
-    local amount = tonumber(ARGV[j])
-    if charge and cost <= amount and redis.call('DECRBY', KEYS[i], cost) <= 0 then
-      redis.call('DEL', KEYS[i])
+    local amount = num(ARGV[j])
+    if charge and cost <= amount and call('DECRBY', KEYS[i], cost) <= 0 then
+      call('DEL', KEYS[i])
     end
     local left = out[j] + cost
     if left >= amount then out[j + 1] = 0 end
