@@ -80,7 +80,8 @@ class Plan:
 
     A check is one call of the algorithm's script with the caller's keys, the mode, the
     cost and each limit's parameters (in the units the script works in, already encoded).
-    The keys of recent callers are cached, so that the common check allocates little.
+    For recent callers the keys and the call of the commonest check (a hit of cost 1) are
+    cached, so that it allocates nothing but its result.
     """
 
     __slots__ = (
@@ -126,18 +127,21 @@ class Plan:
             if self.algorithm == "gcra"
             else None
         )
-        self._cache: dict[Key, list[str]] = {}
+        self._cache: dict[Key, tuple[list[str], Eval]] = {}
 
-    def keys(self, key: Key) -> list[str]:
-        """The Redis keys of one caller's limits (one hash tag); recent callers are cached."""
-        keys = self._cache.get(key)
-        if keys is None:
+    def _entry(self, key: Key) -> tuple[list[str], Eval]:
+        entry = self._cache.get(key)
+        if entry is None:
             group = self._keyspace.group("rl", self._name, key)
             keys = [group.key(suffix) for suffix in self._suffixes]
             if len(self._cache) >= _KEY_CACHE:
                 self._cache.clear()  # cheap and bounded; hot keys come back at once
-            self._cache[key] = keys
-        return keys
+            entry = self._cache[key] = (keys, Eval(self.script, keys, self._hit_one))
+        return entry
+
+    def keys(self, key: Key) -> list[str]:
+        """The Redis keys of one caller's limits (one hash tag); recent callers are cached."""
+        return self._entry(key)[0]
 
     def args(self, mode: int, cost: int) -> tuple[bytes, ...]:
         """The script's arguments for one check."""
@@ -147,7 +151,10 @@ class Plan:
 
     def check(self, key: Key, cost: int, mode: int) -> Eval:
         """The script call of one check (ConfigError: a bad cost)."""
-        return Eval(self.script, self.keys(key), self.args(mode, cost))
+        keys, hit_one = self._entry(key)
+        if mode == HIT and cost == 1 and type(cost) is int:
+            return hit_one
+        return Eval(self.script, keys, self.args(mode, cost))
 
     def parse(self, reply: Any) -> RateLimitResult:
         """The script's reply as a result (ScriptError: not a reply of this script)."""

@@ -107,18 +107,29 @@ def parse_gcra(
     ``spans``: each limit's emission interval and burst tolerance (``burst * interval``),
     in microseconds, computed as the script computes them.
     """
-    states = tuple(
-        [
-            _gcra_state(limit, interval, tolerance, lead / 1000)
-            for limit, (interval, tolerance), lead in zip(limits, spans, values[2:], strict=True)
-        ]
-    )
+    if len(limits) == 1:  # the common policy of one limit
+        interval, tolerance = spans[0]
+        states: tuple[LimitState, ...] = (
+            _gcra_state(limits[0], interval, tolerance, values[2] / 1000),
+        )
+    else:
+        states = tuple(
+            [
+                _gcra_state(limit, interval, tolerance, lead / 1000)
+                for limit, (interval, tolerance), lead in zip(
+                    limits, spans, values[2:], strict=True
+                )
+            ]
+        )
     return _result(values, states)
 
 
+_floor, _ceil = math.floor, math.ceil
+
+
 def _gcra_state(limit: Limit, interval: float, tolerance: float, ahead: float) -> LimitState:
-    remaining = math.floor((tolerance - ahead) / interval + 1e-9)
-    return limit_state(limit, remaining if remaining > 0 else 0, math.ceil(ahead) / 1e6)
+    remaining = _floor((tolerance - ahead) / interval + 1e-9)
+    return _new(LimitState, (limit, remaining if remaining > 0 else 0, _ceil(ahead) / 1e6))
 
 
 def _result(values: Sequence[int], states: tuple[LimitState, ...]) -> RateLimitResult:
