@@ -9,9 +9,10 @@ the limiter does not ask Redis at all and answers by its policy at once, so a de
 costs each request nothing rather than a timeout. Failing closed raises
 :class:`redkit.errors.ConnectionError`.
 
-Any other error reply (a wrong type at the key, a script error) is not an outage: it is
-raised as it came (:class:`redkit.errors.RedisCommandError`), whatever ``on_error`` says,
-and is neither counted nor cooled down.
+Any other error reply is not an outage: it is raised as it came, whatever ``on_error``
+says, and is neither counted nor cooled down (another Redis type at a limiter's key is a
+:class:`redkit.errors.DataError`, any other refusal a
+:class:`redkit.errors.RedisCommandError`).
 """
 
 from __future__ import annotations
