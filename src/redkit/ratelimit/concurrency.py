@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Generic, Protocol, TypedDict, TypeVar
 
 from redkit import errors, ops
 from redkit.errors import ConfigError, RateLimitExceededError, RedkitError
-from redkit.ratelimit.failure import FailurePolicy, OnError, unavailable
+from redkit.ratelimit.failure import OnError, limiter_policy, unavailable
 from redkit.ratelimit.ops import CONC_ACQUIRE, CONC_EXTEND, CONC_RELEASE
 
 if TYPE_CHECKING:
@@ -99,7 +99,7 @@ class _ConcurrencyCore(Generic[C]):
         self.lease = lease
         self.deadline = deadline
         self._keys = rk.keys
-        self._failure = FailurePolicy(name, on_error, cooldown)
+        self._failure = limiter_policy(name, on_error, cooldown)
         self._local: dict[str, int] = {}
         self._local_lock = threading.Lock()
         self._rk: C = rk if deadline is None else rk.with_timeout(deadline)

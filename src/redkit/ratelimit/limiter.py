@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Generic, Literal, Protocol, TypedDict, TypeVar
 
 from redkit import errors, ops
 from redkit.errors import ConfigError, RateLimitExceededError, RedkitError
-from redkit.ratelimit.failure import FailurePolicy, OnError, unavailable
+from redkit.ratelimit.failure import OnError, limiter_policy, unavailable
 from redkit.ratelimit.local import LocalLimiter
 from redkit.ratelimit.ops import (
     HIT,
@@ -115,7 +115,7 @@ class _RateLimiterCore(Generic[C]):
         self.name = name
         self._plan = Plan(rk.keys, name, algorithm, self.policy)
         self.algorithm = self._plan.algorithm
-        self._failure = FailurePolicy(name, on_error, cooldown)
+        self._failure = limiter_policy(name, on_error, cooldown)
         self._local = LocalLimiter(self.policy) if on_error == "local" else None
         if deadline is not None and not (deadline > 0 and math.isfinite(deadline)):
             raise ConfigError(f"deadline must be a positive number of seconds, got {deadline!r}")
