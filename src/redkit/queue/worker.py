@@ -19,8 +19,8 @@ seconds, and hands the rest back to the queue at once.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import contextlib
+import dataclasses
 import functools
 import logging
 import secrets
