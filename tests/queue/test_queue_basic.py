@@ -142,6 +142,11 @@ def test_retries_follow_the_backoff(rk: Redkit) -> None:
         assert want <= gap < want + 0.3
     assert doomed.status() == "failed"
     assert q.counts()["failed"] == 1
+    error = doomed.error()
+    assert error is not None
+    assert (error["type"], error["message"], error["attempts"]) == ("ValueError", "never", 2)
+    assert 'raise ValueError("never")' in error["traceback"]
+    assert job.error() is not None  # kept from its last failed attempt
 
 
 def test_timeout_stops_an_async_handler(rk: Redkit) -> None:

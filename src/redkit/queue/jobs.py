@@ -33,6 +33,12 @@ class Job:
         flow = qops.wait_final(self.queue.keys, self._member, timeout_seconds(timeout))
         return outcome(self.queue, self.id, self.queue.rk.run(flow))
 
+    def error(self) -> dict[str, Any] | None:
+        """The last error: ``type``, ``message``, ``traceback`` and ``attempts``, or None."""
+        return last_error(
+            self.queue, self.queue.rk.run(qops.watch(self.queue.keys, self._member, False))
+        )
+
     def cancel(self) -> bool:
         """Cancel the job if it has not started; True when it was cancelled."""
         return self.queue.rk.run(
@@ -63,6 +69,11 @@ class AsyncJob:
         flow = qops.wait_final(self.queue.keys, self._member, timeout_seconds(timeout))
         return outcome(self.queue, self.id, await self.queue.rk.run(flow))
 
+    async def error(self) -> dict[str, Any] | None:
+        """The last error; see :meth:`Job.error`."""
+        snap = await self.queue.rk.run(qops.watch(self.queue.keys, self._member, False))
+        return last_error(self.queue, snap)
+
     async def cancel(self) -> bool:
         """Cancel the job if it has not started; True when it was cancelled."""
         return await self.queue.rk.run(
@@ -83,15 +94,21 @@ def outcome(queue: _QueueBase, job_id: str, snap: qops.Snapshot) -> Any:
     if snap.state == "done":
         return queue.rk.serializer.loads(snap.result) if snap.result is not None else None
     if snap.state in ("failed", "dead", "cancelled"):
-        detail = ""
-        if snap.error is not None:
-            error = queue.rk.serializer.loads(snap.error)
-            detail = f": {error.get('type')}: {error.get('message')}"
+        error = last_error(queue, snap)
+        detail = f": {error.get('type')}: {error.get('message')}" if error else ""
         raise qops.JobFailedError(
-            f"job {job_id!r} {snap.state} after {snap.deliveries} deliveries{detail}"
+            f"job {job_id!r} {snap.state} after {snap.deliveries} deliveries{detail}", error
         )
     state = snap.state or "unknown"
     raise qops.JobNotFinishedError(f"job {job_id!r} has not finished (state: {state})")
+
+
+def last_error(queue: _QueueBase, snap: qops.Snapshot) -> dict[str, Any] | None:
+    """The error record a worker stored with the job's last failure, if any."""
+    if snap.error is None:
+        return None
+    error = queue.rk.serializer.loads(snap.error)
+    return error if isinstance(error, dict) else {"message": str(error)}
 
 
 def timeout_seconds(value: float) -> float:

@@ -39,7 +39,15 @@ MAX_PRIORITY = 4095
 
 
 class JobFailedError(RedkitError):
-    """The job failed for good (retries used up), was dead-lettered or was cancelled."""
+    """The job failed for good (retries used up), was dead-lettered or was cancelled.
+
+    ``error`` holds the last failure's ``type``, ``message``, ``traceback`` and
+    ``attempts`` (None when the job never failed, e.g. cancelled).
+    """
+
+    def __init__(self, message: str, error: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.error = error
 
 
 class JobNotFinishedError(RedkitError, TimeoutError):
