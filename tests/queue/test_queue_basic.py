@@ -76,10 +76,12 @@ def test_bulk_enqueue_is_one_round_trip(rk: Redkit) -> None:
     rk.observe(lambda event: calls.append(event.name))
     jobs = double.enqueue_many([(i,) for i in range(500)])
     assert calls == ["script queue_add"]
-    assert q.counts()["waiting"] == 500
+    double.enqueue(-1)
+    assert calls == ["script queue_add"] * 2  # one job, one round trip
+    assert q.counts()["waiting"] == 501
     with running(q, concurrency=20):
         assert [job.result(timeout=20) for job in jobs[-3:]] == [994, 996, 998]
-        poll(lambda: q.counts()["done"] == 500)
+        poll(lambda: q.counts()["done"] == 501)
 
 
 def test_priorities_order_claims(rk: Redkit) -> None:
@@ -268,3 +270,26 @@ def test_a_busy_worker_spends_well_under_one_round_trip_per_job(
             # script calls and blocking waits: what a worker sends (polling here uses ZCARD)
             trips = sent() - before
         assert trips < n * 0.2, f"{trips} round trips for {n} jobs"
+
+
+def test_finished_jobs_are_kept_for_a_time_and_a_count(rk: Redkit) -> None:
+    q = rk.queue("keep", keep_completed=5, result_ttl=60)
+
+    @q.task
+    async def echo(i: int) -> int:
+        return i
+
+    jobs = echo.enqueue_many([(i,) for i in range(20)])
+    with running(q, concurrency=1):  # one at a time: finished in order
+        assert jobs[-1].result(timeout=10) == 19
+        poll(lambda: q.counts()["done"] == 5)
+    assert [job.status() for job in jobs[:15]] == [None] * 15
+    assert [job.result() for job in jobs[15:]] == [15, 16, 17, 18, 19]
+
+    short = rk.queue("short", result_ttl=0.2)
+    quick = short.task(echo.definition.func, name="echo")
+    job = quick.enqueue(1)
+    with running(short, concurrency=1):
+        assert job.result(timeout=10) == 1
+    poll(lambda: job.status() is None, timeout=5)  # expired with its result
+    assert short.counts()["done"] <= 1  # the index entry goes on the next report

@@ -1,7 +1,7 @@
 -- queue_take: a worker's one round trip: finish jobs, recover dead workers' jobs, promote
 -- due delayed jobs, and claim up to N ready jobs, leased to this worker.
 -- KEYS[1] wait   KEYS[2] delayed   KEYS[3] workers (zset: worker id -> lease end, ms)
--- KEYS[4] this worker's job set   KEYS[5] done (zset: id -> finished ms)
+-- KEYS[4] this worker's job set   KEYS[5] done (zset: id -> finished, microseconds)
 -- KEYS[6] failed (zset)   KEYS[7] dead (zset: jobs whose workers kept dying)
 -- KEYS[8] wake list
 -- ARGV[1] key base   ARGV[2] worker id   ARGV[3] lease ms   ARGV[4] jobs to claim
@@ -16,13 +16,16 @@
 --!include _queue.lua
 local base, wid = ARGV[1], ARGV[2]
 local now = now_ms()
+-- done is ordered by finish time in microseconds, plus the report's place in this call,
+-- so that trimming drops the oldest first even when many finish within a millisecond
+local done_at = now_us()
 
 local function enter_wait(id, jk)
   redis.call('HSET', jk, 'st', 'waiting')
   redis.call('ZADD', KEYS[1], redis.call('HGET', jk, 'sc'), id)
 end
 
-local function finish(id, token, outcome, data, delay)
+local function finish(id, token, outcome, data, delay, order)
   local jk = job_key(base, id)
   local st, tk = unpack(redis.call('HMGET', jk, 'st', 'tk'))
   if st ~= 'active' or tk ~= token or redis.call('SREM', KEYS[4], id) == 0 then
@@ -32,7 +35,7 @@ local function finish(id, token, outcome, data, delay)
     redis.call('HSET', jk, 'st', 'done', 'r', data, 'ft', now)
     redis.call('HDEL', jk, 'p')
     redis.call('PEXPIRE', jk, ARGV[6])
-    redis.call('ZADD', KEYS[5], now, id)
+    redis.call('ZADD', KEYS[5], int(done_at + order), id)
   elseif outcome == 'f' then
     redis.call('HSET', jk, 'st', 'failed', 'e', data, 'ft', now)
     redis.call('ZADD', KEYS[6], now, id)
@@ -56,7 +59,7 @@ local function finish(id, token, outcome, data, delay)
 end
 
 local function trim_done()
-  redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now - tonumber(ARGV[6]))
+  redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', int(done_at - tonumber(ARGV[6]) * 1000))
   local extra = redis.call('ZCARD', KEYS[5]) - tonumber(ARGV[7])
   if extra > 0 then
     for _, id in ipairs(redis.call('ZRANGE', KEYS[5], 0, extra - 1)) do
@@ -93,7 +96,7 @@ end
 
 local stale = 0
 for i = 8, #ARGV, 5 do
-  stale = stale + finish(ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4])
+  stale = stale + finish(ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], i)
 end
 if #ARGV >= 8 then
   trim_done()
