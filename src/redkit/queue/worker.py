@@ -124,14 +124,24 @@ class Worker:
 
     def _on_signal(self) -> None:
         if self._stopping is None:
-            self._stopping = asyncio.ensure_future(self.stop())
+            self._stopping = asyncio.ensure_future(self._stop(None))
         else:  # a second signal: no more grace
             self.grace = 0
             for task in self._running.values():
                 task.cancel()
 
     async def stop(self, grace: float | None = None) -> None:
-        """Stop claiming, let running jobs finish within ``grace`` s, hand back the rest."""
+        """Stop claiming, let running jobs finish within ``grace`` s, hand back the rest.
+
+        Later calls wait for the first one.
+        """
+        if not self.started.is_set():
+            return
+        if self._stopping is None:
+            self._stopping = asyncio.ensure_future(self._stop(grace))
+        await asyncio.shield(self._stopping)
+
+    async def _stop(self, grace: float | None) -> None:
         grace = self.grace if grace is None else grace
         await self._runtime.remove(f"queue:{self.queue.name}:claim", deadline=grace + 1)
         running = list(self._running.values())

@@ -12,6 +12,8 @@
 -- Returns {ms until the next delayed job or lease end (-1: none), jobs not finished
 --   because their lease was lost, then five per claimed job: id, token, task, payload,
 --   deliveries}.
+-- Also touches keys built from the base, in the same hash tag: job hashes (base..'j:'..id),
+-- dead workers' job sets (base..'w:'..worker) and waiters' signal lists (base..'s:'..id).
 --!include _clock.lua
 --!include _queue.lua
 local base, wid = ARGV[1], ARGV[2]
