@@ -37,7 +37,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Literal, TypeVar
+from typing import TYPE_CHECKING, Literal, TypedDict, TypeVar
 
 from redkit import errors, ops
 
@@ -56,6 +56,13 @@ _DOWN_REPLIES = ("LOADING", "READONLY", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN",
 log = logging.getLogger("redkit")
 
 _FAILING = {"closed": "failing closed", "open": "failing open"}
+
+
+class FailureOptions(TypedDict, total=False):
+    """The options every capability on a request path takes besides its own ``on_error``."""
+
+    deadline: float | None
+    cooldown: float
 
 
 def unavailable(exc: errors.RedkitError) -> errors.ConnectionError | None:
@@ -185,3 +192,19 @@ class FailurePolicy:
                 raise
             self.failed(down)
             return fallback(down)
+
+
+class Guarded:
+    """What a capability with a :class:`FailurePolicy` (``self._failure``) shows of it."""
+
+    _failure: FailurePolicy
+
+    @property
+    def on_error(self) -> str:
+        """What a call does when Redis is unavailable (``"closed"``, ``"open"`` ...)."""
+        return self._failure.on_error
+
+    @property
+    def failures(self) -> int:
+        """How many calls the failure policy answered instead of Redis."""
+        return self._failure.failures
