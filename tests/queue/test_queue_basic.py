@@ -293,3 +293,33 @@ def test_finished_jobs_are_kept_for_a_time_and_a_count(rk: Redkit) -> None:
         assert job.result(timeout=10) == 1
     poll(lambda: job.status() is None, timeout=5)  # expired with its result
     assert short.counts()["done"] <= 1  # the index entry goes on the next report
+
+
+def test_odd_failures_never_strand_a_job(rk: Redkit) -> None:
+    q = rk.queue("odd")
+
+    def broken_backoff(n: int) -> float:
+        raise RuntimeError("backoff bug")
+
+    @q.task
+    def exits() -> None:
+        raise SystemExit(2)
+
+    @q.task
+    async def cancels_itself() -> None:
+        raise asyncio.CancelledError
+
+    @q.task(retries=3, backoff=broken_backoff)
+    def flaky() -> None:
+        raise ValueError("once")
+
+    jobs = [exits.enqueue(), cancels_itself.enqueue(), flaky.enqueue()]
+    with running(q, concurrency=3):
+        for job in jobs:
+            with pytest.raises(JobFailedError):
+                job.result(timeout=10)
+    assert [job.error()["type"] for job in jobs] == [  # type: ignore[index]
+        "SystemExit",
+        "CancelledError",
+        "ValueError",
+    ]

@@ -278,10 +278,12 @@ class Worker:
             args, kwargs = self.queue.rk.serializer.loads(job.payload)
             result = await self._call(definition, args, kwargs)
             ack = qops.Ack(job.member, job.token, "d", self.queue.rk.serializer.dumps(result))
-        except asyncio.CancelledError:  # stopping: the job is handed back
-            self._running.pop(job.member, None)
-            raise
-        except Exception as exc:
+        except asyncio.CancelledError as exc:
+            if self._stopping is not None:  # stopping: the job is handed back
+                self._running.pop(job.member, None)
+                raise
+            ack = self._failure(job, definition, exc)  # the handler's own cancellation
+        except BaseException as exc:  # SystemExit from a handler must not strand the job
             ack = self._failure(job, definition, exc)
         self._running.pop(job.member, None)
         self.processed += 1
@@ -313,7 +315,9 @@ class Worker:
             with self._count_lock:
                 self._in_threads -= 1
 
-    def _failure(self, job: qops.Claimed, definition: TaskDef | None, exc: Exception) -> qops.Ack:
+    def _failure(
+        self, job: qops.Claimed, definition: TaskDef | None, exc: BaseException
+    ) -> qops.Ack:
         error = {
             "type": type(exc).__name__,
             "message": str(exc),
@@ -323,9 +327,13 @@ class Worker:
         data = self.queue.rk.serializer.dumps(error)
         retry = definition.retry if definition is not None else None
         if retry is not None and job.deliveries <= retry.retries:
-            delay_ms = int(retry.delay(job.deliveries) * 1000)
-            log.info("queue %r: job %s failed (%s); retrying", self.queue.name, job.member, exc)
-            return qops.Ack(job.member, job.token, "r", data, delay_ms)
+            try:
+                delay_ms = int(retry.delay(job.deliveries) * 1000)
+            except Exception:  # a custom backoff that fails: the job fails, visibly
+                log.exception("queue %r: the backoff of task %r failed", self.queue.name, job.task)
+            else:
+                log.info("queue %r: job %s failed (%s); retrying", self.queue.name, job.member, exc)
+                return qops.Ack(job.member, job.token, "r", data, delay_ms)
         log.error("queue %r: job %s failed for good", self.queue.name, job.member, exc_info=exc)
         return qops.Ack(job.member, job.token, "f", data)
 
