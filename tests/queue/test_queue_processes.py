@@ -56,17 +56,19 @@ def test_a_job_that_crashes_its_workers_is_dead_lettered(
     job = q.enqueue("crash")
     after = q.enqueue("work", 7)
     log = tmp_path / "workers.log"
-    one = ("-c", "1")  # a job running beside the poison one would die with it
-    procs: list[subprocess.Popen[bytes]] = []
+    # two supervised processes, one job at a time (a job running beside the poison one
+    # would die with it); each death is followed by a new process
+    supervisor = worker_process(
+        target_url, prefix, log, "-c", "1", "--processes", "2", QUEUE_TEST_DEAD_AFTER="2"
+    )
     try:
-        for _ in range(2):  # each worker dies running the job; its lease ends; again
-            procs.append(worker_process(target_url, prefix, log, *one, QUEUE_TEST_DEAD_AFTER="2"))
-            assert procs[-1].wait(30) == 3
-        procs.append(worker_process(target_url, prefix, log, *one, QUEUE_TEST_DEAD_AFTER="2"))
         assert after.result(timeout=30) == 7
-        poll(lambda: job.status() == "dead", timeout=10)
+        poll(lambda: job.status() == "dead", timeout=20)
+        assert log.read_text().count("starting another") >= 2
+        supervisor.send_signal(signal.SIGTERM)
+        assert supervisor.wait(15) == 0
     finally:
-        _stop(procs)
+        _stop([supervisor])
     assert q.counts()["dead"] == 1
     rk.close()
 

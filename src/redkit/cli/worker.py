@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import signal
+import subprocess
 import sys
 
 import click
@@ -38,9 +40,16 @@ def load(spec: str) -> Queue | AsyncQueue:
     "--grace", default=30.0, show_default=True,
     help="Seconds running jobs may finish after SIGTERM before they are handed back.",
 )  # fmt: skip
-def command(spec: str, concurrency: int, grace: float) -> None:
+@click.option(
+    "--processes", "-p", default=1, show_default=True, type=click.IntRange(min=1),
+    help="Worker processes; more than one are supervised and restarted when they die.",
+)  # fmt: skip
+def command(spec: str, concurrency: int, grace: float, processes: int) -> None:
     """Run the tasks of the queue MODULE:QUEUE (e.g. app.tasks:emails)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    if processes > 1:
+        argv = [spec, "--concurrency", str(concurrency), "--grace", str(grace)]
+        raise SystemExit(supervise(argv, processes))
     with friendly_errors():
         queue = load(spec)
         worker = Worker(queue, concurrency=concurrency, grace=grace)
@@ -52,3 +61,35 @@ def command(spec: str, concurrency: int, grace: float) -> None:
         # queue; a thread cannot be stopped, and the interpreter would wait for it at exit
         logging.shutdown()
         os._exit(0)
+
+
+def supervise(argv: list[str], count: int) -> int:
+    """Run ``count`` worker processes; restart any that dies until SIGTERM/SIGINT.
+
+    A signal is passed on to every worker (each drains and hands back its jobs), and the
+    supervisor returns once all have exited.
+    """
+    command = [sys.executable, "-m", "redkit.cli", "worker", *argv]
+    children = {proc.pid: proc for proc in (subprocess.Popen(command) for _ in range(count))}
+    stopping = False
+
+    def forward(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+        for proc in children.values():
+            proc.send_signal(signum)
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, forward)
+    while children:
+        pid, status = os.wait()  # a signal runs forward() and the wait resumes (PEP 475)
+        ended = children.pop(pid, None)
+        if ended is not None:
+            ended.returncode = os.waitstatus_to_exitcode(status)
+        if ended is not None and not stopping:
+            logging.getLogger("redkit.queue").warning(
+                "worker process %d exited with %s; starting another", pid, ended.returncode
+            )
+            proc = subprocess.Popen(command)
+            children[proc.pid] = proc
+    return 0
