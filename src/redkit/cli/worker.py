@@ -8,12 +8,16 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import click
 
 from redkit.cli._common import friendly_errors
 from redkit.errors import ConfigError
 from redkit.queue import AsyncQueue, Queue, Worker
+
+#: A worker process that dies sooner than this after its start is restarted this late.
+RESTART_PAUSE = 1.0
 
 
 def load(spec: str) -> Queue | AsyncQueue:
@@ -48,6 +52,8 @@ def command(spec: str, concurrency: int, grace: float, processes: int) -> None:
     """Run the tasks of the queue MODULE:QUEUE (e.g. app.tasks:emails)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     if processes > 1:
+        with friendly_errors():
+            load(spec)  # a wrong spec fails here once, not in every child forever
         argv = [spec, "--concurrency", str(concurrency), "--grace", str(grace)]
         raise SystemExit(supervise(argv, processes))
     with friendly_errors():
@@ -71,11 +77,11 @@ def supervise(argv: list[str], count: int) -> int:
     """
     command = [sys.executable, "-m", "redkit.cli", "worker", *argv]
     children = {proc.pid: proc for proc in (subprocess.Popen(command) for _ in range(count))}
-    stopping = False
+    started = dict.fromkeys(children, time.monotonic())
+    signalled: list[int] = []  # set by the handler while the loop below runs
 
     def forward(signum: int, frame: object) -> None:
-        nonlocal stopping
-        stopping = True
+        signalled.append(signum)
         for proc in children.values():
             proc.send_signal(signum)
 
@@ -86,10 +92,14 @@ def supervise(argv: list[str], count: int) -> int:
         ended = children.pop(pid, None)
         if ended is not None:
             ended.returncode = os.waitstatus_to_exitcode(status)
-        if ended is not None and not stopping:
+        if ended is not None and not signalled:
             logging.getLogger("redkit.queue").warning(
                 "worker process %d exited with %s; starting another", pid, ended.returncode
             )
+            lived = time.monotonic() - started.pop(pid, 0.0)
+            time.sleep(max(0.0, RESTART_PAUSE - lived))  # a child that dies at once: throttle
+            if signalled:  # a signal came during the pause
+                continue
             proc = subprocess.Popen(command)
-            children[proc.pid] = proc
+            children[proc.pid], started[proc.pid] = proc, time.monotonic()
     return 0
