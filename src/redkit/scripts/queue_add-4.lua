@@ -11,14 +11,16 @@ local now = now_ms()
 local out = {}
 local signal = false
 local first_due = nil
+-- one counter update per call: this call's jobs take the numbers after the previous top
+local seq = redis.call('HINCRBY', KEYS[4], 'seq', (#ARGV - 1) / 5) - (#ARGV - 1) / 5
 for i = 2, #ARGV, 5 do
   local id, delay = ARGV[i], tonumber(ARGV[i + 4])
   local jk = job_key(base, id)
   if redis.call('HSETNX', jk, 't', ARGV[i + 1]) == 0 then
     out[#out + 1] = 0  -- a job with this id exists
   else
-    local seq = redis.call('HINCRBY', KEYS[4], 'seq', 1) % ORDER
-    local score = int(tonumber(ARGV[i + 3]) * ORDER + seq)
+    seq = seq + 1
+    local score = int(tonumber(ARGV[i + 3]) * ORDER + seq % ORDER)
     if delay > 0 then
       local due = now + delay
       redis.call('HSET', jk, 'p', ARGV[i + 2], 'sc', score, 'n', 0, 'tk', 0, 'c', 0,
