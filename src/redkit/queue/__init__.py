@@ -3,12 +3,12 @@
 See :class:`Queue` (producers and task definitions) and :class:`Worker` (runs tasks).
 """
 
+from redkit.errors import JobFailedError, JobNotFinishedError, JobTimeoutError
 from redkit.queue.jobs import AsyncJob, Job
-from redkit.queue.ops import JobFailedError, JobNotFinishedError
 from redkit.queue.queue import AsyncQueue, Queue, QueueOptions
 from redkit.queue.retry import Retry
 from redkit.queue.tasks import AsyncTask, Task, TaskOptions
-from redkit.queue.worker import JobTimeoutError, Worker
+from redkit.queue.worker import Worker
 
 __all__ = [
     "AsyncJob",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
+from redkit import errors
 from redkit.errors import ConfigError
 from redkit.queue import ops as qops
 
@@ -96,11 +97,11 @@ def outcome(queue: _QueueBase, job_id: str, snap: qops.Snapshot) -> Any:
     if snap.state in ("failed", "dead", "cancelled"):
         error = last_error(queue, snap)
         detail = f": {error.get('type')}: {error.get('message')}" if error else ""
-        raise qops.JobFailedError(
+        raise errors.JobFailedError(
             f"job {job_id!r} {snap.state} after {snap.deliveries} deliveries{detail}", error
         )
     state = snap.state or "unknown"
-    raise qops.JobNotFinishedError(f"job {job_id!r} has not finished (state: {state})")
+    raise errors.JobNotFinishedError(f"job {job_id!r} has not finished (state: {state})")
 
 
 def last_error(queue: _QueueBase, snap: qops.Snapshot) -> dict[str, Any] | None:

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from redkit import ops
-from redkit.errors import RedkitError
 from redkit.keys import KeyGroup, Keyspace, escape
 from redkit.scripts import script
 
@@ -36,22 +35,6 @@ RETRY = script("queue_retry")
 FINAL = frozenset({"done", "failed", "dead", "cancelled"})
 #: Priorities must lie within +-MAX_PRIORITY (scores stay exact integers in a double).
 MAX_PRIORITY = 4095
-
-
-class JobFailedError(RedkitError):
-    """The job failed for good (retries used up), was dead-lettered or was cancelled.
-
-    ``error`` holds the last failure's ``type``, ``message``, ``traceback`` and
-    ``attempts`` (None when the job never failed, e.g. cancelled).
-    """
-
-    def __init__(self, message: str, error: dict[str, Any] | None = None) -> None:
-        super().__init__(message)
-        self.error = error
-
-
-class JobNotFinishedError(RedkitError, TimeoutError):
-    """The job did not finish within the time given to :meth:`Job.result`."""
 
 
 class QueueKeys:

@@ -30,6 +30,7 @@ import traceback
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
+from redkit import errors
 from redkit.client import AsyncRedkitCore
 from redkit.errors import ConfigError
 from redkit.queue import ops as qops
@@ -61,7 +62,7 @@ class Worker:
             raise ConfigError(f"concurrency must be an int >= 1, got {concurrency!r}")
         if not grace >= 0:
             raise ConfigError(f"grace must be 0 or more seconds, got {grace!r}")
-        if not getattr(queue.rk, "_owns_client", True):  # until the core says so publicly
+        if not queue.rk.owns_client:
             raise ConfigError(
                 "a worker opens its own connections from the facade's settings; build the "
                 "queue's facade from a URL or Settings, not from a handed-in client"
@@ -302,7 +303,7 @@ class Worker:
         try:
             return await asyncio.wait_for(call, definition.timeout)
         except asyncio.TimeoutError:
-            raise JobTimeoutError(
+            raise errors.JobTimeoutError(
                 f"task {definition.name!r} timed out after {definition.timeout} s"
             ) from None
 
@@ -337,6 +338,3 @@ class Worker:
         log.error("queue %r: job %s failed for good", self.queue.name, job.member, exc_info=exc)
         return qops.Ack(job.member, job.token, "f", data)
 
-
-class JobTimeoutError(TimeoutError):
-    """A job ran longer than its task's ``timeout``; recorded as the job's error."""
