@@ -21,6 +21,10 @@ The family::
     ├── JobFailedError               a job failed for good, was dead-lettered or cancelled
     ├── JobNotFinishedError          Job.result() timed out (also TimeoutError)
     ├── JobTimeoutError              a job ran past its task's timeout (also TimeoutError)
+    ├── IdempotencyError             idempotency keys
+    │   ├── IdempotencyConflictError another call with the same key is still running
+    │   ├── IdempotencyMismatchError the key was used before with other arguments
+    │   └── IdempotentCallFailedError the first call with the key failed, and that was kept
     └── MissingDependencyError       an optional extra is not installed (also ImportError)
 
 redis-py's exceptions never escape a redkit call: the drivers wrap them at the boundary
@@ -126,6 +130,33 @@ class JobTimeoutError(RedkitError, TimeoutError):
     """A job ran longer than its task's ``timeout``; recorded as the job's error."""
 
 
+class IdempotencyError(RedkitError):
+    """Base class of idempotency-key errors."""
+
+
+class IdempotencyConflictError(IdempotencyError):
+    """Another call with the same idempotency key is running (and this one did not wait,
+    or waited past its timeout). Retry later: the running call's result will be replayed."""
+
+
+class IdempotencyMismatchError(IdempotencyError):
+    """The idempotency key was used before with different arguments (another fingerprint).
+
+    A key names one operation; send a new key for a new operation.
+    """
+
+
+class IdempotentCallFailedError(IdempotencyError):
+    """The first call with this key raised, and the ``on_failure="keep"`` policy stored it.
+
+    ``error`` holds the stored failure's ``type`` and ``message``.
+    """
+
+    def __init__(self, message: str, error: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.error = error
+
+
 class MissingDependencyError(RedkitError, ImportError):
     """An optional dependency is missing; the message gives the install command."""
 
@@ -142,6 +173,10 @@ __all__ = [
     "ConnectionError",
     "DataError",
     "EmbeddedServerError",
+    "IdempotencyConflictError",
+    "IdempotencyError",
+    "IdempotencyMismatchError",
+    "IdempotentCallFailedError",
     "JobFailedError",
     "JobNotFinishedError",
     "JobTimeoutError",

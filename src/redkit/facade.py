@@ -23,6 +23,7 @@ from typing_extensions import Unpack
 from redkit.cache import AsyncCache, Cache
 from redkit.cache.base import CacheOptions
 from redkit.client import AsyncRedkitCore, RedkitCore, check_options
+from redkit.idempotency import AsyncIdempotency, Idempotency, IdempotencyOptions
 from redkit.locks import AsyncLock, Lock, LockOptions
 from redkit.queue import AsyncQueue, Queue, QueueOptions
 from redkit.ratelimit import (
@@ -105,6 +106,12 @@ class Redkit(RedkitCore):
         check_options("queue", options, QueueOptions)
         return Queue(self, name, **options)
 
+    def idempotency(self, name: str, **options: Unpack[IdempotencyOptions]) -> Idempotency:
+        """Idempotency keys, e.g. ``rk.idempotency("payments")``; see
+        :class:`redkit.idempotency.Idempotency` for the options."""
+        check_options("idempotency", options, IdempotencyOptions)
+        return Idempotency(self, name, **options)
+
 
 class AsyncRedkit(AsyncRedkitCore):
     """asyncio redkit: the same capabilities as :class:`Redkit`, awaited.
@@ -153,3 +160,8 @@ class AsyncRedkit(AsyncRedkitCore):
         """A job queue for asyncio producers; see :class:`redkit.queue.AsyncQueue`."""
         check_options("queue", options, QueueOptions)
         return AsyncQueue(self, name, **options)
+
+    def idempotency(self, name: str, **options: Unpack[IdempotencyOptions]) -> AsyncIdempotency:
+        """Idempotency keys for asyncio; see :class:`redkit.idempotency.AsyncIdempotency`."""
+        check_options("idempotency", options, IdempotencyOptions)
+        return AsyncIdempotency(self, name, **options)

@@ -1,0 +1,19 @@
+-- idem_complete: store the result of a run, if the caller still owns it; wake waiters.
+-- KEYS[1] the record   KEYS[2] the wake-up list that waiters block on (BLPOP)
+-- ARGV[1] owner token   ARGV[2] the stored result   ARGV[3] retention in ms
+-- ARGV[4] how long unclaimed wake-up signals live, in ms
+-- Returns 1 when stored, 0 when the caller no longer owned the key (its lease expired);
+-- -1 when the record holds another Redis type.
+--!include _idem_wake.lua
+local kind = redis.call('TYPE', KEYS[1])['ok']
+if kind ~= 'hash' and kind ~= 'none' then
+  return -1
+end
+if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] then
+  return 0
+end
+redis.call('HSET', KEYS[1], 'state', 'done', 'result', ARGV[2])
+redis.call('HDEL', KEYS[1], 'owner')
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+wake_all(KEYS[1], KEYS[2], ARGV[4])
+return 1
