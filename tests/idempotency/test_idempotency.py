@@ -17,11 +17,13 @@ import pytest
 from redkit import AsyncRedkit, Redkit
 from redkit.errors import (
     ConfigError,
-    ConnectionError,
     DataError,
     IdempotencyConflictError,
     IdempotencyMismatchError,
     IdempotentCallFailedError,
+)
+from redkit.errors import (
+    ConnectionError as RedkitConnectionError,
 )
 
 KEYS = 4
@@ -32,7 +34,7 @@ def test_threads_run_each_key_exactly_once(rk: Redkit) -> None:
     idem = rk.idempotency("pay", lease=5, wait_timeout=30)
     effects: Counter[str] = Counter()
     lock = threading.Lock()
-    start = threading.Barrier(min(64, KEYS * DUPLICATES))
+    gate = threading.Event()
 
     @idem.idempotent(key=lambda order, amount: order)
     def charge(order: str, amount: int) -> dict[str, Any]:
@@ -41,12 +43,14 @@ def test_threads_run_each_key_exactly_once(rk: Redkit) -> None:
         return {"order": order, "charged": amount, "nonce": os.urandom(4).hex()}
 
     def client(order: str) -> dict[str, Any]:
-        start.wait()
+        assert gate.wait(10)
         return charge(order, 10)
 
     orders = [f"o{i % KEYS}" for i in range(KEYS * DUPLICATES)]
     with ThreadPoolExecutor(64) as pool:
-        answers = list(pool.map(client, orders))
+        futures = [pool.submit(client, order) for order in orders]
+        gate.set()
+        answers = [future.result() for future in futures]
     assert effects == dict.fromkeys({*orders}, 1)
     by_order: dict[str, set[str]] = {}
     for answer in answers:
@@ -248,12 +252,15 @@ async def test_cancelled_call_releases_the_key(ark: AsyncRedkit) -> None:
         await asyncio.Event().wait()
         return "never"
 
-    task = asyncio.create_task(idem.run("k", hang))
+    task: asyncio.Task[str] = asyncio.create_task(idem.run("k", hang))
     await inside.wait()
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    assert await idem.run("k", lambda: "again") == "again"
+    async def again() -> str:
+        return "again"
+
+    assert await idem.run("k", again) == "again"
 
 
 async def test_async_mismatch_and_keep(ark: AsyncRedkit) -> None:
@@ -278,7 +285,7 @@ def test_store_down_fails_closed_and_never_runs(standalone_url: str) -> None:
     with Redkit("redis://127.0.0.1:1/0", prefix="down") as rk:
         idem = rk.idempotency("pay", deadline=0.2)
         ran: list[int] = []
-        with pytest.raises(ConnectionError):
+        with pytest.raises(RedkitConnectionError):
             idem.run("k", lambda: ran.append(1))
         assert ran == []
         open_idem = rk.idempotency("pay", deadline=0.2, on_error="open")
@@ -289,7 +296,7 @@ def test_bad_options_and_data(rk: Redkit) -> None:
     with pytest.raises(ConfigError):
         rk.idempotency("pay", lease=0)
     with pytest.raises(ConfigError):
-        rk.idempotency("pay", on_failure="retry")  # type: ignore[typeddict-item]
+        rk.idempotency("pay", on_failure="retry")  # type: ignore[arg-type]
     with pytest.raises(ConfigError):
         rk.idempotency("pay", leese=1)  # type: ignore[call-arg]
     idem = rk.idempotency("pay")

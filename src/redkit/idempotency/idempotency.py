@@ -233,7 +233,7 @@ class AsyncIdempotency(_IdempotencyBase):
     async def run(
         self,
         key: str,
-        call: Callable[[], Awaitable[R] | R],
+        call: Callable[[], Awaitable[R]],
         *,
         fingerprint: str | None = None,
         wait: bool | None = None,
