@@ -89,10 +89,10 @@ def test_repeat_replays_without_running(rk: Redkit) -> None:
         calls.append(1)
         return len(calls)
 
-    assert idem.run("k", charge) == 1
-    assert idem.run("k", charge) == 1
+    assert idem.do("k", charge) == 1
+    assert idem.do("k", charge) == 1
     assert calls == [1]
-    assert idem.run("other", charge) == 2
+    assert idem.do("other", charge) == 2
 
 
 def test_other_arguments_raise_mismatch(rk: Redkit) -> None:
@@ -119,9 +119,9 @@ def test_release_on_failure_lets_a_retry_run(rk: Redkit) -> None:
         return "paid"
 
     with pytest.raises(RuntimeError, match="gateway timeout"):
-        idem.run("k", flaky)
-    assert idem.run("k", flaky) == "paid"
-    assert idem.run("k", flaky) == "paid"
+        idem.do("k", flaky)
+    assert idem.do("k", flaky) == "paid"
+    assert idem.do("k", flaky) == "paid"
     assert len(attempts) == 2
 
 
@@ -134,9 +134,9 @@ def test_keep_on_failure_replays_the_error(rk: Redkit) -> None:
         raise ValueError("card declined")
 
     with pytest.raises(ValueError, match="card declined"):
-        idem.run("k", declined)
+        idem.do("k", declined)
     with pytest.raises(IdempotentCallFailedError, match="card declined") as info:
-        idem.run("k", declined)
+        idem.do("k", declined)
     assert info.value.error == {"type": "ValueError", "message": "card declined"}
     assert attempts == [1]
 
@@ -144,9 +144,9 @@ def test_keep_on_failure_replays_the_error(rk: Redkit) -> None:
 def test_failed_predicate_releases_a_returned_failure(rk: Redkit) -> None:
     idem = rk.idempotency("pay")
     answers = iter([500, 200])
-    assert idem.run("k", lambda: next(answers), failed=lambda s: s >= 500) == 500
-    assert idem.run("k", lambda: next(answers), failed=lambda s: s >= 500) == 200
-    assert idem.run("k", lambda: 0, failed=lambda s: s >= 500) == 200
+    assert idem.do("k", lambda: next(answers), failed=lambda s: s >= 500) == 500
+    assert idem.do("k", lambda: next(answers), failed=lambda s: s >= 500) == 200
+    assert idem.do("k", lambda: 0, failed=lambda s: s >= 500) == 200
 
 
 def test_no_wait_raises_conflict_while_running(rk: Redkit) -> None:
@@ -159,13 +159,13 @@ def test_no_wait_raises_conflict_while_running(rk: Redkit) -> None:
         return "done"
 
     with ThreadPoolExecutor(1) as pool:
-        first = pool.submit(idem.run, "k", slow)
+        first = pool.submit(idem.do, "k", slow)
         assert inside.wait(10)
         with pytest.raises(IdempotencyConflictError):
-            idem.run("k", slow)
+            idem.do("k", slow)
         leave.set()
         assert first.result() == "done"
-    assert idem.run("k", slow) == "done"
+    assert idem.do("k", slow) == "done"
 
 
 def test_waiting_duplicates_get_the_same_answer(rk: Redkit) -> None:
@@ -180,9 +180,9 @@ def test_waiting_duplicates_get_the_same_answer(rk: Redkit) -> None:
         return [1, 2, 3]
 
     with ThreadPoolExecutor(9) as pool:
-        first = pool.submit(idem.run, "k", slow)
+        first = pool.submit(idem.do, "k", slow)
         assert inside.wait(10)
-        waiters = [pool.submit(idem.run, "k", slow) for _ in range(8)]
+        waiters = [pool.submit(idem.do, "k", slow) for _ in range(8)]
         leave.set()
         assert first.result() == [1, 2, 3]
         assert [w.result() for w in waiters] == [[1, 2, 3]] * 8
@@ -199,11 +199,11 @@ def test_lease_is_renewed_while_the_call_runs(rk: Redkit) -> None:
         return "done"
 
     with ThreadPoolExecutor(1) as pool:
-        first = pool.submit(idem.run, "k", slow)
+        first = pool.submit(idem.do, "k", slow)
         assert inside.wait(10)
         for _ in range(10):  # about 1s, three leases: still held, thanks to renewal
             with pytest.raises(IdempotencyConflictError):
-                idem.run("k", slow)
+                idem.do("k", slow)
             leave.wait(0.1)
         leave.set()
         assert first.result() == "done"
@@ -218,7 +218,7 @@ def _dying_holder(url: str, prefix: str, ready: Any) -> None:
             threading.Event().wait(60)
             return "never"
 
-        idem.run("k", hang)
+        idem.do("k", hang)
 
 
 def test_a_killed_holder_frees_the_key_after_its_lease(
@@ -232,12 +232,12 @@ def test_a_killed_holder_frees_the_key_after_its_lease(
         assert ready.wait(30)
         idem = rk.idempotency("pay", wait=False)
         with pytest.raises(IdempotencyConflictError):
-            idem.run("k", lambda: "retry")
+            idem.do("k", lambda: "retry")
         assert holder.pid is not None
         os.kill(holder.pid, signal.SIGKILL)
         holder.join(10)
         # a waiting retry wakes when the dead holder's lease runs out, and runs
-        assert rk.idempotency("pay", wait_timeout=10).run("k", lambda: "retry") == "retry"
+        assert rk.idempotency("pay", wait_timeout=10).do("k", lambda: "retry") == "retry"
     finally:
         holder.kill()
         holder.join()
@@ -252,15 +252,16 @@ async def test_cancelled_call_releases_the_key(ark: AsyncRedkit) -> None:
         await asyncio.Event().wait()
         return "never"
 
-    task: asyncio.Task[str] = asyncio.create_task(idem.run("k", hang))
+    task: asyncio.Task[str] = asyncio.create_task(idem.do("k", hang))
     await inside.wait()
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+
     async def again() -> str:
         return "again"
 
-    assert await idem.run("k", again) == "again"
+    assert await idem.do("k", again) == "again"
 
 
 async def test_async_mismatch_and_keep(ark: AsyncRedkit) -> None:
@@ -286,10 +287,10 @@ def test_store_down_fails_closed_and_never_runs(standalone_url: str) -> None:
         idem = rk.idempotency("pay", deadline=0.2)
         ran: list[int] = []
         with pytest.raises(RedkitConnectionError):
-            idem.run("k", lambda: ran.append(1))
+            idem.do("k", lambda: ran.append(1))
         assert ran == []
         open_idem = rk.idempotency("pay", deadline=0.2, on_error="open")
-        assert open_idem.run("k", lambda: "unprotected") == "unprotected"
+        assert open_idem.do("k", lambda: "unprotected") == "unprotected"
 
 
 def test_bad_options_and_data(rk: Redkit) -> None:
@@ -301,9 +302,9 @@ def test_bad_options_and_data(rk: Redkit) -> None:
         rk.idempotency("pay", leese=1)  # type: ignore[call-arg]
     idem = rk.idempotency("pay")
     with pytest.raises(ConfigError):
-        idem.run("", lambda: 1)
+        idem.do("", lambda: 1)
     with pytest.raises(ConfigError):
         idem.idempotent(key=lambda x: x)(lambda x: 1)(object())
     rk.client.set(rk.keys.group("idem", "pay", "str").key("rec"), "x")
     with pytest.raises(DataError):
-        idem.run("str", lambda: 1)
+        idem.do("str", lambda: 1)

@@ -14,7 +14,7 @@ from redkit import AsyncRedkit
 from redkit.integrations.asgi.idempotency import IdempotencyMiddleware
 
 
-def _app(ark: AsyncRedkit, **options: object) -> tuple[Starlette, list[int]]:
+def _app(ark: AsyncRedkit, *, required: bool = False) -> tuple[Starlette, list[int]]:
     charges: list[int] = []
     numbers = itertools.count(1)
 
@@ -27,7 +27,10 @@ def _app(ark: AsyncRedkit, **options: object) -> tuple[Starlette, list[int]]:
 
     app = Starlette(routes=[Route("/pay", pay, methods=["POST"])])
     app.add_middleware(
-        IdempotencyMiddleware, idempotency=ark.idempotency("http"), secret="s" * 32, **options
+        IdempotencyMiddleware,
+        idempotency=ark.idempotency("http"),
+        secret="s" * 32,
+        required=required,
     )
     return app, charges
 
@@ -39,9 +42,12 @@ async def test_replay_mismatch_and_missing_key(ark: AsyncRedkit) -> None:
         again = client.post("/pay", json={"amount": 5}, headers={"Idempotency-Key": "k1"})
         other = client.post("/pay", json={"amount": 9}, headers={"Idempotency-Key": "k1"})
         missing = client.post("/pay", json={"amount": 5})
-    assert first.status_code == 201 and "idempotent-replayed" not in first.headers
-    assert again.status_code == 201 and again.json() == first.json()
-    assert again.headers["idempotent-replayed"] == "true" and again.headers["x-a"] == "1"
+    assert first.status_code == 201
+    assert "idempotent-replayed" not in first.headers
+    assert again.status_code == 201
+    assert again.json() == first.json()
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.headers["x-a"] == "1"
     assert other.status_code == 422
     assert other.headers["content-type"] == "application/problem+json"
     assert missing.status_code == 400
@@ -49,13 +55,14 @@ async def test_replay_mismatch_and_missing_key(ark: AsyncRedkit) -> None:
 
 
 async def test_server_error_releases_the_key(ark: AsyncRedkit) -> None:
-    app, charges = _app(ark)
+    app, _charges = _app(ark)
     with TestClient(app) as client:
         failed = client.post("/pay", json={"fail": 1}, headers={"Idempotency-Key": "k"})
         assert failed.status_code == 503
         assert "idempotent-replayed" not in failed.headers
         retry = client.post("/pay", json={"fail": 1}, headers={"Idempotency-Key": "k"})
-        assert retry.status_code == 503 and "idempotent-replayed" not in retry.headers
+        assert retry.status_code == 503
+        assert "idempotent-replayed" not in retry.headers
 
 
 def test_store_down_answers_503() -> None:
@@ -64,4 +71,5 @@ def test_store_down_answers_503() -> None:
     app.user_middleware[0].kwargs["idempotency"] = ark.idempotency("http", deadline=0.2)
     with TestClient(app) as client:
         response = client.post("/pay", json={"amount": 1}, headers={"Idempotency-Key": "k"})
-    assert response.status_code == 503 and charges == []
+    assert response.status_code == 503
+    assert charges == []

@@ -147,7 +147,7 @@ class Idempotency(_IdempotencyBase):
         super().__init__(rk, name, **options)
         self._rk = with_deadline(rk, self.deadline)
 
-    def run(
+    def do(
         self,
         key: str,
         call: Callable[[], R],
@@ -182,7 +182,7 @@ class Idempotency(_IdempotencyBase):
             @functools.wraps(func)
             def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
                 name, fp = _key_and_fingerprint(key, fingerprint, args, kwargs)
-                return self.run(name, functools.partial(func, *args, **kwargs), fingerprint=fp)
+                return self.do(name, functools.partial(func, *args, **kwargs), fingerprint=fp)
 
             return wrapper
 
@@ -230,7 +230,7 @@ class AsyncIdempotency(_IdempotencyBase):
         super().__init__(rk, name, **options)
         self._rk = with_deadline(rk, self.deadline)
 
-    async def run(
+    async def do(
         self,
         key: str,
         call: Callable[[], Awaitable[R]],
@@ -240,7 +240,7 @@ class AsyncIdempotency(_IdempotencyBase):
         failed: Callable[[R], bool] | None = None,
     ) -> R:
         """``call()`` once per ``key``; repeats get the stored result (see
-        :meth:`Idempotency.run`)."""
+        :meth:`Idempotency.do`)."""
         flow = self._flow(key, functools.partial(self._renewed, call), fingerprint, wait, failed)
         result: R = await self._rk.run(flow)
         return result
@@ -255,7 +255,7 @@ class AsyncIdempotency(_IdempotencyBase):
             async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
                 name, fp = _key_and_fingerprint(key, fingerprint, args, kwargs)
                 call = functools.partial(func, *args, **kwargs)
-                return await self.run(name, call, fingerprint=fp)
+                return await self.do(name, call, fingerprint=fp)
 
             return wrapper
 

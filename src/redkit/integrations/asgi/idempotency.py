@@ -122,7 +122,7 @@ class IdempotencyMiddleware:
         scoped = f"{scope['method']} {scope.get('path', '')}|{await self._user(scope)}|{key}"
         exchange = _Exchange(self.app, scope, body)
         try:
-            stored = await self.idempotency.run(
+            stored = await self.idempotency.do(
                 scoped, exchange.run, fingerprint=self._fingerprint(scope, body),
                 wait=self.wait, failed=_server_error,
             )
