@@ -12,7 +12,7 @@ import pytest
 
 from redkit import AsyncRedkit, Redkit
 from redkit.cache import AsyncCache, Cache
-from redkit.errors import ConfigError, TamperedDataError
+from redkit.errors import ConfigError, DataError, TamperedDataError
 
 
 def test_set_get_delete_and_default(rk: Redkit) -> None:
@@ -145,7 +145,7 @@ def test_incr_keeps_ttl_and_rejects_non_ints(rk: Redkit) -> None:
     assert cache.get("n") == -2
     assert rk.client.pttl(rk.keys.group("cache", "incr", "n").key()) > 50_000
     cache.set("s", "text")
-    with pytest.raises(ConfigError):
+    with pytest.raises(DataError, match="not an integer"):
         cache.incr("s")
 
 

@@ -6,11 +6,14 @@ import asyncio
 import multiprocessing
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
 
 from redkit import AsyncRedkit, Redkit
+from tests.cache.conftest import Either
 
 PROCESSES = 4
 CALLERS_PER_PROCESS = 50
@@ -60,6 +63,7 @@ def test_200_callers_in_4_processes_run_the_loader_once(
 
 def test_threads_share_one_load(rk: Redkit) -> None:
     cache = rk.cache("threads")
+    stats = cache.stats  # counting starts here
     runs = []
     gate = threading.Event()
 
@@ -74,18 +78,19 @@ def test_threads_share_one_load(rk: Redkit) -> None:
         gate.set()
         assert [f.result() for f in futures] == [7] * 20
     assert len(runs) == 1
-    assert cache.stats.loads == 1
+    assert stats.loads == 1
 
 
 def test_a_raising_loader_does_not_poison_the_key(rk: Redkit) -> None:
     cache = rk.cache("poison")
+    stats = cache.stats
 
     def broken() -> int:
         raise RuntimeError("database down")
 
     with pytest.raises(RuntimeError, match="database down"):
         cache.get_or_set("k", broken)
-    assert cache.stats.load_errors == 1
+    assert stats.load_errors == 1
     # the fill lock was released at once: the next caller loads without waiting for it
     started = time.monotonic()
     assert cache.get_or_set("k", lambda: 5) == 5
@@ -95,6 +100,7 @@ def test_a_raising_loader_does_not_poison_the_key(rk: Redkit) -> None:
 
 def test_waiters_in_this_process_get_the_loaders_error(rk: Redkit) -> None:
     cache = rk.cache("shared-error")
+    stats = cache.stats
     gate = threading.Event()
 
     def broken() -> int:
@@ -113,37 +119,64 @@ def test_waiters_in_this_process_get_the_loaders_error(rk: Redkit) -> None:
         gate.set()
         outcomes = [f.result() for f in futures]
     assert all(isinstance(o, ValueError) for o in outcomes)
-    assert cache.stats.load_errors == 1
+    assert stats.load_errors == 1
 
 
-def _stale(rk: Redkit, name: str, **options: object) -> object:
-    cache = rk.cache(name, ttl=0.2, stale_ttl=30, jitter=0, beta=0, **options)
-    cache.set("k", "old")
-    deadline = time.monotonic() + 5
-    read = cache._f.read_flow  # type: ignore[attr-defined]
-    ekey = cache._f.keys.entry("k")  # type: ignore[attr-defined]
-    while cache._fresh_hit(cache._rk.run(read(ekey))) is not None:  # until the soft expiry
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+async def _stale(make_cache: Callable[..., Either], name: str, **options: object) -> Either:
+    """A cache whose entry "k" holds "old", past its soft expiry (servable as stale)."""
+    cache = make_cache(name, ttl=0.2, stale_ttl=30, jitter=0, beta=0, **options)
+    await cache.set("k", "old")
+    _wait_past(time.time() + 0.2)
     return cache
 
 
-def test_stale_value_is_served_when_the_refresh_fails(rk: Redkit) -> None:
-    cache = _stale(rk, "swr-error")
+def _wait_past(moment: float) -> None:
+    deadline = time.monotonic() + 5
+    while time.time() <= moment:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+
+
+async def test_stale_value_is_served_when_the_refresh_fails(
+    make_cache: Callable[..., Either],
+) -> None:
+    cache = await _stale(make_cache, "swr-error")
+    stats = cache.stats
 
     def broken() -> str:
         raise RuntimeError("down")
 
-    assert cache.get_or_set("k", broken) == "old"  # type: ignore[attr-defined]
-    assert cache.stats.stale_serves == 1  # type: ignore[attr-defined]
-    strict = _stale(rk, "swr-strict", stale_on_error=False)
+    assert await cache.get_or_set("k", broken) == "old"
+    assert stats.stale_serves == 1
+    assert stats.load_errors == 1
+    # the lock was released: the next caller refreshes at once
+    assert await cache.get_or_set("k", lambda: "new") == "new"
+    strict = await _stale(make_cache, "swr-strict", stale_on_error=False)
     with pytest.raises(RuntimeError):
-        strict.get_or_set("k", broken)  # type: ignore[attr-defined]
+        await strict.get_or_set("k", broken)
 
 
-def test_stale_while_revalidate_one_refreshes_others_serve_stale(rk: Redkit) -> None:
-    cache = _stale(rk, "swr")
-    other = rk.cache("swr", ttl=0.2, stale_ttl=30, jitter=0, beta=0)  # "another instance"
+async def test_stale_value_is_served_when_an_async_refresh_fails(ark: AsyncRedkit) -> None:
+    cache = ark.cache("aswr-error", ttl=0.2, stale_ttl=30, jitter=0, beta=0)
+    await cache.set("k", "old")
+    _wait_past(time.time() + 0.2)
+
+    async def broken() -> str:
+        await asyncio.sleep(0)
+        raise RuntimeError("down")
+
+    assert await cache.get_or_set("k", broken) == "old"
+    assert await cache.get("k") == "old", "nothing was stored"
+
+
+def test_stale_while_revalidate_one_refreshes_others_serve_stale(
+    rk: Redkit, make_rk: Callable[..., Redkit]
+) -> None:
+    options: dict[str, Any] = {"ttl": 0.2, "stale_ttl": 30, "jitter": 0, "beta": 0}
+    cache = rk.cache("swr", **options)
+    cache.set("k", "old")
+    _wait_past(time.time() + 0.2)
+    other = make_rk().cache("swr", **options)  # another instance
     gate, started = threading.Event(), threading.Event()
 
     def slow() -> str:
@@ -151,14 +184,41 @@ def test_stale_while_revalidate_one_refreshes_others_serve_stale(rk: Redkit) -> 
         gate.wait(5)
         return "new"
 
-    with ThreadPoolExecutor(1) as pool:
-        refreshing = pool.submit(cache.get_or_set, "k", slow)  # type: ignore[attr-defined]
+    with ThreadPoolExecutor(9) as pool:
+        refreshing = pool.submit(cache.get_or_set, "k", slow)
         assert started.wait(5)
-        # while the refresh runs, another instance serves the stale value without waiting
+        # while the refresh runs, every other caller gets the stale value at once:
+        # threads of the refreshing process (same cache object) and another instance
+        here = [pool.submit(cache.get_or_set, "k", lambda: "never") for _ in range(8)]
+        assert [f.result(timeout=5) for f in here] == ["old"] * 8
         assert other.get_or_set("k", lambda: "never") == "old"
+        assert not refreshing.done()
         gate.set()
         assert refreshing.result() == "new"
     assert other.get("k") == "new"
+
+
+async def test_stale_while_revalidate_tasks_get_stale_at_once(ark: AsyncRedkit) -> None:
+    cache = ark.cache("aswr", ttl=0.2, stale_ttl=30, jitter=0, beta=0)
+    await cache.set("k", "old")
+    _wait_past(time.time() + 0.2)
+    gate, started = asyncio.Event(), asyncio.Event()
+
+    async def slow() -> str:
+        started.set()
+        await gate.wait()
+        return "new"
+
+    refreshing = asyncio.create_task(cache.get_or_set("k", slow))
+    await asyncio.wait_for(started.wait(), 5)
+    served = await asyncio.wait_for(
+        asyncio.gather(*(cache.get_or_set("k", lambda: "never") for _ in range(20))), 5
+    )
+    assert served == ["old"] * 20
+    assert not refreshing.done()
+    gate.set()
+    assert await refreshing == "new"
+    assert await cache.get("k") == "new"
 
 
 def test_xfetch_refreshes_a_hot_key_before_it_expires(rk: Redkit) -> None:

@@ -32,27 +32,28 @@ from typing import TYPE_CHECKING, Any
 from redkit import ops
 from redkit.cache import envelope
 from redkit.cache.envelope import Entry, Found, Versions
-from redkit.cache.hot import HotReads, Unverified
-from redkit.cache.stats import CacheStats
-from redkit.errors import ConfigError, RedisCommandError
+from redkit.cache.stats import NOTES
+from redkit.errors import ConfigError, DataError, RedisCommandError, SerializationError
 from redkit.keys import KeyGroup, Keyspace, escape
-from redkit.scripts import script
+from redkit.scripts import check, script
 
 if TYPE_CHECKING:
     from redkit.cache.near import NearCache
     from redkit.serializers import Serializer
 
+Key = str | bytes | int
 ACQUIRE = script("cache_acquire")
 ADD = script("cache_add")
 FILL = script("cache_fill")
 INCR = script("cache_incr")
 TOUCH = script("cache_touch")
 SIGNAL_TTL_MS = 5_000
-_MIN_BLOCK = 0.01
 _VERSION_BITS = 63
 _TAG_KEY_MEMO = 4096
 _ENTRY_KEY_MEMO = 4096
 _ADD_ATTEMPTS = 3
+#: What a read that found bytes redkit cannot read raises (DataError, TamperedDataError).
+UNREADABLE = (DataError, SerializationError)
 
 
 def new_version() -> int:
@@ -108,12 +109,16 @@ class CacheKeys:
 
 @dataclass(slots=True)
 class Begin:
-    """The outcome of the stampede protocol: serve ``entry``, or load (holding ``token``)."""
+    """The outcome of the stampede protocol: serve ``entry``, or load (holding ``token``).
+
+    ``down``: Redis failed and the policy is to fail open; load, and store nothing.
+    """
 
     entry: Entry | None
     load: bool = False
     token: str = ""
     versions: dict[str, int] = field(default_factory=dict)
+    down: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,26 +145,18 @@ class CacheFlows:
         policy: Policy,
         *,
         cluster: bool,
-        max_block: float,
         near: NearCache | None = None,
         channel: str | None = None,
-        stats: CacheStats | None = None,
     ) -> None:
         self.keys = keys
-        self.stats = CacheStats() if stats is None else stats
-        self._loads = serializer.loads
         self.serializer = serializer
         self.policy = policy
         self.cluster = cluster
         self.near = near
         self.channel = channel
-        self.max_block = max(_MIN_BLOCK, max_block)
-        # the hot path: a standalone server without a near cache (see redkit.cache.hot)
-        self.hot = (
-            HotReads(keys, serializer, policy.beta, self.stats)
-            if not cluster and near is None
-            else None
-        )
+        # one Note object per kind, made once: reporting costs no allocation
+        self.notes = {name: ops.Note(name, keys.namespace) for name in NOTES}
+        self._ns_only = [keys.ns_version]
 
     def announce(self, keys: Sequence[str]) -> list[ops.Call]:
         """The PUBLISH that tells pub/sub-mode near caches about ``keys`` (else nothing)."""
@@ -185,24 +182,42 @@ class CacheFlows:
 
     def version_keys(self, tags: Iterable[str]) -> list[str]:
         """The namespace version key followed by the version keys of ``tags``."""
+        if not tags:
+            return self._ns_only
         return [self.keys.ns_version, *(self.keys.tag(t) for t in tags)]
 
-    def verify_flow(self, unverified: Unverified) -> ops.Flow[Found]:
-        """Finish a hot read that found a tagged entry: read its tags' versions, check."""
-        return (yield from self._checked(None, unverified.entry, unverified.versions, 0))
+    def get_flow(self, key: str | bytes | int, default: Any, tags: Sequence[str]) -> ops.Flow[Any]:
+        """The value of ``key``'s valid entry (stale or not), else ``default``."""
+        found = yield from self.read_flow(self.keys.entry(key), tags)
+        if type(found) is not Entry:
+            yield self.notes["cache.miss"]
+            return default
+        yield self.notes["cache.stale" if found.stale(time.time()) else "cache.hit"]
+        return found.value
 
     def read_flow(self, ekey: str, tags: Sequence[str] = ()) -> ops.Flow[Found]:
         """The valid entry at ``ekey`` or, when there is none, the versions read with it.
 
-        Any target, any tags; a valid entry is also stored in the near cache.
+        One ``MGET`` of the entry and its versions (a batch on a cluster), any tags; a
+        valid entry is also stored in the near cache. Bytes redkit did not write raise
+        :class:`~redkit.errors.DataError`.
         """
         seq = 0 if self.near is None else self.near.sequence()
         vkeys = self.version_keys(tags)
-        reply = yield from self._mget([ekey, *vkeys])
+        if self.cluster:
+            reply = yield from self._mget([ekey, *vkeys])
+        else:  # the common case, without the nested flow
+            reply = yield ops.Call("MGET", ekey, *vkeys)
+        raw = reply[0]
+        if raw is None:
+            return dict(zip(vkeys, map(_version, reply[1:]), strict=True))
+        entry = envelope.decode(self.serializer, raw)
+        version = reply[1]
+        if not entry.tags and version is not None and entry.ns_version == int(version):
+            if self.near is not None:  # (the usual entry: valid by its namespace alone)
+                self.near.store(ekey, entry, ((vkeys[0], entry.ns_version),), seq)
+            return entry
         versions = dict(zip(vkeys, map(_version, reply[1:]), strict=True))
-        if reply[0] is None:
-            return versions
-        entry = envelope.decode(self.serializer, reply[0])
         return (yield from self._checked(ekey, entry, versions, seq))
 
     def _checked(
@@ -242,6 +257,11 @@ class CacheFlows:
         if entry.ns_version != versions.get(self.keys.ns_version):
             return False
         return all(versions.get(self.keys.tag(name)) == version for name, version in entry.tags)
+
+    def get_many_flow(self, keys: Sequence[Key]) -> ops.Flow[dict[Key, Any]]:
+        """The values of the valid entries among ``keys``."""
+        entries = yield from self.read_many_flow(keys)
+        return {k: e.value for k, e in zip(keys, entries, strict=True) if e is not None}
 
     def read_many_flow(self, keys: Sequence[str | bytes | int]) -> ops.Flow[list[Entry | None]]:
         """Entries of several keys: one round trip (per node on a cluster) plus tag versions."""
@@ -347,11 +367,12 @@ class CacheFlows:
     def add_flow(
         self, key: str | bytes | int, value: Any, tags: Sequence[str], ttl: float | None
     ) -> ops.Flow[bool]:
-        """Store ``value`` unless ``key`` has a valid entry; an invalidated one is replaced.
+        """Store ``value`` unless ``key`` has a valid entry; an invalid one is replaced.
 
         Validity depends on version keys in other slots, so it is checked here and the
         write is a compare-and-set on the bytes that were read (``cache_add``): an entry
-        written meanwhile is re-read and checked again.
+        written meanwhile is re-read and checked again. Bytes redkit did not write count as
+        invalid (they are replaced, exactly as read).
         """
         ekey = self.keys.entry(key)
         vkeys = self.version_keys(tags)
@@ -360,11 +381,8 @@ class CacheFlows:
             reply = yield from self._mget([ekey, *vkeys])
             raw = reply[0]
             versions = dict(zip(vkeys, map(_version, reply[1:]), strict=True))
-            if raw is not None:
-                entry = envelope.decode(self.serializer, raw)
-                found = yield from self._checked(ekey, entry, versions, seq)
-                if isinstance(found, Entry):
-                    return False
+            if raw is not None and (yield from self._holds_valid(ekey, raw, versions, seq)):
+                return False
             stamp = yield from self.ensure_versions_flow({k: versions[k] for k in vkeys})
             data, px = self.encode(value, stamp, tags, ttl)
             self.forget_local(ekey)
@@ -373,6 +391,13 @@ class CacheFlows:
                 yield from self.announce([ekey])
                 return True
         return False
+
+    def _holds_valid(self, ekey: str, raw: bytes, versions: Versions, seq: int) -> ops.Flow[bool]:
+        try:
+            entry = envelope.decode(self.serializer, raw)
+        except UNREADABLE:
+            return False
+        return isinstance((yield from self._checked(ekey, entry, versions, seq)), Entry)
 
     def delete_flow(self, keys: Sequence[str | bytes | int]) -> ops.Flow[int]:
         """Delete entries (one round trip per node); the number deleted."""
@@ -390,16 +415,29 @@ class CacheFlows:
         yield ops.Batch([*calls, *self.announce(list(version_keys))])
 
     def incr_flow(self, key: str | bytes | int, delta: int) -> ops.Flow[int | None]:
-        """Add ``delta`` to an int entry atomically; None when there is no valid entry."""
-        versions = yield from self.current_versions_flow(())
-        ns = struct.pack(">q", versions[self.keys.ns_version])
+        """Add ``delta`` to an int entry atomically; None when there is no valid entry.
+
+        An entry invalidated by ``clear()`` or a tag counts as absent: it is not changed.
+        Its validity depends on version keys in other slots, so it is checked here and the
+        script adds only to an entry that still carries the stamp that was checked.
+        """
         ekey = self.keys.entry(key)
-        self.forget_local(ekey)
-        reply = yield ops.Eval(INCR, (ekey,), (delta, ns))
-        yield from self.announce([ekey])
-        if reply[0] == -1:
-            raise ConfigError(f"cache entry {key!r} does not hold an integer")
-        return int(reply[1]) if reply[0] == 1 else None
+        for _ in range(_ADD_ATTEMPTS):
+            reply = yield from self._mget([ekey, self.keys.ns_version])
+            raw = reply[0]
+            if raw is None:
+                return None
+            entry = envelope.decode(self.serializer, raw)
+            versions = {self.keys.ns_version: _version(reply[1])}
+            if not isinstance((yield from self._checked(None, entry, versions, 0)), Entry):
+                return None
+            self.forget_local(ekey)
+            stamp = raw[envelope.NS_VERSION_OFFSET : envelope.header(raw)[2]]
+            done, value = check("cache_incr", (yield ops.Eval(INCR, (ekey,), (delta, stamp))))
+            yield from self.announce([ekey])
+            if done:
+                return int(value)
+        return None
 
     def touch_flow(self, key: str | bytes | int, ttl: float | None) -> ops.Flow[bool]:
         """Give an entry a new expiry ``ttl`` seconds from now (None: never expires)."""
@@ -410,7 +448,7 @@ class CacheFlows:
             now = time.time()
             expiry = struct.pack(">dd", now + ttl, now + ttl + self.policy.stale_ttl)
             px = max(1, int((ttl + self.policy.stale_ttl) * 1000))
-        touched = yield ops.Eval(TOUCH, (ekey,), (expiry, px))
+        touched = check("cache_touch", (yield ops.Eval(TOUCH, (ekey,), (expiry, px))))
         yield from self.announce([ekey])
         return bool(touched)
 

@@ -1,37 +1,312 @@
-"""Stampede protection: the flows that decide who loads a key and what everyone else serves.
+"""Stampede protection: who loads a key, and what everyone else serves meanwhile.
 
-Across processes, one caller per key holds the *fill lock* (``cache_acquire``) and loads;
-the others register as waiters and block on the key's wake list (``BLPOP``), which the
-loader's ``cache_fill`` pushes one signal per waiter to, in the same step that stores the
-value and releases the lock. So waiters wake when the value is there, not on a polling
-interval; if the loader dies, they wake when its lock expires and one of them loads.
+``get_or_set`` is one flow (:meth:`Loads.get_or_set_flow`) that both facades run; the
+loader runs inside it as a :class:`redkit.ops.UserCall` (awaited when it returns an
+awaitable; in a worker thread when asked). Two layers decide who loads:
 
-A key that is soft-expired (stale-while-revalidate) or picked for early refresh (XFetch)
-is refreshed by whoever takes the lock without waiting; everyone else keeps serving the
-current value meanwhile.
+* **In this process**, callers of one key share one load (:class:`ThreadFlights` for
+  :class:`~redkit.cache.Cache`, :class:`TaskFlights` for
+  :class:`~redkit.cache.AsyncCache`): the first caller leads, the others wait for its
+  outcome. When there is a value to serve (stale, or due for an early refresh), they do
+  not wait: they get it at once while the leader refreshes.
+* **Across processes**, one caller per key holds the *fill lock* (``cache_acquire``) and
+  loads; the others register as waiters and wait for a signal on the key's wake list
+  (:func:`redkit.ops.wait_signal`, on a dedicated connection), which the loader's
+  ``cache_fill`` pushes one signal per waiter to, in the same step that stores the value
+  and releases the lock. If the loader dies, waiters wake when its lock expires and one
+  of them loads. A stale entry is refreshed only by whoever takes the lock without
+  waiting; everyone else keeps serving it.
+
+A leader that fails gives the fill lock back at once: on an exception (its followers get
+the exception, or the stale value with ``stale_on_error``) and on cancellation or any
+other ``BaseException`` (its followers then try again themselves rather than inherit
+the cancellation).
 
 (Why not :class:`redkit.locks.Lock`? Its fencing counter never expires, which is right for
 a named lock and wrong for one lock per cache key; and its release wakes one waiter, while
-a fill must wake them all. The wake-list protocol is the same.)
+a fill must wake them all. The wait is the same helper.)
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import secrets
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 from redkit import ops
 from redkit.cache import envelope
 from redkit.cache.envelope import Entry, Found
-from redkit.cache.ops import ACQUIRE, FILL, SIGNAL_TTL_MS, Begin, CacheFlows
+from redkit.cache.ops import ACQUIRE, FILL, SIGNAL_TTL_MS, UNREADABLE, Begin, CacheFlows, Key
 
-_MIN_BLOCK = 0.01
+if TYPE_CHECKING:
+    from redkit.cache.failure import FailurePolicy
+
+log = logging.getLogger("redkit.cache")
+_DOWN: Any = object()
+"""What a read that Redis could not answer found (with ``on_error="open"``)."""
 
 
-def begin_flow(
-    f: CacheFlows, key: str | bytes | int, tags: Sequence[str], found: Found
-) -> ops.Flow[Begin]:
+# --- in this process -----------------------------------------------------------------
+
+
+class Flight:
+    """One load in this process that other callers of the key wait for."""
+
+    __slots__ = ("error", "retry", "value")
+
+    def __init__(self) -> None:
+        self.value: Any = None
+        self.error: BaseException | None = None
+        self.retry = False
+
+    def result(self) -> Any:
+        """The leader's value, or its exception raised."""
+        if self.error is not None:
+            raise self.error
+        return self.value
+
+
+class Flights(Protocol):
+    """The loads running in this process, by key (threads or asyncio tasks)."""
+
+    def join(self, key: str) -> tuple[Any, bool]:
+        """The flight of ``key`` and True when the caller starts (leads) it."""
+        ...
+
+    def land(self, key: str, flight: Any, value: Any, error: BaseException | None) -> None:
+        """End ``flight``: share ``value`` or ``error``; a BaseException makes followers retry."""
+        ...
+
+
+class _ThreadFlight(Flight):
+    __slots__ = ("_done",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._done = threading.Event()
+
+    def wait(self) -> Flight:
+        self._done.wait()
+        return self
+
+
+class ThreadFlights:
+    """Loads shared by the threads of this process (for :class:`~redkit.cache.Cache`)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._flights: dict[str, _ThreadFlight] = {}
+
+    def join(self, key: str) -> tuple[_ThreadFlight, bool]:
+        with self._lock:
+            flight = self._flights.get(key)
+            if flight is not None:
+                return flight, False
+            flight = self._flights[key] = _ThreadFlight()
+            return flight, True
+
+    def land(
+        self, key: str, flight: _ThreadFlight, value: Any, error: BaseException | None
+    ) -> None:
+        with self._lock:
+            del self._flights[key]
+        _settle(flight, value, error)
+        flight._done.set()
+
+
+class _TaskFlight(Flight):
+    __slots__ = ("_done",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._done = asyncio.Event()
+
+    async def wait(self) -> Flight:
+        await self._done.wait()  # a cancelled follower stops waiting; the others go on
+        return self
+
+
+class TaskFlights:
+    """Loads shared by the asyncio tasks of this process (for ``AsyncCache``)."""
+
+    def __init__(self) -> None:
+        self._flights: dict[str, _TaskFlight] = {}
+
+    def join(self, key: str) -> tuple[_TaskFlight, bool]:
+        flight = self._flights.get(key)
+        if flight is not None:
+            return flight, False
+        flight = self._flights[key] = _TaskFlight()
+        return flight, True
+
+    def land(self, key: str, flight: _TaskFlight, value: Any, error: BaseException | None) -> None:
+        del self._flights[key]
+        _settle(flight, value, error)
+        flight._done.set()
+
+
+def _settle(flight: Flight, value: Any, error: BaseException | None) -> None:
+    if error is None:
+        flight.value = value
+    elif isinstance(error, Exception):
+        flight.error = error
+    else:  # cancelled or interrupted: not an outcome to share, the followers try again
+        flight.retry = True
+
+
+# --- the flows -----------------------------------------------------------------------
+
+
+class Loads:
+    """The ``get_or_set`` flow of one cache namespace.
+
+    Args:
+        f: the namespace's flows.
+        flights: where this process's callers of one key meet (threads or tasks).
+        failure: the ``on_error`` policy.
+        stale_on_error: serve the stale value when a refresh's loader raises.
+    """
+
+    def __init__(
+        self, f: CacheFlows, flights: Flights, failure: FailurePolicy, stale_on_error: bool
+    ) -> None:
+        self.f = f
+        self.flights = flights
+        self.failure = failure
+        self.stale_on_error = stale_on_error
+        self._notes = f.notes
+
+    def get_or_set_flow(
+        self,
+        key: Key,
+        loader: Callable[[], Any],
+        ttl: float | None,
+        tags: Sequence[str],
+        thread: bool = False,
+    ) -> ops.Flow[Any]:
+        """The value of ``key``: fresh from Redis, or loaded once (see the module doc)."""
+        ekey = self.f.keys.entry(key)
+        while True:
+            found = yield from self._read(ekey, tags)
+            if type(found) is Entry:
+                if self._fresh(found):
+                    yield self._notes["cache.hit"]
+                    return found.value
+            elif found is not _DOWN:
+                yield self._notes["cache.miss"]
+            flight, leader = self.flights.join(ekey)
+            if leader:
+                load = self._load(key, loader, ttl, tags, found, thread)
+                return (yield from self._lead(ekey, flight, load))
+            if type(found) is Entry:  # being refreshed here: serve it meanwhile
+                return (yield from self._serve(found))
+            done = yield ops.UserCall(flight.wait)
+            if not done.retry:
+                return done.result()
+
+    def _fresh(self, entry: Entry) -> bool:
+        now = time.time()
+        return not entry.stale(now) and not entry.refresh_early(now, self.f.policy.beta)
+
+    def _serve(self, entry: Entry) -> ops.Flow[Any]:
+        yield self._notes["cache.stale" if entry.stale(time.time()) else "cache.hit"]
+        return entry.value
+
+    def _read(self, ekey: str, tags: Sequence[str]) -> ops.Flow[Found]:
+        """What Redis holds; bytes redkit cannot read are a miss (to be overwritten)."""
+        try:
+            return (yield from self.f.read_flow(ekey, tags))
+        except UNREADABLE:
+            yield self._notes["cache.corrupt"]
+            return {}
+        except Exception as exc:
+            if not (yield from self.failure.failed(exc, "read")):
+                raise
+            return _DOWN  # type: ignore[no-any-return]
+
+    def _lead(self, ekey: str, flight: Flight, load: ops.Flow[Any]) -> ops.Flow[Any]:
+        try:
+            value = yield from load
+        except BaseException as exc:
+            self.flights.land(ekey, flight, None, exc)
+            raise
+        self.flights.land(ekey, flight, value, None)
+        return value
+
+    def _load(
+        self,
+        key: Key,
+        loader: Callable[[], Any],
+        ttl: float | None,
+        tags: Sequence[str],
+        found: Found,
+        thread: bool,
+    ) -> ops.Flow[Any]:
+        begin = yield from self._begin(key, tags, found)
+        if not begin.load:  # another loader filled it, or is refreshing the stale entry
+            entry = begin.entry
+            if type(found) is Entry and entry is not None:
+                return (yield from self._serve(entry))
+            return None if entry is None else entry.value
+        started = time.perf_counter()
+        try:
+            value = yield ops.UserCall(loader, thread=thread)
+        except Exception:
+            yield self._notes["cache.load_error"]
+            yield from self._release(key, begin)
+            if begin.entry is None or not self.stale_on_error:
+                raise
+            return (yield from self._serve(begin.entry))
+        except BaseException:  # cancelled: give the lock back before going
+            yield from self._release(key, begin)
+            raise
+        yield self._notes["cache.load"]
+        yield from self._fill(key, begin, value, tags, ttl, time.perf_counter() - started)
+        return value
+
+    def _begin(self, key: Key, tags: Sequence[str], found: Found) -> ops.Flow[Begin]:
+        if found is _DOWN:
+            return Begin(None, load=True, down=True)
+        try:
+            return (yield from begin_flow(self.f, key, tags, found))
+        except Exception as exc:
+            if not (yield from self.failure.failed(exc, "fill lock")):
+                raise
+            return Begin(None, load=True, down=True)
+
+    def _fill(
+        self,
+        key: Key,
+        begin: Begin,
+        value: object,
+        tags: Sequence[str],
+        ttl: float | None,
+        delta: float,
+    ) -> ops.Flow[None]:
+        if begin.down:
+            return
+        try:
+            yield from fill_flow(self.f, key, begin, value, tags, ttl, delta)
+        except BaseException as exc:
+            yield from self._release(key, begin)
+            if not (yield from self.failure.failed(exc, "store")):
+                raise
+
+    def _release(self, key: Key, begin: Begin) -> ops.Flow[None]:
+        """Give the fill lock back, best effort: when Redis fails, it expires by itself."""
+        if not begin.token or begin.down:
+            return
+        try:
+            yield from release_flow(self.f, key, begin.token)
+        except Exception as exc:
+            log.debug("cache %r: releasing a fill lock failed: %s", self.failure.namespace, exc)
+
+
+def begin_flow(f: CacheFlows, key: Key, tags: Sequence[str], found: Found) -> ops.Flow[Begin]:
     """Serve the entry ``found``, or become the one loader of ``key`` (waiting if needed)."""
     entry, seen = (found, f.stamp(found)) if isinstance(found, Entry) else (None, found)
     now = time.time()
@@ -47,13 +322,13 @@ def begin_flow(
     token = secrets.token_hex(16)
     ttl_ms = max(1, int(f.policy.lock_ttl * 1000))
     if entry is not None:  # stale or due for early refresh: refresh only if nobody else is
-        got, _ = yield ops.Eval(ACQUIRE, keys, (token, ttl_ms, "0"))
+        got, _, _ = yield ops.Eval(ACQUIRE, keys, (token, ttl_ms, "0"))
         return Begin(entry, load=bool(got), token=token if got else "", versions=versions)
     deadline = time.monotonic() + f.policy.wait_timeout
     while True:
-        got, extra = yield ops.Eval(ACQUIRE, keys, (token, ttl_ms, "1"))
+        got, raw, holder_ms = yield ops.Eval(ACQUIRE, keys, (token, ttl_ms, "1"))
         if got:
-            filled = _decode_valid(f, extra, versions)
+            filled = _decode_valid(f, raw, versions)
             if filled is not None:  # filled between our read and the lock
                 yield from release_flow(f, key, token)
                 return Begin(filled)
@@ -61,15 +336,20 @@ def begin_flow(
         remaining = deadline - time.monotonic()
         if remaining <= 0:  # waited long enough: load without the lock (fail open)
             return Begin(None, load=True, versions=versions)
-        holder_left = extra / 1000 if extra > 0 else f.max_block
-        wait = max(_MIN_BLOCK, min(remaining, holder_left, f.max_block))
-        yield ops.Call("BLPOP", group.key("wake"), round(wait, 3))
-        again = yield from f.read_flow(keys[0], tags)
+        if holder_ms != -2:  # -2: released since the script ran; try again at once
+            holder_left = holder_ms / 1000 if holder_ms > 0 else remaining
+            yield from ops.wait_signal(group.key("wake"), min(remaining, holder_left))
+        again = yield from _reread(f, keys[0], tags)
         if isinstance(again, Entry):
             return Begin(again)
-        versions = yield from f.ensure_versions_flow(
-            {k: again.get(k, versions[k]) for k in needed}
-        )
+        versions = yield from f.ensure_versions_flow({k: again.get(k, versions[k]) for k in needed})
+
+
+def _reread(f: CacheFlows, ekey: str, tags: Sequence[str]) -> ops.Flow[Found]:
+    try:
+        return (yield from f.read_flow(ekey, tags))
+    except UNREADABLE:  # still the bytes being replaced
+        return {}
 
 
 def _decode_valid(
@@ -77,7 +357,10 @@ def _decode_valid(
 ) -> envelope.Entry | None:
     if not raw:
         return None
-    entry = envelope.decode(f.serializer, raw)
+    try:
+        entry = envelope.decode(f.serializer, raw)
+    except UNREADABLE:  # the bytes this load is about to replace
+        return None
     if not f.valid(entry, dict(versions)) or entry.stale(time.time()):
         return None
     return entry
@@ -85,7 +368,7 @@ def _decode_valid(
 
 def fill_flow(
     f: CacheFlows,
-    key: str | bytes | int,
+    key: Key,
     begin: Begin,
     value: object,
     tags: Sequence[str],
@@ -109,7 +392,7 @@ def fill_flow(
     yield from f.announce([group.key()])
 
 
-def release_flow(f: CacheFlows, key: str | bytes | int, token: str) -> ops.Flow[None]:
+def release_flow(f: CacheFlows, key: Key, token: str) -> ops.Flow[None]:
     """Give up the fill lock without storing (the loader failed, or the value was there)."""
     group = f.keys.group(key)
     keys = (group.key(), group.key("lock"), group.key("waiters"), group.key("wake"))
