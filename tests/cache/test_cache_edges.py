@@ -8,14 +8,16 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from redkit import AsyncRedkit, Redkit, ops
 from redkit.cache import envelope
 from redkit.errors import ConfigError, DataError
-from tests.cache.conftest import Either
+
+if TYPE_CHECKING:
+    from tests.cache.conftest import Either  # a fixture's value, for annotations
 
 
 def _entry_key(rk: Redkit, namespace: str, key: str) -> str:

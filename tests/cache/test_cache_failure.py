@@ -10,12 +10,12 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
+from tests.cache.conftest import Either
 
 from redkit import AsyncRedkit, Redkit
 from redkit.embedded import EmbeddedServer
 from redkit.errors import ConfigError
 from redkit.errors import ConnectionError as RedkitConnectionError
-from tests.cache.conftest import Either
 
 DEADLINE = 0.3
 SLACK = 0.7  # scheduling noise on a busy 2-core machine

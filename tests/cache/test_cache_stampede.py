@@ -8,12 +8,14 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from redkit import AsyncRedkit, Redkit
-from tests.cache.conftest import Either
+
+if TYPE_CHECKING:
+    from tests.cache.conftest import Either  # a fixture's value, for annotations
 
 PROCESSES = 4
 CALLERS_PER_PROCESS = 50
