@@ -80,11 +80,12 @@ class _CacheCore(Generic[CoreT]):
         self.namespace = namespace
         self.stale_on_error = stale_on_error
         self.deadline = deadline
-        self._failure = FailurePolicy(namespace, on_error)
         # the core the flows run on: with a deadline, a sibling whose commands give up then
         self._rk: CoreT = rk if deadline is None else rk.with_timeout(deadline)
+        observers = self._rk._observers  # the live list: notes are skipped while it is empty
+        self._failure = FailurePolicy(namespace, on_error, observers)
         # near hits never reach a driver; this one reports their notes to the observers
-        self._reporter = ops.Driver(None, self._rk.target, self._rk._observers)
+        self._reporter = ops.Driver(None, self._rk.target, observers)
         self._stats: CacheStats | None = None
         self._unobserve: Callable[[], None] | None = None
         self.serializer = (
@@ -122,6 +123,8 @@ class _CacheCore(Generic[CoreT]):
             cluster=rk.cluster,
             near=self.near,
             channel=channel,
+            observers=observers,
+            failure=self._failure,
         )
         self._loads = Loads(self._f, flights, self._failure, stale_on_error)
         if self._listener is not None:
@@ -159,9 +162,6 @@ class _CacheCore(Generic[CoreT]):
         if self._reporter.observers:
             self._reporter.effect(self._f.notes["cache.near_hit"])
         return entry.value
-
-    def _get_flow(self, key: Key, default: Any, tags: Sequence[str]) -> ops.Flow[Any]:
-        return self._failure.guarded(self._f.get_flow(key, default, tags), default, "get")
 
     def _get_many_flow(self, keys: Sequence[Key]) -> ops.Flow[dict[Key, Any]]:
         return self._failure.guarded(self._f.get_many_flow(keys), {}, "get_many")

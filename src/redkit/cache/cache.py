@@ -75,7 +75,7 @@ class Cache(_CacheCore["RedkitCore"]):
             DataError: the key holds bytes redkit did not write (or that were damaged).
         """
         value = self._near_value(key)
-        return self._rk.run(self._get_flow(key, default, tags)) if value is NOT_NEAR else value
+        return self._rk.run(self._f.get_flow(key, default, tags)) if value is NOT_NEAR else value
 
     def get_many(self, keys: Sequence[Key]) -> dict[Key, Any]:
         """The cached values of ``keys`` that are present (one round trip per node)."""
@@ -204,7 +204,7 @@ class AsyncCache(_CacheCore["AsyncRedkitCore"]):
         value = self._near_value(key)
         if value is not NOT_NEAR:
             return value
-        return await self._rk.run(self._get_flow(key, default, tags))
+        return await self._rk.run(self._f.get_flow(key, default, tags))
 
     async def get_many(self, keys: Sequence[Key]) -> dict[Key, Any]:
         """The cached values of ``keys`` that are present (one round trip per node)."""

@@ -161,8 +161,12 @@ def body(serializer: Serializer, data: bytes, flags: int, length: int) -> Any:
         if not _INT.fullmatch(text):
             raise DataError("cache entry flagged as an integer holds no integer")
         return int(text)
+    return _loads(serializer, data[length:])
+
+
+def _loads(serializer: Serializer, data: bytes) -> Any:
     try:
-        return serializer.loads(data[length:])
+        return serializer.loads(data)
     except TamperedDataError:
         raise
     except SerializationError as exc:
@@ -173,7 +177,9 @@ def decode(serializer: Serializer, data: bytes) -> Entry:
     """The entry stored in ``data``; raises DataError on bytes redkit did not write."""
     _, flags, length, soft, hard, delta, ns_version, count = header(data)
     tags = _decode_tags(data, _FIXED.size, count, length) if count else ()
-    return Entry(body(serializer, data, flags, length), soft, hard, delta, ns_version, tags)
+    # (the usual entry has no flags: its body is the serialized value)
+    value = body(serializer, data, flags, length) if flags else _loads(serializer, data[length:])
+    return Entry(value, soft, hard, delta, ns_version, tags)
 
 
 def _decode_tags(data: bytes, offset: int, count: int, end: int) -> tuple[tuple[str, int], ...]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Sequence
 from typing import Literal, TypeVar
 
 from redkit import errors, ops
@@ -33,16 +34,19 @@ _LOG_EVERY = 10.0
 class FailurePolicy:
     """The failure policy of one cache namespace."""
 
-    __slots__ = ("_last_log", "_note", "namespace", "on_error")
+    __slots__ = ("_last_log", "_note", "namespace", "observers", "on_error")
 
-    def __init__(self, namespace: str, on_error: str) -> None:
+    def __init__(
+        self, namespace: str, on_error: str, observers: Sequence[ops.Observer] = ()
+    ) -> None:
         if on_error not in ON_ERROR:
             raise errors.ConfigError(
                 f"on_error must be one of {', '.join(ON_ERROR)}; got {on_error!r}"
             )
         self.namespace = namespace
         self.on_error: OnError = on_error
-        self._note = ops.Note("cache.error", namespace)
+        self._note = (ops.Note("cache.error", namespace),)
+        self.observers = observers
         self._last_log = -math.inf
 
     def absorbs(self, exc: BaseException, what: str) -> bool:
@@ -66,12 +70,12 @@ class FailurePolicy:
             return (yield from flow)
         except UNAVAILABLE as exc:
             self.absorbs(exc, what)
-            yield self._note
+            yield from self._note if self.observers else ()
             return fallback
 
     def failed(self, exc: BaseException, what: str) -> ops.Flow[bool]:
         """A flow: True (noted) when ``exc`` is absorbed by the policy, False to raise it."""
         if not self.absorbs(exc, what):
             return False
-        yield self._note
+        yield from self._note if self.observers else ()
         return True

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 from redkit import ops
 from redkit.cache import envelope
 from redkit.cache.envelope import Entry, Found, Versions
+from redkit.cache.failure import UNAVAILABLE, FailurePolicy
 from redkit.cache.stats import NOTES
 from redkit.errors import ConfigError, DataError, RedisCommandError, SerializationError
 from redkit.keys import KeyGroup, Keyspace, escape
@@ -147,6 +148,8 @@ class CacheFlows:
         cluster: bool,
         near: NearCache | None = None,
         channel: str | None = None,
+        observers: Sequence[ops.Observer] = (),
+        failure: FailurePolicy | None = None,
     ) -> None:
         self.keys = keys
         self.serializer = serializer
@@ -154,9 +157,13 @@ class CacheFlows:
         self.cluster = cluster
         self.near = near
         self.channel = channel
-        # one Note object per kind, made once: reporting costs no allocation
+        # one Note object per kind, made once; yielded only while someone observes (the
+        # facade's live list of observers), so an unobserved cache pays nothing for them
         self.notes = {name: ops.Note(name, keys.namespace) for name in NOTES}
+        self.observers = observers
+        self.failure = FailurePolicy(keys.namespace, "closed") if failure is None else failure
         self._ns_only = [keys.ns_version]
+        self._reads: dict[str, ops.Call] = {}
 
     def announce(self, keys: Sequence[str]) -> list[ops.Call]:
         """The PUBLISH that tells pub/sub-mode near caches about ``keys`` (else nothing)."""
@@ -186,13 +193,23 @@ class CacheFlows:
             return self._ns_only
         return [self.keys.ns_version, *(self.keys.tag(t) for t in tags)]
 
-    def get_flow(self, key: str | bytes | int, default: Any, tags: Sequence[str]) -> ops.Flow[Any]:
+    def note(self, name: str) -> tuple[ops.Note, ...]:
+        """What to ``yield from`` to report ``name``: its note, or nothing when unobserved."""
+        return (self.notes[name],) if self.observers else ()
+
+    def get_flow(self, key: Key, default: Any, tags: Sequence[str]) -> ops.Flow[Any]:
         """The value of ``key``'s valid entry (stale or not), else ``default``."""
-        found = yield from self.read_flow(self.keys.entry(key), tags)
-        if type(found) is not Entry:
-            yield self.notes["cache.miss"]
+        try:
+            found = yield from self.read_flow(self.keys.entry(key), tags)
+        except UNAVAILABLE as exc:
+            if not (yield from self.failure.failed(exc, "get")):
+                raise
             return default
-        yield self.notes["cache.stale" if found.stale(time.time()) else "cache.hit"]
+        if type(found) is not Entry:
+            yield from self.note("cache.miss")
+            return default
+        if self.observers:
+            yield self.notes["cache.stale" if found.stale(time.time()) else "cache.hit"]
         return found.value
 
     def read_flow(self, ekey: str, tags: Sequence[str] = ()) -> ops.Flow[Found]:
@@ -206,8 +223,15 @@ class CacheFlows:
         vkeys = self.version_keys(tags)
         if self.cluster:
             reply = yield from self._mget([ekey, *vkeys])
-        else:  # the common case, without the nested flow
+        elif tags:
             reply = yield ops.Call("MGET", ekey, *vkeys)
+        else:  # the common read: its command is built once per key and reused
+            call = self._reads.get(ekey)
+            if call is None:
+                if len(self._reads) >= _ENTRY_KEY_MEMO:
+                    self._reads.clear()
+                call = self._reads[ekey] = ops.Call("MGET", ekey, vkeys[0])
+            reply = yield call
         raw = reply[0]
         if raw is None:
             return dict(zip(vkeys, map(_version, reply[1:]), strict=True))

@@ -178,7 +178,6 @@ class Loads:
         self.flights = flights
         self.failure = failure
         self.stale_on_error = stale_on_error
-        self._notes = f.notes
 
     def get_or_set_flow(
         self,
@@ -194,10 +193,10 @@ class Loads:
             found = yield from self._read(ekey, tags)
             if type(found) is Entry:
                 if self._fresh(found):
-                    yield self._notes["cache.hit"]
+                    yield from self.f.note("cache.hit")
                     return found.value
             elif found is not _DOWN:
-                yield self._notes["cache.miss"]
+                yield from self.f.note("cache.miss")
             flight, leader = self.flights.join(ekey)
             if leader:
                 load = self._load(key, loader, ttl, tags, found, thread)
@@ -213,7 +212,7 @@ class Loads:
         return not entry.stale(now) and not entry.refresh_early(now, self.f.policy.beta)
 
     def _serve(self, entry: Entry) -> ops.Flow[Any]:
-        yield self._notes["cache.stale" if entry.stale(time.time()) else "cache.hit"]
+        yield from self.f.note("cache.stale" if entry.stale(time.time()) else "cache.hit")
         return entry.value
 
     def _read(self, ekey: str, tags: Sequence[str]) -> ops.Flow[Found]:
@@ -221,7 +220,7 @@ class Loads:
         try:
             return (yield from self.f.read_flow(ekey, tags))
         except UNREADABLE:
-            yield self._notes["cache.corrupt"]
+            yield from self.f.note("cache.corrupt")
             return {}
         except Exception as exc:
             if not (yield from self.failure.failed(exc, "read")):
@@ -256,7 +255,7 @@ class Loads:
         try:
             value = yield ops.UserCall(loader, thread=thread)
         except Exception:
-            yield self._notes["cache.load_error"]
+            yield from self.f.note("cache.load_error")
             yield from self._release(key, begin)
             if begin.entry is None or not self.stale_on_error:
                 raise
@@ -264,7 +263,7 @@ class Loads:
         except BaseException:  # cancelled: give the lock back before going
             yield from self._release(key, begin)
             raise
-        yield self._notes["cache.load"]
+        yield from self.f.note("cache.load")
         yield from self._fill(key, begin, value, tags, ttl, time.perf_counter() - started)
         return value
 
