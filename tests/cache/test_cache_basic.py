@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import inspect
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
 
@@ -263,4 +265,14 @@ def test_sync_and_async_facades_match() -> None:
     def public(cls: type) -> set[str]:
         return {n for n in dir(cls) if not n.startswith("_")}
 
+    def parameters(method: Any) -> list[tuple[str, Any, Any]]:
+        # names, kinds and defaults; annotations differ (a loader may return an awaitable)
+        return [(p.name, p.kind, p.default) for p in inspect.signature(method).parameters.values()]
+
     assert public(Cache) - {"close"} == public(AsyncCache) - {"aclose"}
+    for name in public(Cache) - {"close"}:
+        sync, asynchronous = getattr(Cache, name), getattr(AsyncCache, name)
+        if callable(sync):
+            assert parameters(sync) == parameters(asynchronous), name
+            if name != "cached":  # the decorator itself is sync on both
+                assert inspect.iscoroutinefunction(asynchronous), name
