@@ -120,6 +120,19 @@ def test_redis_password_fills_a_url_without_one() -> None:
     assert with_own.target().password == "inurl"
 
 
+def test_redis_username_fills_a_url_without_one() -> None:
+    settings = env_settings(REDIS_URL="redis://h:1/0", REDIS_USERNAME="app", REDIS_PASSWORD=SECRET)
+    assert (settings.target().username, settings.target().password) == ("app", SECRET)
+    with_own = env_settings(REDIS_URL="redis://other:pw@h:1/0", REDIS_USERNAME="app")
+    assert with_own.target().username == "other"
+
+
+def test_redis_tls_turns_tls_on_for_host_and_port() -> None:
+    assert env_settings(REDIS_HOST="h").target().tls is False
+    assert env_settings(REDIS_HOST="h", REDIS_TLS="1").target().tls is True
+    assert env_settings(REDIS_HOST="h", REDIS_SSL_CA_CERTS="/ca.pem").target().tls is True
+
+
 def test_explicit_arguments_override_environment() -> None:
     env = {
         "REDIS_URL": "redis://env-host:1/0",

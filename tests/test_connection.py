@@ -294,3 +294,28 @@ def test_dropped_connects_time_out() -> None:
         for sock in queued:
             sock.close()
         listener.close()
+
+
+def test_tls_against_a_plain_server_says_so(standalone_url: str) -> None:
+    url = standalone_url.replace("redis://", "rediss://")
+    settings = Settings(url=url, connect_timeout=0.5, socket_timeout=0.5, retries=0)
+    with Redkit(settings=settings) as rk, pytest.raises(ConnectionError, match="TLS"):
+        rk.ping()
+
+
+def test_a_server_that_is_not_redis_says_so() -> None:
+    """An HTTP server on the port: a ConnectionError naming the protocol, not a raw error."""
+    import http.server
+    import threading
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"redis://127.0.0.1:{server.server_address[1]}/0"
+        settings = Settings(url=url, connect_timeout=1, socket_timeout=1, retries=0)
+        with Redkit(settings=settings) as rk, pytest.raises(ConnectionError, match="protocol"):
+            rk.ping()
+    finally:
+        server.shutdown()
+        server.server_close()

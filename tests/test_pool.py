@@ -44,3 +44,24 @@ async def test_async_waiter_times_out_with_a_clear_error(standalone_url: str, pr
         finally:
             await pool.release(held)
         assert await ark.ping()  # and the released connection serves the next caller
+
+
+async def test_a_cancelled_waiter_passes_its_wake_up_on(standalone_url: str, prefix: str) -> None:
+    """A release that woke a waiter which was cancelled meanwhile still serves the next one."""
+    settings = Settings(url=standalone_url, prefix=prefix, max_connections=1, socket_timeout=5)
+    async with AsyncRedkit(settings=settings) as ark:
+        pool = ark.client.connection_pool
+        held = await pool.get_connection()
+        first = asyncio.create_task(pool.get_connection())
+        second = asyncio.create_task(pool.get_connection())
+        for _ in range(100):  # until both are queued behind the held connection
+            if len(pool._waiters) == 2:
+                break
+            await asyncio.sleep(0)
+        assert len(pool._waiters) == 2
+        await pool.release(held)  # hands the slot to `first` ...
+        first.cancel()  # ... which is cancelled before it runs
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        connection = await asyncio.wait_for(second, timeout=2)  # not after the next release
+        await pool.release(connection)

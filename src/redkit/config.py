@@ -101,6 +101,7 @@ class Settings:
     retries: int = 3
     max_connections: int = 100
     embedded: bool = True
+    tls: bool = False
     ssl_ca_certs: str | None = None
     ssl_certfile: str | None = None
     ssl_keyfile: str | None = field(default=None, repr=False)
@@ -139,6 +140,7 @@ class Settings:
             "retries": ("REDKIT_RETRIES", _nonneg_int),
             "max_connections": ("REDKIT_MAX_CONNECTIONS", _nonneg_int),
             "embedded": ("REDKIT_EMBEDDED", _bool),
+            "tls": ("REDIS_TLS", _bool),
             "ssl_ca_certs": ("REDIS_SSL_CA_CERTS", str),
             "ssl_certfile": ("REDIS_SSL_CERTFILE", str),
             "ssl_keyfile": ("REDIS_SSL_KEYFILE", str),
@@ -174,6 +176,8 @@ class Settings:
             target = _parse_url(self.url, source="REDIS_URL")
             if self.password is not None and target.password is None:
                 target = dataclasses.replace(target, password=self.password)
+            if self.username is not None and target.username is None:
+                target = dataclasses.replace(target, username=self.username)
             return target
         if self.host is not None or self.port is not None:
             return Target(
@@ -182,7 +186,7 @@ class Settings:
                 username=self.username,
                 password=self.password,
                 db=self.db,
-                tls=self.ssl_ca_certs is not None,
+                tls=self.tls or self.ssl_ca_certs is not None,
             )
         if not self.embedded:
             raise ConfigError(

@@ -1,16 +1,21 @@
 """Operations and the two drivers that run them.
 
 The logic of every capability is written once, as a *flow*: a generator that yields
-effects (:class:`Call`, :class:`Eval`, :class:`Batch`, :class:`Sleep`), receives each
-effect's reply, and returns the result::
+effects, receives each effect's reply, and returns the result::
 
     def incr_flow(key: str) -> Flow[int]:
         reply = yield Call("INCR", key)
         return int(reply)
 
-:func:`run` drives a flow on a synchronous redis-py client, :func:`arun` on an asyncio
-one. Nothing else differs between sync and async, so the two cannot drift. The drivers
-are also the boundary where redis-py's exceptions become :mod:`redkit.errors`.
+The effects: :class:`Call` (a command), :class:`Eval` (a script), :class:`Batch` (a
+pipeline), :class:`Sleep`, :class:`UserCall` (user code: a loader, a handler),
+:class:`Block` (a blocking command on a dedicated connection; see :func:`wait_signal`)
+and :class:`Note` (tells the observers something). :class:`Driver` runs flows on a
+synchronous redis-py client and :class:`AsyncDriver` on an asyncio one; nothing else
+differs between sync and async. The drivers are the boundary where redis-py's
+exceptions become :mod:`redkit.errors`; what user code raises (cancellation included)
+is thrown into the flow unchanged, so it can clean up. Every effect reports its name,
+duration and error to the registered observers (:class:`Event`).
 """
 
 from __future__ import annotations
@@ -266,7 +271,11 @@ def wrap_error(exc: BaseException, target: str) -> errors.RedkitError:
         )
     if isinstance(exc, (rex.ConnectionError, rex.TimeoutError, OSError)):
         kind = "timed out" if isinstance(exc, rex.TimeoutError) else "is unreachable"
-        return errors.ConnectionError(f"Redis at {target} {kind}: {exc}")
+        hint = ""
+        if target.startswith("rediss") and "connect" in str(exc).lower():
+            hint = " (a TLS handshake with a server that does not speak TLS hangs like this: "
+            hint += "use redis:// if the server has no TLS)"
+        return errors.ConnectionError(f"Redis at {target} {kind}: {exc}{hint}")
     if isinstance(exc, rex.ClusterDownError):
         return errors.ConnectionError(f"Redis cluster at {target} is down: {exc}")
     if isinstance(exc, rex.RedisClusterException):
@@ -424,19 +433,19 @@ class Driver(_Driver):
     def _effect(self, effect: Effect) -> Any:
         if isinstance(effect, UserCall):
             return effect.func(*effect.args)
-        if isinstance(effect, Note):
-            return None
         try:
+            if isinstance(effect, Eval):  # the most common effect first
+                return _sync_eval(self.client, effect)
             if isinstance(effect, Call):
                 return self.client.execute_command(*effect.args)
-            if isinstance(effect, Eval):
-                return _sync_eval(self.client, effect)
             if isinstance(effect, Batch):
                 return _sync_batch(self.client, effect)
             if isinstance(effect, Block):
                 return self.blocker.client.execute_command(*self._block_args(effect))
         except _WRAPPED as exc:
             raise _boundary(exc, self.target) from exc
+        if isinstance(effect, Note):
+            return None
         time.sleep(effect.seconds)
         return None
 
@@ -530,13 +539,11 @@ class AsyncDriver(_Driver):
     async def _effect(self, effect: Effect) -> Any:
         if isinstance(effect, UserCall):
             return await _user_call(effect)
-        if isinstance(effect, Note):
-            return None
         try:
+            if isinstance(effect, Eval):  # the most common effect first
+                return await _async_eval(self.client, effect)
             if isinstance(effect, Call):
                 return await self.client.execute_command(*effect.args)
-            if isinstance(effect, Eval):
-                return await _async_eval(self.client, effect)
             if isinstance(effect, Batch):
                 return await _async_batch(self.client, effect)
             if isinstance(effect, Block):
@@ -546,6 +553,8 @@ class AsyncDriver(_Driver):
                 return await client.execute_command(*args)
         except _WRAPPED as exc:
             raise _boundary(exc, self.target) from exc
+        if isinstance(effect, Note):
+            return None
         await asyncio.sleep(effect.seconds)
         return None
 

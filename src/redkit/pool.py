@@ -50,12 +50,20 @@ class WaitingPool(redis.asyncio.ConnectionPool):
         self._waiters.append(waiter)
         try:
             remaining = None if deadline is None else max(0.0, deadline - loop.time())
-            await asyncio.wait_for(waiter, remaining)
-        except asyncio.TimeoutError:
-            raise RedisConnectionError(
-                f"no free connection within {self.timeout}s "
-                f"(all {self.max_connections} are busy; raise REDKIT_MAX_CONNECTIONS?)"
-            ) from None
+            # asyncio.wait, not wait_for: wait_for of Python < 3.12 swallows a cancellation
+            # that arrives after the wake-up, so the two versions would behave differently
+            await asyncio.wait({waiter}, timeout=remaining)
+            if not waiter.done():
+                waiter.cancel()
+                raise RedisConnectionError(
+                    f"no free connection within {self.timeout}s "
+                    f"(all {self.max_connections} are busy; raise REDKIT_MAX_CONNECTIONS?)"
+                )
+        except BaseException:
+            # woken by a release but leaving anyway (cancelled): the slot is the next one's
+            if waiter.done() and not waiter.cancelled():
+                self._wake_next()
+            raise
         finally:
             if waiter in self._waiters:
                 self._waiters.remove(waiter)
@@ -63,6 +71,9 @@ class WaitingPool(redis.asyncio.ConnectionPool):
     async def release(self, connection: Any) -> None:
         """Return ``connection`` to the pool and wake the oldest waiter, if any."""
         await super().release(connection)
+        self._wake_next()
+
+    def _wake_next(self) -> None:
         while self._waiters:
             waiter = self._waiters.popleft()
             if not waiter.done():

@@ -15,15 +15,16 @@ from redkit.embedded import free_port
 
 
 @contextmanager
-def demo_process(redis_url: str, prefix: str, secret: str = "s" * 32) -> Iterator[str]:
-    """Run the demo on ``redis_url`` with ``prefix``; yield its base URL; stop it after."""
+def demo_process(redis_url: str, prefix: str, secret: str | None = "s" * 32) -> Iterator[str]:
+    """Run the demo on ``redis_url`` with ``prefix``; yield its base URL; stop it after.
+
+    ``secret=None`` leaves ``REDKIT_DEMO_SECRET`` unset (the demos share one through Redis).
+    """
     port = free_port()
-    env = {
-        **os.environ,
-        "REDIS_URL": redis_url,
-        "REDKIT_PREFIX": prefix,
-        "REDKIT_DEMO_SECRET": secret,
-    }
+    env = {**os.environ, "REDIS_URL": redis_url, "REDKIT_PREFIX": prefix}
+    env.pop("REDKIT_DEMO_SECRET", None)
+    if secret is not None:
+        env["REDKIT_DEMO_SECRET"] = secret
     process = subprocess.Popen(
         [sys.executable, "-m", "redkit.cli", "demo", "--port", str(port)],
         env=env,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 
 import pytest
@@ -9,6 +10,7 @@ from fastapi.testclient import TestClient
 
 from redkit import AsyncRedkit
 from redkit.demo.app import create_app
+from redkit.demo.auth import short_agent
 from redkit.demo.limits import LOGIN_POLICY
 
 LOGIN = {"username": "alice", "password": "redkit"}
@@ -123,3 +125,88 @@ def test_a_login_right_after_logout_everywhere_gets_a_valid_token(client: TestCl
     token = client.post("/login", json=LOGIN).json()["access_token"]
     check = client.get("/token-check", headers={"Authorization": f"Bearer {token}"})
     assert check.status_code == 200
+
+
+def test_logout_with_the_bearer_token_revokes_that_token(client: TestClient) -> None:
+    token = client.post("/login", json=LOGIN).json()["access_token"]
+    auth = {"Authorization": f"Bearer {token}"}
+    assert client.post("/logout", headers=auth).json() == {"ok": True, "token_revoked": True}
+    assert client.get("/token-check", headers=auth).json()["detail"] == "token revoked"
+    assert client.post("/logout").json() == {"ok": True, "token_revoked": False}
+
+
+def test_apps_without_a_secret_share_one_through_redis(target_url: str, prefix: str) -> None:
+    apps = [create_app(AsyncRedkit(target_url, prefix=prefix)) for _ in range(2)]
+    with TestClient(apps[0]) as first, TestClient(apps[1]) as second:
+        token = first.post("/login", json=LOGIN).json()["access_token"]
+        check = second.get("/token-check", headers={"Authorization": f"Bearer {token}"})
+        assert check.status_code == 200
+    other = create_app(AsyncRedkit(target_url, prefix=prefix), jwt_key="o" * 32)
+    with TestClient(other) as elsewhere:  # a given key wins over the shared one
+        check = elsewhere.get("/token-check", headers={"Authorization": f"Bearer {token}"})
+        assert check.status_code == 401
+
+
+def test_sessions_list_a_short_browser_name(client: TestClient) -> None:
+    agent = (
+        "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+        "Chrome/126.0.0.0 Safari/537.36"
+    )
+    client.post("/login", json=LOGIN, headers={"User-Agent": agent})
+    row = client.get("/sessions", headers={"User-Agent": agent}).json()["sessions"][0]
+    assert row["browser"] == "Chrome 126 on Linux"
+    assert row["user_agent"] == agent
+
+
+@pytest.mark.parametrize(
+    ("agent", "short"),
+    [
+        (
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+            "Chrome/125.0.0.0 Safari/537.36 Edg/125.0.2535.67",
+            "Edge 125 on Windows",
+        ),
+        (
+            "Mozilla/5.0 (Macintosh; Intel Mac OS X 14.5; rv:127.0) Gecko/20100101 Firefox/127.0",
+            "Firefox 127 on macOS",
+        ),
+        (
+            "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 "
+            "(KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1",
+            "Safari 17 on iOS",
+        ),
+        (
+            "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
+            "Chrome/126.0.0.0 Mobile Safari/537.36",
+            "Chrome 126 on Android",
+        ),
+        ("python-httpx/0.27.0", "python-httpx/0.27.0"),
+        ("curl/8.5.0", "curl/8.5.0"),
+        ("x" * 500, "x" * 40),
+        (None, ""),
+    ],
+)
+def test_short_agent(agent: str | None, short: str) -> None:
+    assert short_agent(agent) == short
+
+
+def test_the_server_warning_is_logged_once(
+    target_url: str, prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with TestClient(create_app(AsyncRedkit(target_url, prefix=prefix))) as app:
+        token = app.post("/login", json=LOGIN).json()["access_token"]
+        app.get("/token-check", headers={"Authorization": f"Bearer {token}"})
+        app.post("/logout-everywhere")
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1, [r.getMessage() for r in warnings]
+    assert "no persistence" in warnings[0].getMessage()  # the test servers keep no data
+
+
+def test_no_server_warning_when_told_not_to(
+    target_url: str, prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = create_app(AsyncRedkit(target_url, prefix=prefix), check_server=False)
+    with TestClient(app) as client:
+        client.post("/login", json=LOGIN)
+        client.get("/token-check")
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]

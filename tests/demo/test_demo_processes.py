@@ -52,6 +52,19 @@ def test_two_instances_share_sessions_limits_and_invalidations(
         assert b.post("/login", json=wrong).status_code == 429
 
 
+def test_two_instances_without_a_secret_accept_each_others_tokens(
+    target_url: str, prefix: str
+) -> None:
+    with (
+        demo_process(target_url, prefix, secret=None) as a_url,
+        demo_process(target_url, prefix, secret=None) as b_url,
+    ):
+        token = httpx.post(a_url + "/login", json=LOGIN).json()["access_token"]
+        auth = {"Authorization": f"Bearer {token}"}
+        assert httpx.get(b_url + "/token-check", headers=auth).json()["valid"] is True
+        assert httpx.get(a_url + "/token-check", headers=auth).status_code == 200
+
+
 def test_ctrl_c_stops_the_demo_and_its_embedded_server() -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "REDKIT_PREFIX")}
     port = free_port()

@@ -5,14 +5,15 @@ Key layout (``p`` is the prefix)::
     {p:sess:<session id>}:s         hash: 'd:<key>' data fields, 'm:<name>' metadata
     {p:sess:u:<user>}:index         sorted set: session id -> absolute deadline (ms)
     {p:sess:u:<user>}:gen           generation: raised by every "log out everywhere"
-    {p:tok:u:<user>}:jti:<jti>      deny-list entry, expires with the token
+    {p:tok:j:<jti>}:deny            deny-list entry, expires with the token
     {p:tok:u:<user>}:before         watermark (ms): tokens issued at or before it are revoked
     {p:tok:u:<user>}:fam:<family>   refresh-token family: 'cur' token id, 'rev' flag
 
 A session and its user's index hash to different slots (a session is found by its id
 alone, and the id is pure randomness); the flows that touch both are ordered so that a
 failure between steps leaves nothing that outlives a logout (see docs/sessions.md).
-A user's token keys share one tag, so a revocation check is one script.
+A user's watermark and families share one tag; a deny-list entry is found by the token
+id alone, so a revocation check is one round trip (a script and an EXISTS, pipelined).
 """
 
 from __future__ import annotations
@@ -80,6 +81,11 @@ def index_keys(keys: Keyspace, user: str) -> tuple[str, str]:
 def token_group(keys: Keyspace, user: str | None) -> KeyGroup:
     """The group of a user's token keys; tokens without a subject share one group."""
     return keys.group("tok", "_") if user is None else keys.group("tok", "u", user)
+
+
+def deny_key(keys: Keyspace, jti: str) -> str:
+    """The deny-list entry of token ``jti``: found by the id alone, whatever the subject."""
+    return keys.group("tok", "j", jti).key("deny")
 
 
 def ms(seconds: float) -> int:

@@ -3,32 +3,37 @@
 ::
 
     tokens = rk.tokens(max_token_age=30 * 86400)
-    tokens.revoke(claims["jti"], claims["exp"], user=claims["sub"])  # gone when the token is
-    tokens.revoke_all(user_id)                 # every token issued until now, one key
-    tokens.is_revoked(claims)                  # id, watermark and family: one script
+    claims = tokens.new_claims(user_id, ttl=900)   # sub, jti, millisecond iat, exp
+    tokens.revoke(claims["jti"], claims["exp"])    # gone when the token is
+    tokens.revoke_all(user_id)                     # every token issued until now, one key
+    tokens.is_revoked(claims)                      # id, watermark and family: one round trip
 
     family = tokens.start_family(user_id, refresh_jti, refresh_exp)   # at login
     result = tokens.rotate_refresh(refresh_claims, next_jti, next_exp) # at /refresh
     if result is not RefreshResult.ROTATED: reject()    # REUSED revoked the whole family
 
 The claims are those of a token whose signature you already verified (PyJWT or any other
-library); redkit only decides whether it has been revoked. All of a user's revocation
-keys share one hash tag, so the check is a single script on a cluster too. Tokens without
-a ``sub`` share one tag (a hot slot on a big cluster: give tokens a subject).
+library); redkit only decides whether it has been revoked. A deny-list entry is keyed by
+the token id alone, so ``revoke`` needs no subject and ``is_revoked`` finds the entry
+whatever the claims say about the user. A user's watermark and refresh families share one
+hash tag. Tokens without a ``sub`` share one tag for those (a hot slot on a big cluster
+only if they use watermarks or families: give tokens a subject).
 """
 
 from __future__ import annotations
 
 import enum
+import math
 import secrets
+import time
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, TypedDict
 
 from typing_extensions import Unpack
 
 from redkit import ops
-from redkit.errors import ConfigError
+from redkit.errors import ConfigError, RedkitError
 from redkit.sessions import ops as sops
 from redkit.sessions.check import check_flow
 
@@ -37,6 +42,7 @@ if TYPE_CHECKING:
 
 Claims = Mapping[str, Any]
 When = datetime | float | int
+Seconds = timedelta | float | int
 
 
 class TokenOptions(TypedDict, total=False):
@@ -49,7 +55,10 @@ class TokenOptions(TypedDict, total=False):
 
 
 class Revocation(enum.IntEnum):
-    """Why a token is rejected (``VALID`` when it is not). Values are the script's codes."""
+    """Why a token is rejected (``VALID`` when it is not).
+
+    ``TOKEN`` comes from the deny-list lookup; ``ALL`` and ``FAMILY`` are tok_check's codes.
+    """
 
     VALID = 0
     TOKEN = 1  # its id is on the deny-list
@@ -80,6 +89,16 @@ def _user(value: Any) -> str | None:
     if isinstance(value, bool) or not isinstance(value, (str, int)) or value == "":
         raise ConfigError(f"a token subject must be a non-empty str or an int, got {value!r}")
     return str(value)
+
+
+def _seconds(value: Any, what: str) -> float:
+    if isinstance(value, timedelta):
+        value = value.total_seconds()
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{what} must be seconds or a timedelta, got {value!r}")
+    if not (value > 0 and math.isfinite(value)):
+        raise ConfigError(f"{what} must be a positive number of seconds, got {value!r}")
+    return float(value)
 
 
 def _id(value: Any, what: str) -> str:
@@ -121,16 +140,50 @@ class _RevokerCore:
         """A fresh token or family id (128 random bits) for ``jti`` claims."""
         return secrets.token_urlsafe(16)
 
+    def new_claims(
+        self, user: str | int, ttl: Seconds, *, family: str | None = None
+    ) -> dict[str, Any]:
+        """The registered claims of a new token: ``sub``, ``jti``, ``iat``, ``exp``.
+
+        ``jti`` is 128 random bits from :mod:`secrets`; ``iat`` is the local clock with
+        millisecond precision, so a token issued right after :meth:`revoke_all` (whose
+        watermark is in milliseconds) is not mistaken for one issued before it; ``exp``
+        is ``iat + ttl`` in whole seconds. ``family`` (from :meth:`start_family`) goes in
+        the family claim. Add your own claims to the returned dict, then sign it.
+
+        Raises:
+            ConfigError: ``ttl`` is not positive, or longer than ``max_token_age`` (a
+                watermark would expire before the tokens it revokes).
+        """
+        seconds = _seconds(ttl, "ttl")
+        if seconds > self.max_token_age:
+            raise ConfigError(
+                f"ttl {seconds:g} s exceeds max_token_age {self.max_token_age:g} s: "
+                "raise max_token_age, or revoke_all would forget these tokens too early"
+            )
+        subject = _user(user)
+        if subject is None:
+            raise ConfigError("new_claims needs the token's subject (a user id), got None")
+        issued = round(time.time(), 3)
+        claims: dict[str, Any] = {
+            "sub": subject,
+            "jti": self.new_id(),
+            "iat": issued,
+            "exp": math.floor(issued + seconds),
+        }
+        if family is not None:
+            claims[self.family_claim] = _id(family, "family")
+        return claims
+
     def _check_once(self) -> ops.Flow[None]:
         if self._check_pending:
             self._check_pending = False
             yield from check_flow(self._base, "redkit token revocation")
 
-    def _revoke_flow(self, jti: str, expires_at: When, user: Any) -> ops.Flow[bool]:
+    def _revoke_flow(self, jti: str, expires_at: When) -> ops.Flow[bool]:
         yield from self._check_once()
-        group = sops.token_group(self._keys, _user(user))
         until = sops.epoch_ms(expires_at) + sops.ms(self.leeway)
-        key = group.user_key("jti", _id(jti, "jti"))
+        key = sops.deny_key(self._keys, _id(jti, "jti"))
         return bool((yield ops.Eval(sops.TOK_REVOKE, (key,), (until,))))
 
     def _revoke_all_flow(self, user: Any, before: When | None) -> ops.Flow[datetime]:
@@ -145,16 +198,25 @@ class _RevokerCore:
         yield from self._check_once()
         group = sops.token_group(self._keys, _user(claims.get("sub")))
         jti, family, iat = claims.get("jti"), claims.get(self.family_claim), claims.get("iat")
-        keys = (
-            group.user_key("jti", _id(jti, "jti")) if jti is not None else group.key("jti"),
-            group.key("before"),
-            group.user_key("fam", _id(family, "family"))
-            if family is not None
-            else group.key("fam"),
+        family_key = (
+            group.user_key("fam", _id(family, "family")) if family is not None else group.key("fam")
         )
         issued = "" if iat is None else sops.epoch_ms(iat)
-        args = (issued, "1" if jti is not None else "0", "1" if family is not None else "0")
-        return Revocation(int((yield ops.Eval(sops.TOK_CHECK, keys, args))))
+        check = ops.Eval(
+            sops.TOK_CHECK,
+            (group.key("before"), family_key),
+            (issued, "1" if family is not None else "0"),
+        )
+        if jti is None:
+            return Revocation(int((yield check)))
+        # the deny-list entry is keyed by the id alone (its own slot on a cluster): one
+        # pipelined round trip for both
+        deny = ops.Call("EXISTS", sops.deny_key(self._keys, _id(jti, "jti")))
+        denied, code = yield ops.Batch((deny, check))
+        for reply in (denied, code):
+            if isinstance(reply, RedkitError):
+                raise reply
+        return Revocation.TOKEN if int(denied) else Revocation(int(code))
 
     def _family_key(self, user: Any, family: Any) -> str:
         return sops.token_group(self._keys, _user(user)).user_key("fam", _id(family, "family"))
@@ -200,13 +262,14 @@ class TokenRevoker(_RevokerCore):
         super().__init__(rk, **options)
         self._rk = rk
 
-    def revoke(self, jti: str, expires_at: When, *, user: str | int | None) -> bool:
+    def revoke(self, jti: str, expires_at: When) -> bool:
         """Deny token ``jti`` until it expires; False when it has expired already.
 
-        ``user`` is required: it must be the token's ``sub`` (``None`` for a token without
-        one), because the check looks the token up under its subject.
+        The entry is keyed by the token id alone: :meth:`is_revoked` finds it whatever
+        the token's ``sub``, so no subject is needed (``jti`` must be unique, as RFC 7519
+        requires; :meth:`new_claims` makes it 128 random bits).
         """
-        return self._rk.run(self._revoke_flow(jti, expires_at, user))
+        return self._rk.run(self._revoke_flow(jti, expires_at))
 
     def revoke_all(self, user: str | int, *, before: When | None = None) -> datetime:
         """Revoke every token of ``user`` issued at or before ``before`` (default: now)."""
@@ -217,7 +280,12 @@ class TokenRevoker(_RevokerCore):
         return self._rk.run(self._status_flow(claims))
 
     def is_revoked(self, claims: Claims) -> bool:
-        """True when the token with these (verified) claims must be rejected. One round trip."""
+        """True when the token with these (verified) claims must be rejected. One round trip.
+
+        Raises:
+            ConfigError: a claim has the wrong shape (``sub`` not a str or int; ``jti``
+                or the family claim not a non-empty string).
+        """
         return self.status(claims) is not Revocation.VALID
 
     def start_family(self, user: str | int, jti: str, expires_at: When) -> str:
@@ -247,13 +315,13 @@ class AsyncTokenRevoker(_RevokerCore):
         super().__init__(rk, **options)
         self._rk = rk
 
-    async def revoke(self, jti: str, expires_at: When, *, user: str | int | None) -> bool:
+    async def revoke(self, jti: str, expires_at: When) -> bool:
         """Deny token ``jti`` until it expires; False when it has expired already.
 
-        ``user`` is required: it must be the token's ``sub`` (``None`` for a token without
-        one), because the check looks the token up under its subject.
+        The entry is keyed by the token id alone: :meth:`is_revoked` finds it whatever
+        the token's ``sub``, so no subject is needed.
         """
-        return await self._rk.run(self._revoke_flow(jti, expires_at, user))
+        return await self._rk.run(self._revoke_flow(jti, expires_at))
 
     async def revoke_all(self, user: str | int, *, before: When | None = None) -> datetime:
         """Revoke every token of ``user`` issued at or before ``before`` (default: now)."""
@@ -264,7 +332,12 @@ class AsyncTokenRevoker(_RevokerCore):
         return await self._rk.run(self._status_flow(claims))
 
     async def is_revoked(self, claims: Claims) -> bool:
-        """True when the token with these (verified) claims must be rejected. One round trip."""
+        """True when the token with these (verified) claims must be rejected. One round trip.
+
+        Raises:
+            ConfigError: a claim has the wrong shape (``sub`` not a str or int; ``jti``
+                or the family claim not a non-empty string).
+        """
         return (await self.status(claims)) is not Revocation.VALID
 
     async def start_family(self, user: str | int, jti: str, expires_at: When) -> str:

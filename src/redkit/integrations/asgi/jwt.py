@@ -12,14 +12,20 @@
         return {"user": claims["sub"]}
 
 The signature, ``exp``, ``iat``, and (when configured) ``aud``/``iss`` are verified by
-PyJWT first; only a genuine token costs a Redis round trip (one script: its id, its
-user's watermark and its refresh family). Every failure is a 401 with
-``WWW-Authenticate: Bearer``; a Redis outage is a 503 (fail closed), never a pass.
+PyJWT first; only a genuine token costs a Redis round trip (its id, its user's watermark
+and its refresh family). Every token that cannot be verified is a 401 with
+``WWW-Authenticate: Bearer`` -- a forged signature, a header naming an algorithm the key
+does not fit, a validly signed token whose ``sub``/``jti``/``fam`` has the wrong shape;
+only a Redis outage is a 503 (fail closed), never a pass.
+
+To accept two algorithm families (say RS256 and ES256 during a key migration), give a key
+per algorithm: ``key={"RS256": rsa_public, "ES256": ec_public}``; the token's header
+picks the key, and only among ``algorithms``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from redkit.errors import ConfigError, MissingDependencyError, RedkitError
@@ -43,7 +49,8 @@ class JWTBearer:
 
     Args:
         tokens: the :class:`~redkit.sessions.AsyncTokenRevoker` (``ark.tokens()``).
-        key: the verification key (a secret for HS*, a public key for RS*/ES*/EdDSA).
+        key: the verification key (a secret for HS*, a public key for RS*/ES*/EdDSA),
+            or a mapping from each algorithm to its key.
         algorithms: the accepted algorithms; never inferred from the token.
         audience: the required ``aud``, if any.
         issuer: the required ``iss``, if any.
@@ -68,8 +75,8 @@ class JWTBearer:
         if not algorithms or "none" in {a.lower() for a in algorithms}:
             raise ConfigError("JWTBearer needs explicit signing algorithms, never 'none'")
         self.tokens = tokens
-        self._key = key
         self.algorithms = list(algorithms)
+        self._keys = _keys_by_algorithm(key, self.algorithms)
         self.audience = audience
         self.issuer = issuer
         self.require = list(require)
@@ -84,6 +91,8 @@ class JWTBearer:
         claims = self.verify(request.headers.get("authorization"))
         try:
             revoked = await self.tokens.is_revoked(claims)
+        except ConfigError as exc:  # signed, but a claim has a shape no issuer of ours makes
+            raise _unauthorized("invalid token claims") from exc
         except RedkitError as exc:
             raise HTTPException(503, "cannot check token revocation") from exc
         if revoked:
@@ -93,21 +102,60 @@ class JWTBearer:
     def verify(self, authorization: str | None) -> dict[str, Any]:
         """The verified claims of an ``Authorization`` header value; 401 when it is not valid."""
         scheme, _, token = (authorization or "").partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
             raise _unauthorized("missing bearer token")
         try:
+            alg = jwt.get_unverified_header(token).get("alg")
+            # the allow-list, before any key is touched
+            if not isinstance(alg, str) or alg not in self._keys:
+                raise jwt.InvalidAlgorithmError("algorithm not allowed")
             claims: dict[str, Any] = jwt.decode(
-                token.strip(),
-                self._key,
-                algorithms=self.algorithms,
+                token,
+                self._keys[alg],
+                algorithms=[alg],
                 audience=self.audience,
                 issuer=self.issuer,
                 leeway=self.leeway,
                 options={"require": self.require},
             )
-        except jwt.InvalidTokenError as exc:
+        except (jwt.PyJWTError, TypeError, ValueError) as exc:
+            # PyJWT reports a key that does not fit the header's algorithm as TypeError or
+            # InvalidKeyError: an attacker's choice of header, so a 401 like any other
             raise _unauthorized("invalid token") from exc
         return claims
+
+
+def _keys_by_algorithm(key: Any, algorithms: list[str]) -> dict[str, Any]:
+    """One key per accepted algorithm, each checked to fit it (a ConfigError if not)."""
+    if isinstance(key, Mapping):
+        unknown = sorted(set(key) - set(algorithms))
+        missing = [a for a in algorithms if a not in key]
+        if unknown or missing:
+            raise ConfigError(
+                f"JWTBearer key mapping must name exactly the algorithms {algorithms}: "
+                f"missing {missing}, not accepted {unknown}"
+            )
+        keys = {alg: key[alg] for alg in algorithms}
+    else:
+        keys = dict.fromkeys(algorithms, key)
+    for alg, value in keys.items():
+        _check_fits(alg, value)
+    return keys
+
+
+def _check_fits(alg: str, key: Any) -> None:
+    if isinstance(key, jwt.PyJWK):
+        return  # bound to its own algorithm; PyJWT checks it against the header
+    try:
+        jwt.get_algorithm_by_name(alg).prepare_key(key)
+    except NotImplementedError:
+        raise ConfigError(f"JWTBearer: algorithm {alg!r} is not supported by PyJWT") from None
+    except (jwt.PyJWTError, TypeError, ValueError) as exc:
+        raise ConfigError(
+            f"JWTBearer: the key does not fit {alg} ({type(exc).__name__}); to accept "
+            f"several algorithm families give a key per algorithm, key={{'{alg}': ..., ...}}"
+        ) from None
 
 
 def _unauthorized(detail: str) -> HTTPException:
