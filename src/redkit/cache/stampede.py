@@ -260,6 +260,8 @@ class Loads:
             if begin.entry is None or not self.stale_on_error:
                 raise
             return (yield from self._serve(begin.entry))
+        except GeneratorExit:  # the flow was dropped: nothing may be yielded now
+            raise
         except BaseException:  # cancelled: give the lock back before going
             yield from self._release(key, begin)
             raise
@@ -290,6 +292,8 @@ class Loads:
             return
         try:
             yield from fill_flow(self.f, key, begin, value, tags, ttl, delta)
+        except GeneratorExit:
+            raise
         except BaseException as exc:
             yield from self._release(key, begin)
             if not (yield from self.failure.failed(exc, "store")):
