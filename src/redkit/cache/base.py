@@ -8,10 +8,11 @@ from typing import TYPE_CHECKING, Any, Generic, TypedDict, TypeVar
 
 from redkit import ops
 from redkit.cache.failure import FailurePolicy
+from redkit.cache.flights import Flights
 from redkit.cache.keying import CallKey
 from redkit.cache.near import Listener, NearCache, endpoints
 from redkit.cache.ops import CacheFlows, CacheKeys, Key, Policy
-from redkit.cache.stampede import Flights, Loads
+from redkit.cache.stampede import Loads
 from redkit.cache.stats import CacheStats
 from redkit.errors import ConfigError
 from redkit.serializers import Serializer, get_serializer

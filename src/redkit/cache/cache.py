@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from typing_extensions import Unpack
 
 from redkit.cache.base import NOT_NEAR, CacheOptions, Tags, _CacheCore
-from redkit.cache.stampede import TaskFlights, ThreadFlights
+from redkit.cache.flights import TaskFlights, ThreadFlights
 from redkit.errors import ConfigError
 
 if TYPE_CHECKING:

@@ -4,11 +4,11 @@
 loader runs inside it as a :class:`redkit.ops.UserCall` (awaited when it returns an
 awaitable; in a worker thread when asked). Two layers decide who loads:
 
-* **In this process**, callers of one key share one load (:class:`ThreadFlights` for
-  :class:`~redkit.cache.Cache`, :class:`TaskFlights` for
-  :class:`~redkit.cache.AsyncCache`): the first caller leads, the others wait for its
-  outcome. When there is a value to serve (stale, or due for an early refresh), they do
-  not wait: they get it at once while the leader refreshes.
+* **In this process**, callers of one key share one load (:mod:`redkit.cache.flights`:
+  threads for :class:`~redkit.cache.Cache`, tasks for :class:`~redkit.cache.AsyncCache`):
+  the first caller leads, the others wait for its outcome. When there is a value to
+  serve (stale, or due for an early refresh), they do not wait: they get it at once
+  while the leader refreshes.
 * **Across processes**, one caller per key holds the *fill lock* (``cache_acquire``) and
   loads; the others register as waiters and wait for a signal on the key's wake list
   (:func:`redkit.ops.wait_signal`, on a dedicated connection), which the loader's
@@ -29,13 +29,11 @@ a fill must wake them all. The wait is the same helper.)
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import secrets
-import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from redkit import ops
 from redkit.cache import envelope
@@ -44,118 +42,11 @@ from redkit.cache.ops import ACQUIRE, FILL, SIGNAL_TTL_MS, UNREADABLE, Begin, Ca
 
 if TYPE_CHECKING:
     from redkit.cache.failure import FailurePolicy
+    from redkit.cache.flights import Flight, Flights
 
 log = logging.getLogger("redkit.cache")
 _DOWN: Any = object()
 """What a read that Redis could not answer found (with ``on_error="open"``)."""
-
-
-# --- in this process -----------------------------------------------------------------
-
-
-class Flight:
-    """One load in this process that other callers of the key wait for."""
-
-    __slots__ = ("error", "retry", "value")
-
-    def __init__(self) -> None:
-        self.value: Any = None
-        self.error: BaseException | None = None
-        self.retry = False
-
-    def result(self) -> Any:
-        """The leader's value, or its exception raised."""
-        if self.error is not None:
-            raise self.error
-        return self.value
-
-
-class Flights(Protocol):
-    """The loads running in this process, by key (threads or asyncio tasks)."""
-
-    def join(self, key: str) -> tuple[Any, bool]:
-        """The flight of ``key`` and True when the caller starts (leads) it."""
-        ...
-
-    def land(self, key: str, flight: Any, value: Any, error: BaseException | None) -> None:
-        """End ``flight``: share ``value`` or ``error``; a BaseException makes followers retry."""
-        ...
-
-
-class _ThreadFlight(Flight):
-    __slots__ = ("_done",)
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._done = threading.Event()
-
-    def wait(self) -> Flight:
-        self._done.wait()
-        return self
-
-
-class ThreadFlights:
-    """Loads shared by the threads of this process (for :class:`~redkit.cache.Cache`)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._flights: dict[str, _ThreadFlight] = {}
-
-    def join(self, key: str) -> tuple[_ThreadFlight, bool]:
-        with self._lock:
-            flight = self._flights.get(key)
-            if flight is not None:
-                return flight, False
-            flight = self._flights[key] = _ThreadFlight()
-            return flight, True
-
-    def land(
-        self, key: str, flight: _ThreadFlight, value: Any, error: BaseException | None
-    ) -> None:
-        with self._lock:
-            del self._flights[key]
-        _settle(flight, value, error)
-        flight._done.set()
-
-
-class _TaskFlight(Flight):
-    __slots__ = ("_done",)
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._done = asyncio.Event()
-
-    async def wait(self) -> Flight:
-        await self._done.wait()  # a cancelled follower stops waiting; the others go on
-        return self
-
-
-class TaskFlights:
-    """Loads shared by the asyncio tasks of this process (for ``AsyncCache``)."""
-
-    def __init__(self) -> None:
-        self._flights: dict[str, _TaskFlight] = {}
-
-    def join(self, key: str) -> tuple[_TaskFlight, bool]:
-        flight = self._flights.get(key)
-        if flight is not None:
-            return flight, False
-        flight = self._flights[key] = _TaskFlight()
-        return flight, True
-
-    def land(self, key: str, flight: _TaskFlight, value: Any, error: BaseException | None) -> None:
-        del self._flights[key]
-        _settle(flight, value, error)
-        flight._done.set()
-
-
-def _settle(flight: Flight, value: Any, error: BaseException | None) -> None:
-    if error is None:
-        flight.value = value
-    elif isinstance(error, Exception):
-        flight.error = error
-    else:  # cancelled or interrupted: not an outcome to share, the followers try again
-        flight.retry = True
 
 
 # --- the flows -----------------------------------------------------------------------
