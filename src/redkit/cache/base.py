@@ -7,10 +7,11 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypedDict, TypeVar
 
 from redkit import ops
+from redkit.cache import listener
 from redkit.cache.failure import FailurePolicy
 from redkit.cache.flights import Flights
 from redkit.cache.keying import CallKey
-from redkit.cache.near import Listener, NearCache, endpoints
+from redkit.cache.near import NearCache
 from redkit.cache.ops import CacheFlows, CacheKeys, Key, Policy
 from redkit.cache.stampede import Loads
 from redkit.cache.stats import CacheStats
@@ -103,20 +104,9 @@ class _CacheCore(Generic[CoreT]):
             none_ttl,
         )
         keys = CacheKeys(rk.keys, namespace)
-        self.near: NearCache | None = None
-        self._listener: Listener | None = None
+        self.near = NearCache(near, beta) if near else None
         # in pub/sub mode every writer announces its writes, near cache or not
         channel = rk.keys.group("cacheinval").key() if near_mode == "pubsub" else None
-        if near:
-            self.near = NearCache(near, beta)
-            self._listener = Listener(
-                self.near,
-                lambda: endpoints(rk.client),
-                keys.tracking_prefixes(),
-                rk.keys.group("cacheinval").key(),
-                near_mode,
-                near_heartbeat,
-            )
         self._f = CacheFlows(
             keys,
             self.serializer,
@@ -128,8 +118,11 @@ class _CacheCore(Generic[CoreT]):
             failure=self._failure,
         )
         self._loads = Loads(self._f, flights, self._failure, stale_on_error)
-        if self._listener is not None:
-            self._listener.start()
+        self._listener: listener.NearListener | None = None
+        self._near_owner: RedkitCore | AsyncRedkitCore = rk
+        if self.near is not None:  # a shared listener: no thread, no connection of its own
+            route = tuple(keys.tracking_prefixes())
+            self._listener = listener.attach(rk, self.near, route, near_mode, near_heartbeat)
 
     def __repr__(self) -> str:
         near = f", near={self.near.maxsize}" if self.near is not None else ""
@@ -183,8 +176,9 @@ class _CacheCore(Generic[CoreT]):
             self._unobserve = None
 
     def _stop_listener(self) -> None:
-        if self._listener is not None:
-            self._listener.stop()
+        if self.near is not None and self._listener is not None:
+            self._listener = None
+            listener.detach(self._near_owner, self.near)
 
     @staticmethod
     def _tags_of(tags: Tags, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Sequence[str]:
