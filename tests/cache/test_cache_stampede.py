@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from redkit import AsyncRedkit, Redkit
+from redkit.config import Settings
 
 if TYPE_CHECKING:
     from tests.cache.conftest import Either  # a fixture's value, for annotations
@@ -253,3 +254,42 @@ async def test_async_callers_share_one_load(ark: AsyncRedkit) -> None:
 
     assert await asyncio.gather(*(cache.get_or_set("k", loader) for _ in range(50))) == [3] * 50
     assert len(runs) == 1
+
+
+async def test_fill_waiters_do_not_starve_a_pool_of_10(
+    target_url: str, prefix: str, make_rk: Callable[..., Redkit]
+) -> None:
+    """Callers waiting for another instance's fill block on dedicated connections.
+
+    Each cache object shares loads only among its own callers, so 60 objects are 60
+    waiters on the fill lock, as 60 processes would be. (On a cluster, redis-py's asyncio
+    pool fails a burst above its size at once, waits or not, so there the pool is 100.)
+    """
+    settings = Settings.from_env(url=target_url, prefix=prefix)
+    pool = 100 if "cluster" in target_url else 10
+    settings = Settings(**{**settings.__dict__, "max_connections": pool, "socket_timeout": 2.0})
+    holder = make_rk().cache("starve", lock_ttl=30)  # another instance, loading slowly
+    gate, started = threading.Event(), threading.Event()
+
+    def slow() -> str:
+        started.set()
+        gate.wait(20)
+        return "filled"
+
+    with ThreadPoolExecutor(1) as thread:
+        loading = thread.submit(holder.get_or_set, "k", slow)
+        assert started.wait(5)
+        async with AsyncRedkit(settings=settings) as ark:
+            waiters = [ark.cache("starve", lock_ttl=30) for _ in range(60)]
+            stats = waiters[0].stats  # counts the namespace's notes on this facade
+            tasks = [asyncio.create_task(w.get_or_set("k", lambda: "never")) for w in waiters]
+            deadline = time.monotonic() + 10
+            while stats.misses < len(waiters):  # every one of them found nothing
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.01)
+            for _ in range(20):  # the shared pool still serves other calls
+                assert await asyncio.wait_for(ark.ping(), timeout=5)
+            assert not any(t.done() for t in tasks)
+            gate.set()
+            assert await asyncio.wait_for(asyncio.gather(*tasks), 20) == ["filled"] * 60
+        assert loading.result(timeout=5) == "filled"
