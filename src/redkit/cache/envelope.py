@@ -40,6 +40,7 @@ FLAG_NONE = 1
 FLAG_INT = 2
 _FIXED = struct.Struct(">BBHddfqB")
 _TAG = struct.Struct(">q")
+_HEAD = _FIXED.size
 _INT = re.compile(rb"-?[0-9]+")
 unpack_header = _FIXED.unpack_from
 """The raw fields of :func:`header`, unchecked (for a caller that checks the format)."""
@@ -147,7 +148,7 @@ def header(data: bytes) -> tuple[int, int, int, float, float, float, int, int]:
         head = unpack_header(data)
     except struct.error:
         raise DataError("cache entry is truncated or was not written by redkit") from None
-    if head[0] != FORMAT or head[2] < _FIXED.size or head[2] > len(data):
+    if head[0] != FORMAT or not _HEAD <= head[2] <= len(data):
         raise DataError("cache entry was not written by redkit (unknown format)")
     return head
 
@@ -161,25 +162,39 @@ def body(serializer: Serializer, data: bytes, flags: int, length: int) -> Any:
         if not _INT.fullmatch(text):
             raise DataError("cache entry flagged as an integer holds no integer")
         return int(text)
-    return _loads(serializer, data[length:])
-
-
-def _loads(serializer: Serializer, data: bytes) -> Any:
     try:
-        return serializer.loads(data)
-    except TamperedDataError:
-        raise
+        return serializer.loads(data[length:])
     except SerializationError as exc:
-        raise DataError(f"cache entry cannot be read: {exc}") from exc
+        raise _unreadable(exc) from exc
 
 
 def decode(serializer: Serializer, data: bytes) -> Entry:
-    """The entry stored in ``data``; raises DataError on bytes redkit did not write."""
-    _, flags, length, soft, hard, delta, ns_version, count = header(data)
-    tags = _decode_tags(data, _FIXED.size, count, length) if count else ()
-    # (the usual entry has no flags: its body is the serialized value)
-    value = body(serializer, data, flags, length) if flags else _loads(serializer, data[length:])
+    """The entry stored in ``data``; raises DataError on bytes redkit did not write.
+
+    (On every hit's path: the checks of :func:`header` and :func:`body` are inlined.)
+    """
+    try:
+        fmt, flags, length, soft, hard, delta, ns_version, count = unpack_header(data)
+    except struct.error:
+        raise DataError("cache entry is truncated or was not written by redkit") from None
+    if fmt != FORMAT or not _HEAD <= length <= len(data):
+        raise DataError("cache entry was not written by redkit (unknown format)")
+    if flags:
+        value = body(serializer, data, flags, length)
+    else:  # the usual entry: the serialized value
+        try:
+            value = serializer.loads(data[length:])
+        except SerializationError as exc:
+            raise _unreadable(exc) from exc
+    tags = _decode_tags(data, _HEAD, count, length) if count else ()
     return Entry(value, soft, hard, delta, ns_version, tags)
+
+
+def _unreadable(exc: SerializationError) -> SerializationError | DataError:
+    """A body the serializer refused: DataError, unless it failed its signature."""
+    if isinstance(exc, TamperedDataError):
+        return exc
+    return DataError(f"cache entry cannot be read: {exc}")
 
 
 def _decode_tags(data: bytes, offset: int, count: int, end: int) -> tuple[tuple[str, int], ...]:

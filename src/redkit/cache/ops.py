@@ -122,6 +122,14 @@ class Begin:
     down: bool = False
 
 
+@dataclass(slots=True)
+class Unchecked:
+    """A read found an entry whose stamp names versions the read did not fetch."""
+
+    entry: Entry
+    versions: Versions
+
+
 @dataclass(frozen=True, slots=True)
 class Policy:
     """How long entries live and how loads are coordinated."""
@@ -199,8 +207,13 @@ class CacheFlows:
 
     def get_flow(self, key: Key, default: Any, tags: Sequence[str]) -> ops.Flow[Any]:
         """The value of ``key``'s valid entry (stale or not), else ``default``."""
-        try:
-            found = yield from self.read_flow(self.keys.entry(key), tags)
+        ekey = self.keys.entry(key)
+        vkeys = self.version_keys(tags)
+        seq = 0 if self.near is None else self.near.sequence()
+        try:  # read_flow, inlined: this is every get's path
+            found = self.parse_read(ekey, vkeys, (yield self.read_effect(ekey, vkeys)), seq)
+            if isinstance(found, Unchecked):
+                found = yield from self._checked(ekey, found.entry, found.versions, seq)
         except UNAVAILABLE as exc:
             if not (yield from self.failure.failed(exc, "get")):
                 raise
@@ -219,21 +232,39 @@ class CacheFlows:
         valid entry is also stored in the near cache. Bytes redkit did not write raise
         :class:`~redkit.errors.DataError`.
         """
-        seq = 0 if self.near is None else self.near.sequence()
         vkeys = self.version_keys(tags)
+        seq = 0 if self.near is None else self.near.sequence()
+        found = self.parse_read(ekey, vkeys, (yield self.read_effect(ekey, vkeys)), seq)
+        if isinstance(found, Unchecked):
+            found = yield from self._checked(ekey, found.entry, found.versions, seq)
+        return found
+
+    def read_effect(self, ekey: str, vkeys: list[str]) -> ops.Call | ops.Batch:
+        """The read of an entry and its version keys (for :meth:`parse_read`)."""
+        if self.cluster:  # the version keys live in other slots
+            return ops.Batch([ops.Call("GET", k) for k in (ekey, *vkeys)])
+        if vkeys is not self._ns_only:
+            return ops.Call("MGET", ekey, *vkeys)
+        call = self._reads.get(ekey)  # the common read: its command built once per key
+        if call is None:
+            if len(self._reads) >= _ENTRY_KEY_MEMO:
+                self._reads.clear()
+            call = self._reads[ekey] = ops.Call("MGET", ekey, vkeys[0])
+        return call
+
+    def parse_read(
+        self, ekey: str, vkeys: list[str], reply: list[Any], seq: int
+    ) -> Found | Unchecked:
+        """What :meth:`read_effect` found: the valid entry, the versions (no valid entry),
+        or an entry whose tag versions are still to be read (:meth:`_checked`)."""
         if self.cluster:
-            reply = yield from self._mget([ekey, *vkeys])
-        elif tags:
-            reply = yield ops.Call("MGET", ekey, *vkeys)
-        else:  # the common read: its command is built once per key and reused
-            call = self._reads.get(ekey)
-            if call is None:
-                if len(self._reads) >= _ENTRY_KEY_MEMO:
-                    self._reads.clear()
-                call = self._reads[ekey] = ops.Call("MGET", ekey, vkeys[0])
-            reply = yield call
+            for part in reply:
+                if isinstance(part, RedisCommandError):
+                    raise part
         raw = reply[0]
         if raw is None:
+            if len(reply) == 2:  # (the usual read: the namespace version only)
+                return {vkeys[0]: _version(reply[1])}
             return dict(zip(vkeys, map(_version, reply[1:]), strict=True))
         entry = envelope.decode(self.serializer, raw)
         version = reply[1]
@@ -241,8 +272,7 @@ class CacheFlows:
             if self.near is not None:  # (the usual entry: valid by its namespace alone)
                 self.near.store(ekey, entry, ((vkeys[0], entry.ns_version),), seq)
             return entry
-        versions = dict(zip(vkeys, map(_version, reply[1:]), strict=True))
-        return (yield from self._checked(ekey, entry, versions, seq))
+        return Unchecked(entry, dict(zip(vkeys, map(_version, reply[1:]), strict=True)))
 
     def _checked(
         self, ekey: str | None, entry: Entry, versions: Versions, seq: int

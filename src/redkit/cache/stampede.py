@@ -38,7 +38,16 @@ from typing import TYPE_CHECKING, Any
 from redkit import ops
 from redkit.cache import envelope
 from redkit.cache.envelope import Entry, Found
-from redkit.cache.ops import ACQUIRE, FILL, SIGNAL_TTL_MS, UNREADABLE, Begin, CacheFlows, Key
+from redkit.cache.ops import (
+    ACQUIRE,
+    FILL,
+    SIGNAL_TTL_MS,
+    UNREADABLE,
+    Begin,
+    CacheFlows,
+    Key,
+    Unchecked,
+)
 
 if TYPE_CHECKING:
     from redkit.cache.failure import FailurePolicy
@@ -108,8 +117,14 @@ class Loads:
 
     def _read(self, ekey: str, tags: Sequence[str]) -> ops.Flow[Found]:
         """What Redis holds; bytes redkit cannot read are a miss (to be overwritten)."""
-        try:
-            return (yield from self.f.read_flow(ekey, tags))
+        f = self.f
+        vkeys = f.version_keys(tags)
+        seq = 0 if f.near is None else f.near.sequence()
+        try:  # read_flow, inlined: this is every get_or_set's path
+            found = f.parse_read(ekey, vkeys, (yield f.read_effect(ekey, vkeys)), seq)
+            if isinstance(found, Unchecked):
+                found = yield from f._checked(ekey, found.entry, found.versions, seq)
+            return found
         except UNREADABLE:
             yield from self.f.note("cache.corrupt")
             return {}
