@@ -74,8 +74,9 @@ class Cache(_CacheCore["RedkitCore"]):
         Raises:
             DataError: the key holds bytes redkit did not write (or that were damaged).
         """
-        value = self._near_value(key)
-        return self._rk.run(self._f.get_flow(key, default, tags)) if value is NOT_NEAR else value
+        if self.near is not None and (value := self._near_value(key)) is not NOT_NEAR:
+            return value
+        return self._rk.run(self._f.get_flow(key, default, tags))
 
     def get_many(self, keys: Sequence[Key]) -> dict[Key, Any]:
         """The cached values of ``keys`` that are present (one round trip per node)."""
@@ -142,8 +143,7 @@ class Cache(_CacheCore["RedkitCore"]):
         read counts as a miss and is overwritten. ``thread`` matters to ``AsyncCache``
         only (here the loader always runs in the calling thread).
         """
-        value = self._near_value(key)
-        if value is not NOT_NEAR:
+        if self.near is not None and (value := self._near_value(key)) is not NOT_NEAR:
             return value  # type: ignore[no-any-return]
         return self._rk.run(self._loads.get_or_set_flow(key, loader, ttl, tags, thread))  # type: ignore[no-any-return]
 
@@ -201,8 +201,7 @@ class AsyncCache(_CacheCore["AsyncRedkitCore"]):
 
     async def get(self, key: Key, default: Any = None, *, tags: Sequence[str] = ()) -> Any:
         """The cached value of ``key``, or ``default`` (see :meth:`Cache.get`)."""
-        value = self._near_value(key)
-        if value is not NOT_NEAR:
+        if self.near is not None and (value := self._near_value(key)) is not NOT_NEAR:
             return value
         return await self._rk.run(self._f.get_flow(key, default, tags))
 
@@ -264,8 +263,7 @@ class AsyncCache(_CacheCore["AsyncRedkitCore"]):
         ``loader`` may be an async function (awaited) or a sync one, which runs on the
         event loop unless ``thread=True`` runs it in a worker thread.
         """
-        value = self._near_value(key)
-        if value is not NOT_NEAR:
+        if self.near is not None and (value := self._near_value(key)) is not NOT_NEAR:
             return value
         return await self._rk.run(self._loads.get_or_set_flow(key, loader, ttl, tags, thread))
 

@@ -207,11 +207,10 @@ class CacheFlows:
 
     def get_flow(self, key: Key, default: Any, tags: Sequence[str]) -> ops.Flow[Any]:
         """The value of ``key``'s valid entry (stale or not), else ``default``."""
-        ekey = self.keys.entry(key)
-        vkeys = self.version_keys(tags)
+        ekey, vkeys, read = self.read(key, tags)
         seq = 0 if self.near is None else self.near.sequence()
         try:  # read_flow, inlined: this is every get's path
-            found = self.parse_read(ekey, vkeys, (yield self.read_effect(ekey, vkeys)), seq)
+            found = self.parse_read(ekey, vkeys, (yield read), seq)
             if isinstance(found, Unchecked):
                 found = yield from self._checked(ekey, found.entry, found.versions, seq)
         except UNAVAILABLE as exc:
@@ -239,17 +238,28 @@ class CacheFlows:
             found = yield from self._checked(ekey, found.entry, found.versions, seq)
         return found
 
-    def read_effect(self, ekey: str, vkeys: list[str]) -> ops.Call | ops.Batch:
-        """The read of an entry and its version keys (for :meth:`parse_read`)."""
+    def read(self, key: Key, tags: Sequence[str]) -> tuple[str, list[str], ops.Call | ops.Batch]:
+        """The entry key, version keys and read effect of ``key`` (see :meth:`parse_read`)."""
+        read = self._reads.get(key) if not tags and type(key) is str else None
+        if read is not None:  # the usual read, remembered by the caller's key
+            return read.args[1], self._ns_only, read  # type: ignore[return-value]
+        ekey, vkeys = self.keys.entry(key), self.version_keys(tags)
+        return ekey, vkeys, self.read_effect(ekey, vkeys, key)
+
+    def read_effect(
+        self, ekey: str, vkeys: list[str], key: Key | None = None
+    ) -> ops.Call | ops.Batch:
+        """The read of an entry and its version keys (for :meth:`parse_read`).
+
+        The usual read (a str key, no tags, not a cluster) is remembered by ``key``.
+        """
         if self.cluster:  # the version keys live in other slots
             return ops.Batch([ops.Call("GET", k) for k in (ekey, *vkeys)])
-        if vkeys is not self._ns_only:
-            return ops.Call("MGET", ekey, *vkeys)
-        call = self._reads.get(ekey)  # the common read: its command built once per key
-        if call is None:
+        call = ops.Call("MGET", ekey, *vkeys)
+        if vkeys is self._ns_only and type(key) is str:  # (1 == True: str keys only)
             if len(self._reads) >= _ENTRY_KEY_MEMO:
                 self._reads.clear()
-            call = self._reads[ekey] = ops.Call("MGET", ekey, vkeys[0])
+            self._reads[key] = call
         return call
 
     def parse_read(

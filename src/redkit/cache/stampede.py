@@ -90,7 +90,7 @@ class Loads:
         """The value of ``key``: fresh from Redis, or loaded once (see the module doc)."""
         ekey = self.f.keys.entry(key)
         while True:
-            found = yield from self._read(ekey, tags)
+            found = yield from self._read(key, tags)
             if type(found) is Entry:
                 if self._fresh(found):
                     yield from self.f.note("cache.hit")
@@ -115,13 +115,13 @@ class Loads:
         yield from self.f.note("cache.stale" if entry.stale(time.time()) else "cache.hit")
         return entry.value
 
-    def _read(self, ekey: str, tags: Sequence[str]) -> ops.Flow[Found]:
+    def _read(self, key: Key, tags: Sequence[str]) -> ops.Flow[Found]:
         """What Redis holds; bytes redkit cannot read are a miss (to be overwritten)."""
         f = self.f
-        vkeys = f.version_keys(tags)
+        ekey, vkeys, read = f.read(key, tags)
         seq = 0 if f.near is None else f.near.sequence()
         try:  # read_flow, inlined: this is every get_or_set's path
-            found = f.parse_read(ekey, vkeys, (yield f.read_effect(ekey, vkeys)), seq)
+            found = f.parse_read(ekey, vkeys, (yield read), seq)
             if isinstance(found, Unchecked):
                 found = yield from f._checked(ekey, found.entry, found.versions, seq)
             return found
