@@ -26,6 +26,8 @@ from typing_extensions import Unpack
 
 from redkit.cache.base import NOT_NEAR, CacheOptions, Tags, _CacheCore
 from redkit.cache.flights import TaskFlights, ThreadFlights
+from redkit.cache.ops import ttl_seconds
+from redkit.durations import Duration
 from redkit.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -83,19 +85,19 @@ class Cache(_CacheCore["RedkitCore"]):
         return self._rk.run(self._get_many_flow(keys))
 
     def set(
-        self, key: Key, value: Any, ttl: float | None = None, *, tags: Sequence[str] = ()
+        self, key: Key, value: Any, ttl: Duration | None = None, *, tags: Sequence[str] = ()
     ) -> None:
         """Store ``value`` under ``key`` for ``ttl`` seconds (default: the cache's)."""
         self._rk.run(self._write(self._f.set_many_flow([(key, value)], tags, ttl), None, "set"))
 
     def add(
-        self, key: Key, value: Any, ttl: float | None = None, *, tags: Sequence[str] = ()
+        self, key: Key, value: Any, ttl: Duration | None = None, *, tags: Sequence[str] = ()
     ) -> bool:
         """Store ``value`` only if ``key`` has no valid entry; True when stored."""
         return self._rk.run(self._write(self._f.add_flow(key, value, tags, ttl), False, "add"))
 
     def set_many(
-        self, items: Mapping[Key, Any], ttl: float | None = None, *, tags: Sequence[str] = ()
+        self, items: Mapping[Key, Any], ttl: Duration | None = None, *, tags: Sequence[str] = ()
     ) -> None:
         """Store several values (one round trip for versions, one for the writes)."""
         self._rk.run(self._set_many_flow(items, ttl, tags))
@@ -112,7 +114,7 @@ class Cache(_CacheCore["RedkitCore"]):
         """
         return self._rk.run(self._write(self._f.incr_flow(key, delta), None, "incr"))
 
-    def touch(self, key: Key, ttl: float | None) -> bool:
+    def touch(self, key: Key, ttl: Duration | None) -> bool:
         """Make ``key`` expire ``ttl`` seconds from now (None: never); False if absent."""
         return self._rk.run(self._write(self._f.touch_flow(key, ttl), False, "touch"))
 
@@ -128,7 +130,7 @@ class Cache(_CacheCore["RedkitCore"]):
         self,
         key: Key,
         loader: Callable[[], T],
-        ttl: float | None = None,
+        ttl: Duration | None = None,
         *,
         tags: Sequence[str] = (),
         thread: bool = False,
@@ -149,27 +151,31 @@ class Cache(_CacheCore["RedkitCore"]):
 
     def cached(
         self,
-        ttl: float | None = None,
+        ttl: Duration | None = None,
         *,
         tags: Tags = (),
         key: Callable[..., str] | None = None,
         ignore: Sequence[str] = (),
+        name: str | None = None,
     ) -> Callable[[Callable[..., T]], Callable[..., T]]:
         """Decorate a function so its results are cached under a key derived from its arguments.
 
         Args:
-            ttl: seconds (default: the cache's).
+            ttl: seconds or a timedelta (default: the cache's); checked here.
             tags: tags of every result, or a function of the call's arguments returning them.
             key: a function of the call's arguments returning the key, instead of the digest.
             ignore: parameter names left out of the key (e.g. ``("self",)``).
+            name: the function's name in its keys; required for a function without a
+                stable one (a closure, a lambda, a bound method) unless ``key`` is given.
         """
+        ttl = ttl_seconds(ttl)
 
         def decorate(func: Callable[..., T]) -> Callable[..., T]:
             if inspect.iscoroutinefunction(func):
                 raise ConfigError(
                     f"{func.__qualname__} is async: decorate it with an AsyncCache (ark.cache(...))"
                 )
-            keyer = self._keyer(func, key, ignore)
+            keyer = self._keyer(func, key, ignore, name)
 
             @functools.wraps(func)
             def wrapper(*args: Any, **kwargs: Any) -> T:
@@ -210,21 +216,21 @@ class AsyncCache(_CacheCore["AsyncRedkitCore"]):
         return await self._rk.run(self._get_many_flow(keys))
 
     async def set(
-        self, key: Key, value: Any, ttl: float | None = None, *, tags: Sequence[str] = ()
+        self, key: Key, value: Any, ttl: Duration | None = None, *, tags: Sequence[str] = ()
     ) -> None:
         """Store ``value`` under ``key`` for ``ttl`` seconds (default: the cache's)."""
         flow = self._f.set_many_flow([(key, value)], tags, ttl)
         await self._rk.run(self._write(flow, None, "set"))
 
     async def add(
-        self, key: Key, value: Any, ttl: float | None = None, *, tags: Sequence[str] = ()
+        self, key: Key, value: Any, ttl: Duration | None = None, *, tags: Sequence[str] = ()
     ) -> bool:
         """Store ``value`` only if ``key`` has no valid entry; True when stored."""
         flow = self._f.add_flow(key, value, tags, ttl)
         return await self._rk.run(self._write(flow, False, "add"))
 
     async def set_many(
-        self, items: Mapping[Key, Any], ttl: float | None = None, *, tags: Sequence[str] = ()
+        self, items: Mapping[Key, Any], ttl: Duration | None = None, *, tags: Sequence[str] = ()
     ) -> None:
         """Store several values (one round trip for versions, one for the writes)."""
         await self._rk.run(self._set_many_flow(items, ttl, tags))
@@ -237,7 +243,7 @@ class AsyncCache(_CacheCore["AsyncRedkitCore"]):
         """Add ``delta`` to an int entry atomically (see :meth:`Cache.incr`)."""
         return await self._rk.run(self._write(self._f.incr_flow(key, delta), None, "incr"))
 
-    async def touch(self, key: Key, ttl: float | None) -> bool:
+    async def touch(self, key: Key, ttl: Duration | None) -> bool:
         """Make ``key`` expire ``ttl`` seconds from now (None: never); False if absent."""
         return await self._rk.run(self._write(self._f.touch_flow(key, ttl), False, "touch"))
 
@@ -253,7 +259,7 @@ class AsyncCache(_CacheCore["AsyncRedkitCore"]):
         self,
         key: Key,
         loader: Callable[[], Any],
-        ttl: float | None = None,
+        ttl: Duration | None = None,
         *,
         tags: Sequence[str] = (),
         thread: bool = False,
@@ -269,20 +275,22 @@ class AsyncCache(_CacheCore["AsyncRedkitCore"]):
 
     def cached(
         self,
-        ttl: float | None = None,
+        ttl: Duration | None = None,
         *,
         tags: Tags = (),
         key: Callable[..., str] | None = None,
         ignore: Sequence[str] = (),
+        name: str | None = None,
     ) -> Callable[[Callable[..., Awaitable[T]]], Callable[..., Awaitable[T]]]:
         """:meth:`Cache.cached` for async functions (the wrapper is a coroutine function)."""
+        ttl = ttl_seconds(ttl)
 
         def decorate(func: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
             if not inspect.iscoroutinefunction(func):
                 raise ConfigError(
                     f"{func.__qualname__} is not async: decorate it with a Cache (rk.cache(...))"
                 )
-            keyer = self._keyer(func, key, ignore)
+            keyer = self._keyer(func, key, ignore, name)
 
             @functools.wraps(func)
             async def wrapper(*args: Any, **kwargs: Any) -> T:

@@ -34,6 +34,7 @@ from redkit.cache import envelope
 from redkit.cache.envelope import Entry, Found, Versions
 from redkit.cache.failure import UNAVAILABLE, FailurePolicy
 from redkit.cache.stats import NOTES
+from redkit.durations import Duration, seconds
 from redkit.errors import ConfigError, DataError, RedisCommandError, SerializationError
 from redkit.keys import KeyGroup, Keyspace, escape
 from redkit.scripts import check, script
@@ -53,6 +54,7 @@ _VERSION_BITS = 63
 _TAG_KEY_MEMO = 4096
 _ENTRY_KEY_MEMO = 4096
 _ADD_ATTEMPTS = 3
+_OUT_OF_RANGE = -4  # cache_incr's status for a sum it cannot make exactly
 #: What a read that found bytes redkit cannot read raises (DataError, TamperedDataError).
 UNREADABLE = (DataError, SerializationError)
 
@@ -414,9 +416,10 @@ class CacheFlows:
         self,
         items: Sequence[tuple[str | bytes | int, Any]],
         tags: Sequence[str],
-        ttl: float | None,
+        ttl: Duration | None,
     ) -> ops.Flow[None]:
         """Write several entries: versions in one round trip, the writes in one batch."""
+        ttl = ttl_seconds(ttl)
         versions = yield from self.current_versions_flow(tags)
         calls = []
         for key, value in items:
@@ -429,7 +432,7 @@ class CacheFlows:
                 raise reply
 
     def add_flow(
-        self, key: str | bytes | int, value: Any, tags: Sequence[str], ttl: float | None
+        self, key: str | bytes | int, value: Any, tags: Sequence[str], ttl: Duration | None
     ) -> ops.Flow[bool]:
         """Store ``value`` unless ``key`` has a valid entry; an invalid one is replaced.
 
@@ -438,6 +441,7 @@ class CacheFlows:
         written meanwhile is re-read and checked again. Bytes redkit did not write count as
         invalid (they are replaced, exactly as read).
         """
+        ttl = ttl_seconds(ttl)
         ekey = self.keys.entry(key)
         vkeys = self.version_keys(tags)
         for _ in range(_ADD_ATTEMPTS):
@@ -497,14 +501,21 @@ class CacheFlows:
                 return None
             self.forget_local(ekey)
             stamp = raw[envelope.NS_VERSION_OFFSET : envelope.header(raw)[2]]
-            done, value = check("cache_incr", (yield ops.Eval(INCR, (ekey,), (delta, stamp))))
+            reply = yield ops.Eval(INCR, (ekey,), (delta, stamp))
+            if reply[0] == _OUT_OF_RANGE:
+                raise ConfigError(
+                    f"cache entry {key!r}: the value or the result would be beyond "
+                    "+-(2**53 - 1), which incr cannot add exactly"
+                )
+            done, value = check("cache_incr", reply)
             yield from self.announce([ekey])
             if done:
                 return int(value)
         return None
 
-    def touch_flow(self, key: str | bytes | int, ttl: float | None) -> ops.Flow[bool]:
+    def touch_flow(self, key: str | bytes | int, ttl: Duration | None) -> ops.Flow[bool]:
         """Give an entry a new expiry ``ttl`` seconds from now (None: never expires)."""
+        ttl = ttl_seconds(ttl)
         ekey = self.keys.entry(key)
         self.forget_local(ekey)
         expiry, px = b"\0" * 16, 0
@@ -515,6 +526,11 @@ class CacheFlows:
         touched = check("cache_touch", (yield ops.Eval(TOUCH, (ekey,), (expiry, px))))
         yield from self.announce([ekey])
         return bool(touched)
+
+
+def ttl_seconds(ttl: Duration | None) -> float | None:
+    """A per-call ``ttl`` in seconds (None: the cache's, or never for ``touch``), checked."""
+    return None if ttl is None else seconds(ttl, "ttl")
 
 
 def _version(raw: Any) -> int | None:

@@ -47,11 +47,13 @@ from redkit.cache.ops import (
     CacheFlows,
     Key,
     Unchecked,
+    ttl_seconds,
 )
 
 if TYPE_CHECKING:
     from redkit.cache.failure import FailurePolicy
     from redkit.cache.flights import Flight, Flights
+    from redkit.durations import Duration
 
 log = logging.getLogger("redkit.cache")
 _DOWN: Any = object()
@@ -83,11 +85,12 @@ class Loads:
         self,
         key: Key,
         loader: Callable[[], Any],
-        ttl: float | None,
+        ttl: Duration | None,
         tags: Sequence[str],
         thread: bool = False,
     ) -> ops.Flow[Any]:
         """The value of ``key``: fresh from Redis, or loaded once (see the module doc)."""
+        ttl = ttl_seconds(ttl)
         ekey = self.f.keys.entry(key)
         while True:
             found = yield from self._read(key, tags)

@@ -5,7 +5,10 @@
 --         the end of the tag list (namespace version, tag count, tags; see envelope.py)
 -- Returns {1, new_value} when added; {0, 0} when the key holds no entry, or one with
 -- another stamp (rewritten since the caller checked it); {-2, 0} when the entry is not an
--- integer; {-3, 0} when the key holds bytes redkit did not write (see scripts.STATUS).
+-- integer; {-3, 0} when the key holds bytes redkit did not write; {-4, 0} when the value
+-- or the result is beyond +-(2^53 - 1): Lua numbers are doubles, which hold no larger
+-- integer exactly, so such an increment is refused rather than rounded (see
+-- scripts.STATUS for the codes).
 local v = redis.call('GET', KEYS[1])
 if not v then
   return {0, 0}
@@ -27,6 +30,10 @@ local text = string.sub(v, head + 1)
 if not string.match(text, '^%-?%d+$') then
   return {-2, 0}
 end
-local value = tonumber(text) + tonumber(ARGV[1])
+local current = tonumber(text)
+local value = current + tonumber(ARGV[1])
+if math.abs(current) > 9007199254740991 or math.abs(value) > 9007199254740991 then
+  return {-4, 0}
+end
 redis.call('SET', KEYS[1], string.sub(v, 1, head) .. string.format('%.0f', value), 'KEEPTTL')
 return {1, value}
