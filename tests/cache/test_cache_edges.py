@@ -201,3 +201,13 @@ def _until(condition: Callable[[], bool], what: str) -> None:
     while not condition():
         assert time.monotonic() < deadline, f"timed out waiting until {what}"
         time.sleep(0.005)
+
+
+def test_a_bad_ttl_fails_the_store_and_gives_the_lock_back(rk: Redkit) -> None:
+    cache = rk.cache("badttl", lock_ttl=30, wait_timeout=30)
+    with pytest.raises(ConfigError, match="ttl"):
+        cache.get_or_set("k", lambda: 1, ttl=-1)
+    lock = rk.keys.group("cache", "badttl", "k").key("lock")
+    assert rk.client.exists(lock) == 0, "released at once, not after lock_ttl"
+    assert cache.get_or_set("k", lambda: 2) == 2
+    assert cache.get_or_set("k", lambda: 3, ttl=-1) == 2, "a hit never reads ttl"

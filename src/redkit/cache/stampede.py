@@ -90,7 +90,6 @@ class Loads:
         thread: bool = False,
     ) -> ops.Flow[Any]:
         """The value of ``key``: fresh from Redis, or loaded once (see the module doc)."""
-        ttl = ttl_seconds(ttl)
         ekey = self.f.keys.entry(key)
         while True:
             found = yield from self._read(key, tags)
@@ -149,7 +148,7 @@ class Loads:
         self,
         key: Key,
         loader: Callable[[], Any],
-        ttl: float | None,
+        ttl: Duration | None,
         tags: Sequence[str],
         found: Found,
         thread: bool,
@@ -194,13 +193,13 @@ class Loads:
         begin: Begin,
         value: object,
         tags: Sequence[str],
-        ttl: float | None,
+        ttl: Duration | None,
         delta: float,
     ) -> ops.Flow[None]:
         if begin.down:
             return
-        try:
-            yield from fill_flow(self.f, key, begin, value, tags, ttl, delta)
+        try:  # (ttl is checked here: a hit never reads it)
+            yield from fill_flow(self.f, key, begin, value, tags, ttl_seconds(ttl), delta)
         except GeneratorExit:
             raise
         except BaseException as exc:
