@@ -90,24 +90,51 @@ class Loads:
         thread: bool = False,
     ) -> ops.Flow[Any]:
         """The value of ``key``: fresh from Redis, or loaded once (see the module doc)."""
-        ekey = self.f.keys.entry(key)
-        while True:
-            found = yield from self._read(key, tags)
-            if type(found) is Entry:
-                if self._fresh(found):
-                    yield from self.f.note("cache.hit")
-                    return found.value
-            elif found is not _DOWN:
-                yield from self.f.note("cache.miss")
-            flight, leader = self.flights.join(ekey)
-            if leader:
-                load = self._load(key, loader, ttl, tags, found, thread)
-                return (yield from self._lead(ekey, flight, load))
-            if type(found) is Entry:  # being refreshed here: serve it meanwhile
-                return (yield from self._serve(found))
-            done = yield ops.UserCall(flight.wait)
-            if not done.retry:
-                return done.result()
+        f = self.f
+        ekey, vkeys, read = f.read(key, tags)
+        seq = 0 if f.near is None else f.near.sequence()
+        found: Found
+        try:  # read_flow, inlined: this is every get_or_set's path
+            reply = yield read
+            parsed = f.parse_read(ekey, vkeys, reply, seq)
+            if isinstance(parsed, Unchecked):
+                parsed = yield from f._checked(ekey, parsed.entry, parsed.versions, seq)
+            found = parsed
+        except UNREADABLE:  # bytes redkit cannot read: a miss, to be overwritten
+            yield from f.note("cache.corrupt")
+            found = {}
+        except Exception as exc:
+            if not (yield from self.failure.failed(exc, "read")):
+                raise
+            found = _DOWN
+        if type(found) is Entry and self._fresh(found):
+            yield from f.note("cache.hit")
+            return found.value
+        return (yield from self._share(key, ekey, loader, ttl, tags, thread, found))
+
+    def _share(
+        self,
+        key: Key,
+        ekey: str,
+        loader: Callable[[], Any],
+        ttl: Duration | None,
+        tags: Sequence[str],
+        thread: bool,
+        found: Found,
+    ) -> ops.Flow[Any]:
+        """No fresh value: lead this process's load of ``key``, or share the one running."""
+        if type(found) is not Entry and found is not _DOWN:
+            yield from self.f.note("cache.miss")
+        flight, leader = self.flights.join(ekey)
+        if leader:
+            load = self._load(key, loader, ttl, tags, found, thread)
+            return (yield from self._lead(ekey, flight, load))
+        if type(found) is Entry:  # being refreshed here: serve it meanwhile
+            return (yield from self._serve(found))
+        done = yield ops.UserCall(flight.wait)
+        if done.retry:  # the leader was cancelled: start over
+            return (yield from self.get_or_set_flow(key, loader, ttl, tags, thread))
+        return done.result()
 
     def _fresh(self, entry: Entry) -> bool:
         now = time.time()
@@ -116,24 +143,6 @@ class Loads:
     def _serve(self, entry: Entry) -> ops.Flow[Any]:
         yield from self.f.note("cache.stale" if entry.stale(time.time()) else "cache.hit")
         return entry.value
-
-    def _read(self, key: Key, tags: Sequence[str]) -> ops.Flow[Found]:
-        """What Redis holds; bytes redkit cannot read are a miss (to be overwritten)."""
-        f = self.f
-        ekey, vkeys, read = f.read(key, tags)
-        seq = 0 if f.near is None else f.near.sequence()
-        try:  # read_flow, inlined: this is every get_or_set's path
-            found = f.parse_read(ekey, vkeys, (yield read), seq)
-            if isinstance(found, Unchecked):
-                found = yield from f._checked(ekey, found.entry, found.versions, seq)
-            return found
-        except UNREADABLE:
-            yield from self.f.note("cache.corrupt")
-            return {}
-        except Exception as exc:
-            if not (yield from self.failure.failed(exc, "read")):
-                raise
-            return _DOWN  # type: ignore[no-any-return]
 
     def _lead(self, ekey: str, flight: Flight, load: ops.Flow[Any]) -> ops.Flow[Any]:
         try:
