@@ -190,7 +190,7 @@ class Cache(_CacheCore["RedkitCore"]):
         return decorate
 
     def close(self) -> None:
-        """Stop the near cache's listener and the stats observer (the facade stays open)."""
+        """Detach the near cache from the facade's listener; stop counting ``stats``."""
         self._close()
 
 
@@ -305,5 +305,5 @@ class AsyncCache(_CacheCore["AsyncRedkitCore"]):
         return decorate
 
     async def aclose(self) -> None:
-        """Stop the near cache's listener and the stats observer (the facade stays open)."""
+        """Detach the near cache from the facade's listener; stop counting ``stats``."""
         self._close()
