@@ -125,3 +125,29 @@ def test_bad_failure_options_are_config_errors(server: EmbeddedServer) -> None:
             rk.cache("x", on_error="local")
         with pytest.raises(ConfigError, match="deadline"):
             rk.cache("x", deadline=0)
+
+
+async def test_cooldown_skips_the_server(
+    make_cache: Callable[..., Either], server: EmbeddedServer
+) -> None:
+    cache = make_cache("cool", deadline=DEADLINE, cooldown=30)
+    eager = make_cache("cool", deadline=DEADLINE, cooldown=0)
+    server.stop()
+    assert await cache.get("k", "default") == "default"
+    assert await eager.get("k", "default") == "default"
+    server.start()
+    with Redkit(server.url, prefix="cfail") as other:
+        other.cache("cool").set("k", "cached")
+    # within the cooldown the cache answers by its policy without asking the server
+    assert await cache.get("k", "default") == "default"
+    assert await cache.get_or_set("k", lambda: "loaded") == "loaded"
+    deadline = time.monotonic() + 10
+    while await eager.get("k") != "cached":  # no cooldown: asks again at once
+        assert time.monotonic() < deadline
+    closed = make_cache("cool2", on_error="closed", deadline=DEADLINE, cooldown=30)
+    server.stop()
+    with pytest.raises(RedkitConnectionError):
+        await closed.get("k")
+    server.start()
+    with pytest.raises(RedkitConnectionError, match="cooldown"):
+        await closed.get("k")  # fails closed at once, without asking the (healthy) server

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypedDict, TypeVar
 
 from redkit import ops
 from redkit.cache import listener
-from redkit.cache.failure import FailurePolicy
+from redkit.cache.failure import CacheFailures
 from redkit.cache.flights import Flights
 from redkit.cache.keying import CallKey
 from redkit.cache.near import NearCache
@@ -44,6 +44,7 @@ class CacheOptions(TypedDict, total=False):
     stale_on_error: bool
     on_error: str
     deadline: Duration | None
+    cooldown: Duration
     serializer: str | Serializer | None
     secret: str | bytes | None
     near: int
@@ -71,6 +72,7 @@ class _CacheCore(Generic[CoreT]):
         stale_on_error: bool = True,
         on_error: str = "open",
         deadline: Duration | None = None,
+        cooldown: Duration = 1.0,
         serializer: str | Serializer | None = None,
         secret: str | bytes | None = None,
         near: int = 0,
@@ -84,6 +86,7 @@ class _CacheCore(Generic[CoreT]):
         none_ttl = seconds(none_ttl, "none_ttl", allow_none=True)
         near_heartbeat = seconds(near_heartbeat, "near_heartbeat")
         deadline = seconds(deadline, "deadline", allow_none=True)
+        cooldown = seconds(cooldown, "cooldown", allow_zero=True)
         _check(jitter, beta, near, near_mode)
         self.namespace = namespace
         self.stale_on_error = stale_on_error
@@ -91,7 +94,7 @@ class _CacheCore(Generic[CoreT]):
         # the core the flows run on: with a deadline, a sibling whose commands give up then
         self._rk: CoreT = rk if deadline is None else rk.with_timeout(deadline)
         observers = self._rk._observers  # the live list: notes are skipped while it is empty
-        self._failure = FailurePolicy(namespace, on_error, observers)
+        self._failure = CacheFailures(namespace, on_error, cooldown, observers)
         # near hits never reach a driver; this one reports their notes to the observers
         self._reporter = ops.Driver(None, self._rk.target, observers)
         self._stats: CacheStats | None = None
@@ -164,16 +167,16 @@ class _CacheCore(Generic[CoreT]):
         return entry.value
 
     def _get_many_flow(self, keys: Sequence[Key]) -> ops.Flow[dict[Key, Any]]:
-        return self._failure.guarded(self._f.get_many_flow(keys), {}, "get_many")
+        return self._failure.guarded(self._f.get_many_flow(keys), {})
 
     def _set_many_flow(
         self, items: Mapping[Key, Any], ttl: Duration | None, tags: Sequence[str]
     ) -> ops.Flow[None]:
         flow = self._f.set_many_flow(list(items.items()), tags, ttl)
-        return self._failure.guarded(flow, None, "set_many")
+        return self._failure.guarded(flow, None)
 
-    def _write(self, flow: ops.Flow[T], fallback: T, what: str) -> ops.Flow[T]:
-        return self._failure.guarded(flow, fallback, what)
+    def _write(self, flow: ops.Flow[T], fallback: T) -> ops.Flow[T]:
+        return self._failure.guarded(flow, fallback)
 
     def _close(self) -> None:
         self._stop_listener()

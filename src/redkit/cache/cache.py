@@ -59,6 +59,8 @@ class Cache(_CacheCore["RedkitCore"]):
         deadline: seconds each Redis command may take (connect and reply, no retries)
             before it fails and ``on_error`` decides; None (default): the facade's own
             timeouts and retries.
+        cooldown: seconds after a failure during which the cache does not ask Redis and
+            answers by ``on_error`` at once (0: ask again at once).
         serializer: override the facade's serializer (``"pickle"`` needs ``secret``).
         near: keep up to this many entries in an in-process near cache (0: off).
         near_mode: ``"tracking"`` (RESP3 client tracking) or ``"pubsub"`` (see docs).
@@ -88,13 +90,13 @@ class Cache(_CacheCore["RedkitCore"]):
         self, key: Key, value: Any, ttl: Duration | None = None, *, tags: Sequence[str] = ()
     ) -> None:
         """Store ``value`` under ``key`` for ``ttl`` seconds (default: the cache's)."""
-        self._rk.run(self._write(self._f.set_many_flow([(key, value)], tags, ttl), None, "set"))
+        self._rk.run(self._write(self._f.set_many_flow([(key, value)], tags, ttl), None))
 
     def add(
         self, key: Key, value: Any, ttl: Duration | None = None, *, tags: Sequence[str] = ()
     ) -> bool:
         """Store ``value`` only if ``key`` has no valid entry; True when stored."""
-        return self._rk.run(self._write(self._f.add_flow(key, value, tags, ttl), False, "add"))
+        return self._rk.run(self._write(self._f.add_flow(key, value, tags, ttl), False))
 
     def set_many(
         self, items: Mapping[Key, Any], ttl: Duration | None = None, *, tags: Sequence[str] = ()
@@ -112,11 +114,11 @@ class Cache(_CacheCore["RedkitCore"]):
         Raises:
             DataError: the entry is not an int, or not one redkit wrote.
         """
-        return self._rk.run(self._write(self._f.incr_flow(key, delta), None, "incr"))
+        return self._rk.run(self._write(self._f.incr_flow(key, delta), None))
 
     def touch(self, key: Key, ttl: Duration | None) -> bool:
         """Make ``key`` expire ``ttl`` seconds from now (None: never); False if absent."""
-        return self._rk.run(self._write(self._f.touch_flow(key, ttl), False, "touch"))
+        return self._rk.run(self._write(self._f.touch_flow(key, ttl), False))
 
     def invalidate_tags(self, *tags: str) -> None:
         """Invalidate every entry carrying any of ``tags``, in every namespace. O(1) per tag."""
@@ -220,14 +222,14 @@ class AsyncCache(_CacheCore["AsyncRedkitCore"]):
     ) -> None:
         """Store ``value`` under ``key`` for ``ttl`` seconds (default: the cache's)."""
         flow = self._f.set_many_flow([(key, value)], tags, ttl)
-        await self._rk.run(self._write(flow, None, "set"))
+        await self._rk.run(self._write(flow, None))
 
     async def add(
         self, key: Key, value: Any, ttl: Duration | None = None, *, tags: Sequence[str] = ()
     ) -> bool:
         """Store ``value`` only if ``key`` has no valid entry; True when stored."""
         flow = self._f.add_flow(key, value, tags, ttl)
-        return await self._rk.run(self._write(flow, False, "add"))
+        return await self._rk.run(self._write(flow, False))
 
     async def set_many(
         self, items: Mapping[Key, Any], ttl: Duration | None = None, *, tags: Sequence[str] = ()
@@ -241,11 +243,11 @@ class AsyncCache(_CacheCore["AsyncRedkitCore"]):
 
     async def incr(self, key: Key, delta: int = 1) -> int | None:
         """Add ``delta`` to an int entry atomically (see :meth:`Cache.incr`)."""
-        return await self._rk.run(self._write(self._f.incr_flow(key, delta), None, "incr"))
+        return await self._rk.run(self._write(self._f.incr_flow(key, delta), None))
 
     async def touch(self, key: Key, ttl: Duration | None) -> bool:
         """Make ``key`` expire ``ttl`` seconds from now (None: never); False if absent."""
-        return await self._rk.run(self._write(self._f.touch_flow(key, ttl), False, "touch"))
+        return await self._rk.run(self._write(self._f.touch_flow(key, ttl), False))
 
     async def invalidate_tags(self, *tags: str) -> None:
         """Invalidate every entry carrying any of ``tags``, in every namespace. O(1) per tag."""

@@ -32,10 +32,11 @@ from typing import TYPE_CHECKING, Any
 from redkit import ops
 from redkit.cache import envelope
 from redkit.cache.envelope import Entry, Found, Versions
-from redkit.cache.failure import UNAVAILABLE, FailurePolicy
+from redkit.cache.failure import CacheFailures
 from redkit.cache.stats import NOTES
 from redkit.durations import Duration, seconds
 from redkit.errors import ConfigError, DataError, RedisCommandError, SerializationError
+from redkit.failure import UNAVAILABLE
 from redkit.keys import KeyGroup, Keyspace, escape
 from redkit.scripts import check, script
 
@@ -159,7 +160,7 @@ class CacheFlows:
         near: NearCache | None = None,
         channel: str | None = None,
         observers: Sequence[ops.Observer] = (),
-        failure: FailurePolicy | None = None,
+        failure: CacheFailures | None = None,
     ) -> None:
         self.keys = keys
         self.serializer = serializer
@@ -171,7 +172,9 @@ class CacheFlows:
         # facade's live list of observers), so an unobserved cache pays nothing for them
         self.notes = {name: ops.Note(name, keys.namespace) for name in NOTES}
         self.observers = observers
-        self.failure = FailurePolicy(keys.namespace, "closed") if failure is None else failure
+        self.failure = (
+            CacheFailures(keys.namespace, "closed", 0, ()) if failure is None else failure
+        )
         self._ns_only = [keys.ns_version]
         self._reads: dict[str, ops.Call] = {}
 
@@ -209,6 +212,9 @@ class CacheFlows:
 
     def get_flow(self, key: Key, default: Any, tags: Sequence[str]) -> ops.Flow[Any]:
         """The value of ``key``'s valid entry (stale or not), else ``default``."""
+        if self.failure.policy.down_until and self.failure.cooling():
+            yield from self.failure.failed(None)  # raises when failing closed
+            return default
         ekey, vkeys, read = self.read(key, tags)
         seq = 0 if self.near is None else self.near.sequence()
         try:  # read_flow, inlined: this is every get's path
@@ -216,8 +222,7 @@ class CacheFlows:
             if isinstance(found, Unchecked):
                 found = yield from self._checked(ekey, found.entry, found.versions, seq)
         except UNAVAILABLE as exc:
-            if not (yield from self.failure.failed(exc, "get")):
-                raise
+            yield from self.failure.failed(exc)  # raises when failing closed
             return default
         if type(found) is not Entry:
             yield from self.note("cache.miss")

@@ -51,7 +51,7 @@ from redkit.cache.ops import (
 )
 
 if TYPE_CHECKING:
-    from redkit.cache.failure import FailurePolicy
+    from redkit.cache.failure import CacheFailures
     from redkit.cache.flights import Flight, Flights
     from redkit.durations import Duration
 
@@ -74,7 +74,7 @@ class Loads:
     """
 
     def __init__(
-        self, f: CacheFlows, flights: Flights, failure: FailurePolicy, stale_on_error: bool
+        self, f: CacheFlows, flights: Flights, failure: CacheFailures, stale_on_error: bool
     ) -> None:
         self.f = f
         self.flights = flights
@@ -91,6 +91,10 @@ class Loads:
     ) -> ops.Flow[Any]:
         """The value of ``key``: fresh from Redis, or loaded once (see the module doc)."""
         f = self.f
+        if self.failure.policy.down_until and self.failure.cooling():
+            yield from self.failure.failed(None)  # raises when failing closed
+            ekey = f.keys.entry(key)
+            return (yield from self._share(key, ekey, loader, ttl, tags, thread, _DOWN))
         ekey, vkeys, read = f.read(key, tags)
         seq = 0 if f.near is None else f.near.sequence()
         found: Found
@@ -104,7 +108,7 @@ class Loads:
             yield from f.note("cache.corrupt")
             found = {}
         except Exception as exc:
-            if not (yield from self.failure.failed(exc, "read")):
+            if not (yield from self.failure.failed(exc)):
                 raise
             found = _DOWN
         if type(found) is Entry and self._fresh(found):
@@ -192,7 +196,7 @@ class Loads:
         try:
             return (yield from begin_flow(self.f, key, tags, found))
         except Exception as exc:
-            if not (yield from self.failure.failed(exc, "fill lock")):
+            if not (yield from self.failure.failed(exc)):
                 raise
             return Begin(None, load=True, down=True)
 
@@ -213,7 +217,7 @@ class Loads:
             raise
         except BaseException as exc:
             yield from self._release(key, begin)
-            if not (yield from self.failure.failed(exc, "store")):
+            if not (yield from self.failure.failed(exc)):
                 raise
 
     def _release(self, key: Key, begin: Begin) -> ops.Flow[None]:
@@ -223,7 +227,7 @@ class Loads:
         try:
             yield from release_flow(self.f, key, begin.token)
         except Exception as exc:
-            log.debug("cache %r: releasing a fill lock failed: %s", self.failure.namespace, exc)
+            log.debug("cache %r: releasing a fill lock failed: %s", self.f.keys.namespace, exc)
 
 
 def begin_flow(f: CacheFlows, key: Key, tags: Sequence[str], found: Found) -> ops.Flow[Begin]:

@@ -36,7 +36,7 @@ class CacheStats:
     raised; ``stale_serves`` served a value past its soft TTL (while another caller
     refreshed it, or because the loader failed); ``corrupt`` counts entries that redkit
     did not write (or that were damaged), replaced by ``get_or_set``; ``errors`` counts
-    Redis failures answered by ``on_error="open"``.
+    calls answered by ``on_error="open"`` because Redis was unavailable (or cooling down).
     """
 
     namespace: str = field(default="default", repr=False, compare=False)
