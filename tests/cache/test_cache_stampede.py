@@ -293,3 +293,28 @@ async def test_fill_waiters_do_not_starve_a_pool_of_10(
             gate.set()
             assert await asyncio.wait_for(asyncio.gather(*tasks), 20) == ["filled"] * 60
         assert loading.result(timeout=5) == "filled"
+
+
+def test_an_async_cache_shared_by_two_event_loops(target_url: str, prefix: str) -> None:
+    """Each loop's tasks share a load; the loops meet through the fill lock in Redis."""
+    ark = AsyncRedkit(target_url, prefix=prefix)
+    cache = ark.cache("loops")
+    runs: list[int] = []
+    barrier = threading.Barrier(2)
+
+    async def loader() -> str:
+        runs.append(1)
+        await asyncio.sleep(0.3)
+        return "v"
+
+    def in_a_loop() -> list[Any]:
+        async def main() -> list[Any]:
+            barrier.wait(5)
+            return list(await asyncio.gather(*(cache.get_or_set("k", loader) for _ in range(10))))
+
+        return asyncio.run(main())
+
+    with ThreadPoolExecutor(2) as pool:
+        results = [f.result(timeout=20) for f in [pool.submit(in_a_loop) for _ in range(2)]]
+    assert results == [["v"] * 10] * 2
+    assert len(runs) == 1

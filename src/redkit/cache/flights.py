@@ -92,20 +92,25 @@ class _TaskFlight(Flight):
 
 
 class TaskFlights:
-    """Loads shared by the asyncio tasks of this process (for ``AsyncCache``)."""
+    """Loads shared by the asyncio tasks of this process (for ``AsyncCache``).
+
+    Tasks meet per event loop: an ``AsyncRedkit`` serves every loop of the process, and a
+    task cannot wait for an event of another loop.
+    """
 
     def __init__(self) -> None:
-        self._flights: dict[str, _TaskFlight] = {}
+        self._flights: dict[tuple[asyncio.AbstractEventLoop, str], _TaskFlight] = {}
 
     def join(self, key: str) -> tuple[_TaskFlight, bool]:
-        flight = self._flights.get(key)
+        where = (asyncio.get_running_loop(), key)
+        flight = self._flights.get(where)
         if flight is not None:
             return flight, False
-        flight = self._flights[key] = _TaskFlight()
+        flight = self._flights[where] = _TaskFlight()
         return flight, True
 
     def land(self, key: str, flight: _TaskFlight, value: Any, error: BaseException | None) -> None:
-        del self._flights[key]
+        del self._flights[asyncio.get_running_loop(), key]
         _settle(flight, value, error)
         flight._done.set()
 
