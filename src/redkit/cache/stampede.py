@@ -112,7 +112,8 @@ class Loads:
                 raise
             found = _DOWN
         if type(found) is Entry and self._fresh(found):
-            yield from f.note("cache.hit")
+            if f.observers:
+                yield f.notes["cache.hit"]
             return found.value
         return (yield from self._share(key, ekey, loader, ttl, tags, thread, found))
 
@@ -141,8 +142,12 @@ class Loads:
         return done.result()
 
     def _fresh(self, entry: Entry) -> bool:
+        """Neither stale nor picked for an early refresh (``Entry.stale`` and
+        ``Entry.refresh_early``, whose cheap cases are checked here first: every hit)."""
         now = time.time()
-        return not entry.stale(now) and not entry.refresh_early(now, self.f.policy.beta)
+        if 0 < entry.soft_expiry <= now:
+            return False
+        return entry.delta <= 0 or not entry.refresh_early(now, self.f.policy.beta)
 
     def _serve(self, entry: Entry) -> ops.Flow[Any]:
         yield from self.f.note("cache.stale" if entry.stale(time.time()) else "cache.hit")
