@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Generic, TypedDict, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from redkit import ops
 from redkit.cache import listener
@@ -17,6 +17,7 @@ from redkit.cache.stampede import Loads
 from redkit.cache.stats import CacheStats
 from redkit.durations import Duration, seconds
 from redkit.errors import ConfigError
+from redkit.failure import FailureOptions, Guarded
 from redkit.serializers import Serializer, get_serializer
 
 if TYPE_CHECKING:
@@ -30,7 +31,7 @@ NOT_NEAR: Any = object()
 """What :meth:`_CacheCore._near_value` returns when memory cannot serve the key."""
 
 
-class CacheOptions(TypedDict, total=False):
+class CacheOptions(FailureOptions, total=False):
     """Options of :meth:`Redkit.cache` (see :class:`redkit.cache.Cache`)."""
 
     ttl: Duration | None
@@ -43,8 +44,6 @@ class CacheOptions(TypedDict, total=False):
     none_ttl: Duration | None
     stale_on_error: bool
     on_error: str
-    deadline: Duration | None
-    cooldown: Duration
     serializer: str | Serializer | None
     secret: str | bytes | None
     near: int
@@ -52,7 +51,7 @@ class CacheOptions(TypedDict, total=False):
     near_heartbeat: Duration
 
 
-class _CacheCore(Generic[CoreT]):
+class _CacheCore(Guarded, Generic[CoreT]):
     """Options and flows of one cache namespace; ``rk`` is the core its flows run on."""
 
     def __init__(
@@ -94,7 +93,8 @@ class _CacheCore(Generic[CoreT]):
         # the core the flows run on: with a deadline, a sibling whose commands give up then
         self._rk: CoreT = rk if deadline is None else rk.with_timeout(deadline)
         observers = self._rk._observers  # the live list: notes are skipped while it is empty
-        self._failure = CacheFailures(namespace, on_error, cooldown, observers)
+        self._failures = CacheFailures(namespace, on_error, cooldown, observers)
+        self._failure = self._failures.policy  # (Guarded: on_error, failures)
         # near hits never reach a driver; this one reports their notes to the observers
         self._reporter = ops.Driver(None, self._rk.target, observers)
         self._stats: CacheStats | None = None
@@ -124,9 +124,9 @@ class _CacheCore(Generic[CoreT]):
             near=self.near,
             channel=channel,
             observers=observers,
-            failure=self._failure,
+            failure=self._failures,
         )
-        self._loads = Loads(self._f, flights, self._failure, stale_on_error)
+        self._loads = Loads(self._f, flights, self._failures, stale_on_error)
         self._listener: listener.NearListener | None = None
         self._near_owner: RedkitCore | AsyncRedkitCore = rk
         if self.near is not None:  # a shared listener: no thread, no connection of its own
@@ -136,11 +136,6 @@ class _CacheCore(Generic[CoreT]):
     def __repr__(self) -> str:
         near = f", near={self.near.maxsize}" if self.near is not None else ""
         return f"{type(self).__name__}(namespace={self.namespace!r}{near})"
-
-    @property
-    def on_error(self) -> str:
-        """The failure policy: ``"open"`` (a failed read is a miss) or ``"closed"`` (raise)."""
-        return self._failure.on_error
 
     @property
     def stats(self) -> CacheStats:
@@ -167,16 +162,16 @@ class _CacheCore(Generic[CoreT]):
         return entry.value
 
     def _get_many_flow(self, keys: Sequence[Key]) -> ops.Flow[dict[Key, Any]]:
-        return self._failure.guarded(self._f.get_many_flow(keys), {})
+        return self._failures.guarded(self._f.get_many_flow(keys), {})
 
     def _set_many_flow(
         self, items: Mapping[Key, Any], ttl: Duration | None, tags: Sequence[str]
     ) -> ops.Flow[None]:
         flow = self._f.set_many_flow(list(items.items()), tags, ttl)
-        return self._failure.guarded(flow, None)
+        return self._failures.guarded(flow, None)
 
     def _write(self, flow: ops.Flow[T], fallback: T) -> ops.Flow[T]:
-        return self._failure.guarded(flow, fallback)
+        return self._failures.guarded(flow, fallback)
 
     def _close(self) -> None:
         self._stop_listener()

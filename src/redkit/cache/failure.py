@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import Any, TypeVar
 
 from redkit import errors, ops
-from redkit.failure import UNAVAILABLE, FailurePolicy
+from redkit.failure import FailurePolicy, unavailable
 
 T = TypeVar("T")
 log = logging.getLogger("redkit.cache")
@@ -56,10 +56,14 @@ class CacheFailures:
 
     def failed(self, exc: BaseException | None) -> ops.Flow[bool]:
         """A flow: True (noted) when ``exc`` is an outage that ``"open"`` answers (None: a
-        call skipped during the cooldown); raises it when closed; False for other errors."""
-        if exc is not None and not isinstance(exc, UNAVAILABLE):
-            return False
-        self.policy.failed(exc)  # raises when failing closed
+        call skipped during the cooldown); raises it when closed; False for other errors
+        (see :func:`redkit.failure.unavailable`)."""
+        down = None
+        if exc is not None:
+            down = unavailable(exc) if isinstance(exc, errors.RedkitError) else None
+            if down is None:
+                return False
+        self.policy.failed(down)  # raises when failing closed
         yield from self._note if self.observers else ()
         return True
 

@@ -35,8 +35,13 @@ from redkit.cache.envelope import Entry, Found, Versions
 from redkit.cache.failure import CacheFailures
 from redkit.cache.stats import NOTES
 from redkit.durations import Duration, seconds
-from redkit.errors import ConfigError, DataError, RedisCommandError, SerializationError
-from redkit.failure import UNAVAILABLE
+from redkit.errors import (
+    ConfigError,
+    DataError,
+    RedisCommandError,
+    RedkitError,
+    SerializationError,
+)
 from redkit.keys import KeyGroup, Keyspace, escape
 from redkit.scripts import check, script
 
@@ -221,8 +226,9 @@ class CacheFlows:
             found = self.parse_read(ekey, vkeys, (yield read), seq)
             if isinstance(found, Unchecked):
                 found = yield from self._checked(ekey, found.entry, found.versions, seq)
-        except UNAVAILABLE as exc:
-            yield from self.failure.failed(exc)  # raises when failing closed
+        except RedkitError as exc:
+            if not (yield from self.failure.failed(exc)):  # raises when failing closed
+                raise
             return default
         if type(found) is not Entry:
             yield from self.note("cache.miss")
