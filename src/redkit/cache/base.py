@@ -92,7 +92,7 @@ class _CacheCore(Guarded, Generic[CoreT]):
         self.deadline = deadline
         # the core the flows run on: with a deadline, a sibling whose commands give up then
         self._rk: CoreT = rk if deadline is None else rk.with_timeout(deadline)
-        observers = self._rk._observers  # the live list: notes are skipped while it is empty
+        observers = self._rk.observers  # the live list: notes are skipped while it is empty
         self._failures = CacheFailures(namespace, on_error, cooldown, observers)
         self._failure = self._failures.policy  # (Guarded: on_error, failures)
         # near hits never reach a driver; this one reports their notes to the observers
