@@ -180,7 +180,7 @@ def test_a_read_only_replica_counts_as_unavailable() -> None:
             closed = rk.rate_limiter("5/second", cooldown=0)
             assert opened.hit("k").allowed
             assert opened.failures == 1
-            with pytest.raises(RedkitConnectionError, match="read only|cannot serve"):
+            with pytest.raises(RedkitConnectionError, match=r"read only|cannot serve"):
                 closed.hit("k")
 
 
