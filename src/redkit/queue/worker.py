@@ -71,6 +71,7 @@ class Worker:
         self.batch = batch or concurrency
         self.id = secrets.token_hex(8)
         self._running: dict[str, asyncio.Task[None]] = {}
+        self._tokens: dict[str, int] = {}  # the fencing token of each running job
         self._acks: list[qops.Ack] = []
         self._blocking = self._unsure = False
         self._flushing: asyncio.Task[None] | None = None
@@ -178,7 +179,8 @@ class Worker:
         if ctx.stopping:
             return
         if self._unsure:  # a claim's reply was lost: hand back what it may have claimed
-            known = [*self._running, *(ack.member for ack in self._acks)]
+            known = [(m, self._tokens[m]) for m in self._running]
+            known += [(ack.member, ack.token) for ack in self._acks]
             await self._rk.run(qops.release(self.queue.keys, self.id, known))
             self._unsure = False
         acks, self._acks = self._acks, []
@@ -277,11 +279,13 @@ class Worker:
     def _start(self, job: qops.Claimed) -> None:
         task = asyncio.ensure_future(self._execute(job))
         self._running[job.member] = task
+        self._tokens[job.member] = job.token
 
     def _finished(self, job: qops.Claimed) -> None:
         """Forget ``job``'s task, unless the job was claimed again since (a new token)."""
         if self._running.get(job.member) is asyncio.current_task():
             del self._running[job.member]
+            del self._tokens[job.member]
 
     async def _execute(self, job: qops.Claimed) -> None:
         definition = self.queue.tasks.get(job.task)
