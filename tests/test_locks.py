@@ -328,3 +328,19 @@ async def test_a_cancelled_acquire_leaves_no_lock_behind(ark: AsyncRedkit) -> No
             if await task:
                 await lock.release()
         assert not await ark.lock("cancelled").locked()
+
+
+def test_a_retried_release_finds_it_was_released_by_this_owner(rk: Redkit) -> None:
+    """A release whose reply was lost is retried: the retry must not report a lost lock."""
+    from redkit import ops
+    from redkit.scripts import script
+
+    lock = rk.lock("retried", ttl=10)
+    assert lock.acquire()
+    token = lock._token
+    assert token is not None
+    keys = (*lock._keys[::2], lock._released)  # owner, wake, released
+    release = script("lock_release")
+    assert rk.run(ops.evaluate(release, keys, (token, 5000))) == 1
+    assert rk.run(ops.evaluate(release, keys, (token, 5000))) == 1  # the retry
+    assert rk.run(ops.evaluate(release, keys, ("someone-else", 5000))) == 0
