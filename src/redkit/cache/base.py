@@ -9,9 +9,10 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypedDict, TypeVar
 
+from redkit.cache import listener
 from redkit.cache.envelope import Entry, Found
 from redkit.cache.keying import CallKey
-from redkit.cache.near import Listener, NearCache, endpoints
+from redkit.cache.near import NearCache
 from redkit.cache.ops import Begin, CacheFlows, CacheKeys, Policy
 from redkit.cache.stats import CacheStats
 from redkit.errors import ConfigError
@@ -85,20 +86,9 @@ class _CacheCore:
             none_ttl,
         )
         keys = CacheKeys(rk.keys, namespace)
-        self.near: NearCache | None = None
-        self._listener: Listener | None = None
+        self.near = NearCache(near, beta) if near else None
         # in pub/sub mode every writer announces its writes, near cache or not
         channel = rk.keys.group("cacheinval").key() if near_mode == "pubsub" else None
-        if near:
-            self.near = NearCache(near, beta)
-            self._listener = Listener(
-                self.near,
-                lambda: endpoints(rk.client),
-                keys.tracking_prefixes(),
-                rk.keys.group("cacheinval").key(),
-                near_mode,
-                near_heartbeat,
-            )
         self._f = CacheFlows(
             keys,
             self.serializer,
@@ -110,8 +100,11 @@ class _CacheCore:
             stats=self.stats,
         )
         self._hot = self._f.hot
-        if self._listener is not None:
-            self._listener.start()
+        self._listener: listener.NearListener | None = None
+        self._near_owner = rk
+        if self.near is not None:  # a shared listener: no thread, no connection of its own
+            route = tuple(keys.tracking_prefixes())
+            self._listener = listener.attach(rk, self.near, route, near_mode, near_heartbeat)
 
     def __repr__(self) -> str:
         near = f", near={self.near.maxsize}" if self.near is not None else ""
@@ -155,8 +148,9 @@ class _CacheCore:
         return None if entry is None else entry.value
 
     def _stop_listener(self) -> None:
-        if self._listener is not None:
-            self._listener.stop()
+        if self.near is not None and self._listener is not None:
+            self._listener = None
+            listener.detach(self._near_owner, self.near)
 
     @staticmethod
     def _tags_of(tags: Tags, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Sequence[str]:

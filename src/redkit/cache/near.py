@@ -1,11 +1,12 @@
 """The near cache: a bounded in-process LRU in front of Redis, kept correct by the server.
 
-A listener thread holds one RESP3 connection per master with ``CLIENT TRACKING ON BCAST
-PREFIX ...`` for the namespace's entry, namespace-version and tag-version keys, so every
-write to those keys, by any client, pushes an invalidation to every instance. Where
-``CLIENT TRACKING`` is unavailable, ``mode="pubsub"`` has redkit's own writers publish the
-keys they change on a channel the listener subscribes to (writes that bypass redkit are
-then not seen: use tracking where you can).
+One listener per facade (:mod:`redkit.cache.listener`) holds one RESP3 connection per
+master with ``CLIENT TRACKING ON BCAST PREFIX ...`` for the cache entry, namespace-version
+and tag-version keys of the facade's prefix, so every write to those keys, by any client,
+pushes an invalidation to every instance; it hands each near cache the keys of its
+namespace. Where ``CLIENT TRACKING`` is unavailable, ``mode="pubsub"`` has redkit's own
+writers publish the keys they change on a channel the listener subscribes to (writes that
+bypass redkit are then not seen: use tracking where you can).
 
 What it guarantees (see docs/cache.md for the full model):
 
@@ -15,30 +16,53 @@ What it guarantees (see docs/cache.md for the full model):
   again, so entries whose invalidations might have been missed are never served.
 * A read that raced with an invalidation never installs its (possibly older) result: each
   read remembers the invalidation sequence number it started at.
+
+:func:`endpoints` says where the listener connects: every master, with the client's (or
+the settings') credentials, timeouts and TLS.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
-import secrets
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import redis
+from redis.asyncio.connection import SSLConnection as AsyncSSLConnection
 from redis.connection import Connection, SSLConnection, UnixDomainSocketConnection
 
 from redkit import connection as rkconn
 from redkit.cache.envelope import Entry
+from redkit.errors import ConfigError
+
+if TYPE_CHECKING:
+    from redkit.config import Settings
 
 log = logging.getLogger("redkit.cache")
 
 _RECENT_MAX = 10_000
-_CREDENTIAL_KEYS = ("username", "password", "db", "socket_connect_timeout")
-_RECONNECT_DELAY = 0.2
+_CREDENTIAL_KEYS = ("username", "password", "db")
+_TLS_FILES = ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile")
 Stamp = tuple[tuple[str, int | None], ...]
+
+
+class Liveness:
+    """Whether near caches may serve: shared by every near cache of one listener.
+
+    ``live`` is True while every listener connection tracks; ``verified_until`` is the
+    monotonic time until which the last heartbeat vouches for them, 0 while dark (so a
+    lookup checks one number).
+    """
+
+    __slots__ = ("live", "verified_until")
+
+    def __init__(self) -> None:
+        self.live = False
+        self.verified_until = 0.0
 
 
 class NearCache:
@@ -47,9 +71,10 @@ class NearCache:
     Args:
         maxsize: the most entries kept; the least recently used go first.
         beta: the XFetch factor (entries near their soft expiry fall through to Redis).
+        state: the listener's :class:`Liveness` (a new, dark one when omitted).
     """
 
-    def __init__(self, maxsize: int, beta: float) -> None:
+    def __init__(self, maxsize: int, beta: float, state: Liveness | None = None) -> None:
         self.maxsize = maxsize
         self.beta = beta
         # key -> (entry, its stamp, the time before which it needs no expiry check)
@@ -59,8 +84,7 @@ class NearCache:
         self._lock = threading.Lock()
         self._seq = 0
         self._floor = 0
-        self._live = False
-        self._verified_until = 0.0
+        self.state = Liveness() if state is None else state
         self.disconnects = 0
 
     # --- the request path ------------------------------------------------------------
@@ -72,7 +96,7 @@ class NearCache:
         races an invalidation is ordered before it, exactly as it would be with the lock
         (the push that triggers an invalidation is asynchronous anyway).
         """
-        if not self._live or time.monotonic() > self._verified_until:
+        if time.monotonic() > self.state.verified_until:  # 0 while dark
             return None
         item = self._lru.get(key)
         if item is None:
@@ -112,7 +136,7 @@ class NearCache:
 
         ``stamp`` is the (version key, version) pairs the entry was checked against.
         """
-        if not self._live:
+        if not self.state.live:
             return
         with self._lock:
             if seq < self._floor or self._recent.get(key, 0) > seq:
@@ -158,199 +182,97 @@ class NearCache:
         self._recent.clear()
         self._floor = self._seq
 
-    def go_live(self, max_silence: float) -> None:
-        """All listener connections track: start from empty and serve from memory."""
+    def reset(self, *, dropped: bool) -> None:
+        """Flush, and refuse reads that started before now (``dropped``: count a disconnect).
+
+        The listener calls it before going live (start from empty) and after going dark
+        (entries whose invalidations might have been missed are never served).
+        """
         with self._lock:
             self._seq += 1
             self._clear()
-            self._verified_until = time.monotonic() + max_silence
-            self._live = True
-
-    def go_dark(self) -> None:
-        """A listener connection dropped: flush, and serve nothing until resynced."""
-        with self._lock:
-            self._live = False
-            self._seq += 1
-            self._clear()
-            self.disconnects += 1
-
-    def heard(self, until: float) -> None:
-        """A heartbeat answered: memory stays trustworthy until ``until`` (monotonic)."""
-        self._verified_until = until
+            if dropped:
+                self.disconnects += 1
 
     @property
     def live(self) -> bool:
         """True while entries may be served from memory."""
-        return self._live and time.monotonic() <= self._verified_until
+        return self.state.live and time.monotonic() <= self.state.verified_until
 
 
-def endpoints(client: Any) -> list[dict[str, Any]]:
-    """Connection parameters of every master behind ``client`` (sync or async redis-py)."""
+# --- where the listener connects -------------------------------------------------------
+
+
+def endpoints(client: Any, settings: Settings) -> list[dict[str, Any]]:
+    """Connection parameters of every master behind ``client`` (sync or async redis-py).
+
+    Timeouts and TLS come from the client, else from ``settings``; on a cluster the
+    masters are listed by a short-lived probe client with the same timeouts and TLS.
+    """
     if not rkconn.is_cluster(client):
-        kwargs = dict(client.connection_pool.connection_kwargs)
-        return [_endpoint(kwargs, kwargs.get("host"), kwargs.get("port"))]
+        pool = client.connection_pool
+        kwargs = dict(pool.connection_kwargs)
+        host, port = kwargs.get("host"), kwargs.get("port")
+        locate = getattr(pool, "get_master_address", None)  # Sentinel: ask for the master
+        if locate is not None and not inspect.iscoroutinefunction(locate):
+            host, port = locate()
+        return [_endpoint(kwargs, settings, host, port)]
     base = getattr(client, "connection_kwargs", None) or client.nodes_manager.connection_kwargs
     seeds = [(n.host, n.port) for n in client.nodes_manager.startup_nodes.values()]
-    creds = {k: base[k] for k in ("username", "password") if base.get(k) is not None}
+    return [_endpoint(base, settings, host, port) for host, port in masters(seeds, base, settings)]
+
+
+def masters(
+    seeds: Sequence[tuple[str, int]], base: dict[str, Any], settings: Settings
+) -> list[tuple[str, int]]:
+    """The (host, port) of every cluster master, asked of the first seed that answers."""
+    options = {**_credentials(base), **_timeouts(base, settings), **probe_tls(base, settings)}
     for host, port in seeds:
         try:
-            with redis.cluster.RedisCluster(host=host, port=port, **creds) as probe:
-                return [_endpoint(base, n.host, n.port) for n in probe.get_primaries()]
-        except redis.RedisError:
-            continue
+            with redis.cluster.RedisCluster(host=host, port=port, **options) as probe:
+                return [(n.host, n.port) for n in probe.get_primaries()]
+        except (redis.RedisError, redis.exceptions.RedisClusterException, OSError) as exc:
+            log.debug("near cache: cluster seed %s:%s did not answer (%s)", host, port, exc)
     raise redis.ConnectionError("no cluster node answered to list the masters")
 
 
-def _endpoint(kwargs: dict[str, Any], host: Any, port: Any) -> dict[str, Any]:
-    out: dict[str, Any] = {k: kwargs[k] for k in _CREDENTIAL_KEYS if kwargs.get(k) is not None}
-    if "path" in kwargs:
-        out["path"] = kwargs["path"]
-        out.pop("socket_connect_timeout", None)
-        out["connection_class"] = UnixDomainSocketConnection
-        return out
-    out.update(host=host, port=port)
-    ssl = {k: v for k, v in kwargs.items() if k.startswith("ssl_") and v is not None}
-    out["connection_class"] = SSLConnection if ssl else Connection
-    out.update(ssl)
-    return out
+def probe_tls(kwargs: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    """TLS arguments for a redis-py client: on when the client or the settings use TLS."""
+    if not _uses_tls(kwargs, settings):
+        return {}
+    files = {k: kwargs.get(k) or getattr(settings, k) for k in _TLS_FILES}
+    return {"ssl": True, **{k: v for k, v in files.items() if v is not None}}
 
 
-class Listener:
-    """The background thread(s) that keep one :class:`NearCache` correct.
-
-    Args:
-        near: the cache to invalidate.
-        discover: returns the connection parameters of every master (see :func:`endpoints`).
-        prefixes: key prefixes to track (BCAST mode).
-        channel: the pub/sub channel used in ``"pubsub"`` mode.
-        mode: ``"tracking"`` (RESP3 client tracking) or ``"pubsub"``.
-        heartbeat: seconds between PINGs on an idle connection.
-    """
-
-    def __init__(
-        self,
-        near: NearCache,
-        discover: Callable[[], list[dict[str, Any]]],
-        prefixes: Sequence[str],
-        channel: str,
-        mode: str = "tracking",
-        heartbeat: float = 1.0,
-    ) -> None:
-        self.near = near
-        self._discover = discover
-        self._prefixes = list(prefixes)
-        self._channel = channel
-        self.mode = mode
-        self._heartbeat = heartbeat
-        self._max_silence = heartbeat * 3
-        self._stop = threading.Event()
-        self.client_name = f"redkit-near-{secrets.token_hex(4)}"
-        self._thread = threading.Thread(
-            target=self._supervise, name="redkit-near-cache", daemon=True
-        )
-
-    def start(self) -> None:
-        """Start listening (returns at once; the near cache goes live when tracking is on)."""
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Stop the listener threads and flush the near cache."""
-        self._stop.set()
-        if self._thread.is_alive() and self._thread is not threading.current_thread():
-            self._thread.join(self._heartbeat * 3)
-        self.near.go_dark()
-
-    def _supervise(self) -> None:
-        while not self._stop.is_set():
-            failed = threading.Event()
-            try:
-                conns = [self._open(ep) for ep in self._discover()]
-            except Exception as exc:  # the server is down: keep the near cache dark, retry
-                log.debug("near cache: cannot connect (%s); retrying", exc)
-                self._stop.wait(_RECONNECT_DELAY)
-                continue
-            self.near.go_live(self._max_silence)
-            last = [time.monotonic()] * len(conns)
-            workers = [
-                threading.Thread(target=self._listen, args=(c, i, last, failed), daemon=True)
-                for i, c in enumerate(conns)
-            ]
-            for worker in workers:
-                worker.start()
-            while not failed.wait(self._heartbeat) and not self._stop.is_set():
-                pass
-            failed.set()
-            self.near.go_dark()
-            for worker in workers:
-                worker.join(self._heartbeat * 2)
-            for conn in conns:
-                conn.disconnect()
-            if not self._stop.is_set():
-                log.info("near cache: invalidation connection lost; flushed, reconnecting")
-                self._stop.wait(_RECONNECT_DELAY)
-
-    def _open(self, params: dict[str, Any]) -> Any:
-        params = dict(params)
-        cls = params.pop("connection_class")
-        conn: Any = cls(protocol=3, client_name=self.client_name, **params)
-        conn.connect()
-        conn._parser.set_invalidation_push_handler(_push_keys)
-        if self.mode == "pubsub":
-            conn.send_command("SUBSCRIBE", self._channel)
-        else:
-            flags: list[str] = []
-            for prefix in self._prefixes:
-                flags += ["PREFIX", prefix]
-            conn.send_command("CLIENT", "TRACKING", "ON", "BCAST", *flags)
-        conn.read_response(push_request=True)  # SUBSCRIBE answers with a push in RESP3
-        return conn
-
-    def _listen(self, conn: Any, index: int, last: list[float], failed: threading.Event) -> None:
-        ping_at: float | None = None
-        next_ping = time.monotonic() + self._heartbeat
-        try:
-            while not failed.is_set():
-                now = time.monotonic()
-                if ping_at is not None and now - ping_at > self._heartbeat:
-                    raise redis.TimeoutError("near cache heartbeat unanswered")
-                if ping_at is None and now >= next_ping:
-                    conn.send_command("PING")
-                    ping_at = now
-                if not conn.can_read(timeout=self._heartbeat / 4):
-                    continue
-                if self._handle(conn.read_response(push_request=True)):
-                    ping_at, next_ping = None, time.monotonic() + self._heartbeat
-                last[index] = time.monotonic()
-                self.near.heard(min(last) + self._max_silence)
-        except Exception as exc:
-            if not failed.is_set():
-                self.near.go_dark()  # before anything else: never serve what we cannot verify
-                log.debug("near cache listener stopped: %r", exc)
-        finally:
-            failed.set()
-
-    def _handle(self, reply: Any) -> bool:
-        """Apply an invalidation; True when ``reply`` was the answer to our PING."""
-        if isinstance(reply, _Invalidation):
-            self.near.invalidate(reply.keys)
-            return False
-        if isinstance(reply, list) and len(reply) >= 3 and _text(reply[0]) == "message":
-            self.near.invalidate([k for k in _text(reply[2]).split("\n") if k])
-            return False
+def _uses_tls(kwargs: dict[str, Any], settings: Settings) -> bool:
+    cls = kwargs.get("connection_class")
+    if kwargs.get("ssl") or any(kwargs.get(k) for k in _TLS_FILES):
         return True
+    if isinstance(cls, type) and issubclass(cls, (SSLConnection, AsyncSSLConnection)):
+        return True
+    try:
+        return settings.target().tls
+    except ConfigError:  # nothing configured and the embedded server forbidden
+        return False
 
 
-class _Invalidation:
-    __slots__ = ("keys",)
-
-    def __init__(self, keys: list[str] | None) -> None:
-        self.keys = keys
+def _credentials(kwargs: dict[str, Any]) -> dict[str, Any]:
+    return {k: kwargs[k] for k in _CREDENTIAL_KEYS if kwargs.get(k) is not None}
 
 
-def _push_keys(response: Any) -> _Invalidation:
-    keys = response[1] if len(response) > 1 else None
-    return _Invalidation(None if keys is None else [_text(k) for k in keys])
+def _timeouts(kwargs: dict[str, Any], settings: Settings) -> dict[str, float]:
+    return {
+        "socket_connect_timeout": kwargs.get("socket_connect_timeout") or settings.connect_timeout,
+        "socket_timeout": kwargs.get("socket_timeout") or settings.socket_timeout,
+    }
 
 
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
+def _endpoint(kwargs: dict[str, Any], settings: Settings, host: Any, port: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {**_credentials(kwargs), **_timeouts(kwargs, settings)}
+    if "path" in kwargs:
+        out.pop("socket_connect_timeout")
+        return {**out, "path": kwargs["path"], "connection_class": UnixDomainSocketConnection}
+    tls = probe_tls(kwargs, settings)
+    out.update(host=host, port=port, connection_class=SSLConnection if tls else Connection)
+    out.update({k: v for k, v in tls.items() if k != "ssl"})
+    return out

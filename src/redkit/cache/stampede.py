@@ -67,9 +67,7 @@ def begin_flow(
         again = yield from f.read_flow(keys[0], tags)
         if isinstance(again, Entry):
             return Begin(again)
-        versions = yield from f.ensure_versions_flow(
-            {k: again.get(k, versions[k]) for k in needed}
-        )
+        versions = yield from f.ensure_versions_flow({k: again.get(k, versions[k]) for k in needed})
 
 
 def _decode_valid(
