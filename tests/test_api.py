@@ -59,6 +59,7 @@ CORE = {
     "keys",
     "ops",
     "pool",
+    "runtime",
     "scripts",
     "serializers",
 }
