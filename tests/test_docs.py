@@ -104,6 +104,20 @@ def test_foundation_pages_opt_in() -> None:
     } <= names
 
 
+def test_readme_commands_stay_and_exist() -> None:
+    """The README's two commands, word for word, and what they name exists."""
+    readme = (ROOT / "README.md").read_text()
+    assert 'pip install -e ".[all]" && redkit demo' in readme
+    assert 'pip install -e ".[dev]" && python -m pytest' in readme
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    assert re.search(r"^all = \[", pyproject, re.MULTILINE)
+    assert re.search(r"^dev = \[", pyproject, re.MULTILINE)
+    assert 'redkit = "redkit.cli:main"' in pyproject
+    from redkit.cli import build
+
+    assert "demo" in build().commands
+
+
 @pytest.mark.parametrize("page", PAGES, ids=[_name(p) for p in PAGES])
 def test_every_python_block_runs_or_says_why(page: Path) -> None:
     if _name(page) in PENDING:
