@@ -149,6 +149,19 @@ def test_incr_keeps_ttl_and_rejects_non_ints(rk: Redkit) -> None:
         cache.incr("s")
 
 
+@pytest.mark.parametrize(
+    ("stored", "delta"), [(2**53 + 1, 1), (2**80, 1), (-(2**60), 1), (2**53 - 2, 5), (0, 2**60)]
+)
+def test_incr_refuses_what_it_cannot_add_exactly(rk: Redkit, stored: int, delta: int) -> None:
+    cache = rk.cache("incr")
+    cache.set("big", stored)
+    with pytest.raises(ConfigError, match="2\\*\\*53"):
+        cache.incr("big", delta)
+    assert cache.get("big") == stored  # left as it was, never rounded
+    cache.set("edge", 2**53 - 2)
+    assert cache.incr("edge") == 2**53 - 1
+
+
 def test_none_is_cached_only_when_asked(rk: Redkit) -> None:
     calls = []
 

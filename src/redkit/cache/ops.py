@@ -398,7 +398,10 @@ class CacheFlows:
         reply = yield ops.Eval(INCR, (ekey,), (delta, ns))
         yield from self.announce([ekey])
         if reply[0] == -1:
-            raise ConfigError(f"cache entry {key!r} does not hold an integer")
+            raise ConfigError(
+                f"cache entry {key!r} does not hold an integer, or the result would be "
+                "beyond +-(2**53 - 1), which incr cannot add exactly"
+            )
         return int(reply[1]) if reply[0] == 1 else None
 
     def touch_flow(self, key: str | bytes | int, ttl: float | None) -> ops.Flow[bool]:

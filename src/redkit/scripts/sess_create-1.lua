@@ -3,9 +3,12 @@
 -- ARGV[1] idle timeout in ms   ARGV[2] absolute timeout in ms
 -- ARGV[3] created at, ms since the epoch ('0' = now)
 -- ARGV[4] absolute deadline, ms since the epoch ('0' = created + absolute timeout)
--- ARGV[5..] field, value pairs (data fields 'd:<key>', metadata 'm:<name>')
--- Returns {1, created_ms, deadline_ms, now_ms}; {0} when the id is taken; {2} when the
--- given deadline has already passed.
+-- ARGV[5] the session's own expiry, in ms from now ('' = none, or the 'm:x' field below)
+-- ARGV[6..] field, value pairs (data fields 'd:<key>', metadata 'm:<name>'; 'm:x' carries
+-- an expiry over from a rotated session, ms since the epoch)
+-- The session ends at the absolute deadline or at its own expiry, whichever comes first.
+-- Returns {1, created_ms, deadline_ms, now_ms, expiry_ms (0 = none)}; {0} when the id is
+-- taken; {2} when the session would already have ended.
 if redis.call('EXISTS', KEYS[1]) == 1 then
   return {0}
 end
@@ -22,10 +25,22 @@ end
 if deadline <= now then
   return {2}
 end
-if #ARGV > 4 then
-  redis.call('HSET', KEYS[1], unpack(ARGV, 5))
+if #ARGV > 5 then
+  redis.call('HSET', KEYS[1], unpack(ARGV, 6))
+end
+if ARGV[5] ~= '' then
+  redis.call('HSET', KEYS[1], 'm:x', string.format('%.0f', now + tonumber(ARGV[5])))
+end
+local expiry = tonumber(redis.call('HGET', KEYS[1], 'm:x'))
+local ends = deadline
+if expiry and expiry < ends then
+  ends = expiry
+end
+if ends <= now then
+  redis.call('DEL', KEYS[1])
+  return {2}
 end
 redis.call('HSET', KEYS[1], 'm:c', string.format('%.0f', created), 'm:s',
   string.format('%.0f', now), 'm:a', string.format('%.0f', deadline))
-redis.call('PEXPIREAT', KEYS[1], string.format('%.0f', math.min(now + tonumber(ARGV[1]), deadline)))
-return {1, created, deadline, now}
+redis.call('PEXPIREAT', KEYS[1], string.format('%.0f', math.min(now + tonumber(ARGV[1]), ends)))
+return {1, created, deadline, now, expiry or 0}

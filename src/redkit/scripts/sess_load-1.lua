@@ -2,11 +2,17 @@
 -- KEYS[1] the session hash
 -- ARGV[1] idle timeout in ms
 -- ARGV[2] client IP ('' keeps the stored one)   ARGV[3] user agent ('' keeps the stored one)
--- Returns {} when the session does not exist or is past its absolute deadline (then it is
--- deleted), else the hash as HGETALL returns it, after the touch.
-local deadline = tonumber(redis.call('HGET', KEYS[1], 'm:a'))
+-- A session ends at its absolute deadline 'm:a' or at its own expiry 'm:x' (when set),
+-- whichever comes first; the idle refresh never extends it past that.
+-- Returns {} when the session does not exist or has ended (then it is deleted), else the
+-- hash as HGETALL returns it, after the touch.
+local ends = redis.call('HMGET', KEYS[1], 'm:a', 'm:x')
+local deadline = tonumber(ends[1])
 if not deadline then
   return {}
+end
+if tonumber(ends[2]) and tonumber(ends[2]) < deadline then
+  deadline = tonumber(ends[2])
 end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)

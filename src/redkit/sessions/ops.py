@@ -50,6 +50,7 @@ _ID_RE = re.compile(r"^[A-Za-z0-9_-]{43}$")
 DATA = "d:"
 META_CREATED, META_SEEN, META_DEADLINE = "m:c", "m:s", "m:a"
 META_USER, META_IP, META_UA, META_GEN = "m:u", "m:ip", "m:ua", "m:g"
+META_EXPIRY = "m:x"  # the session's own expiry (Session.expire_in), ms; capped by m:a
 MAX_META_CHARS = 512  # user agents are attacker-chosen; keep the stored copy bounded
 
 
@@ -136,6 +137,7 @@ class Record:
     ip: str | None
     user_agent: str | None
     raw: dict[str, bytes]
+    expiry_ms: int | None = None
 
     @classmethod
     def parse(cls, fields: Mapping[str, bytes]) -> Record:
@@ -152,6 +154,7 @@ class Record:
             ip=meta(META_IP),
             user_agent=meta(META_UA),
             raw={k[len(DATA) :]: v for k, v in fields.items() if k.startswith(DATA)},
+            expiry_ms=int(fields[META_EXPIRY]) if META_EXPIRY in fields else None,
         )
 
 

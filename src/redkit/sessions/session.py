@@ -51,6 +51,8 @@ class Session(MutableMapping[str, Any]):
         self._created_ms = record.created_ms if record is not None else None
         self._seen_ms = record.seen_ms if record is not None else None
         self._deadline_ms = record.deadline_ms if record is not None else None
+        self._expiry_ms = record.expiry_ms if record is not None else None
+        self._expire_in: float | None = None  # a new expiry, set by the next save
         self.ip = ip if ip is not None or record is None else record.ip
         self.user_agent = (
             user_agent if user_agent is not None or record is None else record.user_agent
@@ -94,13 +96,31 @@ class Session(MutableMapping[str, Any]):
 
     @property
     def expires_at(self) -> datetime | None:
-        """The absolute deadline: the session ends then, however active it is."""
-        return from_ms(self._deadline_ms)
+        """When the session ends however active it is: its absolute deadline, or its own
+        expiry (:meth:`expire_in`) when that comes first."""
+        ends = self._deadline_ms
+        if self._expiry_ms is not None and (ends is None or self._expiry_ms < ends):
+            ends = self._expiry_ms
+        return from_ms(ends)
 
     @property
     def modified(self) -> bool:
         """True when the next save has something to do."""
-        return self._pending is not None or self._touched
+        return self._pending is not None or self._touched or self._expire_in is not None
+
+    def expire_in(self, seconds: float) -> None:
+        """End the session ``seconds`` after the next save at the latest (server clock).
+
+        Each call replaces the previous expiry; requests no longer keep the session alive
+        past it, and it never extends the absolute timeout. A rotation keeps it (a login
+        starts a new session without it). For framework adapters whose own API sets an
+        expiry per session (Django's ``set_expiry``).
+        """
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
+            raise ConfigError(f"expire_in needs a number of seconds, got {seconds!r}")
+        if not 0 < seconds < float("inf"):
+            raise ConfigError(f"expire_in needs a positive number of seconds, got {seconds!r}")
+        self._expire_in = float(seconds)
 
     # --- actions carried out by the next save -----------------------------------------
 
@@ -113,7 +133,11 @@ class Session(MutableMapping[str, Any]):
         self._pending, self._login_user, self.ended = "login", str(user), False
 
     def rotate(self) -> None:
-        """Give the session a new id, keeping its data and deadlines (after a privilege change)."""
+        """Give the session a new id, keeping its data and deadlines (after a privilege change).
+
+        A new session is stored by the next save even while it holds no data, so it gets
+        its first id then (Django's ``save()`` of an empty session relies on this).
+        """
         if self._pending is None:
             self._pending = "rotate"
 
@@ -186,21 +210,23 @@ class Session(MutableMapping[str, Any]):
                 sets[key] = encoded
         return sets, [key for key in self._raw if key not in self._data]
 
-    def _committed(self, sets: dict[str, bytes], deletes: list[str]) -> None:
+    def _committed(self, sets: dict[str, bytes], deletes: list[str], expiry_ms: int) -> None:
         """An update went through: the stored copy now has these changes."""
         self._raw.update(sets)
         for key in deletes:
             self._raw.pop(key, None)
         self._touched = False
+        self._expire_in, self._expiry_ms = None, expiry_ms or None
 
     def _stored(self, session_id: str | None, record: Record | None) -> None:
         """The save went through: ``record`` is now what the server holds."""
         self._id = session_id
         self._touched, self._pending, self._login_user = False, None, None
+        self._expire_in = None
         if record is None:
             self._raw, self._data, self._user = {}, {}, None
-            self._created_ms = self._seen_ms = self._deadline_ms = None
+            self._created_ms = self._seen_ms = self._deadline_ms = self._expiry_ms = None
             return
         self._raw, self._data, self._user = dict(record.raw), None, record.user
         self._created_ms, self._seen_ms = record.created_ms, record.seen_ms
-        self._deadline_ms = record.deadline_ms
+        self._deadline_ms, self._expiry_ms = record.deadline_ms, record.expiry_ms

@@ -131,10 +131,11 @@ class _StoreCore:
         return [(name, value.encode()) for name, value in meta if value]
 
     def _create_flow(
-        self, fields: list[tuple[str, bytes]], created: int, deadline: int
+        self, fields: list[tuple[str, bytes]], created: int, deadline: int, expire_in: str
     ) -> ops.Flow[tuple[str, list[int]] | None]:
         flat = [part for pair in fields for part in pair]
-        args = (sops.ms(self.idle_timeout), sops.ms(self.absolute_timeout), created, deadline)
+        idle, absolute = sops.ms(self.idle_timeout), sops.ms(self.absolute_timeout)
+        args = (idle, absolute, created, deadline, expire_in)
         for _ in range(_CREATE_ATTEMPTS):
             session_id = sops.new_id()
             reply = yield ops.Eval(sops.CREATE, (self._key(session_id),), (*args, *flat))
@@ -179,10 +180,12 @@ class _StoreCore:
             (0, 0) if login or record is None else (record.created_ms, record.deadline_ms)
         )
         fields = [(sops.DATA + k, v) for k, v in raw.items()] + self._meta(session, user, gen)
-        made = yield from self._create_flow(fields, created, deadline)
+        if record is not None and record.expiry_ms is not None and not login:
+            fields.append((sops.META_EXPIRY, str(record.expiry_ms).encode()))
+        made = yield from self._create_flow(fields, created, deadline, _expire_arg(session))
         if made is None:
             return self._ended(session)
-        new_id, (created, deadline, now) = made
+        new_id, (created, deadline, now, expiry) = made
         same_user = record is not None and record.user == user
         if user is not None:
             registered = yield from self._register_flow(
@@ -192,7 +195,9 @@ class _StoreCore:
                 return self._ended(session)
         if record is not None and record.user is not None and not same_user:
             yield ops.Call("ZREM", sops.index_keys(self._keys, record.user)[0], old_id or "")
-        stored = sops.Record(created, now, deadline, user, gen, session.ip, session.user_agent, raw)
+        stored = sops.Record(
+            created, now, deadline, user, gen, session.ip, session.user_agent, raw, expiry or None
+        )
         session._stored(new_id, stored)
         return None
 
@@ -209,13 +214,15 @@ class _StoreCore:
 
     def _update_flow(self, session: Session) -> ops.Flow[None]:
         sets, deletes = session._changes()
-        if session.id is None or (not sets and not deletes):
+        expire = _expire_arg(session)
+        if session.id is None or (not sets and not deletes and not expire):
             return
         flat = [part for k, v in sets.items() for part in (sops.DATA + k, v)]
-        args = (sops.ms(self.idle_timeout), len(sets), *flat, *(sops.DATA + k for k in deletes))
-        if not (yield ops.Eval(sops.UPDATE, (self._key(session.id),), args)):
+        args = (sops.ms(self.idle_timeout), expire, len(sets), *flat)
+        reply = yield ops.Eval(sops.UPDATE, (self._key(session.id),), (*args, *_data(deletes)))
+        if reply[0] != 1:
             return self._ended(session)
-        session._committed(sets, deletes)
+        session._committed(sets, deletes, int(reply[1]))
         return None
 
     @staticmethod
@@ -296,6 +303,15 @@ class _StoreCore:
             keep.login(user)
             yield from self._rotate_flow(keep)
         return ended
+
+
+def _expire_arg(session: Session) -> str:
+    """The script argument for a pending :meth:`Session.expire_in` ('' when there is none)."""
+    return "" if session._expire_in is None else str(sops.ms(session._expire_in))
+
+
+def _data(keys: list[str]) -> list[str]:
+    return [sops.DATA + k for k in keys]
 
 
 class SessionStore(_StoreCore):
