@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import datetime as dt
 import enum
+import math
 import uuid
+import zoneinfo
+from collections import namedtuple
+from decimal import Decimal
 from typing import Any
 
+import msgpack
+import orjson
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from redkit import Redkit
 from redkit.errors import ConfigError, SerializationError, TamperedDataError
@@ -52,69 +61,235 @@ class Tripwire:
         return (_fire, ())
 
 
+def same(a: Any, b: Any) -> bool:
+    """Equal, of the same type all the way down (nan equals nan; tzinfo and fold count)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, float):
+        return (math.isnan(a) and math.isnan(b)) or (a == b and str(a) == str(b))
+    if isinstance(a, Decimal):
+        return str(a) == str(b)
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(map(same, a, b))
+    if isinstance(a, dict):  # in order: every serializer keeps the order of items
+        return len(a) == len(b) and all(map(same, a.items(), b.items()))
+    if isinstance(a, (set, frozenset)):
+        return len(a) == len(b) and all(any(same(x, y) for y in b) for x in a)
+    if isinstance(a, (dt.datetime, dt.time)):
+        return (
+            a == b and a.tzinfo == b.tzinfo and a.fold == b.fold and a.utcoffset() == b.utcoffset()
+        )
+    return bool(a == b)
+
+
+SERIALIZERS = [JsonSerializer(), MsgpackSerializer()]
+texts = st.text(st.characters(blacklist_categories=("Cs",)), max_size=8)  # no lone surrogates
+zones = st.sampled_from([None, dt.timezone.utc, dt.timezone(dt.timedelta(hours=-5, minutes=-30))])
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(),
+    st.sampled_from([math.nan, math.inf, -math.inf, -0.0]),
+    texts,
+    st.sampled_from(["~", "~t", "~dt", ""]),
+    st.binary(max_size=8),
+    st.datetimes(timezones=zones),
+    st.datetimes(timezones=st.sampled_from([zoneinfo.ZoneInfo("Europe/Paris")])),
+    st.dates(),
+    st.times(timezones=zones),
+    st.timedeltas(),
+    st.uuids(),
+    st.decimals(allow_nan=False),
+)
+hashables = st.recursive(
+    scalars, lambda inner: st.tuples(inner) | st.frozensets(inner, max_size=3), max_leaves=4
+)
+values = st.recursive(
+    scalars,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3),
+        st.lists(inner, max_size=3).map(tuple),
+        st.sets(hashables, max_size=3),
+        st.frozensets(hashables, max_size=3),
+        st.dictionaries(texts, inner, max_size=3),
+        st.dictionaries(st.sampled_from(["~", "~t", "~x"]), inner, max_size=1),
+        st.dictionaries(hashables, inner, max_size=3),
+    ),
+    max_leaves=10,
+)
+plain = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**64 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | texts,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(texts, inner, max_size=3),
+    max_leaves=10,
+)
+
+
 def test_json_is_the_default() -> None:
     assert isinstance(get_serializer(None), JsonSerializer)
     assert isinstance(get_serializer("json"), JsonSerializer)
 
 
+@pytest.mark.parametrize("serializer", SERIALIZERS, ids=["json", "msgpack"])
+@settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(value=values)
+def test_values_come_back_equal_and_of_the_same_type(serializer: Serializer, value: Any) -> None:
+    assert same(serializer.loads(serializer.dumps(value)), value)
+
+
+@given(plain)
+def test_plain_json_is_written_as_orjson_writes_it(value: Any) -> None:
+    json = JsonSerializer()
+    assert json.dumps(value) == orjson.dumps(value)
+    assert same(json.loads(json.dumps(value)), value)
+
+
 @pytest.mark.parametrize(
-    ("value", "expected"),
+    "value",
     [
-        (dt.datetime(2024, 5, 1, 12, 30, tzinfo=dt.timezone.utc), "2024-05-01T12:30:00+00:00"),
-        (dt.datetime(2024, 5, 1, 12, 30), "2024-05-01T12:30:00"),
-        (dt.date(2024, 5, 1), "2024-05-01"),
-        (uuid.UUID(int=42), "00000000-0000-0000-0000-00000000002a"),
-        (Colour.RED, "red"),
-        ({"nested": [1, 2.5, None, True, "ü"]}, {"nested": [1, 2.5, None, True, "ü"]}),
-        ((1, 2), [1, 2]),
-        ({1: "int keys become strings"}, {"1": "int keys become strings"}),
+        dt.datetime(2024, 5, 1, 12, 30),
+        dt.datetime(2024, 5, 1, 12, 30, tzinfo=dt.timezone.utc),
+        dt.datetime(2024, 11, 3, 1, 30, fold=1, tzinfo=zoneinfo.ZoneInfo("America/New_York")),
+        dt.date(2024, 5, 1),
+        dt.time(12, 30, 1, 5),
+        dt.time(12, 30, tzinfo=dt.timezone(dt.timedelta(hours=2))),
+        dt.timedelta(days=-1, microseconds=3),
+        uuid.UUID(int=42),
+        Decimal("1.10"),
+        Decimal("-0"),
+        b"\x00\xff",
+        (1, (2, [3])),
+        {1, "a", (2,)},
+        frozenset({1}),
+        math.nan,
+        -math.inf,
+        [math.inf, None],
+        {1: "int keys stay ints", (1, 2): "tuple keys too"},
+        {"~t": [1]},
+        {"a": {"~": 1}, "b": (1,)},
+        2**100,
+    ],
+    ids=repr,
+)
+@pytest.mark.parametrize("serializer", SERIALIZERS, ids=["json", "msgpack"])
+def test_common_types_round_trip(serializer: Serializer, value: Any) -> None:
+    assert same(serializer.loads(serializer.dumps(value)), value)
+
+
+def test_data_written_before_tagging_still_reads() -> None:
+    old = {"placed": "2024-05-01T12:30:00+00:00", "id": "00000000-0000-0000-0000-00000000002a"}
+    written = orjson.dumps({**old, 1: [1, 2]}, option=orjson.OPT_NON_STR_KEYS)
+    assert JsonSerializer().loads(written) == {**old, "1": [1, 2]}
+    assert JsonSerializer().loads(b'{"~t":[1,2]}') == {"~t": [1, 2]}  # plain JSON is never revived
+    packer = MsgpackSerializer()
+    old_packed = msgpack.packb({"a": [1, 2.5, b"x"]}, use_bin_type=True)
+    assert packer.loads(old_packed) == {"a": [1, 2.5, b"x"]}
+    int_keys = msgpack.packb({1: "one"}, use_bin_type=True)  # stored fine, unreadable before
+    assert packer.loads(int_keys) == {1: "one"}
+
+
+@given(plain)
+def test_plain_msgpack_is_written_as_before(value: Any) -> None:
+    packer = MsgpackSerializer()
+    assert packer.dumps(value) == msgpack.packb(value, use_bin_type=True)
+    assert same(packer.loads(packer.dumps(value)), value)
+
+
+class Size(enum.IntEnum):
+    ONE = 1
+
+
+class Name(str):
+    pass
+
+
+Point = namedtuple("Point", "x y")
+
+
+@pytest.mark.parametrize(
+    ("value", "fix"),
+    [
+        (Colour.RED, r"member\.value"),
+        (Size.ONE, r"member\.value"),
+        (Order(uuid.UUID(int=7), dt.datetime(2024, 1, 2), ["a"]), r"dataclasses\.asdict"),
+        (Point(1, 2), r"_asdict\(\)"),
+        (collections.OrderedDict(a=1), r"store dict\(value\)"),
+        ({"deep": [Name("x")]}, r"store str\(value\)"),
+        (Opaque(), "pickle"),
+        ([1, {2: Opaque()}], "Opaque"),
+        (dt.time(1, tzinfo=zoneinfo.ZoneInfo("Europe/Paris")), "fixed datetime.timezone"),
+    ],
+    ids=repr,
+)
+@pytest.mark.parametrize("serializer", SERIALIZERS, ids=["json", "msgpack"])
+def test_what_would_change_type_is_refused_with_the_fix(
+    serializer: Serializer, value: Any, fix: str
+) -> None:
+    with pytest.raises(SerializationError, match=fix) as caught:
+        serializer.dumps(value)
+    assert "same type" in str(caught.value) or "timezone" in str(caught.value)
+    assert isinstance(caught.value, TypeError)
+    assert caught.value.__cause__ is None  # no serializer internals in the traceback
+
+
+def test_json_refuses_lone_surrogates_and_cycles() -> None:
+    loop: list[Any] = []
+    loop.append(loop)
+    for bad in ("\ud800", ["\udfff"], loop):
+        with pytest.raises(SerializationError):
+            JsonSerializer().dumps(bad)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"{not json",
+        b"",
+        b"~",
+        b"~{not json",
+        b'~{"~zz":1}',
+        b'~{"~b":"!!"}',
+        b'~{"~t":1}',
+        b'~{"~dt":"x"}',
     ],
 )
-def test_json_round_trips(value: Any, expected: Any) -> None:
-    json = JsonSerializer()
-    assert json.loads(json.dumps(value)) == expected
+def test_json_rejects_invalid_stored_data(data: bytes) -> None:
+    with pytest.raises(SerializationError, match="not valid"):
+        JsonSerializer().loads(data)
 
 
-def test_json_dataclass_round_trip() -> None:
-    order = Order(uuid.UUID(int=7), dt.datetime(2024, 1, 2, 3, 4, 5, 6000), ["a", "b"])
-    json = JsonSerializer()
-    restored = json.loads(json.dumps(order))
-    assert restored == {
-        "id": str(order.id),
-        "placed": order.placed.isoformat(),
-        "lines": ["a", "b"],
-    }
-    rebuilt = Order(
-        uuid.UUID(restored["id"]), dt.datetime.fromisoformat(restored["placed"]), ["a", "b"]
-    )
-    assert rebuilt == order
-
-
-@pytest.mark.parametrize(
-    ("value", "type_name"),
-    [(Opaque(), "Opaque"), ({"deep": [Opaque()]}, "Opaque"), ({1, 2}, "set"), (b"raw", "bytes")],
-)
-def test_json_error_names_the_type(value: Any, type_name: str) -> None:
-    with pytest.raises(SerializationError, match=type_name) as caught:
-        JsonSerializer().dumps(value)
-    assert isinstance(caught.value, TypeError)
-    assert caught.value.__cause__ is None  # no orjson internals in the traceback
-
-
-def test_json_rejects_invalid_stored_data() -> None:
-    with pytest.raises(SerializationError, match="not valid JSON"):
-        JsonSerializer().loads(b"{not json")
-
-
-def test_msgpack_round_trip_and_errors() -> None:
+def test_msgpack_errors_and_foreign_extensions() -> None:
     packer = get_serializer("msgpack")
     assert isinstance(packer, MsgpackSerializer)
-    value = {"bytes": b"\x00\xff", "list": [1, "two", 3.0], "none": None}
-    assert packer.loads(packer.dumps(value)) == value
     with pytest.raises(SerializationError, match="Opaque"):
         packer.dumps(Opaque())
     with pytest.raises(SerializationError):
         packer.loads(b"\xc1")  # a byte msgpack never uses
+    foreign = msgpack.packb(msgpack.ExtType(99, b"x"))
+    assert packer.loads(foreign) == msgpack.ExtType(99, b"x")
+
+
+def test_the_cache_gives_back_what_it_was_given(rk: Redkit) -> None:
+    cache = rk.cache("types")
+    value = {
+        "when": dt.datetime(2024, 5, 1, 12, 30, tzinfo=dt.timezone.utc),
+        "day": dt.date(2024, 5, 1),
+        "id": uuid.UUID(int=1),
+        "price": Decimal("9.99"),
+        "pair": (1, 2),
+        "ratio": math.nan,
+        "limit": -math.inf,
+        "raw": b"\x00",
+    }
+    cache.set("v", value)
+    assert same(cache.get("v"), value)
+    with pytest.raises(SerializationError, match=r"member\.value"):
+        cache.set("e", Colour.RED)
 
 
 def test_pickle_needs_a_name_and_a_secret() -> None:

@@ -15,6 +15,7 @@ from redkit.cache.keying import CallKey
 from redkit.cache.near import NearCache
 from redkit.cache.ops import Begin, CacheFlows, CacheKeys, Policy
 from redkit.cache.stats import CacheStats
+from redkit.durations import Duration, seconds
 from redkit.errors import ConfigError
 from redkit.serializers import Serializer, get_serializer
 
@@ -29,20 +30,20 @@ _NEAR_MODES = ("tracking", "pubsub")
 class CacheOptions(TypedDict, total=False):
     """Options of :meth:`Redkit.cache` (see :class:`redkit.cache.Cache`)."""
 
-    ttl: float | None
-    stale_ttl: float
+    ttl: Duration | None
+    stale_ttl: Duration
     jitter: float
     beta: float
-    lock_ttl: float
-    wait_timeout: float | None
+    lock_ttl: Duration
+    wait_timeout: Duration | None
     cache_none: bool
-    none_ttl: float | None
+    none_ttl: Duration | None
     stale_on_error: bool
     serializer: str | Serializer | None
     secret: str | bytes | None
     near: int
     near_mode: str
-    near_heartbeat: float
+    near_heartbeat: Duration
 
 
 class _CacheCore:
@@ -53,22 +54,28 @@ class _CacheCore:
         rk: RedkitCore | AsyncRedkitCore,
         namespace: str = "default",
         *,
-        ttl: float | None = 300.0,
-        stale_ttl: float = 0.0,
+        ttl: Duration | None = 300.0,
+        stale_ttl: Duration = 0.0,
         jitter: float = 0.1,
         beta: float = 1.0,
-        lock_ttl: float = 10.0,
-        wait_timeout: float | None = None,
+        lock_ttl: Duration = 10.0,
+        wait_timeout: Duration | None = None,
         cache_none: bool = False,
-        none_ttl: float | None = None,
+        none_ttl: Duration | None = None,
         stale_on_error: bool = True,
         serializer: str | Serializer | None = None,
         secret: str | bytes | None = None,
         near: int = 0,
         near_mode: str = "tracking",
-        near_heartbeat: float = 1.0,
+        near_heartbeat: Duration = 1.0,
     ) -> None:
-        _check(ttl, stale_ttl, jitter, beta, lock_ttl, near, near_mode)
+        ttl = seconds(ttl, "ttl", allow_none=True)
+        stale_ttl = seconds(stale_ttl, "stale_ttl", allow_zero=True)
+        lock_ttl = seconds(lock_ttl, "lock_ttl")
+        wait_timeout = seconds(wait_timeout, "wait_timeout", allow_none=True, allow_zero=True)
+        none_ttl = seconds(none_ttl, "none_ttl", allow_none=True)
+        near_heartbeat = seconds(near_heartbeat, "near_heartbeat")
+        _check(jitter, beta, near, near_mode)
         self.namespace = namespace
         self.stale_on_error = stale_on_error
         self.stats = CacheStats()
@@ -158,30 +165,24 @@ class _CacheCore:
 
     @staticmethod
     def _keyer(
-        func: Callable[..., Any], key: Callable[..., str] | None, ignore: Sequence[str]
+        func: Callable[..., Any],
+        key: Callable[..., str] | None,
+        ignore: Sequence[str],
+        name: str | None,
     ) -> CallKey:
-        return CallKey(func, key, ignore)
+        return CallKey(func, key, ignore, name)
 
 
-def _check(
-    ttl: float | None,
-    stale_ttl: float,
-    jitter: float,
-    beta: float,
-    lock_ttl: float,
-    near: int,
-    near_mode: str,
-) -> None:
-    if ttl is not None and (not ttl > 0 or math.isinf(ttl)):
-        raise ConfigError(f"cache ttl must be a positive number of seconds or None, got {ttl!r}")
-    if not 0 <= stale_ttl < math.inf:
-        raise ConfigError(f"stale_ttl must be 0 or more seconds, got {stale_ttl!r}")
+def ttl_seconds(ttl: Duration | None) -> float | None:
+    """A per-call ``ttl`` in seconds (None: the cache's, or never for ``touch``), checked."""
+    return None if ttl is None else seconds(ttl, "ttl")
+
+
+def _check(jitter: float, beta: float, near: int, near_mode: str) -> None:
     if not 0 <= jitter < 1:
         raise ConfigError(f"jitter must be in [0, 1), got {jitter!r}")
     if not 0 <= beta < math.inf:
         raise ConfigError(f"beta must be 0 or more, got {beta!r}")
-    if not lock_ttl > 0:
-        raise ConfigError(f"lock_ttl must be a positive number of seconds, got {lock_ttl!r}")
     if near < 0:
         raise ConfigError(f"near must be 0 (off) or the most entries to keep, got {near!r}")
     if near_mode not in _NEAR_MODES:

@@ -25,10 +25,18 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from typing_extensions import Unpack
 
 from redkit.cache import stampede
-from redkit.cache.base import AsyncSingleFlight, CacheOptions, SingleFlight, Tags, _CacheCore
+from redkit.cache.base import (
+    AsyncSingleFlight,
+    CacheOptions,
+    SingleFlight,
+    Tags,
+    _CacheCore,
+    ttl_seconds,
+)
 from redkit.cache.envelope import Found
 from redkit.cache.hot import MISS, Slow, Unverified
 from redkit.cache.ops import Begin
+from redkit.durations import Duration
 from redkit.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -89,22 +97,22 @@ class Cache(_CacheCore):
         return {k: e.value for k, e in zip(keys, entries, strict=True) if e is not None}
 
     def set(
-        self, key: Key, value: Any, ttl: float | None = None, *, tags: Sequence[str] = ()
+        self, key: Key, value: Any, ttl: Duration | None = None, *, tags: Sequence[str] = ()
     ) -> None:
         """Store ``value`` under ``key`` for ``ttl`` seconds (default: the cache's)."""
-        self._rk.run(self._f.set_many_flow([(key, value)], tags, ttl))
+        self._rk.run(self._f.set_many_flow([(key, value)], tags, ttl_seconds(ttl)))
 
     def add(
-        self, key: Key, value: Any, ttl: float | None = None, *, tags: Sequence[str] = ()
+        self, key: Key, value: Any, ttl: Duration | None = None, *, tags: Sequence[str] = ()
     ) -> bool:
         """Store ``value`` only if ``key`` has no valid entry; True when stored."""
-        return self._rk.run(self._f.add_flow(key, value, tags, ttl))
+        return self._rk.run(self._f.add_flow(key, value, tags, ttl_seconds(ttl)))
 
     def set_many(
-        self, items: Mapping[Key, Any], ttl: float | None = None, *, tags: Sequence[str] = ()
+        self, items: Mapping[Key, Any], ttl: Duration | None = None, *, tags: Sequence[str] = ()
     ) -> None:
         """Store several values (one round trip for versions, one for the writes)."""
-        self._rk.run(self._f.set_many_flow(list(items.items()), tags, ttl))
+        self._rk.run(self._f.set_many_flow(list(items.items()), tags, ttl_seconds(ttl)))
 
     def delete(self, *keys: Key) -> int:
         """Delete entries; the number that existed."""
@@ -114,9 +122,9 @@ class Cache(_CacheCore):
         """Add ``delta`` to an int entry atomically (ttl kept); None when there is none."""
         return self._rk.run(self._f.incr_flow(key, delta))
 
-    def touch(self, key: Key, ttl: float | None) -> bool:
+    def touch(self, key: Key, ttl: Duration | None) -> bool:
         """Make ``key`` expire ``ttl`` seconds from now (None: never); False if absent."""
-        return self._rk.run(self._f.touch_flow(key, ttl))
+        return self._rk.run(self._f.touch_flow(key, ttl_seconds(ttl)))
 
     def invalidate_tags(self, *tags: str) -> None:
         """Invalidate every entry carrying any of ``tags``, in every namespace. O(1) per tag."""
@@ -130,7 +138,7 @@ class Cache(_CacheCore):
         self,
         key: Key,
         loader: Callable[[], T],
-        ttl: float | None = None,
+        ttl: Duration | None = None,
         *,
         tags: Sequence[str] = (),
     ) -> T:
@@ -157,7 +165,7 @@ class Cache(_CacheCore):
         if entry is not None:
             return entry.value  # type: ignore[no-any-return]
         return self._flights.do(
-            self._f.keys.entry(key), lambda: self._load(key, loader, ttl, tags, found)
+            self._f.keys.entry(key), lambda: self._load(key, loader, ttl_seconds(ttl), tags, found)
         )
 
     def _load(
@@ -195,27 +203,31 @@ class Cache(_CacheCore):
 
     def cached(
         self,
-        ttl: float | None = None,
+        ttl: Duration | None = None,
         *,
         tags: Tags = (),
         key: Callable[..., str] | None = None,
         ignore: Sequence[str] = (),
+        name: str | None = None,
     ) -> Callable[[Callable[..., T]], Callable[..., T]]:
         """Decorate a function so its results are cached under a key derived from its arguments.
 
         Args:
-            ttl: seconds (default: the cache's).
+            ttl: seconds or a timedelta (default: the cache's); checked here.
             tags: tags of every result, or a function of the call's arguments returning them.
             key: a function of the call's arguments returning the key, instead of the digest.
             ignore: parameter names left out of the key (e.g. ``("self",)``).
+            name: the function's name in its keys; required for a function without a
+                stable one (a closure, a lambda, a bound method) unless ``key`` is given.
         """
+        ttl = ttl_seconds(ttl)
 
         def decorate(func: Callable[..., T]) -> Callable[..., T]:
             if inspect.iscoroutinefunction(func):
                 raise ConfigError(
                     f"{func.__qualname__} is async: decorate it with an AsyncCache (ark.cache(...))"
                 )
-            keyer = self._keyer(func, key, ignore)
+            keyer = self._keyer(func, key, ignore, name)
 
             @functools.wraps(func)
             def wrapper(*args: Any, **kwargs: Any) -> T:
@@ -268,22 +280,22 @@ class AsyncCache(_CacheCore):
         return {k: e.value for k, e in zip(keys, entries, strict=True) if e is not None}
 
     async def set(
-        self, key: Key, value: Any, ttl: float | None = None, *, tags: Sequence[str] = ()
+        self, key: Key, value: Any, ttl: Duration | None = None, *, tags: Sequence[str] = ()
     ) -> None:
         """Store ``value`` under ``key`` for ``ttl`` seconds (default: the cache's)."""
-        await self._rk.run(self._f.set_many_flow([(key, value)], tags, ttl))
+        await self._rk.run(self._f.set_many_flow([(key, value)], tags, ttl_seconds(ttl)))
 
     async def add(
-        self, key: Key, value: Any, ttl: float | None = None, *, tags: Sequence[str] = ()
+        self, key: Key, value: Any, ttl: Duration | None = None, *, tags: Sequence[str] = ()
     ) -> bool:
         """Store ``value`` only if ``key`` has no valid entry; True when stored."""
-        return await self._rk.run(self._f.add_flow(key, value, tags, ttl))
+        return await self._rk.run(self._f.add_flow(key, value, tags, ttl_seconds(ttl)))
 
     async def set_many(
-        self, items: Mapping[Key, Any], ttl: float | None = None, *, tags: Sequence[str] = ()
+        self, items: Mapping[Key, Any], ttl: Duration | None = None, *, tags: Sequence[str] = ()
     ) -> None:
         """Store several values (one round trip for versions, one for the writes)."""
-        await self._rk.run(self._f.set_many_flow(list(items.items()), tags, ttl))
+        await self._rk.run(self._f.set_many_flow(list(items.items()), tags, ttl_seconds(ttl)))
 
     async def delete(self, *keys: Key) -> int:
         """Delete entries; the number that existed."""
@@ -293,9 +305,9 @@ class AsyncCache(_CacheCore):
         """Add ``delta`` to an int entry atomically (ttl kept); None when there is none."""
         return await self._rk.run(self._f.incr_flow(key, delta))
 
-    async def touch(self, key: Key, ttl: float | None) -> bool:
+    async def touch(self, key: Key, ttl: Duration | None) -> bool:
         """Make ``key`` expire ``ttl`` seconds from now (None: never); False if absent."""
-        return await self._rk.run(self._f.touch_flow(key, ttl))
+        return await self._rk.run(self._f.touch_flow(key, ttl_seconds(ttl)))
 
     async def invalidate_tags(self, *tags: str) -> None:
         """Invalidate every entry carrying any of ``tags``, in every namespace. O(1) per tag."""
@@ -309,7 +321,7 @@ class AsyncCache(_CacheCore):
         self,
         key: Key,
         loader: Callable[[], Any],
-        ttl: float | None = None,
+        ttl: Duration | None = None,
         *,
         tags: Sequence[str] = (),
     ) -> Any:
@@ -330,7 +342,7 @@ class AsyncCache(_CacheCore):
         if entry is not None:
             return entry.value
         return await self._flights.do(
-            self._f.keys.entry(key), lambda: self._load(key, loader, ttl, tags, found)
+            self._f.keys.entry(key), lambda: self._load(key, loader, ttl_seconds(ttl), tags, found)
         )
 
     async def _load(
@@ -365,20 +377,22 @@ class AsyncCache(_CacheCore):
 
     def cached(
         self,
-        ttl: float | None = None,
+        ttl: Duration | None = None,
         *,
         tags: Tags = (),
         key: Callable[..., str] | None = None,
         ignore: Sequence[str] = (),
+        name: str | None = None,
     ) -> Callable[[Callable[..., Awaitable[T]]], Callable[..., Awaitable[T]]]:
         """:meth:`Cache.cached` for async functions (the wrapper is a coroutine function)."""
+        ttl = ttl_seconds(ttl)
 
         def decorate(func: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
             if not inspect.iscoroutinefunction(func):
                 raise ConfigError(
                     f"{func.__qualname__} is not async: decorate it with a Cache (rk.cache(...))"
                 )
-            keyer = self._keyer(func, key, ignore)
+            keyer = self._keyer(func, key, ignore, name)
 
             @functools.wraps(func)
             async def wrapper(*args: Any, **kwargs: Any) -> T:

@@ -31,7 +31,7 @@ def router(
     """The product routes, rate limited by ``api_limit`` (a FastAPI dependency)."""
     routes = APIRouter(dependencies=[Depends(api_limit)])
 
-    @cache.cached(ttl=60, tags=[TAG])
+    @cache.cached(ttl=60, tags=[TAG], name="demo.products")
     async def products(lang: str) -> list[dict[str, Any]]:
         _loaded.set(True)
         return await catalog.all(lang)
