@@ -178,7 +178,7 @@ def test_unix_socket_server() -> None:
         assert rk.target.startswith("unix://")
         assert rk.ping()
         with rk.lock("over-a-socket", ttl=5) as lock:
-            assert lock.fencing_token == 1
+            assert lock.fencing_token is not None
 
 
 def test_nothing_configured_uses_embedded_and_says_so(

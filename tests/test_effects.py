@@ -210,3 +210,19 @@ def test_connection_error_is_the_builtin_too() -> None:
     assert isinstance(error, OSError)
     with pytest.raises(OSError):
         raise error
+
+
+def test_a_key_of_another_type_is_a_data_error(rk: Redkit) -> None:
+    key = rk.keys.group("test", "hash").key()
+    rk.run(ops.command("HSET", key, "f", "v"))
+    with pytest.raises(DataError, match="another Redis type"):
+        rk.run(ops.command("GET", key))
+
+
+def test_clients_lists_the_pool_and_the_waits_client(rk: Redkit) -> None:
+    assert rk.clients() == [rk.client]  # no wait has run yet
+    rk.run(ops.wait_signal(rk.keys.group("test", "w").key(), 0.01))
+    clients = rk.clients()
+    assert len(clients) == 2  # a facade that made its client makes one for waits too
+    assert clients[0] is rk.client
+    assert clients[1] is not rk.client

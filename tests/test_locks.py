@@ -11,7 +11,14 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from redkit import AsyncRedkit, Redkit
-from redkit.errors import ConfigError, LockLostError, LockNotAcquiredError, LockNotOwnedError
+from redkit.embedded import EmbeddedServer
+from redkit.errors import (
+    ConfigError,
+    DataError,
+    LockLostError,
+    LockNotAcquiredError,
+    LockNotOwnedError,
+)
 
 CONTENDERS = 20
 
@@ -111,8 +118,11 @@ def test_waiter_wakes_on_release_not_on_ttl(rk: Redkit) -> None:
 def test_waiter_gets_lock_of_dead_holder_after_ttl(rk: Redkit) -> None:
     dead = rk.lock("dead", ttl=0.3)
     dead.acquire()  # and never released: the holder "died"
+    first = dead.fencing_token
+    assert first is not None
     with rk.lock("dead", ttl=5, timeout=10) as lock:
-        assert lock.fencing_token == 2
+        assert lock.fencing_token is not None
+        assert lock.fencing_token > first
 
 
 def test_owner_stalling_past_ttl_is_reported_lost(rk: Redkit) -> None:
@@ -207,6 +217,99 @@ def test_a_retried_acquire_is_idempotent(rk: Redkit) -> None:
     args = ("same-token", 5000)
     first = rk.run(ops.evaluate(script("lock_acquire"), (owner, fence), args))
     again = rk.run(ops.evaluate(script("lock_acquire"), (owner, fence), args))
-    assert first == again == [1, 1]
+    assert first == again
+    assert first[0] == 1
     other = rk.run(ops.evaluate(script("lock_acquire"), (owner, fence), ("other", 5000)))
     assert other[0] == 0
+    assert 0 < other[2] <= 5000
+
+
+def _server_time_us(rk: Redkit) -> int:
+    seconds, micros = rk.client.time()
+    return int(seconds) * 1_000_000 + int(micros)
+
+
+def test_fencing_tokens_follow_the_server_clock(rk: Redkit) -> None:
+    before = _server_time_us(rk)
+    with rk.lock("clocked", ttl=5) as first:
+        pass
+    with rk.lock("clocked", ttl=5) as second:
+        pass
+    assert first.fencing_token is not None
+    assert second.fencing_token is not None
+    assert before <= first.fencing_token < second.fencing_token
+
+
+def test_fencing_tokens_keep_growing_after_a_counter_far_ahead_of_the_clock(rk: Redkit) -> None:
+    lock = rk.lock("ahead", ttl=5)
+    far = _server_time_us(rk) + 10**12  # e.g. a counter carried over from a faster clock
+    rk.client.set(lock._keys[1], far)
+    with lock:
+        assert lock.fencing_token == far + 1
+
+
+def test_fencing_tokens_grow_across_a_restart_without_persistence() -> None:
+    with EmbeddedServer() as server, Redkit(server.url, prefix="fence") as rk:
+        tokens = []
+        for _ in range(50):
+            with rk.lock("restarted", ttl=5) as lock:
+                tokens.append(lock.fencing_token)
+        server.restart()  # no persistence: the counter is gone
+        assert not rk.client.exists(lock._keys[1])
+        with rk.lock("restarted", ttl=5) as after:
+            assert after.fencing_token is not None
+            assert after.fencing_token > max(t or 0 for t in tokens)
+
+
+async def test_async_fencing_tokens_grow_across_a_restart_without_persistence() -> None:
+    with EmbeddedServer() as server:
+        async with AsyncRedkit(server.url, prefix="afence") as ark:
+            async with ark.lock("restarted", ttl=5) as before:
+                pass
+            server.restart()
+            async with ark.lock("restarted", ttl=5) as after:
+                pass
+            assert before.fencing_token is not None
+            assert after.fencing_token is not None
+            assert after.fencing_token > before.fencing_token
+
+
+def test_a_lock_key_of_another_type_is_a_data_error(rk: Redkit) -> None:
+    lock = rk.lock("typed", ttl=5)
+    rk.client.hset(lock._keys[0], "x", "1")
+    with pytest.raises(DataError):
+        lock.acquire()
+    rk.client.delete(lock._keys[0])
+    rk.client.set(lock._keys[1], "not a number")
+    with pytest.raises(DataError):
+        lock.acquire()
+    rk.client.delete(lock._keys[1])
+    rk.client.rpush(lock._keys[1], "1")
+    with pytest.raises(DataError):
+        lock.acquire()
+    assert not lock.held
+
+
+def test_a_retried_acquire_after_the_counter_was_lost_gets_a_fresh_token(rk: Redkit) -> None:
+    from redkit import ops
+    from redkit.scripts import script
+
+    lock = rk.lock("lost-counter", ttl=5)
+    owner, fence, _ = lock._keys
+    first = rk.run(ops.evaluate(script("lock_acquire"), (owner, fence), ("same", 5000)))
+    rk.client.delete(fence)
+    again = rk.run(ops.evaluate(script("lock_acquire"), (owner, fence), ("same", 5000)))
+    assert again[0] == 1
+    assert again[1] > first[1]
+    assert int(rk.client.get(fence)) == again[1]
+
+
+async def test_async_lock_key_of_another_type_is_a_data_error(ark: AsyncRedkit) -> None:
+    lock = ark.lock("atyped", ttl=5)
+    assert await lock.acquire()
+    await ark.client.delete(lock._keys[0])
+    await ark.client.hset(lock._keys[0], "x", "1")
+    with pytest.raises(DataError):
+        await lock.extend()
+    with pytest.raises(DataError):
+        await lock.release()

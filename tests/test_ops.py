@@ -91,7 +91,7 @@ def test_capability_keeps_working_after_flush(rk: Redkit, target_url: str) -> No
         first = lock.fencing_token
     flush_scripts(rk, target_url == EXTERNAL_URL)
     with rk.lock("flushed", ttl=5) as lock:
-        assert lock.fencing_token == (first or 0) + 1
+        assert (lock.fencing_token or 0) > (first or 0)
         assert lock.extend()
 
 

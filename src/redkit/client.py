@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+from asyncio import get_running_loop
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -20,6 +21,7 @@ from redkit import connection, ops
 from redkit.config import Settings, Target
 from redkit.errors import ConfigError
 from redkit.keys import Keyspace
+from redkit.loops import LoopClients
 from redkit.serializers import Serializer, get_serializer
 
 if TYPE_CHECKING:
@@ -131,13 +133,18 @@ class RedkitCore(CoreBase):
             raise ConfigError("Redkit needs a synchronous client; use AsyncRedkit for asyncio")
         target = self._setup(url, settings, client, prefix, serializer, secret)
         self._owns_client = client is None
-        self.client = (
+        self._client = (
             client if client is not None else connection.sync_client(self.settings, target)
         )
         self.cluster = connection.is_cluster(self.client)
         self._siblings: dict[float, RedkitCore] = {}
         self._blocker = connection.blocker(self.client, self.settings, target)
         self._driver = ops.Driver(self.client, self.target, self._observers, self._blocker)
+
+    @property
+    def client(self) -> Any:
+        """The redis-py client."""
+        return self._client
 
     def run(self, flow: ops.Flow[T] | ops.Once[T]) -> T:
         """Run a flow (see :mod:`redkit.ops`) on this client."""
@@ -170,6 +177,15 @@ class RedkitCore(CoreBase):
                 made.close()
         return sibling  # type: ignore[return-value]
 
+    def clients(self) -> list[Any]:
+        """The redis-py clients behind this facade: the pool's and, once made, the waits'.
+
+        For dropping connections after a failover (``client.connection_pool.disconnect()``)
+        or inspecting them; commands go through :meth:`run`.
+        """
+        dedicated = self._blocker.made
+        return [self.client] + ([dedicated] if dedicated not in (None, self.client) else [])
+
     def close(self) -> None:
         """Close the connection pool (only when redkit created the client)."""
         for sibling in list(self._siblings.values()):
@@ -197,6 +213,12 @@ class AsyncRedkitCore(CoreBase):
 
     Takes the same arguments as :class:`RedkitCore`; a handed-in client must be one of
     redis-py's asyncio clients.
+
+    Works from any event loop: each loop that uses the facade gets a client of its own on
+    first use (:mod:`redkit.loops`), closed by :meth:`aclose` or when that loop shuts
+    down. A handed-in client serves the first loop; other loops get a copy of a standalone
+    client's pool, and a handed-in Cluster or Sentinel client raises
+    :class:`~redkit.errors.ConfigError` there.
     """
 
     def __init__(
@@ -213,30 +235,41 @@ class AsyncRedkitCore(CoreBase):
             raise ConfigError("AsyncRedkit needs an asyncio client; use Redkit for sync code")
         target = self._setup(url, settings, client, prefix, serializer, secret)
         self._owns_client = client is None
-        self.client = (
-            client if client is not None else connection.async_client(self.settings, target)
-        )
-        self.cluster = connection.is_cluster(self.client)
-        self._ready = not self.cluster
+        first = client if client is not None else connection.async_client(self.settings, target)
+        self.cluster = connection.is_cluster(first)
         self._siblings: dict[float, AsyncRedkitCore] = {}
-        self._blocker = connection.blocker(self.client, self.settings, target)
-        self._driver = ops.AsyncDriver(self.client, self.target, self._observers, self._blocker)
+        self._loops = LoopClients(
+            first, client is None, self.settings, target, self.target, self._observers
+        )
+        self._by_loop = self._loops.by_loop
+
+    @property
+    def client(self) -> Any:
+        """The redis-py client of the running event loop (outside a loop: the first one)."""
+        state = self._loops.current()
+        return self._loops.first if state is None else state.client
+
+    @property
+    def _blocker(self) -> ops.Blocker | None:
+        """The running loop's dedicated wait connections (None outside a loop)."""
+        state = self._loops.current()
+        return None if state is None else state.blocker
+
+    def clients(self) -> list[Any]:
+        """The running loop's redis-py clients: the pool's and, once made, the waits'.
+
+        See :meth:`RedkitCore.clients`.
+        """
+        blocker = self._blocker
+        dedicated = None if blocker is None else blocker.made
+        return [self.client] + ([dedicated] if dedicated not in (None, self.client) else [])
 
     async def run(self, flow: ops.Flow[T] | ops.Once[T]) -> T:
-        """Run a flow (see :mod:`redkit.ops`) on this client."""
-        if not self._ready:
-            await self._initialize()
-        return await self._driver.run(flow)
-
-    async def _initialize(self) -> None:
-        # redis-py >= 7.1's asyncio RedisCluster races when many tasks trigger its lazy
-        # initialization at once (connections closed under other tasks' feet); one
-        # explicit initialize() before the first command avoids it.
-        try:
-            await self.client.initialize()
-        except Exception as exc:
-            raise ops.wrap_error(exc, self.target) from exc
-        self._ready = True
+        """Run a flow (see :mod:`redkit.ops`) on this event loop's client."""
+        state = self._by_loop.get(get_running_loop())
+        if state is None or not state.ready:
+            state = await self._loops.ready()
+        return await state.driver.run(flow)
 
     async def info(self) -> ServerInfo:
         """Engine, version and mode of the server, and the prefix in use."""
@@ -262,14 +295,10 @@ class AsyncRedkitCore(CoreBase):
         return sibling  # type: ignore[return-value]
 
     async def aclose(self) -> None:
-        """Close the connection pool (only when redkit created the client)."""
+        """Close every event loop's connections (a handed-in client itself stays open)."""
         for sibling in list(self._siblings.values()):
             await sibling.aclose()
-        dedicated = self._blocker.made
-        if dedicated is not None and dedicated is not self.client:
-            await dedicated.aclose()
-        if self._owns_client:
-            await self.client.aclose()
+        await self._loops.aclose()
 
     async def __aenter__(self: AsyncSelfT) -> AsyncSelfT:
         return self

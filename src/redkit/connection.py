@@ -22,6 +22,7 @@ import redis.sentinel
 from redis.backoff import ExponentialWithJitterBackoff
 
 from redkit.config import Settings, Target
+from redkit.errors import ConfigError
 from redkit.ops import Blocker, wrap_error
 from redkit.pool import WaitingPool
 
@@ -234,3 +235,81 @@ def _socket_timeout(client: Any) -> float | None:
         kwargs = getattr(getattr(client, "nodes_manager", None), "connection_kwargs", None) or {}
     value = kwargs.get("socket_timeout")
     return float(value) if isinstance(value, (int, float)) and value > 0 else None
+
+
+_CLONABLE_POOLS = (
+    redis.asyncio.ConnectionPool,
+    redis.asyncio.BlockingConnectionPool,
+    WaitingPool,
+)
+
+
+def clone_async(client: Any) -> Any:
+    """A new asyncio client like the handed-in standalone ``client``, for another event loop.
+
+    Its pool is made from the original pool's class, size and connection options. A
+    Cluster, Sentinel or single-connection client keeps state that cannot be copied
+    faithfully, so it raises :class:`~redkit.errors.ConfigError` instead.
+    """
+    pool = getattr(client, "connection_pool", None)
+    if (
+        is_cluster(client)
+        or pool is None
+        or type(pool) not in _CLONABLE_POOLS
+        or getattr(client, "single_connection_client", False)
+    ):
+        raise ConfigError(
+            f"this {type(client).__name__} was handed in and is bound to the event loop that "
+            "first used it; it cannot be copied for another loop. Pass url= or settings= "
+            "instead of client= (redkit then makes a client per event loop), or use the "
+            "facade from one event loop only"
+        )
+    options = {**pool.connection_kwargs}
+    if hasattr(pool, "timeout"):  # the blocking pools' wait for a free connection
+        options["timeout"] = pool.timeout
+    copy = type(pool)(
+        connection_class=pool.connection_class, max_connections=pool.max_connections, **options
+    )
+    return redis.asyncio.Redis.from_pool(copy)
+
+
+def abandon(client: Any) -> None:
+    """Close an asyncio client's sockets after its event loop was closed, without the loop.
+
+    Awaiting ``aclose()`` needs the loop the connections belong to; once that loop is
+    closed, the sockets are closed directly, and the connections and transports are marked
+    closed so that collecting them later neither touches the dead loop nor warns.
+    """
+    for conn in _async_connections(client):
+        writer = getattr(conn, "_writer", None)
+        if writer is not None:
+            _drop_transport(writer.transport)
+        conn._reader = conn._writer = None
+
+
+def _async_connections(client: Any) -> list[Any]:
+    if is_cluster(client):
+        nodes = getattr(getattr(client, "nodes_manager", None), "nodes_cache", {}) or {}
+        return [c for node in nodes.values() for c in getattr(node, "_connections", ())]
+    pool = getattr(client, "connection_pool", None)
+    conns = [getattr(client, "connection", None)]
+    if pool is not None:
+        conns += [*getattr(pool, "_available_connections", ())]
+        conns += [*getattr(pool, "_in_use_connections", ())]
+    return [c for c in conns if c is not None]
+
+
+def _drop_transport(transport: Any) -> None:
+    # asyncio offers no public way to close a transport whose loop is closed: close()
+    # schedules the socket's close on the loop. These are the stdlib transports' fields.
+    inner = getattr(getattr(transport, "_ssl_protocol", None), "_transport", None)
+    if inner is not None:  # TLS: the transport wraps a socket transport
+        _drop_transport(inner)
+    if hasattr(transport, "_closed"):
+        transport._closed = True
+    if hasattr(transport, "_closing"):
+        transport._closing = True
+    sock = getattr(transport, "_sock", None)
+    if sock is not None:
+        transport._sock = None
+        sock.close()

@@ -12,10 +12,12 @@ Guarantees:
 
 * Only the owner (a random 128-bit token from :mod:`secrets`) can release or extend the
   lock; both are Lua scripts that check the token and act in one step.
-* Each successful acquire gets a *fencing token* from a per-name counter that only
-  grows. Pass it to the resource you protect and have the resource reject tokens lower
-  than the last it saw: that, not the lock alone, protects against a holder that stalled
-  past its TTL (a GC pause, a swapped-out VM) and still writes.
+* Each successful acquire gets a *fencing token*, larger than every token handed out
+  before for that name: ``max(last token + 1, the server's clock in microseconds)``, so
+  the tokens keep growing across a restart of a server that lost the counter (no
+  persistence). Pass it to the resource you protect and have the resource reject tokens
+  lower than the last it saw: that, not the lock alone, protects against a holder that
+  stalled past its TTL (a GC pause, a swapped-out VM) and still writes.
 * A waiter blocks on a wake-up list (``BLPOP``) that the releasing owner pushes to, so it
   wakes on release, not on a polling interval; if the holder dies instead, the waiter
   wakes when the holder's TTL runs out.
@@ -42,7 +44,7 @@ from typing_extensions import Unpack
 
 from redkit import ops
 from redkit.errors import ConfigError, LockLostError, LockNotAcquiredError, LockNotOwnedError
-from redkit.scripts import script
+from redkit.scripts import check, script
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -57,7 +59,6 @@ _EXTEND = script("lock_extend")
 _SIGNAL_TTL_MS = 5_000
 
 
-
 class LockOptions(TypedDict, total=False):
     """Options of :meth:`Redkit.lock` (see :class:`redkit.locks.Lock`)."""
 
@@ -66,6 +67,7 @@ class LockOptions(TypedDict, total=False):
     blocking: bool
     auto_renew: bool
     on_lost: Callable[[str], Any] | None
+
 
 class _LockCore:
     """The state and flows shared by :class:`Lock` and :class:`AsyncLock`."""
@@ -117,22 +119,24 @@ class _LockCore:
         token = secrets.token_hex(16)
         owner, fence, wake = self._keys
         while True:
-            ok, value = yield ops.Eval(_ACQUIRE, (owner, fence), (token, self._ttl_ms()))
-            if ok:
-                self._token, self.fencing_token, self.lost = token, int(value), False
+            reply = yield ops.Eval(_ACQUIRE, (owner, fence), (token, self._ttl_ms()))
+            acquired, fencing_token, holder_pttl = check("lock_acquire", reply)
+            if acquired:
+                self._token, self.fencing_token, self.lost = token, int(fencing_token), False
                 return True
             remaining = math.inf if deadline is None else deadline - time.monotonic()
             if not blocking or remaining <= 0:
                 return False
-            if value != -2:  # -2: gone since the script ran; try again at once
+            if holder_pttl != 0:  # 0: the holder's lock is expiring now; try again at once
                 # wait for the release signal, at most until the holder's lock expires
-                holder_left = value / 1000 if value > 0 else remaining
+                holder_left = holder_pttl / 1000 if holder_pttl > 0 else remaining
                 yield from ops.wait_signal(wake, min(remaining, holder_left))
 
     def _release_flow(self) -> ops.Flow[bool]:
         token = self._require_token("release")
         owner, _, wake = self._keys
-        released = yield ops.Eval(_RELEASE, (owner, wake), (token, _SIGNAL_TTL_MS))
+        reply = yield ops.Eval(_RELEASE, (owner, wake), (token, _SIGNAL_TTL_MS))
+        released = check("lock_release", reply)
         self._token = None
         if not released:
             self.lost = True
@@ -140,7 +144,8 @@ class _LockCore:
 
     def _extend_flow(self, ttl: float | None) -> ops.Flow[bool]:
         token = self._require_token("extend")
-        extended = yield ops.Eval(_EXTEND, self._keys[:1], (token, self._ttl_ms(ttl)))
+        reply = yield ops.Eval(_EXTEND, self._keys[:1], (token, self._ttl_ms(ttl)))
+        extended = check("lock_extend", reply)
         if not extended:
             self._mark_lost()
         return bool(extended)

@@ -276,11 +276,13 @@ def wrap_error(exc: BaseException, target: str) -> errors.RedkitError:
             hint = " (a TLS handshake with a server that does not speak TLS hangs like this: "
             hint += "use redis:// if the server has no TLS)"
         return errors.ConnectionError(f"Redis at {target} {kind}: {exc}{hint}")
-    if isinstance(exc, rex.ClusterDownError):
+    if isinstance(exc, (rex.ClusterDownError, rex.ClusterError)):
         return errors.ConnectionError(f"Redis cluster at {target} is down: {exc}")
     if isinstance(exc, rex.RedisClusterException):
         return errors.ConnectionError(f"Redis cluster at {target}: {exc}")
     if isinstance(exc, rex.ResponseError):
+        if str(exc).startswith("WRONGTYPE"):
+            return errors.DataError(f"the key holds another Redis type: {exc}")
         return errors.RedisCommandError(str(exc))
     return errors.RedkitError(f"unexpected error from Redis at {target}: {exc!r}")
 

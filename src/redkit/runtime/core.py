@@ -325,16 +325,9 @@ class Base(Generic[StepT]):
         return f"{type(self).__name__}(process={self.process!r}, loops={self.names!r})"
 
 
-def _clients(rk: Any) -> list[Any]:
-    """The facade's clients: its pool and, once made, the one for blocking waits."""
-    blocker = getattr(rk, "_blocker", None)  # until the core offers a public reset
-    dedicated = getattr(blocker, "made", None)
-    return [rk.client] + ([dedicated] if dedicated not in (None, rk.client) else [])
-
-
 def reset_sync(rk: Any) -> None:
     """Drop a sync facade's connections after a failover, so the next call finds the primary."""
-    for client in _clients(rk):
+    for client in rk.clients():
         if connection.is_async(client):  # the thread listener of an asyncio facade
             return
         try:
@@ -348,7 +341,7 @@ def reset_sync(rk: Any) -> None:
 
 async def reset_async(rk: Any) -> None:
     """Drop an asyncio facade's connections after a failover (see :func:`reset_sync`)."""
-    for client in _clients(rk):
+    for client in rk.clients():
         try:
             if connection.is_cluster(client):
                 await client.nodes_manager.initialize()

@@ -1,8 +1,13 @@
 -- lock_release: release the lock only if the caller still owns it, and wake one waiter.
 -- KEYS[1] the lock   KEYS[2] the wake-up list that waiters block on (BLPOP)
 -- ARGV[1] owner token   ARGV[2] how long an unclaimed wake-up signal lives, in ms
--- Returns 1 when released, 0 when the caller no longer owned it (expired or taken over).
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+-- Returns 1 when released, 0 when the caller no longer owned it (expired or taken over);
+-- -1 when the lock key holds another Redis type.
+local holder = redis.pcall('GET', KEYS[1])
+if type(holder) == 'table' and holder.err then
+  return -1
+end
+if holder ~= ARGV[1] then
   return 0
 end
 redis.call('DEL', KEYS[1])

@@ -12,8 +12,8 @@
 if redis.call('EXISTS', KEYS[1]) == 1 then
   return {0}
 end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+--!include _clock.lua
+local now = now_ms()
 local created = tonumber(ARGV[3])
 if created == 0 then
   created = now

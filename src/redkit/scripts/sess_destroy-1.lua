@@ -1,7 +1,15 @@
 -- sess_destroy: end a session, optionally only if it belongs to the given user.
 -- KEYS[1] the session hash
 -- ARGV[1] the user it must belong to ('' = any owner)
--- Returns 1 when a session was ended, 0 when there was none (or it was someone else's).
+-- Returns 1 when a session was ended, 0 when there was none (or it was someone else's);
+-- -1 when the key holds another Redis type (it is left alone).
+local kind = redis.call('TYPE', KEYS[1]).ok
+if kind == 'none' then
+  return 0
+end
+if kind ~= 'hash' then
+  return -1
+end
 if ARGV[1] ~= '' and redis.call('HGET', KEYS[1], 'm:u') ~= ARGV[1] then
   return 0
 end

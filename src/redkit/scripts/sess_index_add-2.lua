@@ -5,14 +5,24 @@
 -- KEYS[2] the user's generation (a counter that "end all" raises)
 -- ARGV[1] session id   ARGV[2] its absolute deadline, ms   ARGV[3] an id to remove ('' none)
 -- ARGV[4] the generation the session was born in
--- Returns the number of sessions in the index, or -1 when the generation moved on.
-local gen = tonumber(redis.call('GET', KEYS[2])) or 0
-if gen ~= tonumber(ARGV[4]) then
+-- Returns 1 when recorded, 0 when the generation moved on; -1 when a key holds another
+-- Redis type, -2 when the generation is not an integer.
+--!include _clock.lua
+local gen = redis.pcall('GET', KEYS[2])
+if type(gen) == 'table' and gen.err then
   return -1
 end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', string.format('%.0f', now))
+if gen and not tonumber(gen) then
+  return -2
+end
+gen = tonumber(gen) or 0
+if gen ~= tonumber(ARGV[4]) then
+  return 0
+end
+local dropped = redis.pcall('ZREMRANGEBYSCORE', KEYS[1], '-inf', string.format('%.0f', now_ms()))
+if type(dropped) == 'table' and dropped.err then
+  return -1
+end
 redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
 if ARGV[3] ~= '' then
   redis.call('ZREM', KEYS[1], ARGV[3])
@@ -22,4 +32,4 @@ redis.call('PEXPIREAT', KEYS[1], string.format('%.0f', last))
 if gen > 0 and redis.call('PEXPIRETIME', KEYS[2]) < last then
   redis.call('PEXPIREAT', KEYS[2], string.format('%.0f', last))
 end
-return redis.call('ZCARD', KEYS[1])
+return 1

@@ -4,18 +4,25 @@
 -- ARGV[2] client IP ('' keeps the stored one)   ARGV[3] user agent ('' keeps the stored one)
 -- A session ends at its absolute deadline 'm:a' or at its own expiry 'm:x' (when set),
 -- whichever comes first; the idle refresh never extends it past that.
--- Returns {} when the session does not exist or has ended (then it is deleted), else the
--- hash as HGETALL returns it, after the touch.
-local ends = redis.call('HMGET', KEYS[1], 'm:a', 'm:x')
-local deadline = tonumber(ends[1])
-if not deadline then
+-- Returns the hash as HGETALL returns it, after the touch; {} when the session does not
+-- exist or has ended (then it is deleted). -1 when the key holds another Redis type, -3
+-- when its deadline or expiry is not a number (not written by redkit).
+--!include _clock.lua
+local ends = redis.pcall('HMGET', KEYS[1], 'm:a', 'm:x')
+if ends.err then
+  return -1
+end
+if not ends[1] then
   return {}
 end
-if tonumber(ends[2]) and tonumber(ends[2]) < deadline then
-  deadline = tonumber(ends[2])
+local deadline, expiry = tonumber(ends[1]), tonumber(ends[2])
+if not deadline or (ends[2] and not expiry) then
+  return -3
 end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if expiry and expiry < deadline then
+  deadline = expiry
+end
+local now = now_ms()
 if now >= deadline then
   redis.call('DEL', KEYS[1])
   return {}

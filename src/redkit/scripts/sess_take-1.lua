@@ -2,20 +2,27 @@
 -- from here on the old id is dead, whatever happens next).
 -- KEYS[1] the session hash
 -- Returns the hash as HGETALL returns it, or {} when it did not exist or had ended (past
--- its absolute deadline 'm:a' or its own expiry 'm:x').
-local ends = redis.call('HMGET', KEYS[1], 'm:a', 'm:x')
-local deadline = tonumber(ends[1])
-if not deadline then
+-- its absolute deadline 'm:a' or its own expiry 'm:x'). -1 when the key holds another
+-- Redis type, -3 when its deadline or expiry is not a number (not written by redkit);
+-- nothing is deleted then.
+--!include _clock.lua
+local ends = redis.pcall('HMGET', KEYS[1], 'm:a', 'm:x')
+if ends.err then
+  return -1
+end
+if not ends[1] then
   return {}
 end
-if tonumber(ends[2]) and tonumber(ends[2]) < deadline then
-  deadline = tonumber(ends[2])
+local deadline, expiry = tonumber(ends[1]), tonumber(ends[2])
+if not deadline or (ends[2] and not expiry) then
+  return -3
 end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if expiry and expiry < deadline then
+  deadline = expiry
+end
 local fields = redis.call('HGETALL', KEYS[1])
 redis.call('DEL', KEYS[1])
-if now >= deadline then
+if now_ms() >= deadline then
   return {}
 end
 return fields

@@ -8,15 +8,21 @@
 -- A session ends at its absolute deadline 'm:a' or at its own expiry 'm:x' (when set),
 -- whichever comes first; a new expiry never reaches past the absolute deadline.
 -- Returns {1, expiry ms since the epoch (0 = none)} when written, {0} when the session no
--- longer exists (expired or ended: it is not recreated).
-local ends = redis.call('HMGET', KEYS[1], 'm:a', 'm:x')
-local absolute = tonumber(ends[1])
-if not absolute then
+-- longer exists (expired or ended: it is not recreated); -1 when the key holds another
+-- Redis type, -3 when its deadline or expiry is not a number (not written by redkit).
+--!include _clock.lua
+local ends = redis.pcall('HMGET', KEYS[1], 'm:a', 'm:x')
+if ends.err then
+  return -1
+end
+if not ends[1] then
   return {0}
 end
-local expiry = tonumber(ends[2])
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local absolute, expiry = tonumber(ends[1]), tonumber(ends[2])
+if not absolute or (ends[2] and not expiry) then
+  return -3
+end
+local now = now_ms()
 if now >= absolute or (expiry and now >= expiry) then
   redis.call('DEL', KEYS[1])
   return {0}

@@ -5,12 +5,28 @@
 -- ARGV[1] issued-at, ms since the epoch ('' = unknown)
 -- ARGV[2] '1' when the token belongs to a family
 -- Returns 0 valid, 2 issued at or before the watermark (or no issued-at while a watermark
--- exists), 3 its family was revoked.
-local mark = tonumber(redis.call('GET', KEYS[1]))
-if mark and (ARGV[1] == '' or tonumber(ARGV[1]) <= mark) then
-  return 2
+-- exists), 3 its family was revoked; -1 when the watermark or the family key holds
+-- another Redis type, -2 when the watermark is not a number.
+local mark = redis.pcall('GET', KEYS[1])
+if type(mark) == 'table' and mark.err then
+  return -1
 end
-if ARGV[2] == '1' and redis.call('HGET', KEYS[2], 'rev') == '1' then
-  return 3
+if mark then
+  mark = tonumber(mark)
+  if not mark then
+    return -2
+  end
+  if ARGV[1] == '' or tonumber(ARGV[1]) <= mark then
+    return 2
+  end
+end
+if ARGV[2] == '1' then
+  local revoked = redis.pcall('HGET', KEYS[2], 'rev')
+  if type(revoked) == 'table' and revoked.err then
+    return -1
+  end
+  if revoked == '1' then
+    return 3
+  end
 end
 return 0

@@ -4,8 +4,11 @@
 -- ARGV[1] the presented token id   ARGV[2] the next token id
 -- ARGV[3] the next token's expiry, ms since the epoch
 -- Returns 1 rotated, 2 reuse detected (the family is now revoked), 3 the family was
--- already revoked, 0 unknown or expired family.
-local cur = redis.call('HGET', KEYS[1], 'cur')
+-- already revoked, 0 unknown or expired family; -1 when the key holds another Redis type.
+local cur = redis.pcall('HGET', KEYS[1], 'cur')
+if type(cur) == 'table' and cur.err then
+  return -1
+end
 if not cur then
   return 0
 end

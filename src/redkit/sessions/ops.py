@@ -26,9 +26,10 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from redkit.errors import ConfigError
+from redkit import ops
+from redkit.errors import ConfigError, DataError
 from redkit.keys import KeyGroup, Keyspace
-from redkit.scripts import script
+from redkit.scripts import Script, check, script
 
 LOAD = script("sess_load")
 CREATE = script("sess_create")
@@ -52,6 +53,19 @@ META_CREATED, META_SEEN, META_DEADLINE = "m:c", "m:s", "m:a"
 META_USER, META_IP, META_UA, META_GEN = "m:u", "m:ip", "m:ua", "m:g"
 META_EXPIRY = "m:x"  # the session's own expiry (Session.expire_in), ms; capped by m:a
 MAX_META_CHARS = 512  # user agents are attacker-chosen; keep the stored copy bounded
+
+
+def checked(lua: Script, keys: Sequence[str], args: Sequence[ops.EncodableT] = ()) -> ops.Flow[Any]:
+    """Run ``lua`` and return its reply, or raise the error its status code stands for."""
+    return check(lua.name, (yield ops.Eval(lua, keys, args)))
+
+
+def integer(value: Any, what: str) -> int:
+    """``value`` (a reply or a stored field) as an int; DataError when it is not one."""
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise DataError(f"{what} is not an integer (not written by redkit?): {value!r}") from None
 
 
 def new_id() -> str:
@@ -145,16 +159,19 @@ class Record:
             value = fields.get(name)
             return None if value is None else text(value)
 
+        def number(name: str) -> int:
+            return integer(fields.get(name, b"0"), f"session field {name!r}")
+
         return cls(
-            created_ms=int(fields.get(META_CREATED, b"0")),
-            seen_ms=int(fields.get(META_SEEN, b"0")),
-            deadline_ms=int(fields.get(META_DEADLINE, b"0")),
+            created_ms=number(META_CREATED),
+            seen_ms=number(META_SEEN),
+            deadline_ms=number(META_DEADLINE),
             user=meta(META_USER),
-            generation=int(fields.get(META_GEN, b"0")),
+            generation=number(META_GEN),
             ip=meta(META_IP),
             user_agent=meta(META_UA),
             raw={k[len(DATA) :]: v for k, v in fields.items() if k.startswith(DATA)},
-            expiry_ms=int(fields[META_EXPIRY]) if META_EXPIRY in fields else None,
+            expiry_ms=number(META_EXPIRY) if META_EXPIRY in fields else None,
         )
 
 
@@ -178,8 +195,8 @@ def info_from_hmget(session_id: str, reply: Sequence[Any], current: str | None) 
     created, seen, ip, agent = (None if v is None else text(v) for v in reply[:4])
     return SessionInfo(
         handle=handle_of(session_id),
-        created=from_ms(int(created)) if created else None,
-        last_seen=from_ms(int(seen)) if seen else None,
+        created=from_ms(integer(created, "session field 'm:c'")) if created else None,
+        last_seen=from_ms(integer(seen, "session field 'm:s'")) if seen else None,
         ip=ip or None,
         user_agent=agent or None,
         current=session_id == current,

@@ -23,6 +23,7 @@ only if they use watermarks or families: give tokens a subject).
 from __future__ import annotations
 
 import enum
+import logging
 import math
 import secrets
 import time
@@ -32,13 +33,17 @@ from typing import TYPE_CHECKING, Any, TypedDict
 
 from typing_extensions import Unpack
 
-from redkit import ops
+from redkit import errors, ops
 from redkit.errors import ConfigError, RedkitError
+from redkit.failure import FailurePolicy, check_deadline, with_deadline
+from redkit.scripts import check
 from redkit.sessions import ops as sops
 from redkit.sessions.check import check_flow
 
 if TYPE_CHECKING:
     from redkit.client import AsyncRedkitCore, CoreBase, RedkitCore
+
+_log = logging.getLogger("redkit.sessions")
 
 Claims = Mapping[str, Any]
 When = datetime | float | int
@@ -52,6 +57,9 @@ class TokenOptions(TypedDict, total=False):
     leeway: float
     family_claim: str
     check: bool
+    on_error: str
+    deadline: float | None
+    cooldown: float
 
 
 class Revocation(enum.IntEnum):
@@ -118,6 +126,9 @@ class _RevokerCore:
         leeway: float = 0.0,
         family_claim: str = "fam",
         check: bool = True,
+        on_error: str = "closed",
+        deadline: float | None = None,
+        cooldown: float = 1.0,
     ) -> None:
         if not isinstance(max_token_age, (int, float)) or not max_token_age > 0:
             raise ConfigError(
@@ -131,6 +142,24 @@ class _RevokerCore:
         self.leeway = float(leeway)
         self.family_claim = family_claim
         self._check_pending = check
+        self.deadline = check_deadline(deadline)
+        self._failure = FailurePolicy(
+            "redkit token revocation",
+            on_error,
+            cooldown,
+            failing={"open": "failing OPEN: every token counts as not revoked"},
+            logger=_log,
+        )
+
+    @property
+    def on_error(self) -> str:
+        """What a revocation check does when Redis is unavailable: ``"closed"`` or ``"open"``."""
+        return self._failure.on_error
+
+    @property
+    def failures(self) -> int:
+        """How many revocation checks the failure policy answered instead of Redis."""
+        return self._failure.failures
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(max_token_age={self.max_token_age}, leeway={self.leeway})"
@@ -191,10 +220,14 @@ class _RevokerCore:
         key = sops.token_group(self._keys, _user(user)).key("before")
         mark = "" if before is None else sops.epoch_ms(before)
         keep = sops.ms(self.max_token_age + self.leeway)
-        reply = yield ops.Eval(sops.TOK_REVOKE_ALL, (key,), (mark, keep))
+        reply = yield from sops.checked(sops.TOK_REVOKE_ALL, (key,), (mark, keep))
         return datetime.fromtimestamp(int(reply) / 1000, tz=timezone.utc)
 
     def _status_flow(self, claims: Claims) -> ops.Flow[Revocation]:
+        """The check under the failure policy: failing open, a token counts as valid."""
+        return (yield from self._failure.guard(self._checked_flow(claims), _not_revoked))
+
+    def _checked_flow(self, claims: Claims) -> ops.Flow[Revocation]:
         yield from self._check_once()
         group = sops.token_group(self._keys, _user(claims.get("sub")))
         jti, family, iat = claims.get("jti"), claims.get(self.family_claim), claims.get("iat")
@@ -202,21 +235,23 @@ class _RevokerCore:
             group.user_key("fam", _id(family, "family")) if family is not None else group.key("fam")
         )
         issued = "" if iat is None else sops.epoch_ms(iat)
-        check = ops.Eval(
+        lookup = ops.Eval(
             sops.TOK_CHECK,
             (group.key("before"), family_key),
             (issued, "1" if family is not None else "0"),
         )
         if jti is None:
-            return Revocation(int((yield check)))
+            return Revocation(check(sops.TOK_CHECK.name, (yield lookup)))
         # the deny-list entry is keyed by the id alone (its own slot on a cluster): one
         # pipelined round trip for both
         deny = ops.Call("EXISTS", sops.deny_key(self._keys, _id(jti, "jti")))
-        denied, code = yield ops.Batch((deny, check))
+        denied, code = yield ops.Batch((deny, lookup))
         for reply in (denied, code):
             if isinstance(reply, RedkitError):
                 raise reply
-        return Revocation.TOKEN if int(denied) else Revocation(int(code))
+        if int(denied):
+            return Revocation.TOKEN
+        return Revocation(check(sops.TOK_CHECK.name, code))
 
     def _family_key(self, user: Any, family: Any) -> str:
         return sops.token_group(self._keys, _user(user)).user_key("fam", _id(family, "family"))
@@ -227,12 +262,13 @@ class _RevokerCore:
         while True:  # a 128-bit family id collides never; the loop is for form's sake
             family = self.new_id()
             started = yield ops.Eval(sops.TOK_FAMILY_NEW, (self._family_key(user, family),), args)
-            if started == 1:
-                return family
-            if started == -1:
+            try:
+                if check(sops.TOK_FAMILY_NEW.name, started) == 1:
+                    return family
+            except ConfigError:
                 raise ConfigError(
                     f"cannot start a refresh family: expires_at {expires_at!r} has passed"
-                )
+                ) from None
 
     def _rotate_flow(
         self, claims: Claims, next_jti: str, next_expires_at: When
@@ -240,10 +276,15 @@ class _RevokerCore:
         key = self._family_key(claims.get("sub"), claims.get(self.family_claim))
         until = sops.epoch_ms(next_expires_at) + sops.ms(self.leeway)
         args = (_id(claims.get("jti"), "jti"), _id(next_jti, "next jti"), until)
-        return _ROTATE_CODES[int((yield ops.Eval(sops.TOK_FAMILY_ROTATE, (key,), args)))]
+        return _ROTATE_CODES[(yield from sops.checked(sops.TOK_FAMILY_ROTATE, (key,), args))]
 
     def _revoke_family_flow(self, user: Any, family: str) -> ops.Flow[bool]:
-        return bool((yield ops.Eval(sops.TOK_FAMILY_REVOKE, (self._family_key(user, family),), ())))
+        key = self._family_key(user, family)
+        return bool((yield from sops.checked(sops.TOK_FAMILY_REVOKE, (key,))))
+
+
+def _not_revoked(_: errors.ConnectionError | None) -> Revocation:
+    return Revocation.VALID
 
 
 class TokenRevoker(_RevokerCore):
@@ -256,11 +297,18 @@ class TokenRevoker(_RevokerCore):
             live that much longer.
         family_claim: the claim that names a token's refresh family (default ``fam``).
         check: warn once if the server can silently forget revocations.
+        on_error: when Redis is unavailable, ``"closed"`` (default) makes ``status`` and
+            ``is_revoked`` raise :class:`~redkit.errors.ConnectionError`; ``"open"``
+            treats every token as not revoked (logged) -- dangerous: a revoked or stolen
+            token is accepted for as long as Redis is down. Revoking always fails closed.
+        deadline: seconds each call to Redis may take, connect and reply, no retries;
+            None (default) keeps the client's timeouts and retries.
+        cooldown: seconds after a failure during which checks do not ask Redis.
     """
 
     def __init__(self, rk: RedkitCore, **options: Unpack[TokenOptions]) -> None:
         super().__init__(rk, **options)
-        self._rk = rk
+        self._rk = with_deadline(rk, self.deadline)
 
     def revoke(self, jti: str, expires_at: When) -> bool:
         """Deny token ``jti`` until it expires; False when it has expired already.
@@ -313,7 +361,7 @@ class AsyncTokenRevoker(_RevokerCore):
 
     def __init__(self, rk: AsyncRedkitCore, **options: Unpack[TokenOptions]) -> None:
         super().__init__(rk, **options)
-        self._rk = rk
+        self._rk = with_deadline(rk, self.deadline)
 
     async def revoke(self, jti: str, expires_at: When) -> bool:
         """Deny token ``jti`` until it expires; False when it has expired already.

@@ -61,6 +61,8 @@ class Session(MutableMapping[str, Any]):
         self._pending: Pending | None = None
         self._login_user: str | None = None
         self.ended = False
+        #: served without Redis by a store with ``on_error="open"``: its saves are skipped
+        self.degraded = False
 
     # --- identity --------------------------------------------------------------------
 

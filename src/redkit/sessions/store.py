@@ -14,18 +14,23 @@
 
 Every per-request step is one Lua script that reads the server's clock: loading refreshes
 the idle timeout (a key TTL of ``min(now + idle, absolute deadline)``), so Redis itself
-ends a session that goes quiet or grows too old. See docs/sessions.md for the guarantees.
+ends a session that goes quiet or grows too old. When Redis is unavailable, ``on_error``
+decides what load and save do (:mod:`redkit.failure`). See docs/sessions.md for the
+guarantees.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, TypedDict
 
 from typing_extensions import Unpack
 
-from redkit import ops
+from redkit import errors, ops
 from redkit.errors import ConfigError, RedisCommandError
+from redkit.failure import FailurePolicy, check_deadline, with_deadline
+from redkit.scripts import check
 from redkit.sessions import ops as sops
 from redkit.sessions.check import check_flow
 from redkit.sessions.cookies import CookieConfig
@@ -33,6 +38,8 @@ from redkit.sessions.session import Session
 
 if TYPE_CHECKING:
     from redkit.client import AsyncRedkitCore, CoreBase, RedkitCore
+
+log = logging.getLogger("redkit.sessions")
 
 DEFAULT_IDLE = 30 * 60.0
 DEFAULT_ABSOLUTE = 12 * 3600.0
@@ -46,6 +53,9 @@ class SessionOptions(TypedDict, total=False):
     absolute_timeout: float
     cookie: CookieConfig | None
     check: bool
+    on_error: str
+    deadline: float | None
+    cooldown: float
 
 
 class _StoreCore:
@@ -62,6 +72,9 @@ class _StoreCore:
         absolute_timeout: float = DEFAULT_ABSOLUTE,
         cookie: CookieConfig | None = None,
         check: bool = True,
+        on_error: str = "closed",
+        deadline: float | None = None,
+        cooldown: float = 1.0,
     ) -> None:
         for name, value in (("idle_timeout", idle_timeout), ("absolute_timeout", absolute_timeout)):
             if not isinstance(value, (int, float)) or not value > 0 or value == float("inf"):
@@ -73,12 +86,31 @@ class _StoreCore:
         self.absolute_timeout = float(absolute_timeout)
         self.cookie = cookie or CookieConfig()
         self._check_pending = check
+        self.deadline = check_deadline(deadline)
+        self._failure = FailurePolicy(
+            "redkit sessions",
+            on_error,
+            cooldown,
+            failing={"open": "failing open: fresh sessions are served, writes are skipped"},
+            logger=log,
+        )
 
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}(idle_timeout={self.idle_timeout}, "
-            f"absolute_timeout={self.absolute_timeout}, cookie={self.cookie.name!r})"
+            f"absolute_timeout={self.absolute_timeout}, cookie={self.cookie.name!r}, "
+            f"on_error={self.on_error!r})"
         )
+
+    @property
+    def on_error(self) -> str:
+        """What load and save do when Redis is unavailable: ``"closed"`` or ``"open"``."""
+        return self._failure.on_error
+
+    @property
+    def failures(self) -> int:
+        """How many loads and saves the failure policy answered instead of Redis."""
+        return self._failure.failures
 
     def new(self, *, ip: str | None = None, user_agent: str | None = None) -> Session:
         """A fresh, empty session; it is stored (and gets an id) on its first save with data."""
@@ -97,11 +129,24 @@ class _StoreCore:
     def _load_flow(
         self, session_id: str | None, ip: str | None, user_agent: str | None
     ) -> ops.Flow[Session]:
+        """Load under the failure policy: failing open serves a fresh, degraded session."""
+
+        def fresh(_: errors.ConnectionError | None) -> Session:
+            session = self.new(ip=ip, user_agent=user_agent)
+            session.degraded = True
+            return session
+
+        loading = self._loaded_flow(session_id, ip, user_agent)
+        return (yield from self._failure.guard(loading, fresh))
+
+    def _loaded_flow(
+        self, session_id: str | None, ip: str | None, user_agent: str | None
+    ) -> ops.Flow[Session]:
         yield from self._check_once()
         if session_id is None or not sops.valid_id(session_id):
             return self.new(ip=ip, user_agent=user_agent)
         args = (sops.ms(self.idle_timeout), sops.clip(ip), sops.clip(user_agent))
-        reply = yield ops.Eval(sops.LOAD, (self._key(session_id),), args)
+        reply = yield from sops.checked(sops.LOAD, (self._key(session_id),), args)
         if not reply:  # unknown, expired or ended: a fresh session, never the client's id
             return self.new(ip=ip, user_agent=user_agent)
         record = sops.Record.parse(sops.pairs(reply))
@@ -110,10 +155,23 @@ class _StoreCore:
         )
 
     def _save_flow(self, session: Session) -> ops.Flow[None]:
+        """Save under the failure policy: failing open skips the write (a logout never)."""
+        if session._pending == "destroy":
+            if session.degraded:  # its stored session is unknown, so cannot be ended
+                raise errors.ConnectionError(
+                    "redkit sessions: cannot log out: this request's session was served "
+                    "without Redis (on_error='open'); try again"
+                )
+            return (yield from self._destroy_flow(session))
+        if session.degraded:
+            if session.modified:
+                log.info("redkit sessions: skipped saving a session served without Redis")
+            return None
+        return (yield from self._failure.guard(self._write_flow(session), _skipped))
+
+    def _write_flow(self, session: Session) -> ops.Flow[None]:
         pending = session._pending
-        if pending == "destroy":
-            yield from self._destroy_flow(session)
-        elif pending in ("login", "rotate"):
+        if pending in ("login", "rotate"):
             yield from self._rotate_flow(session)
         elif session.is_new:
             if session._touched and len(session) > 0:
@@ -149,17 +207,17 @@ class _StoreCore:
         if user is None:
             return 0
         _, gen_key = sops.index_keys(self._keys, user)
-        return int((yield ops.Call("GET", gen_key)) or 0)
+        return sops.integer((yield ops.Call("GET", gen_key)) or 0, f"generation {gen_key!r}")
 
     def _register_flow(
         self, user: str, session_id: str, deadline: int, gen: int, old: str | None
     ) -> ops.Flow[bool]:
         """Add the session to the user's index; False (and the session ended) if too late."""
         keys = sops.index_keys(self._keys, user)
-        count = yield ops.Eval(sops.INDEX_ADD, keys, (session_id, deadline, old or "", gen))
-        if count >= 0:
+        args = (session_id, deadline, old or "", gen)
+        if (yield from sops.checked(sops.INDEX_ADD, keys, args)):
             return True
-        yield ops.Eval(sops.DESTROY, (self._key(session_id),), ("",))
+        yield from sops.checked(sops.DESTROY, (self._key(session_id),), ("",))
         return False
 
     def _rotate_flow(self, session: Session) -> ops.Flow[None]:
@@ -168,7 +226,7 @@ class _StoreCore:
         user = session._login_user if login else session._user
         record = None
         if old_id is not None:
-            reply = yield ops.Eval(sops.TAKE, (self._key(old_id),), ())
+            reply = yield from sops.checked(sops.TAKE, (self._key(old_id),))
             record = sops.Record.parse(sops.pairs(reply)) if reply else None
             if record is None and not login:  # it ended meanwhile; so does this request's copy
                 return self._ended(session)
@@ -218,8 +276,8 @@ class _StoreCore:
         if session.id is None or (not sets and not deletes and not expire):
             return
         flat = [part for k, v in sets.items() for part in (sops.DATA + k, v)]
-        args = (sops.ms(self.idle_timeout), expire, len(sets), *flat)
-        reply = yield ops.Eval(sops.UPDATE, (self._key(session.id),), (*args, *_data(deletes)))
+        args = (sops.ms(self.idle_timeout), expire, len(sets), *flat, *_data(deletes))
+        reply = yield from sops.checked(sops.UPDATE, (self._key(session.id),), args)
         if reply[0] != 1:
             return self._ended(session)
         session._committed(sets, deletes, int(reply[1]))
@@ -233,7 +291,7 @@ class _StoreCore:
     def _destroy_flow(self, session: Session) -> ops.Flow[None]:
         session_id, user = session.id, session._user
         if session_id is not None:
-            yield ops.Eval(sops.DESTROY, (self._key(session_id),), ("",))
+            yield from sops.checked(sops.DESTROY, (self._key(session_id),), ("",))
             if user is not None:
                 yield ops.Call("ZREM", sops.index_keys(self._keys, user)[0], session_id)
         self._ended(session)
@@ -242,7 +300,7 @@ class _StoreCore:
 
     def _session_ids_flow(self, user: str) -> ops.Flow[list[str]]:
         index, _ = sops.index_keys(self._keys, user)
-        reply = yield ops.Eval(sops.INDEX_LIST, (index,), ())
+        reply = yield from sops.checked(sops.INDEX_LIST, (index,))
         return [sops.text(v) for v in reply]
 
     def _list_flow(self, user: str, current: Session | None) -> ops.Flow[list[sops.SessionInfo]]:
@@ -268,7 +326,7 @@ class _StoreCore:
         ids = yield from self._session_ids_flow(user)
         for session_id in ids:
             if sops.handle_of(session_id) == handle:
-                ended = yield ops.Eval(sops.DESTROY, (self._key(session_id),), (user,))
+                ended = yield from sops.checked(sops.DESTROY, (self._key(session_id),), (user,))
                 yield ops.Call("ZREM", sops.index_keys(self._keys, user)[0], session_id)
                 return bool(ended)
         return False
@@ -282,27 +340,35 @@ class _StoreCore:
         own session) is ended too and comes back under a new id in the new generation.
         """
         keys = sops.index_keys(self._keys, user)
-        reply = yield ops.Eval(sops.END_ALL, keys, (sops.ms(self.absolute_timeout),))
+        reply = yield from sops.checked(sops.END_ALL, keys, (sops.ms(self.absolute_timeout),))
         ids = [sops.text(v) for v in reply]
         keep_id = keep.id if keep is not None else None
-        if ids:
-            replies = yield ops.Batch(
-                [ops.Eval(sops.DESTROY, (self._key(i),), (user,)) for i in ids]
-            )
-            pairs = list(zip(ids, replies, strict=True))
-            done = [i for i, r in pairs if not isinstance(r, RedisCommandError)]
-            if done:
-                yield ops.Call("ZREM", keys[0], *done)
-            for _, r in pairs:
-                if isinstance(r, RedisCommandError):
-                    raise r
-            ended = sum(1 for i, r in pairs if r == 1 and i != keep_id)
-        else:
-            ended = 0
+        ended = (yield from self._destroy_all_flow(user, ids, keep_id)) if ids else 0
         if keep is not None and keep.user == user and not keep.ended:
             keep.login(user)
             yield from self._rotate_flow(keep)
         return ended
+
+    def _destroy_all_flow(self, user: str, ids: list[str], keep_id: str | None) -> ops.Flow[int]:
+        """End the sessions ``ids`` of ``user``; those handled leave the index; how many ended.
+
+        A key that holds something else than a session leaves the index too, and then the
+        DataError is raised (after the rest are ended).
+        """
+        replies = yield ops.Batch([ops.Eval(sops.DESTROY, (self._key(i),), (user,)) for i in ids])
+        pairs = list(zip(ids, replies, strict=True))
+        done = [i for i, r in pairs if not isinstance(r, RedisCommandError)]
+        if done:
+            yield ops.Call("ZREM", sops.index_keys(self._keys, user)[0], *done)
+        for r in replies:
+            if isinstance(r, RedisCommandError):
+                raise r
+            check(sops.DESTROY.name, r)
+        return sum(1 for i, r in pairs if r == 1 and i != keep_id)
+
+
+def _skipped(_: errors.ConnectionError | None) -> None:
+    log.info("redkit sessions: Redis unavailable, a session write was skipped")
 
 
 def _expire_arg(session: Session) -> str:
@@ -323,11 +389,18 @@ class SessionStore(_StoreCore):
         cookie: how the id travels (:class:`CookieConfig`: name, domain, path, secure…).
         check: warn once (a log line) if the server's eviction policy or lack of
             persistence can silently drop sessions.
+        on_error: when Redis is unavailable, ``"closed"`` (default) makes load and save
+            raise :class:`~redkit.errors.ConnectionError`; ``"open"`` serves a fresh
+            session (``session.degraded``) and skips writes, logging it. Logging out
+            fails closed either way.
+        deadline: seconds each call to Redis may take, connect and reply, no retries;
+            None (default) keeps the client's timeouts and retries.
+        cooldown: seconds after a failure during which load and save do not ask Redis.
     """
 
     def __init__(self, rk: RedkitCore, **options: Unpack[SessionOptions]) -> None:
         super().__init__(rk, **options)
-        self._rk = rk
+        self._rk = with_deadline(rk, self.deadline)
 
     def load(
         self, session_id: str | None, *, ip: str | None = None, user_agent: str | None = None
@@ -384,7 +457,7 @@ class AsyncSessionStore(_StoreCore):
 
     def __init__(self, rk: AsyncRedkitCore, **options: Unpack[SessionOptions]) -> None:
         super().__init__(rk, **options)
-        self._rk = rk
+        self._rk = with_deadline(rk, self.deadline)
 
     async def load(
         self, session_id: str | None, *, ip: str | None = None, user_agent: str | None = None

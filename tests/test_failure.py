@@ -1,0 +1,171 @@
+"""The core failure policy: what counts as "Redis unavailable", cooldown, logging, deadline."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from redkit import AsyncRedkit, Redkit, ops
+from redkit.embedded import EmbeddedServer
+from redkit.errors import ConfigError, DataError, RedisCommandError
+from redkit.errors import ConnectionError as RedkitConnectionError
+from redkit.failure import FailurePolicy, check_deadline, with_deadline
+
+DEADLINE = 0.3
+SLACK = 0.7  # scheduling noise on a busy 2-core machine
+
+
+@pytest.fixture
+def server() -> Iterator[EmbeddedServer]:
+    with EmbeddedServer() as server:
+        yield server
+
+
+def _get(key: str) -> ops.Flow[bytes | None]:
+    value = yield ops.Call("GET", key)
+    return value  # type: ignore[no-any-return]
+
+
+def _fallback(exc: RedkitConnectionError | None) -> bytes:
+    return b"fallback"
+
+
+@pytest.mark.parametrize(
+    ("options", "match"),
+    [
+        ({"on_error": "local"}, "on_error"),
+        ({"on_error": "Open"}, "on_error"),
+        ({"cooldown": -1}, "cooldown"),
+        ({"cooldown": float("inf")}, "cooldown"),
+        ({"cooldown": "1"}, "cooldown"),
+    ],
+)
+def test_bad_options_are_config_errors(options: dict[str, object], match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        FailurePolicy("thing", **options)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("deadline", [0, -1, float("inf"), float("nan"), "1", True])
+def test_bad_deadlines_are_config_errors(deadline: object) -> None:
+    with pytest.raises(ConfigError, match="deadline"):
+        check_deadline(deadline)  # type: ignore[arg-type]
+
+
+def test_a_policy_may_offer_more_choices() -> None:
+    policy = FailurePolicy("limiter", "local", choices=("closed", "open", "local"))
+    assert policy.on_error == "local"
+    assert check_deadline(None) is None
+    assert check_deadline(1) == 1.0
+
+
+def test_closed_raises_the_connection_error_and_cools_down(server: EmbeddedServer) -> None:
+    policy = FailurePolicy("thing", "closed", cooldown=30)
+    with Redkit(server.url, prefix="f") as rk:
+        assert rk.run(policy.guard(_get("k"), _fallback)) is None
+        server.stop()
+        with pytest.raises(RedkitConnectionError) as raised:
+            rk.run(policy.guard(_get("k"), _fallback))
+        assert isinstance(raised.value, ConnectionError), "also the builtin ConnectionError"
+        server.start()
+        with pytest.raises(RedkitConnectionError, match="cooldown"):
+            rk.run(policy.guard(_get("k"), _fallback))  # not asked: cooling down
+        assert policy.failures == 2
+
+
+def test_open_answers_by_fallback_logs_once_and_recovers(
+    server: EmbeddedServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    policy = FailurePolicy("thing", "open", cooldown=0, failing={"open": "serving defaults"})
+    with Redkit(server.url, prefix="f") as rk:
+        server.stop()
+        with caplog.at_level(logging.WARNING, logger="redkit"):
+            answers = [rk.run(policy.guard(_get("k"), _fallback)) for _ in range(3)]
+        assert answers == [b"fallback"] * 3
+        assert policy.failures == 3
+        logged = [r.getMessage() for r in caplog.records if "Redis unavailable" in r.getMessage()]
+        assert len(logged) == 1, "an outage logs once per interval, not once per call"
+        assert "thing" in logged[0]
+        assert "serving defaults" in logged[0]
+        server.start()
+        deadline = time.monotonic() + 10
+        while rk.run(policy.guard(_get("k"), _fallback)) == b"fallback":
+            assert time.monotonic() < deadline, "never recovered"
+        assert rk.run(policy.guard(_get("k"), _fallback)) is None
+
+
+def test_command_errors_are_never_an_outage(rk: Redkit) -> None:
+    policy = FailurePolicy("thing", "open", cooldown=30)
+    key = rk.keys.group("test").key("text")
+    rk.client.set(key, "not a number")
+    with pytest.raises(RedisCommandError):
+        rk.run(policy.guard(ops.command("INCR", key), lambda _: 0))
+    assert policy.failures == 0
+    assert not policy.cooling_down()
+
+
+def test_data_errors_are_never_an_outage(rk: Redkit) -> None:
+    policy = FailurePolicy("thing", "open", cooldown=30)
+    lock = rk.lock("typed")
+    rk.client.hset(lock._keys[0], "x", "1")
+    with pytest.raises(DataError):
+        rk.run(policy.guard(lock._acquire_flow(False, None), lambda _: False))
+    assert policy.failures == 0
+
+
+async def test_async_command_errors_are_never_an_outage(ark: AsyncRedkit) -> None:
+    policy = FailurePolicy("thing", "open", cooldown=30)
+    key = ark.keys.group("test").key("text")
+    await ark.client.set(key, "not a number")
+    with pytest.raises(RedisCommandError):
+        await ark.run(policy.guard(ops.command("INCR", key), lambda _: 0))
+    assert policy.failures == 0
+
+
+def test_the_deadline_bounds_a_stalled_server(server: EmbeddedServer) -> None:
+    policy = FailurePolicy("thing", "open", cooldown=0)
+    with Redkit(server.url, prefix="f") as base:
+        rk = with_deadline(base, DEADLINE)
+        assert with_deadline(base, None) is base
+        assert rk.run(policy.guard(_get("k"), _fallback)) is None
+        pid = server._process.pid  # type: ignore[union-attr]
+        os.kill(pid, signal.SIGSTOP)  # alive, accepting, never answering
+        try:
+            start = time.monotonic()
+            answer = rk.run(policy.guard(_get("k"), _fallback))
+            elapsed = time.monotonic() - start
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        assert answer == b"fallback"
+        assert elapsed < DEADLINE + SLACK
+
+
+async def test_async_deadline_and_open(server: EmbeddedServer) -> None:
+    policy = FailurePolicy("thing", "open", cooldown=0)
+    async with AsyncRedkit(server.url, prefix="f") as base:
+        ark = with_deadline(base, DEADLINE)
+        assert await ark.run(policy.guard(_get("k"), _fallback)) is None
+        pid = server._process.pid  # type: ignore[union-attr]
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            start = time.monotonic()
+            answer = await ark.run(policy.guard(_get("k"), _fallback))
+            elapsed = time.monotonic() - start
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        assert answer == b"fallback"
+        assert elapsed < DEADLINE + SLACK
+        assert policy.failures == 1
+
+
+async def test_async_closed_raises(server: EmbeddedServer) -> None:
+    policy = FailurePolicy("thing", "closed", cooldown=0)
+    async with AsyncRedkit(server.url, prefix="f") as ark:
+        server.stop()
+        with pytest.raises(RedkitConnectionError):
+            await ark.run(policy.guard(_get("k"), _fallback))
+        assert policy.failures == 1
