@@ -38,8 +38,6 @@ DOCS = ROOT / "docs"
 PENDING: dict[str, str] = {
     "docs/cache.md": "being rewritten with the cache rework (one get_or_set flow, near-cache "
     "listener on the runtime); converted there",
-    "docs/ratelimit.md": "converted with the limiter rework (typed options, on_error for "
-    "command errors)",
     "docs/sessions.md": "Django/Flask/FastAPI sections converted with the sessions and "
     "django reworks",
 }

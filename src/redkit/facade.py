@@ -16,7 +16,7 @@ that names it.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, TypedDict
+from typing import TYPE_CHECKING
 
 from typing_extensions import Unpack
 
@@ -28,8 +28,10 @@ from redkit.ratelimit import (
     AsyncConcurrencyLimiter,
     AsyncRateLimiter,
     ConcurrencyLimiter,
+    ConcurrencyLimiterOptions,
     Limit,
     RateLimiter,
+    RateLimiterOptions,
 )
 from redkit.sessions import AsyncSessionStore, AsyncTokenRevoker, SessionStore, TokenRevoker
 from redkit.sessions.revocation import TokenOptions
@@ -44,25 +46,6 @@ if TYPE_CHECKING:
 
 
 
-class RateLimiterOptions(TypedDict, total=False):
-    """Options of :meth:`Redkit.rate_limiter` (see :class:`redkit.ratelimit.RateLimiter`)."""
-
-    algorithm: str
-    name: str
-    burst: int | None
-    on_error: str
-    deadline: float | None
-    cooldown: float
-
-
-class ConcurrencyLimiterOptions(TypedDict, total=False):
-    """Options of :meth:`Redkit.concurrency_limiter`."""
-
-    name: str
-    lease: float
-    on_error: str
-    deadline: float | None
-    cooldown: float
 
 
 class Redkit(RedkitCore):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from fastapi import Depends, FastAPI
+from fastapi import Depends, FastAPI, HTTPException
 
 from redkit import AsyncRedkit
 from redkit.embedded import EmbeddedServer
@@ -127,3 +127,73 @@ async def test_non_http_scopes_pass_through(ark: AsyncRedkit, scope_type: str) -
     middleware = RateLimitMiddleware(inner, ark.rate_limiter("1/minute"))
     await middleware({"type": scope_type}, None, None)  # type: ignore[arg-type]
     assert seen == [scope_type]
+
+
+def _failing_app(ark: AsyncRedkit, **options: object) -> FastAPI:
+    """A login route that refuses every attempt with 401, behind a route limit."""
+    app = FastAPI()
+    login = RateLimit(
+        ark.rate_limiter("2/minute", name="login401"),
+        key=header_key("x-api-key"),
+        **options,  # type: ignore[arg-type]
+    )
+
+    @app.post("/login", dependencies=[Depends(login)])
+    async def do_login() -> dict[str, str]:
+        raise HTTPException(401, "bad credentials", headers={"WWW-Authenticate": "Bearer"})
+
+    return app
+
+
+async def test_dependency_headers_survive_an_http_exception(ark: AsyncRedkit) -> None:
+    async with _client(_failing_app(ark)) as client:
+        key = {"X-Api-Key": "k-401"}
+        first = await client.post("/login", headers=key)
+        assert first.status_code == 401
+        assert first.headers["WWW-Authenticate"] == "Bearer"
+        assert first.headers["RateLimit-Policy"] == '"2-per-60s";q=2;w=60'
+        assert first.headers["RateLimit"].startswith('"2-per-60s";r=1;t=')
+        second = await client.post("/login", headers=key)
+        assert second.headers["RateLimit"].startswith('"2-per-60s";r=0;t=')
+        assert (await client.post("/login", headers=key)).status_code == 429
+
+
+async def test_middleware_headers_survive_an_http_exception(ark: AsyncRedkit) -> None:
+    app = FastAPI()
+    app.add_middleware(RateLimitMiddleware, limiter=ark.rate_limiter("2/minute", name="mw401"))
+
+    @app.get("/private")
+    async def private() -> dict[str, str]:
+        raise HTTPException(401, "log in first")
+
+    async with _client(app, peer="198.51.100.77") as client:
+        response = await client.get("/private")
+    assert response.status_code == 401
+    assert response.headers["RateLimit"].startswith('"2-per-60s";r=1;t=')
+
+
+async def test_a_missing_key_falls_back_to_the_client_ip(ark: AsyncRedkit) -> None:
+    async with _client(_failing_app(ark), peer="198.51.100.80") as client:
+        codes = [(await client.post("/login")).status_code for _ in range(3)]
+        assert codes == [401, 401, 429], "no header is no way around the limit"
+    async with _client(_failing_app(ark), peer="198.51.100.81") as client:
+        assert (await client.post("/login")).status_code == 401, "another IP, its own budget"
+
+
+async def test_a_missing_key_can_be_rejected(ark: AsyncRedkit) -> None:
+    async with _client(_failing_app(ark, fallback="reject")) as client:
+        response = await client.post("/login")
+        assert response.status_code == 400
+        assert (await client.post("/login", headers={"X-Api-Key": "k"})).status_code == 401
+    app = FastAPI()
+    app.add_middleware(
+        RateLimitMiddleware,
+        limiter=ark.rate_limiter("2/minute", name="mwreject"),
+        key=header_key("x-api-key"),
+        fallback="reject",
+    )
+    async with _client(app) as client:
+        response = await client.get("/")
+        assert response.status_code == 400
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.json()["status"] == 400

@@ -18,6 +18,7 @@ if not settings.configured:
     )
     django.setup()
 
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.test import Client, override_settings
 from django.urls import path
@@ -104,3 +105,66 @@ def test_view_decorator(rk: Redkit) -> None:
 def test_bad_configuration_is_a_config_error() -> None:
     with override_settings(REDKIT_RATELIMIT={"limiter": 42}), pytest.raises(ConfigError):
         RateLimitMiddleware(lambda request: HttpResponse())
+
+
+def _refuse(request: HttpRequest) -> HttpResponse:
+    raise PermissionDenied("bad credentials")
+
+
+def _login_client(
+    rk: Redkit, middleware: bool, **options: object
+) -> tuple[Client, override_settings]:
+    login = ratelimit(
+        rk.rate_limiter("2/minute", name=f"login403-{middleware}"),
+        key=header_key("X-Api-Key"),
+        **options,  # type: ignore[arg-type]
+    )
+    urls = type("URLConf", (), {"urlpatterns": [path("login", login(_refuse))]})
+    config = {"limiter": lambda: rk.rate_limiter("100/minute", name="g403")}
+    overrides = override_settings(
+        ROOT_URLCONF=urls, MIDDLEWARE=MIDDLEWARE if middleware else [], REDKIT_RATELIMIT=config
+    )
+    return Client(), overrides
+
+
+@pytest.mark.parametrize("middleware", [False, True], ids=["decorator", "with-middleware"])
+def test_headers_survive_a_refused_view(rk: Redkit, middleware: bool) -> None:
+    client, overrides = _login_client(rk, middleware)
+    with overrides:
+        first = client.post("/login", headers={"X-Api-Key": "k"})
+        assert first.status_code == 403
+        assert '"2-per-60s";r=1;t=' in first["RateLimit"]
+        second = client.post("/login", headers={"X-Api-Key": "k"})
+        assert '"2-per-60s";r=0;t=' in second["RateLimit"]
+        assert client.post("/login", headers={"X-Api-Key": "k"}).status_code == 429
+
+
+def test_a_missing_key_falls_back_to_the_client_ip(rk: Redkit) -> None:
+    client, overrides = _login_client(rk, middleware=False)
+    with overrides:
+        codes = [client.post("/login", REMOTE_ADDR="198.51.100.80").status_code for _ in range(3)]
+        assert codes == [403, 403, 429], "no header is no way around the limit"
+        assert client.post("/login", REMOTE_ADDR="198.51.100.81").status_code == 403
+
+
+def test_a_missing_key_can_be_rejected(rk: Redkit) -> None:
+    client, overrides = _login_client(rk, middleware=False, fallback="reject")
+    with overrides:
+        response = client.post("/login")
+        assert response.status_code == 400
+        assert response["Content-Type"] == "application/problem+json"
+        assert client.post("/login", headers={"X-Api-Key": "k"}).status_code == 403
+
+
+def test_middleware_fallback_reject(rk: Redkit) -> None:
+    config = {
+        "limiter": lambda: rk.rate_limiter("3/minute", name="mwreject"),
+        "key": header_key("X-Api-Key"),
+        "fallback": "reject",
+    }
+    urls = type("URLConf", (), {"urlpatterns": [path("", _ok)]})
+    with override_settings(ROOT_URLCONF=urls, MIDDLEWARE=MIDDLEWARE, REDKIT_RATELIMIT=config):
+        response = Client().get("/")
+        assert response.status_code == 400
+        assert response["Content-Type"] == "application/problem+json"
+        assert Client().get("/", headers={"X-Api-Key": "k"}).status_code == 200

@@ -13,6 +13,8 @@ import pytest
 from redkit import AsyncRedkit, Redkit
 from redkit.embedded import EmbeddedServer
 from redkit.errors import ConnectionError as RedkitConnectionError
+from redkit.errors import DataError, RedisCommandError
+from redkit.ratelimit.failure import unavailable
 
 DEADLINE = 0.3
 SLACK = 0.7  # scheduling noise on a busy 2-core machine
@@ -135,3 +137,42 @@ def test_concurrency_limiter_fails_by_policy(rk: Redkit, server: EmbeddedServer)
     assert opened.acquire("k").degraded
     with pytest.raises(RedkitConnectionError):
         closed.acquire("k", timeout=1)
+
+
+def test_a_command_error_is_not_an_outage(standalone_url: str) -> None:
+    """A refused command raises as it is, even failing open: it is not a dead server.
+
+    (Another Redis type at the key is a DataError: data of the wrong shape.)
+    """
+    with Redkit(standalone_url, prefix="cmderr") as rk:
+        limiter = rk.rate_limiter("5/minute", on_error="open", name="wrongtype")
+        (key,) = limiter._plan.keys("k")
+        rk.client.rpush(key, "not a limiter's value")  # another Redis type at the key
+        with pytest.raises(DataError):
+            limiter.hit("k")
+        assert limiter.failures == 0
+        assert limiter.hit("other").allowed, "no cooldown was started"
+        slots = rk.concurrency_limiter(1, on_error="open", name="wrongtype")
+        rk.client.set(slots._group_keys("k")[0], "a string where a sorted set belongs")
+        with pytest.raises(DataError):
+            slots.try_acquire("k")
+        assert slots.failures == 0
+
+
+@pytest.mark.parametrize(
+    ("reply", "outage"),
+    [
+        ("LOADING Redis is loading the dataset in memory", True),
+        ("READONLY You can't write against a read only replica.", True),
+        ("MASTERDOWN Link with MASTER is down", True),
+        ("OOM command not allowed when used memory > 'maxmemory'.", True),
+        ("WRONGTYPE Operation against a key holding the wrong kind of value", False),
+        ("ERR value is not an integer or out of range", False),
+    ],
+)
+def test_which_error_replies_are_outages(reply: str, outage: bool) -> None:
+    down = unavailable(RedisCommandError(reply))
+    assert (down is not None) == outage
+    if down is not None:
+        assert isinstance(down, RedkitConnectionError)
+        assert reply in str(down)

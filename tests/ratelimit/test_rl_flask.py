@@ -91,3 +91,48 @@ def test_fail_closed_answers_503() -> None:
         response = client.get("/")
         assert response.status_code == 503
         assert response.content_type == "application/problem+json"
+
+
+def _login_app(rk: Redkit, **options: object) -> flask.Flask:
+    """A login view that refuses every attempt with 401, behind a per-view limit."""
+    app = flask.Flask(__name__)
+    limits = FlaskRateLimit(app)
+
+    @app.post("/login")
+    @limits.limit(
+        rk.rate_limiter("2/minute", name="login401"),
+        key=header_key("X-Api-Key"),
+        **options,  # type: ignore[arg-type]
+    )
+    def login() -> str:
+        flask.abort(401)
+
+    return app
+
+
+def test_headers_survive_an_abort(rk: Redkit) -> None:
+    client = _login_app(rk).test_client()
+    first = client.post("/login", headers={"X-Api-Key": "k"})
+    assert first.status_code == 401
+    assert first.headers["RateLimit-Policy"] == '"2-per-60s";q=2;w=60'
+    assert first.headers["RateLimit"].startswith('"2-per-60s";r=1;t=')
+    second = client.post("/login", headers={"X-Api-Key": "k"})
+    assert second.headers["RateLimit"].startswith('"2-per-60s";r=0;t=')
+    assert client.post("/login", headers={"X-Api-Key": "k"}).status_code == 429
+
+
+def test_a_missing_key_falls_back_to_the_client_ip(rk: Redkit) -> None:
+    client = _login_app(rk).test_client()
+    env = {"REMOTE_ADDR": "198.51.100.80"}
+    codes = [client.post("/login", environ_base=env).status_code for _ in range(3)]
+    assert codes == [401, 401, 429], "no header is no way around the limit"
+    other = client.post("/login", environ_base={"REMOTE_ADDR": "198.51.100.81"})
+    assert other.status_code == 401
+
+
+def test_a_missing_key_can_be_rejected(rk: Redkit) -> None:
+    client = _login_app(rk, fallback="reject").test_client()
+    response = client.post("/login")
+    assert response.status_code == 400
+    assert response.content_type == "application/problem+json"
+    assert client.post("/login", headers={"X-Api-Key": "k"}).status_code == 401

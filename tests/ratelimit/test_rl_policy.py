@@ -49,6 +49,54 @@ def test_invalid_policies_say_what_was_expected(spec: str) -> None:
     assert "expected" in message or "positive" in message or "at least" in message
 
 
+@pytest.mark.parametrize(
+    ("spec", "words"),
+    [
+        ("1/110000 days", "36500 days"),  # microseconds past 2**53: the TAT would be inexact
+        ("5/100000000000 days", "36500 days"),  # past any integer the server replies
+        ("1/day burst 40000000", "refill"),  # a full burst refills in 110,000 days
+        (f"{2**52 + 1}/second", "2**52"),
+        ("10000000000000000000/second", "2**52"),  # past int64: negative remaining before
+        (f"1/second burst {2**60}", "2**52"),
+    ],
+)
+def test_absurd_policies_fail_when_parsed(spec: str, words: str) -> None:
+    with pytest.raises(ConfigError, match=words.replace("*", r"\*")):
+        parse_policy(spec)
+
+
+@pytest.mark.parametrize("algorithm", ["fixed_window", "sliding_window"])
+def test_the_largest_counts_are_exact(rk: Redkit, algorithm: str) -> None:
+    limiter = rk.rate_limiter(f"{2**52}/36500 days", algorithm=algorithm)
+    first = limiter.hit("big", cost=2**52 - 1)
+    assert first.allowed
+    assert first.remaining == 1
+    assert limiter.hit("big").remaining == 0
+    rejected = limiter.hit("big")
+    assert not rejected.allowed
+    assert rejected.remaining == 0
+    assert 0 < rejected.retry_after <= 36500 * 86400
+
+
+@pytest.mark.parametrize("algorithm", ["gcra", "token_bucket"])
+def test_the_longest_refills_are_exact(rk: Redkit, algorithm: str) -> None:
+    amount = 2**36  # one unit back every ~46 ms: nothing refills while the test runs
+    limiter = rk.rate_limiter(f"{amount}/36500 days", algorithm=algorithm)
+    first = limiter.hit("big", cost=amount - 1)
+    assert first.allowed
+    assert first.remaining == 1
+    assert 36499 * 86400 < first.reset_after <= 36500 * 86400
+    rejected = limiter.hit("big", cost=3)
+    assert not rejected.allowed
+    assert 0 < rejected.retry_after < 0.2
+
+
+def test_gcra_admits_at_most_one_unit_per_microsecond(rk: Redkit) -> None:
+    with pytest.raises(ConfigError, match="token_bucket"):
+        rk.rate_limiter("2000000/second", algorithm="gcra")
+    assert rk.rate_limiter("2000000/second", algorithm="token_bucket").hit("k").allowed
+
+
 def test_other_forms() -> None:
     policy = parse_policy([Limit(1, 1), "5/minute"], burst=3)
     assert policy.limits == (Limit(1, 1, 3), Limit(5, 60, 3))
@@ -80,6 +128,42 @@ def test_sync_and_async_classes_expose_the_same_api() -> None:
     assert _public(RateLimiter) == _public(AsyncRateLimiter)
     assert _public(ConcurrencyLimiter) == _public(AsyncConcurrencyLimiter)
     assert _public(Lease) == _public(AsyncLease)
+
+
+def test_options_are_typed_keywords_and_match_their_typed_dicts() -> None:
+    import inspect
+    import typing
+
+    from redkit.ratelimit import (
+        AsyncConcurrencyLimiter,
+        AsyncRateLimiter,
+        ConcurrencyLimiter,
+        ConcurrencyLimiterOptions,
+        RateLimiter,
+        RateLimiterOptions,
+    )
+
+    for sync, asyn, options in [
+        (RateLimiter, AsyncRateLimiter, RateLimiterOptions),
+        (ConcurrencyLimiter, AsyncConcurrencyLimiter, ConcurrencyLimiterOptions),
+    ]:
+        signature = inspect.signature(sync)
+        assert signature == inspect.signature(asyn)
+        keywords = [p.name for p in signature.parameters.values() if p.kind is p.KEYWORD_ONLY]
+        assert keywords == list(typing.get_type_hints(options))
+        assert not options.__required_keys__
+        assert not any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values())
+
+
+def test_a_misspelt_option_fails(rk: Redkit) -> None:
+    from redkit.ratelimit import ConcurrencyLimiter, RateLimiter
+
+    with pytest.raises(ConfigError, match="on_eror"):
+        rk.rate_limiter("1/second", on_eror="open")  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="on_eror"):
+        RateLimiter(rk, "1/second", on_eror="open")  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="leas"):
+        ConcurrencyLimiter(rk, 1, leas=5)  # type: ignore[call-arg]
 
 
 def test_long_periods_get_distinct_names() -> None:

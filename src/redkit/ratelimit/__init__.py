@@ -10,9 +10,10 @@ from redkit.ratelimit.concurrency import (
     AsyncConcurrencyLimiter,
     AsyncLease,
     ConcurrencyLimiter,
+    ConcurrencyLimiterOptions,
     Lease,
 )
-from redkit.ratelimit.limiter import AsyncRateLimiter, RateLimiter
+from redkit.ratelimit.limiter import AsyncRateLimiter, RateLimiter, RateLimiterOptions
 from redkit.ratelimit.ops import ALGORITHMS, LimitState, RateLimitResult
 from redkit.ratelimit.policy import Limit, Policy, parse_policy
 
@@ -22,11 +23,13 @@ __all__ = [
     "AsyncLease",
     "AsyncRateLimiter",
     "ConcurrencyLimiter",
+    "ConcurrencyLimiterOptions",
     "Lease",
     "Limit",
     "LimitState",
     "Policy",
     "RateLimitResult",
     "RateLimiter",
+    "RateLimiterOptions",
     "parse_policy",
 ]

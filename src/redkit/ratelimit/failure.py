@@ -1,10 +1,18 @@
 """What a limiter does when Redis is unavailable: fail closed, fail open, or limit locally.
 
-A failed check (a connection error, a timeout past the limiter's deadline, or an error
-reply such as ``LOADING`` or ``READONLY``) is counted, logged (at most once per
-``_LOG_EVERY`` seconds, so an outage does not flood the log), and opens a short
-*cooldown*: for ``cooldown`` seconds the limiter does not ask Redis at all and answers by
-its policy at once, so a dead server costs each request nothing rather than a timeout.
+The server is *unavailable* when it cannot be reached, does not answer within the
+limiter's deadline, or answers that it cannot serve anyone right now (an error reply
+``LOADING``, ``READONLY``, ``MASTERDOWN``, ``CLUSTERDOWN``, ``TRYAGAIN``, ``BUSY`` or
+``OOM``). Such a failure is counted, logged (at most once per ``_LOG_EVERY`` seconds, so
+an outage does not flood the log), and opens a short *cooldown*: for ``cooldown`` seconds
+the limiter does not ask Redis at all and answers by its policy at once, so a dead server
+costs each request nothing rather than a timeout. Failing closed raises
+:class:`redkit.errors.ConnectionError`.
+
+Any other error reply is not an outage: it is raised as it came, whatever ``on_error``
+says, and is neither counted nor cooled down (another Redis type at a limiter's key is a
+:class:`redkit.errors.DataError`, any other refusal a
+:class:`redkit.errors.RedisCommandError`).
 """
 
 from __future__ import annotations
@@ -18,10 +26,22 @@ from redkit import errors
 
 OnError = Literal["closed", "open", "local"]
 ON_ERROR: tuple[OnError, ...] = ("closed", "open", "local")
-UNAVAILABLE = (errors.ConnectionError, errors.RedisCommandError)
+# error replies that say the server cannot serve now, not that the command was wrong
+_DOWN_REPLIES = ("LOADING", "READONLY", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "BUSY", "OOM")
 
 log = logging.getLogger("redkit.ratelimit")
 _LOG_EVERY = 10.0
+
+
+def unavailable(exc: errors.RedkitError) -> errors.ConnectionError | None:
+    """``exc`` as a ConnectionError when it means the server is unavailable, else None."""
+    if isinstance(exc, errors.ConnectionError):
+        return exc
+    if isinstance(exc, errors.RedisCommandError) and str(exc).startswith(_DOWN_REPLIES):
+        down = errors.ConnectionError(f"Redis cannot serve the check now: {exc}")
+        down.__cause__ = exc
+        return down
+    return None
 
 
 class FailurePolicy:
@@ -47,7 +67,7 @@ class FailurePolicy:
         """True while the limiter skips Redis after a failure."""
         return self.down_until > 0.0 and time.monotonic() < self.down_until
 
-    def failed(self, exc: errors.RedkitError | None) -> None:
+    def failed(self, exc: errors.ConnectionError | None) -> None:
         """Record a failure (``exc`` None: skipped during the cooldown); raise if failing closed."""
         now = time.monotonic()
         if exc is not None:

@@ -8,6 +8,11 @@ RateLimit, as Structured Field lists with one member per limit)::
 
 A rejected request also gets ``Retry-After`` (whole seconds, rounded up) and an RFC 9457
 ``application/problem+json`` body.
+
+A key function that finds no key (``header_key("X-Api-Key")`` on a request without the
+header) never lets the request skip the limit: the integration's ``fallback`` decides,
+``"ip"`` (the default: the client IP's budget), ``"reject"`` (400), or another key
+function (a request for which that finds no key either is rejected).
 """
 
 from __future__ import annotations
@@ -16,12 +21,15 @@ import hashlib
 import json
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
+from redkit.errors import ConfigError
 from redkit.ratelimit.ops import RateLimitResult
 from redkit.ratelimit.policy import Limit
 
 PROBLEM_TYPE = "application/problem+json"
+MISSING_KEY = "The request carries nothing to rate limit it by."
+Fallback = Literal["ip", "reject"] | Callable[[Any], Any]
 
 
 def _policy_member(limit: Limit) -> str:
@@ -71,6 +79,26 @@ def problem(results: RateLimitResult | list[RateLimitResult], instance: str | No
     return json.dumps(body).encode()
 
 
+def fallback_key(fallback: Fallback, ip: Callable[[Any], Any]) -> Callable[[Any], Any] | None:
+    """The key function for requests that the key function found no key for (None: reject).
+
+    ``ip`` is the framework's client-IP key function, used for ``fallback="ip"``.
+    """
+    if fallback == "ip":
+        return ip
+    if fallback == "reject":
+        return None
+    if callable(fallback):
+        return fallback
+    raise ConfigError(f"fallback must be 'ip', 'reject' or a key function, got {fallback!r}")
+
+
+def missing_key_problem() -> bytes:
+    """The problem document of a 400 answered when a request has no key and none falls back."""
+    body = {"type": "about:blank", "title": "Bad Request", "status": 400, "detail": MISSING_KEY}
+    return json.dumps(body).encode()
+
+
 def unavailable_problem() -> bytes:
     """The problem document of a 503 answered when a fail-closed limiter cannot reach Redis."""
     body = {
@@ -95,7 +123,8 @@ def header_key(name: str = "X-Api-Key") -> Callable[[Any], str | None]:
     """Key requests by a header such as an API key (hashed: no secret in Redis key names).
 
     Works with any request object whose ``headers.get(name)`` reads a header (Flask,
-    Django); the ASGI integration has its own, over raw ASGI headers.
+    Django); the ASGI integration has its own, over raw ASGI headers. A request without
+    the header has no key: the integration's ``fallback`` applies.
     """
 
     def key(request: Any) -> str | None:

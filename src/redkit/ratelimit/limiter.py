@@ -9,10 +9,12 @@
 
 Guarantees: a check is one EVALSHA; every limit of the policy is checked and charged in
 that one script, all or nothing, on the server's clock. A check never takes longer than
-``deadline`` (connect and reply; nothing is retried); when Redis fails, ``on_error``
-decides: ``"closed"`` raises :class:`redkit.errors.ConnectionError`, ``"open"`` admits the
-hit with ``result.degraded`` set, ``"local"`` asks an in-process limiter (also
-``degraded``). Failures are logged and counted in :attr:`RateLimiter.failures`.
+``deadline`` (connect and reply; nothing is retried); when Redis is unavailable,
+``on_error`` decides: ``"closed"`` raises :class:`redkit.errors.ConnectionError`,
+``"open"`` admits the hit with ``result.degraded`` set, ``"local"`` asks an in-process
+limiter (also ``degraded``). Failures are logged and counted in
+:attr:`RateLimiter.failures`. An error reply that is not an outage (see
+:mod:`redkit.ratelimit.failure`) is raised as :class:`redkit.errors.RedisCommandError`.
 """
 
 from __future__ import annotations
@@ -20,11 +22,11 @@ from __future__ import annotations
 import math
 import random
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Generic, Literal, Protocol, TypedDict, TypeVar
 
-from redkit import ops
-from redkit.errors import ConfigError, RateLimitExceededError
-from redkit.ratelimit.failure import UNAVAILABLE, FailurePolicy
+from redkit import errors, ops
+from redkit.errors import ConfigError, RateLimitExceededError, RedkitError
+from redkit.ratelimit.failure import FailurePolicy, OnError, unavailable
 from redkit.ratelimit.local import LocalLimiter
 from redkit.ratelimit.ops import (
     HIT,
@@ -38,11 +40,54 @@ from redkit.ratelimit.policy import Limit, Policy, parse_policy
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from redkit.client import AsyncRedkitCore, CoreBase, RedkitCore
+    from typing_extensions import Self
+
+    from redkit.client import AsyncRedkitCore, RedkitCore  # noqa: F401 - type arguments
+    from redkit.keys import Keyspace
 
 Key = str | bytes | int
 Check = ops.Once[RateLimitResult] | ops.Flow[RateLimitResult]
+Algorithm = Literal[
+    "gcra",
+    "token_bucket",
+    "fixed_window",
+    "sliding_window",
+    "sliding_log",
+    # aliases
+    "fixed",
+    "sliding",
+    "sliding_window_counter",
+    "log",
+    "token",
+]
 _DEFAULT_DEADLINE = 0.5
+
+
+class RateLimiterOptions(TypedDict, total=False):
+    """The keyword options of :class:`RateLimiter` and :class:`AsyncRateLimiter`.
+
+    For ``**options: Unpack[RateLimiterOptions]`` in factories; see :class:`RateLimiter`
+    for what each option means.
+    """
+
+    algorithm: Algorithm
+    name: str
+    burst: int | None
+    on_error: OnError
+    deadline: float | None
+    cooldown: float
+
+
+class _Client(Protocol):
+    """What a limiter needs of a facade (sync or async): its keys and a deadline sibling."""
+
+    @property
+    def keys(self) -> Keyspace: ...
+
+    def with_timeout(self, seconds: float) -> Self: ...
+
+
+C = TypeVar("C", bound=_Client)
 
 
 def _at_once(result: RateLimitResult) -> ops.Flow[RateLimitResult]:
@@ -51,12 +96,12 @@ def _at_once(result: RateLimitResult) -> ops.Flow[RateLimitResult]:
     return result
 
 
-class _RateLimiterCore:
-    """The flows shared by :class:`RateLimiter` and :class:`AsyncRateLimiter`."""
+class _RateLimiterCore(Generic[C]):
+    """The constructor and flows shared by :class:`RateLimiter` and :class:`AsyncRateLimiter`."""
 
     def __init__(
         self,
-        rk: CoreBase,
+        rk: C,
         policy: str | Limit | Policy | Iterable[Limit | str],
         *,
         algorithm: str = "gcra",
@@ -75,6 +120,7 @@ class _RateLimiterCore:
         if deadline is not None and not (deadline > 0 and math.isfinite(deadline)):
             raise ConfigError(f"deadline must be a positive number of seconds, got {deadline!r}")
         self.deadline = deadline
+        self._rk: C = rk if deadline is None else rk.with_timeout(deadline)
 
     def __repr__(self) -> str:
         return (
@@ -96,15 +142,20 @@ class _RateLimiterCore:
         # one effect, so a Once rather than a generator: the drivers run it directly
         if self._failure.down_until and self._failure.cooling_down():
             return _at_once(self._degraded(key, cost, mode, None))
-        effect, finish = self._plan.check(key, cost, mode)
-        return ops.Once(effect, finish, lambda exc: self._failed(exc, key, cost, mode))
+        plan = self._plan
+        return ops.Once(
+            plan.check(key, cost, mode), plan.parse, lambda exc: self._failed(exc, key, cost, mode)
+        )
 
-    def _failed(self, exc: Exception, key: Key, cost: int, mode: int) -> RateLimitResult:
-        if not isinstance(exc, UNAVAILABLE):
-            raise exc
-        return self._degraded(key, cost, mode, exc)
+    def _failed(self, exc: RedkitError, key: Key, cost: int, mode: int) -> RateLimitResult:
+        down = unavailable(exc)
+        if down is None:
+            raise exc  # the command was refused: not an outage, whatever on_error says
+        return self._degraded(key, cost, mode, down)
 
-    def _degraded(self, key: Key, cost: int, mode: int, exc: Any) -> RateLimitResult:
+    def _degraded(
+        self, key: Key, cost: int, mode: int, exc: errors.ConnectionError | None
+    ) -> RateLimitResult:
         self._failure.failed(exc)  # raises when failing closed
         if self._local is not None:
             return self._local.check(key, cost, mode)
@@ -139,10 +190,11 @@ class _RateLimiterCore:
         yield ops.Call("DEL", *self._plan.keys(key))
 
 
-class RateLimiter(_RateLimiterCore):
+class RateLimiter(_RateLimiterCore["RedkitCore"]):
     """A rate limiter for synchronous code. Build it with :meth:`redkit.Redkit.rate_limiter`.
 
     Args:
+        rk: the facade (:class:`redkit.Redkit`).
         policy: ``"100/minute"``, ``"10/second; 1000/hour"``, a :class:`Limit` or a list.
         algorithm: ``"gcra"`` (default), ``"token_bucket"``, ``"fixed_window"``,
             ``"sliding_window"`` (counter, approximate) or ``"sliding_log"`` (exact).
@@ -153,10 +205,6 @@ class RateLimiter(_RateLimiterCore):
             uses the facade's own timeouts and retries.
         cooldown: seconds to skip Redis after a failure (0: ask again at once).
     """
-
-    def __init__(self, rk: RedkitCore, policy: Any, **options: Any) -> None:
-        super().__init__(rk, policy, **options)
-        self._rk = rk if self.deadline is None else rk.with_timeout(self.deadline)
 
     def hit(self, key: Key, cost: int = 1) -> RateLimitResult:
         """Check ``cost`` against every limit for ``key`` and charge it if all allow it."""
@@ -180,15 +228,11 @@ class RateLimiter(_RateLimiterCore):
         self._rk.run(self._reset_flow(key))
 
 
-class AsyncRateLimiter(_RateLimiterCore):
+class AsyncRateLimiter(_RateLimiterCore["AsyncRedkitCore"]):
     """A rate limiter for asyncio. Build it with :meth:`redkit.AsyncRedkit.rate_limiter`.
 
     Takes the same options as :class:`RateLimiter`; its methods are awaited.
     """
-
-    def __init__(self, rk: AsyncRedkitCore, policy: Any, **options: Any) -> None:
-        super().__init__(rk, policy, **options)
-        self._rk = rk if self.deadline is None else rk.with_timeout(self.deadline)
 
     async def hit(self, key: Key, cost: int = 1) -> RateLimitResult:
         """Check ``cost`` against every limit for ``key`` and charge it if all allow it."""

@@ -3,9 +3,8 @@
 Every algorithm is one Lua script (``rl_<algorithm>.lua``) that takes all the limits of a
 policy at once: it reads every limit's state on the server's clock (``TIME``, or key
 expiry for fixed windows), decides, and charges all of them only when all allow the hit.
-One check is therefore one EVALSHA, whatever the number of limits. A hit on a policy of
-one limit (the common case) runs a lean script of the same algorithm on the same keys
-instead (:mod:`redkit.ratelimit.single`).
+One check is therefore one EVALSHA, whatever the number of limits; a policy of one limit
+(the common case) is the same script with one key.
 
 The keys of one caller (``"user:42"``) share one hash tag, so they live in one cluster
 slot; callers spread over the cluster.
@@ -13,17 +12,17 @@ slot; callers spread over the cluster.
 
 from __future__ import annotations
 
+import math
+import struct
 from collections.abc import Callable
-from functools import partial
 from typing import Any
 
-from redkit.errors import ConfigError
+from redkit.errors import ConfigError, ScriptError
 from redkit.keys import Keyspace
 from redkit.ops import Eval
-from redkit.ratelimit.policy import Policy
-from redkit.ratelimit.results import LimitState, RateLimitResult, parse_reply
-from redkit.ratelimit.single import single_hit
-from redkit.scripts import Script, script
+from redkit.ratelimit.policy import Limit, Policy
+from redkit.ratelimit.results import LimitState, RateLimitResult, parse_gcra, parse_reply
+from redkit.scripts import Script, check, script
 
 __all__ = [  # the result types live in redkit.ratelimit.results; re-exported here
     "ALGORITHMS",
@@ -40,7 +39,6 @@ __all__ = [  # the result types live in redkit.ratelimit.results; re-exported he
 ]
 
 Key = str | bytes | int
-Finish = Callable[[Any], RateLimitResult]
 HIT = 1
 PEEK = 0
 _KEY_CACHE = 4096
@@ -78,23 +76,23 @@ def algorithm_name(algorithm: str) -> str:
 
 
 class Plan:
-    """Everything about a check that does not depend on the caller: precomputed once.
+    """Everything about a check that does not depend on the caller: computed once.
 
-    A hit on a one-limit policy whose cost fits runs the algorithm's lean script (see
-    :mod:`redkit.ratelimit.single`); everything else (peeks, several limits, costs that
-    never fit) runs the general one. For recent callers the keys and the effect of a hit
-    of cost 1 (its arguments already encoded) are cached, so the common check allocates
-    almost nothing.
+    A check is one call of the algorithm's script with the caller's keys, the mode, the
+    cost and each limit's parameters (in the units the script works in, already encoded).
+    For recent callers the keys and the call of the commonest check (a hit of cost 1) are
+    cached, so that it allocates nothing but its result.
     """
 
     __slots__ = (
         "_cache",
-        "_finish_one",
+        "_hit_one",
         "_keyspace",
         "_name",
-        "_single",
+        "_spans",
         "_suffixes",
         "_tail",
+        "_unpack",
         "algorithm",
         "limits",
         "script",
@@ -106,66 +104,96 @@ class Plan:
             raise ConfigError(
                 f"burst applies to the token_bucket and gcra algorithms, not {self.algorithm}"
             )
+        if self.algorithm == "gcra":
+            _check_gcra(policy)
         self.limits = policy.limits
         self.script: Script = _SCRIPTS[self.algorithm]
-        self._single = single_hit(self.algorithm, self.limits[0]) if len(self.limits) == 1 else None
         self._keyspace = keyspace
         self._name = name
         tag = self.algorithm.replace("_", "-")
         self._suffixes = tuple(f"{tag}:{limit.name}" for limit in policy.limits)
-        tail: list[int] = []
+        tail: list[bytes] = []
         for limit in policy.limits:
-            tail += (limit.amount, limit.period_us, limit.capacity)
+            tail += (_encode(arg) for arg in _PARAMS[self.algorithm](limit))
         self._tail = tuple(tail)
-        self._cache: dict[Key, tuple[list[str], Eval]] = {}
-        single = self._single
-        self._finish_one: Finish = (
-            self._general if single is None else partial(single.parse, cost=1)
+        self._hit_one = (b"1", b"1", *self._tail)
+        per_limit = 1 if self.algorithm == "gcra" else 2
+        self._unpack = struct.Struct(">" + "q" * (2 + per_limit * len(self.limits))).unpack
+        # GCRA replies each limit's lead; what remains is derived here, as the script would
+        self._spans = (
+            tuple(
+                (x.period_us / x.amount, x.capacity * (x.period_us / x.amount)) for x in self.limits
+            )
+            if self.algorithm == "gcra"
+            else None
         )
+        self._cache: dict[Key, tuple[list[str], Eval]] = {}
 
     def _entry(self, key: Key) -> tuple[list[str], Eval]:
         entry = self._cache.get(key)
         if entry is None:
             group = self._keyspace.group("rl", self._name, key)
             keys = [group.key(suffix) for suffix in self._suffixes]
-            single = self._single
-            if single is not None:
-                hit = Eval(single.script, keys, _encoded(single.args(1)))
-            else:
-                hit = Eval(self.script, keys, _encoded(self.args(HIT, 1)))
             if len(self._cache) >= _KEY_CACHE:
                 self._cache.clear()  # cheap and bounded; hot keys come back at once
-            entry = self._cache[key] = (keys, hit)
+            entry = self._cache[key] = (keys, Eval(self.script, keys, self._hit_one))
         return entry
 
     def keys(self, key: Key) -> list[str]:
         """The Redis keys of one caller's limits (one hash tag); recent callers are cached."""
         return self._entry(key)[0]
 
-    def args(self, mode: int, cost: int) -> tuple[int, ...]:
-        """The general script's arguments for one check."""
-        return (mode, cost, *self._tail)
+    def args(self, mode: int, cost: int) -> tuple[bytes, ...]:
+        """The script's arguments for one check."""
+        if mode == HIT and cost == 1 and type(cost) is int:
+            return self._hit_one
+        return (b"1" if mode == HIT else b"0", b"%d" % check_cost(cost), *self._tail)
 
-    def check(self, key: Key, cost: int, mode: int) -> tuple[Eval, Finish]:
-        """The script call of one check and what reads its reply (ConfigError: bad cost)."""
-        keys, hit = self._entry(key)
-        if mode == HIT and type(cost) is int:
-            if cost == 1:
-                return hit, self._finish_one
-            single = self._single
-            if single is not None and 1 <= cost <= single.max_cost:
-                return Eval(single.script, keys, single.args(cost)), partial(
-                    single.parse, cost=cost
-                )
-        return Eval(self.script, keys, self.args(mode, check_cost(cost))), self._general
+    def check(self, key: Key, cost: int, mode: int) -> Eval:
+        """The script call of one check (ConfigError: a bad cost)."""
+        keys, hit_one = self._entry(key)
+        if mode == HIT and cost == 1 and type(cost) is int:
+            return hit_one
+        return Eval(self.script, keys, self.args(mode, cost))
 
-    def _general(self, reply: Any) -> RateLimitResult:
-        return parse_reply(reply, self.limits, self.script.name)
+    def parse(self, reply: Any) -> RateLimitResult:
+        """The script's reply as a result (ScriptError: not a reply of this script)."""
+        try:
+            values = self._unpack(reply)
+            if self._spans is not None:
+                return parse_gcra(values, self.limits, self._spans)
+            return parse_reply(values, self.limits)
+        except (struct.error, TypeError, ValueError):
+            check(self.script.name, reply)  # a negative status: the error it stands for
+            raise ScriptError(f"{self.script.name} replied {reply!r}") from None
 
 
-def _encoded(args: tuple[int | float, ...]) -> tuple[bytes, ...]:
-    """Arguments as the bytes redis-py would send (``repr``), so it need not encode them."""
-    return tuple(repr(arg).encode() for arg in args)
+def _check_gcra(policy: Policy) -> None:
+    for limit in policy.limits:
+        if limit.period_us < limit.amount:
+            raise ConfigError(
+                f"gcra keeps time in microseconds, so a limit admits at most one unit per "
+                f"microsecond (1000000/second); {limit} admits more: use token_bucket"
+            )
+
+
+def _encode(arg: int | float) -> bytes:
+    """An argument as the bytes redis-py would send (``repr``; floats read back exactly)."""
+    return repr(arg).encode()
+
+
+def _window(limit: Limit) -> tuple[int, int]:
+    return limit.amount, limit.period_us
+
+
+_PARAMS: dict[str, Callable[[Limit], tuple[int | float, ...]]] = {
+    # what each script takes per limit: see the header of rl_<algorithm>.lua
+    "fixed_window": lambda x: (x.amount, math.ceil(x.period_us / 1000)),
+    "gcra": lambda x: (x.period_us / x.amount, x.capacity),
+    "token_bucket": lambda x: (x.capacity, x.amount / x.period_us),
+    "sliding_window": _window,
+    "sliding_log": _window,
+}
 
 
 def check_cost(cost: int) -> int:

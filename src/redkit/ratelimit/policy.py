@@ -8,6 +8,13 @@ hit and all of them are charged only when all of them allow it. The grammar, per
 where ``unit`` is one of ``second``, ``minute``, ``hour``, ``day`` (or ``s``, ``sec``,
 ``m``, ``min``, ``h``, ``hr``, ``d``, and plurals), and limits are separated by ``;`` or
 ``,``: ``"5/10 seconds"``, ``"10 per second burst 20; 1000/hour"``.
+
+The scripts count in Lua numbers (doubles) and keep time in microseconds since the epoch,
+so a limit is bounded where those stay exact: an amount or burst of at most
+:data:`MAX_AMOUNT` (2**52; a count plus a cost then stays below 2**53), and a period (for
+a burst above the amount: the time a full burst takes to refill) of at most
+:data:`MAX_PERIOD` seconds (100 years). A limit beyond either is a ``ConfigError`` when
+it is made, not a wrong answer later.
 """
 
 from __future__ import annotations
@@ -32,6 +39,8 @@ _UNITS = {
     "d": 86400,
     "day": 86400,
 }
+MAX_AMOUNT = 2**52
+MAX_PERIOD = 100 * 365 * 86400.0
 _ITEM = re.compile(
     r"^\s*(?P<amount>\d+)\s*(?:/|\s+per\s+)\s*(?P<count>\d+(?:\.\d+)?)?\s*"
     r"(?P<unit>[a-z]+)\s*(?:\s+burst\s+(?P<burst>\d+))?\s*$",
@@ -63,6 +72,16 @@ class Limit:
             raise ConfigError(f"a limit's period must be at least 1 ms, got {self.period!r}s")
         if self.burst is not None and (not isinstance(self.burst, int) or self.burst < 1):
             raise ConfigError(f"a limit's burst must be a positive integer, got {self.burst!r}")
+        if max(self.amount, self.capacity) > MAX_AMOUNT:
+            raise ConfigError(
+                f"a limit's amount and burst can be at most 2**52 ({MAX_AMOUNT:,}), the most "
+                f"the scripts count exactly; got {self}"
+            )
+        if self.period * max(1.0, self.capacity / self.amount) > MAX_PERIOD:
+            raise ConfigError(
+                f"a limit's period (and the time a full burst takes to refill) can be at most "
+                f"{MAX_PERIOD / 86400:.0f} days; got {self}"
+            )
 
     @property
     def capacity(self) -> int:

@@ -1,8 +1,8 @@
 -- rl_conc_extend: renew a lease that is still held.
 -- KEYS[1]  the sorted set of leases   ARGV[1]  lease id   ARGV[2]  new lease (us from now)
 -- Returns 1 when renewed, 0 when the lease had expired (its slot may be someone else's).
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+--!include _clock.lua
+local now = now_us()
 local expiry = tonumber(redis.call('ZSCORE', KEYS[1], ARGV[1]))
 if expiry == nil or expiry <= now then
   redis.call('ZREM', KEYS[1], ARGV[1])

@@ -1,40 +1,64 @@
--- rl_fixed: fixed windows, each starting at its first hit and ending when its key expires,
--- for one or more limits checked (and charged) all or nothing.
+-- rl_fixed: fixed windows, each starting at its first charged hit and ending when its
+-- counter expires, for one or more limits checked and charged all or nothing.
 -- KEYS[i]  the counter of limit i (a string; its TTL is the rest of the window)
 -- ARGV[1]  mode: 1 = hit (charge when every limit allows), 0 = peek (never writes)
--- ARGV[2]  cost (weight of this call)
--- ARGV[3i], ARGV[3i+1], ARGV[3i+2]  amount, period (microseconds), burst (unused) of limit i
--- Returns {allowed 0|1, retry_after_us (-1: the cost never fits), then per limit:
---          remaining, reset_after_us}
-local hit, cost = ARGV[1] == '1', tonumber(ARGV[2])
-local n = #KEYS
-local used, ttl = {}, {}
-local allowed, retry = 1, 0
+-- ARGV[2]  cost (weight of this call, >= 0)
+-- ARGV[2i+1], ARGV[2i+2]  amount, period (ms) of limit i
+-- Returns big-endian signed 64-bit integers in one string (as struct.pack '>i8...'):
+--   status, retry_after_us, then per limit: remaining, reset_after_us
+--   status 0: admitted (and charged, for a hit)   1: rejected, retry after retry_after_us
+--          2: rejected, the cost exceeds a limit's amount and never fits (retry_after 0)
+-- A hit is charged first (INCRBY: one call less than reading, then writing) and undone in
+-- the same script when a limit rejects it, so a rejected hit is never charged.
+local call, num = redis.call, tonumber  -- locals: cheaper than global lookups
+local hit, cost, n = ARGV[1] == '1', num(ARGV[2]), #KEYS
+local charge = hit and cost > 0
+local status, retry = 0, 0
+local out = {0, 0, 0, 0}  -- sized for one limit, the common policy
 for i = 1, n do
-  local amount, period_ms = tonumber(ARGV[3 * i]), math.ceil(tonumber(ARGV[3 * i + 1]) / 1000)
-  local c, t = tonumber(redis.call('GET', KEYS[i]) or '0'), -2
-  if c > 0 then t = redis.call('PTTL', KEYS[i]) end
-  if t < 0 then c, t = 0, period_ms end
-  used[i], ttl[i] = c, t
-  if c + cost > amount then
-    allowed = 0
-    if cost > amount then retry = -1 elseif retry >= 0 and t * 1000 > retry then retry = t * 1000 end
-  end
-end
-local out = {allowed, allowed == 1 and 0 or retry}
-for i = 1, n do
-  local amount, period_ms = tonumber(ARGV[3 * i]), math.ceil(tonumber(ARGV[3 * i + 1]) / 1000)
-  local c = used[i]
-  if allowed == 1 and hit and cost > 0 then
-    if c == 0 then
-      redis.call('SET', KEYS[i], cost, 'PX', period_ms)
+  local j, key = 2 * i + 1, KEYS[i]
+  local amount, ms = num(ARGV[j]), num(ARGV[j + 1])
+  local c, ttl
+  if charge and cost <= amount then
+    c = call('INCRBY', key, cost)
+    if c == cost then
+      call('PEXPIRE', key, ms)
+      ttl = ms
     else
-      redis.call('INCRBY', KEYS[i], cost)
-      if redis.call('PTTL', KEYS[i]) < 0 then redis.call('PEXPIRE', KEYS[i], period_ms) end
+      ttl = call('PTTL', key)
+      if ttl < 0 then  -- a counter without an expiry (not one redkit wrote): a new window
+        call('SET', key, cost, 'PX', ms)
+        c, ttl = cost, ms
+      end
     end
-    c = c + cost
+  else
+    c, ttl = num(call('GET', key)) or 0, ms
+    if c > 0 then ttl = call('PTTL', key) end
+    if ttl < 0 then c, ttl = 0, ms end
+    c = c + cost  -- what the count would be
   end
-  out[#out + 1] = math.max(0, amount - c)
-  out[#out + 1] = c > 0 and ttl[i] * 1000 or 0
+  if cost > amount then
+    status = 2
+  elseif c > amount and status ~= 2 then
+    status = 1
+    if ttl > retry then retry = ttl end
+  end
+  out[j], out[j + 1] = amount - c, c > 0 and ttl * 1000 or 0
 end
-return out
+if status ~= 0 or not hit then  -- not charged: undo, and report the counts as they stand
+  for i = 1, n do
+    local j = 2 * i + 1
+    local amount = num(ARGV[j])
+    if charge and cost <= amount and call('DECRBY', KEYS[i], cost) <= 0 then
+      call('DEL', KEYS[i])
+    end
+    local left = out[j] + cost
+    if left >= amount then out[j + 1] = 0 end
+    out[j] = left > 0 and left or 0
+  end
+end
+out[1] = status
+if status == 1 then out[2] = math.max(1, retry * 1000) end
+-- one string, cheap to reply (an array costs the server about a microsecond more)
+local layout = n == 1 and '>i8i8i8i8' or '>' .. string.rep('i8', #out)
+return struct.pack(layout, unpack(out))

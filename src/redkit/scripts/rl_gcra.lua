@@ -1,39 +1,48 @@
--- rl_gcra: generic cell rate algorithm (a token bucket kept as one timestamp), all or none.
--- KEYS[i]  the theoretical arrival time (TAT, us) of limit i, a string
--- ARGV[1]  mode: 1 = hit, 0 = peek (never writes)      ARGV[2]  cost
--- ARGV[3i], ARGV[3i+1], ARGV[3i+2]  amount, period (microseconds), burst of limit i
--- Returns {allowed 0|1, retry_after_us (-1: never), then per limit: remaining, reset_after_us}
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local hit, cost = ARGV[1] == '1', tonumber(ARGV[2])
-local n = #KEYS
-local tats = {}
-local allowed, retry = 1, 0
+-- rl_gcra: generic cell rate algorithm (a token bucket kept as one timestamp per limit),
+-- for one or more limits checked and charged all or nothing, on the server's clock.
+-- KEYS[i]  the theoretical arrival time (TAT, us since the epoch) of limit i, a string
+-- ARGV[1]  mode: 1 = hit (charge when every limit allows), 0 = peek (never writes)
+-- ARGV[2]  cost (weight of this call, >= 0)
+-- ARGV[2i+1], ARGV[2i+2]  emission interval (us per unit: period / amount), burst of limit i
+-- Returns big-endian signed 64-bit integers in one string (as struct.pack '>i8...'):
+--   status, retry_after_us, then per limit: lead_ns, how far its TAT is ahead of now
+--   (after the hit, when charged), in nanoseconds; the caller derives what remains,
+--   (burst * interval - lead) / interval, and when the limit is whole again (the lead)
+--   status 0: admitted (and charged, for a hit)   1: rejected, retry after retry_after_us
+--          2: rejected, the cost exceeds a limit's burst and never fits (retry_after 0)
+--!include _clock.lua
+local now = now_us()
+local call, num = redis.call, tonumber  -- locals: cheaper than global lookups
+local cost, n = num(ARGV[2]), #KEYS
+local status, retry = 0, 0
+local out = {0, 0, 0}  -- sized for one limit, the common policy
 for i = 1, n do
-  local amount, period, burst = tonumber(ARGV[3 * i]), tonumber(ARGV[3 * i + 1]), tonumber(ARGV[3 * i + 2])
-  local interval = period / amount
-  local tat = math.max(tonumber(redis.call('GET', KEYS[i]) or '0') or 0, now)
-  tats[i] = tat
-  local allow_at = tat + cost * interval - burst * interval
-  if now < allow_at then
-    allowed = 0
-    if cost > burst then
-      retry = -1
-    elseif retry >= 0 and allow_at - now > retry then
-      retry = math.ceil(allow_at - now)
+  local interval, burst = num(ARGV[2 * i + 1]), num(ARGV[2 * i + 2])
+  local ahead = (num(call('GET', KEYS[i])) or now) - now  -- TAT - now
+  if ahead < 0 then ahead = 0 end
+  if cost > burst then
+    status = 2
+  elseif status ~= 2 then
+    local wait = ahead - (burst - cost) * interval  -- > 0: too early by this much
+    if wait > 0 then
+      status = 1
+      if wait > retry then retry = wait end
     end
   end
+  out[i + 2] = ahead
 end
-local out = {allowed, allowed == 1 and 0 or retry}
+local charge = status == 0 and cost > 0 and ARGV[1] == '1'
 for i = 1, n do
-  local amount, period, burst = tonumber(ARGV[3 * i]), tonumber(ARGV[3 * i + 1]), tonumber(ARGV[3 * i + 2])
-  local interval = period / amount
-  local tat = tats[i]
-  if allowed == 1 and hit and cost > 0 then
-    tat = tat + cost * interval
-    redis.call('SET', KEYS[i], string.format('%.17g', tat), 'PX', math.ceil((tat - now) / 1000) + 1)
+  local ahead = out[i + 2]
+  if charge then
+    local tat = now + ahead + cost * num(ARGV[2 * i + 1])
+    call('SET', KEYS[i], tat, 'PXAT', math.ceil(tat / 1000) + 1)  -- numbers read back exactly
+    ahead = tat - now
   end
-  out[#out + 1] = math.max(0, math.floor((burst * interval - (tat - now)) / interval + 1e-9))
-  out[#out + 1] = math.ceil(tat - now)
+  out[i + 2] = ahead * 1000
 end
-return out
+out[1] = status
+if status == 1 then out[2] = retry + 1 end
+-- one string, cheap to reply (an array costs the server about a microsecond more)
+local layout = n == 1 and '>i8i8i8' or '>' .. string.rep('i8', #out)
+return struct.pack(layout, unpack(out))

@@ -1,49 +1,61 @@
 -- rl_sliding: sliding window counter (the current fixed window plus the previous one,
--- weighted by how much of it still overlaps the sliding window), all limits or none.
+-- weighted by how much of it still overlaps the sliding window), for one or more limits
+-- checked and charged all or nothing, on the server's clock. Windows align to the epoch.
 -- KEYS[i]  a hash of limit i: w = window number, c = count in it, p = count in window w-1
--- ARGV[1]  mode: 1 = hit, 0 = peek (never writes)      ARGV[2]  cost
--- ARGV[3i], ARGV[3i+1], ARGV[3i+2]  amount, period (microseconds), burst (unused) of limit i
--- Returns {allowed 0|1, retry_after_us (-1: never), then per limit: remaining, reset_after_us}
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local hit, cost = ARGV[1] == '1', tonumber(ARGV[2])
-local n = #KEYS
+-- ARGV[1]  mode: 1 = hit (charge when every limit allows), 0 = peek (never writes)
+-- ARGV[2]  cost (weight of this call, >= 0)
+-- ARGV[2i+1], ARGV[2i+2]  amount, period (us) of limit i
+-- Returns big-endian signed 64-bit integers in one string (as struct.pack '>i8...'):
+--   status, retry_after_us, then per limit: remaining, reset_after_us
+--   status 0: admitted (and charged, for a hit)   1: rejected, retry after retry_after_us
+--          2: rejected, the cost exceeds a limit's amount and never fits (retry_after 0)
+--!include _clock.lua
+local now = now_us()
+local call, num = redis.call, tonumber  -- locals: cheaper than global lookups
+local cost, n = num(ARGV[2]), #KEYS
+local status, retry = 0, 0
+local out = {0, 0, 0, 0}  -- sized for one limit, the common policy
 local st = {}
-local allowed, retry = 1, 0
 for i = 1, n do
-  local amount, period = tonumber(ARGV[3 * i]), tonumber(ARGV[3 * i + 1])
+  local j = 2 * i + 1
+  local amount, period = num(ARGV[j]), num(ARGV[j + 1])
   local win = math.floor(now / period)
-  local elapsed = now - win * period
-  local h = redis.call('HMGET', KEYS[i], 'w', 'c', 'p')
-  local w, cur, prev = tonumber(h[1]) or -1, tonumber(h[2]) or 0, tonumber(h[3]) or 0
+  local left = (win + 1) * period - now  -- of the current window
+  local h = call('HMGET', KEYS[i], 'w', 'c', 'p')
+  local w, cur, prev = num(h[1]) or -1, num(h[2]) or 0, num(h[3]) or 0
   if w == win - 1 then prev, cur = cur, 0 elseif w ~= win then prev, cur = 0, 0 end
-  local est = prev * (period - elapsed) / period + cur
-  st[i] = {win, elapsed, cur, prev, est}
-  if est + cost > amount then
-    allowed = 0
+  local est = prev * left / period + cur
+  if cost > amount then
+    status = 2
+  elseif est + cost > amount and status ~= 2 then
+    status = 1
     local wait
-    if cost > amount then
-      wait = -1
-    elseif cur + cost <= amount and prev > 0 then
-      wait = (period - elapsed) - (amount - cur - cost) * period / prev
-    else
-      wait = (period - elapsed) + math.max(0, period - (amount - cost) * period / cur)
+    if cur + cost <= amount then  -- prev > 0: wait until its weight has shrunk enough
+      wait = left - (amount - cur - cost) * period / prev
+    else  -- cur >= 1: wait into the next window until this one's weight has shrunk enough
+      wait = left + math.max(0, period - (amount - cost) * period / cur)
     end
-    if wait < 0 then retry = -1 elseif retry >= 0 and wait > retry then retry = wait end
+    if wait > retry then retry = wait end
   end
+  st[i] = {win, left, cur, prev, est}
 end
-local out = {allowed, allowed == 1 and 0 or math.ceil(retry)}
+local charge = status == 0 and cost > 0 and ARGV[1] == '1'
 for i = 1, n do
-  local amount, period = tonumber(ARGV[3 * i]), tonumber(ARGV[3 * i + 1])
-  local win, elapsed, cur, prev, est = unpack(st[i])
-  if allowed == 1 and hit and cost > 0 then
+  local j = 2 * i + 1
+  local amount, period = num(ARGV[j]), num(ARGV[j + 1])
+  local win, left, cur, prev, est = unpack(st[i])
+  if charge then
     cur, est = cur + cost, est + cost
-    redis.call('HSET', KEYS[i], 'w', win, 'c', cur, 'p', prev)
-    redis.call('PEXPIRE', KEYS[i], math.ceil((2 * period - elapsed) / 1000))
+    call('HSET', KEYS[i], 'w', win, 'c', cur, 'p', prev)
+    call('PEXPIREAT', KEYS[i], math.ceil((win + 2) * period / 1000))  -- the next window's end
   end
   local reset = 0
-  if cur > 0 then reset = 2 * period - elapsed elseif prev > 0 then reset = period - elapsed end
-  out[#out + 1] = math.max(0, math.floor(amount - est))
-  out[#out + 1] = math.ceil(reset)
+  if cur > 0 then reset = left + period + 0.999 elseif prev > 0 then reset = left + 0.999 end
+  -- packing truncates: floor for the count, within a microsecond for the time
+  out[j], out[j + 1] = amount > est and amount - est or 0, reset
 end
-return out
+out[1] = status
+if status == 1 then out[2] = retry + 1 end
+-- one string, cheap to reply (an array costs the server about a microsecond more)
+local layout = n == 1 and '>i8i8i8i8' or '>' .. string.rep('i8', #out)
+return struct.pack(layout, unpack(out))

@@ -1,46 +1,54 @@
--- rl_token: token bucket (capacity = burst, refilled at amount per period), all or none.
+-- rl_token: token bucket (capacity = burst, refilled continuously at amount per period),
+-- for one or more limits checked and charged all or nothing, on the server's clock.
 -- KEYS[i]  a hash of limit i: tk = tokens left, ts = time of that count (us)
--- ARGV[1]  mode: 1 = hit, 0 = peek (never writes)      ARGV[2]  cost
--- ARGV[3i], ARGV[3i+1], ARGV[3i+2]  amount, period (microseconds), burst of limit i
--- Returns {allowed 0|1, retry_after_us (-1: never), then per limit: remaining, reset_after_us}
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local hit, cost = ARGV[1] == '1', tonumber(ARGV[2])
-local n = #KEYS
-local tokens = {}
-local allowed, retry = 1, 0
+-- ARGV[1]  mode: 1 = hit (charge when every limit allows), 0 = peek (never writes)
+-- ARGV[2]  cost (weight of this call, >= 0)
+-- ARGV[2i+1], ARGV[2i+2]  capacity (burst), refill rate (tokens per us) of limit i
+-- Returns big-endian signed 64-bit integers in one string (as struct.pack '>i8...'):
+--   status, retry_after_us, then per limit: remaining, reset_after_us
+--   status 0: admitted (and charged, for a hit)   1: rejected, retry after retry_after_us
+--          2: rejected, the cost exceeds a limit's capacity and never fits (retry_after 0)
+--!include _clock.lua
+local now = now_us()
+local call, num = redis.call, tonumber  -- locals: cheaper than global lookups
+local cost, n = num(ARGV[2]), #KEYS
+local status, retry = 0, 0
+local out = {0, 0, 0, 0}  -- sized for one limit, the common policy
 for i = 1, n do
-  local amount, period, cap = tonumber(ARGV[3 * i]), tonumber(ARGV[3 * i + 1]), tonumber(ARGV[3 * i + 2])
-  local rate = amount / period
-  local h = redis.call('HMGET', KEYS[i], 'tk', 'ts')
-  local tk, ts = tonumber(h[1]), tonumber(h[2])
+  local j = 2 * i + 1
+  local cap, rate = num(ARGV[j]), num(ARGV[j + 1])
+  local h = call('HMGET', KEYS[i], 'tk', 'ts')
+  local tk, ts = num(h[1]), num(h[2])
   if tk == nil or ts == nil then
     tk = cap
-  else
-    tk = math.min(cap, tk + math.max(0, now - ts) * rate)
+  elseif now > ts then
+    tk = tk + (now - ts) * rate
+    if tk > cap then tk = cap end
   end
-  tokens[i] = tk
-  if tk < cost then
-    allowed = 0
-    if cost > cap then
-      retry = -1
-    elseif retry >= 0 then
-      local wait = math.ceil((cost - tk) / rate)
-      if wait > retry then retry = wait end
-    end
+  if cost > cap then
+    status = 2
+  elseif tk < cost and status ~= 2 then
+    status = 1
+    local wait = (cost - tk) / rate
+    if wait > retry then retry = wait end
   end
+  out[j] = tk
 end
-local out = {allowed, allowed == 1 and 0 or retry}
+local charge = status == 0 and cost > 0 and ARGV[1] == '1'
 for i = 1, n do
-  local amount, period, cap = tonumber(ARGV[3 * i]), tonumber(ARGV[3 * i + 1]), tonumber(ARGV[3 * i + 2])
-  local rate = amount / period
-  local tk = tokens[i]
-  if allowed == 1 and hit and cost > 0 then
+  local j = 2 * i + 1
+  local cap, rate = num(ARGV[j]), num(ARGV[j + 1])
+  local tk = out[j]
+  if charge then
     tk = tk - cost
-    redis.call('HSET', KEYS[i], 'tk', string.format('%.17g', tk), 'ts', string.format('%d', now))
-    redis.call('PEXPIRE', KEYS[i], math.ceil((cap - tk) / rate / 1000) + 1)
+    call('HSET', KEYS[i], 'tk', tk, 'ts', now)  -- numbers read back exactly
+    call('PEXPIREAT', KEYS[i], math.ceil((now + (cap - tk) / rate) / 1000) + 1)
   end
-  out[#out + 1] = math.floor(tk)
-  out[#out + 1] = math.ceil((cap - tk) / rate)
+  -- packing truncates: floor for the count, within a microsecond for the time
+  out[j], out[j + 1] = tk, (cap - tk) / rate + 0.999
 end
-return out
+out[1] = status
+if status == 1 then out[2] = retry + 1 end
+-- one string, cheap to reply (an array costs the server about a microsecond more)
+local layout = n == 1 and '>i8i8i8i8' or '>' .. string.rep('i8', #out)
+return struct.pack(layout, unpack(out))

@@ -13,22 +13,34 @@ A per-route limit, as a FastAPI dependency::
     install(app)   # render the dependency's 429s as application/problem+json
 
 Rejected requests get 429 with ``Retry-After``, ``RateLimit-Policy`` and ``RateLimit``
-and an ``application/problem+json`` body; admitted ones get the two RateLimit fields.
-A fail-closed limiter that cannot reach Redis answers 503.
+and an ``application/problem+json`` body; admitted ones get the two RateLimit fields,
+also when the route then fails with an ``HTTPException`` (the attempt was charged). A
+request whose key function finds no key is limited by ``fallback`` (the client IP by
+default; ``"reject"`` answers 400). A fail-closed limiter that cannot reach Redis answers
+503.
 """
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
 
 from redkit._lazy import require
 from redkit.errors import ConnectionError as RedkitConnectionError
-from redkit.errors import RedisCommandError
 from redkit.integrations.clientip import TrustedProxies, client_ip, header_values
 from redkit.ratelimit import AsyncRateLimiter, RateLimitResult
-from redkit.ratelimit.http import PROBLEM_TYPE, fingerprint, headers, problem, unavailable_problem
+from redkit.ratelimit.http import (
+    MISSING_KEY,
+    PROBLEM_TYPE,
+    Fallback,
+    fallback_key,
+    fingerprint,
+    headers,
+    missing_key_problem,
+    problem,
+    unavailable_problem,
+)
 
 require("starlette", "asgi")
 from starlette.exceptions import HTTPException  # noqa: E402
@@ -92,10 +104,18 @@ def user_key(attribute: str = "identity") -> KeyFunc:
     return key
 
 
-async def _key_of(key: KeyFunc, scope: Scope) -> str | None:
+async def _call(key: KeyFunc, scope: Scope) -> str | None:
     value = key(scope)
     if inspect.isawaitable(value):
         value = await value
+    return value
+
+
+async def _key_of(key: KeyFunc, fallback: KeyFunc | None, scope: Scope) -> str | None:
+    """The request's key, else the fallback's; None: reject the request."""
+    value = await _call(key, scope)
+    if value is None and fallback is not None:
+        value = await _call(fallback, scope)
     return value
 
 
@@ -109,8 +129,10 @@ class RateLimitMiddleware:
     Args:
         app: the ASGI app.
         limiter: an :class:`~redkit.ratelimit.AsyncRateLimiter`.
-        key: ``scope -> key`` (sync or async); None from it means "do not limit".
-            Default: the socket peer (``ip_key()``, no proxies trusted).
+        key: ``scope -> key`` (sync or async). Default: the socket peer (``ip_key()``,
+            no proxies trusted).
+        fallback: for a request ``key`` finds no key for (None): ``"ip"`` (the socket
+            peer's budget, the default), ``"reject"`` (400), or another key function.
         exempt: path prefixes, or ``scope -> bool``, that are not limited.
         cost: the cost of one request.
     """
@@ -121,12 +143,14 @@ class RateLimitMiddleware:
         limiter: AsyncRateLimiter,
         *,
         key: KeyFunc | None = None,
+        fallback: Fallback = "ip",
         exempt: Iterable[str] | Callable[[Scope], bool] = (),
         cost: int = 1,
     ) -> None:
         self.app = app
         self.limiter = limiter
         self.key = key or ip_key()
+        self._fallback = fallback_key(fallback, ip_key())
         self._exempt = exempt if callable(exempt) else _prefixes(tuple(exempt))
         self.cost = cost
 
@@ -134,13 +158,13 @@ class RateLimitMiddleware:
         if scope["type"] != "http" or self._exempt(scope):
             await self.app(scope, receive, send)
             return
-        key = await _key_of(self.key, scope)
+        key = await _key_of(self.key, self._fallback, scope)
         if key is None:
-            await self.app(scope, receive, send)
+            await _respond(send, 400, missing_key_problem(), [])
             return
         try:
             result = await self.limiter.hit(key, self.cost)
-        except (RedkitConnectionError, RedisCommandError):
+        except RedkitConnectionError:
             await _respond(send, 503, unavailable_problem(), [])
             return
         if not result.allowed:
@@ -183,31 +207,47 @@ class RateLimited(HTTPException):
 class RateLimit:
     """A FastAPI dependency that applies ``limiter`` to the routes that depend on it.
 
-    Admitted requests get the RateLimit header fields on their response; rejected ones
-    raise :class:`RateLimited` (429). Call :func:`install` once to render those as
-    ``application/problem+json``. Takes ``key`` and ``cost`` as the middleware does.
+    Admitted requests get the RateLimit header fields on their response, also when the
+    route raises an ``HTTPException`` (the fields are added to it); rejected ones raise
+    :class:`RateLimited` (429). Call :func:`install` once to render those as
+    ``application/problem+json``. Takes ``key``, ``fallback`` and ``cost`` as the
+    middleware does; a request with no key and no fallback raises a 400 ``HTTPException``.
     """
 
     def __init__(
-        self, limiter: AsyncRateLimiter, *, key: KeyFunc | None = None, cost: int = 1
+        self,
+        limiter: AsyncRateLimiter,
+        *,
+        key: KeyFunc | None = None,
+        fallback: Fallback = "ip",
+        cost: int = 1,
     ) -> None:
         self.limiter = limiter
         self.key = key or ip_key()
+        self._fallback = fallback_key(fallback, ip_key())
         self.cost = cost
 
-    async def __call__(self, request: Request, response: Response) -> RateLimitResult | None:
-        key = await _key_of(self.key, request.scope)
+    async def __call__(
+        self, request: Request, response: Response
+    ) -> AsyncIterator[RateLimitResult]:
+        key = await _key_of(self.key, self._fallback, request.scope)
         if key is None:
-            return None
+            raise HTTPException(400, MISSING_KEY)
         try:
             result = await self.limiter.hit(key, self.cost)
-        except (RedkitConnectionError, RedisCommandError):
+        except RedkitConnectionError:
             raise HTTPException(503, "Rate limiting is unavailable") from None
         if not result.allowed:
             raise RateLimited(result, request.url.path)
-        for name, value in headers(result):
+        fields = headers(result)
+        for name, value in fields:
             response.headers.append(name, value)
-        return result
+        try:
+            yield result
+        except HTTPException as exc:
+            # the route failed after the hit was charged: its error response still says so
+            exc.headers = {**(exc.headers or {}), **dict(fields)}
+            raise
 
 
 async def rate_limited_handler(request: Request, exc: Exception) -> Response:

@@ -7,6 +7,7 @@ Settings::
         "limiter": "myapp.limits.global_limiter",   # a RateLimiter, or its dotted path
         "trusted_proxies": ["10.0.0.0/8"],          # whose X-Forwarded-For is believed
         "exempt": ["/health"],                      # path prefixes not limited
+        "fallback": "ip",                           # no key: "ip", "reject" or a key function
     }
 
 Per view::
@@ -15,7 +16,10 @@ Per view::
     def login(request): ...
 
 Rejected requests get 429 with ``Retry-After``, ``RateLimit-Policy`` and ``RateLimit``
-and an ``application/problem+json`` body; admitted ones get the two RateLimit fields.
+and an ``application/problem+json`` body; admitted ones get the two RateLimit fields,
+also when the view then fails with ``PermissionDenied``, ``Http404`` or another exception
+Django answers with a 4xx (the attempt was charged). A request whose key function finds
+no key is limited by ``fallback`` (the client IP by default; ``"reject"`` answers 400).
 A fail-closed limiter that cannot reach Redis answers 503. Views are synchronous.
 """
 
@@ -26,26 +30,33 @@ from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 from redkit._lazy import require
-from redkit.errors import ConfigError, RedisCommandError
+from redkit.errors import ConfigError
 from redkit.errors import ConnectionError as RedkitConnectionError
 from redkit.integrations.clientip import TrustedProxies, client_ip
 from redkit.ratelimit import RateLimiter, RateLimitResult
 from redkit.ratelimit.http import (
     PROBLEM_TYPE,
+    Fallback,
+    fallback_key,
     header_key,
     headers,
+    missing_key_problem,
     problem,
     unavailable_problem,
 )
 
 require("django", "django")
 from django.conf import settings  # noqa: E402
-from django.http import HttpResponse  # noqa: E402
+from django.core.exceptions import BadRequest, PermissionDenied, SuspiciousOperation  # noqa: E402
+from django.core.handlers.exception import response_for_exception  # noqa: E402
+from django.http import Http404, HttpResponse  # noqa: E402
 from django.utils.module_loading import import_string  # noqa: E402
 
 F = TypeVar("F", bound=Callable[..., Any])
 KeyFunc = Callable[[Any], "str | None"]
 _RESULTS = "_redkit_ratelimit_results"
+# what Django itself answers with a 4xx; anything else propagates untouched
+_CLIENT_ERRORS = (Http404, PermissionDenied, BadRequest, SuspiciousOperation)
 
 __all__ = ["RateLimitMiddleware", "header_key", "ip_key", "ratelimit"]
 
@@ -64,14 +75,18 @@ def ip_key(
     return key
 
 
-def _check(request: Any, limiter: RateLimiter, key_func: KeyFunc, cost: int) -> Any:
+def _check(
+    request: Any, limiter: RateLimiter, key_func: KeyFunc, fallback: KeyFunc | None, cost: int
+) -> Any:
     """None when admitted (the result is kept for the headers), else the response to send."""
     key = key_func(request)
+    if key is None and fallback is not None:
+        key = fallback(request)
     if key is None:
-        return None
+        return HttpResponse(missing_key_problem(), status=400, content_type=PROBLEM_TYPE)
     try:
         result = limiter.hit(key, cost)
-    except (RedkitConnectionError, RedisCommandError):
+    except RedkitConnectionError:
         return HttpResponse(unavailable_problem(), status=503, content_type=PROBLEM_TYPE)
     if not result.allowed:
         response = HttpResponse(
@@ -93,18 +108,35 @@ def _add_headers(response: Any, results: list[RateLimitResult]) -> None:
 
 
 def ratelimit(
-    limiter: RateLimiter, *, key: KeyFunc | None = None, cost: int = 1
+    limiter: RateLimiter,
+    *,
+    key: KeyFunc | None = None,
+    fallback: Fallback = "ip",
+    cost: int = 1,
 ) -> Callable[[F], F]:
-    """A per-view limit. ``key``: ``request -> key`` (default: the socket peer's IP)."""
+    """A per-view limit.
+
+    Args:
+        limiter: the :class:`~redkit.ratelimit.RateLimiter`.
+        key: ``request -> key`` (default: the socket peer's IP).
+        fallback: for a request ``key`` finds no key for: ``"ip"`` (default), ``"reject"``
+            (400) or another key function.
+        cost: the cost of one request.
+    """
     key_func = key or ip_key()
+    fallback_func = fallback_key(fallback, ip_key())
 
     def decorate(view: F) -> F:
         @functools.wraps(view)
         def wrapper(request: Any, *args: Any, **kwargs: Any) -> Any:
-            rejected = _check(request, limiter, key_func, cost)
+            rejected = _check(request, limiter, key_func, fallback_func, cost)
             if rejected is not None:
                 return rejected
-            response = view(request, *args, **kwargs)
+            try:
+                response = view(request, *args, **kwargs)
+            except _CLIENT_ERRORS as exc:
+                # answered here as Django would, so that the charged attempt's headers go out
+                response = response_for_exception(request, exc)
             if not getattr(request, "_redkit_ratelimit_middleware", False):
                 _add_headers(response, request.__dict__.get(_RESULTS, []))
             return response
@@ -137,13 +169,20 @@ class RateLimitMiddleware:
         self.key: KeyFunc = key or ip_key(
             config.get("trusted_proxies", ()), config.get("header", "x-forwarded-for")
         )
+        fallback = config.get("fallback", "ip")
+        if isinstance(fallback, str) and fallback not in ("ip", "reject"):
+            fallback = import_string(fallback)
+        self.fallback = fallback_key(
+            fallback,
+            ip_key(config.get("trusted_proxies", ()), config.get("header", "x-forwarded-for")),
+        )
         self.exempt = tuple(config.get("exempt", ()))
         self.cost = int(config.get("cost", 1))
 
     def __call__(self, request: Any) -> Any:
         request._redkit_ratelimit_middleware = True
         if not (self.exempt and request.path.startswith(self.exempt)):
-            rejected = _check(request, self.limiter, self.key, self.cost)
+            rejected = _check(request, self.limiter, self.key, self.fallback, self.cost)
             if rejected is not None:
                 return rejected
         response = self.get_response(request)

@@ -14,8 +14,10 @@
     def metrics(): ...
 
 Rejected requests get 429 with ``Retry-After``, ``RateLimit-Policy`` and ``RateLimit``
-and an ``application/problem+json`` body; admitted ones get the two RateLimit fields.
-A fail-closed limiter that cannot reach Redis answers 503.
+and an ``application/problem+json`` body; admitted ones get the two RateLimit fields,
+also when the view then fails (``abort(401)``: the attempt was charged). A request whose
+key function finds no key is limited by ``fallback`` (the client IP by default;
+``"reject"`` answers 400). A fail-closed limiter that cannot reach Redis answers 503.
 """
 
 from __future__ import annotations
@@ -26,13 +28,15 @@ from typing import Any, TypeVar
 
 from redkit._lazy import require
 from redkit.errors import ConnectionError as RedkitConnectionError
-from redkit.errors import RedisCommandError
 from redkit.integrations.clientip import TrustedProxies, client_ip
 from redkit.ratelimit import RateLimiter, RateLimitResult
 from redkit.ratelimit.http import (
     PROBLEM_TYPE,
+    Fallback,
+    fallback_key,
     header_key,
     headers,
+    missing_key_problem,
     problem,
     unavailable_problem,
 )
@@ -66,7 +70,9 @@ class FlaskRateLimit:
     Args:
         app: the Flask app (or None, then call :meth:`init_app`).
         limiter: the global limiter; None for per-view limits only.
-        key: ``request -> key``; None from it means "do not limit". Default: ``ip_key()``.
+        key: ``request -> key``. Default: ``ip_key()``.
+        fallback: for a request ``key`` finds no key for (None): ``"ip"`` (the socket
+            peer's budget, the default), ``"reject"`` (400), or another key function.
         exempt: path prefixes that the global limit skips.
         cost: the cost of one request.
     """
@@ -77,11 +83,13 @@ class FlaskRateLimit:
         limiter: RateLimiter | None = None,
         *,
         key: KeyFunc | None = None,
+        fallback: Fallback = "ip",
         exempt: Iterable[str] = (),
         cost: int = 1,
     ) -> None:
         self.limiter = limiter
         self.key = key or ip_key()
+        self.fallback = fallback_key(fallback, ip_key())
         self.exempt_paths = tuple(exempt)
         self.cost = cost
         if app is not None:
@@ -99,15 +107,21 @@ class FlaskRateLimit:
         return view
 
     def limit(
-        self, limiter: RateLimiter, *, key: KeyFunc | None = None, cost: int = 1
+        self,
+        limiter: RateLimiter,
+        *,
+        key: KeyFunc | None = None,
+        fallback: Fallback | None = None,
+        cost: int = 1,
     ) -> Callable[[F], F]:
-        """A per-view limit, checked after the global one."""
+        """A per-view limit, checked after the global one (``fallback``: the extension's)."""
         key_func = key or self.key
+        fallback_func = self.fallback if fallback is None else fallback_key(fallback, ip_key())
 
         def decorate(view: F) -> F:
             @functools.wraps(view)
             def wrapper(*args: Any, **kwargs: Any) -> Any:
-                rejected = _check(limiter, key_func, cost)
+                rejected = _check(limiter, key_func, fallback_func, cost)
                 return rejected if rejected is not None else view(*args, **kwargs)
 
             return wrapper  # type: ignore[return-value]
@@ -121,7 +135,7 @@ class FlaskRateLimit:
         view = flask.current_app.view_functions.get(request.endpoint or "")
         if view is not None and getattr(view, _EXEMPT, False):
             return None
-        return _check(self.limiter, self.key, self.cost)
+        return _check(self.limiter, self.key, self.fallback, self.cost)
 
     def _after(self, response: Any) -> Any:
         results = flask.g.get(_RESULTS)
@@ -131,13 +145,16 @@ class FlaskRateLimit:
         return response
 
 
-def _check(limiter: RateLimiter, key_func: KeyFunc, cost: int) -> Any:
+def _check(limiter: RateLimiter, key_func: KeyFunc, fallback: KeyFunc | None, cost: int) -> Any:
+    """None when admitted (the result is kept for the headers), else the response to send."""
     key = key_func(flask.request)
+    if key is None and fallback is not None:
+        key = fallback(flask.request)
     if key is None:
-        return None
+        return flask.Response(missing_key_problem(), 400, mimetype=PROBLEM_TYPE)
     try:
         result = limiter.hit(key, cost)
-    except (RedkitConnectionError, RedisCommandError):
+    except RedkitConnectionError:
         return flask.Response(unavailable_problem(), 503, mimetype=PROBLEM_TYPE)
     if not result.allowed:
         return _rejected(result)
