@@ -249,3 +249,40 @@ def _param(p: inspect.Parameter, typed: bool) -> tuple[object, ...]:
     """A parameter with its annotation, the ``Async`` of class names taken out."""
     annotation = re.sub(r"\bAsync(?=[A-Z])", "", str(p.annotation)) if typed else None
     return (p.name, p.kind, p.default, annotation)
+
+
+# --- typed options ---------------------------------------------------------------------
+
+
+def _factories() -> list[tuple[str, type, type]]:
+    """(factory name, the class it builds, its options TypedDict) for every facade factory."""
+    import redkit.facade
+
+    namespace = vars(redkit.facade)
+    found = []
+    for name, function in vars(redkit.facade.Redkit).items():
+        if name.startswith("_") or not inspect.isfunction(function):
+            continue
+        options = function.__annotations__.get("options")  # "Unpack[XOptions]"
+        if options is None:
+            continue
+        typed_dict = namespace[options.removeprefix("Unpack[").removesuffix("]")]
+        found.append((name, namespace[function.__annotations__["return"]], typed_dict))
+    return found
+
+
+def test_every_factory_has_typed_options() -> None:
+    names = {name for name, _, _ in _factories()}
+    assert {"lock", "cache", "sessions", "tokens", "rate_limiter", "concurrency_limiter"} <= names
+
+
+@pytest.mark.parametrize(("factory", "built", "options"), _factories(), ids=lambda v: str(v))
+def test_options_match_the_constructor(factory: str, built: type, options: type) -> None:
+    """The TypedDict a factory takes names exactly the constructor's keyword options."""
+    for cls in built.__mro__:  # the constructor that spells the options out
+        parameters = inspect.signature(cls.__init__).parameters.values()  # type: ignore[misc]
+        if not any(p.kind is p.VAR_KEYWORD for p in parameters):
+            break
+    keywords = {p.name for p in parameters if p.kind is p.KEYWORD_ONLY}
+    assert set(options.__optional_keys__) == keywords  # type: ignore[attr-defined]
+    assert not options.__required_keys__  # type: ignore[attr-defined]

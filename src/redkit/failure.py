@@ -17,12 +17,14 @@ three options, with the same meaning everywhere:
     answers by its policy at once (0: ask again at once), so an outage costs each request
     nothing rather than a timeout.
 
-"Redis unavailable" means a :class:`redkit.errors.ConnectionError`: the server cannot be
-reached, timed out (the deadline included), dropped the connection, is loading its data,
-or the cluster is down. A :class:`~redkit.errors.RedisCommandError` (the server answered
-with an error) or a :class:`~redkit.errors.DataError` (a key holds data of the wrong
-kind) is not an outage: it is raised whatever the policy, so that a bug or a bad key
-never passes for a dead server (which ``"open"`` would wave through).
+"Redis unavailable" means a :class:`redkit.errors.ConnectionError` (the server cannot be
+reached, timed out, the deadline included, dropped the connection, or the cluster is
+down) or an error reply that says the server cannot serve anyone right now (``LOADING``,
+``READONLY``, ``MASTERDOWN``, ``CLUSTERDOWN``, ``TRYAGAIN``, ``BUSY``, ``OOM``): see
+:func:`unavailable`. Any other :class:`~redkit.errors.RedisCommandError` (the server
+refused the command) or a :class:`~redkit.errors.DataError` (a key holds data of the
+wrong kind) is not an outage: it is raised whatever the policy, so that a bug or a bad
+key never passes for a dead server (which ``"open"`` would wave through).
 
 :class:`FailurePolicy` keeps the state (policy, failure count, cooldown) and the logging
 (at most one warning per ``LOG_EVERY`` seconds, so an outage does not flood the log);
@@ -35,7 +37,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Literal, TypeVar
+from typing import TYPE_CHECKING, Literal, TypedDict, TypeVar
 
 from redkit import errors, ops
 
@@ -47,12 +49,31 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 OnError = Literal["closed", "open"]
 ON_ERROR: tuple[OnError, ...] = ("closed", "open")
-UNAVAILABLE = errors.ConnectionError
 LOG_EVERY = 10.0
+# error replies that say the server cannot serve now, not that the command was wrong
+_DOWN_REPLIES = ("LOADING", "READONLY", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "BUSY", "OOM")
 
 log = logging.getLogger("redkit")
 
 _FAILING = {"closed": "failing closed", "open": "failing open"}
+
+
+class FailureOptions(TypedDict, total=False):
+    """The options every capability on a request path takes besides its own ``on_error``."""
+
+    deadline: float | None
+    cooldown: float
+
+
+def unavailable(exc: errors.RedkitError) -> errors.ConnectionError | None:
+    """``exc`` as a ConnectionError when it means the server is unavailable, else None."""
+    if isinstance(exc, errors.ConnectionError):
+        return exc
+    if isinstance(exc, errors.RedisCommandError) and str(exc).startswith(_DOWN_REPLIES):
+        down = errors.ConnectionError(f"Redis cannot serve now: {exc}")
+        down.__cause__ = exc
+        return down
+    return None
 
 
 def check_deadline(deadline: float | None) -> float | None:
@@ -165,6 +186,25 @@ class FailurePolicy:
             return fallback(None)
         try:
             return (yield from flow)
-        except UNAVAILABLE as exc:
-            self.failed(exc)
-            return fallback(exc)
+        except errors.RedkitError as exc:
+            down = unavailable(exc)
+            if down is None:
+                raise
+            self.failed(down)
+            return fallback(down)
+
+
+class Guarded:
+    """What a capability with a :class:`FailurePolicy` (``self._failure``) shows of it."""
+
+    _failure: FailurePolicy
+
+    @property
+    def on_error(self) -> str:
+        """What a call does when Redis is unavailable (``"closed"``, ``"open"`` ...)."""
+        return self._failure.on_error
+
+    @property
+    def failures(self) -> int:
+        """How many calls the failure policy answered instead of Redis."""
+        return self._failure.failures

@@ -342,9 +342,16 @@ def _queue_batch(client: Any, batch: Batch) -> Any:
     return pipe
 
 
+_UNREACHED = (rex.ConnectionError, rex.TimeoutError, rex.ClusterError, OSError)
+
+
 def _batch_replies(replies: list[Any]) -> list[Any]:
+    """Error replies as :class:`~redkit.errors.RedisCommandError` values; a node that could
+    not be reached (a timeout, a dropped connection) raises instead: that is no reply."""
     out: list[Any] = []
     for reply in replies:
+        if isinstance(reply, _UNREACHED):
+            raise reply
         out.append(errors.RedisCommandError(str(reply)) if isinstance(reply, Exception) else reply)
     return out
 

@@ -150,7 +150,7 @@ def test_options_are_typed_keywords_and_match_their_typed_dicts() -> None:
         signature = inspect.signature(sync)
         assert signature == inspect.signature(asyn)
         keywords = [p.name for p in signature.parameters.values() if p.kind is p.KEYWORD_ONLY]
-        assert keywords == list(typing.get_type_hints(options))
+        assert sorted(keywords) == sorted(typing.get_type_hints(options))
         assert not options.__required_keys__
         assert not any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values())
 

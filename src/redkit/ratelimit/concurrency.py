@@ -24,11 +24,12 @@ import math
 import secrets
 import threading
 import time
-from typing import TYPE_CHECKING, Generic, Protocol, TypedDict, TypeVar
+from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
 from redkit import errors, ops
 from redkit.errors import ConfigError, RateLimitExceededError, RedkitError
-from redkit.ratelimit.failure import FailurePolicy, OnError, unavailable
+from redkit.failure import FailureOptions, Guarded
+from redkit.ratelimit.failure import OnError, limiter_policy, unavailable
 from redkit.ratelimit.ops import CONC_ACQUIRE, CONC_EXTEND, CONC_RELEASE
 
 if TYPE_CHECKING:
@@ -48,7 +49,7 @@ _PEEK, _TRY, _WAIT = 0, 1, 2
 _ACQUIRED, _QUEUED = 0, 2
 
 
-class ConcurrencyLimiterOptions(TypedDict, total=False):
+class ConcurrencyLimiterOptions(FailureOptions, total=False):
     """The keyword options of :class:`ConcurrencyLimiter` and :class:`AsyncConcurrencyLimiter`.
 
     For ``**options: Unpack[ConcurrencyLimiterOptions]`` in factories; see
@@ -58,7 +59,6 @@ class ConcurrencyLimiterOptions(TypedDict, total=False):
     name: str
     lease: float
     on_error: OnError
-    deadline: float | None
     cooldown: float
 
 
@@ -74,7 +74,7 @@ class _Client(Protocol):
 C = TypeVar("C", bound=_Client)
 
 
-class _ConcurrencyCore(Generic[C]):
+class _ConcurrencyCore(Generic[C], Guarded):
     """The constructor and flows shared by the sync and async concurrency limiters."""
 
     def __init__(
@@ -99,15 +99,11 @@ class _ConcurrencyCore(Generic[C]):
         self.lease = lease
         self.deadline = deadline
         self._keys = rk.keys
-        self._failure = FailurePolicy(name, on_error, cooldown)
+        self._failure = limiter_policy(name, on_error, cooldown)
         self._local: dict[str, int] = {}
         self._local_lock = threading.Lock()
         self._rk: C = rk if deadline is None else rk.with_timeout(deadline)
 
-    @property
-    def failures(self) -> int:
-        """How many acquisitions were answered by the failure policy instead of Redis."""
-        return self._failure.failures
 
     def _group_keys(self, key: Key) -> tuple[str, str, str, str]:
         """Leases, queue, registrations, and the prefix of the wake-up lists (see the scripts)."""

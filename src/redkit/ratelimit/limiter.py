@@ -22,11 +22,12 @@ from __future__ import annotations
 import math
 import random
 import time
-from typing import TYPE_CHECKING, Generic, Literal, Protocol, TypedDict, TypeVar
+from typing import TYPE_CHECKING, Generic, Literal, Protocol, TypeVar
 
 from redkit import errors, ops
 from redkit.errors import ConfigError, RateLimitExceededError, RedkitError
-from redkit.ratelimit.failure import FailurePolicy, OnError, unavailable
+from redkit.failure import FailureOptions, Guarded
+from redkit.ratelimit.failure import OnError, limiter_policy, unavailable
 from redkit.ratelimit.local import LocalLimiter
 from redkit.ratelimit.ops import (
     HIT,
@@ -63,7 +64,7 @@ Algorithm = Literal[
 _DEFAULT_DEADLINE = 0.5
 
 
-class RateLimiterOptions(TypedDict, total=False):
+class RateLimiterOptions(FailureOptions, total=False):
     """The keyword options of :class:`RateLimiter` and :class:`AsyncRateLimiter`.
 
     For ``**options: Unpack[RateLimiterOptions]`` in factories; see :class:`RateLimiter`
@@ -74,7 +75,6 @@ class RateLimiterOptions(TypedDict, total=False):
     name: str
     burst: int | None
     on_error: OnError
-    deadline: float | None
     cooldown: float
 
 
@@ -96,7 +96,7 @@ def _at_once(result: RateLimitResult) -> ops.Flow[RateLimitResult]:
     return result
 
 
-class _RateLimiterCore(Generic[C]):
+class _RateLimiterCore(Generic[C], Guarded):
     """The constructor and flows shared by :class:`RateLimiter` and :class:`AsyncRateLimiter`."""
 
     def __init__(
@@ -115,7 +115,7 @@ class _RateLimiterCore(Generic[C]):
         self.name = name
         self._plan = Plan(rk.keys, name, algorithm, self.policy)
         self.algorithm = self._plan.algorithm
-        self._failure = FailurePolicy(name, on_error, cooldown)
+        self._failure = limiter_policy(name, on_error, cooldown)
         self._local = LocalLimiter(self.policy) if on_error == "local" else None
         if deadline is not None and not (deadline > 0 and math.isfinite(deadline)):
             raise ConfigError(f"deadline must be a positive number of seconds, got {deadline!r}")
@@ -128,15 +128,6 @@ class _RateLimiterCore(Generic[C]):
             f"name={self.name!r}, on_error={self.on_error!r})"
         )
 
-    @property
-    def on_error(self) -> str:
-        """The failure policy: ``"closed"``, ``"open"`` or ``"local"``."""
-        return self._failure.on_error
-
-    @property
-    def failures(self) -> int:
-        """How many checks were answered by the failure policy instead of Redis."""
-        return self._failure.failures
 
     def _check_flow(self, key: Key, cost: int, mode: int) -> Check:
         # one effect, so a Once rather than a generator: the drivers run it directly

@@ -29,13 +29,13 @@ import secrets
 import time
 from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import TYPE_CHECKING, Any
 
 from typing_extensions import Unpack
 
 from redkit import errors, ops
 from redkit.errors import ConfigError, RedkitError
-from redkit.failure import FailurePolicy, check_deadline, with_deadline
+from redkit.failure import FailureOptions, FailurePolicy, Guarded, check_deadline, with_deadline
 from redkit.scripts import check
 from redkit.sessions import ops as sops
 from redkit.sessions.check import check_flow
@@ -50,7 +50,7 @@ When = datetime | float | int
 Seconds = timedelta | float | int
 
 
-class TokenOptions(TypedDict, total=False):
+class TokenOptions(FailureOptions, total=False):
     """Options of :meth:`Redkit.tokens` (see :class:`redkit.sessions.TokenRevoker`)."""
 
     max_token_age: float
@@ -58,7 +58,6 @@ class TokenOptions(TypedDict, total=False):
     family_claim: str
     check: bool
     on_error: str
-    deadline: float | None
     cooldown: float
 
 
@@ -115,7 +114,7 @@ def _id(value: Any, what: str) -> str:
     return value
 
 
-class _RevokerCore:
+class _RevokerCore(Guarded):
     """Options and flows shared by :class:`TokenRevoker` and :class:`AsyncTokenRevoker`."""
 
     def __init__(
@@ -151,15 +150,6 @@ class _RevokerCore:
             logger=_log,
         )
 
-    @property
-    def on_error(self) -> str:
-        """What a revocation check does when Redis is unavailable: ``"closed"`` or ``"open"``."""
-        return self._failure.on_error
-
-    @property
-    def failures(self) -> int:
-        """How many revocation checks the failure policy answered instead of Redis."""
-        return self._failure.failures
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(max_token_age={self.max_token_age}, leeway={self.leeway})"

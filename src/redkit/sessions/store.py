@@ -23,13 +23,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, TypedDict
+from typing import TYPE_CHECKING
 
 from typing_extensions import Unpack
 
 from redkit import errors, ops
 from redkit.errors import ConfigError, RedisCommandError
-from redkit.failure import FailurePolicy, check_deadline, with_deadline
+from redkit.failure import FailureOptions, FailurePolicy, Guarded, check_deadline, with_deadline
 from redkit.scripts import check
 from redkit.sessions import ops as sops
 from redkit.sessions.check import check_flow
@@ -46,7 +46,7 @@ DEFAULT_ABSOLUTE = 12 * 3600.0
 _CREATE_ATTEMPTS = 3  # a 256-bit collision never happens; bounded anyway
 
 
-class SessionOptions(TypedDict, total=False):
+class SessionOptions(FailureOptions, total=False):
     """Options of :meth:`Redkit.sessions` (see :class:`redkit.sessions.SessionStore`)."""
 
     idle_timeout: float
@@ -54,11 +54,10 @@ class SessionOptions(TypedDict, total=False):
     cookie: CookieConfig | None
     check: bool
     on_error: str
-    deadline: float | None
     cooldown: float
 
 
-class _StoreCore:
+class _StoreCore(Guarded):
     """Options and flows shared by :class:`SessionStore` and :class:`AsyncSessionStore`."""
 
     #: the class of the session objects handed out (framework adapters use a subclass)
@@ -102,15 +101,6 @@ class _StoreCore:
             f"on_error={self.on_error!r})"
         )
 
-    @property
-    def on_error(self) -> str:
-        """What load and save do when Redis is unavailable: ``"closed"`` or ``"open"``."""
-        return self._failure.on_error
-
-    @property
-    def failures(self) -> int:
-        """How many loads and saves the failure policy answered instead of Redis."""
-        return self._failure.failures
 
     def new(self, *, ip: str | None = None, user_agent: str | None = None) -> Session:
         """A fresh, empty session; it is stored (and gets an id) on its first save with data."""
