@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
 import httpx
 import pytest
 
-from redkit import AsyncRedkit
+from redkit import AsyncRedkit, Settings
+from redkit.embedded import EmbeddedServer
+from redkit.errors import ConnectionError as RedkitConnectionError
 from redkit.integrations.asgi.cache import CacheMiddleware, etag_matches
 
 pytest.importorskip("starlette", reason="the asgi extra is not installed")
@@ -16,7 +21,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 
-def _app(ark: AsyncRedkit, calls: list[str]) -> CacheMiddleware:
+def _app(ark: AsyncRedkit, calls: list[str], **options: Any) -> CacheMiddleware:
     async def item(request: Request) -> Response:
         calls.append(request.url.path)
         return JSONResponse({"id": request.path_params["id"], "q": request.query_params.get("q")})
@@ -36,7 +41,7 @@ def _app(ark: AsyncRedkit, calls: list[str]) -> CacheMiddleware:
         Route("/private", private),
         Route("/cookie", cookie),
     ]
-    return CacheMiddleware(Starlette(routes=routes), cache=ark.cache("http", ttl=60))
+    return CacheMiddleware(Starlette(routes=routes), cache=ark.cache("http", ttl=60), **options)
 
 
 def _client(app: CacheMiddleware) -> httpx.AsyncClient:
@@ -99,3 +104,29 @@ def test_etag_matching() -> None:
     assert etag_matches('"b", "a"', 'W/"a"')
     assert etag_matches("*", '"a"')
     assert not etag_matches('"b"', '"a"')
+
+
+@pytest.fixture
+def server() -> Iterator[EmbeddedServer]:
+    with EmbeddedServer() as server:  # our own: the test stops it
+        yield server
+
+
+@pytest.mark.parametrize("on_error", ["open", "closed"])
+async def test_redis_down_serves_uncached_or_raises(server: EmbeddedServer, on_error: str) -> None:
+    settings = Settings(url=server.url, socket_timeout=0.5, connect_timeout=0.5, retries=0)
+    async with AsyncRedkit(settings=settings) as ark:
+        calls: list[str] = []
+        app = _app(ark, calls, on_error=on_error, cooldown=0)
+        async with _client(app) as client:
+            assert (await client.get("/items/1")).headers["x-cache"] == "miss"
+            server.stop()
+            if on_error == "closed":
+                with pytest.raises(RedkitConnectionError):
+                    await client.get("/items/1")
+                return
+            down = await client.get("/items/1")
+    assert down.status_code == 200
+    assert down.json() == {"id": "1", "q": None}
+    assert down.headers["x-cache"] == "bypass"
+    assert calls == ["/items/1", "/items/1"]

@@ -8,20 +8,15 @@
 -- exist or has ended (then it is deleted). -1 when the key holds another Redis type, -3
 -- when its deadline or expiry is not a number (not written by redkit).
 --!include _clock.lua
-local ends = redis.pcall('HMGET', KEYS[1], 'm:a', 'm:x')
-if ends.err then
-  return -1
-end
-if not ends[1] then
+--!include _session_ends.lua
+local absolute, expiry = session_ends(KEYS[1])
+if not absolute then
   return {}
 end
-local deadline, expiry = tonumber(ends[1]), tonumber(ends[2])
-if not deadline or (ends[2] and not expiry) then
-  return -3
+if absolute < 0 then
+  return absolute
 end
-if expiry and expiry < deadline then
-  deadline = expiry
-end
+local deadline = earliest(absolute, expiry)
 local now = now_ms()
 if now >= deadline then
   redis.call('DEL', KEYS[1])

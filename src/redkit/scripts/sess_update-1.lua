@@ -11,16 +11,13 @@
 -- longer exists (expired or ended: it is not recreated); -1 when the key holds another
 -- Redis type, -3 when its deadline or expiry is not a number (not written by redkit).
 --!include _clock.lua
-local ends = redis.pcall('HMGET', KEYS[1], 'm:a', 'm:x')
-if ends.err then
-  return -1
-end
-if not ends[1] then
+--!include _session_ends.lua
+local absolute, expiry = session_ends(KEYS[1])
+if not absolute then
   return {0}
 end
-local absolute, expiry = tonumber(ends[1]), tonumber(ends[2])
-if not absolute or (ends[2] and not expiry) then
-  return -3
+if absolute < 0 then
+  return absolute
 end
 local now = now_ms()
 if now >= absolute or (expiry and now >= expiry) then
@@ -31,10 +28,7 @@ if ARGV[2] ~= '' then
   expiry = now + tonumber(ARGV[2])
   redis.call('HSET', KEYS[1], 'm:x', string.format('%.0f', expiry))
 end
-local deadline = absolute
-if expiry and expiry < deadline then
-  deadline = expiry
-end
+local deadline = earliest(absolute, expiry)
 local n = tonumber(ARGV[3])
 if n > 0 then
   redis.call('HSET', KEYS[1], unpack(ARGV, 4, 3 + 2 * n))

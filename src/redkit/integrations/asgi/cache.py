@@ -7,7 +7,8 @@ the cache, and only ``200`` responses that are not ``private``/``no-store``, set
 and do not vary on credentials. Each stored response gets a strong ``ETag`` (a digest of
 its body, unless the app set one), so every instance hands out the same tag for the same
 content; a request whose ``If-None-Match`` matches gets ``304 Not Modified``, whether the
-response came from the cache or from the app. Responses carry ``X-Cache: hit|miss``.
+response came from the cache or from the app. Responses carry ``X-Cache: hit|miss``
+(``bypass`` when Redis was unavailable and the app answered uncached).
 Pure ASGI: no framework is imported.
 """
 
@@ -16,9 +17,11 @@ from __future__ import annotations
 import base64
 import hashlib
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from redkit.cache import AsyncCache
+from redkit.errors import RedkitError
+from redkit.failure import FailurePolicy, unavailable
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -51,6 +54,10 @@ class CacheMiddleware:
         vary: request headers whose values become part of the key.
         exempt: path prefixes that are never cached.
         max_body: larger responses are passed through and not stored.
+        on_error: when Redis is unavailable, ``"open"`` (the default) serves the app's
+            response uncached (``X-Cache: bypass``); ``"closed"`` raises
+            :class:`redkit.errors.ConnectionError`.
+        cooldown: seconds after a failure during which Redis is not asked at all.
     """
 
     def __init__(
@@ -62,8 +69,11 @@ class CacheMiddleware:
         vary: Sequence[str] = ("accept", "accept-encoding"),
         exempt: Iterable[str] = (),
         max_body: int = 1 << 20,
+        on_error: str = "open",
+        cooldown: float = 1.0,
     ) -> None:
         self.app = app
+        self._failure = FailurePolicy("response cache", on_error, cooldown)
         self.cache = cache
         self.ttl = ttl
         self.vary = tuple(h.lower().encode() for h in vary)
@@ -77,7 +87,11 @@ class CacheMiddleware:
         headers = dict(scope.get("headers") or [])
         key = self._key(scope, headers)
         if_none_match = headers.get(b"if-none-match", b"").decode("latin-1")
-        stored = await self.cache.get(key)
+        try:
+            stored = await self._read(key)
+        except _Bypass:
+            await self.app(scope, receive, _bypassing(send))
+            return
         if stored is not None:
             status, response_headers, body = _unpack(stored)
             await _respond(send, status, response_headers, body, if_none_match, b"hit")
@@ -90,10 +104,34 @@ class CacheMiddleware:
             await captured.replay(send)
             return
         response_headers = captured.with_etag()
-        await self.cache.set(key, _pack(captured.status, response_headers, captured.body), self.ttl)
-        await _respond(
-            send, captured.status, response_headers, captured.body, if_none_match, b"miss"
-        )
+        state = b"miss"
+        try:
+            await self._write(key, _pack(captured.status, response_headers, captured.body))
+        except _Bypass:
+            state = b"bypass"
+        await _respond(send, captured.status, response_headers, captured.body, if_none_match, state)
+
+    async def _read(self, key: str) -> Any:
+        if self._failure.cooling_down():
+            self._failure.failed(None)  # raises when failing closed
+            raise _Bypass
+        try:
+            return await self.cache.get(key)
+        except RedkitError as exc:
+            self._unavailable(exc)
+
+    async def _write(self, key: str, value: list[Any]) -> None:
+        try:
+            await self.cache.set(key, value, self.ttl)
+        except RedkitError as exc:
+            self._unavailable(exc)
+
+    def _unavailable(self, exc: RedkitError) -> NoReturn:
+        down = unavailable(exc)
+        if down is None:
+            raise exc
+        self._failure.failed(down)  # raises when failing closed
+        raise _Bypass from exc
 
     def _cacheable_request(self, scope: Scope) -> bool:
         if scope["type"] != "http" or scope.get("method") != "GET":
@@ -179,6 +217,21 @@ class _Capture:
     async def replay(self, send: Send) -> None:
         await send({"type": "http.response.start", "status": self.status, "headers": self.headers})
         await send({"type": "http.response.body", "body": self.body})
+
+
+class _Bypass(Exception):
+    """Redis is unavailable and the policy is open: answer without the cache."""
+
+
+def _bypassing(send: Send) -> Send:
+    """``send`` with ``X-Cache: bypass`` added to the response's headers."""
+
+    async def with_header(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message["headers"] = [*message.get("headers", ()), (b"x-cache", b"bypass")]
+        await send(message)
+
+    return with_header
 
 
 def _pack(status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> list[Any]:
