@@ -18,6 +18,7 @@ from redkit.errors import (
 )
 from redkit.facade import AsyncRedkit, Redkit
 from redkit.locks import AsyncLock, Lock
+from redkit.queue import AsyncQueue, Queue, Worker
 from redkit.ratelimit import (
     AsyncConcurrencyLimiter,
     AsyncRateLimiter,
@@ -43,6 +44,7 @@ __all__ = [
     "AsyncCache",
     "AsyncConcurrencyLimiter",
     "AsyncLock",
+    "AsyncQueue",
     "AsyncRateLimiter",
     "AsyncRedkit",
     "AsyncSessionStore",
@@ -58,6 +60,7 @@ __all__ = [
     "LockLostError",
     "LockNotAcquiredError",
     "LockNotOwnedError",
+    "Queue",
     "RateLimitExceededError",
     "RateLimitResult",
     "RateLimiter",
@@ -71,5 +74,6 @@ __all__ = [
     "SessionStore",
     "Settings",
     "TokenRevoker",
+    "Worker",
     "__version__",
 ]

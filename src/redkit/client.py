@@ -84,6 +84,11 @@ class CoreBase:
     def __repr__(self) -> str:
         return f"{type(self).__name__}(target={self.target!r}, prefix={self.keys.prefix!r})"
 
+    @property
+    def owns_client(self) -> bool:
+        """True when redkit made the client (from settings), False for a handed-in one."""
+        return self._owns_client
+
     def observe(self, observer: ops.Observer) -> Callable[[], None]:
         """Call ``observer`` with an :class:`~redkit.ops.Event` for every effect run here.
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import ssl
 from typing import Any
 
 import redis
@@ -18,6 +19,7 @@ import redis.asyncio
 import redis.asyncio.cluster
 import redis.asyncio.sentinel
 import redis.cluster
+import redis.connection
 import redis.sentinel
 from redis.backoff import ExponentialWithJitterBackoff
 
@@ -75,6 +77,29 @@ def _common(settings: Settings, target: Target) -> dict[str, Any]:
     return kwargs
 
 
+class TLSHandshakeError(redis.exceptions.RedisError):
+    """The TLS handshake failed or timed out: retrying cannot help, so it is not retried."""
+
+
+class _SSLConnection(redis.connection.SSLConnection):
+    """redis-py's TLS connection, failing at once when the handshake does.
+
+    A ``rediss://`` URL pointing at a server without TLS makes the handshake wait for a
+    reply that never comes; redis-py reports a connect timeout, which its retry policy
+    repeats. A handshake error is not retried, so the caller hears within one connect
+    timeout, with a hint.
+    """
+
+    def _wrap_socket_with_ssl(self, sock: Any) -> Any:
+        try:
+            return super()._wrap_socket_with_ssl(sock)
+        except (TimeoutError, ssl.SSLError) as exc:
+            raise TLSHandshakeError(
+                f"TLS handshake with {self.host}:{self.port} failed ({exc or 'timed out'}); "
+                "if the server does not use TLS, use redis:// instead of rediss://"
+            ) from exc
+
+
 def _blocking_pool(
     pool_class: Any, connections: Any, settings: Settings, target: Target, retry: Any
 ) -> Any:
@@ -85,7 +110,8 @@ def _blocking_pool(
     """
     kwargs = _common(settings, target)
     if kwargs.pop("ssl", False):
-        kwargs["connection_class"] = connections.SSLConnection
+        sync = connections is redis.connection
+        kwargs["connection_class"] = _SSLConnection if sync else connections.SSLConnection
     if target.mode == "unix":
         kwargs = _unix(kwargs)
         kwargs.update(connection_class=connections.UnixDomainSocketConnection, path=target.path)

@@ -18,6 +18,9 @@ The family::
     │   ├── LockNotOwnedError        release/extend by someone who does not hold it
     │   └── LockLostError            the lock expired (or was taken) while held
     ├── RateLimitExceededError       acquire() on a rate or concurrency limiter timed out
+    ├── JobFailedError               a job failed for good, was dead-lettered or cancelled
+    ├── JobNotFinishedError          Job.result() timed out (also TimeoutError)
+    ├── JobTimeoutError              a job ran past its task's timeout (also TimeoutError)
     └── MissingDependencyError       an optional extra is not installed (also ImportError)
 
 redis-py's exceptions never escape a redkit call: the drivers wrap them at the boundary
@@ -27,6 +30,7 @@ redis-py's exceptions never escape a redkit call: the drivers wrap them at the b
 from __future__ import annotations
 
 import builtins
+from typing import Any
 
 
 class RedkitError(Exception):
@@ -102,6 +106,26 @@ class RateLimitExceededError(RedkitError):
         self.result = result
 
 
+class JobFailedError(RedkitError):
+    """The job failed for good (retries used up), was dead-lettered or was cancelled.
+
+    ``error`` holds the last failure's ``type``, ``message``, ``traceback`` and
+    ``attempts`` (None when the job never failed, e.g. cancelled).
+    """
+
+    def __init__(self, message: str, error: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.error = error
+
+
+class JobNotFinishedError(RedkitError, TimeoutError):
+    """The job did not finish within the time given to ``Job.result``."""
+
+
+class JobTimeoutError(RedkitError, TimeoutError):
+    """A job ran longer than its task's ``timeout``; recorded as the job's error."""
+
+
 class MissingDependencyError(RedkitError, ImportError):
     """An optional dependency is missing; the message gives the install command."""
 
@@ -118,6 +142,9 @@ __all__ = [
     "ConnectionError",
     "DataError",
     "EmbeddedServerError",
+    "JobFailedError",
+    "JobNotFinishedError",
+    "JobTimeoutError",
     "LockError",
     "LockLostError",
     "LockNotAcquiredError",

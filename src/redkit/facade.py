@@ -24,6 +24,7 @@ from redkit.cache import AsyncCache, Cache
 from redkit.cache.base import CacheOptions
 from redkit.client import AsyncRedkitCore, RedkitCore, check_options
 from redkit.locks import AsyncLock, Lock, LockOptions
+from redkit.queue import AsyncQueue, Queue, QueueOptions
 from redkit.ratelimit import (
     AsyncConcurrencyLimiter,
     AsyncRateLimiter,
@@ -99,6 +100,11 @@ class Redkit(RedkitCore):
         check_options("concurrency_limiter", options, ConcurrencyLimiterOptions)
         return ConcurrencyLimiter(self, limit, **options)
 
+    def queue(self, name: str, **options: Unpack[QueueOptions]) -> Queue:
+        """A job queue, e.g. ``rk.queue("emails")``; see :class:`redkit.queue.Queue`."""
+        check_options("queue", options, QueueOptions)
+        return Queue(self, name, **options)
+
 
 class AsyncRedkit(AsyncRedkitCore):
     """asyncio redkit: the same capabilities as :class:`Redkit`, awaited.
@@ -142,3 +148,8 @@ class AsyncRedkit(AsyncRedkitCore):
         """At most ``limit`` holders per key (asyncio); see ``AsyncConcurrencyLimiter``."""
         check_options("concurrency_limiter", options, ConcurrencyLimiterOptions)
         return AsyncConcurrencyLimiter(self, limit, **options)
+
+    def queue(self, name: str, **options: Unpack[QueueOptions]) -> AsyncQueue:
+        """A job queue for asyncio producers; see :class:`redkit.queue.AsyncQueue`."""
+        check_options("queue", options, QueueOptions)
+        return AsyncQueue(self, name, **options)

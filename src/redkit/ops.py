@@ -264,6 +264,8 @@ def wrap_error(exc: BaseException, target: str) -> errors.RedkitError:
     """Translate a redis-py exception into a redkit error naming the (masked) target."""
     if isinstance(exc, errors.RedkitError):
         return exc
+    if type(exc).__name__ == "TLSHandshakeError":  # redkit.connection's: not retried
+        return errors.ConnectionError(f"Redis at {target} is unreachable: {exc}")
     if isinstance(exc, rex.InvalidResponse):
         return errors.ConnectionError(
             f"the server at {target} does not speak the Redis protocol ({exc}); "

@@ -1,0 +1,119 @@
+"""Handles on jobs: :class:`Job` and :class:`AsyncJob` (state, result, cancel, retry)."""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+from redkit import errors
+from redkit.errors import ConfigError
+from redkit.queue import ops as qops
+
+if TYPE_CHECKING:
+    from redkit.queue.queue import AsyncQueue, Queue, _QueueBase
+
+
+class Job:
+    """A handle on one job: its state, its result, cancelling it."""
+
+    def __init__(self, queue: Queue, job_id: str) -> None:
+        self.queue, self.id, self._member = queue, job_id, qops.member(job_id)
+
+    def status(self) -> str | None:
+        """``waiting``, ``delayed``, ``active``, ``done``, ``failed``, ``dead``, ``cancelled``,
+        or None when no such job exists (never added, or expired after finishing)."""
+        return self.queue.rk.run(qops.watch(self.queue.keys, self._member, False)).state
+
+    def result(self, timeout: float = 0.0) -> Any:
+        """The job's result, waiting up to ``timeout`` seconds for it to finish.
+
+        Raises:
+            JobFailedError: the job failed for good, was dead-lettered or cancelled.
+            JobNotFinishedError: it did not finish in time (or does not exist).
+        """
+        flow = qops.wait_final(self.queue.keys, self._member, timeout_seconds(timeout))
+        return outcome(self.queue, self.id, self.queue.rk.run(flow))
+
+    def error(self) -> dict[str, Any] | None:
+        """The last error: ``type``, ``message``, ``traceback`` and ``attempts``, or None."""
+        return last_error(
+            self.queue, self.queue.rk.run(qops.watch(self.queue.keys, self._member, False))
+        )
+
+    def cancel(self) -> bool:
+        """Cancel the job if it has not started; True when it was cancelled."""
+        return self.queue.rk.run(
+            qops.cancel(self.queue.keys, self._member, self.queue.policy.result_ttl_ms)
+        )
+
+    def retry(self) -> bool:
+        """Put the job back in the queue if it failed or was dead-lettered."""
+        moved = self.queue.rk.run(qops.retry(self.queue.keys, [self._member]))
+        return moved > 0
+
+    def __repr__(self) -> str:
+        return f"Job({self.queue.name!r}, {self.id!r})"
+
+
+class AsyncJob:
+    """A handle on one job, for asyncio; see :class:`Job`."""
+
+    def __init__(self, queue: AsyncQueue, job_id: str) -> None:
+        self.queue, self.id, self._member = queue, job_id, qops.member(job_id)
+
+    async def status(self) -> str | None:
+        """The job's state; see :meth:`Job.status`."""
+        return (await self.queue.rk.run(qops.watch(self.queue.keys, self._member, False))).state
+
+    async def result(self, timeout: float = 0.0) -> Any:
+        """The job's result; see :meth:`Job.result`."""
+        flow = qops.wait_final(self.queue.keys, self._member, timeout_seconds(timeout))
+        return outcome(self.queue, self.id, await self.queue.rk.run(flow))
+
+    async def error(self) -> dict[str, Any] | None:
+        """The last error; see :meth:`Job.error`."""
+        snap = await self.queue.rk.run(qops.watch(self.queue.keys, self._member, False))
+        return last_error(self.queue, snap)
+
+    async def cancel(self) -> bool:
+        """Cancel the job if it has not started; True when it was cancelled."""
+        return await self.queue.rk.run(
+            qops.cancel(self.queue.keys, self._member, self.queue.policy.result_ttl_ms)
+        )
+
+    async def retry(self) -> bool:
+        """Put the job back in the queue if it failed or was dead-lettered."""
+        moved = await self.queue.rk.run(qops.retry(self.queue.keys, [self._member]))
+        return moved > 0
+
+    def __repr__(self) -> str:
+        return f"AsyncJob({self.queue.name!r}, {self.id!r})"
+
+
+def outcome(queue: _QueueBase, job_id: str, snap: qops.Snapshot) -> Any:
+    """The result held in ``snap``, or the error that says why there is none."""
+    if snap.state == "done":
+        return queue.rk.serializer.loads(snap.result) if snap.result is not None else None
+    if snap.state in ("failed", "dead", "cancelled"):
+        error = last_error(queue, snap)
+        detail = f": {error.get('type')}: {error.get('message')}" if error else ""
+        raise errors.JobFailedError(
+            f"job {job_id!r} {snap.state} after {snap.deliveries} deliveries{detail}", error
+        )
+    state = snap.state or "unknown"
+    raise errors.JobNotFinishedError(f"job {job_id!r} has not finished (state: {state})")
+
+
+def last_error(queue: _QueueBase, snap: qops.Snapshot) -> dict[str, Any] | None:
+    """The error record a worker stored with the job's last failure, if any."""
+    if snap.error is None:
+        return None
+    error = queue.rk.serializer.loads(snap.error)
+    return error if isinstance(error, dict) else {"message": str(error)}
+
+
+def timeout_seconds(value: float) -> float:
+    """``value`` as seconds to wait, or ConfigError."""
+    if not (isinstance(value, (int, float)) and value >= 0 and math.isfinite(value)):
+        raise ConfigError(f"timeout must be 0 or more seconds, got {value!r}")
+    return float(value)

@@ -1,0 +1,292 @@
+"""The queue's operations: its keys, scripts, flows and reply parsing.
+
+Every key of a queue shares the queue's hash tag, ``{prefix:queue:name}``, so each script
+touches one cluster slot. A job is a hash (``…:j:<id>``) with its task name, payload,
+state, deliveries, fencing token and outcome; the queue's sorted sets hold ids:
+
+* ``wait``: ready jobs, scored by priority, then enqueue order (lowest claimed first);
+* ``delayed``: jobs that wait for a time (a retry's backoff, or ``delay=``), scored by
+  when they are due; the claim script promotes the due ones itself;
+* ``workers``: live workers, scored by when their lease ends; each worker's claimed jobs
+  are in its own set ``…:w:<worker>``, so one renewal covers them all;
+* ``done``, ``failed``, ``dead``: finished jobs by when they finished.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from redkit import ops
+from redkit.keys import KeyGroup, Keyspace, escape
+from redkit.scripts import script
+
+ADD = script("queue_add")
+TAKE = script("queue_take")
+RENEW = script("queue_renew")
+RELEASE = script("queue_release")
+WATCH = script("queue_watch")
+CANCEL = script("queue_cancel")
+RETRY = script("queue_retry")
+
+#: States after which a job never changes again.
+FINAL = frozenset({"done", "failed", "dead", "cancelled"})
+#: Priorities must lie within +-MAX_PRIORITY (scores stay exact integers in a double).
+MAX_PRIORITY = 4095
+
+
+class QueueKeys:
+    """Every key of one queue, built from its key group."""
+
+    __slots__ = (
+        "base",
+        "dead",
+        "delayed",
+        "done",
+        "failed",
+        "group",
+        "meta",
+        "wait",
+        "wake",
+        "workers",
+    )
+
+    def __init__(self, keyspace: Keyspace, name: str) -> None:
+        self.group: KeyGroup = keyspace.group("queue", name)
+        self.base = self.group.key() + ":"
+        self.wait, self.delayed = self.group.key("wait"), self.group.key("delayed")
+        self.workers, self.wake = self.group.key("workers"), self.group.key("wake")
+        self.done, self.failed = self.group.key("done"), self.group.key("failed")
+        self.dead, self.meta = self.group.key("dead"), self.group.key("meta")
+
+    def job(self, member: str) -> str:
+        """The hash of the job whose (escaped) id is ``member``."""
+        return self.group.key("j", member)
+
+    def signal(self, member: str) -> str:
+        """The list that wakes producers waiting for the job's outcome."""
+        return self.group.key("s", member)
+
+    def worker(self, worker_id: str) -> str:
+        """The set of jobs that ``worker_id`` holds."""
+        return self.group.key("w", worker_id)
+
+    def worker_wake(self, worker_id: str) -> str:
+        """The list that ends ``worker_id``'s blocking wait when it is asked to stop."""
+        return self.group.key("ww", worker_id)
+
+
+def member(job_id: str) -> str:
+    """A job id as stored in the queue's sets (escaped, so it cannot leave the key group)."""
+    return escape(job_id)
+
+
+# --- enqueue ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    """One job to add: its (escaped) id, task name, serialized arguments and schedule."""
+
+    member: str
+    task: str
+    payload: bytes
+    priority: int
+    delay_ms: int
+
+
+def add(keys: QueueKeys, jobs: Sequence[NewJob]) -> ops.Once[list[bool]]:
+    """Add ``jobs`` in one script call; per job True when added, False for a duplicate id."""
+    args: list[ops.EncodableT] = [keys.base]
+    for job in jobs:
+        args += [job.member, job.task, job.payload, job.priority, job.delay_ms]
+    effect = ops.Eval(ADD, (keys.wait, keys.delayed, keys.wake, keys.meta), args)
+    return ops.Once(effect, lambda reply: [bool(x) for x in reply])
+
+
+# --- workers ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    """A finished job as a worker reports it: ``outcome`` is ``d``one, ``r``etry, ``f``ailed."""
+
+    member: str
+    token: int
+    outcome: str
+    data: bytes
+    delay_ms: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """A job leased to a worker: ``token`` fences its finish, ``deliveries`` counts runs."""
+
+    member: str
+    token: int
+    task: str
+    payload: bytes
+    deliveries: int
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """A queue's lease and retention settings, as the take script receives them."""
+
+    lease_ms: int
+    dead_after: int
+    result_ttl_ms: int
+    keep_completed: int
+
+
+@dataclass(frozen=True, slots=True)
+class Taken:
+    """The reply of one take: claimed jobs, stale acks, ms until the next timed event."""
+
+    jobs: list[Claimed]
+    stale: int
+    next_ms: int
+
+
+def take(
+    keys: QueueKeys, worker_id: str, policy: Policy, want: int, acks: Sequence[Ack]
+) -> ops.Once[Taken]:
+    """Finish ``acks``, recover dead workers' jobs, promote due ones, claim up to ``want``."""
+    args: list[ops.EncodableT] = [
+        keys.base, worker_id, policy.lease_ms, want, policy.dead_after,
+        policy.result_ttl_ms, policy.keep_completed,
+    ]  # fmt: skip
+    for ack in acks:
+        args += [ack.member, ack.token, ack.outcome, ack.data, ack.delay_ms]
+    effect = ops.Eval(
+        TAKE,
+        (keys.wait, keys.delayed, keys.workers, keys.worker(worker_id), keys.done,
+         keys.failed, keys.dead, keys.wake),
+        args,
+    )  # fmt: skip
+    return ops.Once(effect, parse_taken)
+
+
+def parse_taken(reply: list[Any]) -> Taken:
+    """The take script's reply as a :class:`Taken`."""
+    jobs = [
+        Claimed(_text(reply[i]), int(reply[i + 1]), _text(reply[i + 2]), reply[i + 3],
+                int(reply[i + 4]))
+        for i in range(2, len(reply), 5)
+    ]  # fmt: skip
+    return Taken(jobs, int(reply[1]), int(reply[0]))
+
+
+def renew(keys: QueueKeys, worker_id: str, lease_ms: int) -> ops.Once[bool]:
+    """Extend the lease of every job the worker holds; False when it had already ended."""
+    effect = ops.Eval(RENEW, (keys.workers,), (worker_id, lease_ms))
+    return ops.Once(effect, bool)
+
+
+def release(keys: QueueKeys, worker_id: str, running: Sequence[str] | None = None) -> ops.Once[int]:
+    """Hand the worker's jobs back to the queue at once.
+
+    With ``running`` None the worker is stopping: every job goes back and its lease ends.
+    Otherwise only the jobs not in ``running`` go back (claimed by a call whose reply was
+    lost), and the worker keeps its lease.
+    """
+    mode: list[ops.EncodableT] = ["stop"] if running is None else ["sync", *running]
+    effect = ops.Eval(
+        RELEASE,
+        (keys.workers, keys.worker(worker_id), keys.wait, keys.wake),
+        (keys.base, worker_id, *mode),
+    )
+    return ops.Once(effect, int)
+
+
+def block(keys: QueueKeys, worker_id: str, seconds: float) -> ops.Flow[Any]:
+    """Wait on the queue's wake list (a dedicated connection) for at most ``seconds``.
+
+    The worker's own wake list ends the wait early when the worker is asked to stop
+    (cancelling a blocked read would cost its connection).
+    """
+    own = keys.worker_wake(worker_id)
+    return (yield ops.Block(lambda s: ("BLPOP", keys.wake, own, round(s, 3)), seconds))
+
+
+def interrupt(keys: QueueKeys, worker_id: str) -> ops.Flow[Any]:
+    """End the worker's blocking wait (see :func:`block`)."""
+    own = keys.worker_wake(worker_id)
+    return (yield ops.Batch([ops.Call("RPUSH", own, 1), ops.Call("PEXPIRE", own, 10_000)]))
+
+
+# --- producers ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """A job's state as read from the server; ``state`` None when there is no such job."""
+
+    state: str | None
+    deliveries: int
+    result: bytes | None
+    error: bytes | None
+    deaths: int
+
+
+def watch(keys: QueueKeys, job_member: str, register: bool) -> ops.Once[Snapshot]:
+    """Read a job's state; with ``register``, also ask to be woken when it finishes."""
+    effect = ops.Eval(WATCH, (keys.job(job_member),), (1 if register else 0,))
+    return ops.Once(effect, _snapshot)
+
+
+def _snapshot(reply: list[Any]) -> Snapshot:
+    state, deliveries, result, error, deaths = reply
+    return Snapshot(
+        _text(state) if state else None, int(deliveries or 0), result, error, int(deaths or 0)
+    )
+
+
+def wait_final(keys: QueueKeys, job_member: str, timeout: float) -> ops.Flow[Snapshot]:
+    """Wait until the job is finished (or ``timeout`` seconds pass) and return its state."""
+    deadline = time.monotonic() + timeout
+    while True:
+        remaining = deadline - time.monotonic()
+        snap = yield from watch(keys, job_member, register=remaining > 0)
+        if snap.state is None or snap.state in FINAL or remaining <= 0:
+            return snap
+        yield from ops.wait_signal(keys.signal(job_member), remaining)
+
+
+def cancel(keys: QueueKeys, job_member: str, keep_ms: int) -> ops.Once[bool]:
+    """Cancel a job that has not started; True when it was cancelled."""
+    effect = ops.Eval(
+        CANCEL, (keys.job(job_member), keys.wait, keys.delayed), (keys.base, job_member, keep_ms)
+    )
+    return ops.Once(effect, bool)
+
+
+def retry(keys: QueueKeys, members: Sequence[str] | None, limit: int = 1000) -> ops.Once[int]:
+    """Put failed or dead jobs back in the queue: ``members``, or up to ``limit`` of all."""
+    mode: list[ops.EncodableT] = ["all", limit] if members is None else ["one", *members]
+    effect = ops.Eval(RETRY, (keys.failed, keys.dead, keys.wait, keys.wake), (keys.base, *mode))
+    return ops.Once(effect, int)
+
+
+def retry_all(keys: QueueKeys) -> ops.Flow[int]:
+    """Put every failed and dead job back in the queue, a thousand per call."""
+    total = 0
+    while True:
+        moved = yield from retry(keys, None)
+        total += moved
+        if moved == 0:
+            return total
+
+
+def counts(keys: QueueKeys) -> ops.Flow[dict[str, int]]:
+    """How many jobs are waiting, delayed, done (kept), failed and dead."""
+    names = ("waiting", "delayed", "done", "failed", "dead")
+    sets = (keys.wait, keys.delayed, keys.done, keys.failed, keys.dead)
+    replies = yield ops.Batch([ops.Call("ZCARD", key) for key in sets])
+    return {name: int(n) for name, n in zip(names, replies, strict=True)}
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

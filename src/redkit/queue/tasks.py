@@ -1,0 +1,110 @@
+"""Tasks: what a worker runs (:class:`TaskDef`) and what producers enqueue (:class:`Task`)."""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Generic, TypedDict, TypeVar
+
+from redkit.errors import ConfigError
+from redkit.queue.retry import Retry
+
+if TYPE_CHECKING:
+    from redkit.queue.jobs import AsyncJob, Job
+    from redkit.queue.queue import AsyncQueue, Queue
+
+R = TypeVar("R")
+#: Keyword names that ``enqueue`` keeps for itself; a task cannot take them.
+RESERVED = frozenset({"job_id", "delay", "priority"})
+
+
+class TaskOptions(TypedDict, total=False):
+    """Options of :meth:`Queue.task` (see :class:`~redkit.queue.Retry` for the backoff)."""
+
+    name: str
+    retries: int
+    backoff: str | Callable[[int], float]
+    backoff_base: float
+    backoff_cap: float
+    jitter: bool
+    timeout: float | None
+
+
+class TaskDef:
+    """A task as workers run it: the function, its retry policy and its timeout."""
+
+    __slots__ = ("func", "is_async", "name", "retry", "signature", "timeout")
+
+    def __init__(
+        self, func: Callable[..., Any], name: str, retry: Retry, timeout: float | None
+    ) -> None:
+        if timeout is not None:
+            positive("timeout", timeout)
+        self.func, self.name, self.retry, self.timeout = func, name, retry, timeout
+        self.is_async = inspect.iscoroutinefunction(func)
+        self.signature = inspect.signature(func)
+        clash = RESERVED & set(self.signature.parameters)
+        if clash:
+            raise ConfigError(f"task {name!r} cannot take parameters named {sorted(clash)}")
+
+    def check(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        """Raise ConfigError when the arguments do not fit the task's signature."""
+        try:
+            self.signature.bind(*args, **kwargs)
+        except TypeError as exc:
+            raise ConfigError(f"task {self.name!r}: {exc}") from None
+
+
+class Task(Generic[R]):
+    """A registered task: call it directly, or ``enqueue`` it for a worker."""
+
+    def __init__(self, queue: Queue, definition: TaskDef) -> None:
+        self.queue, self.definition, self.name = queue, definition, definition.name
+        self.__wrapped__ = definition.func
+
+    def __call__(self, *args: Any, **kwargs: Any) -> R:
+        return self.definition.func(*args, **kwargs)  # type: ignore[no-any-return]
+
+    def enqueue(self, *args: Any, **kwargs: Any) -> Job:
+        """Add a job: the task's arguments, plus ``job_id=``, ``delay=``, ``priority=``.
+
+        The arguments are checked against the task's signature and serialized here, so a
+        wrong call or a value that cannot be stored fails now, not in a worker. A
+        ``job_id`` that exists already adds nothing (deduplication). ``delay`` is in
+        seconds; lower ``priority`` values are claimed first (default 0).
+        """
+        return self.queue.enqueue(self.name, *args, **kwargs)
+
+    def enqueue_many(
+        self, items: Iterable[Mapping[str, Any] | tuple[Any, ...]], **options: Any
+    ) -> list[Job]:
+        """Add one job per item (a kwargs dict or an args tuple) in one round trip."""
+        return self.queue.enqueue_many(self.name, items, **options)
+
+
+class AsyncTask(Generic[R]):
+    """A registered task of an :class:`AsyncQueue`; ``await task.enqueue(...)``."""
+
+    def __init__(self, queue: AsyncQueue, definition: TaskDef) -> None:
+        self.queue, self.definition, self.name = queue, definition, definition.name
+        self.__wrapped__ = definition.func
+
+    def __call__(self, *args: Any, **kwargs: Any) -> R:
+        return self.definition.func(*args, **kwargs)  # type: ignore[no-any-return]
+
+    async def enqueue(self, *args: Any, **kwargs: Any) -> AsyncJob:
+        """Add a job; see :meth:`Task.enqueue`."""
+        return await self.queue.enqueue(self.name, *args, **kwargs)
+
+    async def enqueue_many(
+        self, items: Iterable[Mapping[str, Any] | tuple[Any, ...]], **options: Any
+    ) -> list[AsyncJob]:
+        """Add one job per item in one round trip; see :meth:`Task.enqueue_many`."""
+        return await self.queue.enqueue_many(self.name, items, **options)
+
+
+def positive(name: str, value: float) -> None:
+    """Raise ConfigError unless ``value`` is a positive, finite number of seconds."""
+    if not (isinstance(value, (int, float)) and value > 0 and math.isfinite(value)):
+        raise ConfigError(f"{name} must be a positive number of seconds, got {value!r}")

@@ -1,0 +1,340 @@
+"""The worker: runs a queue's tasks on the asyncio runtime.
+
+One worker is one asyncio loop with two runtime loops:
+
+* **claim**: one script call finishes the jobs that completed since the last call,
+  recovers dead workers' jobs, promotes due delayed jobs and claims as many ready jobs
+  as there are free slots; under load a worker spends one round trip per batch, not per
+  job. With nothing to claim it blocks on the server (``BLPOP`` on the queue's wake list,
+  a dedicated connection) until a job arrives, the next delayed job is due or another
+  worker's lease ends, whichever comes first.
+* **lease**: renews the lease on all of the worker's jobs at once, three times per lease.
+
+Async handlers run as tasks; plain functions run in a thread pool of ``concurrency``
+threads. A handler that fails is retried by its task's policy or recorded as failed with
+its traceback. ``stop()`` stops claiming, lets running jobs finish within ``grace``
+seconds, and hands the rest back to the queue at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import functools
+import logging
+import secrets
+import signal
+import threading
+import traceback
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+from redkit import errors
+from redkit.client import AsyncRedkitCore
+from redkit.errors import ConfigError
+from redkit.queue import ops as qops
+from redkit.runtime import AsyncLoopContext, AsyncRuntime
+
+if TYPE_CHECKING:
+    from redkit.queue.queue import AsyncQueue, Queue
+    from redkit.queue.tasks import TaskDef
+
+log = logging.getLogger("redkit.queue")
+
+
+class Worker:
+    """Runs the tasks of ``queue``.
+
+    Args:
+        queue: a :class:`~redkit.queue.Queue` or :class:`~redkit.queue.AsyncQueue` whose
+            tasks are registered (import the module that defines them).
+        concurrency: how many jobs run at once.
+        grace: seconds :meth:`stop` lets running jobs finish before handing them back.
+        batch: the most jobs claimed in one round trip (default: ``concurrency``).
+    """
+
+    def __init__(
+        self, queue: Queue | AsyncQueue, *, concurrency: int = 10, grace: float = 30.0,
+        batch: int | None = None,
+    ) -> None:  # fmt: skip
+        if not (isinstance(concurrency, int) and concurrency >= 1):
+            raise ConfigError(f"concurrency must be an int >= 1, got {concurrency!r}")
+        if not grace >= 0:
+            raise ConfigError(f"grace must be 0 or more seconds, got {grace!r}")
+        if not queue.rk.owns_client:
+            raise ConfigError(
+                "a worker opens its own connections from the facade's settings; build the "
+                "queue's facade from a URL or Settings, not from a handed-in client"
+            )
+        self.queue, self.concurrency, self.grace = queue, concurrency, grace
+        self.batch = batch or concurrency
+        self.id = secrets.token_hex(8)
+        self._running: dict[str, asyncio.Task[None]] = {}
+        self._acks: list[qops.Ack] = []
+        self._blocking = self._unsure = False
+        self._flushing: asyncio.Task[None] | None = None
+        self._cutting: asyncio.Future[Any] | None = None
+        self._room: asyncio.Event | None = None
+        self._done: asyncio.Event | None = None
+        self._stopping: asyncio.Task[None] | None = None
+        self._threads = ThreadPoolExecutor(concurrency, thread_name_prefix="redkit-job")
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.started = threading.Event()
+        self._in_threads = 0
+        self._count_lock = threading.Lock()
+        self.processed = 0
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    async def run(self, *, signals: bool = False) -> None:
+        """Work until :meth:`stop` (or, with ``signals``, SIGTERM/SIGINT) has drained."""
+        source = self.queue.rk
+        # no transparent retries: a claim retried after its reply was lost would leave the
+        # first claim's jobs leased to this worker unseen; the claim loop retries itself
+        # and hands such jobs back (see _claim)
+        settings = dataclasses.replace(source.settings, retries=0)
+        self._rk = AsyncRedkitCore(settings=settings, serializer=source.serializer)
+        self._room, self._done = asyncio.Event(), asyncio.Event()
+        self._runtime = AsyncRuntime(self._rk, drain_timeout=self.grace)
+        self._runtime.add(f"queue:{self.queue.name}:claim", self._claim, interrupt=self._cut)
+        self._runtime.add(f"queue:{self.queue.name}:lease", self._lease)
+        await self._runtime.start()
+        self._loop = asyncio.get_running_loop()
+        self.started.set()
+        if signals:
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(signum, self._on_signal)
+        await self._done.wait()
+
+    def run_sync(self, *, signals: bool = True) -> None:
+        """:meth:`run` in a new event loop (for a worker process)."""
+        asyncio.run(self.run(signals=signals))
+
+    def stop_threadsafe(self, grace: float | None = None, timeout: float = 60.0) -> None:
+        """:meth:`stop` from another thread (a worker running in a thread of its own)."""
+        if not self.started.wait(timeout) or self._loop is None:
+            raise ConfigError("this worker is not running")
+        future = asyncio.run_coroutine_threadsafe(self.stop(grace), self._loop)
+        future.result(timeout)
+
+    def busy_threads(self) -> int:
+        """How many plain-function handlers are still running in the thread pool."""
+        return self._in_threads
+
+    def _on_signal(self) -> None:
+        if self._stopping is None:
+            self._stopping = asyncio.ensure_future(self._stop(None))
+        else:  # a second signal: no more grace
+            self.grace = 0
+            for task in self._running.values():
+                task.cancel()
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Stop claiming, let running jobs finish within ``grace`` s, hand back the rest.
+
+        Later calls wait for the first one.
+        """
+        if not self.started.is_set():
+            return
+        if self._stopping is None:
+            self._stopping = asyncio.ensure_future(self._stop(grace))
+        await asyncio.shield(self._stopping)
+
+    async def _stop(self, grace: float | None) -> None:
+        grace = self.grace if grace is None else grace
+        await self._runtime.remove(f"queue:{self.queue.name}:claim", deadline=grace + 1)
+        running = list(self._running.values())
+        if running:
+            await asyncio.wait(running, timeout=grace)
+        for task in running:
+            task.cancel()
+        if running:
+            await asyncio.wait(running, timeout=1.0)
+        if self._flushing is not None:  # a report in flight must land before the hand-back
+            await asyncio.wait([self._flushing])
+        await self._flush()
+        handed = await self._rk.run(qops.release(self.queue.keys, self.id))
+        if handed:
+            log.info("queue %r: handed %d unfinished jobs back", self.queue.name, handed)
+        await self._runtime.stop(deadline=1.0)
+        self._threads.shutdown(wait=False, cancel_futures=True)
+        await self._rk.aclose()
+        assert self._done is not None
+        self._done.set()
+
+    # --- the claim loop --------------------------------------------------------------------
+
+    async def _claim(self, ctx: AsyncLoopContext) -> None:
+        await self._wait_room(ctx)
+        if ctx.stopping:
+            return
+        if self._unsure:  # a claim's reply was lost: hand back what it may have claimed
+            known = [*self._running, *(ack.member for ack in self._acks)]
+            await self._rk.run(qops.release(self.queue.keys, self.id, known))
+            self._unsure = False
+        acks, self._acks = self._acks, []
+        want = min(self.batch, self.concurrency - len(self._running))
+        try:
+            taken = await self._rk.run(
+                qops.take(self.queue.keys, self.id, self.queue.policy, want, acks)
+            )
+        except BaseException:
+            self._acks[:0] = acks  # reported again by the next call
+            self._unsure = want > 0
+            raise
+        self._stale(taken.stale)
+        for job in taken.jobs:
+            self._start(job)
+        if want and not taken.jobs and not ctx.stopping:
+            await self._idle(taken.next_ms)
+
+    async def _wait_room(self, ctx: AsyncLoopContext) -> None:
+        """Until a slot is free or finished jobs wait to be reported."""
+        assert self._room is not None
+        while len(self._running) >= self.concurrency and not self._acks and not ctx.stopping:
+            self._room.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._room.wait(), 1.0)
+
+    async def _idle(self, next_ms: int) -> None:
+        """Block on the server until woken, the next timed event, or a stop."""
+        seconds = 5.0 if next_ms < 0 else max(next_ms / 1000, 0.001)
+        self._blocking = True
+        try:
+            if self._acks:
+                self._kick()
+            await self._rk.run(qops.block(self.queue.keys, self.id, min(seconds, 5.0)))
+        finally:
+            self._blocking = False
+
+    def _cut(self) -> None:
+        """The runtime asks the claim loop to stop: end a blocking wait at once."""
+        if self._room is not None:
+            self._room.set()
+        if self._blocking:
+            self._cutting = asyncio.ensure_future(
+                self._rk.run(qops.interrupt(self.queue.keys, self.id))
+            )
+
+    def _stale(self, count: int) -> None:
+        if count:
+            log.warning(
+                "queue %r: %d finished jobs were refused: their lease had ended and they "
+                "were handed to another worker", self.queue.name, count,
+            )  # fmt: skip
+
+    # --- reporting -------------------------------------------------------------------------
+
+    def _report(self, ack: qops.Ack) -> None:
+        self._acks.append(ack)
+        assert self._room is not None
+        self._room.set()
+        if self._blocking:
+            self._kick()
+
+    def _kick(self) -> None:
+        if self._flushing is None or self._flushing.done():
+            self._flushing = asyncio.ensure_future(self._flush())
+
+    async def _flush(self) -> None:
+        """Report finished jobs without claiming (while the claim loop blocks or stops)."""
+        while self._acks:
+            acks, self._acks = self._acks, []
+            try:
+                taken = await self._rk.run(
+                    qops.take(self.queue.keys, self.id, self.queue.policy, 0, acks)
+                )
+            except Exception as exc:
+                self._acks[:0] = acks
+                log.warning("queue %r: could not report finished jobs (%s)", self.queue.name, exc)
+                return
+            self._stale(taken.stale)
+
+    # --- the lease loop --------------------------------------------------------------------
+
+    async def _lease(self, ctx: AsyncLoopContext) -> None:
+        renewed = await self._rk.run(
+            qops.renew(self.queue.keys, self.id, self.queue.policy.lease_ms)
+        )
+        if not renewed and self._running:
+            log.warning(
+                "queue %r: this worker's lease had ended; its running jobs were handed to "
+                "other workers", self.queue.name,
+            )  # fmt: skip
+        await ctx.wait(self.queue.lease / 3)
+
+    # --- running jobs ----------------------------------------------------------------------
+
+    def _start(self, job: qops.Claimed) -> None:
+        task = asyncio.ensure_future(self._execute(job))
+        self._running[job.member] = task
+
+    async def _execute(self, job: qops.Claimed) -> None:
+        definition = self.queue.tasks.get(job.task)
+        try:
+            if definition is None:
+                raise ConfigError(f"queue {self.queue.name!r} has no task named {job.task!r}")
+            args, kwargs = self.queue.rk.serializer.loads(job.payload)
+            result = await self._call(definition, args, kwargs)
+            ack = qops.Ack(job.member, job.token, "d", self.queue.rk.serializer.dumps(result))
+        except asyncio.CancelledError as exc:
+            if self._stopping is not None:  # stopping: the job is handed back
+                self._running.pop(job.member, None)
+                raise
+            ack = self._failure(job, definition, exc)  # the handler's own cancellation
+        except BaseException as exc:  # SystemExit from a handler must not strand the job
+            ack = self._failure(job, definition, exc)
+        self._running.pop(job.member, None)
+        self.processed += 1
+        self._report(ack)
+
+    async def _call(self, definition: TaskDef, args: list[Any], kwargs: dict[str, Any]) -> Any:
+        if definition.is_async:
+            call = definition.func(*args, **kwargs)
+        else:
+            loop = asyncio.get_running_loop()
+            call = loop.run_in_executor(
+                self._threads, functools.partial(self._in_thread, definition.func, args, kwargs)
+            )
+        if definition.timeout is None:
+            return await call
+        try:
+            return await asyncio.wait_for(call, definition.timeout)
+        except asyncio.TimeoutError:
+            raise errors.JobTimeoutError(
+                f"task {definition.name!r} timed out after {definition.timeout} s"
+            ) from None
+
+    def _in_thread(self, func: Any, args: list[Any], kwargs: dict[str, Any]) -> Any:
+        with self._count_lock:
+            self._in_threads += 1
+        try:
+            return func(*args, **kwargs)
+        finally:
+            with self._count_lock:
+                self._in_threads -= 1
+
+    def _failure(
+        self, job: qops.Claimed, definition: TaskDef | None, exc: BaseException
+    ) -> qops.Ack:
+        error = {
+            "type": type(exc).__name__,
+            "message": str(exc),
+            "traceback": "".join(traceback.format_exception(exc)),
+            "attempts": job.deliveries,
+        }
+        data = self.queue.rk.serializer.dumps(error)
+        retry = definition.retry if definition is not None else None
+        if retry is not None and job.deliveries <= retry.retries:
+            try:
+                delay_ms = int(retry.delay(job.deliveries) * 1000)
+            except Exception:  # a custom backoff that fails: the job fails, visibly
+                log.exception("queue %r: the backoff of task %r failed", self.queue.name, job.task)
+            else:
+                log.info("queue %r: job %s failed (%s); retrying", self.queue.name, job.member, exc)
+                return qops.Ack(job.member, job.token, "r", data, delay_ms)
+        log.error("queue %r: job %s failed for good", self.queue.name, job.member, exc_info=exc)
+        return qops.Ack(job.member, job.token, "f", data)
+

@@ -1,0 +1,30 @@
+-- _queue: helpers shared by the queue_* scripts (included, not a script).
+-- A job lives in the hash base..'j:'..id; base is the queue's key group ('{p:queue:n}:'),
+-- so every key built here shares the queue's hash tag (one cluster slot).
+local function job_key(base, id)
+  return base .. 'j:' .. id
+end
+-- A score as an exact integer string (Lua's default number format keeps 14 digits).
+-- Priorities are multiplied by ORDER and the enqueue order added: 2^40.
+local ORDER = 1099511627776
+local function int(n)
+  return string.format('%.0f', n)
+end
+-- Leave one wake-up signal on the queue's wake list (idle workers BLPOP it).
+local function wake(list)
+  if redis.call('LLEN', list) == 0 then
+    redis.call('RPUSH', list, 1)
+  end
+end
+-- Wake the producers waiting for this job's outcome (they registered in field 'w').
+local function notify(base, id, jk)
+  local waiters = tonumber(redis.call('HGET', jk, 'w') or '0')
+  if waiters > 0 then
+    local signal = base .. 's:' .. id
+    for _ = 1, waiters do
+      redis.call('RPUSH', signal, 1)
+    end
+    redis.call('PEXPIRE', signal, 60000)
+    redis.call('HDEL', jk, 'w')
+  end
+end

@@ -1,0 +1,32 @@
+-- queue_release: hand a worker's jobs back to the queue at once (not after a lease ends).
+-- Handing back does not count as a delivery.
+-- KEYS[1] workers   KEYS[2] this worker's job set   KEYS[3] wait   KEYS[4] wake list
+-- ARGV[1] key base   ARGV[2] worker id
+-- ARGV[3] 'stop': hand back every job and end the worker's lease; 'sync': hand back only
+--   the jobs not listed after it (claimed by a call whose reply the worker never read)
+-- ARGV[4..] with 'sync', the jobs the worker is running
+-- Returns the number of jobs handed back.
+--!include _queue.lua
+local running = {}
+for i = 4, #ARGV do
+  running[ARGV[i]] = true
+end
+local handed = 0
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[2])) do
+  if not running[id] then
+    local jk = job_key(ARGV[1], id)
+    redis.call('HINCRBY', jk, 'n', -1)
+    redis.call('HSET', jk, 'st', 'waiting')
+    redis.call('ZADD', KEYS[3], redis.call('HGET', jk, 'sc'), id)
+    redis.call('SREM', KEYS[2], id)
+    handed = handed + 1
+  end
+end
+if ARGV[3] == 'stop' then
+  redis.call('DEL', KEYS[2])
+  redis.call('ZREM', KEYS[1], ARGV[2])
+end
+if handed > 0 then
+  wake(KEYS[4])
+end
+return handed

@@ -1,0 +1,137 @@
+-- queue_take: a worker's one round trip: finish jobs, recover dead workers' jobs, promote
+-- due delayed jobs, and claim up to N ready jobs, leased to this worker.
+-- KEYS[1] wait   KEYS[2] delayed   KEYS[3] workers (zset: worker id -> lease end, ms)
+-- KEYS[4] this worker's job set   KEYS[5] done (zset: id -> finished, microseconds)
+-- KEYS[6] failed (zset)   KEYS[7] dead (zset: jobs whose workers kept dying)
+-- KEYS[8] wake list
+-- ARGV[1] key base   ARGV[2] worker id   ARGV[3] lease ms   ARGV[4] jobs to claim
+-- ARGV[5] deaths before a job is dead-lettered   ARGV[6] ms a finished job is kept
+-- ARGV[7] how many finished jobs are kept
+-- ARGV[8..] five per finished job: id, fencing token, outcome ('d' done, 'r' retry,
+--   'f' failed), data (the result or the error), retry delay ms
+-- Returns {ms until the next delayed job or lease end (-1: none), jobs not finished
+--   because their lease was lost, then five per claimed job: id, token, task, payload,
+--   deliveries}.
+-- Also touches keys built from the base, in the same hash tag: job hashes (base..'j:'..id),
+-- dead workers' job sets (base..'w:'..worker) and waiters' signal lists (base..'s:'..id).
+--!include _clock.lua
+--!include _queue.lua
+local base, wid = ARGV[1], ARGV[2]
+local now = now_ms()
+-- done is ordered by finish time in microseconds, plus the report's place in this call,
+-- so that trimming drops the oldest first even when many finish within a millisecond
+local done_at = now_us()
+
+local function enter_wait(id, jk)
+  redis.call('HSET', jk, 'st', 'waiting')
+  redis.call('ZADD', KEYS[1], redis.call('HGET', jk, 'sc'), id)
+end
+
+local function finish(id, token, outcome, data, delay, order)
+  local jk = job_key(base, id)
+  local st, tk = unpack(redis.call('HMGET', jk, 'st', 'tk'))
+  if st ~= 'active' or tk ~= token or redis.call('SREM', KEYS[4], id) == 0 then
+    return 1
+  end
+  if outcome == 'd' then
+    redis.call('HSET', jk, 'st', 'done', 'r', data, 'ft', now)
+    redis.call('HDEL', jk, 'p')
+    redis.call('PEXPIRE', jk, ARGV[6])
+    redis.call('ZADD', KEYS[5], int(done_at + order), id)
+  elseif outcome == 'f' then
+    redis.call('HSET', jk, 'st', 'failed', 'e', data, 'ft', now)
+    redis.call('ZADD', KEYS[6], now, id)
+  else
+    redis.call('HSET', jk, 'e', data)
+    local due = now + tonumber(delay)
+    local first = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')[2]
+    if due > now then
+      redis.call('HSET', jk, 'st', 'delayed')
+      redis.call('ZADD', KEYS[2], due, id)
+    else
+      enter_wait(id, jk)
+    end
+    if not first or due < tonumber(first) then
+      wake(KEYS[8])  -- an idle worker recomputes how long it may block
+    end
+    return 0
+  end
+  notify(base, id, jk)
+  return 0
+end
+
+local function trim_done()
+  redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', int(done_at - tonumber(ARGV[6]) * 1000))
+  local extra = redis.call('ZCARD', KEYS[5]) - tonumber(ARGV[7])
+  if extra > 0 then
+    for _, id in ipairs(redis.call('ZRANGE', KEYS[5], 0, extra - 1)) do
+      redis.call('DEL', job_key(base, id))
+    end
+    redis.call('ZREMRANGEBYRANK', KEYS[5], 0, extra - 1)
+  end
+end
+
+local function recover()
+  for _, worker in ipairs(redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now, 'LIMIT', 0, 10)) do
+    local set = base .. 'w:' .. worker
+    for _, id in ipairs(redis.call('SMEMBERS', set)) do
+      local jk = job_key(base, id)
+      if redis.call('HINCRBY', jk, 'c', 1) >= tonumber(ARGV[5]) then
+        redis.call('HSET', jk, 'st', 'dead', 'ft', now)
+        redis.call('ZADD', KEYS[7], now, id)
+        notify(base, id, jk)
+      else
+        enter_wait(id, jk)
+      end
+    end
+    redis.call('DEL', set)
+    redis.call('ZREM', KEYS[3], worker)
+  end
+end
+
+local function promote()
+  for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, 1000)) do
+    redis.call('ZREM', KEYS[2], id)
+    enter_wait(id, job_key(base, id))
+  end
+end
+
+local stale = 0
+for i = 8, #ARGV, 5 do
+  stale = stale + finish(ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], i)
+end
+if #ARGV >= 8 then
+  trim_done()
+end
+recover()
+promote()
+local out = {-1, stale}
+local want = tonumber(ARGV[4])
+if want > 0 then
+  redis.call('ZADD', KEYS[3], now + tonumber(ARGV[3]), wid)
+  local popped = redis.call('ZPOPMIN', KEYS[1], want)
+  for i = 1, #popped, 2 do
+    local id = popped[i]
+    local jk = job_key(base, id)
+    local token = redis.call('HINCRBY', jk, 'tk', 1)
+    local n = redis.call('HINCRBY', jk, 'n', 1)
+    redis.call('HSET', jk, 'st', 'active', 'wk', wid)
+    redis.call('SADD', KEYS[4], id)
+    local task, payload = unpack(redis.call('HMGET', jk, 't', 'p'))
+    out[#out + 1] = id
+    out[#out + 1] = token
+    out[#out + 1] = task
+    out[#out + 1] = payload
+    out[#out + 1] = n
+  end
+  if #popped == want * 2 and redis.call('ZCARD', KEYS[1]) > 0 then
+    wake(KEYS[8])
+  end
+end
+local due = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')[2]
+local lease = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')[2]
+local next_at = math.min(tonumber(due or '1e18'), tonumber(lease or '1e18'))
+if next_at < 1e18 then
+  out[1] = math.max(0, next_at - now)
+end
+return out

@@ -1,0 +1,11 @@
+-- queue_watch: a job's state and outcome; when it is not finished yet, register one waiter
+-- that the finishing script will wake (RPUSH on the job's signal list).
+-- KEYS[1] the job's hash
+-- ARGV[1] 1 to register a waiter when the job is not finished, 0 to only read
+-- Returns {state or false, deliveries, result, error, deaths}; state false: no such job.
+local st, n, r, e, c = unpack(redis.call('HMGET', KEYS[1], 'st', 'n', 'r', 'e', 'c'))
+if st and ARGV[1] == '1' and st ~= 'done' and st ~= 'failed' and st ~= 'dead'
+    and st ~= 'cancelled' then
+  redis.call('HINCRBY', KEYS[1], 'w', 1)
+end
+return {st, n, r, e, c}

@@ -1,0 +1,26 @@
+"""The tasks that worker processes run in the queue tests (REDIS_URL, REDKIT_PREFIX)."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from redkit import Redkit
+
+rk = Redkit()
+queue = rk.queue("proc", lease=1.0, dead_after=int(os.environ.get("QUEUE_TEST_DEAD_AFTER", "20")))
+RAN = rk.keys.group("test").key("ran")
+
+
+@queue.task
+def work(i: int) -> int:
+    """A job that takes a while, so that killed workers die in the middle of some."""
+    time.sleep(float(os.environ.get("QUEUE_TEST_JOB_SECONDS", "0.03")))
+    rk.client.rpush(RAN, i)
+    return i
+
+
+@queue.task
+def crash() -> None:
+    """A job that kills its worker every time."""
+    os._exit(3)

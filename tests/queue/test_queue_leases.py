@@ -1,0 +1,91 @@
+"""Leases, fencing and the dead-letter set, driven through the worker's own operations."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from redkit import Redkit
+from redkit.queue import JobFailedError
+from redkit.queue import ops as qops
+
+from .conftest import poll
+
+
+def _take(rk: Redkit, q: object, worker: str, want: int, acks: list[qops.Ack]) -> qops.Taken:
+    return rk.run(qops.take(q.keys, worker, q.policy, want, acks))  # type: ignore[attr-defined]
+
+
+def test_a_re_delivered_job_cannot_be_finished_by_its_old_holder(rk: Redkit) -> None:
+    q = rk.queue("fence", lease=0.2)
+
+    @q.task
+    def job_fn() -> None: ...
+
+    job = job_fn.enqueue()
+    (first,) = _take(rk, q, "A", 1, []).jobs
+    assert job.status() == "active"
+    # A stops renewing; once its lease ends the next take hands the job to B
+    (second,) = poll(lambda: _take(rk, q, "B", 1, []).jobs, timeout=5)
+    assert second.member == first.member
+    assert second.token > first.token
+    assert second.deliveries == 2
+    late = qops.Ack(first.member, first.token, "d", rk.serializer.dumps("from A"))
+    assert _take(rk, q, "A", 0, [late]).stale == 1
+    assert job.status() == "active"  # still B's
+    ack = qops.Ack(second.member, second.token, "d", rk.serializer.dumps("from B"))
+    assert _take(rk, q, "B", 0, [ack, ack]).stale == 1  # a repeated ack is refused too
+    assert job.result() == "from B"
+
+
+def test_renewal_keeps_a_long_job(rk: Redkit) -> None:
+    q = rk.queue("renew", lease=0.3)
+
+    @q.task
+    def job_fn() -> None: ...
+
+    job = job_fn.enqueue()
+    (held,) = _take(rk, q, "A", 1, []).jobs
+    for _ in range(6):  # 0.6 s: twice the lease, renewed every 0.1 s
+        assert rk.run(qops.renew(q.keys, "A", q.policy.lease_ms))
+        assert _take(rk, q, "B", 1, []).jobs == []
+        rk.run(qops.renew(q.keys, "B", q.policy.lease_ms))
+        time.sleep(0.1)  # the time that passes is the point here, not a synchronisation
+    assert job.status() == "active"
+    ack = qops.Ack(held.member, held.token, "d", rk.serializer.dumps(1))
+    assert _take(rk, q, "A", 0, [ack]).stale == 0
+
+
+def test_a_job_that_keeps_killing_workers_is_dead_lettered(rk: Redkit) -> None:
+    q = rk.queue("dead", lease=0.1, dead_after=2)
+
+    @q.task
+    def poison() -> None: ...
+
+    job = poison.enqueue()
+    assert _take(rk, q, "A", 1, []).jobs  # A dies holding it
+    poll(lambda: _take(rk, q, "B", 1, []).jobs, timeout=5)  # B dies holding it
+    poll(lambda: q.counts()["dead"] == 1 or _take(rk, q, "C", 0, []).jobs, timeout=5)
+    assert job.status() == "dead"
+    assert q.counts() == {"waiting": 0, "delayed": 0, "done": 0, "failed": 0, "dead": 1}
+    with pytest.raises(JobFailedError, match="dead after 2 deliveries"):
+        job.result()
+
+
+def test_jobs_of_a_lost_claim_reply_are_handed_back(rk: Redkit) -> None:
+    q = rk.queue("lostreply")
+
+    @q.task
+    def job_fn(i: int) -> None: ...
+
+    kept, lost = job_fn.enqueue(1), job_fn.enqueue(2)
+    claimed = _take(rk, q, "A", 2, []).jobs
+    assert [c.deliveries for c in claimed] == [1, 1]
+    # the worker only knows it runs the first (the reply naming the second was lost)
+    assert rk.run(qops.release(q.keys, "A", [claimed[0].member])) == 1
+    assert kept.status() == "active"
+    assert lost.status() == "waiting"
+    (again,) = _take(rk, q, "B", 1, []).jobs
+    assert again.member == claimed[1].member
+    assert again.deliveries == 1  # a hand-back is not a delivery
