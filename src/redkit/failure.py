@@ -4,10 +4,12 @@ Such a capability (the session store, the token revoker, the rate limiters) take
 three options, with the same meaning everywhere:
 
 ``on_error``
-    ``"closed"`` (the default): the call raises :class:`redkit.errors.ConnectionError`.
+    ``"closed"``: the call raises :class:`redkit.errors.ConnectionError`.
     ``"open"``: the call is answered without Redis by the capability's documented rule
-    (a fresh session, "not revoked", "admitted" ...), and the failure is logged and
-    counted. A capability may offer more (the limiters' ``"local"``).
+    (a fresh session, "not revoked", "admitted", a cache miss ...), and the failure is
+    logged and counted. A capability may offer more (the limiters' ``"local"``). The
+    default is ``"closed"`` wherever failing open would weaken a protection (sessions,
+    token checks, limiters) and ``"open"`` for the cache, which only saves work.
 ``deadline``
     Seconds one call to Redis may take, connect and reply, with no retries
     (:meth:`redkit.client.RedkitCore.with_timeout`); ``None`` keeps the client's own
