@@ -239,3 +239,14 @@ def test_observers_see_the_with_timeout_siblings_too(rk: Redkit) -> None:
     fast.ping()
     assert len(events) == 1
     assert list(rk.observers) == []
+
+
+def test_an_observer_leaves_siblings_made_after_it(rk: Redkit) -> None:
+    events: list[ops.Event] = []
+    remove = rk.observe(events.append)
+    fast = rk.with_timeout(3.0)  # made after: copies the observer
+    fast.ping()
+    assert len(events) == 1
+    remove()
+    fast.ping()
+    assert len(events) == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import multiprocessing
 import threading
 import time
@@ -313,3 +314,17 @@ async def test_async_lock_key_of_another_type_is_a_data_error(ark: AsyncRedkit) 
         await lock.extend()
     with pytest.raises(DataError):
         await lock.release()
+
+
+async def test_a_cancelled_acquire_leaves_no_lock_behind(ark: AsyncRedkit) -> None:
+    """Cancelled while the acquire is in flight: whatever the server did, the lock is free."""
+    for spins in range(30):  # the cancel lands at various points of the round trip
+        lock = ark.lock("cancelled", ttl=30)
+        task = asyncio.create_task(lock.acquire())
+        for _ in range(spins % 8):
+            await asyncio.sleep(0)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            if await task:
+                await lock.release()
+        assert not await ark.lock("cancelled").locked()

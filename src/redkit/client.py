@@ -99,13 +99,13 @@ class CoreBase:
         keep them fast; one that raises is logged and ignored. Returns a function that
         removes the observer again.
         """
-        cores = [self, *self._siblings.values()]  # with_timeout's siblings report here too
-        for core in cores:
+        for core in [self, *self._siblings.values()]:  # with_timeout's siblings report too
             core._observers.append(observer)
 
-        def remove() -> None:
-            for core in cores:
-                core._observers.remove(observer)
+        def remove() -> None:  # from the siblings made since, which copied it, too
+            for core in [self, *self._siblings.values()]:
+                if observer in core._observers:
+                    core._observers.remove(observer)
 
         return remove
 

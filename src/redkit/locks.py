@@ -43,7 +43,13 @@ from typing import TYPE_CHECKING, Any, TypedDict
 from typing_extensions import Unpack
 
 from redkit import ops
-from redkit.errors import ConfigError, LockLostError, LockNotAcquiredError, LockNotOwnedError
+from redkit.errors import (
+    ConfigError,
+    LockLostError,
+    LockNotAcquiredError,
+    LockNotOwnedError,
+    RedkitError,
+)
 from redkit.scripts import check, script
 
 if TYPE_CHECKING:
@@ -119,7 +125,13 @@ class _LockCore:
         token = secrets.token_hex(16)
         owner, fence, wake = self._keys
         while True:
-            reply = yield ops.Eval(_ACQUIRE, (owner, fence), (token, self._ttl_ms()))
+            try:
+                reply = yield ops.Eval(_ACQUIRE, (owner, fence), (token, self._ttl_ms()))
+            except BaseException as exc:
+                if not isinstance(exc, (RedkitError, GeneratorExit)):  # cancelled mid-call:
+                    # the server may have granted it; a lock nobody knows must not linger
+                    yield ops.Eval(_RELEASE, (owner, wake), (token, _SIGNAL_TTL_MS))
+                raise
             acquired, fencing_token, holder_pttl = check("lock_acquire", reply)
             if acquired:
                 self._token, self.fencing_token, self.lost = token, int(fencing_token), False

@@ -237,8 +237,12 @@ def test_a_closed_cache_stops_serving_and_the_others_keep_serving(
         a.close()
         assert a.near is not None
         assert not a.near.live
-        assert b.get("k") == 2
-        assert stats.near_hits == 1
+        # the near cache keeps serving (a late invalidation of the earlier write may cost
+        # one more read from Redis first)
+        deadline = time.monotonic() + 5
+        while stats.near_hits == 0 and time.monotonic() < deadline:
+            assert b.get("k") == 2
+        assert stats.near_hits >= 1
     finally:
         b.close()
 

@@ -325,3 +325,4 @@ def test_odd_failures_never_strand_a_job(rk: Redkit) -> None:
         "CancelledError",
         "ValueError",
     ]
+
