@@ -36,8 +36,6 @@ DOCS = ROOT / "docs"
 #: Pages whose plain ``python`` blocks are still to be converted, and why they are not yet.
 #: Remove a page as soon as its last plain block is gone (a test insists).
 PENDING: dict[str, str] = {
-    "docs/cache.md": "the opening example calls an undefined db; the Django CACHES block is "
-    "settings, to run under django.test.override_settings or be marked no-run",
     "docs/sessions.md": "fragments with undefined request, user and keys and top-level "
     "await; the Flask, Starlette and FastAPI snippets can run with the frameworks' test "
     "clients",
