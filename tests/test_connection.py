@@ -297,10 +297,13 @@ def test_dropped_connects_time_out() -> None:
 
 
 def test_tls_against_a_plain_server_says_so(standalone_url: str) -> None:
+    """A handshake that cannot succeed is not retried: one connect timeout, not four."""
     url = standalone_url.replace("redis://", "rediss://")
-    settings = Settings(url=url, connect_timeout=0.5, socket_timeout=0.5, retries=0)
+    settings = Settings(url=url, connect_timeout=1, socket_timeout=1, retries=3)
+    started = time.monotonic()
     with Redkit(settings=settings) as rk, pytest.raises(ConnectionError, match="TLS"):
         rk.ping()
+    assert time.monotonic() - started < 3  # retried, it took over 4 s
 
 
 def test_a_server_that_is_not_redis_says_so() -> None:
@@ -319,3 +322,15 @@ def test_a_server_that_is_not_redis_says_so() -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+async def test_async_tls_against_a_plain_server_fails_within_one_connect_timeout(
+    standalone_url: str,
+) -> None:
+    url = standalone_url.replace("redis://", "rediss://")
+    settings = Settings(url=url, connect_timeout=1, socket_timeout=1, retries=3)
+    started = time.monotonic()
+    async with AsyncRedkit(settings=settings) as ark:
+        with pytest.raises(ConnectionError, match="TLS"):
+            await ark.ping()
+    assert time.monotonic() - started < 3  # retried, it took over 4 s

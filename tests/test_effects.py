@@ -226,3 +226,27 @@ def test_clients_lists_the_pool_and_the_waits_client(rk: Redkit) -> None:
     assert len(clients) == 2  # a facade that made its client makes one for waits too
     assert clients[0] is rk.client
     assert clients[1] is not rk.client
+
+
+def test_observers_see_the_with_timeout_siblings_too(rk: Redkit) -> None:
+    fast = rk.with_timeout(2.0)
+    events: list[ops.Event] = []
+    remove = rk.observe(events.append)  # registered after the sibling was made
+    fast.ping()
+    assert [e.name for e in events] == ["PING"]
+    assert list(rk.observers) == [events.append]
+    remove()
+    fast.ping()
+    assert len(events) == 1
+    assert list(rk.observers) == []
+
+
+def test_an_observer_leaves_siblings_made_after_it(rk: Redkit) -> None:
+    events: list[ops.Event] = []
+    remove = rk.observe(events.append)
+    fast = rk.with_timeout(3.0)  # made after: copies the observer
+    fast.ping()
+    assert len(events) == 1
+    remove()
+    fast.ping()
+    assert len(events) == 1

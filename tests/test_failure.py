@@ -169,3 +169,24 @@ async def test_async_closed_raises(server: EmbeddedServer) -> None:
         with pytest.raises(RedkitConnectionError):
             await ark.run(policy.guard(_get("k"), _fallback))
         assert policy.failures == 1
+
+
+def test_a_read_only_replica_counts_as_unavailable() -> None:
+    """READONLY (a failover in progress) is an outage: the policy answers, not an error."""
+    with EmbeddedServer() as primary, EmbeddedServer() as replica, replica.client() as admin:
+        admin.execute_command("REPLICAOF", primary.host, str(primary.port))
+        with Redkit(replica.url, prefix="ro") as rk:
+            opened = rk.rate_limiter("5/second", on_error="open", cooldown=0)
+            closed = rk.rate_limiter("5/second", cooldown=0)
+            assert opened.hit("k").allowed
+            assert opened.failures == 1
+            with pytest.raises(RedkitConnectionError, match=r"read only|cannot serve"):
+                closed.hit("k")
+
+
+def test_refused_credentials_are_a_config_error_not_an_outage(standalone_url: str) -> None:
+    url = standalone_url.replace("redis://", "redis://nobody:wrong@")
+    with Redkit(url, prefix="auth") as rk:
+        limiter = rk.rate_limiter("5/second", on_error="open", cooldown=0)
+        with pytest.raises(ConfigError, match="refused the credentials"):
+            limiter.hit("k")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import multiprocessing
 import threading
 import time
@@ -313,3 +314,33 @@ async def test_async_lock_key_of_another_type_is_a_data_error(ark: AsyncRedkit) 
         await lock.extend()
     with pytest.raises(DataError):
         await lock.release()
+
+
+async def test_a_cancelled_acquire_leaves_no_lock_behind(ark: AsyncRedkit) -> None:
+    """Cancelled while the acquire is in flight: whatever the server did, the lock is free."""
+    for spins in range(30):  # the cancel lands at various points of the round trip
+        lock = ark.lock("cancelled", ttl=30)
+        task = asyncio.create_task(lock.acquire())
+        for _ in range(spins % 8):
+            await asyncio.sleep(0)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            if await task:
+                await lock.release()
+        assert not await ark.lock("cancelled").locked()
+
+
+def test_a_retried_release_finds_it_was_released_by_this_owner(rk: Redkit) -> None:
+    """A release whose reply was lost is retried: the retry must not report a lost lock."""
+    from redkit import ops
+    from redkit.scripts import script
+
+    lock = rk.lock("retried", ttl=10)
+    assert lock.acquire()
+    token = lock._token
+    assert token is not None
+    keys = (*lock._keys[::2], lock._released)  # owner, wake, released
+    release = script("lock_release")
+    assert rk.run(ops.evaluate(release, keys, (token, 5000))) == 1
+    assert rk.run(ops.evaluate(release, keys, (token, 5000))) == 1  # the retry
+    assert rk.run(ops.evaluate(release, keys, ("someone-else", 5000))) == 0

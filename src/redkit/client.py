@@ -25,7 +25,7 @@ from redkit.loops import LoopClients
 from redkit.serializers import Serializer, get_serializer
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable, Mapping, Sequence
     from types import TracebackType
 
 T = TypeVar("T")
@@ -56,6 +56,7 @@ class CoreBase:
     cluster: bool
     _owns_client: bool
     _observers: list[ops.Observer]
+    _siblings: Mapping[float, CoreBase]
 
     def _setup(
         self,
@@ -98,8 +99,20 @@ class CoreBase:
         keep them fast; one that raises is logged and ignored. Returns a function that
         removes the observer again.
         """
-        self._observers.append(observer)
-        return lambda: self._observers.remove(observer)
+        for core in [self, *self._siblings.values()]:  # with_timeout's siblings report too
+            core._observers.append(observer)
+
+        def remove() -> None:  # from the siblings made since, which copied it, too
+            for core in [self, *self._siblings.values()]:
+                if observer in core._observers:
+                    core._observers.remove(observer)
+
+        return remove
+
+    @property
+    def observers(self) -> Sequence[ops.Observer]:
+        """The registered observers (the live list: empty means effects report nothing)."""
+        return self._observers
 
     def _timeout_settings(self, seconds: float) -> Settings | None:
         """Settings for a sibling that gives up after ``seconds``; None for a handed-in client."""

@@ -7,7 +7,10 @@ Precedence is explicit argument > environment > default. The environment variabl
     ``redis+sentinel://[:password@]host:26379,host2:26379/service_name[/db]``,
     ``redis+cluster://[:password@]host:7000,host2:7001`` (``rediss+cluster://`` for TLS).
 ``REDIS_HOST`` / ``REDIS_PORT`` / ``REDIS_PASSWORD`` / ``REDIS_USERNAME`` / ``REDIS_DB``
-    used when ``REDIS_URL`` is not set.
+    used when ``REDIS_URL`` is not set (the password and user name also fill in a URL
+    that has none).
+``REDIS_TLS``
+    ``1`` turns TLS on for the host/port form.
 ``REDKIT_PREFIX``
     the first part of every key redkit writes (default ``redkit``).
 ``REDKIT_CONNECT_TIMEOUT`` / ``REDKIT_SOCKET_TIMEOUT`` / ``REDKIT_RETRIES``

@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import ssl
 from typing import Any
 
 import redis
 import redis.asyncio
 import redis.asyncio.cluster
+import redis.asyncio.retry
 import redis.asyncio.sentinel
 import redis.cluster
+import redis.connection
 import redis.sentinel
 from redis.backoff import ExponentialWithJitterBackoff
 
@@ -75,6 +78,29 @@ def _common(settings: Settings, target: Target) -> dict[str, Any]:
     return kwargs
 
 
+class TLSHandshakeError(redis.exceptions.RedisError):
+    """The TLS handshake failed or timed out: retrying cannot help, so it is not retried."""
+
+
+class _SSLConnection(redis.connection.SSLConnection):
+    """redis-py's TLS connection, failing at once when the handshake does.
+
+    A ``rediss://`` URL pointing at a server without TLS makes the handshake wait for a
+    reply that never comes; redis-py reports a connect timeout, which its retry policy
+    repeats. A handshake error is not retried, so the caller hears within one connect
+    timeout, with a hint.
+    """
+
+    def _wrap_socket_with_ssl(self, sock: Any) -> Any:
+        try:
+            return super()._wrap_socket_with_ssl(sock)
+        except (TimeoutError, ssl.SSLError) as exc:
+            raise TLSHandshakeError(
+                f"TLS handshake with {self.host}:{self.port} failed ({exc or 'timed out'}); "
+                "if the server does not use TLS, use redis:// instead of rediss://"
+            ) from exc
+
+
 def _blocking_pool(
     pool_class: Any, connections: Any, settings: Settings, target: Target, retry: Any
 ) -> Any:
@@ -85,7 +111,8 @@ def _blocking_pool(
     """
     kwargs = _common(settings, target)
     if kwargs.pop("ssl", False):
-        kwargs["connection_class"] = connections.SSLConnection
+        sync = connections is redis.connection
+        kwargs["connection_class"] = _SSLConnection if sync else connections.SSLConnection
     if target.mode == "unix":
         kwargs = _unix(kwargs)
         kwargs.update(connection_class=connections.UnixDomainSocketConnection, path=target.path)
@@ -100,10 +127,36 @@ def _blocking_pool(
     )
 
 
-def _retry(settings: Settings, module: Any) -> Any:
+def _retry(settings: Settings, module: Any, target: Target | None = None) -> Any:
     errors = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
     backoff = ExponentialWithJitterBackoff(base=_BACKOFF_BASE, cap=_BACKOFF_CAP)
+    if target is not None and target.tls and module is redis.asyncio.retry:
+        return _TLSRetry(backoff, settings.retries, supported_errors=errors)
     return module.Retry(backoff, settings.retries, supported_errors=errors)
+
+
+class _TLSRetry(redis.asyncio.retry.Retry):
+    """asyncio retries that give up on a connect timeout over TLS.
+
+    asyncio's TLS connect cannot tell a slow TCP connect from a handshake that never
+    completes (``rediss://`` to a server without TLS); retrying the latter only multiplies
+    the wait, so a TLS connect timeout fails at once, with the hint in the error.
+    """
+
+    async def call_with_retry(
+        self,
+        do: Any,
+        fail: Any,
+        is_retryable: Any = None,
+        with_failure_count: bool = False,
+    ) -> Any:
+        def retryable(error: Exception) -> bool:
+            connect_timeout = isinstance(error, redis.exceptions.TimeoutError) and (
+                "connecting" in str(error)
+            )
+            return not connect_timeout and (is_retryable is None or is_retryable(error))
+
+        return await super().call_with_retry(do, fail, retryable, with_failure_count)
 
 
 def sync_client(settings: Settings, target: Target | None = None) -> Any:
@@ -130,7 +183,7 @@ def async_client(settings: Settings, target: Target | None = None) -> Any:
     """An asyncio redis-py client (``Redis`` or ``RedisCluster``) for the settings."""
     target = target or resolve(settings)
     kwargs = _common(settings, target)
-    retry = _retry(settings, redis.asyncio.retry)
+    retry = _retry(settings, redis.asyncio.retry, target)
     if target.mode == "cluster":
         nodes = [redis.asyncio.cluster.ClusterNode(h, p) for h, p in target.hosts]
         kwargs.pop("health_check_interval")

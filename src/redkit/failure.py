@@ -4,10 +4,12 @@ Such a capability (the session store, the token revoker, the rate limiters) take
 three options, with the same meaning everywhere:
 
 ``on_error``
-    ``"closed"`` (the default): the call raises :class:`redkit.errors.ConnectionError`.
+    ``"closed"``: the call raises :class:`redkit.errors.ConnectionError`.
     ``"open"``: the call is answered without Redis by the capability's documented rule
-    (a fresh session, "not revoked", "admitted" ...), and the failure is logged and
-    counted. A capability may offer more (the limiters' ``"local"``).
+    (a fresh session, "not revoked", "admitted", a cache miss ...), and the failure is
+    logged and counted. A capability may offer more (the limiters' ``"local"``). The
+    default is ``"closed"`` wherever failing open would weaken a protection (sessions,
+    token checks, limiters) and ``"open"`` for the cache, which only saves work.
 ``deadline``
     Seconds one call to Redis may take, connect and reply, with no retries
     (:meth:`redkit.client.RedkitCore.with_timeout`); ``None`` keeps the client's own
@@ -39,6 +41,8 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Literal, TypedDict, TypeVar
 
+import redis.exceptions as rex
+
 from redkit import errors, ops
 
 if TYPE_CHECKING:
@@ -51,7 +55,16 @@ OnError = Literal["closed", "open"]
 ON_ERROR: tuple[OnError, ...] = ("closed", "open")
 LOG_EVERY = 10.0
 # error replies that say the server cannot serve now, not that the command was wrong
-_DOWN_REPLIES = ("LOADING", "READONLY", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "BUSY", "OOM")
+_DOWN_REPLIES = (
+    "LOADING", "READONLY", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "BUSY ", "OOM"
+)  # fmt: skip
+_DOWN_CLASSES = (
+    rex.ReadOnlyError,
+    rex.OutOfMemoryError,
+    rex.BusyLoadingError,
+    rex.TryAgainError,
+    rex.MasterDownError,
+)
 
 log = logging.getLogger("redkit")
 
@@ -69,7 +82,11 @@ def unavailable(exc: errors.RedkitError) -> errors.ConnectionError | None:
     """``exc`` as a ConnectionError when it means the server is unavailable, else None."""
     if isinstance(exc, errors.ConnectionError):
         return exc
-    if isinstance(exc, errors.RedisCommandError) and str(exc).startswith(_DOWN_REPLIES):
+    # redis-py strips the code from the replies it has classes for (READONLY, OOM, LOADING)
+    cause = exc.__cause__
+    if isinstance(exc, errors.RedisCommandError) and (
+        isinstance(cause, _DOWN_CLASSES) or str(exc).startswith(_DOWN_REPLIES)
+    ):
         down = errors.ConnectionError(f"Redis cannot serve now: {exc}")
         down.__cause__ = exc
         return down

@@ -43,7 +43,13 @@ from typing import TYPE_CHECKING, Any, TypedDict
 from typing_extensions import Unpack
 
 from redkit import ops
-from redkit.errors import ConfigError, LockLostError, LockNotAcquiredError, LockNotOwnedError
+from redkit.errors import (
+    ConfigError,
+    LockLostError,
+    LockNotAcquiredError,
+    LockNotOwnedError,
+    RedkitError,
+)
 from redkit.scripts import check, script
 
 if TYPE_CHECKING:
@@ -95,6 +101,7 @@ class _LockCore:
         self.on_lost = on_lost
         group = rk.keys.group("lock", name)
         self._keys = (group.key("owner"), group.key("fence"), group.key("wake"))
+        self._released = group.key("released")
         self._token: str | None = None
         self.fencing_token: int | None = None
         self.lost = False
@@ -119,7 +126,13 @@ class _LockCore:
         token = secrets.token_hex(16)
         owner, fence, wake = self._keys
         while True:
-            reply = yield ops.Eval(_ACQUIRE, (owner, fence), (token, self._ttl_ms()))
+            try:
+                reply = yield ops.Eval(_ACQUIRE, (owner, fence), (token, self._ttl_ms()))
+            except BaseException as exc:
+                if not isinstance(exc, (RedkitError, GeneratorExit)):  # cancelled mid-call:
+                    # the server may have granted it; a lock nobody knows must not linger
+                    yield ops.Eval(_RELEASE, (owner, wake, self._released), (token, _SIGNAL_TTL_MS))
+                raise
             acquired, fencing_token, holder_pttl = check("lock_acquire", reply)
             if acquired:
                 self._token, self.fencing_token, self.lost = token, int(fencing_token), False
@@ -135,7 +148,7 @@ class _LockCore:
     def _release_flow(self) -> ops.Flow[bool]:
         token = self._require_token("release")
         owner, _, wake = self._keys
-        reply = yield ops.Eval(_RELEASE, (owner, wake), (token, _SIGNAL_TTL_MS))
+        reply = yield ops.Eval(_RELEASE, (owner, wake, self._released), (token, _SIGNAL_TTL_MS))
         released = check("lock_release", reply)
         self._token = None
         if not released:

@@ -260,31 +260,42 @@ def wait_signal(key: str, seconds: float) -> Flow[bool]:
 # --- the boundary --------------------------------------------------------------------
 
 
+_CREDENTIALS = (rex.AuthenticationError, rex.AuthorizationError, rex.NoPermissionError)
+_UNREACHABLE = (rex.ConnectionError, rex.TimeoutError, rex.InvalidResponse, OSError)
+_CLUSTER = (rex.ClusterDownError, rex.ClusterError, rex.RedisClusterException)
+
+
 def wrap_error(exc: BaseException, target: str) -> errors.RedkitError:
     """Translate a redis-py exception into a redkit error naming the (masked) target."""
     if isinstance(exc, errors.RedkitError):
         return exc
-    if isinstance(exc, rex.InvalidResponse):
-        return errors.ConnectionError(
-            f"the server at {target} does not speak the Redis protocol ({exc}); "
-            "check the host and port"
-        )
-    if isinstance(exc, (rex.ConnectionError, rex.TimeoutError, OSError)):
-        kind = "timed out" if isinstance(exc, rex.TimeoutError) else "is unreachable"
-        hint = ""
-        if target.startswith("rediss") and "connect" in str(exc).lower():
-            hint = " (a TLS handshake with a server that does not speak TLS hangs like this: "
-            hint += "use redis:// if the server has no TLS)"
-        return errors.ConnectionError(f"Redis at {target} {kind}: {exc}{hint}")
-    if isinstance(exc, (rex.ClusterDownError, rex.ClusterError)):
-        return errors.ConnectionError(f"Redis cluster at {target} is down: {exc}")
-    if isinstance(exc, rex.RedisClusterException):
-        return errors.ConnectionError(f"Redis cluster at {target}: {exc}")
+    if isinstance(exc, _CREDENTIALS):  # a setting to fix, not an outage to ride out
+        return errors.ConfigError(f"Redis at {target} refused the credentials: {exc}")
+    if isinstance(exc, _CLUSTER):  # CLUSTERDOWN is a reply, but means the cluster is down
+        return errors.ConnectionError(f"Redis cluster at {target} is unavailable: {exc}")
     if isinstance(exc, rex.ResponseError):
         if str(exc).startswith("WRONGTYPE"):
             return errors.DataError(f"the key holds another Redis type: {exc}")
         return errors.RedisCommandError(str(exc))
+    if isinstance(exc, _UNREACHABLE) or type(exc).__name__ == "TLSHandshakeError":
+        return errors.ConnectionError(_unreachable(exc, target))
     return errors.RedkitError(f"unexpected error from Redis at {target}: {exc!r}")
+
+
+def _unreachable(exc: BaseException, target: str) -> str:
+    """What went wrong reaching ``target``, with a hint where one helps."""
+    if isinstance(exc, rex.InvalidResponse):
+        return (
+            f"the server at {target} does not speak the Redis protocol ({exc}); "
+            "check the host and port"
+        )
+    if not isinstance(exc, rex.TimeoutError):
+        return f"Redis at {target} is unreachable: {exc}"
+    hint = ""
+    if target.startswith("rediss") and "connect" in str(exc).lower():
+        hint = " (a TLS handshake with a server that does not speak TLS hangs like this: "
+        hint += "use redis:// if the server has no TLS)"
+    return f"Redis at {target} timed out: {exc}{hint}"
 
 
 _WRAPPED = (rex.RedisError, rex.RedisClusterException, OSError)
@@ -352,7 +363,11 @@ def _batch_replies(replies: list[Any]) -> list[Any]:
     for reply in replies:
         if isinstance(reply, _UNREACHED):
             raise reply
-        out.append(errors.RedisCommandError(str(reply)) if isinstance(reply, Exception) else reply)
+        if isinstance(reply, Exception):
+            error = errors.RedisCommandError(str(reply))
+            error.__cause__ = reply  # the reply's class tells what it was (READONLY ...)
+            reply = error
+        out.append(reply)
     return out
 
 

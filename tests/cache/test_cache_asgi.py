@@ -41,7 +41,9 @@ def _app(ark: AsyncRedkit, calls: list[str], **options: Any) -> CacheMiddleware:
         Route("/private", private),
         Route("/cookie", cookie),
     ]
-    return CacheMiddleware(Starlette(routes=routes), cache=ark.cache("http", ttl=60), **options)
+    # the middleware answers Redis failures by its own on_error: its cache must raise them
+    cache = ark.cache("http", ttl=60, on_error="closed", cooldown=0)
+    return CacheMiddleware(Starlette(routes=routes), cache=cache, **options)
 
 
 def _client(app: CacheMiddleware) -> httpx.AsyncClient:

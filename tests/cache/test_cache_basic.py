@@ -2,25 +2,30 @@
 
 from __future__ import annotations
 
+import inspect
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from redkit import AsyncRedkit, Redkit
 from redkit.cache import AsyncCache, Cache
-from redkit.errors import ConfigError, TamperedDataError
+from redkit.errors import ConfigError, DataError, TamperedDataError
+
+if TYPE_CHECKING:
+    from tests.cache.conftest import Either  # a fixture's value, for annotations
 
 
-def test_set_get_delete_and_default(rk: Redkit) -> None:
-    cache = rk.cache("basic")
-    cache.set("a", {"x": [1, 2]})
-    assert cache.get("a") == {"x": [1, 2]}
-    assert cache.get("missing", "fallback") == "fallback"
-    assert cache.delete("a", "missing") == 1
-    assert cache.get("a") is None
+async def test_set_get_delete_and_default(make_cache: Callable[..., Either]) -> None:
+    cache = make_cache("basic")
+    await cache.set("a", {"x": [1, 2]})
+    assert await cache.get("a") == {"x": [1, 2]}
+    assert await cache.get("missing", "fallback") == "fallback"
+    assert await cache.delete("a", "missing") == 1
+    assert await cache.get("a") is None
 
 
 def test_user_keys_cannot_escape_their_namespace(rk: Redkit) -> None:
@@ -65,14 +70,14 @@ def test_entries_expire(rk: Redkit) -> None:
         time.sleep(0.02)
 
 
-def test_many_key_calls(rk: Redkit) -> None:
-    cache = rk.cache("many")
-    cache.set_many({f"k{i}": i for i in range(50)})
-    found = cache.get_many([f"k{i}" for i in range(60)])
+async def test_many_key_calls(make_cache: Callable[..., Either]) -> None:
+    cache = make_cache("many")
+    await cache.set_many({f"k{i}": i for i in range(50)})
+    found = await cache.get_many([f"k{i}" for i in range(60)])
     assert found == {f"k{i}": i for i in range(50)}
-    assert cache.add("k1", "other") is False
-    assert cache.add("new", "v") is True
-    assert cache.get("k1") == 1
+    assert await cache.add("k1", "other") is False
+    assert await cache.add("new", "v") is True
+    assert await cache.get("k1") == 1
 
 
 def test_add_replaces_only_an_invalid_entry(rk: Redkit, make_rk: Callable[..., Redkit]) -> None:
@@ -109,43 +114,45 @@ def test_concurrent_adds_over_an_invalid_entry_store_once(rk: Redkit) -> None:
         assert cache.get("k") == values[results.index(True)]
 
 
-def test_tag_invalidation_is_precise(rk: Redkit) -> None:
-    cache = rk.cache("tags")
-    other_ns = rk.cache("tags-other")
+async def test_tag_invalidation_is_precise(make_cache: Callable[..., Either]) -> None:
+    cache = make_cache("tags")
+    other_ns = make_cache("tags-other")
     for i in range(30):
-        cache.set(f"red{i}", i, tags=["red"] if i % 2 else ["red", "big"])
-        cache.set(f"blue{i}", i, tags=["blue"])
-    cache.set("plain", "p")
-    other_ns.set("red-elsewhere", 1, tags=["red"])
-    cache.invalidate_tags("red")
-    assert all(cache.get(f"red{i}") is None for i in range(30))
-    assert other_ns.get("red-elsewhere") is None, "tags span namespaces"
-    assert all(cache.get(f"blue{i}") == i for i in range(30))
-    assert cache.get("plain") == "p"
-    cache.set("red0", "again", tags=["red"])
-    assert cache.get("red0") == "again", "new entries carry the new version"
+        await cache.set(f"red{i}", i, tags=["red"] if i % 2 else ["red", "big"])
+        await cache.set(f"blue{i}", i, tags=["blue"])
+    await cache.set("plain", "p")
+    await other_ns.set("red-elsewhere", 1, tags=["red"])
+    await cache.invalidate_tags("red")
+    assert [await cache.get(f"red{i}") for i in range(30)] == [None] * 30
+    assert await other_ns.get("red-elsewhere") is None, "tags span namespaces"
+    assert [await cache.get(f"blue{i}") for i in range(30)] == list(range(30))
+    assert await cache.get("plain") == "p"
+    await cache.set("red0", "again", tags=["red"])
+    assert await cache.get("red0") == "again", "new entries carry the new version"
 
 
-def test_clear_invalidates_only_its_namespace(rk: Redkit) -> None:
-    a, b = rk.cache("a"), rk.cache("b")
-    a.set("k", 1)
-    b.set("k", 2)
-    a.clear()
-    assert a.get("k") is None
-    assert b.get("k") == 2
+async def test_clear_invalidates_only_its_namespace(make_cache: Callable[..., Either]) -> None:
+    a, b = make_cache("a"), make_cache("b")
+    await a.set("k", 1)
+    await b.set("k", 2)
+    await a.clear()
+    assert await a.get("k") is None
+    assert await b.get("k") == 2
 
 
-def test_incr_keeps_ttl_and_rejects_non_ints(rk: Redkit) -> None:
-    cache = rk.cache("incr")
-    assert cache.incr("n") is None
-    cache.set("n", 5, ttl=100)
-    assert cache.incr("n", 3) == 8
-    assert cache.incr("n", -10) == -2
-    assert cache.get("n") == -2
+async def test_incr_keeps_ttl_and_rejects_non_ints(
+    rk: Redkit, make_cache: Callable[..., Either]
+) -> None:
+    cache = make_cache("incr")
+    assert await cache.incr("n") is None
+    await cache.set("n", 5, ttl=100)
+    assert await cache.incr("n", 3) == 8
+    assert await cache.incr("n", -10) == -2
+    assert await cache.get("n") == -2
     assert rk.client.pttl(rk.keys.group("cache", "incr", "n").key()) > 50_000
-    cache.set("s", "text")
-    with pytest.raises(ConfigError):
-        cache.incr("s")
+    await cache.set("s", "text")
+    with pytest.raises(DataError, match="not an integer"):
+        await cache.incr("s")
 
 
 @pytest.mark.parametrize(
@@ -161,19 +168,19 @@ def test_incr_refuses_what_it_cannot_add_exactly(rk: Redkit, stored: int, delta:
     assert cache.incr("edge") == 2**53 - 1
 
 
-def test_none_is_cached_only_when_asked(rk: Redkit) -> None:
+async def test_none_is_cached_only_when_asked(make_cache: Callable[..., Either]) -> None:
     calls = []
 
     def loader() -> None:
         calls.append(1)
 
-    plain = rk.cache("neg")
-    assert plain.get_or_set("k", loader) is None
-    assert plain.get_or_set("k", loader) is None
+    plain = make_cache("neg")
+    assert await plain.get_or_set("k", loader) is None
+    assert await plain.get_or_set("k", loader) is None
     assert len(calls) == 2
-    negative = rk.cache("neg2", cache_none=True, none_ttl=30)
-    assert negative.get_or_set("k", loader) is None
-    assert negative.get_or_set("k", loader) is None
+    negative = make_cache("neg2", cache_none=True, none_ttl=30)
+    assert await negative.get_or_set("k", loader) is None
+    assert await negative.get_or_set("k", loader) is None
     assert len(calls) == 3
 
 
@@ -271,4 +278,14 @@ def test_sync_and_async_facades_match() -> None:
     def public(cls: type) -> set[str]:
         return {n for n in dir(cls) if not n.startswith("_")}
 
+    def parameters(method: Any) -> list[tuple[str, Any, Any]]:
+        # names, kinds and defaults; annotations differ (a loader may return an awaitable)
+        return [(p.name, p.kind, p.default) for p in inspect.signature(method).parameters.values()]
+
     assert public(Cache) - {"close"} == public(AsyncCache) - {"aclose"}
+    for name in public(Cache) - {"close"}:
+        sync, asynchronous = getattr(Cache, name), getattr(AsyncCache, name)
+        if callable(sync):
+            assert parameters(sync) == parameters(asynchronous), name
+            if name != "cached":  # the decorator itself is sync on both
+                assert inspect.iscoroutinefunction(asynchronous), name

@@ -200,10 +200,11 @@ def test_a_near_cache_serves_from_its_first_get(
     make_rk().cache("first").set("k", "v")
     with Redkit(target_url, prefix=prefix) as fresh:  # no listener yet on this facade
         cache = fresh.cache("first", near=10)
+        stats = cache.stats  # counting starts here
         try:
             assert cache.get("k") == "v"  # from Redis, and kept
             assert cache.get("k") == "v"
-            assert cache.stats.near_hits == 1
+            assert stats.near_hits == 1
         finally:
             cache.close()
 
@@ -213,10 +214,11 @@ async def test_an_async_near_cache_serves_from_its_first_get(
 ) -> None:
     make_rk().cache("afirst").set("k", "v")
     cache = ark.cache("afirst", near=10)
+    stats = cache.stats  # counting starts here
     try:
         assert await cache.get("k") == "v"
         assert await cache.get("k") == "v"
-        assert cache.stats.near_hits == 1
+        assert stats.near_hits == 1
     finally:
         await cache.aclose()
 
@@ -225,6 +227,7 @@ def test_a_closed_cache_stops_serving_and_the_others_keep_serving(
     rk: Redkit, make_rk: Callable[..., Redkit]
 ) -> None:
     a, b = rk.cache("one", near=10), rk.cache("two", near=10)
+    stats = b.stats  # counting starts here
     writer = make_rk()
     try:
         writer.cache("one").set("k", 1)
@@ -234,8 +237,12 @@ def test_a_closed_cache_stops_serving_and_the_others_keep_serving(
         a.close()
         assert a.near is not None
         assert not a.near.live
-        assert b.get("k") == 2
-        assert b.stats.near_hits == 1
+        # the near cache keeps serving (a late invalidation of the earlier write may cost
+        # one more read from Redis first)
+        deadline = time.monotonic() + 5
+        while stats.near_hits == 0 and time.monotonic() < deadline:
+            assert b.get("k") == 2
+        assert stats.near_hits >= 1
     finally:
         b.close()
 
@@ -326,10 +333,11 @@ def test_a_near_cache_behind_sentinel_tracks_the_master(
         direct.cache("s").set("k", 1)
         with Redkit(sentinel_url, prefix=prefix) as rk:
             cache = rk.cache("s", near=10)
+            stats = cache.stats  # counting starts here
             try:
                 assert cache.get("k") == 1
                 assert cache.get("k") == 1
-                assert cache.stats.near_hits == 1
+                assert stats.near_hits == 1
                 direct.cache("s").set("k", 2)  # a write on the master reaches the listener
                 assert _seen_after(cache, "k", 2) < 1.0
             finally:

@@ -114,9 +114,11 @@ def test_delayed_jobs_start_on_time(rk: Redkit) -> None:
         stamp.enqueue("early", delay=0.3)
         stamp.enqueue("now")
         poll(lambda: len(started) == 3)
-    assert started["now"] - at < 0.3
-    assert 0.3 <= started["early"] - at < 0.3 + 0.25
-    assert 0.6 <= started["late"] - at < 0.6 + 0.25
+    # never early; the upper bounds leave room for a loaded machine (the benchmark measures
+    # the real enqueue-to-start latency)
+    assert started["now"] - at < 1.0
+    assert 0.3 <= started["early"] - at < 0.3 + 1.0
+    assert 0.6 <= started["late"] - at < 0.6 + 1.0
 
 
 def test_retries_follow_the_backoff(rk: Redkit) -> None:
@@ -141,7 +143,7 @@ def test_retries_follow_the_backoff(rk: Redkit) -> None:
             doomed.result(timeout=10)
     gaps = [b - a for a, b in itertools.pairwise(attempts)]
     for gap, want in zip(gaps, (0.1, 0.2, 0.4), strict=False):
-        assert want <= gap < want + 0.3
+        assert want <= gap < want + 1.0  # never early; late only on a loaded machine
     assert doomed.status() == "failed"
     assert q.counts()["failed"] == 1
     error = doomed.error()
@@ -323,3 +325,4 @@ def test_odd_failures_never_strand_a_job(rk: Redkit) -> None:
         "CancelledError",
         "ValueError",
     ]
+

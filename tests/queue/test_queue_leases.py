@@ -83,9 +83,30 @@ def test_jobs_of_a_lost_claim_reply_are_handed_back(rk: Redkit) -> None:
     claimed = _take(rk, q, "A", 2, []).jobs
     assert [c.deliveries for c in claimed] == [1, 1]
     # the worker only knows it runs the first (the reply naming the second was lost)
-    assert rk.run(qops.release(q.keys, "A", [claimed[0].member])) == 1
+    known = [(claimed[0].member, claimed[0].token)]
+    assert rk.run(qops.release(q.keys, "A", known)) == 1
     assert kept.status() == "active"
     assert lost.status() == "waiting"
     (again,) = _take(rk, q, "B", 1, []).jobs
     assert again.member == claimed[1].member
     assert again.deliveries == 1  # a hand-back is not a delivery
+
+
+def test_a_lost_reply_that_reclaimed_a_retried_job_hands_it_back(rk: Redkit) -> None:
+    """A retry ack (delay 0) and a claim in one call whose reply is lost: the call may have
+    claimed the same job again under a new token; the hand-back must not keep it."""
+    q = rk.queue("reclaimed")
+
+    @q.task(retries=3, backoff="fixed", backoff_base=0)
+    def job_fn(i: int) -> None: ...
+
+    job = job_fn.enqueue(1)
+    (first,) = _take(rk, q, "A", 1, []).jobs
+    ack = qops.Ack(first.member, first.token, "r", rk.serializer.dumps({"e": 1}), 0)
+    (again,) = _take(rk, q, "A", 1, [ack]).jobs  # the reply the worker never reads
+    assert (again.member, again.token) == (first.member, first.token + 1)
+    # the worker knows only its pending ack (the old token): the new claim goes back
+    assert rk.run(qops.release(q.keys, "A", [(ack.member, ack.token)])) == 1
+    assert job.status() == "waiting"
+    (third,) = _take(rk, q, "B", 1, [ack]).jobs  # the stale ack changes nothing
+    assert third.member == first.member

@@ -381,7 +381,9 @@ async def test_async_foreign_data_is_a_data_error(ark: AsyncRedkit) -> None:
 # --- the ASGI middleware ---------------------------------------------------------------
 
 
-def _asgi_app(url: str, server: EmbeddedServer, **store_options: Any) -> Starlette:
+def _asgi_app(
+    url: str, server: EmbeddedServer, middleware_on_error: str = "closed", **store_options: Any
+) -> Starlette:
     ark = AsyncRedkit(url, prefix="asgifail")
 
     async def write(request: Request) -> JSONResponse:
@@ -398,10 +400,29 @@ def _asgi_app(url: str, server: EmbeddedServer, **store_options: Any) -> Starlet
         yield
         await ark.aclose()
 
-    routes = [Route("/write", write), Route("/outage", outage_then_write)]
+    async def outage_then_logout(request: Request) -> JSONResponse:
+        server.stop()
+        request.session.clear()  # Starlette's logout idiom
+        return JSONResponse({"logged": "out"})
+
+    routes = [
+        Route("/write", write),
+        Route("/outage", outage_then_write),
+        Route("/logout", outage_then_logout),
+    ]
     app = Starlette(routes=routes, lifespan=lifespan)
-    app.add_middleware(SessionMiddleware, store=ark.sessions(cooldown=0, **store_options))
+    store = ark.sessions(cooldown=0, **store_options)
+    app.add_middleware(SessionMiddleware, store=store, on_error=middleware_on_error)
     return app
+
+
+def test_a_logout_never_fails_open(server: EmbeddedServer) -> None:
+    """Even with the middleware failing open, a logout that cannot be saved is a 503."""
+    app = _asgi_app(server.url, server, middleware_on_error="open", deadline=DEADLINE)
+    with TestClient(app, base_url="https://testserver") as client:
+        assert client.get("/write?a=1").status_code == 200
+        logout = client.get("/logout")
+        assert logout.status_code == 503, "a 200 would tell the user a live session ended"
 
 
 def test_asgi_answers_503_when_the_store_fails_closed(server: EmbeddedServer) -> None:

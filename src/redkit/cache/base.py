@@ -1,33 +1,37 @@
-"""What :class:`Cache` and :class:`AsyncCache` share: options, flows, stats, single-flight."""
+"""What :class:`Cache` and :class:`AsyncCache` share: options, flows, stats, failure policy."""
 
 from __future__ import annotations
 
-import asyncio
 import math
-import threading
-import time
-from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any, TypedDict, TypeVar
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from redkit import ops
 from redkit.cache import listener
-from redkit.cache.envelope import Entry, Found
+from redkit.cache.failure import CacheFailures
+from redkit.cache.flights import Flights
 from redkit.cache.keying import CallKey
 from redkit.cache.near import NearCache
-from redkit.cache.ops import Begin, CacheFlows, CacheKeys, Policy
+from redkit.cache.ops import CacheFlows, CacheKeys, Key, Policy
+from redkit.cache.stampede import Loads
 from redkit.cache.stats import CacheStats
 from redkit.durations import Duration, seconds
 from redkit.errors import ConfigError
+from redkit.failure import FailureOptions, Guarded
 from redkit.serializers import Serializer, get_serializer
 
 if TYPE_CHECKING:
     from redkit.client import AsyncRedkitCore, RedkitCore
 
 T = TypeVar("T")
+CoreT = TypeVar("CoreT", "RedkitCore", "AsyncRedkitCore")
 Tags = Sequence[str] | Callable[..., Sequence[str]]
 _NEAR_MODES = ("tracking", "pubsub")
+NOT_NEAR: Any = object()
+"""What :meth:`_CacheCore._near_value` returns when memory cannot serve the key."""
 
 
-class CacheOptions(TypedDict, total=False):
+class CacheOptions(FailureOptions, total=False):
     """Options of :meth:`Redkit.cache` (see :class:`redkit.cache.Cache`)."""
 
     ttl: Duration | None
@@ -39,6 +43,7 @@ class CacheOptions(TypedDict, total=False):
     cache_none: bool
     none_ttl: Duration | None
     stale_on_error: bool
+    on_error: str
     serializer: str | Serializer | None
     secret: str | bytes | None
     near: int
@@ -46,13 +51,14 @@ class CacheOptions(TypedDict, total=False):
     near_heartbeat: Duration
 
 
-class _CacheCore:
-    """Options and flows of one cache namespace."""
+class _CacheCore(Guarded, Generic[CoreT]):
+    """Options and flows of one cache namespace; ``rk`` is the core its flows run on."""
 
     def __init__(
         self,
-        rk: RedkitCore | AsyncRedkitCore,
-        namespace: str = "default",
+        rk: CoreT,
+        namespace: str,
+        flights: Flights,
         *,
         ttl: Duration | None = 300.0,
         stale_ttl: Duration = 0.0,
@@ -63,6 +69,9 @@ class _CacheCore:
         cache_none: bool = False,
         none_ttl: Duration | None = None,
         stale_on_error: bool = True,
+        on_error: str = "open",
+        deadline: Duration | None = None,
+        cooldown: Duration = 1.0,
         serializer: str | Serializer | None = None,
         secret: str | bytes | None = None,
         near: int = 0,
@@ -75,10 +84,21 @@ class _CacheCore:
         wait_timeout = seconds(wait_timeout, "wait_timeout", allow_none=True, allow_zero=True)
         none_ttl = seconds(none_ttl, "none_ttl", allow_none=True)
         near_heartbeat = seconds(near_heartbeat, "near_heartbeat")
+        deadline = seconds(deadline, "deadline", allow_none=True)
+        cooldown = seconds(cooldown, "cooldown", allow_zero=True)
         _check(jitter, beta, near, near_mode)
         self.namespace = namespace
         self.stale_on_error = stale_on_error
-        self.stats = CacheStats()
+        self.deadline = deadline
+        # the core the flows run on: with a deadline, a sibling whose commands give up then
+        self._rk: CoreT = rk if deadline is None else rk.with_timeout(deadline)
+        observers = self._rk.observers  # the live list: notes are skipped while it is empty
+        self._failures = CacheFailures(namespace, on_error, cooldown, observers)
+        self._failure = self._failures.policy  # (Guarded: on_error, failures)
+        # near hits never reach a driver; this one reports their notes to the observers
+        self._reporter = ops.Driver(None, self._rk.target, observers)
+        self._stats: CacheStats | None = None
+        self._unobserve: Callable[[], None] | None = None
         self.serializer = (
             rk.serializer if serializer is None else get_serializer(serializer, secret=secret)
         )
@@ -101,14 +121,14 @@ class _CacheCore:
             self.serializer,
             policy,
             cluster=rk.cluster,
-            max_block=rk.settings.socket_timeout / 2,
             near=self.near,
             channel=channel,
-            stats=self.stats,
+            observers=observers,
+            failure=self._failures,
         )
-        self._hot = self._f.hot
+        self._loads = Loads(self._f, flights, self._failures, stale_on_error)
         self._listener: listener.NearListener | None = None
-        self._near_owner = rk
+        self._near_owner: RedkitCore | AsyncRedkitCore = rk
         if self.near is not None:  # a shared listener: no thread, no connection of its own
             route = tuple(keys.tracking_prefixes())
             self._listener = listener.attach(rk, self.near, route, near_mode, near_heartbeat)
@@ -117,42 +137,47 @@ class _CacheCore:
         near = f", near={self.near.maxsize}" if self.near is not None else ""
         return f"{type(self).__name__}(namespace={self.namespace!r}{near})"
 
-    def _near_hit(self, ekey: str) -> Entry | None:
-        """The entry served from process memory (counted), or None: ask Redis."""
+    @property
+    def stats(self) -> CacheStats:
+        """This namespace's counters; they count from the first time this is read.
+
+        Reading it registers a :class:`CacheStats` observer with the facade, so a cache
+        nobody asks about costs nothing to count. Read it once at start-up to count all.
+        """
+        if self._stats is None:
+            self._stats = CacheStats(self.namespace)
+            self._unobserve = self._rk.observe(self._stats)
+        return self._stats
+
+    def _near_value(self, key: Key) -> Any:
+        """The value served from process memory (noted), or :data:`NOT_NEAR`."""
         near = self.near
         if near is None:
-            return None
-        entry = near.lookup(ekey)
-        if entry is not None:
-            self.stats.near_hits += 1
-        return entry
+            return NOT_NEAR
+        entry = near.lookup(self._f.keys.entry(key))
+        if entry is None:
+            return NOT_NEAR
+        if self._reporter.observers:
+            self._reporter.effect(self._f.notes["cache.near_hit"])
+        return entry.value
 
-    def _count(self, found: Found) -> Entry | None:
-        """The entry a Redis read found (counted as a hit or a stale serve), or None."""
-        if type(found) is not Entry:
-            self.stats.misses += 1
-            return None
-        if 0 < found.soft_expiry <= time.time():
-            self.stats.stale_serves += 1
-        else:
-            self.stats.hits += 1
-        return found
+    def _get_many_flow(self, keys: Sequence[Key]) -> ops.Flow[dict[Key, Any]]:
+        return self._failures.guarded(self._f.get_many_flow(keys), {})
 
-    def _fresh_hit(self, found: Found) -> Entry | None:
-        """The entry when it is fresh and not picked for early refresh (counted), else None."""
-        if type(found) is not Entry:
-            self.stats.misses += 1
-            return None
-        now = time.time()
-        if found.stale(now) or found.refresh_early(now, self._f.policy.beta):
-            return None
-        self.stats.hits += 1
-        return found
+    def _set_many_flow(
+        self, items: Mapping[Key, Any], ttl: Duration | None, tags: Sequence[str]
+    ) -> ops.Flow[None]:
+        flow = self._f.set_many_flow(list(items.items()), tags, ttl)
+        return self._failures.guarded(flow, None)
 
-    def _served(self, begin: Begin) -> Any:
-        """The value of the entry the stampede protocol chose to serve (counted)."""
-        entry = self._count(begin.entry) if begin.entry is not None else None
-        return None if entry is None else entry.value
+    def _write(self, flow: ops.Flow[T], fallback: T) -> ops.Flow[T]:
+        return self._failures.guarded(flow, fallback)
+
+    def _close(self) -> None:
+        self._stop_listener()
+        if self._unobserve is not None:
+            self._unobserve()
+            self._unobserve = None
 
     def _stop_listener(self) -> None:
         if self.near is not None and self._listener is not None:
@@ -173,11 +198,6 @@ class _CacheCore:
         return CallKey(func, key, ignore, name)
 
 
-def ttl_seconds(ttl: Duration | None) -> float | None:
-    """A per-call ``ttl`` in seconds (None: the cache's, or never for ``touch``), checked."""
-    return None if ttl is None else seconds(ttl, "ttl")
-
-
 def _check(jitter: float, beta: float, near: int, near_mode: str) -> None:
     if not 0 <= jitter < 1:
         raise ConfigError(f"jitter must be in [0, 1), got {jitter!r}")
@@ -187,71 +207,3 @@ def _check(jitter: float, beta: float, near: int, near_mode: str) -> None:
         raise ConfigError(f"near must be 0 (off) or the most entries to keep, got {near!r}")
     if near_mode not in _NEAR_MODES:
         raise ConfigError(f"near_mode must be one of {_NEAR_MODES}, got {near_mode!r}")
-
-
-class SingleFlight:
-    """At most one call per key at a time in this process; the others share its outcome."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._calls: dict[str, _Call] = {}
-
-    def do(self, key: str, fn: Callable[[], T]) -> T:
-        """Run ``fn``, or wait for the call already running under ``key``."""
-        with self._lock:
-            call = self._calls.get(key)
-            leader = call is None
-            if call is None:
-                call = self._calls[key] = _Call()
-        if not leader:
-            call.done.wait()
-            if call.error is not None:
-                raise call.error
-            return call.value  # type: ignore[no-any-return]
-        try:
-            call.value = fn()
-        except BaseException as exc:
-            call.error = exc
-            raise
-        finally:
-            with self._lock:
-                del self._calls[key]
-            call.done.set()
-        return call.value  # type: ignore[no-any-return]
-
-
-class _Call:
-    __slots__ = ("done", "error", "value")
-
-    def __init__(self) -> None:
-        self.done = threading.Event()
-        self.value: Any = None
-        self.error: BaseException | None = None
-
-
-class AsyncSingleFlight:
-    """:class:`SingleFlight` for asyncio tasks (of one event loop)."""
-
-    def __init__(self) -> None:
-        self._calls: dict[str, asyncio.Future[Any]] = {}
-
-    async def do(self, key: str, fn: Callable[[], Awaitable[T]]) -> T:
-        """Await ``fn()``, or the call already running under ``key``."""
-        running = self._calls.get(key)
-        if running is not None:
-            return await asyncio.shield(running)
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._calls[key] = future
-        try:
-            value = await fn()
-        except BaseException as exc:
-            if isinstance(exc, asyncio.CancelledError):
-                future.cancel()
-            else:
-                future.set_exception(exc)
-                future.exception()  # retrieved: no "never retrieved" noise without followers
-            raise
-        finally:
-            del self._calls[key]
-        future.set_result(value)
-        return value

@@ -9,33 +9,24 @@
 
     cache.invalidate_tags("product:42")     # O(1): one SET, whatever the number of keys
 
-Both run the same flows (:mod:`redkit.cache.ops`, :mod:`redkit.cache.stampede`); they
-differ only in ``self._rk.run(...)`` versus ``await self._rk.run(...)`` and in how a
-process's own callers are merged (threads versus tasks).
+Every method is one call into a flow (:mod:`redkit.cache.ops`, :mod:`redkit.cache.stampede`)
+that both facades run; they differ in ``self._rk.run(...)`` versus ``await
+self._rk.run(...)``, and in how a process's own callers of one key meet (threads versus
+tasks). Near-cache hits are answered before any flow: they need no I/O.
 """
 
 from __future__ import annotations
 
 import functools
 import inspect
-import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from typing_extensions import Unpack
 
-from redkit.cache import stampede
-from redkit.cache.base import (
-    AsyncSingleFlight,
-    CacheOptions,
-    SingleFlight,
-    Tags,
-    _CacheCore,
-    ttl_seconds,
-)
-from redkit.cache.envelope import Found
-from redkit.cache.hot import MISS, Slow, Unverified
-from redkit.cache.ops import Begin
+from redkit.cache.base import NOT_NEAR, CacheOptions, Tags, _CacheCore
+from redkit.cache.flights import TaskFlights, ThreadFlights
+from redkit.cache.ops import ttl_seconds
 from redkit.durations import Duration
 from redkit.errors import ConfigError
 
@@ -44,10 +35,9 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 Key = str | bytes | int
-_MISSING: Any = object()
 
 
-class Cache(_CacheCore):
+class Cache(_CacheCore["RedkitCore"]):
     """A cache namespace for synchronous code. Build it with :meth:`Redkit.cache`.
 
     Args:
@@ -63,6 +53,14 @@ class Cache(_CacheCore):
             ``lock_ttl``).
         cache_none: store None results (negative caching) for ``none_ttl`` (default ``ttl``).
         stale_on_error: serve the stale value when a refresh's loader raises.
+        on_error: ``"open"`` (default: a read Redis cannot answer is a miss, a failed
+            write is logged and dropped) or ``"closed"`` (raise). Invalidations always
+            raise. See docs/cache.md.
+        deadline: seconds each Redis command may take (connect and reply, no retries)
+            before it fails and ``on_error`` decides; None (default): the facade's own
+            timeouts and retries.
+        cooldown: seconds after a failure during which the cache does not ask Redis and
+            answers by ``on_error`` at once (0: ask again at once).
         serializer: override the facade's serializer (``"pickle"`` needs ``secret``).
         near: keep up to this many entries in an in-process near cache (0: off).
         near_mode: ``"tracking"`` (RESP3 client tracking) or ``"pubsub"`` (see docs).
@@ -72,59 +70,55 @@ class Cache(_CacheCore):
     def __init__(
         self, rk: RedkitCore, namespace: str = "default", **options: Unpack[CacheOptions]
     ) -> None:
-        super().__init__(rk, namespace, **options)
-        self._rk = rk
-        self._flights = SingleFlight()
+        super().__init__(rk, namespace, ThreadFlights(), **options)
 
     def get(self, key: Key, default: Any = None, *, tags: Sequence[str] = ()) -> Any:
-        """The cached value of ``key``, or ``default``. ``tags`` saves a round trip."""
-        if self._hot is not None and not tags:  # one MGET, parsed straight to the value
-            value = self._rk.run(self._hot.value_once(key))
-            if not isinstance(value, Unverified):
-                return default if value is MISS else value
-            found = self._rk.run(self._f.verify_flow(value))
-        else:
-            entry = None if self.near is None else self._near_hit(self._f.keys.entry(key))
-            if entry is not None:
-                return entry.value
-            found = self._rk.run(self._f.read_flow(self._f.keys.entry(key), tags))
-        entry = self._count(found)
-        return default if entry is None else entry.value
+        """The cached value of ``key``, or ``default``. ``tags`` saves a round trip.
+
+        Raises:
+            DataError: the key holds bytes redkit did not write (or that were damaged).
+        """
+        if self.near is not None and (value := self._near_value(key)) is not NOT_NEAR:
+            return value
+        return self._rk.run(self._f.get_flow(key, default, tags))
 
     def get_many(self, keys: Sequence[Key]) -> dict[Key, Any]:
         """The cached values of ``keys`` that are present (one round trip per node)."""
-        entries = self._rk.run(self._f.read_many_flow(keys))
-        return {k: e.value for k, e in zip(keys, entries, strict=True) if e is not None}
+        return self._rk.run(self._get_many_flow(keys))
 
     def set(
         self, key: Key, value: Any, ttl: Duration | None = None, *, tags: Sequence[str] = ()
     ) -> None:
         """Store ``value`` under ``key`` for ``ttl`` seconds (default: the cache's)."""
-        self._rk.run(self._f.set_many_flow([(key, value)], tags, ttl_seconds(ttl)))
+        self._rk.run(self._write(self._f.set_many_flow([(key, value)], tags, ttl), None))
 
     def add(
         self, key: Key, value: Any, ttl: Duration | None = None, *, tags: Sequence[str] = ()
     ) -> bool:
         """Store ``value`` only if ``key`` has no valid entry; True when stored."""
-        return self._rk.run(self._f.add_flow(key, value, tags, ttl_seconds(ttl)))
+        return self._rk.run(self._write(self._f.add_flow(key, value, tags, ttl), False))
 
     def set_many(
         self, items: Mapping[Key, Any], ttl: Duration | None = None, *, tags: Sequence[str] = ()
     ) -> None:
         """Store several values (one round trip for versions, one for the writes)."""
-        self._rk.run(self._f.set_many_flow(list(items.items()), tags, ttl_seconds(ttl)))
+        self._rk.run(self._set_many_flow(items, ttl, tags))
 
     def delete(self, *keys: Key) -> int:
         """Delete entries; the number that existed."""
         return self._rk.run(self._f.delete_flow(keys))
 
     def incr(self, key: Key, delta: int = 1) -> int | None:
-        """Add ``delta`` to an int entry atomically (ttl kept); None when there is none."""
-        return self._rk.run(self._f.incr_flow(key, delta))
+        """Add ``delta`` to an int entry atomically (ttl kept); None when there is no valid one.
+
+        Raises:
+            DataError: the entry is not an int, or not one redkit wrote.
+        """
+        return self._rk.run(self._write(self._f.incr_flow(key, delta), None))
 
     def touch(self, key: Key, ttl: Duration | None) -> bool:
         """Make ``key`` expire ``ttl`` seconds from now (None: never); False if absent."""
-        return self._rk.run(self._f.touch_flow(key, ttl_seconds(ttl)))
+        return self._rk.run(self._write(self._f.touch_flow(key, ttl), False))
 
     def invalidate_tags(self, *tags: str) -> None:
         """Invalidate every entry carrying any of ``tags``, in every namespace. O(1) per tag."""
@@ -141,65 +135,21 @@ class Cache(_CacheCore):
         ttl: Duration | None = None,
         *,
         tags: Sequence[str] = (),
+        thread: bool = False,
     ) -> T:
         """The cached value of ``key``, else ``loader()``'s, stored; one loader at a time.
 
         Callers in this process share one load; callers in other processes wait for it
-        (woken when it is stored). A stale or early-refresh entry is served while one caller
-        refreshes it. If the loader raises, nothing is stored and the lock is released;
-        the stale value is returned when there is one and ``stale_on_error`` is set.
+        (woken when it is stored). A stale or early-refresh entry is served at once to
+        every caller but the one refreshing it (which runs the loader inline). If the
+        loader raises, nothing is stored and the lock is released; the stale value is
+        returned when there is one and ``stale_on_error`` is set. An entry redkit cannot
+        read counts as a miss and is overwritten. ``thread`` matters to ``AsyncCache``
+        only (here the loader always runs in the calling thread).
         """
-        if self._hot is not None and not tags:  # one MGET, a fresh value parsed straight away
-            value = self._rk.run(self._hot.fresh_once(key))
-            if not isinstance(value, Slow):
-                return value  # type: ignore[no-any-return]
-            found = value.found
-            if isinstance(found, Unverified):
-                found = self._rk.run(self._f.verify_flow(found))
-        else:
-            entry = None if self.near is None else self._near_hit(self._f.keys.entry(key))
-            if entry is not None:
-                return entry.value  # type: ignore[no-any-return]
-            found = self._rk.run(self._f.read_flow(self._f.keys.entry(key), tags))
-        entry = self._fresh_hit(found)
-        if entry is not None:
-            return entry.value  # type: ignore[no-any-return]
-        return self._flights.do(
-            self._f.keys.entry(key), lambda: self._load(key, loader, ttl_seconds(ttl), tags, found)
-        )
-
-    def _load(
-        self,
-        key: Key,
-        loader: Callable[[], T],
-        ttl: float | None,
-        tags: Sequence[str],
-        found: Found,
-    ) -> T:
-        begin = self._rk.run(stampede.begin_flow(self._f, key, tags, found))
-        if not begin.load:
-            return self._served(begin)  # type: ignore[no-any-return]
-        started = time.perf_counter()
-        try:
-            value = loader()
-        except Exception:
-            if not self._failed(key, begin):
-                raise
-            return begin.entry.value  # type: ignore[union-attr,no-any-return]
-        delta = time.perf_counter() - started
-        self.stats.loads += 1
-        self._rk.run(stampede.fill_flow(self._f, key, begin, value, tags, ttl, delta))
-        return value
-
-    def _failed(self, key: Key, begin: Begin) -> bool:
-        """Release after a loader error; True when the stale value should be served."""
-        self.stats.load_errors += 1
-        if begin.token:
-            self._rk.run(stampede.release_flow(self._f, key, begin.token))
-        if begin.entry is not None and self.stale_on_error:
-            self.stats.stale_serves += 1
-            return True
-        return False
+        if self.near is not None and (value := self._near_value(key)) is not NOT_NEAR:
+            return value  # type: ignore[no-any-return]
+        return self._rk.run(self._loads.get_or_set_flow(key, loader, ttl, tags, thread))  # type: ignore[no-any-return]
 
     def cached(
         self,
@@ -242,11 +192,11 @@ class Cache(_CacheCore):
         return decorate
 
     def close(self) -> None:
-        """Stop the near cache's listener (the facade's connection stays open)."""
-        self._stop_listener()
+        """Detach the near cache from the facade's listener; stop counting ``stats``."""
+        self._close()
 
 
-class AsyncCache(_CacheCore):
+class AsyncCache(_CacheCore["AsyncRedkitCore"]):
     """A cache namespace for asyncio code. Build it with :meth:`AsyncRedkit.cache`.
 
     Takes the same options as :class:`Cache`; loaders may be sync or async functions.
@@ -255,59 +205,49 @@ class AsyncCache(_CacheCore):
     def __init__(
         self, rk: AsyncRedkitCore, namespace: str = "default", **options: Unpack[CacheOptions]
     ) -> None:
-        super().__init__(rk, namespace, **options)
-        self._rk = rk
-        self._flights = AsyncSingleFlight()
+        super().__init__(rk, namespace, TaskFlights(), **options)
 
     async def get(self, key: Key, default: Any = None, *, tags: Sequence[str] = ()) -> Any:
-        """The cached value of ``key``, or ``default``. ``tags`` saves a round trip."""
-        if self._hot is not None and not tags:  # one MGET, parsed straight to the value
-            value = await self._rk.run(self._hot.value_once(key))
-            if not isinstance(value, Unverified):
-                return default if value is MISS else value
-            found = await self._rk.run(self._f.verify_flow(value))
-        else:
-            entry = None if self.near is None else self._near_hit(self._f.keys.entry(key))
-            if entry is not None:
-                return entry.value
-            found = await self._rk.run(self._f.read_flow(self._f.keys.entry(key), tags))
-        entry = self._count(found)
-        return default if entry is None else entry.value
+        """The cached value of ``key``, or ``default`` (see :meth:`Cache.get`)."""
+        if self.near is not None and (value := self._near_value(key)) is not NOT_NEAR:
+            return value
+        return await self._rk.run(self._f.get_flow(key, default, tags))
 
     async def get_many(self, keys: Sequence[Key]) -> dict[Key, Any]:
         """The cached values of ``keys`` that are present (one round trip per node)."""
-        entries = await self._rk.run(self._f.read_many_flow(keys))
-        return {k: e.value for k, e in zip(keys, entries, strict=True) if e is not None}
+        return await self._rk.run(self._get_many_flow(keys))
 
     async def set(
         self, key: Key, value: Any, ttl: Duration | None = None, *, tags: Sequence[str] = ()
     ) -> None:
         """Store ``value`` under ``key`` for ``ttl`` seconds (default: the cache's)."""
-        await self._rk.run(self._f.set_many_flow([(key, value)], tags, ttl_seconds(ttl)))
+        flow = self._f.set_many_flow([(key, value)], tags, ttl)
+        await self._rk.run(self._write(flow, None))
 
     async def add(
         self, key: Key, value: Any, ttl: Duration | None = None, *, tags: Sequence[str] = ()
     ) -> bool:
         """Store ``value`` only if ``key`` has no valid entry; True when stored."""
-        return await self._rk.run(self._f.add_flow(key, value, tags, ttl_seconds(ttl)))
+        flow = self._f.add_flow(key, value, tags, ttl)
+        return await self._rk.run(self._write(flow, False))
 
     async def set_many(
         self, items: Mapping[Key, Any], ttl: Duration | None = None, *, tags: Sequence[str] = ()
     ) -> None:
         """Store several values (one round trip for versions, one for the writes)."""
-        await self._rk.run(self._f.set_many_flow(list(items.items()), tags, ttl_seconds(ttl)))
+        await self._rk.run(self._set_many_flow(items, ttl, tags))
 
     async def delete(self, *keys: Key) -> int:
         """Delete entries; the number that existed."""
         return await self._rk.run(self._f.delete_flow(keys))
 
     async def incr(self, key: Key, delta: int = 1) -> int | None:
-        """Add ``delta`` to an int entry atomically (ttl kept); None when there is none."""
-        return await self._rk.run(self._f.incr_flow(key, delta))
+        """Add ``delta`` to an int entry atomically (see :meth:`Cache.incr`)."""
+        return await self._rk.run(self._write(self._f.incr_flow(key, delta), None))
 
     async def touch(self, key: Key, ttl: Duration | None) -> bool:
         """Make ``key`` expire ``ttl`` seconds from now (None: never); False if absent."""
-        return await self._rk.run(self._f.touch_flow(key, ttl_seconds(ttl)))
+        return await self._rk.run(self._write(self._f.touch_flow(key, ttl), False))
 
     async def invalidate_tags(self, *tags: str) -> None:
         """Invalidate every entry carrying any of ``tags``, in every namespace. O(1) per tag."""
@@ -324,56 +264,16 @@ class AsyncCache(_CacheCore):
         ttl: Duration | None = None,
         *,
         tags: Sequence[str] = (),
+        thread: bool = False,
     ) -> Any:
-        """:meth:`Cache.get_or_set` for asyncio; ``loader`` may return an awaitable."""
-        if self._hot is not None and not tags:  # one MGET, a fresh value parsed straight away
-            value = await self._rk.run(self._hot.fresh_once(key))
-            if not isinstance(value, Slow):
-                return value
-            found = value.found
-            if isinstance(found, Unverified):
-                found = await self._rk.run(self._f.verify_flow(found))
-        else:
-            entry = None if self.near is None else self._near_hit(self._f.keys.entry(key))
-            if entry is not None:
-                return entry.value
-            found = await self._rk.run(self._f.read_flow(self._f.keys.entry(key), tags))
-        entry = self._fresh_hit(found)
-        if entry is not None:
-            return entry.value
-        return await self._flights.do(
-            self._f.keys.entry(key), lambda: self._load(key, loader, ttl_seconds(ttl), tags, found)
-        )
+        """:meth:`Cache.get_or_set` for asyncio.
 
-    async def _load(
-        self,
-        key: Key,
-        loader: Callable[[], Any],
-        ttl: float | None,
-        tags: Sequence[str],
-        found: Found,
-    ) -> Any:
-        begin = await self._rk.run(stampede.begin_flow(self._f, key, tags, found))
-        if not begin.load:
-            return self._served(begin)
-        started = time.perf_counter()
-        try:
-            value = loader()
-            if inspect.isawaitable(value):
-                value = await value
-        except Exception:
-            self.stats.load_errors += 1
-            if begin.token:
-                await self._rk.run(stampede.release_flow(self._f, key, begin.token))
-            if begin.entry is not None and self.stale_on_error:
-                self.stats.stale_serves += 1
-                return begin.entry.value
-            raise
-        self.stats.loads += 1
-        await self._rk.run(
-            stampede.fill_flow(self._f, key, begin, value, tags, ttl, time.perf_counter() - started)
-        )
-        return value
+        ``loader`` may be an async function (awaited) or a sync one, which runs on the
+        event loop unless ``thread=True`` runs it in a worker thread.
+        """
+        if self.near is not None and (value := self._near_value(key)) is not NOT_NEAR:
+            return value
+        return await self._rk.run(self._loads.get_or_set_flow(key, loader, ttl, tags, thread))
 
     def cached(
         self,
@@ -407,5 +307,5 @@ class AsyncCache(_CacheCore):
         return decorate
 
     async def aclose(self) -> None:
-        """Stop the near cache's listener (the facade's connection stays open)."""
-        self._stop_listener()
+        """Detach the near cache from the facade's listener; stop counting ``stats``."""
+        self._close()

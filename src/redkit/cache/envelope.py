@@ -16,17 +16,23 @@ nothing that is ever unpickled or executed, only times and version numbers.
 
 Plain ints are stored as decimal text whatever the serializer, so ``incr`` can run
 atomically in Lua on any cache.
+
+Bytes that do not parse as an entry (written by something else, truncated, a body the
+serializer cannot read) raise :class:`~redkit.errors.DataError`; a value that fails its
+signature raises :class:`~redkit.errors.TamperedDataError`. An entry larger than the
+server accepts (:data:`MAX_BULK`) is refused before it is sent.
 """
 
 from __future__ import annotations
 
 import math
 import random
+import re
 import struct
 from dataclasses import dataclass
 from typing import Any
 
-from redkit.errors import ConfigError, SerializationError
+from redkit.errors import ConfigError, DataError, SerializationError, TamperedDataError
 from redkit.serializers import Serializer
 
 FORMAT = 0xC1
@@ -34,10 +40,14 @@ FLAG_NONE = 1
 FLAG_INT = 2
 _FIXED = struct.Struct(">BBHddfqB")
 _TAG = struct.Struct(">q")
+_HEAD = _FIXED.size
+_INT = re.compile(rb"-?[0-9]+")
 unpack_header = _FIXED.unpack_from
 """The raw fields of :func:`header`, unchecked (for a caller that checks the format)."""
 NS_VERSION_OFFSET = 24  # where the namespace version sits (cache_incr compares it)
 MAX_TAG_BYTES = 200
+#: The largest value a server accepts by default (``proto-max-bulk-len``, 512 MB).
+MAX_BULK = 512 * 1024 * 1024
 # -ln(U) for U uniform in (0,1] exceeds this with probability e^-25 (~1e-11): beyond it,
 # XFetch would never fire, so the random draw is skipped (the common, far-from-expiry case).
 XFETCH_HORIZON = 25.0
@@ -112,6 +122,12 @@ def encode(
         body = serializer.dumps(value)
     tag_bytes = b"".join(_encode_tag(name, version) for name, version in tags)
     length = _FIXED.size + len(tag_bytes)
+    if length + len(body) > MAX_BULK:
+        raise ConfigError(
+            f"the cache entry would be {length + len(body):,} bytes, over the server's limit "
+            f"on one value (proto-max-bulk-len, {MAX_BULK:,} bytes by default); store it "
+            "in pieces, compress it, or keep it out of Redis"
+        )
     head = _FIXED.pack(
         FORMAT, flags, length, soft_expiry, hard_expiry, delta, ns_version, len(tags)
     )
@@ -127,13 +143,13 @@ def _encode_tag(name: str, version: int) -> bytes:
 
 def header(data: bytes) -> tuple[int, int, int, float, float, float, int, int]:
     """The fixed header: format, flags, header length, soft and hard expiry, delta,
-    namespace version, tag count. Raises SerializationError on foreign bytes."""
+    namespace version, tag count. Raises DataError on bytes redkit did not write."""
     try:
         head = unpack_header(data)
     except struct.error:
-        raise SerializationError("cache entry is truncated or not written by redkit") from None
-    if head[0] != FORMAT:
-        raise SerializationError("cache entry was not written by redkit (unknown format)")
+        raise DataError("cache entry is truncated or was not written by redkit") from None
+    if head[0] != FORMAT or not _HEAD <= head[2] <= len(data):
+        raise DataError("cache entry was not written by redkit (unknown format)")
     return head
 
 
@@ -142,25 +158,57 @@ def body(serializer: Serializer, data: bytes, flags: int, length: int) -> Any:
     if flags & FLAG_NONE:
         return None
     if flags & FLAG_INT:
-        return int(data[length:])
-    return serializer.loads(data[length:])
+        text = data[length:]
+        if not _INT.fullmatch(text):
+            raise DataError("cache entry flagged as an integer holds no integer")
+        return int(text)
+    try:
+        return serializer.loads(data[length:])
+    except SerializationError as exc:
+        raise _unreadable(exc) from exc
 
 
 def decode(serializer: Serializer, data: bytes) -> Entry:
-    """The entry stored in ``data``; raises SerializationError on foreign bytes."""
-    _, flags, length, soft, hard, delta, ns_version, count = header(data)
-    value = body(serializer, data, flags, length)
-    tags = _decode_tags(data, _FIXED.size, count) if count else ()
+    """The entry stored in ``data``; raises DataError on bytes redkit did not write.
+
+    (On every hit's path: the checks of :func:`header` and :func:`body` are inlined.)
+    """
+    try:
+        fmt, flags, length, soft, hard, delta, ns_version, count = unpack_header(data)
+    except struct.error:
+        raise DataError("cache entry is truncated or was not written by redkit") from None
+    if fmt != FORMAT or not _HEAD <= length <= len(data):
+        raise DataError("cache entry was not written by redkit (unknown format)")
+    if flags:
+        value = body(serializer, data, flags, length)
+    else:  # the usual entry: the serialized value
+        try:
+            value = serializer.loads(data[length:])
+        except SerializationError as exc:
+            raise _unreadable(exc) from exc
+    tags = _decode_tags(data, _HEAD, count, length) if count else ()
     return Entry(value, soft, hard, delta, ns_version, tags)
 
 
-def _decode_tags(data: bytes, offset: int, count: int) -> tuple[tuple[str, int], ...]:
+def _unreadable(exc: SerializationError) -> SerializationError | DataError:
+    """A body the serializer refused: DataError, unless it failed its signature."""
+    if isinstance(exc, TamperedDataError):
+        return exc
+    return DataError(f"cache entry cannot be read: {exc}")
+
+
+def _decode_tags(data: bytes, offset: int, count: int, end: int) -> tuple[tuple[str, int], ...]:
     out = []
-    for _ in range(count):
-        size = data[offset]
-        name = data[offset + 1 : offset + 1 + size].decode()
-        offset += 1 + size
-        (version,) = _TAG.unpack_from(data, offset)
-        offset += _TAG.size
-        out.append((name, version))
+    try:
+        for _ in range(count):
+            size = data[offset]
+            name = data[offset + 1 : offset + 1 + size].decode()
+            offset += 1 + size
+            (version,) = _TAG.unpack_from(data, offset)
+            offset += _TAG.size
+            out.append((name, version))
+    except (IndexError, UnicodeDecodeError, struct.error):
+        raise DataError("cache entry has a truncated or corrupt tag list") from None
+    if offset != end:
+        raise DataError("cache entry's tag list does not match its header")
     return tuple(out)

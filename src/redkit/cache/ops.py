@@ -32,27 +32,37 @@ from typing import TYPE_CHECKING, Any
 from redkit import ops
 from redkit.cache import envelope
 from redkit.cache.envelope import Entry, Found, Versions
-from redkit.cache.hot import HotReads, Unverified
-from redkit.cache.stats import CacheStats
-from redkit.errors import ConfigError, RedisCommandError
+from redkit.cache.failure import CacheFailures
+from redkit.cache.stats import NOTES
+from redkit.durations import Duration, seconds
+from redkit.errors import (
+    ConfigError,
+    DataError,
+    RedisCommandError,
+    RedkitError,
+    SerializationError,
+)
 from redkit.keys import KeyGroup, Keyspace, escape
-from redkit.scripts import script
+from redkit.scripts import check, script
 
 if TYPE_CHECKING:
     from redkit.cache.near import NearCache
     from redkit.serializers import Serializer
 
+Key = str | bytes | int
 ACQUIRE = script("cache_acquire")
 ADD = script("cache_add")
 FILL = script("cache_fill")
 INCR = script("cache_incr")
 TOUCH = script("cache_touch")
 SIGNAL_TTL_MS = 5_000
-_MIN_BLOCK = 0.01
 _VERSION_BITS = 63
 _TAG_KEY_MEMO = 4096
 _ENTRY_KEY_MEMO = 4096
 _ADD_ATTEMPTS = 3
+_OUT_OF_RANGE = -4  # cache_incr's status for a sum it cannot make exactly
+#: What a read that found bytes redkit cannot read raises (DataError, TamperedDataError).
+UNREADABLE = (DataError, SerializationError)
 
 
 def new_version() -> int:
@@ -108,12 +118,24 @@ class CacheKeys:
 
 @dataclass(slots=True)
 class Begin:
-    """The outcome of the stampede protocol: serve ``entry``, or load (holding ``token``)."""
+    """The outcome of the stampede protocol: serve ``entry``, or load (holding ``token``).
+
+    ``down``: Redis failed and the policy is to fail open; load, and store nothing.
+    """
 
     entry: Entry | None
     load: bool = False
     token: str = ""
     versions: dict[str, int] = field(default_factory=dict)
+    down: bool = False
+
+
+@dataclass(slots=True)
+class Unchecked:
+    """A read found an entry whose stamp names versions the read did not fetch."""
+
+    entry: Entry
+    versions: Versions
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,26 +162,26 @@ class CacheFlows:
         policy: Policy,
         *,
         cluster: bool,
-        max_block: float,
         near: NearCache | None = None,
         channel: str | None = None,
-        stats: CacheStats | None = None,
+        observers: Sequence[ops.Observer] = (),
+        failure: CacheFailures | None = None,
     ) -> None:
         self.keys = keys
-        self.stats = CacheStats() if stats is None else stats
-        self._loads = serializer.loads
         self.serializer = serializer
         self.policy = policy
         self.cluster = cluster
         self.near = near
         self.channel = channel
-        self.max_block = max(_MIN_BLOCK, max_block)
-        # the hot path: a standalone server without a near cache (see redkit.cache.hot)
-        self.hot = (
-            HotReads(keys, serializer, policy.beta, self.stats)
-            if not cluster and near is None
-            else None
+        # one Note object per kind, made once; yielded only while someone observes (the
+        # facade's live list of observers), so an unobserved cache pays nothing for them
+        self.notes = {name: ops.Note(name, keys.namespace) for name in NOTES}
+        self.observers = observers
+        self.failure = (
+            CacheFailures(keys.namespace, "closed", 0, ()) if failure is None else failure
         )
+        self._ns_only = [keys.ns_version]
+        self._reads: dict[str, ops.Call] = {}
 
     def announce(self, keys: Sequence[str]) -> list[ops.Call]:
         """The PUBLISH that tells pub/sub-mode near caches about ``keys`` (else nothing)."""
@@ -185,25 +207,95 @@ class CacheFlows:
 
     def version_keys(self, tags: Iterable[str]) -> list[str]:
         """The namespace version key followed by the version keys of ``tags``."""
+        if not tags:
+            return self._ns_only
         return [self.keys.ns_version, *(self.keys.tag(t) for t in tags)]
 
-    def verify_flow(self, unverified: Unverified) -> ops.Flow[Found]:
-        """Finish a hot read that found a tagged entry: read its tags' versions, check."""
-        return (yield from self._checked(None, unverified.entry, unverified.versions, 0))
+    def note(self, name: str) -> tuple[ops.Note, ...]:
+        """What to ``yield from`` to report ``name``: its note, or nothing when unobserved."""
+        return (self.notes[name],) if self.observers else ()
+
+    def get_flow(self, key: Key, default: Any, tags: Sequence[str]) -> ops.Flow[Any]:
+        """The value of ``key``'s valid entry (stale or not), else ``default``."""
+        if self.failure.policy.down_until and self.failure.cooling():
+            yield from self.failure.failed(None)  # raises when failing closed
+            return default
+        ekey, vkeys, read = self.read(key, tags)
+        seq = 0 if self.near is None else self.near.sequence()
+        try:  # read_flow, inlined: this is every get's path
+            found = self.parse_read(ekey, vkeys, (yield read), seq)
+            if isinstance(found, Unchecked):
+                found = yield from self._checked(ekey, found.entry, found.versions, seq)
+        except RedkitError as exc:
+            if not (yield from self.failure.failed(exc)):  # raises when failing closed
+                raise
+            return default
+        if type(found) is not Entry:
+            yield from self.note("cache.miss")
+            return default
+        if self.observers:
+            yield self.notes["cache.stale" if found.stale(time.time()) else "cache.hit"]
+        return found.value
 
     def read_flow(self, ekey: str, tags: Sequence[str] = ()) -> ops.Flow[Found]:
         """The valid entry at ``ekey`` or, when there is none, the versions read with it.
 
-        Any target, any tags; a valid entry is also stored in the near cache.
+        One ``MGET`` of the entry and its versions (a batch on a cluster), any tags; a
+        valid entry is also stored in the near cache. Bytes redkit did not write raise
+        :class:`~redkit.errors.DataError`.
         """
-        seq = 0 if self.near is None else self.near.sequence()
         vkeys = self.version_keys(tags)
-        reply = yield from self._mget([ekey, *vkeys])
-        versions = dict(zip(vkeys, map(_version, reply[1:]), strict=True))
-        if reply[0] is None:
-            return versions
-        entry = envelope.decode(self.serializer, reply[0])
-        return (yield from self._checked(ekey, entry, versions, seq))
+        seq = 0 if self.near is None else self.near.sequence()
+        found = self.parse_read(ekey, vkeys, (yield self.read_effect(ekey, vkeys)), seq)
+        if isinstance(found, Unchecked):
+            found = yield from self._checked(ekey, found.entry, found.versions, seq)
+        return found
+
+    def read(self, key: Key, tags: Sequence[str]) -> tuple[str, list[str], ops.Call | ops.Batch]:
+        """The entry key, version keys and read effect of ``key`` (see :meth:`parse_read`)."""
+        read = self._reads.get(key) if not tags and type(key) is str else None
+        if read is not None:  # the usual read, remembered by the caller's key
+            return read.args[1], self._ns_only, read  # type: ignore[return-value]
+        ekey, vkeys = self.keys.entry(key), self.version_keys(tags)
+        return ekey, vkeys, self.read_effect(ekey, vkeys, key)
+
+    def read_effect(
+        self, ekey: str, vkeys: list[str], key: Key | None = None
+    ) -> ops.Call | ops.Batch:
+        """The read of an entry and its version keys (for :meth:`parse_read`).
+
+        The usual read (a str key, no tags, not a cluster) is remembered by ``key``.
+        """
+        if self.cluster:  # the version keys live in other slots
+            return ops.Batch([ops.Call("GET", k) for k in (ekey, *vkeys)])
+        call = ops.Call("MGET", ekey, *vkeys)
+        if vkeys is self._ns_only and type(key) is str:  # (1 == True: str keys only)
+            if len(self._reads) >= _ENTRY_KEY_MEMO:
+                self._reads.clear()
+            self._reads[key] = call
+        return call
+
+    def parse_read(
+        self, ekey: str, vkeys: list[str], reply: list[Any], seq: int
+    ) -> Found | Unchecked:
+        """What :meth:`read_effect` found: the valid entry, the versions (no valid entry),
+        or an entry whose tag versions are still to be read (:meth:`_checked`)."""
+        if self.cluster:
+            for part in reply:
+                if isinstance(part, RedisCommandError):
+                    raise part
+        raw = reply[0]
+        if raw is None:
+            if len(reply) == 2:  # (the usual read: the namespace version only)
+                return {vkeys[0]: _version(reply[1])}
+            return dict(zip(vkeys, map(_version, reply[1:]), strict=True))
+        entry = envelope.decode(self.serializer, raw)
+        version = reply[1]
+        if not entry.tags and version is not None and entry.ns_version == int(version):
+            if self.near is not None:  # (the usual entry: valid by its namespace alone)
+                self.near.store(ekey, entry, ((vkeys[0], entry.ns_version),), seq)
+            return entry
+        return Unchecked(entry, dict(zip(vkeys, map(_version, reply[1:]), strict=True)))
 
     def _checked(
         self, ekey: str | None, entry: Entry, versions: Versions, seq: int
@@ -242,6 +334,11 @@ class CacheFlows:
         if entry.ns_version != versions.get(self.keys.ns_version):
             return False
         return all(versions.get(self.keys.tag(name)) == version for name, version in entry.tags)
+
+    def get_many_flow(self, keys: Sequence[Key]) -> ops.Flow[dict[Key, Any]]:
+        """The values of the valid entries among ``keys``."""
+        entries = yield from self.read_many_flow(keys)
+        return {k: e.value for k, e in zip(keys, entries, strict=True) if e is not None}
 
     def read_many_flow(self, keys: Sequence[str | bytes | int]) -> ops.Flow[list[Entry | None]]:
         """Entries of several keys: one round trip (per node on a cluster) plus tag versions."""
@@ -330,9 +427,10 @@ class CacheFlows:
         self,
         items: Sequence[tuple[str | bytes | int, Any]],
         tags: Sequence[str],
-        ttl: float | None,
+        ttl: Duration | None,
     ) -> ops.Flow[None]:
         """Write several entries: versions in one round trip, the writes in one batch."""
+        ttl = ttl_seconds(ttl)
         versions = yield from self.current_versions_flow(tags)
         calls = []
         for key, value in items:
@@ -345,14 +443,16 @@ class CacheFlows:
                 raise reply
 
     def add_flow(
-        self, key: str | bytes | int, value: Any, tags: Sequence[str], ttl: float | None
+        self, key: str | bytes | int, value: Any, tags: Sequence[str], ttl: Duration | None
     ) -> ops.Flow[bool]:
-        """Store ``value`` unless ``key`` has a valid entry; an invalidated one is replaced.
+        """Store ``value`` unless ``key`` has a valid entry; an invalid one is replaced.
 
         Validity depends on version keys in other slots, so it is checked here and the
         write is a compare-and-set on the bytes that were read (``cache_add``): an entry
-        written meanwhile is re-read and checked again.
+        written meanwhile is re-read and checked again. Bytes redkit did not write count as
+        invalid (they are replaced, exactly as read).
         """
+        ttl = ttl_seconds(ttl)
         ekey = self.keys.entry(key)
         vkeys = self.version_keys(tags)
         for _ in range(_ADD_ATTEMPTS):
@@ -360,11 +460,8 @@ class CacheFlows:
             reply = yield from self._mget([ekey, *vkeys])
             raw = reply[0]
             versions = dict(zip(vkeys, map(_version, reply[1:]), strict=True))
-            if raw is not None:
-                entry = envelope.decode(self.serializer, raw)
-                found = yield from self._checked(ekey, entry, versions, seq)
-                if isinstance(found, Entry):
-                    return False
+            if raw is not None and (yield from self._holds_valid(ekey, raw, versions, seq)):
+                return False
             stamp = yield from self.ensure_versions_flow({k: versions[k] for k in vkeys})
             data, px = self.encode(value, stamp, tags, ttl)
             self.forget_local(ekey)
@@ -373,6 +470,13 @@ class CacheFlows:
                 yield from self.announce([ekey])
                 return True
         return False
+
+    def _holds_valid(self, ekey: str, raw: bytes, versions: Versions, seq: int) -> ops.Flow[bool]:
+        try:
+            entry = envelope.decode(self.serializer, raw)
+        except UNREADABLE:
+            return False
+        return isinstance((yield from self._checked(ekey, entry, versions, seq)), Entry)
 
     def delete_flow(self, keys: Sequence[str | bytes | int]) -> ops.Flow[int]:
         """Delete entries (one round trip per node); the number deleted."""
@@ -390,22 +494,39 @@ class CacheFlows:
         yield ops.Batch([*calls, *self.announce(list(version_keys))])
 
     def incr_flow(self, key: str | bytes | int, delta: int) -> ops.Flow[int | None]:
-        """Add ``delta`` to an int entry atomically; None when there is no valid entry."""
-        versions = yield from self.current_versions_flow(())
-        ns = struct.pack(">q", versions[self.keys.ns_version])
-        ekey = self.keys.entry(key)
-        self.forget_local(ekey)
-        reply = yield ops.Eval(INCR, (ekey,), (delta, ns))
-        yield from self.announce([ekey])
-        if reply[0] == -1:
-            raise ConfigError(
-                f"cache entry {key!r} does not hold an integer, or the result would be "
-                "beyond +-(2**53 - 1), which incr cannot add exactly"
-            )
-        return int(reply[1]) if reply[0] == 1 else None
+        """Add ``delta`` to an int entry atomically; None when there is no valid entry.
 
-    def touch_flow(self, key: str | bytes | int, ttl: float | None) -> ops.Flow[bool]:
+        An entry invalidated by ``clear()`` or a tag counts as absent: it is not changed.
+        Its validity depends on version keys in other slots, so it is checked here and the
+        script adds only to an entry that still carries the stamp that was checked.
+        """
+        ekey = self.keys.entry(key)
+        for _ in range(_ADD_ATTEMPTS):
+            reply = yield from self._mget([ekey, self.keys.ns_version])
+            raw = reply[0]
+            if raw is None:
+                return None
+            entry = envelope.decode(self.serializer, raw)
+            versions = {self.keys.ns_version: _version(reply[1])}
+            if not isinstance((yield from self._checked(None, entry, versions, 0)), Entry):
+                return None
+            self.forget_local(ekey)
+            stamp = raw[envelope.NS_VERSION_OFFSET : envelope.header(raw)[2]]
+            reply = yield ops.Eval(INCR, (ekey,), (delta, stamp))
+            if reply[0] == _OUT_OF_RANGE:
+                raise ConfigError(
+                    f"cache entry {key!r}: the value or the result would be beyond "
+                    "+-(2**53 - 1), which incr cannot add exactly"
+                )
+            done, value = check("cache_incr", reply)
+            yield from self.announce([ekey])
+            if done:
+                return int(value)
+        return None
+
+    def touch_flow(self, key: str | bytes | int, ttl: Duration | None) -> ops.Flow[bool]:
         """Give an entry a new expiry ``ttl`` seconds from now (None: never expires)."""
+        ttl = ttl_seconds(ttl)
         ekey = self.keys.entry(key)
         self.forget_local(ekey)
         expiry, px = b"\0" * 16, 0
@@ -413,9 +534,14 @@ class CacheFlows:
             now = time.time()
             expiry = struct.pack(">dd", now + ttl, now + ttl + self.policy.stale_ttl)
             px = max(1, int((ttl + self.policy.stale_ttl) * 1000))
-        touched = yield ops.Eval(TOUCH, (ekey,), (expiry, px))
+        touched = check("cache_touch", (yield ops.Eval(TOUCH, (ekey,), (expiry, px))))
         yield from self.announce([ekey])
         return bool(touched)
+
+
+def ttl_seconds(ttl: Duration | None) -> float | None:
+    """A per-call ``ttl`` in seconds (None: the cache's, or never for ``touch``), checked."""
+    return None if ttl is None else seconds(ttl, "ttl")
 
 
 def _version(raw: Any) -> int | None:

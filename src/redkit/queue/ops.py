@@ -185,14 +185,18 @@ def renew(keys: QueueKeys, worker_id: str, lease_ms: int) -> ops.Once[bool]:
     return ops.Once(effect, bool)
 
 
-def release(keys: QueueKeys, worker_id: str, running: Sequence[str] | None = None) -> ops.Once[int]:
+def release(
+    keys: QueueKeys, worker_id: str, running: Sequence[tuple[str, int]] | None = None
+) -> ops.Once[int]:
     """Hand the worker's jobs back to the queue at once.
 
     With ``running`` None the worker is stopping: every job goes back and its lease ends.
-    Otherwise only the jobs not in ``running`` go back (claimed by a call whose reply was
-    lost), and the worker keeps its lease.
+    Otherwise ``running`` lists the (job, fencing token) pairs the worker knows of, and
+    every other claim goes back (made by a call whose reply was lost, the same job under
+    a newer token included); the worker keeps its lease.
     """
-    mode: list[ops.EncodableT] = ["stop"] if running is None else ["sync", *running]
+    known = [f"{member}:{token}" for member, token in running or ()]
+    mode: list[ops.EncodableT] = ["stop"] if running is None else ["sync", *known]
     effect = ops.Eval(
         RELEASE,
         (keys.workers, keys.worker(worker_id), keys.wait, keys.wake),

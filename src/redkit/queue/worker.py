@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from redkit import errors
 from redkit.client import AsyncRedkitCore
-from redkit.errors import ConfigError
+from redkit.errors import ConfigError, RedkitError
 from redkit.queue import ops as qops
 from redkit.runtime import AsyncLoopContext, AsyncRuntime
 
@@ -71,6 +71,7 @@ class Worker:
         self.batch = batch or concurrency
         self.id = secrets.token_hex(8)
         self._running: dict[str, asyncio.Task[None]] = {}
+        self._tokens: dict[str, int] = {}  # the fencing token of each running job
         self._acks: list[qops.Ack] = []
         self._blocking = self._unsure = False
         self._flushing: asyncio.Task[None] | None = None
@@ -152,17 +153,24 @@ class Worker:
             task.cancel()
         if running:
             await asyncio.wait(running, timeout=1.0)
-        if self._flushing is not None:  # a report in flight must land before the hand-back
-            await asyncio.wait([self._flushing])
-        await self._flush()
-        handed = await self._rk.run(qops.release(self.queue.keys, self.id))
-        if handed:
-            log.info("queue %r: handed %d unfinished jobs back", self.queue.name, handed)
-        await self._runtime.stop(deadline=1.0)
-        self._threads.shutdown(wait=False, cancel_futures=True)
-        await self._rk.aclose()
-        assert self._done is not None
-        self._done.set()
+        try:
+            if self._flushing is not None:  # a report in flight must land before the hand-back
+                await asyncio.wait([self._flushing])
+            await self._flush()
+            handed = await self._rk.run(qops.release(self.queue.keys, self.id))
+            if handed:
+                log.info("queue %r: handed %d unfinished jobs back", self.queue.name, handed)
+        except RedkitError as exc:  # Redis is down: the lease ends and others take the jobs
+            log.warning(
+                "queue %r: could not hand unfinished jobs back (%s); they return when this "
+                "worker's lease ends", self.queue.name, exc,
+            )  # fmt: skip
+        finally:
+            await self._runtime.stop(deadline=1.0)
+            self._threads.shutdown(wait=False, cancel_futures=True)
+            await self._rk.aclose()
+            assert self._done is not None
+            self._done.set()
 
     # --- the claim loop --------------------------------------------------------------------
 
@@ -171,7 +179,8 @@ class Worker:
         if ctx.stopping:
             return
         if self._unsure:  # a claim's reply was lost: hand back what it may have claimed
-            known = [*self._running, *(ack.member for ack in self._acks)]
+            known = [(m, self._tokens[m]) for m in self._running]
+            known += [(ack.member, ack.token) for ack in self._acks]
             await self._rk.run(qops.release(self.queue.keys, self.id, known))
             self._unsure = False
         acks, self._acks = self._acks, []
@@ -270,6 +279,13 @@ class Worker:
     def _start(self, job: qops.Claimed) -> None:
         task = asyncio.ensure_future(self._execute(job))
         self._running[job.member] = task
+        self._tokens[job.member] = job.token
+
+    def _finished(self, job: qops.Claimed) -> None:
+        """Forget ``job``'s task, unless the job was claimed again since (a new token)."""
+        if self._running.get(job.member) is asyncio.current_task():
+            del self._running[job.member]
+            del self._tokens[job.member]
 
     async def _execute(self, job: qops.Claimed) -> None:
         definition = self.queue.tasks.get(job.task)
@@ -281,12 +297,12 @@ class Worker:
             ack = qops.Ack(job.member, job.token, "d", self.queue.rk.serializer.dumps(result))
         except asyncio.CancelledError as exc:
             if self._stopping is not None:  # stopping: the job is handed back
-                self._running.pop(job.member, None)
+                self._finished(job)
                 raise
             ack = self._failure(job, definition, exc)  # the handler's own cancellation
         except BaseException as exc:  # SystemExit from a handler must not strand the job
             ack = self._failure(job, definition, exc)
-        self._running.pop(job.member, None)
+        self._finished(job)
         self.processed += 1
         self._report(ack)
 

@@ -2,19 +2,21 @@
 -- Handing back does not count as a delivery.
 -- KEYS[1] workers   KEYS[2] this worker's job set   KEYS[3] wait   KEYS[4] wake list
 -- ARGV[1] key base   ARGV[2] worker id
--- ARGV[3] 'stop': hand back every job and end the worker's lease; 'sync': hand back only
---   the jobs not listed after it (claimed by a call whose reply the worker never read)
--- ARGV[4..] with 'sync', the jobs the worker is running
+-- ARGV[3] 'stop': hand back every job and end the worker's lease; 'sync': hand back the
+--   claims the worker does not know (made by a call whose reply it never read), a job it
+--   knows under an older fencing token included
+-- ARGV[4..] with 'sync', 'job:token' for each job the worker runs or has yet to report
 -- Returns the number of jobs handed back.
 --!include _queue.lua
-local running = {}
+local known = {}
 for i = 4, #ARGV do
-  running[ARGV[i]] = true
+  local id, token = string.match(ARGV[i], '^(.*):(%d+)$')
+  known[id] = token
 end
 local handed = 0
 for _, id in ipairs(redis.call('SMEMBERS', KEYS[2])) do
-  if not running[id] then
-    local jk = job_key(ARGV[1], id)
+  local jk = job_key(ARGV[1], id)
+  if ARGV[3] == 'stop' or known[id] ~= redis.call('HGET', jk, 'tk') then
     redis.call('HINCRBY', jk, 'n', -1)
     redis.call('HSET', jk, 'st', 'waiting')
     redis.call('ZADD', KEYS[3], redis.call('HGET', jk, 'sc'), id)

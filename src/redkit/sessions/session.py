@@ -106,6 +106,13 @@ class Session(MutableMapping[str, Any]):
         return from_ms(ends)
 
     @property
+    def pending(self) -> str | None:
+        """The login, rotation or destroy the next save carries out (``"login"``,
+        ``"rotate"``, ``"destroy"``), or None. Such a save must never be skipped
+        silently: a logout or an id rotation that did not happen is a security hole."""
+        return self._pending
+
+    @property
     def modified(self) -> bool:
         """True when the next save has something to do."""
         return self._pending is not None or self._touched or self._expire_in is not None

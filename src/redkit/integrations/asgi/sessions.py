@@ -26,7 +26,7 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, Literal
 
-from redkit.errors import ConfigError, RedisCommandError
+from redkit.errors import ConfigError
 from redkit.errors import ConnectionError as RedkitConnectionError
 from redkit.integrations.asgi.session_dict import DictSession
 from redkit.sessions import AsyncSessionStore, CookieConfig, Session
@@ -47,7 +47,7 @@ log = logging.getLogger("redkit.sessions")
 #: Starlette's default ``max_age``: 14 days
 DEFAULT_MAX_AGE = 14 * 24 * 60 * 60
 _STARLETTE = ("session", DEFAULT_MAX_AGE, "/", "lax", False, None, False)
-_UNAVAILABLE = (RedkitConnectionError, RedisCommandError)
+_UNAVAILABLE = RedkitConnectionError  # a refused command is a bug, never an outage
 _PROBLEM = json.dumps(
     {
         "type": "about:blank",
@@ -179,7 +179,8 @@ class SessionMiddleware:
                 try:
                     extra = await self._commit(session, cookie_id)
                 except _UNAVAILABLE as exc:
-                    if self.on_error == "closed":
+                    # a logout (destroy, clear) or an id rotation never fails open
+                    if self.on_error == "closed" or session.pending is not None:
                         self._log(exc, "answering 503")
                         replaced = True
                         await self._unavailable(scope, send)
@@ -214,7 +215,7 @@ class SessionMiddleware:
         headers: list[tuple[bytes, bytes]] = []
         if session.accessed:
             headers.append((b"vary", b"Cookie"))
-        if session.ended and session.is_new and session._pending is None:
+        if session.ended and session.is_new and session.pending is None:
             return headers  # served without Redis (on_error="open"): nothing to save
         if not self._persist:  # the browser drops the cookie at once: nothing to keep
             if session.changed and len(session) > 0:

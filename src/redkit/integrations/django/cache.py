@@ -84,7 +84,7 @@ _IGNORED = frozenset(
     }
 )  # fmt: skip
 # redkit's own cache options (see redkit.cache.Cache); the timeout is Django's
-_CACHE_OPTIONS = frozenset(CacheOptions.__annotations__) - {"ttl", "serializer", "secret"}
+_CACHE_OPTIONS = frozenset(CacheOptions.__optional_keys__) - {"ttl", "serializer", "secret"}
 _OWN = frozenset({"namespace", "prefix", "serializer", "secret", "db"})
 _SHARED: dict[str, Cache] = {}
 _LOCK = threading.Lock()
@@ -336,6 +336,7 @@ def _build(location: str | None, options: dict[str, Any]) -> Cache:
     cache_options = {k: v for k, v in options.items() if k in _CACHE_OPTIONS}
     cache_options.setdefault("jitter", 0.0)
     cache_options.setdefault("beta", 0.0)
+    cache_options.setdefault("on_error", "closed")  # Django's RedisCache raises when Redis does
     return rk.cache(options.get("namespace", "django"), ttl=None, **cache_options)
 
 
