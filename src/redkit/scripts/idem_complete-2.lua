@@ -5,12 +5,10 @@
 -- Returns 1 when stored, 0 when the caller no longer owned the key (its lease expired);
 -- -1 when the record holds another Redis type.
 --!include _idem_wake.lua
-local kind = redis.call('TYPE', KEYS[1])['ok']
-if kind ~= 'hash' and kind ~= 'none' then
-  return -1
-end
-if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] then
-  return 0
+--!include _idem_owner.lua
+local own = owned(KEYS[1], ARGV[1])
+if own ~= 1 then
+  return own
 end
 redis.call('HSET', KEYS[1], 'state', 'done', 'result', ARGV[2])
 redis.call('HDEL', KEYS[1], 'owner')
