@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import ssl
+import time
 from typing import Any
 
 import redis
@@ -174,7 +175,12 @@ def sync_client(settings: Settings, target: Target | None = None) -> Any:
         sentinel = redis.sentinel.Sentinel(
             list(target.hosts), sentinel_kwargs=_sentinel_kwargs(settings, retry), **kwargs
         )
-        return sentinel.master_for(target.service_name or "mymaster", db=target.db, retry=retry)
+        return sentinel.master_for(
+            target.service_name or "mymaster",
+            db=target.db,
+            retry=retry,
+            connection_pool_class=_SentinelPool,
+        )
     pool = _blocking_pool(redis.BlockingConnectionPool, redis.connection, settings, target, retry)
     return redis.Redis.from_pool(pool)  # owns the pool: close() disconnects it
 
@@ -194,9 +200,59 @@ def async_client(settings: Settings, target: Target | None = None) -> Any:
         sentinel = redis.asyncio.sentinel.Sentinel(
             list(target.hosts), sentinel_kwargs=_sentinel_kwargs(settings, retry), **kwargs
         )
-        return sentinel.master_for(target.service_name or "mymaster", db=target.db, retry=retry)
+        return sentinel.master_for(
+            target.service_name or "mymaster",
+            db=target.db,
+            retry=retry,
+            connection_pool_class=_AsyncSentinelPool,
+        )
     pool = _blocking_pool(WaitingPool, redis.asyncio.connection, settings, target, retry)
     return redis.asyncio.Redis.from_pool(pool)  # owns the pool: aclose() disconnects it
+
+
+#: Seconds between two questions to the sentinels about where the primary is.
+SENTINEL_CHECK = 1.0
+
+
+class _SentinelPool(redis.sentinel.SentinelConnectionPool):
+    """redis-py's Sentinel pool, asking the sentinels for the primary about once a second.
+
+    redis-py asks only when it opens a connection, and a pooled connection leaves a
+    deposed primary only when that server answers ``READONLY``: after a ``SENTINEL
+    FAILOVER`` the old primary keeps accepting writes (lost when it is demoted) until
+    the sentinels reconfigure it, ~8 s later. Asking on checkout, at most once per
+    :data:`SENTINEL_CHECK`, drops the idle connections to the old primary, and the busy
+    ones when they come back, within about a second of the switch. A sentinel that
+    cannot be asked changes nothing: the call goes on with the connections it has.
+    """
+
+    _checked = 0.0
+
+    def get_connection(self, *args: Any, **kwargs: Any) -> Any:
+        now = time.monotonic()
+        if now - self._checked >= SENTINEL_CHECK:
+            self._checked = now
+            try:
+                self.get_master_address()
+            except _CONNECT_ERRORS as exc:
+                log.debug("redkit: could not ask the sentinels for the primary (%s)", exc)
+        return super().get_connection(*args, **kwargs)
+
+
+class _AsyncSentinelPool(redis.asyncio.sentinel.SentinelConnectionPool):
+    """The asyncio twin of :class:`_SentinelPool`."""
+
+    _checked = 0.0
+
+    async def get_connection(self, *args: Any, **kwargs: Any) -> Any:
+        now = time.monotonic()
+        if now - self._checked >= SENTINEL_CHECK:
+            self._checked = now
+            try:
+                await self.get_master_address()
+            except _CONNECT_ERRORS as exc:
+                log.debug("redkit: could not ask the sentinels for the primary (%s)", exc)
+        return await super().get_connection(*args, **kwargs)
 
 
 def is_cluster(client: Any) -> bool:
@@ -244,7 +300,10 @@ def _unix(kwargs: dict[str, Any]) -> dict[str, Any]:
 
 #: The longest one blocking call (BLPOP ...) waits on a dedicated connection; waits loop.
 MAX_BLOCK = 5.0
-_SHARED_POOLS = ("SentinelConnectionPool",)
+_SHARED_POOLS = (
+    redis.sentinel.SentinelConnectionPool,
+    redis.asyncio.sentinel.SentinelConnectionPool,
+)
 _MAX_WAITERS = 100_000  # one connection per concurrent wait: bounded by the server's maxclients
 
 
@@ -265,7 +324,7 @@ def blocker(client: Any, settings: Settings, target: Target | None) -> Blocker:
         make_client = async_client if is_async(client) else sync_client
         return Blocker(lambda: make_client(waits, target), MAX_BLOCK)
     pool = getattr(client, "connection_pool", None)
-    if is_cluster(client) or pool is None or type(pool).__name__ in _SHARED_POOLS:
+    if is_cluster(client) or pool is None or isinstance(pool, _SHARED_POOLS):
         return Blocker(lambda: client, timeout / 2)
     kwargs = {**pool.connection_kwargs, "socket_timeout": waits.socket_timeout}
     pool_class = redis.asyncio.ConnectionPool if is_async(client) else redis.ConnectionPool

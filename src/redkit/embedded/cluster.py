@@ -22,6 +22,7 @@ class _ClusterNode(EmbeddedServer):
     """A server with ``cluster-enabled yes`` and a bus port of its own."""
 
     bus_port = 0
+    node_timeout = 5.0
 
     def _config_lines(self, workdir: Path) -> list[str]:
         if not self._port_fixed:  # port + 10000 may be taken or above 65535: pick one
@@ -31,7 +32,7 @@ class _ClusterNode(EmbeddedServer):
             "cluster-enabled yes",
             "cluster-config-file nodes.conf",
             f"cluster-port {self.bus_port}",
-            "cluster-node-timeout 5000",
+            f"cluster-node-timeout {max(1, int(self.node_timeout * 1000))}",
             "repl-diskless-sync-delay 0",  # replicas sync at once, not after 5 s
         ]
 
@@ -50,13 +51,19 @@ class EmbeddedCluster:
     Args:
         masters: Number of primaries (at least 1); the 16384 slots are split evenly.
         replicas: Replicas per primary.
+        node_timeout: Seconds before an unreachable node is deemed failing
+            (``cluster-node-timeout``); with replicas, a dead primary's replica takes
+            over a second or two after it. Lower it to try failover quickly.
     """
 
-    def __init__(self, masters: int = 3, replicas: int = 0) -> None:
-        if masters < 1 or replicas < 0:
-            raise EmbeddedServerError("a cluster needs masters >= 1 and replicas >= 0")
+    def __init__(self, masters: int = 3, replicas: int = 0, node_timeout: float = 5.0) -> None:
+        if masters < 1 or replicas < 0 or not node_timeout > 0:
+            raise EmbeddedServerError(
+                "a cluster needs masters >= 1, replicas >= 0 and node_timeout > 0"
+            )
         self._masters = masters
         self._replicas = replicas
+        self._node_timeout = node_timeout
         self._nodes: list[_ClusterNode] = []
 
     @property
@@ -90,6 +97,7 @@ class EmbeddedCluster:
         try:
             self._nodes = [_ClusterNode() for _ in range(self._masters * (1 + self._replicas))]
             for node in self._nodes:
+                node.node_timeout = self._node_timeout
                 node.start()
             self._form()
         except BaseException:
@@ -114,6 +122,55 @@ class EmbeddedCluster:
     ) -> None:
         self.stop()
 
+    # -- failover, for tests and trying it by hand ------------------------------------------
+
+    def roles(self) -> dict[int, str]:
+        """Each running node's port and role (``"master"`` or ``"slave"``), from ``ROLE``."""
+        roles = {}
+        for node in self._nodes:
+            with contextlib.suppress(redis.RedisError, OSError):
+                roles[node.port or 0] = str(node.command("ROLE")[0])
+        return roles
+
+    def replica_of(self, port: int) -> int:
+        """The port of a linked replica of the primary on ``port``."""
+        for node in self._nodes:
+            with contextlib.suppress(redis.RedisError, OSError):
+                role = node.command("ROLE")
+                if role[0] == "slave" and int(role[2]) == port and role[3] == "connected":
+                    return node.port or 0
+        raise EmbeddedServerError(f"no linked replica of the primary on port {port}")
+
+    def failover(self, port: int) -> int:
+        """``CLUSTER FAILOVER`` on a replica of the primary on ``port``; returns its port.
+
+        The replica waits until it has all the primary's writes, then takes its slots
+        over; returns once the old primary reports being a replica.
+        """
+        replica = self._node(self.replica_of(port))
+        replica.command("CLUSTER", "FAILOVER")
+        deadline = time.monotonic() + START_TIMEOUT
+        self._wait(lambda: self.roles().get(port) == "slave", deadline, "the failover")
+        return replica.port or 0
+
+    def kill(self, port: int) -> None:
+        """SIGKILL the node on ``port``, as a crash would (:meth:`restart` brings it back)."""
+        self._node(port).kill()
+
+    def restart(self, port: int) -> None:
+        """Start a killed node again; it rejoins with its ``nodes.conf``."""
+        self._node(port).start()
+
+    def wait_healthy(self, timeout: float = START_TIMEOUT) -> None:
+        """Wait until every node is up, reports ``cluster_state:ok`` and replicas are linked."""
+        self._wait(self._healthy, time.monotonic() + timeout, "cluster_state:ok")
+
+    def _node(self, port: int) -> _ClusterNode:
+        for node in self._nodes:
+            if node.port == port:
+                return node
+        raise EmbeddedServerError(f"no node of this cluster on port {port}")
+
     def _form(self) -> None:
         masters, first = self._nodes[: self._masters], self._nodes[0]
         for epoch, node in enumerate(self._nodes, start=1):
@@ -132,7 +189,7 @@ class EmbeddedCluster:
 
     def _wait(self, check: Callable[[], bool], deadline: float, what: str) -> None:
         if not _poll(check, deadline, interval=0.05):
-            states = [f"{n.port}: {n.cluster_info().get('cluster_state')}" for n in self._nodes]
+            states = [f"{port}: {role}" for port, role in self.roles().items()]
             raise EmbeddedServerError(f"the cluster did not reach {what} in time: {states}")
 
     def _healthy(self) -> bool:
@@ -141,11 +198,17 @@ class EmbeddedCluster:
             "cluster_slots_ok": str(CLUSTER_SLOTS),
             "cluster_known_nodes": str(len(self._nodes)),
         }
-        for node in self._nodes:
-            info = node.cluster_info()
-            if any(info.get(key) != value for key, value in expected.items()):
-                return False
-        return all(_replica_linked(node) for node in self._nodes[self._masters :])
+        try:
+            for node in self._nodes:
+                info = node.cluster_info()
+                if any(info.get(key) != value for key, value in expected.items()):
+                    return False
+            roles = [node.command("ROLE") for node in self._nodes]
+        except (redis.RedisError, OSError):
+            return False
+        replicas = [role for role in roles if role[0] == "slave"]
+        linked = all(role[3] == "connected" for role in replicas)
+        return linked and len(replicas) == len(self._nodes) - self._masters
 
 
 def _replicate(replica: _ClusterNode, master_id: str) -> bool:
@@ -154,8 +217,3 @@ def _replicate(replica: _ClusterNode, master_id: str) -> bool:
         replica.command("CLUSTER", "REPLICATE", master_id)
         return True
     return False
-
-
-def _replica_linked(replica: _ClusterNode) -> bool:
-    role: list[Any] = replica.command("ROLE")
-    return bool(role and role[0] == "slave" and role[3] == "connected")
