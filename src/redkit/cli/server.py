@@ -12,7 +12,7 @@ from types import FrameType
 import click
 
 from redkit.cli._common import friendly_errors
-from redkit.embedded import EmbeddedServer
+from redkit.embedded import EmbeddedSentinel, EmbeddedServer
 
 _WATCH_INTERVAL = 0.5
 
@@ -57,6 +57,41 @@ def _banner(server: EmbeddedServer, data: list[str]) -> str:
     )
 
 
+def _sentinel_banner(topology: EmbeddedSentinel) -> str:
+    host, port = topology.primary_address()
+    replicas = ", ".join(str(n.port) for n in topology.data_nodes if n.port != port)
+    sentinels = ", ".join(str(node.port) for node in topology.sentinels)
+    return "\n".join(
+        [
+            f"redkit: embedded Sentinel topology running at {topology.url}",
+            f"  primary {host}:{port}, replica {replicas}, sentinels {sentinels}"
+            " (data in memory only)",
+            "Use it from your app or another shell:",
+            "",
+            f"    export REDIS_URL={topology.url}",
+            "",
+            "Force a failover with: redis-cli -p "
+            f"{topology.sentinels[0].port} SENTINEL FAILOVER {topology.service_name}",
+            "Press Ctrl-C to stop.",
+        ]
+    )
+
+
+def _run_sentinel() -> None:
+    stop = threading.Event()
+    topology = EmbeddedSentinel()
+    with _stop_on_signals(stop), friendly_errors():
+        try:
+            topology.start()
+            click.echo(_sentinel_banner(topology))
+            while not stop.wait(_WATCH_INTERVAL):
+                if not all(node.running for node in topology.sentinels):
+                    raise click.ClickException("a sentinel exited unexpectedly")
+        finally:
+            topology.stop()
+    click.echo("redkit: embedded Sentinel topology stopped.")
+
+
 @click.command("server")
 @click.option("--port", type=click.IntRange(1, 65535), help="TCP port (default: a free one).")
 @click.option("--unix-socket", is_flag=True, help="Listen on a unix socket instead of TCP.")
@@ -66,10 +101,22 @@ def _banner(server: EmbeddedServer, data: list[str]) -> str:
     type=click.Path(file_okay=False, path_type=Path),
     help="Where --persistence keeps its files (default: ./.redkit-data).",
 )
-def command(port: int | None, unix_socket: bool, persistence: bool, data_dir: Path | None) -> None:
+@click.option(
+    "--sentinel",
+    is_flag=True,
+    help="A primary, a replica and three sentinels, to try failover by hand.",
+)
+def command(
+    port: int | None, unix_socket: bool, persistence: bool, data_dir: Path | None, sentinel: bool
+) -> None:
     """Run the embedded Valkey in the foreground until Ctrl-C."""
     if port is not None and unix_socket:
         raise click.UsageError("--port and --unix-socket exclude each other")
+    if sentinel:
+        if port is not None or unix_socket or persistence or data_dir is not None:
+            raise click.UsageError("--sentinel takes no other option")
+        _run_sentinel()
+        return
     data = _data_args(persistence, data_dir)
     stop = threading.Event()
     server = EmbeddedServer(

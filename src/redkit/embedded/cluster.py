@@ -18,6 +18,7 @@ from redkit.errors import EmbeddedServerError
 
 CLUSTER_SLOTS = 16384
 
+
 class _ClusterNode(EmbeddedServer):
     """A server with ``cluster-enabled yes`` and a bus port of its own."""
 
