@@ -1,7 +1,9 @@
 """Test servers and fixtures.
 
 Once per session: an embedded standalone Valkey and an embedded 3-master Valkey cluster,
-and, when ``REDKIT_TEST_REDIS_URL`` is set, that external server as a third target.
+and, when ``REDKIT_TEST_REDIS_URL`` is set, that external server as a third target. A
+focused subset of tests also runs on an embedded Sentinel topology (a primary, a replica
+and three sentinels): those marked ``@ON_SENTINEL_TOO``.
 Capability tests take ``rk`` (sync) or ``ark`` (async), parametrized over the targets;
 each test gets its own key prefix, and on the external server its keys are deleted after
 the test (never a FLUSH: other users' data lives there).
@@ -16,10 +18,12 @@ from collections.abc import AsyncIterator, Callable, Iterator
 import pytest
 
 from redkit import AsyncRedkit, Redkit
-from redkit.embedded import EmbeddedCluster, EmbeddedServer
+from redkit.embedded import EmbeddedCluster, EmbeddedSentinel, EmbeddedServer
 
 EXTERNAL_URL = os.environ.get("REDKIT_TEST_REDIS_URL") or None
 TARGETS = ["standalone", "cluster"] + (["external"] if EXTERNAL_URL else [])
+#: Runs a test on every target and on the Sentinel topology (a few tests per capability).
+ON_SENTINEL_TOO = pytest.mark.parametrize("target_url", [*TARGETS, "sentinel"], indirect=True)
 
 
 @pytest.fixture(scope="session")
@@ -34,9 +38,15 @@ def cluster_server() -> Iterator[EmbeddedCluster]:
         yield cluster
 
 
+@pytest.fixture(scope="session")
+def sentinel_server() -> Iterator[EmbeddedSentinel]:
+    with EmbeddedSentinel(replicas=1) as topology:
+        yield topology
+
+
 @pytest.fixture(params=TARGETS)
 def target_url(request: pytest.FixtureRequest) -> str:
-    """The URL of one test target: standalone, cluster, or the external server."""
+    """The URL of one test target: standalone, cluster, sentinel or the external server."""
     if request.param == "external":
         assert EXTERNAL_URL is not None
         return EXTERNAL_URL

@@ -172,7 +172,7 @@ def sync_client(settings: Settings, target: Target | None = None) -> Any:
         except _CONNECT_ERRORS as exc:
             raise wrap_error(exc, target.describe()) from exc
     if target.mode == "sentinel":
-        sentinel = redis.sentinel.Sentinel(
+        sentinel = _Sentinel(
             list(target.hosts), sentinel_kwargs=_sentinel_kwargs(settings, retry), **kwargs
         )
         return sentinel.master_for(
@@ -197,7 +197,7 @@ def async_client(settings: Settings, target: Target | None = None) -> Any:
             kwargs["max_connections"] = settings.max_connections
         return redis.asyncio.cluster.RedisCluster(startup_nodes=nodes, retry=retry, **kwargs)
     if target.mode == "sentinel":
-        sentinel = redis.asyncio.sentinel.Sentinel(
+        sentinel = _AsyncSentinel(
             list(target.hosts), sentinel_kwargs=_sentinel_kwargs(settings, retry), **kwargs
         )
         return sentinel.master_for(
@@ -208,6 +208,35 @@ def async_client(settings: Settings, target: Target | None = None) -> Any:
         )
     pool = _blocking_pool(WaitingPool, redis.asyncio.connection, settings, target, retry)
     return redis.asyncio.Redis.from_pool(pool)  # owns the pool: aclose() disconnects it
+
+
+class _Epochs:
+    """Trust no sentinel that still names an older primary than one already seen.
+
+    Right after a failover, the sentinel that ran it names the new primary while the
+    others name the old one for a second or two; redis-py takes the first sentinel's
+    answer, so a client could switch to the new primary and back. A primary's state
+    carries its configuration epoch, which only grows: an answer with a smaller epoch
+    than the largest seen is stale, and the next sentinel is asked.
+    """
+
+    def check_master_state(self, state: Any, service_name: str) -> bool:
+        epochs: dict[str, int] = self.__dict__.setdefault("_redkit_epochs", {})
+        epoch = int(state.get("config-epoch") or 0)
+        if epoch < epochs.get(service_name, 0):
+            return False
+        if not super().check_master_state(state, service_name):  # type: ignore[misc]
+            return False
+        epochs[service_name] = epoch
+        return True
+
+
+class _Sentinel(_Epochs, redis.sentinel.Sentinel):
+    pass
+
+
+class _AsyncSentinel(_Epochs, redis.asyncio.sentinel.Sentinel):
+    pass
 
 
 #: Seconds between two questions to the sentinels about where the primary is.
@@ -238,9 +267,20 @@ class _SentinelPool(redis.sentinel.SentinelConnectionPool):
                 log.debug("redkit: could not ask the sentinels for the primary (%s)", exc)
         return super().get_connection(*args, **kwargs)
 
+    def disconnect(self, inuse_connections: bool = True) -> None:
+        super().disconnect(inuse_connections)
+        if inuse_connections:  # closing the client: the sentinels' connections go too
+            for sentinel in self.sentinel_manager.sentinels:
+                sentinel.connection_pool.disconnect()
+
 
 class _AsyncSentinelPool(redis.asyncio.sentinel.SentinelConnectionPool):
-    """The asyncio twin of :class:`_SentinelPool`."""
+    """The asyncio twin of :class:`_SentinelPool`.
+
+    redis-py's asyncio pool takes back a connection to the old primary as it is (the sync
+    pool drops it), so it would serve the next call from there: released connections to
+    an address that is no longer the primary's are closed here.
+    """
 
     _checked = 0.0
 
@@ -253,6 +293,18 @@ class _AsyncSentinelPool(redis.asyncio.sentinel.SentinelConnectionPool):
             except _CONNECT_ERRORS as exc:
                 log.debug("redkit: could not ask the sentinels for the primary (%s)", exc)
         return await super().get_connection(*args, **kwargs)
+
+    async def release(self, connection: Any) -> None:
+        primary = self.master_address
+        if primary is not None and (connection.host, connection.port) != primary:
+            await connection.disconnect()
+        await super().release(connection)
+
+    async def disconnect(self, inuse_connections: bool = True) -> None:
+        await super().disconnect(inuse_connections)
+        if inuse_connections:  # closing the client: the sentinels' connections go too
+            for sentinel in self.sentinel_manager.sentinels:
+                await sentinel.connection_pool.disconnect()
 
 
 def is_cluster(client: Any) -> bool:
