@@ -10,6 +10,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from tests.conftest import ON_SENTINEL_TOO
 
 from redkit import AsyncRedkit, Redkit
 from redkit.embedded import EmbeddedServer
@@ -33,6 +34,7 @@ def _critical_section(rk: Redkit, name: str, inside: list[int], log: list[int]) 
         inside.pop()
 
 
+@ON_SENTINEL_TOO
 def test_threads_never_hold_together_and_fences_increase(rk: Redkit) -> None:
     inside: list[int] = []
     fences: list[int] = []
@@ -96,6 +98,7 @@ def test_timeout_raises_not_acquired(rk: Redkit) -> None:
     holder.release()
 
 
+@ON_SENTINEL_TOO
 def test_waiter_wakes_on_release_not_on_ttl(rk: Redkit) -> None:
     holder = rk.lock("wake", ttl=30)
     holder.acquire()
@@ -173,6 +176,7 @@ def test_hostile_names_stay_in_their_namespace(rk: Redkit) -> None:
         lock.release()
 
 
+@ON_SENTINEL_TOO
 async def test_async_lock_exclusion_and_fences(ark: AsyncRedkit) -> None:
     inside = 0
     fences: list[int] = []

@@ -9,6 +9,7 @@ never a hang.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import logging
 import ssl
@@ -180,6 +181,8 @@ def sync_client(settings: Settings, target: Target | None = None) -> Any:
             db=target.db,
             retry=retry,
             connection_pool_class=_SentinelPool,
+            max_connections=settings.max_connections,
+            timeout=settings.socket_timeout,
         )
     pool = _blocking_pool(redis.BlockingConnectionPool, redis.connection, settings, target, retry)
     return redis.Redis.from_pool(pool)  # owns the pool: close() disconnects it
@@ -205,6 +208,8 @@ def async_client(settings: Settings, target: Target | None = None) -> Any:
             db=target.db,
             retry=retry,
             connection_pool_class=_AsyncSentinelPool,
+            max_connections=settings.max_connections,
+            timeout=settings.socket_timeout,
         )
     pool = _blocking_pool(WaitingPool, redis.asyncio.connection, settings, target, retry)
     return redis.asyncio.Redis.from_pool(pool)  # owns the pool: aclose() disconnects it
@@ -243,7 +248,7 @@ class _AsyncSentinel(_Epochs, redis.asyncio.sentinel.Sentinel):
 SENTINEL_CHECK = 1.0
 
 
-class _SentinelPool(redis.sentinel.SentinelConnectionPool):
+class _SentinelPool(redis.sentinel.SentinelConnectionPool, redis.BlockingConnectionPool):
     """redis-py's Sentinel pool, asking the sentinels for the primary about once a second.
 
     redis-py asks only when it opens a connection, and a pooled connection leaves a
@@ -253,6 +258,9 @@ class _SentinelPool(redis.sentinel.SentinelConnectionPool):
     :data:`SENTINEL_CHECK`, drops the idle connections to the old primary, and the busy
     ones when they come back, within about a second of the switch. A sentinel that
     cannot be asked changes nothing: the call goes on with the connections it has.
+
+    Like redkit's other pools, it makes callers wait for a free connection (up to the
+    socket timeout) instead of failing at ``max_connections``.
     """
 
     _checked = 0.0
@@ -274,15 +282,24 @@ class _SentinelPool(redis.sentinel.SentinelConnectionPool):
                 sentinel.connection_pool.disconnect()
 
 
-class _AsyncSentinelPool(redis.asyncio.sentinel.SentinelConnectionPool):
+class _AsyncSentinelPool(WaitingPool, redis.asyncio.sentinel.SentinelConnectionPool):
     """The asyncio twin of :class:`_SentinelPool`.
 
     redis-py's asyncio pool takes back a connection to the old primary as it is (the sync
     pool drops it), so it would serve the next call from there: released connections to
-    an address that is no longer the primary's are closed here.
+    an address that is no longer the primary's are closed here. Callers wait for a free
+    connection as with :class:`~redkit.pool.WaitingPool`.
     """
 
     _checked = 0.0
+
+    def __init__(self, service_name: str, sentinel_manager: Any, **kwargs: Any) -> None:
+        timeout = kwargs.pop("timeout", None)
+        redis.asyncio.sentinel.SentinelConnectionPool.__init__(
+            self, service_name, sentinel_manager, **kwargs
+        )
+        self.timeout = timeout
+        self._waiters = collections.deque()
 
     async def get_connection(self, *args: Any, **kwargs: Any) -> Any:
         now = time.monotonic()

@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from tests.conftest import ON_SENTINEL_TOO
 
 from redkit import AsyncRedkit, Redkit
 from redkit.cache import AsyncCache, Cache
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
     from tests.cache.conftest import Either  # a fixture's value, for annotations
 
 
+@ON_SENTINEL_TOO
 async def test_set_get_delete_and_default(make_cache: Callable[..., Either]) -> None:
     cache = make_cache("basic")
     await cache.set("a", {"x": [1, 2]})
@@ -114,6 +116,7 @@ def test_concurrent_adds_over_an_invalid_entry_store_once(rk: Redkit) -> None:
         assert cache.get("k") == values[results.index(True)]
 
 
+@ON_SENTINEL_TOO
 async def test_tag_invalidation_is_precise(make_cache: Callable[..., Either]) -> None:
     cache = make_cache("tags")
     other_ns = make_cache("tags-other")

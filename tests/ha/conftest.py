@@ -17,11 +17,11 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+from tests.ha.traffic import Lost, Outcome, Traffic
 
 from redkit import AsyncRedkit, Redkit
 from redkit.embedded import EmbeddedCluster, EmbeddedSentinel
 from redkit.queue import Worker
-from tests.ha.traffic import Lost, Outcome, Traffic
 
 RESULTS: list[tuple[str, list[Outcome]]] = []
 

@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 import redis
+from tests.ha.conftest import Capabilities, report
+from tests.ha.traffic import Outcome, Traffic
 
 from redkit.connection import SENTINEL_CHECK
 from redkit.embedded import EmbeddedCluster, EmbeddedSentinel
-from tests.ha.conftest import Capabilities, report
-from tests.ha.traffic import Outcome, Traffic
 
 # Bounds on how long after the disruption calls may fail (loose: the machine is shared).
 # Sentinel, forced: the switch itself is ~1 s, and clients re-ask the sentinels every 1 s.
@@ -99,7 +99,8 @@ def run_through(
 def check_fences(capabilities: Capabilities) -> None:
     """Fencing tokens kept growing across the failover (they follow the server clock)."""
     tokens = [token for _, token in capabilities.fences]
-    assert tokens == sorted(tokens) and len(set(tokens)) == len(tokens)
+    assert tokens == sorted(tokens)
+    assert len(set(tokens)) == len(tokens)
 
 
 # -- Sentinel -------------------------------------------------------------------------------
@@ -118,8 +119,8 @@ def clients_on(node_port: int) -> list[str]:
 
 def sentinel_pools_point_at(capabilities: Capabilities, port: int) -> bool:
     for client in capabilities.rk.clients():
-        pool = client.connection_pool
-        conns = [*pool._available_connections, *pool._in_use_connections]
+        pool = client.connection_pool  # a BlockingConnectionPool keeps every connection here
+        conns = list(pool._connections)
         if any(c.port != port for c in conns if c._sock is not None):
             return False
     return True
@@ -213,4 +214,3 @@ def test_cluster_primary_killed(
     )
     check_fences(capabilities)
     report("Cluster: primary killed", outcomes, record_property)
-

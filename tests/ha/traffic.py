@@ -20,7 +20,7 @@ from redkit.errors import RedkitError
 LOST = "lost"
 
 
-class Lost(Exception):  # noqa: N818 - a finding of the test, not a library error
+class Lost(Exception):
     """Raised by a stream's operation when it read back less than it wrote."""
 
 

@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+from tests.conftest import ON_SENTINEL_TOO
 
 from redkit import AsyncRedkit, Redkit
 from redkit.errors import (
@@ -30,6 +31,7 @@ KEYS = 4
 DUPLICATES = 50
 
 
+@ON_SENTINEL_TOO
 def test_threads_run_each_key_exactly_once(rk: Redkit) -> None:
     idem = rk.idempotency("pay", lease=5, wait_timeout=30)
     effects: Counter[str] = Counter()
@@ -58,6 +60,7 @@ def test_threads_run_each_key_exactly_once(rk: Redkit) -> None:
     assert all(len(nonces) == 1 for nonces in by_order.values()), "answers differ"
 
 
+@ON_SENTINEL_TOO
 async def test_tasks_run_each_key_exactly_once(ark: AsyncRedkit) -> None:
     idem = ark.idempotency("pay", lease=5, wait_timeout=30)
     effects: Counter[str] = Counter()

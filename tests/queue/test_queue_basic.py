@@ -8,6 +8,7 @@ import threading
 import time
 
 import pytest
+from tests.conftest import ON_SENTINEL_TOO
 
 from redkit import AsyncRedkit, Redkit
 from redkit.errors import ConfigError, SerializationError
@@ -47,6 +48,7 @@ def test_enqueue_checks_arguments_and_payload(rk: Redkit) -> None:
     assert q.counts()["waiting"] == 0
 
 
+@ON_SENTINEL_TOO
 def test_job_ids_deduplicate(rk: Redkit) -> None:
     q = rk.queue("dedup")
 

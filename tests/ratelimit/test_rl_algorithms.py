@@ -10,6 +10,7 @@ import threading
 import time
 
 import pytest
+from tests.conftest import ON_SENTINEL_TOO
 
 from redkit import AsyncRedkit, Redkit
 from redkit.errors import ConfigError, RateLimitExceededError
@@ -68,6 +69,7 @@ def test_processes_and_threads_admit_exactly_the_limit(
 
 
 @pytest.mark.parametrize("algorithm", ALL)
+@ON_SENTINEL_TOO
 async def test_async_tasks_admit_exactly_the_limit(ark: AsyncRedkit, algorithm: str) -> None:
     # a roomy deadline: 80 connections opened at once on a busy machine must not time out
     limiter = ark.rate_limiter(POLICY, algorithm=algorithm, deadline=10)
@@ -79,6 +81,7 @@ async def test_async_tasks_admit_exactly_the_limit(ark: AsyncRedkit, algorithm: 
 
 
 @pytest.mark.parametrize("algorithm", ALL)
+@ON_SENTINEL_TOO
 def test_multi_limit_is_all_or_nothing(rk: Redkit, algorithm: str) -> None:
     limiter = rk.rate_limiter("5/hour; 8/day", algorithm=algorithm)
     first = limiter.hit("u", cost=4)

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from tests.conftest import ON_SENTINEL_TOO
 
 from redkit import AsyncRedkit, Redkit, ops
 from redkit.errors import ConfigError
@@ -36,6 +37,7 @@ def _saved(store: SessionStore, user: str | None = None, **data: Any) -> Session
     return session
 
 
+@ON_SENTINEL_TOO
 def test_login_changes_the_id_and_kills_the_old_one(rk: Redkit) -> None:
     store = rk.sessions()
     session = _saved(store, cart=[1, 2])
@@ -163,6 +165,7 @@ def test_a_fresh_session_without_data_is_not_stored(rk: Redkit) -> None:
     assert session.id is None
 
 
+@ON_SENTINEL_TOO
 def test_two_concurrent_requests_writing_different_keys_both_persist(rk: Redkit) -> None:
     store = rk.sessions()
     session_id = _saved(store, items=[]).id

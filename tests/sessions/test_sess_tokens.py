@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from tests.conftest import ON_SENTINEL_TOO
 
 from redkit import AsyncRedkit, Redkit, ops
 from redkit.errors import ConfigError
@@ -20,6 +21,7 @@ def _claims(user: str = "alice", *, jti: str | None = None, iat: float | None = 
     return {"sub": user, "jti": jti or TokenRevoker.new_id(), "iat": iat or now, "exp": now + 60}
 
 
+@ON_SENTINEL_TOO
 def test_revoked_token_is_rejected_until_expiry_and_the_entry_goes_with_it(rk: Redkit) -> None:
     tokens = rk.tokens()
     claims = _claims()
