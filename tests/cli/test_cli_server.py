@@ -18,6 +18,7 @@ from click.testing import CliRunner
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from redkit import Redkit
 from redkit.cli import build
 
 START_DEADLINE = 20.0
@@ -165,3 +166,30 @@ def test_bad_options_are_usage_errors(args: list[str]) -> None:
     result = CliRunner().invoke(build(), ["server", *args])
     assert result.exit_code == 2
     assert "Error:" in result.stderr
+
+
+def test_sentinel_topology_serves_and_fails_over(spawn: list[ServerProcess]) -> None:
+    server = ServerProcess("--sentinel")
+    spawn.append(server)
+    url = server.url()
+    assert url.startswith("redis+sentinel://127.0.0.1:")
+    assert url.endswith("/mymaster")
+    with Redkit(url, prefix="cli-sentinel") as rk:
+        assert rk.client.set("k", "v")
+        primary = rk.client.connection_pool.get_master_address()
+        first_sentinel = int(url.split("//", 1)[1].split(",", 1)[0].split(":")[1])
+        with redis.Redis(port=first_sentinel, socket_timeout=5) as sentinel:
+            assert sentinel.execute_command("SENTINEL", "FAILOVER", "mymaster")
+        deadline = time.monotonic() + 30
+        while rk.client.connection_pool.get_master_address() == primary:
+            assert time.monotonic() < deadline, "the sentinels did not switch"
+            time.sleep(0.05)
+        assert rk.client.get("k") == b"v"  # the replica had it, now the primary serves it
+    assert server.finish(signal.SIGTERM) == 0
+    assert not answers(f"redis://{primary[0]}:{primary[1]}")
+
+
+def test_sentinel_takes_no_other_option() -> None:
+    result = CliRunner().invoke(build(), ["server", "--sentinel", "--port", "7000"])
+    assert result.exit_code == 2
+    assert "--sentinel takes no other option" in result.output
