@@ -11,7 +11,9 @@ import hashlib
 import os
 import re
 import secrets
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -211,3 +213,24 @@ def test_every_script_has_its_header(name: str) -> None:
     if loaded.numkeys is not None:
         assert used <= set(range(1, loaded.numkeys + 1)), f"{name}: uses more keys than its name"
     assert "ARGV" in header or "ARGV" not in source.replace(header, ""), f"{name}: list ARGV"
+
+
+def test_the_waits_client_is_made_once_by_threads_arriving_together() -> None:
+    made: list[object] = []
+    arrived = threading.Barrier(16)
+
+    def make() -> object:
+        time.sleep(0.05)  # a slow constructor (a Sentinel client asks the sentinels)
+        made.append(object())
+        return made[-1]
+
+    blocker = ops.Blocker(make, 1.0)
+
+    def first_use() -> object:
+        arrived.wait()
+        return blocker.client
+
+    with ThreadPoolExecutor(16) as pool:
+        clients = list(pool.map(lambda _: first_use(), range(16)))
+    assert len(made) == 1  # a second one would never be closed
+    assert all(client is made[0] for client in clients)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import threading
 import time
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
@@ -163,18 +164,21 @@ class Blocker:
     within the dedicated client's socket timeout.
     """
 
-    __slots__ = ("_client", "_make", "_ready", "max_block")
+    __slots__ = ("_client", "_lock", "_make", "_ready", "max_block")
 
     def __init__(self, make: Callable[[], Any], max_block: float) -> None:
         self._make = make
         self._client: Any = None
+        self._lock = threading.Lock()
         self._ready: asyncio.Task[Any] | None = None
         self.max_block = max(MIN_BLOCK, max_block)
 
     @property
     def client(self) -> Any:
         if self._client is None:
-            self._client = self._make()
+            with self._lock:  # threads waiting at once must not each make (and leak) one
+                if self._client is None:
+                    self._client = self._make()
         return self._client
 
     async def aclient(self) -> Any:
