@@ -21,6 +21,9 @@ from redkit.errors import (
     LockNotAcquiredError,
     LockNotOwnedError,
 )
+from redkit.errors import (
+    ConnectionError as RedkitConnectionError,
+)
 
 CONTENDERS = 20
 
@@ -348,3 +351,29 @@ def test_a_retried_release_finds_it_was_released_by_this_owner(rk: Redkit) -> No
     assert rk.run(ops.evaluate(release, keys, (token, 5000))) == 1
     assert rk.run(ops.evaluate(release, keys, (token, 5000))) == 1  # the retry
     assert rk.run(ops.evaluate(release, keys, ("someone-else", 5000))) == 0
+
+
+def test_a_release_that_cannot_reach_redis_leaves_the_lock_acquirable_again() -> None:
+    with EmbeddedServer() as server, Redkit(server.url, prefix="gone") as rk:
+        lock = rk.lock("blip", ttl=5)
+        assert lock.acquire()
+        server.kill()
+        with pytest.raises(RedkitConnectionError):
+            lock.release()
+        assert not lock.held
+        server.start()  # empty: the lock went with the process
+        assert lock.acquire()  # the same object, no "already held by this object"
+        lock.release()
+
+
+async def test_async_release_that_cannot_reach_redis_leaves_the_lock_acquirable_again() -> None:
+    with EmbeddedServer() as server:
+        async with AsyncRedkit(server.url, prefix="gone") as ark:
+            lock = ark.lock("blip", ttl=5)
+            assert await lock.acquire()
+            server.kill()
+            with pytest.raises(RedkitConnectionError):
+                await lock.release()
+            server.start()
+            assert await lock.acquire()
+            await lock.release()

@@ -148,9 +148,11 @@ class _LockCore:
     def _release_flow(self) -> ops.Flow[bool]:
         token = self._require_token("release")
         owner, _, wake = self._keys
-        reply = yield ops.Eval(_RELEASE, (owner, wake, self._released), (token, _SIGNAL_TTL_MS))
+        try:
+            reply = yield ops.Eval(_RELEASE, (owner, wake, self._released), (token, _SIGNAL_TTL_MS))
+        finally:  # released, or (Redis unreachable) left to its ttl: acquirable again
+            self._token = None
         released = check("lock_release", reply)
-        self._token = None
         if not released:
             self.lost = True
         return bool(released)
@@ -219,7 +221,11 @@ class Lock(_LockCore):
         return acquired
 
     def release(self) -> None:
-        """Release the lock; raises LockLostError if it had expired or been taken over."""
+        """Release the lock; raises LockLostError if it had expired or been taken over.
+
+        If Redis cannot be reached it raises ConnectionError; the lock then ends with its
+        ttl at the latest, and this object can acquire it again.
+        """
         self._stop_renewal()
         if not self._rk.run(self._release_flow()):
             raise self._lost_error()
@@ -293,7 +299,11 @@ class AsyncLock(_LockCore):
         return acquired
 
     async def release(self) -> None:
-        """Release the lock; raises LockLostError if it had expired or been taken over."""
+        """Release the lock; raises LockLostError if it had expired or been taken over.
+
+        If Redis cannot be reached it raises ConnectionError; the lock then ends with its
+        ttl at the latest, and this object can acquire it again.
+        """
         await self._stop_renewal()
         if not await self._rk.run(self._release_flow()):
             raise self._lost_error()
