@@ -257,7 +257,8 @@ class _SentinelPool(redis.sentinel.SentinelConnectionPool, redis.BlockingConnect
     the sentinels reconfigure it, ~8 s later. Asking on checkout, at most once per
     :data:`SENTINEL_CHECK`, drops the idle connections to the old primary, and the busy
     ones when they come back, within about a second of the switch. A sentinel that
-    cannot be asked changes nothing: the call goes on with the connections it has.
+    cannot be asked changes nothing: the call goes on with the connections it has (the
+    one call that asks waits for the unreachable sentinels' connect timeouts first).
 
     Like redkit's other pools, it makes callers wait for a free connection (up to the
     socket timeout) instead of failing at ``max_connections``.
