@@ -25,6 +25,7 @@ The family::
     │   ├── IdempotencyConflictError another call with the same key is still running
     │   ├── IdempotencyMismatchError the key was used before with other arguments
     │   └── IdempotentCallFailedError the first call with the key failed, and that was kept
+    ├── SubscriptionOverflowError    an events subscription's buffer overflowed (policy "disconnect")
     └── MissingDependencyError       an optional extra is not installed (also ImportError)
 
 redis-py's exceptions never escape a redkit call: the drivers wrap them at the boundary
@@ -168,6 +169,14 @@ class MissingDependencyError(RedkitError, ImportError):
         self.extra = extra
 
 
+class SubscriptionOverflowError(RedkitError):
+    """An events subscription with ``overflow="disconnect"`` fell too far behind.
+
+    Its local buffer was full; the subscription is closed, and what it had buffered was
+    delivered before this error.
+    """
+
+
 __all__ = [
     "ConfigError",
     "ConnectionError",
@@ -190,5 +199,7 @@ __all__ = [
     "RedkitError",
     "ScriptError",
     "SerializationError",
+    "SubscriptionOverflowError",
     "TamperedDataError",
 ]
+

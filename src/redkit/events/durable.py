@@ -1,0 +1,162 @@
+"""Durable consumers: :class:`Consumer` (sync) and :class:`AsyncConsumer`.
+
+A consumer reads a durable topic's stream as one member of a consumer group: every
+message is delivered to one consumer of each group and stays pending until that
+consumer acknowledges it. ``ack()`` only queues the id; the queued acks go out in one
+``XACK`` pipelined with the next read (or with :meth:`Consumer.flush`), so a busy
+consumer spends one round trip per batch. Messages a consumer left unacknowledged for
+``claim_idle`` seconds (it died, or its handler keeps failing) are taken over by the next
+consumer that reads; one delivered more than ``dead_after`` times goes to the topic's
+dead-letter stream instead. A payload that does not decode or validate against the
+topic's model goes there at once, with the reason. Reads wait on a dedicated connection.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator, Iterator
+from typing import TYPE_CHECKING
+
+from redkit import ops
+from redkit.errors import ConfigError
+from redkit.events import ops as eops
+from redkit.events.messages import Codec, InvalidMessageError, Message
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from redkit.client import AsyncRedkitCore, CoreBase, RedkitCore
+
+
+class _ConsumerBase:
+    def __init__(
+        self,
+        rk: CoreBase,
+        keys: eops.TopicKeys,
+        codec: Codec,
+        group: str,
+        name: str | None,
+        count: int,
+        claim_idle: float,
+        dead_after: int,
+        start: str,
+    ) -> None:
+        if not isinstance(group, str) or not group:
+            raise ConfigError(f"a group name must be a non-empty str, got {group!r}")
+        if not (isinstance(count, int) and count >= 1):
+            raise ConfigError(f"count must be an int >= 1, got {count!r}")
+        if not claim_idle > 0:
+            raise ConfigError(f"claim_idle must be a positive number of seconds, got {claim_idle!r}")
+        if not (isinstance(dead_after, int) and dead_after >= 1):
+            raise ConfigError(f"dead_after must be an int >= 1, got {dead_after!r}")
+        self.rk, self.topic, self._codec = rk, keys.name, codec
+        self.name = name or secrets.token_hex(6)
+        self.group = eops.Group(
+            keys, group, self.name, count, int(claim_idle * 1000), dead_after, start
+        )
+        self.cursor = eops.Cursor()
+
+    @property
+    def acked(self) -> int:
+        """How many messages this consumer's acks removed from the group's pending list."""
+        return self.cursor.acked
+
+    def ack(self, *messages: Message | str) -> None:
+        """Queue acknowledgements (messages or ids); sent with the next read or flush."""
+        for message in messages:
+            self.cursor.acks.append(message if isinstance(message, str) else message.id)
+
+    def _ack_one(self, message: Message) -> None:
+        self.cursor.acks.append(message.id)
+
+    def _read(self, timeout: float) -> ops.Flow[list[Message]]:
+        found = yield from eops.read(self.group, self.cursor, timeout)
+        messages, invalid = [], []
+        for entry in found:
+            try:
+                data = self._codec.decode(entry.payload or b"")
+            except InvalidMessageError as exc:
+                invalid.append((entry.id, entry.payload or b"", str(exc)))
+                continue
+            messages.append(
+                Message(self.topic, data, entry.id, None, entry.deliveries, self._ack_one)
+            )
+        yield from eops.dead_letter(self.group, invalid)
+        return messages
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.topic!r}, group={self.group.name!r}, name={self.name!r})"
+
+
+class Consumer(_ConsumerBase):
+    """One consumer of a group on a durable topic (sync); built by ``topic.consumer()``."""
+
+    rk: RedkitCore
+
+    def read(self, timeout: float = 1.0) -> list[Message]:
+        """The next batch (at most ``count`` messages), waiting up to ``timeout`` seconds
+        for new ones; sends the queued acks in the same round trip."""
+        return self.rk.run(self._read(timeout))
+
+    def flush(self) -> int:
+        """Send the queued acks now; how many were pending."""
+        return self.rk.run(eops.flush_acks(self.group, self.cursor))
+
+    def create(self) -> bool:
+        """Create the group now (reads create it too); False when it existed."""
+        return self.rk.run(eops.create_group(self.group))
+
+    def close(self) -> None:
+        """Send the queued acks."""
+        self.flush()
+
+    def __iter__(self) -> Iterator[Message]:
+        """Messages as they come, forever; acknowledge each (``message.ack()``)."""
+        while True:
+            yield from self.read(timeout=5.0)
+
+    def __enter__(self) -> Consumer:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:  # fmt: skip
+        self.close()
+
+
+class AsyncConsumer(_ConsumerBase):
+    """One consumer of a group on a durable topic (asyncio); see :class:`Consumer`."""
+
+    rk: AsyncRedkitCore
+
+    async def read(self, timeout: float = 1.0) -> list[Message]:
+        """The next batch; see :meth:`Consumer.read`."""
+        return await self.rk.run(self._read(timeout))
+
+    async def flush(self) -> int:
+        """Send the queued acks now; how many were pending."""
+        return await self.rk.run(eops.flush_acks(self.group, self.cursor))
+
+    async def create(self) -> bool:
+        """Create the group now (reads create it too); False when it existed."""
+        return await self.rk.run(eops.create_group(self.group))
+
+    async def aclose(self) -> None:
+        """Send the queued acks."""
+        await self.flush()
+
+    async def __aiter__(self) -> AsyncIterator[Message]:
+        while True:
+            for message in await self.read(timeout=5.0):
+                yield message
+
+    async def __aenter__(self) -> AsyncConsumer:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:  # fmt: skip
+        await self.aclose()
+

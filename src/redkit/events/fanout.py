@@ -1,0 +1,617 @@
+"""Fan-out subscriptions: :class:`Subscription` (sync) and :class:`AsyncSubscription`.
+
+A subscription reads on connections of its own (never the pool's): RESP3, so that the
+same connection can ask for the topics' sequence counters while subscribed. One loop on
+the runtime (a thread, for both flavours) connects, subscribes (``SSUBSCRIBE`` on the
+node owning each topic of a cluster), reads what arrives into a bounded buffer, pings
+every ``heartbeat`` seconds and, when the connection drops, reconnects with backoff and
+subscribes again. Right after each subscribe it reads each topic's counter on that
+connection: every message numbered up to that value has either arrived before the reply
+or was published while nobody listened, so a jump in the numbers becomes a :class:`Gap`
+item, in order, with the missed range. The buffer holds at most ``buffer`` items; when
+it is full the overflow policy drops the oldest or the newest (a gap, again, tells the
+reader) or ends the subscription with :class:`~redkit.errors.SubscriptionOverflowError`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import secrets
+import select
+import socket
+import threading
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Literal, cast
+
+import redis
+from redis.crc import key_slot
+
+from redkit import connection as rkconn
+from redkit import runtime
+from redkit.cache.near import endpoints
+from redkit.errors import ConfigError, SubscriptionOverflowError
+from redkit.events import ops as eops
+from redkit.events.messages import Codec, Gap, InvalidMessageError, Message
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from redkit.client import AsyncRedkitCore, CoreBase, RedkitCore
+    from redkit.runtime import LoopContext
+
+log = logging.getLogger("redkit.events")
+
+Overflow = Literal["drop_oldest", "drop_newest", "disconnect"]
+Item = Message | Gap
+# raw items in the buffer: ("m", topic, seq, payload) or ("p", topic, counter)
+Raw = tuple[Any, ...]
+_PUSH_MESSAGE = {b"message", b"smessage"}
+_CONFIRM = {b"subscribe", b"ssubscribe", b"psubscribe"}
+
+
+class _Buffer:
+    """A bounded, thread-safe buffer with an overflow policy and a wake-up hook."""
+
+    def __init__(self, size: int, policy: Overflow) -> None:
+        self.size, self.policy = size, policy
+        self.items: deque[Raw] = deque()
+        self.cond = threading.Condition(threading.Lock())
+        self.dropped = 0
+        self.overflowed = False  # since the last gap was reported
+        self.error: BaseException | None = None
+        self.closed = False
+        self.wake: Callable[[], None] | None = None
+
+    def put(self, batch: list[Raw]) -> None:
+        with self.cond:
+            if self.closed:
+                return
+            items = self.items
+            for raw in batch:
+                if len(items) < self.size or raw[0] == "p":
+                    items.append(raw)
+                elif self.policy == "drop_oldest":
+                    self._drop(items.popleft())
+                    items.append(raw)
+                elif self.policy == "drop_newest":
+                    self._drop(raw)
+                else:
+                    self.error = SubscriptionOverflowError(
+                        f"the subscription's buffer of {self.size} items was full "
+                        "(overflow='disconnect'); it is closed"
+                    )
+                    self.closed = True
+                    break
+            self.cond.notify()
+        if self.wake is not None:
+            self.wake()
+
+    def _drop(self, raw: Raw) -> None:
+        if raw[0] == "m":
+            self.dropped += 1
+            self.overflowed = True
+
+    def take(self, timeout: float | None) -> Raw | None:
+        """The oldest item, waiting up to ``timeout``; raises the buffer's error once empty."""
+        with self.cond:
+            if not self.items and timeout != 0:
+                self.cond.wait_for(lambda: self.items or self.closed, timeout)
+            if self.items:
+                return self.items.popleft()
+            if self.error is not None:
+                error, self.error = self.error, None
+                raise error
+            return None
+
+    def close(self) -> None:
+        with self.cond:
+            self.closed = True
+            self.cond.notify_all()
+        if self.wake is not None:
+            self.wake()
+
+
+class _Link:
+    """One RESP3 connection to one node, and the channels subscribed on it."""
+
+    __slots__ = ("conn", "named", "patterns", "ping_at", "next_ping")
+
+    def __init__(self, conn: Any, named: list[tuple[str, str]], patterns: list[str]) -> None:
+        self.conn, self.named, self.patterns = conn, named, patterns
+        self.ping_at: float | None = None
+        self.next_ping = 0.0
+
+
+class _Reader:
+    """The subscription's loop: connect, subscribe, probe the counters, read, ping."""
+
+    def __init__(
+        self,
+        rk: CoreBase,
+        topics: Sequence[str],
+        patterns: Sequence[str],
+        buffer: _Buffer,
+        heartbeat: float,
+    ) -> None:
+        self.rk, self.buffer, self.heartbeat = rk, buffer, heartbeat
+        self.sharded = rk.cluster
+        self.prefix = eops.channel_prefix(rk.keys)
+        self.channels = {eops.TopicKeys(rk.keys, t).channel: t for t in topics}
+        self.patterns = [eops.pattern_channel(rk.keys, p) for p in patterns]
+        if self.patterns and self.sharded:
+            raise ConfigError(
+                "pattern subscriptions need a standalone server: a cluster's sharded "
+                "pub/sub has no patterns; subscribe by topic name there"
+            )
+        self.seen: set[str] = set()  # topics a pattern brought: probed after a reconnect
+        self.client_name = f"redkit-events-{secrets.token_hex(4)}"
+        self.links: list[_Link] = []
+        self.ready = threading.Event()
+        self.reconnects = 0
+        self._connected_once = False
+        self._wake, self._waker = socket.socketpair()
+        self._wake.setblocking(False)
+
+    # --- the loop -------------------------------------------------------------------------
+
+    def step(self, ctx: LoopContext) -> None:
+        if self.buffer.closed:
+            self._disconnect()
+            ctx.wait(self.heartbeat)
+            return
+        try:
+            if not self.links:
+                self._connect()
+            self._poll(self.heartbeat / 4)
+        except BaseException:
+            self._disconnect()
+            raise
+
+    def interrupt(self) -> None:
+        with contextlib.suppress(OSError):
+            self._waker.send(b"!")
+
+    def close(self) -> None:
+        self._disconnect()
+        self._wake.close()
+        self._waker.close()
+
+    def _disconnect(self) -> None:
+        links, self.links = self.links, []
+        for link in links:
+            with contextlib.suppress(Exception):
+                link.conn.disconnect()
+
+    # --- connecting -----------------------------------------------------------------------
+
+    def _connect(self) -> None:
+        params = endpoints(self.rk.client, self.rk.settings)
+        plan = self._plan(params)
+        links: list[_Link] = []
+        try:
+            for node, named in plan:
+                conn = self._open(node)
+                links.append(_Link(conn, named, self.patterns if not self.sharded else []))
+            batch: list[Raw] = []
+            for link in links:
+                self._subscribe(link, batch)
+            self.buffer.put(batch)
+        except BaseException:
+            for link in links:
+                with contextlib.suppress(Exception):
+                    link.conn.disconnect()
+            raise
+        self.links = links
+        if self._connected_once:
+            self.reconnects += 1
+            log.info("events: subscription %s reconnected", self.client_name)
+        self._connected_once = True
+        self.ready.set()
+
+    def _plan(self, params: list[dict[str, Any]]) -> list[tuple[dict[str, Any], list[tuple[str, str]]]]:
+        """Which node serves which channels (every channel on the one node when standalone)."""
+        named = list(self.channels.items())
+        if not self.sharded:
+            return [(params[0], named)]
+        owners = self._slot_owners(params)
+        by_node: dict[tuple[str, int], list[tuple[str, str]]] = {}
+        for channel, topic in named:
+            by_node.setdefault(owners(key_slot(channel.encode())), []).append((channel, topic))
+        nodes = {(str(p["host"]), int(p["port"])): p for p in params}
+        return [(nodes.get(node) or {**params[0], "host": node[0], "port": node[1]}, chans)
+                for node, chans in by_node.items()]  # fmt: skip
+
+    def _slot_owners(self, params: list[dict[str, Any]]) -> Callable[[int], tuple[str, int]]:
+        conn = self._open(params[0], subscribe=False)
+        try:
+            conn.send_command("CLUSTER", "SLOTS")
+            ranges = conn.read_response()
+        finally:
+            conn.disconnect()
+        table = [
+            (int(r[0]), int(r[1]), (eops.text(r[2][0]) or str(params[0]["host"]), int(r[2][1])))
+            for r in ranges
+        ]
+
+        def owner(slot: int) -> tuple[str, int]:
+            for low, high, node in table:
+                if low <= slot <= high:
+                    return node
+            raise redis.ConnectionError(f"no cluster node serves slot {slot}")
+
+        return owner
+
+    def _open(self, params: dict[str, Any], subscribe: bool = True) -> Any:
+        params = dict(params)
+        cls = params.pop("connection_class")
+        params["socket_timeout"] = max(params.get("socket_timeout") or 0, self.heartbeat * 2)
+        conn = cls(protocol=3, client_name=self.client_name, **params)
+        conn.connect()
+        return conn
+
+    def _subscribe(self, link: _Link, batch: list[Raw]) -> None:
+        conn = link.conn
+        verb = "SSUBSCRIBE" if self.sharded else "SUBSCRIBE"
+        expected = 0
+        for channel, _ in link.named:  # one per command: sharded channels differ in slot
+            conn.send_command(verb, channel)
+            expected += 1
+        if link.patterns:
+            conn.send_command("PSUBSCRIBE", *link.patterns)
+            expected += len(link.patterns)
+        while expected:
+            reply = conn.read_response(push_request=True)
+            if isinstance(reply, list) and reply and reply[0] in _CONFIRM:
+                expected -= 1
+            else:
+                self._handle(reply, batch)
+        self._probe(link, batch)
+
+    def _probe(self, link: _Link, batch: list[Raw]) -> None:
+        """Read each topic's counter on the subscribed connection (see the module doc)."""
+        topics = [topic for _, topic in link.named] + sorted(self.seen)
+        if not topics:
+            return
+        commands = [("GET", eops.TopicKeys(self.rk.keys, t).seq) for t in topics]
+        link.conn.send_packed_command(link.conn.pack_commands(commands))
+        for topic in topics:
+            while True:
+                reply = link.conn.read_response(push_request=True)
+                if not isinstance(reply, list):
+                    break
+                self._handle(reply, batch)
+            batch.append(("p", topic, int(reply or 0)))
+
+    # --- reading --------------------------------------------------------------------------
+
+    def _poll(self, timeout: float) -> None:
+        now = time.monotonic()
+        for link in self.links:
+            if link.ping_at is not None and now - link.ping_at > self.heartbeat:
+                raise redis.TimeoutError("the subscription's heartbeat went unanswered")
+            if link.ping_at is None and now >= link.next_ping:
+                link.conn.send_command("PING")
+                link.ping_at = now
+        batch: list[Raw] = []
+        for link in self.links:
+            self._drain(link, batch)
+        if batch:
+            self.buffer.put(batch)
+            return
+        readable, _, _ = select.select(
+            [self._wake, *(link.conn._sock for link in self.links)], [], [], timeout
+        )
+        if self._wake in readable:
+            with contextlib.suppress(OSError):
+                self._wake.recv(64)
+
+    def _drain(self, link: _Link, batch: list[Raw]) -> None:
+        conn = link.conn
+        while conn.can_read(timeout=0):
+            reply = conn.read_response(push_request=True)
+            if not self._handle(reply, batch):  # the answer to our PING
+                link.ping_at, link.next_ping = None, time.monotonic() + self.heartbeat
+            if len(batch) >= 512:
+                break
+
+    def _handle(self, reply: Any, batch: list[Raw]) -> bool:
+        """Queue a message; False when ``reply`` was not a push (a PONG)."""
+        if not isinstance(reply, list) or not reply:
+            return False
+        kind = reply[0]
+        if kind in _PUSH_MESSAGE:
+            topic = self.channels.get(eops.text(reply[1]))
+            if topic is None:
+                return True
+            data = reply[2]
+        elif kind == b"pmessage":
+            topic = eops.topic_of(eops.text(reply[2]), self.prefix)
+            self.seen.add(topic)
+            data = reply[3]
+        else:
+            return True
+        try:
+            seq, payload = eops.split(data)
+        except ValueError:
+            log.warning("events: a message on %r is not in redkit's format; skipped", topic)
+            return True
+        batch.append(("m", topic, seq, payload))
+        return True
+
+
+class _SubscriptionBase:
+    """What both flavours share: the buffer, the reader on the runtime, gap tracking."""
+
+    def __init__(
+        self,
+        rk: CoreBase,
+        topics: Sequence[str],
+        patterns: Sequence[str],
+        codec: Codec,
+        buffer: int,
+        overflow: Overflow,
+        heartbeat: float,
+    ) -> None:
+        if not topics and not patterns:
+            raise ConfigError("subscribe to at least one topic or pattern")
+        if not (isinstance(buffer, int) and buffer >= 1):
+            raise ConfigError(f"buffer must be an int >= 1, got {buffer!r}")
+        if overflow not in ("drop_oldest", "drop_newest", "disconnect"):
+            raise ConfigError(
+                f"overflow must be 'drop_oldest', 'drop_newest' or 'disconnect', got {overflow!r}"
+            )
+        if not heartbeat > 0:
+            raise ConfigError(f"heartbeat must be a positive number of seconds, got {heartbeat!r}")
+        self.topics, self.patterns = list(topics), list(patterns)
+        self._codec = codec
+        self._buffer = _Buffer(buffer, overflow)
+        self._reader = _Reader(rk, topics, patterns, self._buffer, heartbeat)
+        self._last: dict[str, int] = {}
+        self._pending: deque[Item] = deque()
+        self.invalid = 0
+        self._rk = rk
+        self._name = f"events-{self._reader.client_name[-8:]}"
+        self._runtime: runtime.Runtime | None = None
+        self._start()
+
+    def _start(self) -> None:
+        reader, rk = self._reader, self._rk
+        hooks: dict[str, Any] = {"cleanup": reader.close, "interrupt": reader.interrupt}
+        if rkconn.is_async(rk.client):  # a thread runtime of its own, without a heartbeat
+            self._runtime = runtime.Runtime(rk, heartbeat=None, drain_timeout=reader.heartbeat)
+            self._runtime.add(self._name, reader.step, **hooks)
+            self._runtime.start()
+        else:
+            self._runtime = runtime.share(cast("RedkitCore", rk), self._name, reader.step, **hooks)
+
+    def _stop(self) -> None:
+        self._buffer.close()
+        if rkconn.is_async(self._rk.client):
+            if self._runtime is not None:
+                self._runtime.stop(self._reader.heartbeat)
+        else:
+            runtime.unshare(cast("RedkitCore", self._rk), self._name, self._reader.heartbeat)
+
+    @property
+    def reconnects(self) -> int:
+        """How many times the subscription lost its connection and subscribed again."""
+        return self._reader.reconnects
+
+    @property
+    def dropped(self) -> int:
+        """How many messages the overflow policy dropped."""
+        return self._buffer.dropped
+
+    @property
+    def closed(self) -> bool:
+        """True once the subscription is closed (by ``close`` or the overflow policy)."""
+        return self._buffer.closed and not self._buffer.items and not self._pending
+
+    def _item(self, raw: Raw) -> Item | None:
+        """The next item for the reader (a Gap may come first; kept in ``_pending``)."""
+        topic = raw[1]
+        last = self._last.get(topic)
+        if raw[0] == "p":
+            counter = raw[2]
+            if last is None or counter < last:  # first subscribe, or the counter was reset
+                self._last[topic] = counter
+                return None
+            if counter > last:
+                self._last[topic] = counter
+                return self._gap(topic, last + 1, counter)
+            return None
+        _, _, seq, payload = raw
+        self._last[topic] = seq
+        try:
+            message = Message(topic, self._codec.decode(payload), str(seq), seq)
+        except InvalidMessageError as exc:
+            self.invalid += 1
+            log.warning("events: message %s of %r skipped: %s", seq, topic, exc)
+            message = None
+        if last is not None and seq > last + 1:
+            if message is not None:
+                self._pending.append(message)
+            return self._gap(topic, last + 1, seq - 1)
+        return message
+
+    def _gap(self, topic: str, first: int, last: int) -> Gap:
+        reason: Literal["reconnect", "overflow"] = "reconnect"
+        if self._buffer.overflowed:
+            reason, self._buffer.overflowed = "overflow", False
+        return Gap(topic, first, last, reason)
+
+    def _next(self, timeout: float | None) -> Item | None:
+        """The next item within ``timeout`` seconds (None: forever), else None."""
+        if self._pending:
+            return self._pending.popleft()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            raw = self._buffer.take(remaining)
+            if raw is None:
+                if self._buffer.closed or (deadline is not None and time.monotonic() >= deadline):
+                    return None
+                continue
+            item = self._item(raw)
+            if item is not None:
+                return item
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(topics={self.topics!r}, patterns={self.patterns!r})"
+
+
+class Subscription(_SubscriptionBase):
+    """A fan-out subscription (sync): iterate it, ``get()`` from it, or ``start(callback)``.
+
+    Built by ``rk.events.subscribe(...)`` or ``topic.subscribe()``; see the module doc
+    for delivery, gaps and overflow. Iteration yields :class:`Message` and :class:`Gap`
+    items until :meth:`close`.
+    """
+
+    _callback = False
+
+    def wait_ready(self, timeout: float = 10.0) -> bool:
+        """Wait until the first subscribe went through; False when ``timeout`` passed."""
+        return self._reader.ready.wait(timeout)
+
+    def get(self, timeout: float | None = None) -> Message | Gap | None:
+        """The next item, waiting up to ``timeout`` seconds (None: until one arrives or
+        the subscription closes); None when nothing came."""
+        return self._next(timeout)
+
+    def start(self, callback: Callable[[Message | Gap], Any]) -> None:
+        """Call ``callback(item)`` for every item, in a thread on the runtime, until closed."""
+
+        def step(ctx: LoopContext) -> None:
+            item = self._next(0.25)
+            if item is not None:
+                callback(item)
+
+        name = f"{self._name}-callback"
+        if rkconn.is_async(self._rk.client):
+            cast(runtime.Runtime, self._runtime).add(name, step)
+        else:
+            runtime.share(cast("RedkitCore", self._rk), name, step)
+        self._callback = True
+
+    def close(self) -> None:
+        """Stop reading and close the connections."""
+        if self._callback:
+            self._callback = False
+            if rkconn.is_async(self._rk.client):
+                cast(runtime.Runtime, self._runtime).remove(f"{self._name}-callback", 1.0)
+            else:
+                runtime.unshare(cast("RedkitCore", self._rk), f"{self._name}-callback", 1.0)
+        self._stop()
+
+    def __iter__(self) -> Iterator[Message | Gap]:
+        self.wait_ready()
+        while True:
+            item = self._next(None)
+            if item is None:
+                return
+            yield item
+
+    def __enter__(self) -> Subscription:
+        self.wait_ready()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:  # fmt: skip
+        self.close()
+
+
+class AsyncSubscription(_SubscriptionBase):
+    """A fan-out subscription for asyncio: ``async for item in sub``, ``await sub.get()``.
+
+    The same as :class:`Subscription`; its reader is a thread too, handing items to the
+    event loop.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._event: asyncio.Event | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def _bind(self) -> asyncio.Event:
+        loop = asyncio.get_running_loop()
+        if self._event is None or self._loop is not loop:
+            self._loop, self._event = loop, asyncio.Event()
+            event = self._event
+
+            def wake() -> None:
+                with contextlib.suppress(RuntimeError):  # the loop closed
+                    loop.call_soon_threadsafe(event.set)
+
+            self._buffer.wake = wake
+        return self._event
+
+    async def wait_ready(self, timeout: float = 10.0) -> bool:
+        """Wait until the first subscribe went through; False when ``timeout`` passed."""
+        deadline = time.monotonic() + timeout
+        while not self._reader.ready.is_set():
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(0.01)
+        return True
+
+    async def get(self, timeout: float | None = None) -> Message | Gap | None:
+        """The next item, waiting up to ``timeout`` seconds; None when nothing came."""
+        event = self._bind()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            event.clear()
+            item = self._next(0)
+            if item is not None or self._buffer.closed:
+                return item
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                return None
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(event.wait(), remaining)
+
+    def start(self, callback: Callable[[Message | Gap], Any]) -> None:
+        """Call ``callback(item)`` (awaited when it returns an awaitable) for every item,
+        in a task on the running loop, until closed."""
+
+        async def run() -> None:
+            async for item in self:
+                result = callback(item)
+                if inspect.isawaitable(result):
+                    await cast(Awaitable[Any], result)
+
+        self._task = asyncio.ensure_future(run())
+
+    async def aclose(self) -> None:
+        """Stop reading and close the connections."""
+        await asyncio.to_thread(self._stop)
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+
+    async def __aiter__(self) -> AsyncIterator[Message | Gap]:
+        await self.wait_ready()
+        while True:
+            item = await self.get()
+            if item is None:
+                return
+            yield item
+
+    async def __aenter__(self) -> AsyncSubscription:
+        await self.wait_ready()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:  # fmt: skip
+        await self.aclose()
