@@ -25,7 +25,7 @@ The family::
     │   ├── IdempotencyConflictError another call with the same key is still running
     │   ├── IdempotencyMismatchError the key was used before with other arguments
     │   └── IdempotentCallFailedError the first call with the key failed, and that was kept
-    ├── SubscriptionOverflowError    an events subscription's buffer overflowed (policy "disconnect")
+    ├── SubscriptionOverflowError    an events subscription fell too far behind ("disconnect")
     └── MissingDependencyError       an optional extra is not installed (also ImportError)
 
 redis-py's exceptions never escape a redkit call: the drivers wrap them at the boundary

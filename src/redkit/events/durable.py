@@ -46,7 +46,9 @@ class _ConsumerBase:
         if not (isinstance(count, int) and count >= 1):
             raise ConfigError(f"count must be an int >= 1, got {count!r}")
         if not claim_idle > 0:
-            raise ConfigError(f"claim_idle must be a positive number of seconds, got {claim_idle!r}")
+            raise ConfigError(
+                f"claim_idle must be a positive number of seconds, got {claim_idle!r}"
+            )
         if not (isinstance(dead_after, int) and dead_after >= 1):
             raise ConfigError(f"dead_after must be an int >= 1, got {dead_after!r}")
         self.rk, self.topic, self._codec = rk, keys.name, codec
@@ -85,7 +87,9 @@ class _ConsumerBase:
         return messages
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.topic!r}, group={self.group.name!r}, name={self.name!r})"
+        return (
+            f"{type(self).__name__}({self.topic!r}, group={self.group.name!r}, name={self.name!r})"
+        )
 
 
 class Consumer(_ConsumerBase):
@@ -159,4 +163,3 @@ class AsyncConsumer(_ConsumerBase):
         tb: TracebackType | None,
     ) -> None:  # fmt: skip
         await self.aclose()
-

@@ -71,7 +71,9 @@ class _TopicBase:
         if retention is not None and not retention > 0:
             raise ConfigError(f"retention must be a positive number of seconds, got {retention!r}")
         if not durable and (maxlen is not None or retention is not None):
-            raise ConfigError("maxlen and retention bound a durable topic's stream: add durable=True")
+            raise ConfigError(
+                "maxlen and retention bound a durable topic's stream: add durable=True"
+            )
         self.rk, self.name, self.durable = rk, name, durable
         self.keys = eops.TopicKeys(rk.keys, name)
         self.codec = Codec(rk.serializer, model)
@@ -101,8 +103,7 @@ class _TopicBase:
 
     def _messages(self, found: list[eops.Entry]) -> list[Message]:
         return [
-            Message(self.name, self.codec.decode(e.payload or b""), e.id, None, 1)
-            for e in found
+            Message(self.name, self.codec.decode(e.payload or b""), e.id, None, 1) for e in found
         ]
 
     def _dead(self, found: list[eops.Entry]) -> list[Message]:
@@ -123,7 +124,9 @@ class _TopicBase:
             eops.stream_id(start, "0"),
         )  # fmt: skip
 
-    def _subscription_args(self, buffer: int, overflow: Overflow, heartbeat: float) -> tuple[Any, ...]:
+    def _subscription_args(
+        self, buffer: int, overflow: Overflow, heartbeat: float
+    ) -> tuple[Any, ...]:
         self._need(False, "subscribe()")
         return (self.rk, [self.name], [], self.codec, buffer, overflow, heartbeat)
 
@@ -232,7 +235,7 @@ class AsyncTopic(_TopicBase):
 
     async def publish_many(self, data: Sequence[Any]) -> list[int] | list[str]:
         """Publish several messages; see :meth:`Topic.publish_many`."""
-        return await self.rk.run(self._publish_flow(list(data)))  # type: ignore[no-any-return]
+        return await self.rk.run(self._publish_flow(list(data)))
 
     def subscribe(
         self, *, buffer: int = 10_000, overflow: Overflow = "drop_oldest", heartbeat: float = 5.0
@@ -255,7 +258,9 @@ class AsyncTopic(_TopicBase):
             *self._consumer_args(group, name, count, claim_idle, dead_after, start)
         )
 
-    async def replay(self, since: When = None, until: When = None, count: int = 1000) -> list[Message]:
+    async def replay(
+        self, since: When = None, until: When = None, count: int = 1000
+    ) -> list[Message]:
         """Retained messages; see :meth:`Topic.replay`."""
         self._need(True, "replay()")
         start, end = eops.stream_id(since, "-"), eops.stream_id(until, "+")

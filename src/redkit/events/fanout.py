@@ -25,7 +25,7 @@ import socket
 import threading
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 import redis
@@ -41,7 +41,7 @@ from redkit.events.messages import Codec, Gap, InvalidMessageError, Message
 if TYPE_CHECKING:
     from types import TracebackType
 
-    from redkit.client import AsyncRedkitCore, CoreBase, RedkitCore
+    from redkit.client import AsyncRedkitCore, RedkitCore
     from redkit.runtime import LoopContext
 
 log = logging.getLogger("redkit.events")
@@ -119,7 +119,7 @@ class _Buffer:
 class _Link:
     """One RESP3 connection to one node, and the channels subscribed on it."""
 
-    __slots__ = ("conn", "named", "patterns", "ping_at", "next_ping")
+    __slots__ = ("conn", "named", "next_ping", "patterns", "ping_at")
 
     def __init__(self, conn: Any, named: list[tuple[str, str]], patterns: list[str]) -> None:
         self.conn, self.named, self.patterns = conn, named, patterns
@@ -132,7 +132,7 @@ class _Reader:
 
     def __init__(
         self,
-        rk: CoreBase,
+        rk: RedkitCore | AsyncRedkitCore,
         topics: Sequence[str],
         patterns: Sequence[str],
         buffer: _Buffer,
@@ -213,7 +213,9 @@ class _Reader:
         self._connected_once = True
         self.ready.set()
 
-    def _plan(self, params: list[dict[str, Any]]) -> list[tuple[dict[str, Any], list[tuple[str, str]]]]:
+    def _plan(
+        self, params: list[dict[str, Any]]
+    ) -> list[tuple[dict[str, Any], list[tuple[str, str]]]]:
         """Which node serves which channels (every channel on the one node when standalone)."""
         named = list(self.channels.items())
         if not self.sharded:
@@ -349,7 +351,7 @@ class _SubscriptionBase:
 
     def __init__(
         self,
-        rk: CoreBase,
+        rk: RedkitCore | AsyncRedkitCore,
         topics: Sequence[str],
         patterns: Sequence[str],
         codec: Codec,
@@ -586,7 +588,7 @@ class AsyncSubscription(_SubscriptionBase):
             async for item in self:
                 result = callback(item)
                 if inspect.isawaitable(result):
-                    await cast(Awaitable[Any], result)
+                    await result
 
         self._task = asyncio.ensure_future(run())
 

@@ -100,15 +100,15 @@ def _adapters(model: type | None) -> tuple[Callable[[Any], Any], Callable[[Any],
     if hasattr(model, "model_validate") and hasattr(model, "model_dump"):  # pydantic v2
 
         def dump_pydantic(value: Any) -> Any:
-            return value.model_dump(mode="json") if isinstance(value, model) else value
+            return value.model_dump(mode="json") if isinstance(value, model) else value  # type: ignore[attr-defined]
 
         return model.model_validate, dump_pydantic
     if dataclasses.is_dataclass(model):
         return _dataclass_builder(model), _dump_dataclass
     try:
-        import msgspec
+        import msgspec  # type: ignore[import-not-found, unused-ignore]
     except ImportError:
-        msgspec = None  # type: ignore[assignment]
+        msgspec = None
     if msgspec is not None:
 
         def build_msgspec(value: Any) -> Any:
@@ -129,7 +129,12 @@ def _dump_dataclass(value: Any) -> Any:
 
 def _dataclass_builder(model: type) -> Callable[[Any], Any]:
     fields = {f.name: f for f in dataclasses.fields(model)}
-    simple = {int: (int,), float: (int, float), str: (str,), bool: (bool,)}
+    simple: dict[type | None, tuple[type, ...]] = {
+        int: (int,),
+        float: (int, float),
+        str: (str,),
+        bool: (bool,),
+    }
 
     def build(value: Any) -> Any:
         if not isinstance(value, dict):
@@ -138,7 +143,7 @@ def _dataclass_builder(model: type) -> Callable[[Any], Any]:
         if unknown:
             raise TypeError(f"unknown fields {sorted(unknown)}")
         for name, spec in fields.items():  # plain field types are checked, others trusted
-            kinds = simple.get(spec.type) or simple.get(_named(spec.type))  # type: ignore[call-overload]
+            kinds = simple.get(_named(spec.type))
             if name in value and kinds and not _is(value[name], kinds):
                 raise TypeError(f"field {name!r} must be {kinds[-1].__name__}")
         return model(**value)
@@ -149,8 +154,10 @@ def _dataclass_builder(model: type) -> Callable[[Any], Any]:
 _NAMES = {"int": int, "float": float, "str": str, "bool": bool}
 
 
-def _named(annotation: Any) -> Any:
-    return _NAMES.get(annotation) if isinstance(annotation, str) else None
+def _named(annotation: Any) -> type | None:
+    if isinstance(annotation, str):
+        return _NAMES.get(annotation)
+    return annotation if annotation in (int, float, str, bool) else None
 
 
 def _is(value: Any, kinds: tuple[type, ...]) -> bool:

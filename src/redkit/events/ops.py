@@ -59,7 +59,8 @@ def pattern_channel(keyspace: Keyspace, pattern: str) -> str:
     """The ``PSUBSCRIBE`` pattern for a topic pattern (``*`` and ``?`` are wildcards)."""
     if not isinstance(pattern, str) or not pattern:
         raise ConfigError(f"a topic pattern must be a non-empty str, got {pattern!r}")
-    out, part = [], []
+    out: list[str] = []
+    part: list[str] = []
     for char in pattern:
         if char in "*?":
             out.append(escape("".join(part)) if part else "")
@@ -94,7 +95,9 @@ def split(data: bytes) -> tuple[int, bytes]:
 # --- durable ------------------------------------------------------------------------------
 
 
-def add(keys: TopicKeys, payloads: Sequence[bytes], maxlen: int, age_ms: int) -> ops.Once[list[str]]:
+def add(
+    keys: TopicKeys, payloads: Sequence[bytes], maxlen: int, age_ms: int
+) -> ops.Once[list[str]]:
     """Append payloads to the stream (trimmed in the same script); returns their ids."""
     effect = ops.Eval(ADD, (keys.stream,), (maxlen, age_ms, *payloads))
     return ops.Once(effect, lambda reply: [text(i) for i in reply])
@@ -236,6 +239,22 @@ def read(group: Group, cursor: Cursor, timeout: float) -> ops.Flow[list[Entry]]:
 
 
 def _read_once(group: Group, cursor: Cursor, timeout: float) -> ops.Flow[list[Entry]]:
+    older = yield from _older(group, cursor)
+    if older:
+        return older
+    ids, cursor.acks = cursor.acks, []
+    if ids:
+        found = yield from _ack_and_read(group, cursor, ids)
+        if found or timeout <= 0:
+            return found
+    elif timeout <= 0:
+        return entries((yield ops.Call(*_xreadgroup(group, ">"))))
+    raw = yield ops.Block(lambda s: _xreadgroup(group, ">", max(1, int(s * 1000))), timeout)
+    return entries(raw)
+
+
+def _older(group: Group, cursor: Cursor) -> ops.Flow[list[Entry]]:
+    """Idle entries to take over (every half ``claim_idle``), then our own pending ones."""
     now = time.monotonic()
     if now >= cursor.claim_at:
         cursor.claim_at = now + group.claim_idle_ms / 2000
@@ -243,32 +262,27 @@ def _read_once(group: Group, cursor: Cursor, timeout: float) -> ops.Flow[list[En
         claimed = yield from claim(group, cursor)
         if claimed:
             return claimed
-    if cursor.history is not None:
-        yield from flush_acks(group, cursor)
-        own = entries((yield ops.Call(*_xreadgroup(group, cursor.history))))
-        cursor.history = own[-1].id if own else None
-        own = [e for e in own if e.payload is not None]
-        if own:
-            return [Entry(e.id, e.payload, 2, e.fields) for e in own]
-    ids, cursor.acks = cursor.acks, []
-    if ids:
-        try:
-            acked, raw = yield ops.Batch([_ack_call(group, ids), ops.Call(*_xreadgroup(group, ">"))])
-        except BaseException:
-            cursor.acks = ids + cursor.acks
-            raise
-        if isinstance(acked, Exception):
-            cursor.acks = ids + cursor.acks
-            raise acked
-        cursor.acked += int(acked)
-        if isinstance(raw, Exception):
-            raise raw
-        found = entries(raw)
-        if found or timeout <= 0:
-            return found
-    elif timeout <= 0:
-        return entries((yield ops.Call(*_xreadgroup(group, ">"))))
-    raw = yield ops.Block(lambda s: _xreadgroup(group, ">", max(1, int(s * 1000))), timeout)
+    if cursor.history is None:
+        return []
+    yield from flush_acks(group, cursor)
+    own = entries((yield ops.Call(*_xreadgroup(group, cursor.history))))
+    cursor.history = own[-1].id if own else None
+    return [Entry(e.id, e.payload, 2, e.fields) for e in own if e.payload is not None]
+
+
+def _ack_and_read(group: Group, cursor: Cursor, ids: list[str]) -> ops.Flow[list[Entry]]:
+    """The queued acks and a read of new entries, pipelined in one round trip."""
+    try:
+        acked, raw = yield ops.Batch([_ack_call(group, ids), ops.Call(*_xreadgroup(group, ">"))])
+    except BaseException:
+        cursor.acks = ids + cursor.acks
+        raise
+    if isinstance(acked, Exception):
+        cursor.acks = ids + cursor.acks
+        raise acked
+    cursor.acked += int(acked)
+    if isinstance(raw, Exception):
+        raise raw
     return entries(raw)
 
 
@@ -328,7 +342,16 @@ def tail(stream: str, after: str, count: int, timeout: float) -> ops.Flow[list[E
     if timeout <= 0:
         return entries((yield ops.Call("XREAD", "COUNT", count, "STREAMS", stream, after)))
     raw = yield ops.Block(
-        lambda s: ("XREAD", "COUNT", count, "BLOCK", max(1, int(s * 1000)), "STREAMS", stream, after),
+        lambda s: (
+            "XREAD",
+            "COUNT",
+            count,
+            "BLOCK",
+            max(1, int(s * 1000)),
+            "STREAMS",
+            stream,
+            after,
+        ),
         timeout,
     )
     return entries(raw)
@@ -377,7 +400,7 @@ def info(keys: TopicKeys) -> ops.Flow[TopicInfo]:
         [ops.Call("GET", keys.seq), ops.Call("XLEN", keys.stream), ops.Call("XLEN", keys.dead)]
     )
     groups: list[GroupInfo] = []
-    if isinstance(length, int) and length > 0 or not isinstance(length, int):
+    if (isinstance(length, int) and length > 0) or not isinstance(length, int):
         try:
             raw = yield ops.Call("XINFO", "GROUPS", keys.stream)
         except RedisCommandError:  # no stream
