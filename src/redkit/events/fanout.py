@@ -62,7 +62,8 @@ class _Buffer:
         self.items: deque[Raw] = deque()
         self.cond = threading.Condition(threading.Lock())
         self.dropped = 0
-        self.overflowed = False  # since the last gap was reported
+        self.count = 0  # messages in ``items`` (counters do not count against ``size``)
+        self.drops: dict[str, list[int]] = {}  # per topic: the range dropped, not yet reported
         self.error: BaseException | None = None
         self.closed = False
         self.wake: Callable[[], None] | None = None
@@ -73,11 +74,15 @@ class _Buffer:
                 return
             items = self.items
             for raw in batch:
-                if len(items) < self.size or raw[0] == "p":
+                if raw[0] == "p":
                     items.append(raw)
+                elif self.count < self.size:
+                    items.append(raw)
+                    self.count += 1
                 elif self.policy == "drop_oldest":
-                    self._drop(items.popleft())
+                    self._drop_oldest()
                     items.append(raw)
+                    self.count += 1
                 elif self.policy == "drop_newest":
                     self._drop(raw)
                 else:
@@ -91,10 +96,41 @@ class _Buffer:
         if self.wake is not None:
             self.wake()
 
+    def _drop_oldest(self) -> None:
+        items, probes = self.items, []
+        while items and items[0][0] == "p":  # counters stay: they anchor gap detection
+            probes.append(items.popleft())
+        if items:
+            self._drop(items.popleft())
+            self.count -= 1
+        items.extendleft(reversed(probes))
+
     def _drop(self, raw: Raw) -> None:
-        if raw[0] == "m":
-            self.dropped += 1
-            self.overflowed = True
+        if raw[0] != "m":
+            return
+        self.dropped += 1
+        seq, span = raw[2], self.drops.get(raw[1])
+        if span is None:
+            self.drops[raw[1]] = [seq, seq]
+        else:
+            span[0], span[1] = min(span[0], seq), max(span[1], seq)
+
+    def take_drops(
+        self, topic: str | None, before: int | None = None
+    ) -> list[tuple[str, int, int]]:
+        """Dropped ranges not yet reported (of ``topic``, or every topic when the buffer is
+        empty), ending before ``before``; removed here."""
+        with self.cond:
+            if topic is None:
+                if self.items or not self.drops:
+                    return []
+                found, self.drops = self.drops, {}
+                return [(t, span[0], span[1]) for t, span in found.items()]
+            span = self.drops.get(topic)
+            if span is None or (before is not None and span[1] >= before):
+                return []
+            del self.drops[topic]
+            return [(topic, span[0], span[1])]
 
     def take(self, timeout: float | None) -> Raw | None:
         """The oldest item, waiting up to ``timeout``; raises the buffer's error once empty."""
@@ -102,7 +138,10 @@ class _Buffer:
             if not self.items and timeout != 0:
                 self.cond.wait_for(lambda: self.items or self.closed, timeout)
             if self.items:
-                return self.items.popleft()
+                raw = self.items.popleft()
+                if raw[0] == "m":
+                    self.count -= 1
+                return raw
             if self.error is not None:
                 error, self.error = self.error, None
                 raise error
@@ -415,37 +454,50 @@ class _SubscriptionBase:
         return self._buffer.closed and not self._buffer.items and not self._pending
 
     def _item(self, raw: Raw) -> Item | None:
-        """The next item for the reader (a Gap may come first; kept in ``_pending``)."""
+        """The next item for the reader (a Gap may come first; the rest wait in ``_pending``)."""
         topic = raw[1]
         last = self._last.get(topic)
         if raw[0] == "p":
             counter = raw[2]
-            if last is None or counter < last:  # first subscribe, or the counter was reset
-                self._last[topic] = counter
+            self._last[topic] = counter if last is None else max(last, counter)
+            if last is None or counter <= last:  # first subscribe, or nothing missed
                 return None
-            if counter > last:
-                self._last[topic] = counter
-                return self._gap(topic, last + 1, counter)
-            return None
+            return Gap(topic, last + 1, counter, "reconnect")
         _, _, seq, payload = raw
-        self._last[topic] = seq
+        gaps = []
+        dropped = self._buffer.take_drops(topic, before=seq)
+        if dropped:
+            first = dropped[0][1] if last is None else max(last + 1, dropped[0][1])
+            gaps.append(Gap(topic, first, seq - 1, "overflow"))
+        elif last is not None and seq > last + 1:
+            gaps.append(Gap(topic, last + 1, seq - 1, "reconnect"))
+        self._last[topic] = seq if last is None else max(seq, last)
+        message = self._decode(topic, seq, payload)
+        if message is not None:
+            gaps.append(message)  # type: ignore[arg-type]
+        if not gaps:
+            return None
+        self._pending.extend(gaps[1:])
+        return gaps[0]
+
+    def _decode(self, topic: str, seq: int, payload: bytes) -> Message | None:
         try:
-            message = Message(topic, self._codec.decode(payload), str(seq), seq)
+            return Message(topic, self._codec.decode(payload), str(seq), seq)
         except InvalidMessageError as exc:
             self.invalid += 1
             log.warning("events: message %s of %r skipped: %s", seq, topic, exc)
-            message = None
-        if last is not None and seq > last + 1:
-            if message is not None:
-                self._pending.append(message)
-            return self._gap(topic, last + 1, seq - 1)
-        return message
+            return None
 
-    def _gap(self, topic: str, first: int, last: int) -> Gap:
-        reason: Literal["reconnect", "overflow"] = "reconnect"
-        if self._buffer.overflowed:
-            reason, self._buffer.overflowed = "overflow", False
-        return Gap(topic, first, last, reason)
+    def _trailing_drops(self) -> Item | None:
+        """Gaps for messages dropped after everything still buffered (``drop_newest``)."""
+        for topic, first, last in self._buffer.take_drops(None):
+            known = self._last.get(topic)
+            if known is not None and last <= known:
+                continue
+            self._last[topic] = last
+            start = first if known is None else max(first, known + 1)
+            self._pending.append(Gap(topic, start, last, "overflow"))
+        return self._pending.popleft() if self._pending else None
 
     def _next(self, timeout: float | None) -> Item | None:
         """The next item within ``timeout`` seconds (None: forever), else None."""
@@ -456,6 +508,9 @@ class _SubscriptionBase:
             remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
             raw = self._buffer.take(remaining)
             if raw is None:
+                gap = self._trailing_drops()
+                if gap is not None:
+                    return gap
                 if self._buffer.closed or (deadline is not None and time.monotonic() >= deadline):
                     return None
                 continue
