@@ -51,6 +51,8 @@ Item = Message | Gap
 # raw items in the buffer: ("m", topic, seq, payload) or ("p", topic, counter)
 Raw = tuple[Any, ...]
 _PUSH_MESSAGE = {b"message", b"smessage"}
+#: items moved from the buffer to the reading thread at a time (one lock for many)
+HANDOVER = 64
 _CONFIRM = {b"subscribe", b"ssubscribe", b"psubscribe"}
 
 
@@ -132,20 +134,25 @@ class _Buffer:
             del self.drops[topic]
             return [(topic, span[0], span[1])]
 
-    def take(self, timeout: float | None) -> Raw | None:
-        """The oldest item, waiting up to ``timeout``; raises the buffer's error once empty."""
+    def take(self, timeout: float | None, into: deque[Raw]) -> bool:
+        """Move up to :data:`HANDOVER` of the oldest items ``into`` the reader's queue,
+        waiting up to ``timeout``; False when none came. Raises the buffer's error once
+        it is empty."""
         with self.cond:
-            if not self.items and timeout != 0:
+            items = self.items
+            if not items and timeout != 0:
                 self.cond.wait_for(lambda: self.items or self.closed, timeout)
-            if self.items:
-                raw = self.items.popleft()
-                if raw[0] == "m":
-                    self.count -= 1
-                return raw
+            if items:
+                for _ in range(min(HANDOVER, len(items))):
+                    raw = items.popleft()
+                    if raw[0] == "m":
+                        self.count -= 1
+                    into.append(raw)
+                return True
             if self.error is not None:
                 error, self.error = self.error, None
                 raise error
-            return None
+            return False
 
     def close(self) -> None:
         with self.cond:
@@ -414,6 +421,7 @@ class _SubscriptionBase:
         self._reader = _Reader(rk, topics, patterns, self._buffer, heartbeat)
         self._last: dict[str, int] = {}
         self._pending: deque[Item] = deque()
+        self._local: deque[Raw] = deque()  # taken from the buffer, not yet read
         self.invalid = 0
         self._rk = rk
         self._name = f"events-{self._reader.client_name[-8:]}"
@@ -451,12 +459,20 @@ class _SubscriptionBase:
     @property
     def closed(self) -> bool:
         """True once the subscription is closed (by ``close`` or the overflow policy)."""
-        return self._buffer.closed and not self._buffer.items and not self._pending
+        return self._buffer.closed and not (self._buffer.items or self._local or self._pending)
 
     def _item(self, raw: Raw) -> Item | None:
         """The next item for the reader (a Gap may come first; the rest wait in ``_pending``)."""
         topic = raw[1]
         last = self._last.get(topic)
+        if raw[0] == "m" and last is not None and raw[2] == last + 1 and not self._buffer.drops:
+            seq = self._last[topic] = raw[2]  # the common case: the next one, nothing dropped
+            try:
+                return Message(topic, self._codec.decode(raw[3]), str(seq), seq)
+            except InvalidMessageError as exc:
+                self.invalid += 1
+                log.warning("events: message %s of %r skipped: %s", seq, topic, exc)
+                return None
         if raw[0] == "p":
             counter = raw[2]
             self._last[topic] = counter if last is None else max(last, counter)
@@ -465,7 +481,7 @@ class _SubscriptionBase:
             return Gap(topic, last + 1, counter, "reconnect")
         _, _, seq, payload = raw
         gaps = []
-        dropped = self._buffer.take_drops(topic, before=seq)
+        dropped = self._buffer.take_drops(topic, before=seq) if self._buffer.drops else None
         if dropped:
             first = dropped[0][1] if last is None else max(last + 1, dropped[0][1])
             gaps.append(Gap(topic, first, seq - 1, "overflow"))
@@ -490,6 +506,8 @@ class _SubscriptionBase:
 
     def _trailing_drops(self) -> Item | None:
         """Gaps for messages dropped after everything still buffered (``drop_newest``)."""
+        if not self._buffer.drops:
+            return None
         for topic, first, last in self._buffer.take_drops(None):
             known = self._last.get(topic)
             if known is not None and last <= known:
@@ -503,20 +521,21 @@ class _SubscriptionBase:
         """The next item within ``timeout`` seconds (None: forever), else None."""
         if self._pending:
             return self._pending.popleft()
+        local = self._local
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
+            while local:
+                item = self._item(local.popleft())
+                if item is not None:
+                    return item
             remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-            raw = self._buffer.take(remaining)
-            if raw is None:
-                gap = self._trailing_drops()
-                if gap is not None:
-                    return gap
-                if self._buffer.closed or (deadline is not None and time.monotonic() >= deadline):
-                    return None
+            if self._buffer.take(remaining, local):
                 continue
-            item = self._item(raw)
-            if item is not None:
-                return item
+            gap = self._trailing_drops()
+            if gap is not None:
+                return gap
+            if self._buffer.closed or (deadline is not None and time.monotonic() >= deadline):
+                return None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(topics={self.topics!r}, patterns={self.patterns!r})"

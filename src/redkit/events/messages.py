@@ -12,7 +12,7 @@ from redkit.errors import ConfigError
 from redkit.serializers import Serializer
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Message:
     """One message of a topic.
 
