@@ -121,19 +121,19 @@ def fanout_redkit(url: str, n: int) -> float:
 
 def fanout_redkit_async(url: str, n: int) -> float:
     async def main() -> float:
-        async with AsyncRedkit(url, prefix=PREFIX) as ark:
-            async with ark.events.subscribe("ark", buffer=n + 10) as sub:
-                proc, start = _blast(url, "redkit", "ark", n)
-                start.set()
-                got, first = 0, 0.0
-                while got < n:
-                    if await sub.get(5) is None:
-                        continue
-                    if got == 0:
-                        first = time.perf_counter()
-                    got += 1
-                elapsed = time.perf_counter() - first
-                await asyncio.to_thread(proc.join)
+        ark = AsyncRedkit(url, prefix=PREFIX)
+        async with ark, ark.events.subscribe("ark", buffer=n + 10) as sub:
+            proc, start = _blast(url, "redkit", "ark", n)
+            start.set()
+            got, first = 0, 0.0
+            while got < n:
+                if await sub.get(5) is None:
+                    continue
+                if got == 0:
+                    first = time.perf_counter()
+                got += 1
+            elapsed = time.perf_counter() - first
+            await asyncio.to_thread(proc.join)
         return (n - 1) / elapsed
 
     return asyncio.run(main())
