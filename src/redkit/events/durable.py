@@ -74,16 +74,16 @@ class _ConsumerBase:
     def _read(self, timeout: float) -> ops.Flow[list[Message]]:
         found = yield from eops.read(self.group, self.cursor, timeout)
         messages, invalid = [], []
+        topic, decode, ack = self.topic, self._codec.decode, self._ack_one
         for entry in found:
             try:
-                data = self._codec.decode(entry.payload or b"")
+                data = decode(entry.payload or b"")
             except InvalidMessageError as exc:
                 invalid.append((entry.id, entry.payload or b"", str(exc)))
                 continue
-            messages.append(
-                Message(self.topic, data, entry.id, None, entry.deliveries, self._ack_one)
-            )
-        yield from eops.dead_letter(self.group, invalid)
+            messages.append(Message(topic, data, entry.id, None, entry.deliveries, ack))
+        if invalid:
+            yield from eops.dead_letter(self.group, invalid)
         return messages
 
     def __repr__(self) -> str:

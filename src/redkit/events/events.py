@@ -108,9 +108,7 @@ class _TopicBase:
 
     def _dead(self, found: list[eops.Entry]) -> list[Message]:
         return [
-            Message(self.name, e.fields, e.id, None, 1)
-            if e.payload is None
-            else Message(self.name, {**e.fields, "payload": e.payload}, e.id, None, 1)
+            Message(self.name, {**(e.fields or {}), "payload": e.payload}, e.id, None, 1)
             for e in found
         ]
 

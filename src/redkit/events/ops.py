@@ -103,15 +103,16 @@ def add(
     return ops.Once(effect, lambda reply: [text(i) for i in reply])
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Entry:
-    """A stream entry as read: its id, payload (None when the entry has no ``d`` field)
-    and how many times it was delivered to the group (1 for a first delivery)."""
+    """A stream entry as read: its id, payload (None when the entry has no ``d`` field),
+    how many times it was delivered to the group (1 for a first delivery) and its other
+    fields (a dead letter's ``reason`` ...)."""
 
     id: str
     payload: bytes | None
     deliveries: int = 1
-    fields: dict[str, str] = field(default_factory=dict)
+    fields: dict[str, str] | None = None
 
 
 def text(value: Any) -> str:
@@ -137,8 +138,10 @@ def entries(raw: Any) -> list[Entry]:
     elif raw and isinstance(raw[0], (list, tuple)) and len(raw[0]) == 2 and _is_stream(raw[0]):
         raw = raw[0][1]  # RESP2 XREAD: [[stream, [entries]]]
     out = []
-    for item in raw:
-        entry_id, values = item[0], item[1]
+    for entry_id, values in raw:
+        if type(values) is dict and len(values) == 1 and b"d" in values:  # the common case
+            out.append(Entry(entry_id.decode(), values[b"d"]))
+            continue
         data = _fields(values)
         payload = data.pop("d", None)
         out.append(Entry(text(entry_id), payload, 1, {k: text(v) for k, v in data.items()}))
