@@ -500,6 +500,12 @@ class _SubscriptionBase:
         else:
             runtime.unshare(cast("RedkitCore", self._rk), self._name, self._reader.heartbeat)
 
+    def resume(self, topic: str, seq: int) -> None:
+        """Take ``seq`` as the last message of ``topic`` this reader saw (a browser's
+        ``Last-Event-ID``): what was published after it is reported as a :class:`Gap`.
+        Call it before reading."""
+        self._last[topic] = seq
+
     @property
     def reconnects(self) -> int:
         """How many times the subscription lost its connection and subscribed again."""
