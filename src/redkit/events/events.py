@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict, TypeVar
 
 from typing_extensions import Unpack
 
@@ -40,6 +40,9 @@ if TYPE_CHECKING:
     from redkit.client import AsyncRedkitCore, CoreBase, RedkitCore
 
 When = str | int | float | dt.datetime | None
+T = TypeVar("T")
+#: how many topics ``Events.publish`` keeps (each is registered for ``topics()`` once)
+MAX_KEPT_TOPICS = 4096
 
 
 class TopicOptions(TypedDict, total=False):
@@ -297,6 +300,16 @@ class _EventsBase:
         codec = Codec(self.rk.serializer, model)
         return (self.rk, list(topics), list(patterns), codec, buffer, overflow, heartbeat)
 
+    def _topic(self, name: str, kind: type[T]) -> T:
+        """``publish()``'s fan-out topic ``name``, kept so it is registered once (a few
+        thousand names at most: a process publishing to more starts over)."""
+        found = self._topics.get(name)
+        if found is None:
+            if len(self._topics) >= MAX_KEPT_TOPICS:
+                self._topics.clear()
+            found = self._topics.setdefault(name, kind(self.rk, name))  # type: ignore[call-arg]
+        return found  # type: ignore[no-any-return]
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(prefix={self.rk.keys.prefix!r})"
 
@@ -313,10 +326,7 @@ class Events(_EventsBase):
 
     def publish(self, topic: str, data: Any) -> int:
         """Publish to a fan-out topic; returns the message's sequence number."""
-        found = self._topics.get(topic)
-        if found is None:
-            found = self._topics.setdefault(topic, Topic(self.rk, topic))
-        return int(found.publish(data))
+        return int(self._topic(topic, Topic).publish(data))
 
     def subscribe(
         self,
@@ -366,10 +376,7 @@ class AsyncEvents(_EventsBase):
 
     async def publish(self, topic: str, data: Any) -> int:
         """Publish to a fan-out topic; returns the message's sequence number."""
-        found = self._topics.get(topic)
-        if found is None:
-            found = self._topics.setdefault(topic, AsyncTopic(self.rk, topic))
-        return int(await found.publish(data))
+        return int(await self._topic(topic, AsyncTopic).publish(data))
 
     def subscribe(
         self,
