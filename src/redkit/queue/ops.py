@@ -30,6 +30,7 @@ RELEASE = script("queue_release")
 WATCH = script("queue_watch")
 CANCEL = script("queue_cancel")
 RETRY = script("queue_retry")
+PAUSE = script("queue_pause")
 
 #: States after which a job never changes again.
 FINAL = frozenset({"done", "failed", "dead", "cancelled"})
@@ -282,6 +283,17 @@ def retry_all(keys: QueueKeys) -> ops.Flow[int]:
         total += moved
         if moved == 0:
             return total
+
+
+def pause(keys: QueueKeys, paused: bool) -> ops.Once[bool]:
+    """Pause (or resume) claiming from the queue; True when its state changed."""
+    effect = ops.Eval(PAUSE, (keys.meta, keys.wait, keys.wake), (1 if paused else 0,))
+    return ops.Once(effect, bool)
+
+
+def is_paused(keys: QueueKeys) -> ops.Once[bool]:
+    """Whether the queue is paused."""
+    return ops.Once(ops.Call("HEXISTS", keys.meta, "paused"), bool)
 
 
 def counts(keys: QueueKeys) -> ops.Flow[dict[str, int]]:

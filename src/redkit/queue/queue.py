@@ -193,6 +193,21 @@ class Queue(_QueueBase):
         """Put every failed and dead-lettered job back in the queue; returns how many."""
         return self.rk.run(qops.retry_all(self.keys))
 
+    def pause(self) -> bool:
+        """Stop every worker of this queue from claiming jobs (running jobs finish).
+
+        Producers can still enqueue. Returns False when the queue was already paused.
+        """
+        return self.rk.run(qops.pause(self.keys, True))
+
+    def resume(self) -> bool:
+        """Let workers claim again; returns False when the queue was not paused."""
+        return self.rk.run(qops.pause(self.keys, False))
+
+    def is_paused(self) -> bool:
+        """Whether :meth:`pause` is in effect."""
+        return self.rk.run(qops.is_paused(self.keys))
+
 
 class AsyncQueue(_QueueBase):
     """A job queue for asyncio producers; see :class:`Queue` for the options."""
@@ -254,6 +269,18 @@ class AsyncQueue(_QueueBase):
     async def retry_failed(self) -> int:
         """Put every failed and dead-lettered job back in the queue; returns how many."""
         return await self.rk.run(qops.retry_all(self.keys))
+
+    async def pause(self) -> bool:
+        """Stop every worker of this queue from claiming jobs; see :meth:`Queue.pause`."""
+        return await self.rk.run(qops.pause(self.keys, True))
+
+    async def resume(self) -> bool:
+        """Let workers claim again; returns False when the queue was not paused."""
+        return await self.rk.run(qops.pause(self.keys, False))
+
+    async def is_paused(self) -> bool:
+        """Whether :meth:`pause` is in effect."""
+        return await self.rk.run(qops.is_paused(self.keys))
 
 
 def _priority(value: Any) -> int:

@@ -12,6 +12,8 @@
 -- Returns {ms until the next delayed job or lease end (-1: none), jobs not finished
 --   because their lease was lost, then five per claimed job: id, token, task, payload,
 --   deliveries}.
+-- Nothing is claimed while the queue is paused (field 'paused' of its meta hash,
+-- base..'meta').
 -- Also touches keys built from the base, in the same hash tag: job hashes (base..'j:'..id),
 -- dead workers' job sets (base..'w:'..worker) and waiters' signal lists (base..'s:'..id).
 --!include _clock.lua
@@ -109,6 +111,11 @@ local out = {-1, stale}
 local want = tonumber(ARGV[4])
 if want > 0 then
   redis.call('ZADD', KEYS[3], now + tonumber(ARGV[3]), wid)
+  if redis.call('HEXISTS', base .. 'meta', 'paused') == 1 then
+    want = 0
+  end
+end
+if want > 0 then
   local popped = redis.call('ZPOPMIN', KEYS[1], want)
   for i = 1, #popped, 2 do
     local id = popped[i]
