@@ -3,7 +3,8 @@
 See :class:`Queue` (producers and task definitions) and :class:`Worker` (runs tasks).
 """
 
-from redkit.errors import JobFailedError, JobNotFinishedError, JobTimeoutError
+from redkit.errors import JobCancelledError, JobFailedError, JobNotFinishedError, JobTimeoutError
+from redkit.queue.context import JobContext, current_job
 from redkit.queue.jobs import AsyncJob, Job
 from redkit.queue.queue import AsyncQueue, Queue, QueueOptions
 from redkit.queue.retry import Retry
@@ -15,6 +16,8 @@ __all__ = [
     "AsyncQueue",
     "AsyncTask",
     "Job",
+    "JobCancelledError",
+    "JobContext",
     "JobFailedError",
     "JobNotFinishedError",
     "JobTimeoutError",
@@ -24,4 +27,5 @@ __all__ = [
     "Task",
     "TaskOptions",
     "Worker",
+    "current_job",
 ]

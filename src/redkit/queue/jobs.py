@@ -41,10 +41,16 @@ class Job:
         )
 
     def cancel(self) -> bool:
-        """Cancel the job if it has not started; True when it was cancelled."""
-        return self.queue.rk.run(
-            qops.cancel(self.queue.keys, self._member, self.queue.policy.result_ttl_ms)
-        )
+        """Cancel the job; False when it had finished already (or does not exist).
+
+        A waiting or delayed job is cancelled at once. A running one is asked to stop:
+        an async handler is cancelled at its next ``await``, a plain function sees
+        ``current_job().cancelled``; the job then ends as ``cancelled`` unless its
+        handler returned a result first.
+        """
+        policy = self.queue.policy
+        flow = qops.cancel(self.queue.keys, self._member, policy.result_ttl_ms, policy.lease_ms)
+        return (self.queue.rk.run(flow)) > 0
 
     def retry(self) -> bool:
         """Put the job back in the queue if it failed or was dead-lettered."""
@@ -76,10 +82,16 @@ class AsyncJob:
         return last_error(self.queue, snap)
 
     async def cancel(self) -> bool:
-        """Cancel the job if it has not started; True when it was cancelled."""
-        return await self.queue.rk.run(
-            qops.cancel(self.queue.keys, self._member, self.queue.policy.result_ttl_ms)
-        )
+        """Cancel the job; False when it had finished already (or does not exist).
+
+        A waiting or delayed job is cancelled at once. A running one is asked to stop:
+        an async handler is cancelled at its next ``await``, a plain function sees
+        ``current_job().cancelled``; the job then ends as ``cancelled`` unless its
+        handler returned a result first.
+        """
+        policy = self.queue.policy
+        flow = qops.cancel(self.queue.keys, self._member, policy.result_ttl_ms, policy.lease_ms)
+        return (await self.queue.rk.run(flow)) > 0
 
     async def retry(self) -> bool:
         """Put the job back in the queue if it failed or was dead-lettered."""

@@ -74,6 +74,10 @@ class QueueKeys:
         """The set of jobs that ``worker_id`` holds."""
         return self.group.key("w", worker_id)
 
+    def cancels(self, worker_id: str) -> str:
+        """The list of ``worker_id``'s running jobs whose cancellation was requested."""
+        return self.group.key("x", worker_id)
+
     def worker_wake(self, worker_id: str) -> str:
         """The list that ends ``worker_id``'s blocking wait when it is asked to stop."""
         return self.group.key("ww", worker_id)
@@ -260,12 +264,27 @@ def wait_final(keys: QueueKeys, job_member: str, timeout: float) -> ops.Flow[Sna
         yield from ops.wait_signal(keys.signal(job_member), remaining)
 
 
-def cancel(keys: QueueKeys, job_member: str, keep_ms: int) -> ops.Once[bool]:
-    """Cancel a job that has not started; True when it was cancelled."""
+def cancel(keys: QueueKeys, job_member: str, keep_ms: int, lease_ms: int) -> ops.Once[int]:
+    """Cancel a job: 1 cancelled, 2 cancellation of the running job requested, 0 neither."""
     effect = ops.Eval(
-        CANCEL, (keys.job(job_member), keys.wait, keys.delayed), (keys.base, job_member, keep_ms)
-    )
-    return ops.Once(effect, bool)
+        CANCEL, (keys.job(job_member), keys.wait, keys.delayed),
+        (keys.base, job_member, keep_ms, lease_ms),
+    )  # fmt: skip
+    return ops.Once(effect, int)
+
+
+def follow_cancels(keys: QueueKeys, worker_id: str, seconds: float) -> ops.Flow[str | None]:
+    """Wait up to ``seconds`` for a cancellation addressed to the worker: a job member,
+    ``""`` when the wait was interrupted, or None when nothing came."""
+    own = keys.cancels(worker_id)
+    reply = yield ops.Block(lambda s: ("BLPOP", own, round(s, 3)), seconds)
+    return None if reply is None else _text(reply[1])
+
+
+def interrupt_cancels(keys: QueueKeys, worker_id: str) -> ops.Flow[Any]:
+    """End the worker's wait in :func:`follow_cancels` (it is stopping)."""
+    own = keys.cancels(worker_id)
+    return (yield ops.Batch([ops.Call("RPUSH", own, ""), ops.Call("PEXPIRE", own, 10_000)]))
 
 
 def retry(keys: QueueKeys, members: Sequence[str] | None, limit: int = 1000) -> ops.Once[int]:

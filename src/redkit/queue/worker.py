@@ -29,11 +29,13 @@ import threading
 import traceback
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
 
 from redkit import errors
 from redkit.client import AsyncRedkitCore
 from redkit.errors import ConfigError, RedkitError
 from redkit.queue import ops as qops
+from redkit.queue.context import JobContext, _current
 from redkit.runtime import AsyncLoopContext, AsyncRuntime
 
 if TYPE_CHECKING:
@@ -72,10 +74,12 @@ class Worker:
         self.id = secrets.token_hex(8)
         self._running: dict[str, asyncio.Task[None]] = {}
         self._tokens: dict[str, int] = {}  # the fencing token of each running job
+        self._contexts: dict[str, JobContext] = {}
         self._acks: list[qops.Ack] = []
         self._blocking = self._unsure = False
         self._flushing: asyncio.Task[None] | None = None
         self._cutting: asyncio.Future[Any] | None = None
+        self._cutting_lease: asyncio.Future[Any] | None = None
         self._room: asyncio.Event | None = None
         self._done: asyncio.Event | None = None
         self._stopping: asyncio.Task[None] | None = None
@@ -99,7 +103,9 @@ class Worker:
         self._room, self._done = asyncio.Event(), asyncio.Event()
         self._runtime = AsyncRuntime(self._rk, drain_timeout=self.grace)
         self._runtime.add(f"queue:{self.queue.name}:claim", self._claim, interrupt=self._cut)
-        self._runtime.add(f"queue:{self.queue.name}:lease", self._lease)
+        self._runtime.add(
+            f"queue:{self.queue.name}:lease", self._lease, interrupt=self._cut_lease
+        )
         await self._runtime.start()
         self._loop = asyncio.get_running_loop()
         self.started.set()
@@ -272,7 +278,33 @@ class Worker:
                 "queue %r: this worker's lease had ended; its running jobs were handed to "
                 "other workers", self.queue.name,
             )  # fmt: skip
-        await ctx.wait(self.queue.lease / 3)
+        # until the next renewal, follow the cancellations addressed to this worker
+        loop = asyncio.get_running_loop()
+        renew_at = loop.time() + self.queue.lease / 3
+        while not ctx.stopping:
+            remaining = renew_at - loop.time()
+            if remaining <= 0:
+                return
+            member = await self._rk.run(qops.follow_cancels(self.queue.keys, self.id, remaining))
+            if member:
+                self._cancel(member)
+
+    def _cut_lease(self) -> None:
+        """The runtime asks the lease loop to stop: end its wait for cancellations."""
+        self._cutting_lease = asyncio.ensure_future(
+            self._rk.run(qops.interrupt_cancels(self.queue.keys, self.id))
+        )
+
+    def _cancel(self, member: str) -> None:
+        """Cancel a running job: flag it for its handler, and cancel an async one's task."""
+        context, task = self._contexts.get(member), self._running.get(member)
+        if context is None or task is None:
+            return  # finished meanwhile: its report decides
+        context._cancelled.set()
+        definition = self.queue.tasks.get(context.task)
+        if definition is not None and definition.is_async:
+            task.cancel()
+        log.info("queue %r: job %s was cancelled", self.queue.name, member)
 
     # --- running jobs ----------------------------------------------------------------------
 
@@ -280,39 +312,48 @@ class Worker:
         task = asyncio.ensure_future(self._execute(job))
         self._running[job.member] = task
         self._tokens[job.member] = job.token
+        self._contexts[job.member] = JobContext(
+            unquote(job.member), job.task, job.deliveries
+        )
 
     def _finished(self, job: qops.Claimed) -> None:
         """Forget ``job``'s task, unless the job was claimed again since (a new token)."""
         if self._running.get(job.member) is asyncio.current_task():
             del self._running[job.member]
             del self._tokens[job.member]
+            del self._contexts[job.member]
 
     async def _execute(self, job: qops.Claimed) -> None:
         definition = self.queue.tasks.get(job.task)
+        context = self._contexts[job.member]
+        _current.set(context)  # this task's own context
         try:
             if definition is None:
                 raise ConfigError(f"queue {self.queue.name!r} has no task named {job.task!r}")
             args, kwargs = self.queue.rk.serializer.loads(job.payload)
-            result = await self._call(definition, args, kwargs)
+            result = await self._call(definition, context, args, kwargs)
             ack = qops.Ack(job.member, job.token, "d", self.queue.rk.serializer.dumps(result))
         except asyncio.CancelledError as exc:
-            if self._stopping is not None:  # stopping: the job is handed back
+            if self._stopping is not None and not context.cancelled:  # handed back
                 self._finished(job)
                 raise
-            ack = self._failure(job, definition, exc)  # the handler's own cancellation
+            ack = self._failure(job, definition, exc)  # cancelled, or the handler's own
         except BaseException as exc:  # SystemExit from a handler must not strand the job
             ack = self._failure(job, definition, exc)
         self._finished(job)
         self.processed += 1
         self._report(ack)
 
-    async def _call(self, definition: TaskDef, args: list[Any], kwargs: dict[str, Any]) -> Any:
+    async def _call(
+        self, definition: TaskDef, context: JobContext, args: list[Any], kwargs: dict[str, Any]
+    ) -> Any:
         if definition.is_async:
             call = definition.func(*args, **kwargs)
         else:
             loop = asyncio.get_running_loop()
             call = loop.run_in_executor(
-                self._threads, functools.partial(self._in_thread, definition.func, args, kwargs)
+                self._threads,
+                functools.partial(self._in_thread, definition.func, context, args, kwargs),
             )
         if definition.timeout is None:
             return await call
@@ -323,12 +364,16 @@ class Worker:
                 f"task {definition.name!r} timed out after {definition.timeout} s"
             ) from None
 
-    def _in_thread(self, func: Any, args: list[Any], kwargs: dict[str, Any]) -> Any:
+    def _in_thread(
+        self, func: Any, context: JobContext, args: list[Any], kwargs: dict[str, Any]
+    ) -> Any:
         with self._count_lock:
             self._in_threads += 1
+        reset = _current.set(context)
         try:
             return func(*args, **kwargs)
         finally:
+            _current.reset(reset)
             with self._count_lock:
                 self._in_threads -= 1
 
@@ -342,6 +387,8 @@ class Worker:
             "attempts": job.deliveries,
         }
         data = self.queue.rk.serializer.dumps(error)
+        if self._contexts[job.member].cancelled:
+            return qops.Ack(job.member, job.token, "c", data)
         retry = definition.retry if definition is not None else None
         if retry is not None and job.deliveries <= retry.retries:
             try:

@@ -28,3 +28,10 @@ local function notify(base, id, jk)
     redis.call('HDEL', jk, 'w')
   end
 end
+-- End a job as cancelled, kept keep_ms (its payload dropped), and wake its waiters.
+local function end_cancelled(base, id, jk, now, keep_ms)
+  redis.call('HSET', jk, 'st', 'cancelled', 'ft', now)
+  redis.call('HDEL', jk, 'p', 'cx')
+  redis.call('PEXPIRE', jk, keep_ms)
+  notify(base, id, jk)
+end

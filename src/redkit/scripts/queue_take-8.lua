@@ -8,7 +8,9 @@
 -- ARGV[5] deaths before a job is dead-lettered   ARGV[6] ms a finished job is kept
 -- ARGV[7] how many finished jobs are kept
 -- ARGV[8..] five per finished job: id, fencing token, outcome ('d' done, 'r' retry,
---   'f' failed), data (the result or the error), retry delay ms
+--   'f' failed, 'c' cancelled), data (the result or the error), retry delay ms
+-- A job whose cancellation was requested (field 'cx') ends as cancelled unless it is
+-- reported done, and is cancelled instead of claimed when it is back in the queue.
 -- Returns {ms until the next delayed job or lease end (-1: none), jobs not finished
 --   because their lease was lost, then five per claimed job: id, token, task, payload,
 --   deliveries}.
@@ -34,6 +36,11 @@ local function finish(id, token, outcome, data, delay, order)
   local st, tk = unpack(redis.call('HMGET', jk, 'st', 'tk'))
   if st ~= 'active' or tk ~= token or redis.call('SREM', KEYS[4], id) == 0 then
     return 1
+  end
+  if outcome == 'c' or (outcome ~= 'd' and redis.call('HEXISTS', jk, 'cx') == 1) then
+    redis.call('HSET', jk, 'e', data)
+    end_cancelled(base, id, jk, now, ARGV[6])
+    return 0
   end
   if outcome == 'd' then
     redis.call('HSET', jk, 'st', 'done', 'r', data, 'ft', now)
@@ -120,16 +127,20 @@ if want > 0 then
   for i = 1, #popped, 2 do
     local id = popped[i]
     local jk = job_key(base, id)
-    local token = redis.call('HINCRBY', jk, 'tk', 1)
-    local n = redis.call('HINCRBY', jk, 'n', 1)
-    redis.call('HSET', jk, 'st', 'active', 'wk', wid)
-    redis.call('SADD', KEYS[4], id)
-    local task, payload = unpack(redis.call('HMGET', jk, 't', 'p'))
-    out[#out + 1] = id
-    out[#out + 1] = token
-    out[#out + 1] = task
-    out[#out + 1] = payload
-    out[#out + 1] = n
+    if redis.call('HEXISTS', jk, 'cx') == 1 then  -- cancelled while its worker was lost
+      end_cancelled(base, id, jk, now, ARGV[6])
+    else
+      local token = redis.call('HINCRBY', jk, 'tk', 1)
+      local n = redis.call('HINCRBY', jk, 'n', 1)
+      redis.call('HSET', jk, 'st', 'active', 'wk', wid)
+      redis.call('SADD', KEYS[4], id)
+      local task, payload = unpack(redis.call('HMGET', jk, 't', 'p'))
+      out[#out + 1] = id
+      out[#out + 1] = token
+      out[#out + 1] = task
+      out[#out + 1] = payload
+      out[#out + 1] = n
+    end
   end
   if #popped == want * 2 and redis.call('ZCARD', KEYS[1]) > 0 then
     wake(KEYS[8])
