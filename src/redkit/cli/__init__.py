@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 __all__ = ["COMMANDS", "build", "main"]
 
-COMMANDS: tuple[str, ...] = ("demo", "info", "server", "queues", "retry", "worker")
+COMMANDS: tuple[str, ...] = ("demo", "info", "server", "queues", "retry", "schedules", "worker")
 """The subcommand modules, in help order: ``redkit.cli.<name>.command``."""
 
 

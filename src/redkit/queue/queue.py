@@ -25,8 +25,10 @@ from typing_extensions import Unpack
 from redkit.client import check_options
 from redkit.errors import ConfigError
 from redkit.queue import ops as qops
+from redkit.queue import schedules as sched
 from redkit.queue.jobs import AsyncJob, Job
 from redkit.queue.retry import Retry
+from redkit.queue.schedules import Schedule, ScheduleInfo, ScheduleOptions
 from redkit.queue.tasks import RESERVED, AsyncTask, Task, TaskDef, TaskOptions, positive
 
 if TYPE_CHECKING:
@@ -72,6 +74,8 @@ class _QueueBase:
             int(lease * 1000), dead_after, int(result_ttl * 1000), keep_completed
         )
         self.tasks: dict[str, TaskDef] = {}
+        #: Schedules defined in code; every worker of the queue stores them when it starts.
+        self.schedules: dict[str, Schedule] = {}
 
     def _define(self, func: Callable[..., Any], options: TaskOptions) -> TaskDef:
         if not callable(func):
@@ -117,6 +121,17 @@ class _QueueBase:
             ids.append(job_id)
             jobs.append(job)
         return ids, jobs
+
+    def _schedule(self, name: str, task: Any, options: ScheduleOptions) -> Schedule:
+        task_name = task if isinstance(task, str) else getattr(task, "name", None)
+        if not isinstance(task_name, str):
+            raise ConfigError(f"schedule {name!r}: task must be a task or its name, got {task!r}")
+        check_options("schedule", options, ScheduleOptions)
+        args, kwargs = tuple(options.get("args", ())), dict(options.get("kwargs", {}))
+        _, job = self._new_job(task_name, args, kwargs, {})
+        schedule = sched.build(name, task_name, job.payload, options)
+        self.schedules[name] = schedule
+        return schedule
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r}, tasks={sorted(self.tasks)!r})"
@@ -208,6 +223,36 @@ class Queue(_QueueBase):
         """Whether :meth:`pause` is in effect."""
         return self.rk.run(qops.is_paused(self.keys))
 
+    def schedule(
+        self, name: str, task: str | Task[Any], **options: Unpack[ScheduleOptions]
+    ) -> Schedule:
+        """Define a schedule in code: enqueue ``task`` at every tick (see docs/queue.md).
+
+        Options: ``cron`` (five fields) or ``every`` (seconds), ``tz`` (an IANA zone for
+        ``cron``, default UTC), ``args``/``kwargs`` of the task, ``priority``, and
+        ``catch_up`` (seconds: a tick missed while no worker ran is enqueued late if at
+        most this old; default 60). Workers of the queue store it when they start.
+        """
+        return self._schedule(name, task, options)
+
+    def add_schedule(
+        self, name: str, task: str | Task[Any], **options: Unpack[ScheduleOptions]
+    ) -> Schedule:
+        """Define a schedule and store it now (at run time); running workers follow it."""
+        schedule = self._schedule(name, task, options)
+        self.rk.run(sched.put(self.keys, schedule))
+        return schedule
+
+    def remove_schedule(self, name: str) -> bool:
+        """Remove a stored schedule; False when there was none. (Remove it from the code
+        too, or the next worker to start stores it again.)"""
+        self.schedules.pop(name, None)
+        return self.rk.run(sched.remove(self.keys, name))
+
+    def list_schedules(self) -> list[ScheduleInfo]:
+        """The stored schedules and their next runs."""
+        return self.rk.run(sched.listing(self.keys))
+
 
 class AsyncQueue(_QueueBase):
     """A job queue for asyncio producers; see :class:`Queue` for the options."""
@@ -281,6 +326,29 @@ class AsyncQueue(_QueueBase):
     async def is_paused(self) -> bool:
         """Whether :meth:`pause` is in effect."""
         return await self.rk.run(qops.is_paused(self.keys))
+
+    def schedule(
+        self, name: str, task: str | AsyncTask[Any], **options: Unpack[ScheduleOptions]
+    ) -> Schedule:
+        """Define a schedule in code; see :meth:`Queue.schedule`."""
+        return self._schedule(name, task, options)
+
+    async def add_schedule(
+        self, name: str, task: str | AsyncTask[Any], **options: Unpack[ScheduleOptions]
+    ) -> Schedule:
+        """Define a schedule and store it now; see :meth:`Queue.add_schedule`."""
+        schedule = self._schedule(name, task, options)
+        await self.rk.run(sched.put(self.keys, schedule))
+        return schedule
+
+    async def remove_schedule(self, name: str) -> bool:
+        """Remove a stored schedule; see :meth:`Queue.remove_schedule`."""
+        self.schedules.pop(name, None)
+        return await self.rk.run(sched.remove(self.keys, name))
+
+    async def list_schedules(self) -> list[ScheduleInfo]:
+        """The stored schedules and their next runs."""
+        return await self.rk.run(sched.listing(self.keys))
 
 
 def _priority(value: Any) -> int:

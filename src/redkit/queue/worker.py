@@ -35,6 +35,7 @@ from redkit import errors
 from redkit.client import AsyncRedkitCore
 from redkit.errors import ConfigError, RedkitError
 from redkit.queue import ops as qops
+from redkit.queue import schedules as sched
 from redkit.queue.context import JobContext, _current
 from redkit.runtime import AsyncLoopContext, AsyncRuntime
 
@@ -54,11 +55,13 @@ class Worker:
         concurrency: how many jobs run at once.
         grace: seconds :meth:`stop` lets running jobs finish before handing them back.
         batch: the most jobs claimed in one round trip (default: ``concurrency``).
+        schedules: run the queue's schedules (store the ones defined in code, enqueue
+            each tick once across all workers); on by default.
     """
 
     def __init__(
         self, queue: Queue | AsyncQueue, *, concurrency: int = 10, grace: float = 30.0,
-        batch: int | None = None,
+        batch: int | None = None, schedules: bool = True,
     ) -> None:  # fmt: skip
         if not (isinstance(concurrency, int) and concurrency >= 1):
             raise ConfigError(f"concurrency must be an int >= 1, got {concurrency!r}")
@@ -71,10 +74,12 @@ class Worker:
             )
         self.queue, self.concurrency, self.grace = queue, concurrency, grace
         self.batch = batch or concurrency
+        self.schedules = schedules
         self.id = secrets.token_hex(8)
         self._running: dict[str, asyncio.Task[None]] = {}
         self._tokens: dict[str, int] = {}  # the fencing token of each running job
         self._contexts: dict[str, JobContext] = {}
+        self._unpublished = set(queue.schedules)  # defined in code, stored at start
         self._acks: list[qops.Ack] = []
         self._blocking = self._unsure = False
         self._flushing: asyncio.Task[None] | None = None
@@ -106,6 +111,8 @@ class Worker:
         self._runtime.add(
             f"queue:{self.queue.name}:lease", self._lease, interrupt=self._cut_lease
         )
+        if self.schedules:
+            self._runtime.add(f"queue:{self.queue.name}:schedules", self._tick)
         await self._runtime.start()
         self._loop = asyncio.get_running_loop()
         self.started.set()
@@ -266,6 +273,18 @@ class Worker:
                 log.warning("queue %r: could not report finished jobs (%s)", self.queue.name, exc)
                 return
             self._stale(taken.stale)
+
+    # --- the schedule loop -----------------------------------------------------------------
+
+    async def _tick(self, ctx: AsyncLoopContext) -> None:
+        """Enqueue the due ticks of the queue's schedules, then sleep until the next one."""
+        if self._unpublished:
+            for name in list(self._unpublished):
+                await self._rk.run(sched.put(self.queue.keys, self.queue.schedules[name]))
+                self._unpublished.discard(name)
+        wait_ms = await self._rk.run(sched.run_due(self.queue.keys))
+        if wait_ms != 0:  # new schedules are picked up within a second
+            await ctx.wait(1.0 if wait_ms < 0 else min(wait_ms / 1000, 1.0))
 
     # --- the lease loop --------------------------------------------------------------------
 
