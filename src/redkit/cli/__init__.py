@@ -21,7 +21,17 @@ if TYPE_CHECKING:
 
 __all__ = ["COMMANDS", "build", "main"]
 
-COMMANDS: tuple[str, ...] = ("demo", "info", "server", "queues", "retry", "schedules", "worker")
+COMMANDS: tuple[str, ...] = (
+    "demo",
+    "info",
+    "server",
+    "queues",
+    "jobs",
+    "retry",
+    "purge",
+    "schedules",
+    "worker",
+)
 """The subcommand modules, in help order: ``redkit.cli.<name>.command``."""
 
 

@@ -5,7 +5,7 @@ See :class:`Queue` (producers and task definitions) and :class:`Worker` (runs ta
 
 from redkit.errors import JobCancelledError, JobFailedError, JobNotFinishedError, JobTimeoutError
 from redkit.queue.context import JobContext, current_job
-from redkit.queue.jobs import AsyncJob, Job
+from redkit.queue.jobs import AsyncJob, Job, JobInfo
 from redkit.queue.queue import AsyncQueue, Queue, QueueOptions
 from redkit.queue.retry import Retry
 from redkit.queue.tasks import AsyncTask, Task, TaskOptions
@@ -19,6 +19,7 @@ __all__ = [
     "JobCancelledError",
     "JobContext",
     "JobFailedError",
+    "JobInfo",
     "JobNotFinishedError",
     "JobTimeoutError",
     "Queue",

@@ -108,9 +108,7 @@ class Worker:
         self._room, self._done = asyncio.Event(), asyncio.Event()
         self._runtime = AsyncRuntime(self._rk, drain_timeout=self.grace)
         self._runtime.add(f"queue:{self.queue.name}:claim", self._claim, interrupt=self._cut)
-        self._runtime.add(
-            f"queue:{self.queue.name}:lease", self._lease, interrupt=self._cut_lease
-        )
+        self._runtime.add(f"queue:{self.queue.name}:lease", self._lease, interrupt=self._cut_lease)
         if self.schedules:
             self._runtime.add(f"queue:{self.queue.name}:schedules", self._tick)
         await self._runtime.start()
@@ -331,9 +329,7 @@ class Worker:
         task = asyncio.ensure_future(self._execute(job))
         self._running[job.member] = task
         self._tokens[job.member] = job.token
-        self._contexts[job.member] = JobContext(
-            unquote(job.member), job.task, job.deliveries
-        )
+        self._contexts[job.member] = JobContext(unquote(job.member), job.task, job.deliveries)
 
     def _finished(self, job: qops.Claimed) -> None:
         """Forget ``job``'s task, unless the job was claimed again since (a new token)."""
@@ -419,4 +415,3 @@ class Worker:
                 return qops.Ack(job.member, job.token, "r", data, delay_ms)
         log.error("queue %r: job %s failed for good", self.queue.name, job.member, exc_info=exc)
         return qops.Ack(job.member, job.token, "f", data)
-
