@@ -5,6 +5,7 @@ See :class:`Queue` (producers and task definitions) and :class:`Worker` (runs ta
 
 from redkit.errors import JobCancelledError, JobFailedError, JobNotFinishedError, JobTimeoutError
 from redkit.queue.context import JobContext, current_job
+from redkit.queue.dedupe import Dedupe
 from redkit.queue.jobs import AsyncJob, Job, JobInfo
 from redkit.queue.queue import AsyncQueue, Queue, QueueOptions
 from redkit.queue.retry import Retry
@@ -15,6 +16,7 @@ __all__ = [
     "AsyncJob",
     "AsyncQueue",
     "AsyncTask",
+    "Dedupe",
     "Job",
     "JobCancelledError",
     "JobContext",

@@ -19,12 +19,14 @@ import math
 import secrets
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, TypedDict, TypeVar, overload
+from urllib.parse import unquote
 
 from typing_extensions import Unpack
 
 from redkit import ops
 from redkit.client import check_options
 from redkit.errors import ConfigError
+from redkit.queue import dedupe as dd
 from redkit.queue import ops as qops
 from redkit.queue import schedules as sched
 from redkit.queue.jobs import AsyncJob, Job, JobInfo, job_info
@@ -111,10 +113,21 @@ class _QueueBase:
         )  # fmt: skip
         return job_id, new
 
+    def _unique(self, options: Mapping[str, Any], new: qops.NewJob) -> ops.Once[dd.Added] | None:
+        """The deduplicated add, when ``options`` ask for one."""
+        dedupe = options.get("dedupe")
+        if dedupe is None:
+            return None
+        if not isinstance(dedupe, dd.Dedupe):
+            raise ConfigError(f"dedupe must be a redkit.queue.Dedupe, got {dedupe!r}")
+        return dd.add_unique(self.keys, dedupe, new)
+
     def _new_jobs(
         self, task: str, items: Iterable[Mapping[str, Any] | tuple[Any, ...]],
         options: Mapping[str, Any],
     ) -> tuple[list[str], list[qops.NewJob]]:  # fmt: skip
+        if options.get("dedupe") is not None:
+            raise ConfigError("dedupe= works with enqueue(), one job at a time")
         ids, jobs = [], []
         for item in items:
             args, kwargs = ((), dict(item)) if isinstance(item, Mapping) else (tuple(item), {})
@@ -204,6 +217,10 @@ class Queue(_QueueBase):
         """Add a job for the task named ``task`` (see :meth:`Task.enqueue`)."""
         options = {k: kwargs.pop(k) for k in RESERVED & set(kwargs)}
         job_id, new = self._new_job(task, args, kwargs, options)
+        unique = self._unique(options, new)
+        if unique is not None:
+            added = self.rk.run(unique)
+            return Job(self, job_id if added.member == new.member else unquote(added.member))
         self.rk.run(qops.add(self.keys, [new]))
         return Job(self, job_id)
 
@@ -324,6 +341,11 @@ class AsyncQueue(_QueueBase):
         """Add a job for the task named ``task`` (see :meth:`Task.enqueue`)."""
         options = {k: kwargs.pop(k) for k in RESERVED & set(kwargs)}
         job_id, new = self._new_job(task, args, kwargs, options)
+        unique = self._unique(options, new)
+        if unique is not None:
+            added = await self.rk.run(unique)
+            same = added.member == new.member
+            return AsyncJob(self, job_id if same else unquote(added.member))
         await self.rk.run(qops.add(self.keys, [new]))
         return AsyncJob(self, job_id)
 

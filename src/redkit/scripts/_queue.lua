@@ -28,10 +28,34 @@ local function notify(base, id, jk)
     redis.call('HDEL', jk, 'w')
   end
 end
+-- Drop the deduplication key that points to this job, if any (field 'u': its name).
+local function release_unique(jk, id)
+  local u = redis.call('HGET', jk, 'u')
+  if u and redis.call('GET', u) == id then
+    redis.call('DEL', u)
+  end
+end
 -- End a job as cancelled, kept keep_ms (its payload dropped), and wake its waiters.
 local function end_cancelled(base, id, jk, now, keep_ms)
   redis.call('HSET', jk, 'st', 'cancelled', 'ft', now)
   redis.call('HDEL', jk, 'p', 'cx')
+  release_unique(jk, id)
   redis.call('PEXPIRE', jk, keep_ms)
   notify(base, id, jk)
+end
+-- Create a job hash and queue it: waiting (delay_ms 0) or delayed. The caller has made
+-- sure the id is new (HSETNX on 't'). meta holds the enqueue counter. Returns its score.
+local function create_job(jk, id, task, payload, priority, delay_ms, now, wait, delayed, meta)
+  local seq = redis.call('HINCRBY', meta, 'seq', 1)
+  local sc = int(tonumber(priority) * ORDER + seq % ORDER)
+  local st = 'waiting'
+  if tonumber(delay_ms) > 0 then
+    st = 'delayed'
+    redis.call('ZADD', delayed, now + tonumber(delay_ms), id)
+  else
+    redis.call('ZADD', wait, sc, id)
+  end
+  redis.call('HSET', jk, 't', task, 'p', payload, 'sc', sc, 'n', 0, 'tk', 0, 'c', 0, 'at', now,
+    'st', st)
+  return sc
 end

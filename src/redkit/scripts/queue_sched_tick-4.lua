@@ -19,12 +19,8 @@ end
 redis.call('ZADD', KEYS[1], ARGV[4], ARGV[2])
 if ARGV[5] == '1' then
   local jk = job_key(ARGV[1], ARGV[6])
-  if redis.call('HSETNX', jk, 't', ARGV[7]) == 1 then
-    local seq = redis.call('HINCRBY', KEYS[4], 'seq', 1)
-    local sc = int(tonumber(ARGV[9]) * ORDER + seq % ORDER)
-    redis.call('HSET', jk, 'p', ARGV[8], 'sc', sc, 'n', 0, 'tk', 0, 'c', 0, 'at', now_ms(),
-      'st', 'waiting')
-    redis.call('ZADD', KEYS[2], sc, ARGV[6])
+  if redis.call('EXISTS', jk) == 0 then
+    create_job(jk, ARGV[6], ARGV[7], ARGV[8], ARGV[9], 0, now_ms(), KEYS[2], nil, KEYS[4])
     wake(KEYS[3])
   end
 end

@@ -17,7 +17,8 @@
 -- Nothing is claimed while the queue is paused (field 'paused' of its meta hash,
 -- base..'meta').
 -- Also touches keys built from the base, in the same hash tag: job hashes (base..'j:'..id),
--- dead workers' job sets (base..'w:'..worker) and waiters' signal lists (base..'s:'..id).
+-- dead workers' job sets (base..'w:'..worker), waiters' signal lists (base..'s:'..id) and
+-- the deduplication key a finished job held (its field 'u').
 --!include _clock.lua
 --!include _queue.lua
 local base, wid = ARGV[1], ARGV[2]
@@ -41,6 +42,9 @@ local function finish(id, token, outcome, data, delay, order)
     redis.call('HSET', jk, 'e', data)
     end_cancelled(base, id, jk, now, ARGV[6])
     return 0
+  end
+  if outcome ~= 'r' then
+    release_unique(jk, id)
   end
   if outcome == 'd' then
     redis.call('HSET', jk, 'st', 'done', 'r', data, 'ft', now)
@@ -87,6 +91,7 @@ local function recover()
       local jk = job_key(base, id)
       if redis.call('HINCRBY', jk, 'c', 1) >= tonumber(ARGV[5]) then
         redis.call('HSET', jk, 'st', 'dead', 'ft', now)
+        release_unique(jk, id)
         redis.call('ZADD', KEYS[7], now, id)
         notify(base, id, jk)
       else
