@@ -6,6 +6,7 @@ See :class:`Queue` (producers and task definitions) and :class:`Worker` (runs ta
 from redkit.errors import JobCancelledError, JobFailedError, JobNotFinishedError, JobTimeoutError
 from redkit.queue.context import JobContext, current_job
 from redkit.queue.dedupe import Dedupe
+from redkit.queue.events import QueueEvent
 from redkit.queue.jobs import AsyncJob, Job, JobInfo
 from redkit.queue.queue import AsyncQueue, Queue, QueueOptions
 from redkit.queue.retry import Retry
@@ -25,6 +26,7 @@ __all__ = [
     "JobNotFinishedError",
     "JobTimeoutError",
     "Queue",
+    "QueueEvent",
     "QueueOptions",
     "Retry",
     "Task",

@@ -13,7 +13,9 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from contextvars import ContextVar
+from typing import Any
 
 from redkit.errors import ConfigError, JobCancelledError
 
@@ -24,11 +26,25 @@ class JobContext:
     ``id`` is the job's id (one too long for a key part appears as its digest).
     """
 
-    __slots__ = ("_cancelled", "deliveries", "id", "task")
+    __slots__ = ("_cancelled", "_report", "deliveries", "id", "task")
 
-    def __init__(self, job_id: str, task: str, deliveries: int) -> None:
+    def __init__(
+        self, job_id: str, task: str, deliveries: int,
+        report: Callable[[Any], None] | None = None,
+    ) -> None:  # fmt: skip
         self.id, self.task, self.deliveries = job_id, task, deliveries
         self._cancelled = threading.Event()
+        self._report = report
+
+    def progress(self, value: Any) -> None:
+        """Report the job's progress (a number, or anything the serializer stores).
+
+        It does not wait: the worker stores it with the job (``job.progress()``) and adds
+        a ``progress`` event to the queue's stream, in the order of the calls. Progress
+        from a delivery that lost its lease is dropped.
+        """
+        if self._report is not None:
+            self._report(value)
 
     @property
     def cancelled(self) -> bool:

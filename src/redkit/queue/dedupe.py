@@ -81,13 +81,13 @@ class Added:
 _STATUS = {1: "added", 0: "duplicate", 2: "replaced"}
 
 
-def add_unique(keys: QueueKeys, dedupe: Dedupe, job: NewJob) -> ops.Once[Added]:
+def add_unique(keys: QueueKeys, dedupe: Dedupe, job: NewJob, events: int = 0) -> ops.Once[Added]:
     """Add ``job`` under ``dedupe``'s key and mode, in one script call."""
     effect = ops.Eval(
         ADD_UNIQUE,
         (keys.group.key("u", dedupe.key), keys.wait, keys.delayed, keys.wake, keys.meta),
         (keys.base, _MODES[dedupe.mode], math.ceil(dedupe.period * 1000), job.member, job.task,
-         job.payload, job.priority, job.delay_ms),
+         job.payload, job.priority, job.delay_ms, events),
     )  # fmt: skip
     return ops.Once(effect, _added)
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from redkit import errors
 from redkit.errors import ConfigError
+from redkit.queue import events as qevents
 from redkit.queue import ops as qops
 
 if TYPE_CHECKING:
@@ -43,6 +44,11 @@ class Job:
             self.queue, self.queue.rk.run(qops.watch(self.queue.keys, self._member, False))
         )
 
+    def progress(self) -> Any:
+        """The last progress its handler reported (``current_job().progress(...)``), or None."""
+        data = self.queue.rk.run(qevents.job_progress(self.queue.keys, self._member))
+        return None if data is None else self.queue.rk.serializer.loads(data)
+
     def cancel(self) -> bool:
         """Cancel the job; False when it had finished already (or does not exist).
 
@@ -51,8 +57,7 @@ class Job:
         ``current_job().cancelled``; the job then ends as ``cancelled`` unless its
         handler returned a result first.
         """
-        policy = self.queue.policy
-        flow = qops.cancel(self.queue.keys, self._member, policy.result_ttl_ms, policy.lease_ms)
+        flow = qops.cancel(self.queue.keys, self._member, self.queue.policy)
         return (self.queue.rk.run(flow)) > 0
 
     def retry(self) -> bool:
@@ -84,6 +89,11 @@ class AsyncJob:
         snap = await self.queue.rk.run(qops.watch(self.queue.keys, self._member, False))
         return last_error(self.queue, snap)
 
+    async def progress(self) -> Any:
+        """The last progress its handler reported; see :meth:`Job.progress`."""
+        data = await self.queue.rk.run(qevents.job_progress(self.queue.keys, self._member))
+        return None if data is None else self.queue.rk.serializer.loads(data)
+
     async def cancel(self) -> bool:
         """Cancel the job; False when it had finished already (or does not exist).
 
@@ -92,8 +102,7 @@ class AsyncJob:
         ``current_job().cancelled``; the job then ends as ``cancelled`` unless its
         handler returned a result first.
         """
-        policy = self.queue.policy
-        flow = qops.cancel(self.queue.keys, self._member, policy.result_ttl_ms, policy.lease_ms)
+        flow = qops.cancel(self.queue.keys, self._member, self.queue.policy)
         return (await self.queue.rk.run(flow)) > 0
 
     async def retry(self) -> bool:

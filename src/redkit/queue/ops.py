@@ -105,9 +105,11 @@ class NewJob:
     delay_ms: int
 
 
-def add(keys: QueueKeys, jobs: Sequence[NewJob]) -> ops.Once[list[bool]]:
-    """Add ``jobs`` in one script call; per job True when added, False for a duplicate id."""
-    args: list[ops.EncodableT] = [keys.base]
+def add(keys: QueueKeys, jobs: Sequence[NewJob], events: int = 0) -> ops.Once[list[bool]]:
+    """Add ``jobs`` in one script call; per job True when added, False for a duplicate id.
+
+    ``events``: the queue's event stream length (0: no events)."""
+    args: list[ops.EncodableT] = [keys.base, events]
     for job in jobs:
         args += [job.member, job.task, job.payload, job.priority, job.delay_ms]
     effect = ops.Eval(ADD, (keys.wait, keys.delayed, keys.wake, keys.meta), args)
@@ -147,6 +149,7 @@ class Policy:
     dead_after: int
     result_ttl_ms: int
     keep_completed: int
+    events: int = 0  # the event stream's length; 0: no events
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,7 +167,7 @@ def take(
     """Finish ``acks``, recover dead workers' jobs, promote due ones, claim up to ``want``."""
     args: list[ops.EncodableT] = [
         keys.base, worker_id, policy.lease_ms, want, policy.dead_after,
-        policy.result_ttl_ms, policy.keep_completed,
+        policy.result_ttl_ms, policy.keep_completed, policy.events,
     ]  # fmt: skip
     for ack in acks:
         args += [ack.member, ack.token, ack.outcome, ack.data, ack.delay_ms]
@@ -267,11 +270,11 @@ def wait_final(keys: QueueKeys, job_member: str, timeout: float) -> ops.Flow[Sna
         yield from ops.wait_signal(keys.signal(job_member), remaining)
 
 
-def cancel(keys: QueueKeys, job_member: str, keep_ms: int, lease_ms: int) -> ops.Once[int]:
+def cancel(keys: QueueKeys, job_member: str, policy: Policy) -> ops.Once[int]:
     """Cancel a job: 1 cancelled, 2 cancellation of the running job requested, 0 neither."""
     effect = ops.Eval(
         CANCEL, (keys.job(job_member), keys.wait, keys.delayed),
-        (keys.base, job_member, keep_ms, lease_ms),
+        (keys.base, job_member, policy.result_ttl_ms, policy.lease_ms, policy.events),
     )  # fmt: skip
     return ops.Once(effect, int)
 

@@ -27,8 +27,10 @@ from redkit import ops
 from redkit.client import check_options
 from redkit.errors import ConfigError
 from redkit.queue import dedupe as dd
+from redkit.queue import events as qevents
 from redkit.queue import ops as qops
 from redkit.queue import schedules as sched
+from redkit.queue.events import QueueEvent
 from redkit.queue.jobs import AsyncJob, Job, JobInfo, job_info
 from redkit.queue.retry import Retry
 from redkit.queue.schedules import Schedule, ScheduleInfo, ScheduleOptions
@@ -47,6 +49,7 @@ class QueueOptions(TypedDict, total=False):
     dead_after: int
     result_ttl: float
     keep_completed: int
+    events: int
 
 
 class _QueueBase:
@@ -63,6 +66,7 @@ class _QueueBase:
         dead_after: int = 3,
         result_ttl: float = 3600.0,
         keep_completed: int = 10_000,
+        events: int = 0,
     ) -> None:
         positive("lease", lease)
         positive("result_ttl", result_ttl)
@@ -70,11 +74,13 @@ class _QueueBase:
             raise ConfigError(f"dead_after must be an int >= 1, got {dead_after!r}")
         if not (isinstance(keep_completed, int) and keep_completed >= 0):
             raise ConfigError(f"keep_completed must be an int >= 0, got {keep_completed!r}")
+        if not (isinstance(events, int) and events >= 0):
+            raise ConfigError(f"events must be an int >= 0, got {events!r}")
         self.rk, self.name = rk, name
         self.keys = qops.QueueKeys(rk.keys, name)
         self.lease = lease
         self.policy = qops.Policy(
-            int(lease * 1000), dead_after, int(result_ttl * 1000), keep_completed
+            int(lease * 1000), dead_after, int(result_ttl * 1000), keep_completed, events
         )
         self.tasks: dict[str, TaskDef] = {}
         #: Schedules defined in code; every worker of the queue stores them when it starts.
@@ -120,7 +126,7 @@ class _QueueBase:
             return None
         if not isinstance(dedupe, dd.Dedupe):
             raise ConfigError(f"dedupe must be a redkit.queue.Dedupe, got {dedupe!r}")
-        return dd.add_unique(self.keys, dedupe, new)
+        return dd.add_unique(self.keys, dedupe, new, self.policy.events)
 
     def _new_jobs(
         self, task: str, items: Iterable[Mapping[str, Any] | tuple[Any, ...]],
@@ -221,7 +227,7 @@ class Queue(_QueueBase):
         if unique is not None:
             added = self.rk.run(unique)
             return Job(self, job_id if added.member == new.member else unquote(added.member))
-        self.rk.run(qops.add(self.keys, [new]))
+        self.rk.run(qops.add(self.keys, [new], self.policy.events))
         return Job(self, job_id)
 
     def enqueue_many(
@@ -230,7 +236,7 @@ class Queue(_QueueBase):
         """Add many jobs in one round trip; each item is a kwargs dict or an args tuple."""
         ids, jobs = self._new_jobs(task, items, options)
         if jobs:
-            self.rk.run(qops.add(self.keys, jobs))
+            self.rk.run(qops.add(self.keys, jobs, self.policy.events))
         return [Job(self, job_id) for job_id in ids]
 
     def job(self, job_id: str) -> Job:
@@ -291,6 +297,20 @@ class Queue(_QueueBase):
         """The stored schedules and their next runs."""
         return self.rk.run(sched.listing(self.keys))
 
+    def events(self, after: str = "0", count: int = 100) -> list[QueueEvent]:
+        """Replay: up to ``count`` kept events after stream id ``after`` (``"0"``: from the
+        oldest kept), without waiting. Needs the queue's ``events`` option."""
+        found = self.rk.run(qevents.replay(self.keys, after, count))
+        return qevents.decoded(found, self.rk.serializer.loads)
+
+    def read_events(
+        self, after: str = "$", count: int = 100, timeout: float = 5.0
+    ) -> list[QueueEvent]:
+        """Follow: events after ``after`` (``"$"``: from now), waiting up to ``timeout`` s
+        for the first; pass the last one's ``id`` as ``after`` to read on without a gap."""
+        found = self.rk.run(qevents.read(self.keys, after, count, timeout))
+        return qevents.decoded(found, self.rk.serializer.loads)
+
     def jobs(self, state: str = "failed", *, limit: int = 50, offset: int = 0) -> list[JobInfo]:
         """The jobs in ``state`` (``waiting``, ``delayed``, ``active``, ``done``, ``failed``
         or ``dead``): the oldest first for waiting and delayed, the latest first for the
@@ -346,7 +366,7 @@ class AsyncQueue(_QueueBase):
             added = await self.rk.run(unique)
             same = added.member == new.member
             return AsyncJob(self, job_id if same else unquote(added.member))
-        await self.rk.run(qops.add(self.keys, [new]))
+        await self.rk.run(qops.add(self.keys, [new], self.policy.events))
         return AsyncJob(self, job_id)
 
     async def enqueue_many(
@@ -355,7 +375,7 @@ class AsyncQueue(_QueueBase):
         """Add many jobs in one round trip; each item is a kwargs dict or an args tuple."""
         ids, jobs = self._new_jobs(task, items, options)
         if jobs:
-            await self.rk.run(qops.add(self.keys, jobs))
+            await self.rk.run(qops.add(self.keys, jobs, self.policy.events))
         return [AsyncJob(self, job_id) for job_id in ids]
 
     def job(self, job_id: str) -> AsyncJob:
@@ -405,6 +425,18 @@ class AsyncQueue(_QueueBase):
     async def list_schedules(self) -> list[ScheduleInfo]:
         """The stored schedules and their next runs."""
         return await self.rk.run(sched.listing(self.keys))
+
+    async def events(self, after: str = "0", count: int = 100) -> list[QueueEvent]:
+        """Replay kept events; see :meth:`Queue.events`."""
+        found = await self.rk.run(qevents.replay(self.keys, after, count))
+        return qevents.decoded(found, self.rk.serializer.loads)
+
+    async def read_events(
+        self, after: str = "$", count: int = 100, timeout: float = 5.0
+    ) -> list[QueueEvent]:
+        """Follow events; see :meth:`Queue.read_events`."""
+        found = await self.rk.run(qevents.read(self.keys, after, count, timeout))
+        return qevents.decoded(found, self.rk.serializer.loads)
 
     async def jobs(
         self, state: str = "failed", *, limit: int = 50, offset: int = 0

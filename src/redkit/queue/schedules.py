@@ -202,7 +202,9 @@ def _parse_due(reply: list[Any]) -> Due:
     return Due(int(reply[0]), int(reply[1]), items)
 
 
-def tick(keys: QueueKeys, schedule: Schedule, due_ms: int, now_ms: int) -> ops.Once[bool]:
+def tick(
+    keys: QueueKeys, schedule: Schedule, due_ms: int, now_ms: int, events: int = 0
+) -> ops.Once[bool]:
     """Move ``schedule`` on from ``due_ms`` and enqueue that tick's job if it is not too
     old; False when another worker had moved it already."""
     enqueue, following = schedule.plan(due_ms, now_ms)
@@ -210,12 +212,12 @@ def tick(keys: QueueKeys, schedule: Schedule, due_ms: int, now_ms: int) -> ops.O
     effect = ops.Eval(
         TICK, (_keys(keys)[1], keys.wait, keys.wake, keys.meta),
         (keys.base, schedule.name, due_ms, following, 1 if enqueue else 0, job_id,
-         schedule.task, schedule.payload, schedule.priority),
+         schedule.task, schedule.payload, schedule.priority, events),
     )  # fmt: skip
     return ops.Once(effect, bool)
 
 
-def run_due(keys: QueueKeys) -> ops.Flow[int]:
+def run_due(keys: QueueKeys, events: int = 0) -> ops.Flow[int]:
     """One pass of a worker's schedule loop: enqueue every due tick that is still due.
 
     Returns ms until the next tick (-1: no schedule), 0 when more may be due at once.
@@ -226,7 +228,7 @@ def run_due(keys: QueueKeys) -> ops.Flow[int]:
         if schedule is None:
             yield ops.Note("queue.schedule.invalid", name)
             continue
-        yield from tick(keys, schedule, due_ms, found.now_ms)
+        yield from tick(keys, schedule, due_ms, found.now_ms, events)
         ticked = True
     if ticked:
         return 0

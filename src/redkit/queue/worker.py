@@ -280,7 +280,7 @@ class Worker:
             for name in list(self._unpublished):
                 await self._rk.run(sched.put(self.queue.keys, self.queue.schedules[name]))
                 self._unpublished.discard(name)
-        wait_ms = await self._rk.run(sched.run_due(self.queue.keys))
+        wait_ms = await self._rk.run(sched.run_due(self.queue.keys, self.queue.policy.events))
         if wait_ms != 0:  # new schedules are picked up within a second
             await ctx.wait(1.0 if wait_ms < 0 else min(wait_ms / 1000, 1.0))
 
@@ -329,7 +329,26 @@ class Worker:
         task = asyncio.ensure_future(self._execute(job))
         self._running[job.member] = task
         self._tokens[job.member] = job.token
-        self._contexts[job.member] = JobContext(unquote(job.member), job.task, job.deliveries)
+        report = functools.partial(self._progress, job.member, job.token)
+        self._contexts[job.member] = JobContext(
+            unquote(job.member), job.task, job.deliveries, report
+        )
+
+    def _progress(self, member: str, token: int, value: Any) -> None:
+        """A handler reports progress (from its task or its thread): store it in order."""
+        data = self.queue.rk.serializer.dumps(value)
+        loop = self._loop
+        if loop is None:
+            return
+        if _in_loop(loop):
+            self._write_progress(member, token, data)
+        else:
+            loop.call_soon_threadsafe(self._write_progress, member, token, data)
+
+    def _write_progress(self, member: str, token: int, data: bytes) -> None:
+        """A progress report travels with the next report of finished jobs (one round
+        trip per batch), ahead of its job's outcome."""
+        self._report(qops.Ack(member, token, "p", data))
 
     def _finished(self, job: qops.Claimed) -> None:
         """Forget ``job``'s task, unless the job was claimed again since (a new token)."""
@@ -415,3 +434,10 @@ class Worker:
                 return qops.Ack(job.member, job.token, "r", data, delay_ms)
         log.error("queue %r: job %s failed for good", self.queue.name, job.member, exc_info=exc)
         return qops.Ack(job.member, job.token, "f", data)
+
+
+def _in_loop(loop: asyncio.AbstractEventLoop) -> bool:
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False

@@ -28,6 +28,19 @@ local function notify(base, id, jk)
     redis.call('HDEL', jk, 'w')
   end
 end
+-- Add an event to the queue's stream (base..'events'), trimmed to about maxlen entries;
+-- maxlen 0: the queue keeps no events.
+local function emit(base, maxlen, event, id, data)
+  maxlen = tonumber(maxlen)
+  if maxlen > 0 then
+    if data then
+      redis.call('XADD', base .. 'events', 'MAXLEN', '~', maxlen, '*', 'e', event, 'j', id,
+        'd', data)
+    else
+      redis.call('XADD', base .. 'events', 'MAXLEN', '~', maxlen, '*', 'e', event, 'j', id)
+    end
+  end
+end
 -- Drop the deduplication key that points to this job, if any (field 'u': its name).
 local function release_unique(jk, id)
   local u = redis.call('HGET', jk, 'u')

@@ -10,7 +10,7 @@
 -- KEYS[5] meta (hash: 'seq' counter)
 -- ARGV[1] key base   ARGV[2] mode   ARGV[3] period ms (throttle, debounce)
 -- ARGV[4] job id (used when a job is added)   ARGV[5] task   ARGV[6] payload
--- ARGV[7] priority   ARGV[8] delay ms (modes q, r, t)
+-- ARGV[7] priority   ARGV[8] delay ms (modes q, r, t)   ARGV[9] events kept (0: none)
 -- Returns {1 added, 0 duplicate, 2 replaced (debounce); the id of the job that counts}.
 --!include _clock.lua
 --!include _queue.lua
@@ -49,4 +49,5 @@ else
   redis.call('HSET', jk, 'u', KEYS[1])
 end
 wake(KEYS[4])
+emit(base, ARGV[9], 'enqueued', id)
 return {1, id}

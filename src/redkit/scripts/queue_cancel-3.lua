@@ -5,7 +5,7 @@
 -- returned a result); a dead worker's job with 'cx' set is cancelled instead of retried.
 -- KEYS[1] the job's hash   KEYS[2] wait   KEYS[3] delayed
 -- ARGV[1] key base   ARGV[2] the job's id   ARGV[3] ms the cancelled job is kept
--- ARGV[4] ms a worker's cancel list is kept (its lease)
+-- ARGV[4] ms a worker's cancel list is kept (its lease)   ARGV[5] events kept (0: none)
 -- Returns 1 when cancelled, 2 when cancellation of the running job was requested, 0 when
 -- it is finished or unknown.
 --!include _queue.lua
@@ -26,4 +26,5 @@ redis.call('HSET', KEYS[1], 'st', 'cancelled')
 redis.call('HDEL', KEYS[1], 'p')
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 notify(ARGV[1], ARGV[2], KEYS[1])
+emit(ARGV[1], ARGV[5], 'cancelled', ARGV[2])
 return 1

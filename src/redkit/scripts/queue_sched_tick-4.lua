@@ -7,7 +7,7 @@
 -- ARGV[4] its next tick (ms)   ARGV[5] '1' to enqueue the tick's job, '0' to skip it
 --   (a tick older than the catch-up window, or the first computation)
 -- ARGV[6] the job's id (deterministic per tick)   ARGV[7] task   ARGV[8] payload
--- ARGV[9] priority
+-- ARGV[9] priority   ARGV[10] events kept (0: none)
 -- Returns 1 when this call moved the schedule (and enqueued, if asked), 0 when another
 -- worker had moved it (or the schedule was removed).
 --!include _clock.lua
@@ -22,6 +22,7 @@ if ARGV[5] == '1' then
   if redis.call('EXISTS', jk) == 0 then
     create_job(jk, ARGV[6], ARGV[7], ARGV[8], ARGV[9], 0, now_ms(), KEYS[2], nil, KEYS[4])
     wake(KEYS[3])
+    emit(ARGV[1], ARGV[10], 'enqueued', ARGV[6])
   end
 end
 return 1

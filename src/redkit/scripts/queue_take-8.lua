@@ -6,9 +6,12 @@
 -- KEYS[8] wake list
 -- ARGV[1] key base   ARGV[2] worker id   ARGV[3] lease ms   ARGV[4] jobs to claim
 -- ARGV[5] deaths before a job is dead-lettered   ARGV[6] ms a finished job is kept
--- ARGV[7] how many finished jobs are kept
--- ARGV[8..] five per finished job: id, fencing token, outcome ('d' done, 'r' retry,
---   'f' failed, 'c' cancelled), data (the result or the error), retry delay ms
+-- ARGV[7] how many finished jobs are kept   ARGV[8] events kept (0: none)
+-- ARGV[9..] five per finished job: id, fencing token, outcome ('d' done, 'r' retry,
+--   'f' failed, 'c' cancelled), data (the result or the error), retry delay ms; a
+--   progress report travels the same way, before its job's outcome: outcome 'p', data
+--   the progress (kept in field 'pg' and added as an event while the job is this
+--   delivery's)
 -- A job whose cancellation was requested (field 'cx') ends as cancelled unless it is
 -- reported done, and is cancelled instead of claimed when it is back in the queue.
 -- Returns {ms until the next delayed job or lease end (-1: none), jobs not finished
@@ -35,12 +38,20 @@ end
 local function finish(id, token, outcome, data, delay, order)
   local jk = job_key(base, id)
   local st, tk = unpack(redis.call('HMGET', jk, 'st', 'tk'))
+  if outcome == 'p' then
+    if st == 'active' and tk == token then
+      redis.call('HSET', jk, 'pg', data)
+      emit(base, ARGV[8], 'progress', id, data)
+    end
+    return 0
+  end
   if st ~= 'active' or tk ~= token or redis.call('SREM', KEYS[4], id) == 0 then
     return 1
   end
   if outcome == 'c' or (outcome ~= 'd' and redis.call('HEXISTS', jk, 'cx') == 1) then
     redis.call('HSET', jk, 'e', data)
     end_cancelled(base, id, jk, now, ARGV[6])
+    emit(base, ARGV[8], 'cancelled', id)
     return 0
   end
   if outcome ~= 'r' then
@@ -51,11 +62,14 @@ local function finish(id, token, outcome, data, delay, order)
     redis.call('HDEL', jk, 'p')
     redis.call('PEXPIRE', jk, ARGV[6])
     redis.call('ZADD', KEYS[5], int(done_at + order), id)
+    emit(base, ARGV[8], 'completed', id)
   elseif outcome == 'f' then
     redis.call('HSET', jk, 'st', 'failed', 'e', data, 'ft', now)
     redis.call('ZADD', KEYS[6], now, id)
+    emit(base, ARGV[8], 'failed', id)
   else
     redis.call('HSET', jk, 'e', data)
+    emit(base, ARGV[8], 'retried', id)
     local due = now + tonumber(delay)
     local first = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')[2]
     if due > now then
@@ -92,6 +106,7 @@ local function recover()
       if redis.call('HINCRBY', jk, 'c', 1) >= tonumber(ARGV[5]) then
         redis.call('HSET', jk, 'st', 'dead', 'ft', now)
         release_unique(jk, id)
+        emit(base, ARGV[8], 'dead', id)
         redis.call('ZADD', KEYS[7], now, id)
         notify(base, id, jk)
       else
@@ -111,10 +126,10 @@ local function promote()
 end
 
 local stale = 0
-for i = 8, #ARGV, 5 do
+for i = 9, #ARGV, 5 do
   stale = stale + finish(ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], i)
 end
-if #ARGV >= 8 then
+if #ARGV >= 9 then
   trim_done()
 end
 recover()
@@ -134,6 +149,7 @@ if want > 0 then
     local jk = job_key(base, id)
     if redis.call('HEXISTS', jk, 'cx') == 1 then  -- cancelled while its worker was lost
       end_cancelled(base, id, jk, now, ARGV[6])
+      emit(base, ARGV[8], 'cancelled', id)
     else
       local token = redis.call('HINCRBY', jk, 'tk', 1)
       local n = redis.call('HINCRBY', jk, 'n', 1)
@@ -145,6 +161,7 @@ if want > 0 then
       out[#out + 1] = task
       out[#out + 1] = payload
       out[#out + 1] = n
+      emit(base, ARGV[8], 'active', id)
     end
   end
   if #popped == want * 2 and redis.call('ZCARD', KEYS[1]) > 0 then
