@@ -312,7 +312,7 @@ def retry_all(keys: QueueKeys) -> ops.Flow[int]:
 
 def pause(keys: QueueKeys, paused: bool) -> ops.Once[bool]:
     """Pause (or resume) claiming from the queue; True when its state changed."""
-    effect = ops.Eval(PAUSE, (keys.meta, keys.wait, keys.wake), (1 if paused else 0,))
+    effect = ops.Eval(PAUSE, (keys.meta, keys.wait, keys.wake), (1 if paused else 0, keys.base))
     return ops.Once(effect, bool)
 
 

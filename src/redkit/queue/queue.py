@@ -28,6 +28,7 @@ from redkit.client import check_options
 from redkit.errors import ConfigError
 from redkit.queue import dedupe as dd
 from redkit.queue import events as qevents
+from redkit.queue import groups as qgroups
 from redkit.queue import ops as qops
 from redkit.queue import schedules as sched
 from redkit.queue.events import QueueEvent
@@ -124,9 +125,18 @@ class _QueueBase:
         dedupe = options.get("dedupe")
         if dedupe is None:
             return None
+        if options.get("group") is not None:
+            raise ConfigError("dedupe= and group= cannot be combined")
         if not isinstance(dedupe, dd.Dedupe):
             raise ConfigError(f"dedupe must be a redkit.queue.Dedupe, got {dedupe!r}")
         return dd.add_unique(self.keys, dedupe, new, self.policy.events)
+
+    def _add(self, options: Mapping[str, Any], jobs: list[qops.NewJob]) -> ops.Once[list[bool]]:
+        """The add for ``jobs``: into their group when ``options`` name one."""
+        group = options.get("group")
+        if group is None:
+            return qops.add(self.keys, jobs, self.policy.events)
+        return qgroups.add(self.keys, qgroups.check_group(group), jobs, self.policy.events)
 
     def _new_jobs(
         self, task: str, items: Iterable[Mapping[str, Any] | tuple[Any, ...]],
@@ -134,6 +144,9 @@ class _QueueBase:
     ) -> tuple[list[str], list[qops.NewJob]]:  # fmt: skip
         if options.get("dedupe") is not None:
             raise ConfigError("dedupe= works with enqueue(), one job at a time")
+        unknown = set(options) - RESERVED - {"job_id"}
+        if unknown:
+            raise ConfigError(f"enqueue_many() got unknown options {sorted(unknown)}")
         ids, jobs = [], []
         for item in items:
             args, kwargs = ((), dict(item)) if isinstance(item, Mapping) else (tuple(item), {})
@@ -227,7 +240,7 @@ class Queue(_QueueBase):
         if unique is not None:
             added = self.rk.run(unique)
             return Job(self, job_id if added.member == new.member else unquote(added.member))
-        self.rk.run(qops.add(self.keys, [new], self.policy.events))
+        self.rk.run(self._add(options, [new]))
         return Job(self, job_id)
 
     def enqueue_many(
@@ -236,7 +249,7 @@ class Queue(_QueueBase):
         """Add many jobs in one round trip; each item is a kwargs dict or an args tuple."""
         ids, jobs = self._new_jobs(task, items, options)
         if jobs:
-            self.rk.run(qops.add(self.keys, jobs, self.policy.events))
+            self.rk.run(self._add(options, jobs))
         return [Job(self, job_id) for job_id in ids]
 
     def job(self, job_id: str) -> Job:
@@ -296,6 +309,12 @@ class Queue(_QueueBase):
     def list_schedules(self) -> list[ScheduleInfo]:
         """The stored schedules and their next runs."""
         return self.rk.run(sched.listing(self.keys))
+
+    def set_group_concurrency(self, limit: int | None, group: str | None = None) -> None:
+        """At most ``limit`` jobs of ``group`` run at once, across all workers (None for
+        ``group``: the default of every group without a limit of its own; ``limit``
+        None or 0 removes the limit)."""
+        self.rk.run(qgroups.set_concurrency(self.keys, limit, group))
 
     def events(self, after: str = "0", count: int = 100) -> list[QueueEvent]:
         """Replay: up to ``count`` kept events after stream id ``after`` (``"0"``: from the
@@ -366,7 +385,7 @@ class AsyncQueue(_QueueBase):
             added = await self.rk.run(unique)
             same = added.member == new.member
             return AsyncJob(self, job_id if same else unquote(added.member))
-        await self.rk.run(qops.add(self.keys, [new], self.policy.events))
+        await self.rk.run(self._add(options, [new]))
         return AsyncJob(self, job_id)
 
     async def enqueue_many(
@@ -375,7 +394,7 @@ class AsyncQueue(_QueueBase):
         """Add many jobs in one round trip; each item is a kwargs dict or an args tuple."""
         ids, jobs = self._new_jobs(task, items, options)
         if jobs:
-            await self.rk.run(qops.add(self.keys, jobs, self.policy.events))
+            await self.rk.run(self._add(options, jobs))
         return [AsyncJob(self, job_id) for job_id in ids]
 
     def job(self, job_id: str) -> AsyncJob:
@@ -425,6 +444,10 @@ class AsyncQueue(_QueueBase):
     async def list_schedules(self) -> list[ScheduleInfo]:
         """The stored schedules and their next runs."""
         return await self.rk.run(sched.listing(self.keys))
+
+    async def set_group_concurrency(self, limit: int | None, group: str | None = None) -> None:
+        """Limit a group's running jobs; see :meth:`Queue.set_group_concurrency`."""
+        await self.rk.run(qgroups.set_concurrency(self.keys, limit, group))
 
     async def events(self, after: str = "0", count: int = 100) -> list[QueueEvent]:
         """Replay kept events; see :meth:`Queue.events`."""

@@ -20,7 +20,7 @@ end
 if st ~= 'waiting' and st ~= 'delayed' then
   return 0
 end
-redis.call('ZREM', KEYS[2], ARGV[2])
+unready(ARGV[1], KEYS[2], ARGV[2], KEYS[1])
 redis.call('ZREM', KEYS[3], ARGV[2])
 redis.call('HSET', KEYS[1], 'st', 'cancelled')
 redis.call('HDEL', KEYS[1], 'p')

@@ -21,7 +21,8 @@
 -- base..'meta').
 -- Also touches keys built from the base, in the same hash tag: job hashes (base..'j:'..id),
 -- dead workers' job sets (base..'w:'..worker), waiters' signal lists (base..'s:'..id) and
--- the deduplication key a finished job held (its field 'u').
+-- the deduplication key a finished job held (its field 'u'), and the group keys
+-- (see _queue.lua: a grouped job waits in its group's zset, claims go round robin).
 --!include _clock.lua
 --!include _queue.lua
 local base, wid = ARGV[1], ARGV[2]
@@ -32,7 +33,7 @@ local done_at = now_us()
 
 local function enter_wait(id, jk)
   redis.call('HSET', jk, 'st', 'waiting')
-  redis.call('ZADD', KEYS[1], redis.call('HGET', jk, 'sc'), id)
+  ready(base, KEYS[1], id, jk)
 end
 
 local function finish(id, token, outcome, data, delay, order)
@@ -47,6 +48,9 @@ local function finish(id, token, outcome, data, delay, order)
   end
   if st ~= 'active' or tk ~= token or redis.call('SREM', KEYS[4], id) == 0 then
     return 1
+  end
+  if group_left(base, jk) then
+    wake(KEYS[8])  -- an idle worker may claim the job that waited for this one's place
   end
   if outcome == 'c' or (outcome ~= 'd' and redis.call('HEXISTS', jk, 'cx') == 1) then
     redis.call('HSET', jk, 'e', data)
@@ -103,6 +107,7 @@ local function recover()
     local set = base .. 'w:' .. worker
     for _, id in ipairs(redis.call('SMEMBERS', set)) do
       local jk = job_key(base, id)
+      group_left(base, jk)
       if redis.call('HINCRBY', jk, 'c', 1) >= tonumber(ARGV[5]) then
         redis.call('HSET', jk, 'st', 'dead', 'ft', now)
         release_unique(jk, id)
@@ -142,29 +147,63 @@ if want > 0 then
     want = 0
   end
 end
+local function claim(id)
+  local jk = job_key(base, id)
+  if redis.call('HEXISTS', jk, 'cx') == 1 then  -- cancelled while its worker was lost
+    group_left(base, jk)
+    end_cancelled(base, id, jk, now, ARGV[6])
+    emit(base, ARGV[8], 'cancelled', id)
+    return
+  end
+  local token = redis.call('HINCRBY', jk, 'tk', 1)
+  local n = redis.call('HINCRBY', jk, 'n', 1)
+  redis.call('HSET', jk, 'st', 'active', 'wk', wid)
+  redis.call('SADD', KEYS[4], id)
+  local task, payload = unpack(redis.call('HMGET', jk, 't', 'p'))
+  out[#out + 1] = id
+  out[#out + 1] = token
+  out[#out + 1] = task
+  out[#out + 1] = payload
+  out[#out + 1] = n
+  emit(base, ARGV[8], 'active', id)
+end
+
 if want > 0 then
-  local popped = redis.call('ZPOPMIN', KEYS[1], want)
-  for i = 1, #popped, 2 do
-    local id = popped[i]
-    local jk = job_key(base, id)
-    if redis.call('HEXISTS', jk, 'cx') == 1 then  -- cancelled while its worker was lost
-      end_cancelled(base, id, jk, now, ARGV[6])
-      emit(base, ARGV[8], 'cancelled', id)
-    else
-      local token = redis.call('HINCRBY', jk, 'tk', 1)
-      local n = redis.call('HINCRBY', jk, 'n', 1)
-      redis.call('HSET', jk, 'st', 'active', 'wk', wid)
-      redis.call('SADD', KEYS[4], id)
-      local task, payload = unpack(redis.call('HMGET', jk, 't', 'p'))
-      out[#out + 1] = id
-      out[#out + 1] = token
-      out[#out + 1] = task
-      out[#out + 1] = payload
-      out[#out + 1] = n
-      emit(base, ARGV[8], 'active', id)
+  local got = 0
+  if redis.call('LLEN', base .. 'groups') == 0 then
+    local popped = redis.call('ZPOPMIN', KEYS[1], want)
+    for i = 1, #popped, 2 do
+      claim(popped[i])
+    end
+    got = #popped / 2
+  else
+    -- round robin: one job from each group in the ring's order (the ring turns, so the
+    -- next call starts where this one stopped), then one ungrouped job; again while
+    -- slots are free and a round claimed something
+    local progress = true
+    while got < want and progress do
+      progress = false
+      for _ = 1, redis.call('LLEN', base .. 'groups') do
+        if got >= want then
+          break
+        end
+        local g = redis.call('LMOVE', base .. 'groups', base .. 'groups', 'LEFT', 'RIGHT')
+        local id = pop_group(base, g)
+        if id then
+          claim(id)
+          got, progress = got + 1, true
+        end
+      end
+      if got < want then
+        local popped = redis.call('ZPOPMIN', KEYS[1], 1)
+        if #popped > 0 then
+          claim(popped[1])
+          got, progress = got + 1, true
+        end
+      end
     end
   end
-  if #popped == want * 2 and redis.call('ZCARD', KEYS[1]) > 0 then
+  if got == want and any_ready(base, KEYS[1]) then
     wake(KEYS[8])
   end
 end
