@@ -82,6 +82,8 @@ class _IdempotencyBase(Guarded):
         )
         self._keyspace = rk.keys
         self._serializer = rk.serializer
+        secret = rk.settings.secret
+        self._secret = secret.encode() if secret else b""
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r}, on_failure={self.settings.on_failure!r})"
@@ -89,21 +91,29 @@ class _IdempotencyBase(Guarded):
     def _flow(
         self,
         key: str,
-        call: Callable[[ops.Keys, str], Any],
+        call: Callable[[ops.Current], Any],
         fingerprint: str | None,
         wait: bool | None,
         failed: Callable[[Any], bool] | None,
     ) -> Flow[Any]:
         keys = ops.keys_for(self._keyspace, self.name, key)
-        run = ops.Run(
-            keys,
-            key,
-            fingerprint or "",
-            functools.partial(call, keys),
-            self.settings.wait if wait is None else wait,
-            failed,
-        )
+        wait = self.settings.wait if wait is None else wait
+        run = ops.Run(keys, key, fingerprint or "", call, wait, failed)
         return ops.run_flow(self.settings, self._serializer, self._failure, run)
+
+    def _step(self, step: str, call: Callable[[], Any]) -> Flow[Any]:
+        current = ops.CURRENT.get()
+        if current is None or current.name != self.name:
+            raise ConfigError(
+                f"step({step!r}) runs inside a call made idempotent by idempotency "
+                f"{self.name!r} (its do(), a function it decorates, or an HTTP handler)"
+            )
+        return ops.step_flow(self.settings, self._serializer, current, step, call)
+
+    def digest(self, *parts: bytes) -> str:
+        """An HMAC-SHA256 of ``parts`` keyed by the settings' ``secret`` (``REDKIT_SECRET``;
+        a plain digest without one): the fingerprint of a payload."""
+        return ops.hmac_fingerprint(self._secret, *parts)
 
     @property
     def _renew_every(self) -> float:
@@ -111,13 +121,17 @@ class _IdempotencyBase(Guarded):
 
 
 def _key_and_fingerprint(
-    key: KeyFunc, fingerprint: FingerprintSpec, args: tuple[Any, ...], kwargs: dict[str, Any]
+    key: KeyFunc,
+    fingerprint: FingerprintSpec,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    secret: bytes,
 ) -> tuple[str, str | None]:
     value = key(*args, **kwargs)
     if not isinstance(value, str) or not value:
         raise ConfigError(f"the key function must return a non-empty string, got {value!r}")
     if fingerprint is True:
-        return value, ops.fingerprint_of(args, kwargs)
+        return value, ops.fingerprint_of(args, kwargs, secret)
     if callable(fingerprint):
         return value, str(fingerprint(*args, **kwargs))
     return value, None
@@ -181,30 +195,44 @@ class Idempotency(_IdempotencyBase):
         def decorate(func: Callable[P, R]) -> Callable[P, R]:
             @functools.wraps(func)
             def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-                name, fp = _key_and_fingerprint(key, fingerprint, args, kwargs)
+                name, fp = _key_and_fingerprint(key, fingerprint, args, kwargs, self._secret)
                 return self.do(name, functools.partial(func, *args, **kwargs), fingerprint=fp)
 
             return wrapper
 
         return decorate
 
-    def _renewed(self, call: Callable[[], Any], keys: ops.Keys, token: str) -> Any:
-        """Run ``call`` while a thread renews ``token``'s lease."""
-        if not token:
-            return call()
+    def step(self, step: str, call: Callable[[], R]) -> R:
+        """A recovery point inside an idempotent call: ``call()`` runs and its result is
+        committed under ``step``; when a retry of the same key runs after a failure or a
+        crash, the committed steps return their stored result instead of running again.
+
+        Args:
+            step: the step's name, unique within the call (``"charge"``).
+            call: what the step does; its result must be serializable.
+        """
+        result: R = self._rk.run(self._step(step, call))
+        return result
+
+    def _renewed(self, call: Callable[[], Any], current: ops.Current) -> Any:
+        """Run ``call`` while a thread renews the lease of ``current``."""
+        reset = ops.CURRENT.set(current)
         stop = threading.Event()
         renewer = threading.Thread(
             target=self._renew_loop,
-            args=(keys, token, stop),
+            args=(current.keys, current.token, stop),
             daemon=True,
             name=f"redkit-idem-renew:{self.name}",
         )
-        renewer.start()
+        if current.token:
+            renewer.start()
         try:
             return call()
         finally:
-            stop.set()
-            renewer.join()
+            ops.CURRENT.reset(reset)
+            if current.token:
+                stop.set()
+                renewer.join()
 
     def _renew_loop(self, keys: ops.Keys, token: str, stop: threading.Event) -> None:
         while not stop.wait(self._renew_every):
@@ -253,7 +281,7 @@ class AsyncIdempotency(_IdempotencyBase):
         def decorate(func: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
             @functools.wraps(func)
             async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-                name, fp = _key_and_fingerprint(key, fingerprint, args, kwargs)
+                name, fp = _key_and_fingerprint(key, fingerprint, args, kwargs, self._secret)
                 call = functools.partial(func, *args, **kwargs)
                 return await self.do(name, call, fingerprint=fp)
 
@@ -261,15 +289,26 @@ class AsyncIdempotency(_IdempotencyBase):
 
         return decorate
 
-    async def _renewed(self, call: Callable[[], Any], keys: ops.Keys, token: str) -> Any:
-        """Await ``call()`` while a task renews ``token``'s lease."""
-        if not token:
-            return await _awaited(call())
+    async def step(self, step: str, call: Callable[[], Awaitable[R]]) -> R:
+        """A recovery point inside an idempotent call (see :meth:`Idempotency.step`);
+        ``call`` may be a coroutine function or a plain one."""
+        result: R = await self._rk.run(self._step(step, call))
+        return result
+
+    async def _renewed(self, call: Callable[[], Any], current: ops.Current) -> Any:
+        """Await ``call()`` while a task renews the lease of ``current``."""
+        reset = ops.CURRENT.set(current)
+        if not current.token:
+            try:
+                return await _awaited(call())
+            finally:
+                ops.CURRENT.reset(reset)
         stop = asyncio.Event()
-        renewer = asyncio.create_task(self._renew_loop(keys, token, stop))
+        renewer = asyncio.create_task(self._renew_loop(current.keys, current.token, stop))
         try:
             return await _awaited(call())
         finally:
+            ops.CURRENT.reset(reset)
             # never cancel the renewer mid-command; ask it to stop and let it finish
             stop.set()
             await asyncio.shield(renewer)

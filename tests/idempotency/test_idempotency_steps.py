@@ -1,0 +1,105 @@
+"""Recovery points (``step``) for functions, the settings' secret, and the STATUS codes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from redkit import AsyncRedkit, Redkit, Settings
+from redkit.errors import ConfigError, IdempotencyConflictError, IdempotencyMismatchError
+from redkit.idempotency import ops
+from redkit.scripts import STATUS
+
+
+def test_a_retry_resumes_after_the_last_committed_step(rk: Redkit) -> None:
+    payments = rk.idempotency("orders")
+    done: list[str] = []
+    crash = {"ship": True}
+
+    @payments.idempotent(key=lambda order: order)
+    def place(order: str) -> dict[str, Any]:
+        charge = payments.step("charge", lambda: done.append("charge") or "ch_1")
+        if crash["ship"]:
+            crash["ship"] = False
+            raise RuntimeError("the process died after the charge")
+        label = payments.step("ship", lambda: done.append("ship") or "lbl_1")
+        return {"charge": charge, "label": label}
+
+    with pytest.raises(RuntimeError):
+        place("o1")
+    assert place("o1") == {"charge": "ch_1", "label": "lbl_1"}
+    assert place("o1") == {"charge": "ch_1", "label": "lbl_1"}  # replayed
+    assert done == ["charge", "ship"]
+    keys = ops.keys_for(rk.keys, "orders", "o1")
+    assert rk.client.exists(keys.steps) == 0  # the stored result superseded the steps
+
+
+def test_steps_of_another_payload_are_a_mismatch(rk: Redkit) -> None:
+    payments = rk.idempotency("orders")
+
+    @payments.idempotent(key=lambda order, amount: order)
+    def place(order: str, amount: int) -> int:
+        payments.step("charge", lambda: amount)
+        raise RuntimeError("crash after the charge")
+
+    with pytest.raises(RuntimeError):
+        place("o1", 5)
+    with pytest.raises(IdempotencyMismatchError):
+        place("o1", 6)
+
+
+def test_step_outside_an_idempotent_call_is_refused(rk: Redkit) -> None:
+    with pytest.raises(ConfigError):
+        rk.idempotency("orders").step("charge", lambda: 1)
+    with pytest.raises(ConfigError):
+        rk.idempotency("orders").do("k", lambda: rk.idempotency("other").step("s", lambda: 1))
+
+
+def test_a_step_after_the_lease_was_lost_raises(rk: Redkit) -> None:
+    payments = rk.idempotency("orders")
+    keys = ops.keys_for(rk.keys, "orders", "k")
+
+    def call() -> None:
+        rk.client.delete(keys.record)  # the lease ran out and the record went with it
+        payments.step("charge", lambda: 1)
+
+    with pytest.raises(IdempotencyConflictError):
+        payments.do("k", call)
+
+
+async def test_async_steps_resume(ark: AsyncRedkit) -> None:
+    payments = ark.idempotency("orders")
+    runs: list[str] = []
+
+    async def charge() -> str:
+        runs.append("charge")
+        return "ch_1"
+
+    async def place(fail: bool) -> str:
+        charged: str = await payments.step("charge", charge)
+        if fail:
+            raise RuntimeError("crash")
+        return charged
+
+    with pytest.raises(RuntimeError):
+        await payments.do("k", lambda: place(True))
+    assert await payments.do("k", lambda: place(False)) == "ch_1"
+    assert runs == ["charge"]
+
+
+def test_secret_keys_the_fingerprint_and_stays_hidden(standalone_url: str) -> None:
+    settings = Settings.from_env(url=standalone_url, secret="s3cret-value-for-tests")
+    assert "s3cret" not in repr(settings)
+    with Redkit(settings=settings) as keyed, Redkit(standalone_url) as plain:
+        one = keyed.idempotency("x")
+        assert "s3cret" not in repr(one)
+        assert one.digest(b"body") != plain.idempotency("x").digest(b"body")
+        assert one.digest(b"body") == ops.hmac_fingerprint(b"s3cret-value-for-tests", b"body")
+    env = Settings.from_env({"REDKIT_SECRET": "from-env"})
+    assert env.secret == "from-env"
+
+
+def test_mismatch_and_lost_lease_are_status_codes() -> None:
+    assert STATUS[-6][0] is IdempotencyMismatchError
+    assert STATUS[-7][0] is IdempotencyConflictError
