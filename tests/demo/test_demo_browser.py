@@ -1,7 +1,8 @@
 """The demo page in headless Chromium, as a person uses it.
 
 Set a price anonymously (401 shown) and logged in ("saved" shown), reload the page and
-check the JWT (still valid), two devices and "log out everywhere" (the JWT revoked), and
+check the JWT (still valid), pay with a key sent three times (one charge, two replays
+shown), two devices and "log out everywhere" (the JWT revoked), and
 the login limit's 429 shown as one message. Uses Debian's ``chromium`` (``.ci/run``
 installs it) driven by Playwright through ``executable_path``. Skipped, with the reason,
 where no browser is installed -- except under ``CI=true``, where that is a failure: a
@@ -84,6 +85,13 @@ def test_a_person_can_use_the_shop(browser: Any, standalone_url: str, prefix: st
         laptop.click("#reload")
         expect(laptop.locator("#cache-badge")).to_have_text("hit")
         expect(laptop.locator("#limit-budget")).to_contain_text("/products")
+
+        # a payment sent three times on purpose (a double click, a retry): charged once
+        laptop.fill("#pay-amount", "12.50")
+        laptop.click("#pay")
+        expect(laptop.locator("#pay-message")).to_contain_text("3 requests, 2 replays, one charge")
+        expect(laptop.locator("#pay-attempts tr")).to_have_count(3)
+        expect(laptop.locator("#pay-message")).to_contain_text("1 charge in all")
 
         # anonymous: the 401 is shown, not wiped by the product reload that follows
         _set_first_price(laptop, "31")

@@ -24,7 +24,7 @@ from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 
 from redkit import AsyncRedkit
-from redkit.demo import auth, products
+from redkit.demo import auth, payments, products
 from redkit.demo.auth import SigningKey
 from redkit.demo.catalog import Catalog
 from redkit.demo.limits import Limits
@@ -82,6 +82,7 @@ def create_app(
         )
     )
     app.include_router(auth.router(store, tokens, key, login_limit=limits.login))
+    app.include_router(payments.router(ark))
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def page() -> str:
