@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 
 from redkit import AsyncRedkit, Redkit, Settings
 from redkit.errors import ConfigError, IdempotencyConflictError, IdempotencyMismatchError
-from redkit.idempotency import ops
+from redkit.idempotency import ops, renewal
 from redkit.scripts import STATUS
 
 
@@ -103,3 +107,48 @@ def test_secret_keys_the_fingerprint_and_stays_hidden(standalone_url: str) -> No
 def test_mismatch_and_lost_lease_are_status_codes() -> None:
     assert STATUS[-6][0] is IdempotencyMismatchError
     assert STATUS[-7][0] is IdempotencyConflictError
+
+
+async def test_async_lease_is_renewed_while_the_call_runs(ark: AsyncRedkit) -> None:
+    idem = ark.idempotency("pay", lease=0.3, wait=False)
+    inside, leave = asyncio.Event(), asyncio.Event()
+
+    async def slow() -> str:
+        inside.set()
+        await leave.wait()
+        return "done"
+
+    first = asyncio.create_task(idem.do("k", slow))
+    await inside.wait()
+    for _ in range(10):  # about 1s, three leases: still held, thanks to renewal
+        with pytest.raises(IdempotencyConflictError):
+            await idem.do("k", slow)
+        await asyncio.sleep(0.1)
+    leave.set()
+    assert await first == "done"
+
+
+def test_one_renewal_thread_per_object_and_none_when_idle(
+    rk: Redkit, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(renewal, "IDLE_EXIT", 0.2)
+    idem = rk.idempotency("pay", lease=0.3)
+    names = f"redkit-idem-renew:{idem.name}"
+
+    def threads() -> int:
+        return sum(t.name == names for t in threading.enumerate())
+
+    before = threads()
+    with ThreadPoolExecutor(8) as pool:
+        gate = threading.Event()
+        calls = [pool.submit(idem.do, f"k{i}", lambda: gate.wait(10)) for i in range(8)]
+        deadline = time.monotonic() + 10
+        while threads() == before and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert threads() == before + 1  # eight calls, one renewer
+        gate.set()
+        assert all(call.result() for call in calls)
+    deadline = time.monotonic() + 10
+    while threads() > before:  # it exits once idle
+        assert time.monotonic() < deadline
+        time.sleep(0.02)

@@ -20,7 +20,6 @@ import asyncio
 import functools
 import inspect
 import logging
-import threading
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
@@ -29,6 +28,7 @@ from typing_extensions import Unpack
 from redkit.errors import ConfigError
 from redkit.failure import FailureOptions, FailurePolicy, Guarded, check_deadline, with_deadline
 from redkit.idempotency import ops
+from redkit.idempotency.renewal import Renewals
 from redkit.ops import Flow
 
 if TYPE_CHECKING:
@@ -160,6 +160,7 @@ class Idempotency(_IdempotencyBase):
     def __init__(self, rk: RedkitCore, name: str, **options: Unpack[IdempotencyOptions]) -> None:
         super().__init__(rk, name, **options)
         self._rk = with_deadline(rk, self.deadline)
+        self._renewals = Renewals(name, self._renew_every, self._renew)
 
     def do(
         self,
@@ -215,33 +216,18 @@ class Idempotency(_IdempotencyBase):
         return result
 
     def _renewed(self, call: Callable[[], Any], current: ops.Current) -> Any:
-        """Run ``call`` while a thread renews the lease of ``current``."""
+        """Run ``call`` while the object's renewal thread renews the lease of ``current``."""
         reset = ops.CURRENT.set(current)
-        stop = threading.Event()
-        renewer = threading.Thread(
-            target=self._renew_loop,
-            args=(current.keys, current.token, stop),
-            daemon=True,
-            name=f"redkit-idem-renew:{self.name}",
-        )
-        if current.token:
-            renewer.start()
+        handle = self._renewals.add(current.keys, current.token) if current.token else None
         try:
             return call()
         finally:
             ops.CURRENT.reset(reset)
-            if current.token:
-                stop.set()
-                renewer.join()
+            if handle is not None:
+                self._renewals.remove(handle)
 
-    def _renew_loop(self, keys: ops.Keys, token: str, stop: threading.Event) -> None:
-        while not stop.wait(self._renew_every):
-            try:
-                if not self._rk.run(ops.renew_flow(self.settings, keys, token)):
-                    log.warning("idempotency %r: a lease was lost while its call ran", self.name)
-                    return
-            except Exception:  # a blip: keep trying until the lease says otherwise
-                log.warning("idempotency %r: renewing a lease failed", self.name, exc_info=True)
+    def _renew(self, keys: ops.Keys, token: str) -> bool:
+        return bool(self._rk.run(ops.renew_flow(self.settings, keys, token)))
 
 
 class AsyncIdempotency(_IdempotencyBase):
@@ -303,24 +289,41 @@ class AsyncIdempotency(_IdempotencyBase):
                 return await _awaited(call())
             finally:
                 ops.CURRENT.reset(reset)
+        # most calls end before the first renewal is due: start the renewer only then
         stop = asyncio.Event()
-        renewer = asyncio.create_task(self._renew_loop(current.keys, current.token, stop))
+        renewer: list[asyncio.Task[None]] = []
+        start = functools.partial(self._start_renewer, current, stop, renewer)
+        timer = asyncio.get_running_loop().call_later(self._renew_every, start)
         try:
             return await _awaited(call())
         finally:
             ops.CURRENT.reset(reset)
+            timer.cancel()
             # never cancel the renewer mid-command; ask it to stop and let it finish
             stop.set()
-            await asyncio.shield(renewer)
+            if renewer:
+                await asyncio.shield(renewer[0])
 
-    async def _renew_loop(self, keys: ops.Keys, token: str, stop: asyncio.Event) -> None:
-        while not await _stopped_within(stop, self._renew_every):
+    def _start_renewer(
+        self, current: ops.Current, stop: asyncio.Event, started: list[asyncio.Task[None]]
+    ) -> None:
+        if not stop.is_set():
+            started.append(asyncio.ensure_future(self._renew_loop(current, stop)))
+
+    async def _renew_loop(self, current: ops.Current, stop: asyncio.Event) -> None:
+        keys, token = current.keys, current.token
+        while True:  # started when the first renewal is due
             try:
                 if not await self._rk.run(ops.renew_flow(self.settings, keys, token)):
-                    log.warning("idempotency %r: a lease was lost while its call ran", self.name)
+                    if not stop.is_set():  # (a call that ended gave its claim up itself)
+                        log.warning(
+                            "idempotency %r: a lease was lost while its call ran", self.name
+                        )
                     return
             except Exception:
                 log.warning("idempotency %r: renewing a lease failed", self.name, exc_info=True)
+            if await _stopped_within(stop, self._renew_every):
+                return
 
 
 async def _awaited(value: Any) -> Any:
