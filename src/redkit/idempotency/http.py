@@ -30,6 +30,8 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+import orjson
+
 from redkit.errors import (
     ConfigError,
     IdempotencyConflictError,
@@ -159,9 +161,13 @@ def canonical(content_type: str, body: bytes) -> bytes:
     if not content_type.lower().startswith("application/json"):
         return body
     try:
-        return json.dumps(json.loads(body), sort_keys=True, separators=(",", ":")).encode()
+        document = json.loads(body)  # (orjson would read a very large integer as a float)
     except ValueError:
         return body
+    try:
+        return orjson.dumps(document, option=orjson.OPT_SORT_KEYS)
+    except TypeError:  # an integer beyond 64 bits
+        return json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
 
 
 def storable(reply: Reply) -> dict[str, Any]:

@@ -92,11 +92,8 @@ def fingerprint_of(args: tuple[Any, ...], kwargs: dict[str, Any], secret: bytes 
 
 def hmac_fingerprint(secret: bytes, *parts: bytes) -> str:
     """An HMAC-SHA256 of ``parts`` (length-prefixed, so no two part lists collide)."""
-    mac = hmac.new(secret, digestmod=hashlib.sha256)
-    for part in parts:
-        mac.update(len(part).to_bytes(8, "big"))
-        mac.update(part)
-    return mac.hexdigest()
+    message = b"".join(len(part).to_bytes(8, "big") + part for part in parts)
+    return hmac.digest(secret, message, "sha256").hex()
 
 
 @dataclass(frozen=True, slots=True)
