@@ -13,6 +13,7 @@ import pytest
 from redkit import AsyncRedkit, Redkit, Settings
 from redkit.errors import ConfigError, IdempotencyConflictError, IdempotencyMismatchError
 from redkit.idempotency import ops, renewal
+from redkit.idempotency.http import canonical
 from redkit.scripts import STATUS
 
 
@@ -152,3 +153,12 @@ def test_one_renewal_thread_per_object_and_none_when_idle(
     while threads() > before:  # it exits once idle
         assert time.monotonic() < deadline
         time.sleep(0.02)
+
+
+def test_the_canonical_body_is_one_spelling_per_payload() -> None:
+    json_type = "application/json; charset=utf-8"
+    assert canonical(json_type, b'{"b": 1, "a": [2]}') == canonical(json_type, b'{"a":[2],"b":1}')
+    big, bigger = b'{"a": 123456789012345678901234567890}', b'{"a": 123456789012345678901234567891}'
+    assert canonical(json_type, big) != canonical(json_type, bigger)  # exact, not floats
+    assert canonical(json_type, b"not json") == b"not json"
+    assert canonical("text/plain", b'{"b": 1, "a": 2}') == b'{"b": 1, "a": 2}'
