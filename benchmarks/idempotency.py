@@ -15,8 +15,10 @@ httpx's ASGI transport, one request at a time, ``--requests`` per run:
 * ``raw redis-py SET NX + SET``: the two round trips a claim and a store cost at least.
 
 Systems are interleaved within each run; the table shows the median requests/s, the
-median latency per request, the extra latency over the bare endpoint, and the round
-trips per request counted by the server (``INFO commandstats``: for redkit the script
+median latency per request, the extra latency over the bare endpoint, the extra CPU
+time this process spends per request (steadier than latency on a busy machine: the
+Python cost of the middleware, its client included), and the round trips per request
+counted by the server (``INFO commandstats``: for redkit the script
 calls and blocking waits it sends, for the peer every command it sends).
 """
 
@@ -143,26 +145,33 @@ async def measure(args: argparse.Namespace, url: str) -> None:
     systems["raw redis-py SET NX + SET"] = (raw_work(raw), ("set",))
 
     rates: dict[str, list[float]] = {name: [] for name in systems}
+    cpu: dict[str, list[float]] = {name: [] for name in systems}
     trips: dict[str, list[float]] = {name: [] for name in systems}
     for work, _ in systems.values():
         await work(20)  # warm up: connections, scripts, the replayed keys' first run
     for _ in range(args.runs):
         for name, (work, sends) in systems.items():  # interleaved within each run
             before = await sent(raw, sends) if sends else 0
-            began = time.perf_counter()
+            began, began_cpu = time.perf_counter(), time.process_time()
             await work(args.requests)
             took = time.perf_counter() - began
+            cpu[name].append((time.process_time() - began_cpu) / args.requests)
             after = await sent(raw, sends) if sends else 0
             rates[name].append(args.requests / took)
             trips[name].append((after - before) / args.requests)
     base = statistics.median(rates["no idempotency"])
-    print(f"{'':<28} {'req/s':>9} {'us/req':>8} {'+us/req':>8} {'trips/req':>10}")
+    base_cpu = statistics.median(cpu["no idempotency"])
+    print(
+        f"{'':<28} {'req/s':>9} {'us/req':>8} {'+us/req':>8} {'+cpu us':>8} {'trips/req':>10}"
+    )
     for name in systems:
         rate = statistics.median(rates[name])
         extra = 1e6 / rate - 1e6 / base
+        extra_cpu = 1e6 * (statistics.median(cpu[name]) - base_cpu)
         shown = "" if name.startswith("raw") else f"{extra:>8.0f}"
+        shown_cpu = "" if name.startswith("raw") else f"{extra_cpu:>8.0f}"
         print(
-            f"{name:<28} {rate:>9,.0f} {1e6 / rate:>8.0f} {shown:>8} "
+            f"{name:<28} {rate:>9,.0f} {1e6 / rate:>8.0f} {shown:>8} {shown_cpu:>8} "
             f"{statistics.median(trips[name]):>10.2f}"
         )
     for client in clients:
