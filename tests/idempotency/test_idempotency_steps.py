@@ -162,3 +162,16 @@ def test_the_canonical_body_is_one_spelling_per_payload() -> None:
     assert canonical(json_type, big) != canonical(json_type, bigger)  # exact, not floats
     assert canonical(json_type, b"not json") == b"not json"
     assert canonical("text/plain", b'{"b": 1, "a": 2}') == b'{"b": 1, "a": 2}'
+
+
+def test_asgi_rules_per_route(rk: Redkit, ark: AsyncRedkit) -> None:
+    from redkit.idempotency.http import policy
+
+    from .http_apps import Shop, build
+
+    shop = Shop()
+    routes = {"/other": policy(required=True), "/oth": policy()}
+    with build("asgi", rk, ark, shop, routes=routes) as client:
+        assert client.post("/pay", {"amount": 1}).status == 201  # the app's rules: optional
+        assert client.post("/other", {"amount": 1}).status == 400  # the longest prefix's
+    assert shop.charges == [1]

@@ -20,11 +20,11 @@ FastAPI, Flask and Django integrations; for per-route options in FastAPI, see
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
 from typing import Any
 
 from redkit.idempotency import AsyncIdempotency
-from redkit.idempotency.http import OnStoreDown, Reply, Request, handle_async, policy
+from redkit.idempotency.http import OnStoreDown, Policy, Reply, Request, handle_async, policy
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -52,6 +52,9 @@ class IdempotencyMiddleware:
         wait: a concurrent duplicate waits for the first response instead of getting 409.
         on_error: Redis unavailable: ``"closed"`` answers 503, ``"open"`` runs the app.
         header: the request header carrying the key.
+        routes: per-route rules that replace the ones above, by path prefix (the longest
+            matching prefix wins): ``{"/payments": policy(required=True, wait=True)}``
+            with :func:`redkit.idempotency.http.policy`.
     """
 
     def __init__(
@@ -65,6 +68,7 @@ class IdempotencyMiddleware:
         wait: bool = False,
         on_error: OnStoreDown = "closed",
         header: str = "idempotency-key",
+        routes: Mapping[str, Policy] | None = None,
     ) -> None:
         self.app = app
         self.idempotency = idempotency
@@ -72,14 +76,23 @@ class IdempotencyMiddleware:
             required=required, wait=wait, on_error=on_error, methods=methods, header=header
         )
         self.user = user
-        self._header = self.rules.header.encode("latin-1")
+        # longest prefix first, so that the first match is the most specific one
+        self.routes = sorted((routes or {}).items(), key=lambda item: -len(item[0]))
+
+    def rules_for(self, path: str) -> Policy:
+        """The rules of the route at ``path``."""
+        for prefix, rules in self.routes:
+            if path.startswith(prefix):
+                return rules
+        return self.rules
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] not in self.rules.methods:
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        key = _header(scope, self._header)
-        if key is None and not self.rules.required:
+        rules = self.rules_for(str(scope.get("path", "")))
+        key = _header(scope, rules.header.encode("latin-1"))
+        if scope["method"] not in rules.methods or (key is None and not rules.required):
             await self.app(scope, receive, send)
             return
         body = await _read_body(receive)
@@ -96,7 +109,7 @@ class IdempotencyMiddleware:
         async def run() -> Reply:
             return await _run_app(self.app, scope, body, own)
 
-        reply = await handle_async(self.idempotency, self.rules, request, run)
+        reply = await handle_async(self.idempotency, rules, request, run)
         if reply is None:
             for message in own:
                 await send(message)
