@@ -112,7 +112,7 @@ class _IdempotencyBase(Guarded):
 
     def digest(self, *parts: bytes) -> str:
         """An HMAC-SHA256 of ``parts`` keyed by the settings' ``secret`` (``REDKIT_SECRET``;
-        a plain digest without one): the fingerprint of a payload."""
+        unkeyed without one): the fingerprint of a payload."""
         return ops.hmac_fingerprint(self._secret, *parts)
 
     @property
