@@ -11,7 +11,9 @@
 The first call with a key claims it (an owner token and a lease, renewed while the call
 runs), runs the function and stores its result; a repeat returns the stored result
 without running; a concurrent repeat waits for it; a repeat with other arguments raises
-:class:`~redkit.errors.IdempotencyMismatchError`. See ``docs/idempotency.md``.
+:class:`~redkit.errors.IdempotencyMismatchError`. Inside the call, ``step(name, fn)``
+commits a recovery point, so that a retry after a crash resumes after the last one.
+See ``docs/idempotency.md``.
 """
 
 from __future__ import annotations
