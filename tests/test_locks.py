@@ -12,10 +12,9 @@ import multiprocessing
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from tests.flavours import Either, until
+from tests.flavours import Either, threaded, until
 
 from redkit import AsyncRedkit, Redkit
 from redkit.embedded import EmbeddedServer
@@ -30,25 +29,22 @@ from redkit.errors import (
 CONTENDERS = 20
 
 
-def _critical_section(rk: Redkit, name: str, inside: list[int], log: list[int]) -> None:
-    with rk.lock(name, ttl=5, timeout=30) as lock:
-        inside.append(1)
-        assert len(inside) == 1, "two holders at once"
-        assert lock.fencing_token is not None
-        log.append(lock.fencing_token)
-        inside.pop()
-
-
-def test_threads_never_hold_together_and_fences_increase(rk: Redkit) -> None:
-    inside: list[int] = []
+async def test_contenders_never_hold_together_and_fences_increase(kit: Either) -> None:
+    kit = threaded(kit)  # sync: every contender blocks in a thread of its own
+    inside = 0
     fences: list[int] = []
-    with ThreadPoolExecutor(CONTENDERS) as pool:
-        futures = [
-            pool.submit(_critical_section, rk, "shared", inside, fences) for _ in range(CONTENDERS)
-        ]
-        for future in futures:
-            future.result()
-    assert len(fences) == CONTENDERS
+
+    async def contender() -> None:
+        nonlocal inside
+        async with await kit.lock("shared", ttl=5, timeout=30) as lock:
+            inside += 1
+            assert inside == 1, "two holders at once"
+            await asyncio.sleep(0)
+            assert lock.fencing_token is not None
+            fences.append(lock.fencing_token)
+            inside -= 1
+
+    await asyncio.gather(*(contender() for _ in range(CONTENDERS)))
     assert fences == sorted(fences)
     assert len(set(fences)) == CONTENDERS
 
@@ -182,25 +178,6 @@ def test_hostile_names_stay_in_their_namespace(rk: Redkit) -> None:
     for lock in locks:
         assert lock._keys[0].startswith("{" + rk.keys.prefix + ":lock:")
         lock.release()
-
-
-async def test_async_lock_exclusion_and_fences(ark: AsyncRedkit) -> None:
-    inside = 0
-    fences: list[int] = []
-
-    async def contender() -> None:
-        nonlocal inside
-        async with ark.lock("alock", ttl=5, timeout=30) as lock:
-            inside += 1
-            assert inside == 1
-            await asyncio.sleep(0)
-            assert lock.fencing_token is not None
-            fences.append(lock.fencing_token)
-            inside -= 1
-
-    await asyncio.gather(*(contender() for _ in range(CONTENDERS)))
-    assert fences == sorted(fences)
-    assert len(set(fences)) == CONTENDERS
 
 
 def test_a_retried_acquire_is_idempotent(rk: Redkit) -> None:
