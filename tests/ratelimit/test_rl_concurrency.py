@@ -11,34 +11,29 @@ from collections.abc import Callable
 
 import pytest
 import redis.asyncio.cluster
+from tests.flavours import Either, threaded, until
 
 from redkit import AsyncRedkit, Redkit
 from redkit.errors import ConfigError, RateLimitExceededError
 
 
-def test_threads_never_exceed_the_limit(rk: Redkit) -> None:
-    slots = rk.concurrency_limiter(3, lease=10, deadline=10)
+async def test_holders_never_exceed_the_limit(kit: Either) -> None:
+    kit = threaded(kit)  # sync: every worker blocks in a thread of its own
+    slots = await kit.concurrency_limiter(3, lease=10, deadline=10)
     inside, peak = 0, 0
-    guard = threading.Lock()
 
-    def worker() -> None:
+    async def worker() -> None:
         nonlocal inside, peak
         for _ in range(3):
-            with slots.acquire("job", timeout=30):
-                with guard:
-                    inside += 1
-                    peak = max(peak, inside)
-                time.sleep(0.01)  # hold the slot a moment, so that holders overlap
-                with guard:
-                    inside -= 1
+            async with await slots.acquire("job", timeout=30):
+                inside += 1
+                peak = max(peak, inside)
+                await asyncio.sleep(0.01)  # hold the slot a moment, so that holders overlap
+                inside -= 1
 
-    threads = [threading.Thread(target=worker) for _ in range(10)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    await asyncio.gather(*(worker() for _ in range(10)))
     assert peak == 3
-    assert slots.in_flight("job") == 0
+    assert await slots.in_flight("job") == 0
 
 
 def _hold_forever(url: str, prefix: str, ready: multiprocessing.Event) -> None:  # type: ignore[valid-type]
@@ -101,23 +96,6 @@ def test_bad_options(rk: Redkit) -> None:
         rk.concurrency_limiter(1, lease=0)
 
 
-async def test_async_tasks_never_exceed_the_limit(ark: AsyncRedkit) -> None:
-    slots = ark.concurrency_limiter(2, lease=10, deadline=10)
-    inside, peak = 0, 0
-
-    async def worker() -> None:
-        nonlocal inside, peak
-        async with await slots.acquire("a", timeout=30):
-            inside += 1
-            peak = max(peak, inside)
-            await asyncio.sleep(0.01)
-            inside -= 1
-
-    await asyncio.gather(*(worker() for _ in range(12)))
-    assert peak == 2
-    assert await slots.in_flight("a") == 0
-
-
 def _until(condition: Callable[[], bool], seconds: float = 20) -> None:
     deadline = time.monotonic() + seconds
     while not condition():
@@ -125,27 +103,29 @@ def _until(condition: Callable[[], bool], seconds: float = 20) -> None:
         time.sleep(0.005)
 
 
-def test_waiters_are_served_in_arrival_order(rk: Redkit) -> None:
-    slots = rk.concurrency_limiter(1, lease=30, name="fifo")
-    holder = slots.acquire("q")
+async def test_waiters_are_served_in_arrival_order(kit: Either) -> None:
+    kit = threaded(kit)  # sync: every waiter blocks in a thread of its own
+    slots = await kit.concurrency_limiter(1, lease=30, name="fifo")
+    holder = await slots.acquire("q")
     order: list[int] = []
 
-    def waiter(i: int) -> None:
-        with slots.acquire("q", timeout=30):
+    async def waiter(i: int) -> None:
+        async with await slots.acquire("q", timeout=30):
             order.append(i)
 
-    threads = []
+    tasks = []
     for i in range(6):
-        thread = threading.Thread(target=waiter, args=(i,))
-        thread.start()
-        threads.append(thread)
-        _until(lambda n=i + 1: slots.waiting("q") == n)  # in line before the next comes
-    holder.release()
-    for thread in threads:
-        thread.join(30)
+        tasks.append(asyncio.create_task(waiter(i)))
+        await until(lambda n=i + 1: _waiting(slots, n), 20)  # in line before the next comes
+    await holder.release()
+    await asyncio.gather(*tasks)
     assert order == list(range(6))
-    assert slots.in_flight("q") == 0
-    assert slots.waiting("q") == 0
+    assert await slots.in_flight("q") == 0
+    assert await slots.waiting("q") == 0
+
+
+async def _waiting(slots: Either, n: int) -> bool:
+    return bool(await slots.waiting("q") == n)
 
 
 def test_a_releasing_holder_cannot_cut_in(rk: Redkit) -> None:
@@ -221,27 +201,6 @@ def test_contention_is_fair_with_a_bounded_wait(
     # most once before it; the few moments between counting and joining the line (thread
     # scheduling on a busy machine) may add a round: starvation is bounded either way
     assert max(overtaken) <= 2 * workers
-
-
-async def test_async_waiters_are_served_in_arrival_order(ark: AsyncRedkit) -> None:
-    slots = ark.concurrency_limiter(1, lease=30, name="afifo")
-    holder = await slots.acquire("q")
-    order: list[int] = []
-
-    async def waiter(i: int) -> None:
-        async with await slots.acquire("q", timeout=30):
-            order.append(i)
-
-    tasks = []
-    for i in range(5):
-        tasks.append(asyncio.create_task(waiter(i)))
-        deadline = time.monotonic() + 20
-        while await slots.waiting("q") != i + 1:
-            assert time.monotonic() < deadline
-            await asyncio.sleep(0.005)
-    await holder.release()
-    await asyncio.gather(*tasks)
-    assert order == list(range(5))
 
 
 async def _blocked_clients(ark: AsyncRedkit) -> int:
