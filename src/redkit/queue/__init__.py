@@ -4,6 +4,7 @@ See :class:`Queue` (producers and task definitions) and :class:`Worker` (runs ta
 """
 
 from redkit.errors import JobFailedError, JobNotFinishedError, JobTimeoutError
+from redkit.queue.admin import JobInfo, WorkerInfo
 from redkit.queue.jobs import AsyncJob, Job
 from redkit.queue.queue import AsyncQueue, Queue, QueueOptions
 from redkit.queue.retry import Retry
@@ -16,6 +17,7 @@ __all__ = [
     "AsyncTask",
     "Job",
     "JobFailedError",
+    "JobInfo",
     "JobNotFinishedError",
     "JobTimeoutError",
     "Queue",
@@ -24,4 +26,5 @@ __all__ = [
     "Task",
     "TaskOptions",
     "Worker",
+    "WorkerInfo",
 ]

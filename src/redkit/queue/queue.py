@@ -24,6 +24,7 @@ from typing_extensions import Unpack
 
 from redkit.client import check_options
 from redkit.errors import ConfigError
+from redkit.queue import admin
 from redkit.queue import ops as qops
 from redkit.queue.jobs import AsyncJob, Job
 from redkit.queue.retry import Retry
@@ -193,6 +194,19 @@ class Queue(_QueueBase):
         """Put every failed and dead-lettered job back in the queue; returns how many."""
         return self.rk.run(qops.retry_all(self.keys))
 
+    def jobs(self, state: str, start: int = 0, count: int = 50) -> list[admin.JobInfo]:
+        """A page of the jobs in ``state`` (``waiting``, ``delayed``, ``active``, ``done``,
+        ``failed``, ``dead``): waiting in claim order, finished ones newest first."""
+        return self.rk.run(admin.jobs(self.keys, state, start, count))
+
+    def workers(self) -> list[admin.WorkerInfo]:
+        """The workers holding a lease on this queue, with the jobs each one runs."""
+        return self.rk.run(admin.workers(self.keys))
+
+    def purge(self, state: str) -> int:
+        """Delete every job in ``state`` (any state but ``active``); returns how many."""
+        return self.rk.run(admin.purge(self.keys, state))
+
 
 class AsyncQueue(_QueueBase):
     """A job queue for asyncio producers; see :class:`Queue` for the options."""
@@ -254,6 +268,18 @@ class AsyncQueue(_QueueBase):
     async def retry_failed(self) -> int:
         """Put every failed and dead-lettered job back in the queue; returns how many."""
         return await self.rk.run(qops.retry_all(self.keys))
+
+    async def jobs(self, state: str, start: int = 0, count: int = 50) -> list[admin.JobInfo]:
+        """A page of the jobs in ``state``; see :meth:`Queue.jobs`."""
+        return await self.rk.run(admin.jobs(self.keys, state, start, count))
+
+    async def workers(self) -> list[admin.WorkerInfo]:
+        """The workers holding a lease on this queue, with the jobs each one runs."""
+        return await self.rk.run(admin.workers(self.keys))
+
+    async def purge(self, state: str) -> int:
+        """Delete every job in ``state`` (any state but ``active``); returns how many."""
+        return await self.rk.run(admin.purge(self.keys, state))
 
 
 def _priority(value: Any) -> int:

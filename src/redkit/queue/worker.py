@@ -353,4 +353,3 @@ class Worker:
                 return qops.Ack(job.member, job.token, "r", data, delay_ms)
         log.error("queue %r: job %s failed for good", self.queue.name, job.member, exc_info=exc)
         return qops.Ack(job.member, job.token, "f", data)
-
