@@ -8,6 +8,7 @@ import pytest
 
 from redkit import AsyncRedkit, Redkit
 from redkit.errors import ConfigError
+from redkit.queue import admin
 
 from .conftest import poll, running
 
@@ -66,6 +67,9 @@ def test_workers_and_active_jobs_are_listed(rk: Redkit) -> None:
         assert seen[0].alive
         assert [j.id for j in q.jobs("active")] == ["held"]
         assert job.delete() is False  # a worker holds it
+        stats = rk.run(admin.stats(q.keys))
+        assert stats.counts["active"] == 1
+        assert stats.workers == 1
         poll(lambda: failed.status() == "failed")
         (info,) = q.jobs("failed")
         assert info.error
@@ -75,6 +79,14 @@ def test_workers_and_active_jobs_are_listed(rk: Redkit) -> None:
         assert job.result(timeout=10) == "ok"
     assert q.workers() == []
     assert [j.id for j in q.jobs("done")] == ["held"]
+    stats = rk.run(admin.stats(q.keys))
+    assert stats.counts == {
+        "waiting": 0, "delayed": 0, "done": 1, "failed": 1, "dead": 0, "active": 0
+    }  # fmt: skip
+    assert stats.done_last_minute == 1
+    assert stats.failed_last_minute == 1
+    assert stats.latency_ms["p50"] is not None
+    assert stats.latency_ms["p50"] >= 0
     assert q.purge("failed") == 1
     assert q.counts()["failed"] == 0
 
@@ -91,3 +103,5 @@ async def test_async_admin(ark: AsyncRedkit) -> None:
     assert await q.workers() == []
     assert await job.delete()
     assert await q.purge("done") == 0
+    stats = await ark.run(admin.stats(q.keys))
+    assert stats.latency_ms == {"p50": None, "p90": None, "p99": None}

@@ -117,7 +117,7 @@ def workers(keys: QueueKeys) -> ops.Flow[list[WorkerInfo]]:
         [ops.Call("TIME"), ops.Call("ZRANGE", keys.workers, 0, -1, "WITHSCORES")]
     )
     now_ms = int(now[0]) * 1000 + int(now[1]) // 1000
-    pairs = [(_text(wid) or "", int(float(score))) for wid, score in _scored(raw)]
+    pairs = [(wid, int(score)) for wid, score in _scored(raw)]
     if not pairs:
         return []
     held = yield ops.Batch([ops.Call("SMEMBERS", keys.worker(wid)) for wid, _ in pairs])
@@ -157,14 +157,60 @@ def purge(keys: QueueKeys, state: str) -> ops.Flow[int]:
             return total
 
 
-def _scored(raw: Sequence[Any]) -> list[tuple[Any, Any]]:
+def _scored(raw: Sequence[Any]) -> list[tuple[str, float]]:
     """A WITHSCORES reply as (member, score) pairs (RESP3 nests them, RESP2 is flat)."""
     if raw and isinstance(raw[0], (list, tuple)):
-        return [(pair[0], pair[1]) for pair in raw]
-    return [(raw[i], raw[i + 1]) for i in range(0, len(raw), 2)]
+        return [(_text(pair[0]) or "", float(pair[1])) for pair in raw]
+    return [(_text(raw[i]) or "", float(raw[i + 1])) for i in range(0, len(raw), 2)]
 
 
 def _text(value: Any) -> str | None:
     if value is None:
         return None
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+@dataclass(frozen=True, slots=True)
+class Stats:
+    """A queue at a glance: jobs per state, what finished in the last minute, and the time
+    from enqueue to finish of the latest finished jobs (ms percentiles, None when none)."""
+
+    counts: dict[str, int]
+    done_last_minute: int
+    failed_last_minute: int
+    latency_ms: dict[str, float | None]
+    workers: int
+
+
+def stats(keys: QueueKeys, sample: int = 200) -> ops.Flow[Stats]:
+    """Counts per state (``active``: jobs held by workers), throughput and latency, in three
+    pipelines whatever the queue's size (latency from the latest ``sample`` finished jobs)."""
+    now, *cards, recent = yield ops.Batch(
+        [
+            ops.Call("TIME"),
+            *(ops.Call("ZCARD", _set_of(keys, s)) for s in PURGEABLE),
+            ops.Call("ZREVRANGE", keys.done, 0, sample - 1, "WITHSCORES"),
+        ]
+    )
+    now_ms = int(now[0]) * 1000 + int(now[1]) // 1000
+    counts = dict(zip(PURGEABLE, (int(n) for n in cards), strict=True))
+    held = yield from workers(keys)
+    counts["active"] = sum(len(w.jobs) for w in held)
+    done = _scored(recent)
+    done_last_minute = sum(1 for _, us in done if us / 1000 >= now_ms - 60_000)
+    failed_last_minute = yield ops.Call("ZCOUNT", keys.failed, now_ms - 60_000, "+inf")
+    times = []
+    if done:
+        times = yield ops.Batch([ops.Call("HMGET", keys.job(m), "at", "ft") for m, _ in done])
+    latencies = sorted(int(ft) - int(at) for at, ft in times if at and ft)
+    return Stats(
+        counts, done_last_minute, int(failed_last_minute), _percentiles(latencies),
+        sum(1 for w in held if w.alive),
+    )  # fmt: skip
+
+
+def _percentiles(values: Sequence[int]) -> dict[str, float | None]:
+    out: dict[str, float | None] = {}
+    for name, q in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99)):
+        out[name] = float(values[min(len(values) - 1, int(q * len(values)))]) if values else None
+    return out
