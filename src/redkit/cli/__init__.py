@@ -21,7 +21,9 @@ if TYPE_CHECKING:
 
 __all__ = ["COMMANDS", "build", "main"]
 
-COMMANDS: tuple[str, ...] = ("demo", "info", "server", "queues", "retry", "worker")
+COMMANDS: tuple[str, ...] = (
+    "demo", "dashboard", "info", "server", "queues", "retry", "worker",
+)  # fmt: skip
 """The subcommand modules, in help order: ``redkit.cli.<name>.command``."""
 
 

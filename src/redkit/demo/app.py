@@ -24,6 +24,7 @@ from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 
 from redkit import AsyncRedkit
+from redkit.dashboard import create_dashboard
 from redkit.demo import auth, products
 from redkit.demo.auth import SigningKey
 from redkit.demo.catalog import Catalog
@@ -60,6 +61,7 @@ def create_app(
     store = ark.sessions(cookie=CookieConfig(secure=False), check=False)
     tokens = ark.tokens(check=False)
     limits = Limits(ark, trusted_proxies=trusted)
+    dashboard = create_dashboard(ark)  # at /dashboard/: open to anyone, as the demo is
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -67,7 +69,9 @@ def create_app(
         await key.get()
         if check_server:
             await _warn_once(ark)
+        await dashboard.state.dashboard.start()
         yield
+        await dashboard.state.dashboard.stop()
 
     app = FastAPI(title="redkit demo shop", lifespan=lifespan)
     app.state.redkit = ark
@@ -82,6 +86,7 @@ def create_app(
         )
     )
     app.include_router(auth.router(store, tokens, key, login_limit=limits.login))
+    app.mount("/dashboard", dashboard)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def page() -> str:
