@@ -12,6 +12,7 @@ import click
 
 from redkit._lazy import require
 from redkit.cli._common import friendly_errors
+from redkit.config import Settings
 
 if TYPE_CHECKING:
     from starlette.requests import Request
@@ -26,7 +27,12 @@ LOOPBACK = ("127.0.0.1", "::1", "localhost")
 @click.option("--queue", "queues", multiple=True, help="A queue to show (besides those found).")
 @click.option("--read-only", is_flag=True, help="Show everything, allow no action.")
 @click.option("--poll", default=2.0, show_default=True, help="Seconds between page updates.")
-def command(host: str, port: int, queues: tuple[str, ...], read_only: bool, poll: float) -> None:
+@click.option("--url", help="Redis URL (default: REDIS_URL, else the embedded server).")
+@click.option("--prefix", help="Key prefix (default: REDKIT_PREFIX, else 'redkit').")
+def command(
+    host: str, port: int, queues: tuple[str, ...], read_only: bool, poll: float,
+    url: str | None, prefix: str | None,
+) -> None:  # fmt: skip
     """Run the dashboard: queues, rate limits, caches and sessions of REDIS_URL.
 
     Set REDKIT_DASHBOARD_PASSWORD to ask for it (HTTP basic auth, any user name); without
@@ -46,7 +52,7 @@ def command(host: str, port: int, queues: tuple[str, ...], read_only: bool, poll
             err=True,
         )
     with friendly_errors():
-        ark = AsyncRedkit()
+        ark = AsyncRedkit(settings=Settings.from_env(url=url, prefix=prefix))
         app = create_dashboard(
             ark, queues=queues, read_only=read_only, poll=poll, auth=_basic(password)
         )
