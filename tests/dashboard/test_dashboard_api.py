@@ -44,7 +44,7 @@ def test_queues_jobs_and_actions(client: TestClient, rk: Redkit) -> None:
     listed = client.get("/api/queues/emails/jobs", params={"state": "waiting"}).json()
     assert [j["id"] for j in listed] == ["welcome:1"]
     one = client.get("/api/queues/emails/jobs/welcome:1").json()
-    assert one["payload"] == [["a@b.c"], {}]
+    assert one["payload"] == {"args": ["a@b.c"], "kwargs": {}}
     assert one["attempts"] == 0
     assert client.get("/api/queues/emails/jobs/nope").status_code == 404
     assert client.get("/api/queues/emails/jobs", params={"state": "x"}).status_code == 400

@@ -50,6 +50,7 @@ def create_dashboard(
     registry: Any = None,
     minutes: int = 30,
     poll: float = 2.0,
+    sample_every: float = 5.0,
 ) -> Starlette:
     """The dashboard for ``ark``'s Redis (its prefix), as a Starlette app to mount or serve.
 
@@ -70,10 +71,15 @@ def create_dashboard(
             this dashboard's own).
         minutes: how far back the charts reach.
         poll: seconds between the page's refreshes.
+        sample_every: seconds between two samples of a queue's counts for its chart
+            (taken while someone watches; kept in Redis, 360 samples per queue).
     """
     if not (isinstance(poll, (int, float)) and 0.2 <= poll <= 300):
         raise ConfigError(f"poll must be from 0.2 to 300 seconds, got {poll!r}")
-    board = Dashboard(ark, queues=queues, read_only=read_only, record=record, minutes=minutes)
+    board = Dashboard(
+        ark, queues=queues, read_only=read_only, record=record, minutes=minutes,
+        sample_every=sample_every,
+    )  # fmt: skip
     if metrics is None:
         metrics = importlib.util.find_spec("prometheus_client") is not None
     exporter = _Exporter(ark, board, registry) if metrics else None

@@ -49,6 +49,7 @@ class Dashboard:
         record: observe ``ark`` with a :class:`~redkit.metrics.Recorder` (started on the
             first request, or by :meth:`start`).
         minutes: how far back the charts reach.
+        sample_every: seconds between two samples of a queue's counts (its chart).
     """
 
     def __init__(
@@ -59,10 +60,14 @@ class Dashboard:
         read_only: bool = False,
         record: bool = True,
         minutes: int = 30,
+        sample_every: float = SAMPLE_EVERY,
     ) -> None:
         if not (isinstance(minutes, int) and 1 <= minutes <= 1440):
             raise ConfigError(f"minutes must be an int from 1 to 1440, got {minutes!r}")
+        if not (isinstance(sample_every, (int, float)) and 0.1 <= sample_every <= 3600):
+            raise ConfigError(f"sample_every must be 0.1 to 3600 seconds, got {sample_every!r}")
         self.app_ark, self.read_only, self.minutes = ark, read_only, minutes
+        self.sample_every = sample_every
         # the dashboard's own reads go through a facade of its own, so that the app's
         # observers (the recorder, metrics) count the app's work, not the dashboard's polls
         self.ark = _reader(ark)
@@ -102,7 +107,7 @@ class Dashboard:
     async def queue_names(self) -> list[str]:
         """Queues named in the options and those found in Redis (cached for seconds)."""
         at, names = self._found
-        if time.monotonic() - at > SCAN_CACHE:
+        if not names or time.monotonic() - at > SCAN_CACHE:  # none yet: look every time
             pattern = "{" + self.ark.keys.prefix + ":queue:*}:meta"
             names = sorted({_queue_name(key) for key in await self._scan(pattern)})
             self._found = (time.monotonic(), names)
@@ -147,7 +152,7 @@ class Dashboard:
             return None
         loads = self.ark.serializer.loads
         out = _summary(info)
-        out["payload"] = _safe(loads, info.payload)
+        out["payload"] = _arguments(_safe(loads, info.payload))
         out["result"] = _safe(loads, info.result)
         out["error"] = _safe(loads, info.error)
         return out
@@ -184,11 +189,11 @@ class Dashboard:
     async def _sample(self, name: str, counts: dict[str, int]) -> None:
         """Keep a sample of ``counts`` every few seconds (a capped list, one pipeline)."""
         now = time.time()
-        if now - self._sampled.get(name, 0.0) < SAMPLE_EVERY:
+        if now - self._sampled.get(name, 0.0) < self.sample_every:
             return
         self._sampled[name] = now
         key, sample = self._history(name), orjson.dumps({"t": round(now, 1), **counts})
-        await self.ark.run(_push(key, sample))
+        await self.ark.run(_push(key, sample, int(HISTORY * self.sample_every * 2)))
 
     # --- rate limits, caches, sessions ----------------------------------------------------
 
@@ -277,13 +282,13 @@ def _reader(ark: AsyncRedkit) -> AsyncRedkit:
     return type(ark)(settings=ark.settings, serializer=ark.serializer)
 
 
-def _push(key: str, sample: bytes) -> ops.Flow[Any]:
+def _push(key: str, sample: bytes, ttl: int) -> ops.Flow[Any]:
     return (
         yield ops.Batch(
             [
                 ops.Call("LPUSH", key, sample),
                 ops.Call("LTRIM", key, 0, HISTORY - 1),
-                ops.Call("EXPIRE", key, int(HISTORY * SAMPLE_EVERY * 2)),
+                ops.Call("EXPIRE", key, max(1, ttl)),
             ]
         )
     )
@@ -327,6 +332,13 @@ def _safe(loads: Any, raw: bytes | None) -> Any:
     except Exception:  # a payload of another serializer: show its size, not a traceback
         return {"undecodable": len(raw)}
     return orjson.loads(orjson.dumps(value, default=repr))
+
+
+def _arguments(payload: Any) -> Any:
+    """A job's payload (``[args, kwargs]``) as ``{"args": ..., "kwargs": ...}``."""
+    if isinstance(payload, list) and len(payload) == 2 and isinstance(payload[1], dict):
+        return {"args": payload[0], "kwargs": payload[1]}
+    return payload
 
 
 def _avg_ms(us: int, count: int) -> float | None:

@@ -40,6 +40,11 @@ function fmt(v) { return v == null ? "–" : (typeof v === "number" && !Number.i
 
 function when(ms) { return ms ? new Date(ms).toLocaleTimeString() : "–"; }
 
+function minutesRange(minutes) {
+  if (!minutes.length) return "";
+  return `${when(minutes[0] * 60000)} – ${when(minutes[minutes.length - 1] * 60000 + 59000)}, per minute`;
+}
+
 function fill(tbody, rows) { tbody.replaceChildren(...rows); }
 
 // --- confirmation --------------------------------------------------------------------
@@ -61,11 +66,16 @@ async function run(path, label) {
 }
 
 // --- charts --------------------------------------------------------------------------
-function chart(svg, series, legendBox) {
-  // series: [{name, color, values: [numbers]}], drawn as polylines on a shared scale
-  const W = 800, H = 200, P = 6;
+function chart(svg, series, legendBox, times) {
+  // series: [{name, color, values: [numbers]}] on a shared scale; times (seconds), when
+  // given, place the points (gaps stay gaps), else points are evenly spaced
+  const W = 800, H = 200, P = 8;
   const n = Math.max(0, ...series.map(s => s.values.length));
   const max = Math.max(1, ...series.flatMap(s => s.values));
+  const t0 = times && times.length ? times[0] : 0, t1 = times && times.length ? times[times.length - 1] : 0;
+  const xOf = i => times && t1 > t0 ? (W - 2 * P) * (times[i] - t0) / (t1 - t0) + P
+    : (n > 1 ? (W - 2 * P) * i / (n - 1) + P : W / 2);
+  const yOf = v => H - P - (H - 2 * P) * v / max;
   const parts = [];
   for (let i = 0; i <= 4; i++) {
     const y = P + (H - 2 * P) * i / 4;
@@ -73,11 +83,12 @@ function chart(svg, series, legendBox) {
   }
   for (const s of series) {
     if (!s.values.length) continue;
-    const pts = s.values.map((v, i) => {
-      const x = n > 1 ? (W * i) / (n - 1) : W / 2;
-      return `${x.toFixed(1)},${(H - P - (H - 2 * P) * v / max).toFixed(1)}`;
-    });
+    const pts = s.values.map((v, i) => `${xOf(i).toFixed(1)},${yOf(v).toFixed(1)}`);
     parts.push(`<polyline fill="none" stroke="${s.color}" stroke-width="2" points="${pts.join(" ")}"/>`);
+    if (n <= 60) {
+      s.values.forEach((v, i) => parts.push(
+        `<circle cx="${xOf(i).toFixed(1)}" cy="${yOf(v).toFixed(1)}" r="2.5" fill="${s.color}"/>`));
+    }
   }
   parts.push(`<text x="4" y="14" font-size="12" fill="#6b7385">${max}</text>`);
   svg.innerHTML = parts.join("");  // numbers and fixed colours only
@@ -128,7 +139,9 @@ async function loadQueue() {
   $("#resume").hidden = !q.pausable || !q.paused;
   const states = ["waiting", "delayed", "active", "failed", "dead"];
   chart($("#chart"), states.map(s => ({ name: s, color: COLORS[s], values: q.history.map(h => h[s] || 0) })),
-    $("#chart-legend"));
+    $("#chart-legend"), q.history.map(h => h.t));
+  $("#chart-range").textContent = q.history.length
+    ? `${when(q.history[0].t * 1000)} – ${when(q.history[q.history.length - 1].t * 1000)}` : "";
   fill($("#workers-table tbody"), q.workers.map(w => el("tr", { "data-worker": w.id },
     el("td", {}, w.id), el("td", {}, w.alive ? "yes" : "lease ended"),
     el("td", {}, when(w.lease_ends_ms)), el("td", { class: "current" }, w.jobs.join(", ")))));
@@ -191,6 +204,7 @@ async function loadRateLimits() {
   const names = Object.keys(rl.rejected);
   chart($("#rl-chart"), names.map((n, i) => ({ name: n, color: PALETTE[i % PALETTE.length], values: rl.rejected[n] })),
     $("#rl-legend"));
+  $("#rl-range").textContent = minutesRange(rl.minutes);
   fill($("#rl-table tbody"), names.map(n => el("tr", { "data-limiter": n },
     el("td", {}, n), el("td", { class: "num total" }, rl.totals[n]))));
   $("#rl-checks").textContent = rl.checks.reduce((a, b) => a + b, 0);
@@ -207,12 +221,14 @@ async function loadCaches() {
     ...cols.map(c => el("td", { class: `num ${c}` }, ns[c])))));
   chart($("#cache-chart"), data.namespaces.map((ns, i) => ({ name: ns.namespace,
     color: PALETTE[i % PALETTE.length], values: ns.per_minute })), $("#cache-legend"));
+  $("#cache-range").textContent = minutesRange(data.minutes);
 }
 
 async function loadSessions() {
   const data = await api("api/sessions");
   $("#sessions-active").textContent = data.active + (data.capped ? "+" : "");
   chart($("#sessions-chart"), [{ name: "operations", color: PALETTE[1], values: data.operations }]);
+  $("#sessions-range").textContent = minutesRange(data.minutes);
 }
 
 async function loadOverview() {
