@@ -1,107 +1,91 @@
-"""Operator reads and actions: jobs by state, workers alive, job detail, delete, promote, purge."""
+"""What admin tools read and do through the public API: counts, jobs(), purge()."""
 
 from __future__ import annotations
 
-import threading
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
 from redkit import AsyncRedkit, Redkit
 from redkit.errors import ConfigError
-from redkit.queue import admin
+from redkit.queue import JobInfo
+from redkit.queue import ops as qops
 
-from .conftest import poll, running
+
+def _fail_all(rk: Redkit, name: str, count: int) -> None:
+    q = rk.queue(name)
+    taken = rk.run(qops.take(q.keys, "w1", q.policy, count, []))
+    error = rk.serializer.dumps({"type": "KeyError", "message": "'x'", "attempts": 1})
+    acks = [qops.Ack(j.member, j.token, "f", error) for j in taken.jobs]
+    rk.run(qops.take(q.keys, "w1", q.policy, 0, acks))
 
 
-def test_jobs_by_state_detail_delete_promote_purge(rk: Redkit) -> None:
+def test_jobs_lists_each_state_with_its_details(rk: Redkit) -> None:
     q = rk.queue("admin")
-    jobs = [q.enqueue("send", i, job_id=f"order:{i}") for i in range(3)]
-    later = q.enqueue("send", 9, job_id="later", delay=3600)
+    before = datetime.now(timezone.utc) - timedelta(seconds=5)
+    q.enqueue("send", "a", job_id="odd id/1")
+    _fail_all(rk, "admin", 1)
+    q.enqueue_many("send", [("b",), ("c",), {"to": "d"}])
+    q.enqueue("send", "later", delay=60)
+    rk.run(qops.take(q.keys, "w2", q.policy, 1, []))  # claims "b"
 
-    listed = q.jobs("waiting")
-    assert [j.id for j in listed] == ["order:0", "order:1", "order:2"]  # claim order
-    assert [j.id for j in q.jobs("waiting", start=1, count=1)] == ["order:1"]
-    assert [j.id for j in q.jobs("delayed")] == ["later"]
-    info = jobs[0].info()
-    assert info is not None
-    assert (info.state, info.task, info.deliveries) == ("waiting", "send", 0)
-    assert rk.serializer.loads(info.payload) == [[0], {}]
-    assert info.enqueued_ms
-    assert info.finished_ms is None
-    assert q.job("missing").info() is None
+    failed = q.jobs()  # failed by default
+    assert [j.id for j in failed] == ["odd id/1"]
+    job = failed[0]
+    assert isinstance(job, JobInfo)
+    assert (job.task, job.state, job.attempts, job.deaths) == ("send", "failed", 1, 0)
+    assert job.args == ["a"]
+    assert job.kwargs == {}
+    assert job.error == {"type": "KeyError", "message": "'x'", "attempts": 1}
+    assert job.enqueued_at >= before
+    assert job.at is not None
+    assert job.enqueued_at <= job.at
 
-    assert later.promote()
-    assert later.status() == "waiting"
-    assert not later.promote()  # no longer delayed
-    assert jobs[1].delete()
-    assert jobs[1].info() is None
-    assert not jobs[1].delete()
-    assert q.counts()["waiting"] == 3
-    assert q.purge("waiting") == 3
-    assert q.counts()["waiting"] == 0
-    assert jobs[0].status() is None
+    assert [(j.args, j.kwargs) for j in q.jobs("waiting")] == [(["c"], {}), ([], {"to": "d"})]
+    assert [j.args for j in q.jobs("active")] == [["b"]]
+    delayed = q.jobs("delayed")
+    assert delayed[0].at is not None
+    assert delayed[0].at - delayed[0].enqueued_at == timedelta(seconds=60)
+    assert q.jobs("done") == []
+    assert [j.args for j in q.jobs("waiting", limit=1, offset=1)] == [[]]
+
     with pytest.raises(ConfigError, match="state"):
-        q.purge("active")
-    with pytest.raises(ConfigError, match="state"):
-        q.jobs("running")
+        q.jobs("lost")
+    with pytest.raises(ConfigError, match="limit"):
+        q.jobs("waiting", limit=0)
 
 
-def test_workers_and_active_jobs_are_listed(rk: Redkit) -> None:
-    q = rk.queue("admin-workers")
-    release = threading.Event()
-
-    @q.task
-    def hold() -> str:
-        release.wait(10)
-        return "ok"
-
-    @q.task
-    def boom() -> None:
-        raise ValueError("no")
-
-    job = hold.enqueue(job_id="held")
-    failed = boom.enqueue()
-    with running(q, concurrency=2) as worker:
-        seen = poll(lambda: [w for w in q.workers() if w.jobs == ["held"]])
-        assert seen[0].id == worker.worker.id
-        assert seen[0].alive
-        assert [j.id for j in q.jobs("active")] == ["held"]
-        assert job.delete() is False  # a worker holds it
-        stats = rk.run(admin.stats(q.keys))
-        assert stats.counts["active"] == 1
-        assert stats.workers == 1
-        poll(lambda: failed.status() == "failed")
-        (info,) = q.jobs("failed")
-        assert info.error
-        assert b"ValueError" in info.error
-        assert info.finished_ms
-        release.set()
-        assert job.result(timeout=10) == "ok"
-    assert q.workers() == []
-    assert [j.id for j in q.jobs("done")] == ["held"]
-    stats = rk.run(admin.stats(q.keys))
-    assert stats.counts == {
-        "waiting": 0, "delayed": 0, "done": 1, "failed": 1, "dead": 0, "active": 0
+def test_counts_include_running_jobs_workers_and_the_total(rk: Redkit) -> None:
+    q = rk.queue("admin-counts")
+    q.enqueue_many("send", [(i,) for i in range(4)])
+    rk.run(qops.take(q.keys, "w1", q.policy, 1, []))
+    rk.run(qops.take(q.keys, "w2", q.policy, 2, []))
+    assert q.counts() == {
+        "waiting": 1, "delayed": 0, "active": 3, "done": 0, "failed": 0, "dead": 0,
+        "workers": 2, "enqueued": 4,
     }  # fmt: skip
-    assert stats.done_last_minute == 1
-    assert stats.failed_last_minute == 1
-    assert stats.latency_ms["p50"] is not None
-    assert stats.latency_ms["p50"] >= 0
+
+
+def test_purge_deletes_by_state_and_never_running_jobs(rk: Redkit) -> None:
+    q = rk.queue("admin-purge")
+    q.enqueue_many("send", [(i,) for i in range(5)])
+    q.enqueue("send", 9, delay=60, job_id="later")
+    rk.run(qops.take(q.keys, "w1", q.policy, 1, []))
+    _fail_all(rk, "admin-purge", 1)
     assert q.purge("failed") == 1
     assert q.counts()["failed"] == 0
+    assert q.purge() == 4  # 3 waiting + 1 delayed
+    assert q.counts()["active"] == 1
+    assert q.job("later").status() is None
+    assert q.enqueue("send", 9, job_id="later").status() == "waiting"  # the id is free
+    with pytest.raises(ConfigError, match="stop the workers"):
+        q.purge("active")
 
 
-async def test_async_admin(ark: AsyncRedkit) -> None:
+async def test_async_queue_lists_and_purges(ark: AsyncRedkit) -> None:
     q = ark.queue("admin-async")
-    job = await q.enqueue("send", job_id="a b", delay=3600)
-    assert [j.id for j in await q.jobs("delayed")] == ["a b"]  # the id as given, unescaped
-    info = await job.info()
-    assert info is not None
-    assert info.state == "delayed"
-    assert await job.promote()
-    assert [j.id for j in await q.jobs("waiting")] == ["a b"]
-    assert await q.workers() == []
-    assert await job.delete()
-    assert await q.purge("done") == 0
-    stats = await ark.run(admin.stats(q.keys))
-    assert stats.latency_ms == {"p50": None, "p90": None, "p99": None}
+    await q.enqueue_many("send", [(i,) for i in range(3)])
+    assert [j.args for j in await q.jobs("waiting")] == [[0], [1], [2]]
+    assert (await q.counts())["enqueued"] == 3
+    assert await q.purge("waiting") == 3
+    assert await q.jobs("waiting") == []

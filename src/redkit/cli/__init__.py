@@ -22,8 +22,16 @@ if TYPE_CHECKING:
 __all__ = ["COMMANDS", "build", "main"]
 
 COMMANDS: tuple[str, ...] = (
-    "demo", "dashboard", "info", "server", "queues", "retry", "worker",
-)  # fmt: skip
+    "demo",
+    "dashboard",
+    "info",
+    "server",
+    "queues",
+    "jobs",
+    "retry",
+    "purge",
+    "worker",
+)
 """The subcommand modules, in help order: ``redkit.cli.<name>.command``."""
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
@@ -19,6 +20,7 @@ from redkit import ops
 from redkit.errors import ConfigError
 from redkit.metrics.recorder import Recorder, read_series, read_top_keys
 from redkit.queue import AsyncQueue, admin
+from redkit.queue.jobs import JobInfo, job_info
 
 if TYPE_CHECKING:
     from redkit.facade import AsyncRedkit
@@ -142,19 +144,21 @@ class Dashboard:
 
     async def jobs(self, name: str, state: str, start: int, count: int) -> list[dict[str, Any]]:
         """A page of one state's jobs (summaries)."""
-        found = await self.queue(name).jobs(state, start, count)
+        found = await self.queue(name).jobs(state, limit=count, offset=start)
         return [_summary(info) for info in found]
 
     async def job(self, name: str, job_id: str) -> dict[str, Any] | None:
         """Everything about one job, payload and error decoded."""
-        info = await self.queue(name).job(job_id).info()
-        if info is None:
+        queue = self.queue(name)
+        found = await self.ark.run(admin.detail(queue.keys, job_id))
+        if found is None:
             return None
-        loads = self.ark.serializer.loads
+        info = job_info(queue, found.listed.state, found.listed)
         out = _summary(info)
-        out["payload"] = _arguments(_safe(loads, info.payload))
-        out["result"] = _safe(loads, info.result)
-        out["error"] = _safe(loads, info.error)
+        out["payload"] = _jsonable({"args": info.args, "kwargs": info.kwargs})
+        out["result"] = _safe(self.ark.serializer.loads, found.result)
+        out["error"] = _jsonable(info.error)
+        out["worker"] = found.worker
         return out
 
     async def act(self, name: str, action: str, job_id: str | None, state: str | None) -> Any:
@@ -310,17 +314,26 @@ def _stats(stats: admin.Stats) -> dict[str, Any]:
     }
 
 
-def _summary(info: admin.JobInfo) -> dict[str, Any]:
+def _summary(info: JobInfo) -> dict[str, Any]:
+    finished = info.state in ("done", "failed", "dead")
     return {
         "id": info.id,
         "state": info.state,
         "task": info.task,
-        "attempts": info.deliveries,
+        "attempts": info.attempts,
         "deaths": info.deaths,
-        "enqueued_ms": info.enqueued_ms,
-        "finished_ms": info.finished_ms,
-        "worker": info.worker,
+        "enqueued_ms": _ms(info.enqueued_at),
+        "finished_ms": _ms(info.at) if finished else None,
+        "due_ms": _ms(info.at) if info.state == "delayed" else None,
     }
+
+
+def _ms(at: datetime | None) -> int | None:
+    return None if at is None else int(at.timestamp() * 1000)
+
+
+def _jsonable(value: Any) -> Any:
+    return orjson.loads(orjson.dumps(value, default=repr, option=orjson.OPT_NON_STR_KEYS))
 
 
 def _safe(loads: Any, raw: bytes | None) -> Any:
@@ -329,16 +342,9 @@ def _safe(loads: Any, raw: bytes | None) -> Any:
         return None
     try:
         value = loads(raw)
-    except Exception:  # a payload of another serializer: show its size, not a traceback
+    except Exception:  # a value of another serializer: show its size, not a traceback
         return {"undecodable": len(raw)}
-    return orjson.loads(orjson.dumps(value, default=repr))
-
-
-def _arguments(payload: Any) -> Any:
-    """A job's payload (``[args, kwargs]``) as ``{"args": ..., "kwargs": ...}``."""
-    if isinstance(payload, list) and len(payload) == 2 and isinstance(payload[1], dict):
-        return {"args": payload[0], "kwargs": payload[1]}
-    return payload
+    return _jsonable(value)
 
 
 def _avg_ms(us: int, count: int) -> float | None:

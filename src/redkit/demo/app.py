@@ -25,7 +25,7 @@ from fastapi.responses import HTMLResponse
 
 from redkit import AsyncRedkit
 from redkit.dashboard import create_dashboard
-from redkit.demo import auth, products
+from redkit.demo import auth, orders, products
 from redkit.demo.auth import SigningKey
 from redkit.demo.catalog import Catalog
 from redkit.demo.limits import Limits
@@ -62,6 +62,7 @@ def create_app(
     tokens = ark.tokens(check=False)
     limits = Limits(ark, trusted_proxies=trusted)
     dashboard = create_dashboard(ark)  # at /dashboard/: open to anyone, as the demo is
+    order_queue = orders.Orders(ark, catalog)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -69,9 +70,13 @@ def create_app(
         await key.get()
         if check_server:
             await _warn_once(ark)
+        await order_queue.start()
         await dashboard.state.dashboard.start()
-        yield
-        await dashboard.state.dashboard.stop()
+        try:
+            yield
+        finally:
+            await dashboard.state.dashboard.stop()
+            await order_queue.stop()
 
     app = FastAPI(title="redkit demo shop", lifespan=lifespan)
     app.state.redkit = ark
@@ -86,6 +91,7 @@ def create_app(
         )
     )
     app.include_router(auth.router(store, tokens, key, login_limit=limits.login))
+    app.include_router(orders.router(order_queue, api_limit=limits.api))
     app.mount("/dashboard", dashboard)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)

@@ -4,8 +4,8 @@ See :class:`Queue` (producers and task definitions) and :class:`Worker` (runs ta
 """
 
 from redkit.errors import JobFailedError, JobNotFinishedError, JobTimeoutError
-from redkit.queue.admin import JobInfo, WorkerInfo
-from redkit.queue.jobs import AsyncJob, Job
+from redkit.queue.admin import WorkerInfo
+from redkit.queue.jobs import AsyncJob, Job, JobInfo
 from redkit.queue.queue import AsyncQueue, Queue, QueueOptions
 from redkit.queue.retry import Retry
 from redkit.queue.tasks import AsyncTask, Task, TaskOptions
