@@ -127,3 +127,24 @@ def test_tracing_makes_a_span_per_operation(rk: Redkit) -> None:
     (failed,) = [s for s in exporter.get_finished_spans() if s.name == "HGET"]
     assert failed.status.status_code is StatusCode.ERROR
     assert failed.events[0].name == "exception"
+
+
+def test_the_grafana_dashboard_queries_metrics_that_exist(rk: Redkit) -> None:
+    import json
+    import re
+    from pathlib import Path
+
+    board = json.loads((Path(__file__).parents[2] / "docs/grafana/redkit.json").read_text())
+    registry = CollectorRegistry()
+    rk.observe(PrometheusObserver(registry))
+    _exercise(rk)
+    exposed = {
+        s.name
+        for f in text_string_to_metric_families(generate_latest(registry).decode())
+        for s in f.samples
+    } | {"redkit_queue_jobs", "redkit_queue_workers"}
+    exprs = [t["expr"] for panel in board["panels"] for t in panel["targets"]]
+    assert len(exprs) >= 8
+    for expr in exprs:
+        for name in re.findall(r"\bredkit_[a-z_]+", expr):
+            assert name in exposed, f"{name} in {expr!r} is not a metric redkit exposes"
