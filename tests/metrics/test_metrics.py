@@ -18,6 +18,8 @@ from redkit.metrics.prometheus import PrometheusObserver
 from redkit.metrics.recorder import read_series, read_top_keys
 from redkit.metrics.tracing import TracingObserver
 
+from ..queue.conftest import running
+
 
 def test_event_names_map_to_capabilities() -> None:
     assert capability("script lock_acquire") == "locks"
@@ -148,3 +150,19 @@ def test_the_grafana_dashboard_queries_metrics_that_exist(rk: Redkit) -> None:
     for expr in exprs:
         for name in re.findall(r"\bredkit_[a-z_]+", expr):
             assert name in exposed, f"{name} in {expr!r} is not a metric redkit exposes"
+
+
+def test_a_workers_claims_reach_the_queues_observers(rk: Redkit) -> None:
+    seen: list[str] = []
+    rk.observe(lambda event: seen.append(event.name))
+    q = rk.queue("observed")
+
+    @q.task
+    def noop() -> None:
+        return None
+
+    job = noop.enqueue()
+    with running(q):
+        job.result(timeout=10)
+    assert "script queue_add" in seen
+    assert "script queue_take" in seen  # run on the worker's own connections

@@ -8,6 +8,7 @@ cached for a few seconds.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Sequence
 from datetime import datetime
@@ -117,12 +118,12 @@ class Dashboard:
 
     async def queues(self) -> list[dict[str, Any]]:
         """Every queue at a glance, sampling its counts into the history."""
-        out = []
-        for name in await self.queue_names():
-            stats = await self.ark.run(admin.stats(self.queue(name).keys))
-            await self._sample(name, stats.counts)
-            out.append({"name": name, **_stats(stats), **await self._paused(name)})
-        return out
+        return list(await asyncio.gather(*(self._glance(n) for n in await self.queue_names())))
+
+    async def _glance(self, name: str) -> dict[str, Any]:
+        stats = await self.ark.run(admin.stats(self.queue(name).keys))
+        await self._sample(name, stats.counts)
+        return {"name": name, **_stats(stats), **await self._paused(name)}
 
     async def queue_detail(self, name: str) -> dict[str, Any]:
         """One queue: stats, workers with their jobs, and its counts over time."""
