@@ -39,26 +39,32 @@ def test_queues_jobs_and_actions(client: TestClient, rk: Redkit) -> None:
     assert set(queues) == {"emails", "named"}  # found by SCAN, and named in the options
     assert queues["emails"]["counts"]["waiting"] == 1
     assert queues["emails"]["counts"]["delayed"] == 1
-    detail = client.get("/api/queues/emails").json()
+    detail = client.get("/api/queue", params={"queue": "emails"}).json()
     assert detail["history"][-1]["waiting"] == 1  # sampled for the chart
-    listed = client.get("/api/queues/emails/jobs", params={"state": "waiting"}).json()
+    listed = client.get("/api/jobs", params={"queue": "emails", "state": "waiting"}).json()
     assert [j["id"] for j in listed] == ["welcome:1"]
-    one = client.get("/api/queues/emails/jobs/welcome:1").json()
+    one = client.get("/api/job", params={"queue": "emails", "id": "welcome:1"}).json()
     assert one["payload"] == {"args": ["a@b.c"], "kwargs": {}}
     assert one["attempts"] == 0
-    assert client.get("/api/queues/emails/jobs/nope").status_code == 404
-    assert client.get("/api/queues/emails/jobs", params={"state": "x"}).status_code == 400
+    assert client.get("/api/job", params={"queue": "emails", "id": "nope"}).status_code == 404
+    assert client.get("/api/jobs", params={"queue": "emails", "state": "x"}).status_code == 400
+    assert client.get("/api/job", params={"queue": "emails"}).status_code == 400  # no id
+    slashed = q.enqueue("send", "x", job_id="tenant/7 #1")  # any character
+    found = client.get("/api/job", params={"queue": "emails", "id": "tenant/7 #1"}).json()
+    assert found["id"] == slashed.id
 
     # actions need the header a cross-site form cannot send
-    assert client.post("/api/queues/emails/jobs/later/promote").status_code == 403
-    promoted = client.post("/api/queues/emails/jobs/later/promote", headers=ACT)
+    assert client.post("/api/job/promote?queue=emails&id=later").status_code == 403
+    promoted = client.post("/api/job/promote?queue=emails&id=later", headers=ACT)
     assert promoted.json() == {"ok": True, "result": True}
     assert q.job("later").status() == "waiting"
-    assert client.post("/api/queues/emails/jobs/welcome:1/delete", headers=ACT).json()["result"]
+    assert client.post(
+        "/api/job/delete", params={"queue": "emails", "id": "welcome:1"}, headers=ACT
+    ).json()["result"]
     assert job.status() is None
-    purged = client.post("/api/queues/emails/do/purge?state=waiting", headers=ACT).json()
-    assert purged["result"] == 1
-    assert client.post("/api/queues/emails/do/explode", headers=ACT).status_code == 400
+    purged = client.post("/api/queue/purge?queue=emails&state=waiting", headers=ACT).json()
+    assert purged["result"] == 2
+    assert client.post("/api/queue/explode?queue=emails", headers=ACT).status_code == 400
 
 
 def test_read_only_and_auth_hook(target_url: str, prefix: str, rk: Redkit) -> None:
@@ -77,7 +83,7 @@ def test_read_only_and_auth_hook(target_url: str, prefix: str, rk: Redkit) -> No
         assert c.get("/", headers={"x-user": "eve"}).status_code == 403
         admin = {"x-user": "admin"}
         assert c.get("/api/overview", headers=admin).json()["read_only"] is True
-        refused = c.post("/api/queues/q/jobs/j/delete", headers={**admin, **ACT})
+        refused = c.post("/api/job/delete?queue=q&id=j", headers={**admin, **ACT})
         assert refused.status_code == 403
         assert "read-only" in refused.json()["error"]
     assert rk.queue("q").job("j").status() == "waiting"

@@ -100,11 +100,11 @@ def create_dashboard(
         Route("/static/{name}", guard(static)),
         Route("/api/overview", guard(lambda r: board.overview())),
         Route("/api/queues", guard(lambda r: board.queues())),
-        Route("/api/queues/{queue}", guard(lambda r: board.queue_detail(r.path_params["queue"]))),
-        Route("/api/queues/{queue}/jobs", guard(_jobs(board))),
-        Route("/api/queues/{queue}/jobs/{job}", guard(_job(board))),
-        Route("/api/queues/{queue}/jobs/{job}/{action}", guard(_act(board)), methods=["POST"]),
-        Route("/api/queues/{queue}/do/{action}", guard(_act(board)), methods=["POST"]),
+        Route("/api/queue", guard(lambda r: board.queue_detail(_arg(r, "queue")))),
+        Route("/api/jobs", guard(_jobs(board))),
+        Route("/api/job", guard(_job(board))),
+        Route("/api/job/{action}", guard(_act(board, on_job=True)), methods=["POST"]),
+        Route("/api/queue/{action}", guard(_act(board, on_job=False)), methods=["POST"]),
         Route("/api/ratelimits", guard(lambda r: board.ratelimits())),
         Route("/api/caches", guard(lambda r: board.caches())),
         Route("/api/sessions", guard(lambda r: board.sessions())),
@@ -164,6 +164,14 @@ class _Guard:
         return endpoint
 
 
+def _arg(request: Request, name: str) -> str:
+    """A required query parameter (queue names and job ids may hold any character)."""
+    value = request.query_params.get(name)
+    if value is None:
+        raise ConfigError(f"the query parameter {name!r} is missing")
+    return value
+
+
 def _jobs(board: Dashboard) -> Callable[[Request], Awaitable[Any]]:
     async def handler(request: Request) -> Any:
         query = request.query_params
@@ -172,27 +180,28 @@ def _jobs(board: Dashboard) -> Callable[[Request], Awaitable[Any]]:
         except ValueError:
             raise ConfigError("start and count must be integers") from None
         state = query.get("state", "waiting")
-        return await board.jobs(request.path_params["queue"], state, start, min(count, 500))
+        return await board.jobs(_arg(request, "queue"), state, start, min(count, 500))
 
     return handler
 
 
 def _job(board: Dashboard) -> Callable[[Request], Awaitable[Any]]:
     async def handler(request: Request) -> Any:
-        found = await board.job(request.path_params["queue"], request.path_params["job"])
+        found = await board.job(_arg(request, "queue"), _arg(request, "id"))
         return found if found is not None else _json({"error": "no such job"}, 404)
 
     return handler
 
 
-def _act(board: Dashboard) -> Callable[[Request], Awaitable[Any]]:
+def _act(board: Dashboard, *, on_job: bool) -> Callable[[Request], Awaitable[Any]]:
     async def handler(request: Request) -> Any:
         if request.headers.get(ACTION_HEADER) != "1":
             return _json({"error": f"actions need the header {ACTION_HEADER}: 1"}, 403)
-        params = request.path_params
+        job = _arg(request, "id") if on_job else None
         done = await board.act(
-            params["queue"], params["action"], params.get("job"), request.query_params.get("state")
-        )
+            _arg(request, "queue"), request.path_params["action"], job,
+            request.query_params.get("state"),
+        )  # fmt: skip
         return {"ok": True, "result": done}
 
     return handler

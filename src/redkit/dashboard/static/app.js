@@ -132,7 +132,7 @@ function selectQueue(name) {
 
 async function loadQueue() {
   const name = view.queue;
-  const q = await api(`api/queues/${encodeURIComponent(name)}`);
+  const q = await api(`api/queue?queue=${encodeURIComponent(name)}`);
   $("#queue-detail").hidden = false;
   $("#queue-title").textContent = `Queue ${q.name}`;
   $("#pause").hidden = !q.pausable || q.paused;
@@ -154,7 +154,7 @@ function jobButtons(job) {
     const button = el("button", { class: "job-action" + (danger ? " danger" : ""), "data-action": action }, label);
     button.addEventListener("click", (event) => {
       event.stopPropagation();
-      const path = `api/queues/${encodeURIComponent(view.queue)}/jobs/${encodeURIComponent(job.id)}/${action}`;
+      const path = `api/job/${action}?queue=${encodeURIComponent(view.queue)}&id=${encodeURIComponent(job.id)}`;
       if (confirmText) confirmThen(confirmText, () => run(path, `${action} ${job.id}`));
       else run(path, `${action} ${job.id}`);
     });
@@ -168,7 +168,7 @@ function jobButtons(job) {
 }
 
 async function loadJobs() {
-  const jobs = await api(`api/queues/${encodeURIComponent(view.queue)}/jobs?state=${view.jobState}&count=50`);
+  const jobs = await api(`api/jobs?queue=${encodeURIComponent(view.queue)}&state=${view.jobState}&count=50`);
   fill($("#jobs-table tbody"), jobs.map(job => el("tr", { "data-job": job.id, onclick: () => showJob(job.id) },
     el("td", { class: "id" }, job.id), el("td", {}, job.task), el("td", { class: "state" }, job.state),
     el("td", { class: "num attempts" }, job.attempts), el("td", {}, when(job.enqueued_ms)),
@@ -179,7 +179,7 @@ async function loadJobs() {
 async function showJob(id, quiet) {
   view.job = id;
   let job;
-  try { job = await api(`api/queues/${encodeURIComponent(view.queue)}/jobs/${encodeURIComponent(id)}`); }
+  try { job = await api(`api/job?queue=${encodeURIComponent(view.queue)}&id=${encodeURIComponent(id)}`); }
   catch (e) { if (!quiet) status(e.message); $("#job-detail").hidden = true; view.job = null; return; }
   $("#job-detail").hidden = false;
   $("#job-id").textContent = job.id;
@@ -277,12 +277,12 @@ async function init() {
       if (action === "purge") {
         const state = $("#purge-state").value;
         confirmThen(`Delete every ${state} job of queue ${view.queue}? This cannot be undone.`,
-          () => run(`api/queues/${q}/do/purge?state=${state}`, `purge ${state}`));
+          () => run(`api/queue/purge?queue=${q}&state=${state}`, `purge ${state}`));
       } else if (action === "retry-failed") {
         confirmThen(`Put every failed and dead job of ${view.queue} back in the queue?`,
-          () => run(`api/queues/${q}/do/retry-failed`, "retry failed"));
+          () => run(`api/queue/retry-failed?queue=${q}`, "retry failed"));
       } else {
-        run(`api/queues/${q}/do/${action}`, action);
+        run(`api/queue/${action}?queue=${q}`, action);
       }
     });
   }
