@@ -166,3 +166,18 @@ def test_a_workers_claims_reach_the_queues_observers(rk: Redkit) -> None:
         job.result(timeout=10)
     assert "script queue_add" in seen
     assert "script queue_take" in seen  # run on the worker's own connections
+
+
+def test_recorder_memory_is_bounded_between_writes(rk: Redkit) -> None:
+    recorder = Recorder(rk, top_keys=2)
+    for i in range(1000):
+        note = ops.Note("ratelimit.rejected", ("api", f"ip-{i}"))
+        recorder(ops.Event(note.name, 0.0, None, note, note.data))
+    for _ in range(5):
+        note = ops.Note("ratelimit.rejected", ("api", "ip-0"))
+        recorder(ops.Event(note.name, 0.0, None, note, note.data))
+    rk.run(recorder.flush_flow())
+    top = rk.run(read_top_keys(rk.keys, minutes=2))
+    assert len(top) == 2  # trimmed to top_keys in Redis
+    assert top[0] == ("api", "ip-0", 6)
+    assert rk.run(read_series(rk.keys, minutes=2)).total("ratelimit.rejected|api") == 1005

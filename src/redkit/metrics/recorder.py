@@ -10,6 +10,8 @@ pipeline**, into per-minute buckets that expire after ``retention``:
   and every note (``cache.hit|products``, ``ratelimit.rejected|api`` ...);
 * ``{prefix:metrics}:k:<minute>``: a sorted set of the rate-limited keys
   (``<limiter>|<key>`` scored by rejections), trimmed to the ``top_keys`` most limited.
+  Between two writes at most ``10 * top_keys`` distinct keys are tracked in memory (a
+  flood of new keys cannot grow it; the keys already seen keep counting).
 
 Memory is bounded: per minute, one hash with one field per capability and note label and
 one sorted set of at most ``top_keys`` members; ``retention / 60`` minutes of them. Every
@@ -83,6 +85,7 @@ class Recorder:
         self._lock = threading.Lock()
         self._counts: Counter[str] = Counter()
         self._keys: Counter[str] = Counter()
+        self._key_cap = 10 * top_keys  # distinct keys tracked between two writes
         self._own: ops.Batch | None = None
         self._remove: Callable[[], None] | None = None
         self._threads: Runtime | None = None
@@ -97,7 +100,9 @@ class Recorder:
             with self._lock:
                 self._counts[f"{event.name}|{label}"] += 1
                 if event.name in KEYED_NOTES and isinstance(event.data, tuple):
-                    self._keys["|".join(str(part) for part in event.data)] += 1
+                    key = "|".join(str(part) for part in event.data)
+                    if key in self._keys or len(self._keys) < self._key_cap:
+                        self._keys[key] += 1  # bounded: a flood of new keys adds none
             return
         cap = capability(event.name)
         with self._lock:
