@@ -77,7 +77,6 @@ class Dashboard:
         self.named = list(queues)
         self.recorder = Recorder(ark) if record else None
         self._started = False
-        self._queues: dict[str, AsyncQueue] = {}
         self._found: tuple[float, list[str]] = (0.0, [])
         self._sessions: tuple[float, int] = (0.0, 0)
         self._sampled: dict[str, float] = {}
@@ -102,10 +101,7 @@ class Dashboard:
 
     def queue(self, name: str) -> AsyncQueue:
         """The queue named ``name`` (a handle; the queue need not exist)."""
-        found = self._queues.get(name)
-        if found is None:
-            found = self._queues[name] = self.ark.queue(name)
-        return found
+        return self.ark.queue(name)
 
     async def queue_names(self) -> list[str]:
         """Queues named in the options and those found in Redis (cached for seconds)."""
