@@ -4,6 +4,7 @@ See :class:`Queue` (producers and task definitions) and :class:`Worker` (runs ta
 """
 
 from redkit.errors import JobFailedError, JobNotFinishedError, JobTimeoutError
+from redkit.queue.admin import WorkerInfo
 from redkit.queue.jobs import AsyncJob, Job, JobInfo
 from redkit.queue.queue import AsyncQueue, Queue, QueueOptions
 from redkit.queue.retry import Retry
@@ -25,4 +26,5 @@ __all__ = [
     "Task",
     "TaskOptions",
     "Worker",
+    "WorkerInfo",
 ]

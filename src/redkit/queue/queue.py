@@ -25,6 +25,7 @@ from typing_extensions import Unpack
 from redkit import ops
 from redkit.client import check_options
 from redkit.errors import ConfigError
+from redkit.queue import admin
 from redkit.queue import ops as qops
 from redkit.queue.jobs import AsyncJob, Job, JobInfo, job_info
 from redkit.queue.retry import Retry
@@ -226,6 +227,10 @@ class Queue(_QueueBase):
         job's result stop waiting (it no longer exists)."""
         return self.rk.run(qops.purge(self.keys, self._purgeable(states)))
 
+    def workers(self) -> list[admin.WorkerInfo]:
+        """The workers holding a lease on this queue, with the jobs each one runs."""
+        return self.rk.run(admin.workers(self.keys))
+
 
 class AsyncQueue(_QueueBase):
     """A job queue for asyncio producers; see :class:`Queue` for the options."""
@@ -302,6 +307,10 @@ class AsyncQueue(_QueueBase):
         running jobs are never deleted); returns how many. Producers waiting for a deleted
         job's result stop waiting (it no longer exists)."""
         return await self.rk.run(qops.purge(self.keys, self._purgeable(states)))
+
+    async def workers(self) -> list[admin.WorkerInfo]:
+        """The workers holding a lease on this queue, with the jobs each one runs."""
+        return await self.rk.run(admin.workers(self.keys))
 
 
 def _priority(value: Any) -> int:
