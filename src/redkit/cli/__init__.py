@@ -23,6 +23,7 @@ __all__ = ["COMMANDS", "build", "main"]
 
 COMMANDS: tuple[str, ...] = (
     "demo",
+    "dashboard",
     "info",
     "server",
     "queues",

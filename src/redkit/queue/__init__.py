@@ -4,6 +4,7 @@ See :class:`Queue` (producers and task definitions) and :class:`Worker` (runs ta
 """
 
 from redkit.errors import JobCancelledError, JobFailedError, JobNotFinishedError, JobTimeoutError
+from redkit.queue.admin import WorkerInfo
 from redkit.queue.context import JobContext, current_job
 from redkit.queue.dedupe import Dedupe
 from redkit.queue.events import QueueEvent
@@ -32,5 +33,6 @@ __all__ = [
     "Task",
     "TaskOptions",
     "Worker",
+    "WorkerInfo",
     "current_job",
 ]

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from redkit import errors
 from redkit.errors import ConfigError
+from redkit.queue import admin
 from redkit.queue import events as qevents
 from redkit.queue import ops as qops
 
@@ -65,6 +66,19 @@ class Job:
         moved = self.queue.rk.run(qops.retry(self.queue.keys, [self._member]))
         return moved > 0
 
+    def info(self) -> JobInfo | None:
+        """The job as :meth:`Queue.jobs` lists it, or None when there is no such job."""
+        found = self.queue.rk.run(admin.detail(self.queue.keys, self.id))
+        return None if found is None else job_info(self.queue, found.listed.state, found.listed)
+
+    def delete(self) -> bool:
+        """Delete the job unless a worker holds it; True when it was deleted."""
+        return self.queue.rk.run(admin.delete(self.queue.keys, self.id))
+
+    def promote(self) -> bool:
+        """Make a delayed job ready now; True when it was delayed."""
+        return self.queue.rk.run(admin.promote(self.queue.keys, self.id))
+
     def __repr__(self) -> str:
         return f"Job({self.queue.name!r}, {self.id!r})"
 
@@ -109,6 +123,19 @@ class AsyncJob:
         """Put the job back in the queue if it failed or was dead-lettered."""
         moved = await self.queue.rk.run(qops.retry(self.queue.keys, [self._member]))
         return moved > 0
+
+    async def info(self) -> JobInfo | None:
+        """The job as :meth:`Queue.jobs` lists it, or None when there is no such job."""
+        found = await self.queue.rk.run(admin.detail(self.queue.keys, self.id))
+        return None if found is None else job_info(self.queue, found.listed.state, found.listed)
+
+    async def delete(self) -> bool:
+        """Delete the job unless a worker holds it; True when it was deleted."""
+        return await self.queue.rk.run(admin.delete(self.queue.keys, self.id))
+
+    async def promote(self) -> bool:
+        """Make a delayed job ready now; True when it was delayed."""
+        return await self.queue.rk.run(admin.promote(self.queue.keys, self.id))
 
     def __repr__(self) -> str:
         return f"AsyncJob({self.queue.name!r}, {self.id!r})"

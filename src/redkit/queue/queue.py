@@ -26,6 +26,7 @@ from typing_extensions import Unpack
 from redkit import ops
 from redkit.client import check_options
 from redkit.errors import ConfigError
+from redkit.queue import admin
 from redkit.queue import dedupe as dd
 from redkit.queue import events as qevents
 from redkit.queue import groups as qgroups
@@ -342,6 +343,10 @@ class Queue(_QueueBase):
         job's result stop waiting (it no longer exists)."""
         return self.rk.run(qops.purge(self.keys, self._purgeable(states)))
 
+    def workers(self) -> list[admin.WorkerInfo]:
+        """The workers holding a lease on this queue, with the jobs each one runs."""
+        return self.rk.run(admin.workers(self.keys))
+
 
 class AsyncQueue(_QueueBase):
     """A job queue for asyncio producers; see :class:`Queue` for the options."""
@@ -474,6 +479,10 @@ class AsyncQueue(_QueueBase):
         running jobs are never deleted); returns how many. Producers waiting for a deleted
         job's result stop waiting (it no longer exists)."""
         return await self.rk.run(qops.purge(self.keys, self._purgeable(states)))
+
+    async def workers(self) -> list[admin.WorkerInfo]:
+        """The workers holding a lease on this queue, with the jobs each one runs."""
+        return await self.rk.run(admin.workers(self.keys))
 
 
 def _priority(value: Any) -> int:

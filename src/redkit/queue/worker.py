@@ -105,6 +105,8 @@ class Worker:
         # and hands such jobs back (see _claim)
         settings = dataclasses.replace(source.settings, retries=0)
         self._rk = AsyncRedkitCore(settings=settings, serializer=source.serializer)
+        for observer in source.observers:  # metrics and tracing see the worker's work too
+            self._rk.observe(observer)
         self._room, self._done = asyncio.Event(), asyncio.Event()
         self._runtime = AsyncRuntime(self._rk, drain_timeout=self.grace)
         self._runtime.add(f"queue:{self.queue.name}:claim", self._claim, interrupt=self._cut)
