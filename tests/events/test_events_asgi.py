@@ -144,3 +144,26 @@ def test_websocket_relays_a_topic(standalone_url: str, prefix: str) -> None:
         assert frame == {"type": "message", "id": str(seq), "data": {"n": 1}}
     rk.close()
     asyncio.run(ark.aclose())
+
+
+def test_fanout_clients_share_one_subscription(standalone_url: str, prefix: str) -> None:
+    rk = Redkit(standalone_url, prefix=prefix)
+    ticks = rk.events.topic("ticks")
+
+    def subscribers() -> int:
+        return int(rk.client.execute_command("PUBSUB", "NUMSUB", ticks.keys.channel)[1])
+
+    with (
+        serving(standalone_url, prefix) as base,
+        httpx.Client(timeout=10) as http,
+        http.stream("GET", f"{base}/fanout") as first,
+        http.stream("GET", f"{base}/fanout") as second,
+    ):
+        streams = [first.iter_lines(), second.iter_lines()]
+        assert [next(lines) for lines in streams] == ["retry: 2000"] * 2
+        assert subscribers() == 1
+        seq = ticks.publish("both")
+        for lines in streams:
+            assert _events(lines, 1)[0] == {"id": str(seq), "event": "message", "data": '"both"'}
+    poll(lambda: subscribers() == 0)  # closed with its last client
+    rk.close()

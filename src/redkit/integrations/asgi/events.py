@@ -21,8 +21,9 @@ reconnects (a WebSocket client passes ``?last_event_id=``):
 
 Idle streams get a heartbeat every ``heartbeat`` seconds (an SSE comment, or a
 ``{"type": "ping"}`` frame), so proxies keep them open and dead clients are noticed.
-Each connection reads on its own: a fan-out subscription, or a durable tail that waits on
-a dedicated connection.
+A fan-out endpoint holds one subscription per process (per event loop) for all of its
+clients, each with a queue of ``buffer`` events; a durable one gives each client a tail
+that waits on a dedicated connection.
 """
 
 from __future__ import annotations
@@ -30,9 +31,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import weakref
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import AsyncExitStack
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import parse_qs
 
 import orjson
@@ -72,6 +75,9 @@ class EventStream:
         if not heartbeat > 0:
             raise ConfigError(f"heartbeat must be a positive number of seconds, got {heartbeat!r}")
         self.topic, self.heartbeat, self.retry, self.buffer = topic, heartbeat, retry, buffer
+        self._hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Hub] = (
+            weakref.WeakKeyDictionary()
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -84,26 +90,49 @@ class EventStream:
     async def open(self, last_id: str | None, stack: AsyncExitStack) -> AsyncIterator[Event]:
         """The events after ``last_id`` (None: from now on), with heartbeats, forever.
 
-        Subscribes (fan-out) or finds the newest id (durable) before it returns, so that
-        "from now on" means from this call; ``stack`` closes the subscription.
+        Joins the shared subscription (fan-out) or finds the newest id (durable) before it
+        returns, so that "from now on" means from this call; ``stack`` leaves it again.
         """
         if self.topic.durable:
             return self._durable(last_id or await self.topic.last_id())
-        sub = self.topic.subscribe(buffer=self.buffer, heartbeat=self.heartbeat)
-        await stack.enter_async_context(sub)
+        hub = self._hubs.get(asyncio.get_running_loop())
+        if hub is None:
+            hub = self._hubs[asyncio.get_running_loop()] = _Hub(self)
+        listener = await hub.join()
+        stack.push_async_callback(hub.leave, listener)
+        last = None
         if last_id is not None and last_id.isdigit():
-            sub.resume(self.topic.name, int(last_id))
-        return self._fanout(sub)
+            last = int(last_id)
+            counter = (await self.topic.info()).sequence
+            if counter > last:  # published while this browser was away
+                listener.items.appendleft(Gap(self.topic.name, last + 1, counter, "reconnect"))
+                last = counter
+        return self._fanout(listener, last)
 
-    async def _fanout(self, sub: AsyncSubscription) -> AsyncIterator[Event]:
+    async def _fanout(self, listener: _Listener, last: int | None) -> AsyncIterator[Event]:
         while True:
-            item = await sub.get(timeout=self.heartbeat)
+            item = await listener.get(self.heartbeat)
             if item is None:
                 yield None, "ping", b"{}"
-            elif isinstance(item, Gap):
-                gap = {"first": item.first, "last": item.last, "reason": item.reason}
-                yield None, "gap", orjson.dumps(gap)
+                continue
+            if isinstance(item, Gap):
+                gap = item
+                last = item.last if last is None else max(last, item.last)
             else:
+                seq = item.seq or 0
+                if last is not None and seq <= last:
+                    continue  # reported missed already (the gap on resuming)
+                gap = None
+                if last is not None and seq > last + 1:
+                    reason: Literal["reconnect", "overflow"] = "reconnect"
+                    if listener.dropped:
+                        reason, listener.dropped = "overflow", False
+                    gap = Gap(item.topic, last + 1, seq - 1, reason)
+                last = seq
+            if gap is not None:
+                data = {"first": gap.first, "last": gap.last, "reason": gap.reason}
+                yield None, "gap", orjson.dumps(data)
+            if isinstance(item, Message):
                 yield item.id, "message", _json(item)
 
     async def _durable(self, after: str) -> AsyncIterator[Event]:
@@ -169,6 +198,70 @@ class EventStream:
         await _until_disconnect(pump(), receive, "websocket.disconnect")
         with contextlib.suppress(Exception):
             await send({"type": "websocket.close", "code": 1000})
+
+
+class _Listener:
+    """One client's queue of a shared fan-out subscription (the oldest dropped when full)."""
+
+    def __init__(self, size: int) -> None:
+        self.items: deque[Message | Gap] = deque()
+        self.size, self.dropped = size, False
+        self.ready = asyncio.Event()
+
+    def put(self, item: Message | Gap) -> None:
+        if len(self.items) >= self.size:
+            self.items.popleft()
+            self.dropped = True
+        self.items.append(item)
+        self.ready.set()
+
+    async def get(self, timeout: float) -> Message | Gap | None:
+        if not self.items:
+            self.ready.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self.ready.wait(), timeout)
+        return self.items.popleft() if self.items else None
+
+
+class _Hub:
+    """One fan-out subscription per endpoint and event loop, shared by its clients:
+    opened by the first client, closed after the last one left."""
+
+    def __init__(self, stream: EventStream) -> None:
+        self.stream = stream
+        self.listeners: set[_Listener] = set()
+        self.sub: AsyncSubscription | None = None
+        self.task: asyncio.Task[None] | None = None
+        self.lock = asyncio.Lock()
+
+    async def join(self) -> _Listener:
+        async with self.lock:
+            if self.sub is None:
+                stream = self.stream
+                sub = stream.topic.subscribe(buffer=stream.buffer, heartbeat=stream.heartbeat)
+                await sub.wait_ready()  # if the server is down it keeps trying meanwhile
+                self.sub, self.task = sub, asyncio.ensure_future(self._pump(sub))
+            listener = _Listener(self.stream.buffer)
+            self.listeners.add(listener)
+            return listener
+
+    async def leave(self, listener: _Listener) -> None:
+        async with self.lock:
+            self.listeners.discard(listener)
+            if self.listeners or self.sub is None or self.task is None:
+                return
+            sub, task, self.sub, self.task = self.sub, self.task, None, None
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await sub.aclose()
+
+    async def _pump(self, sub: AsyncSubscription) -> None:
+        while True:
+            item = await sub.get(timeout=self.stream.heartbeat)
+            if item is not None:
+                for listener in list(self.listeners):
+                    listener.put(item)
 
 
 async def _until_disconnect(pump: Awaitable[None], receive: Receive, disconnect: str) -> None:
