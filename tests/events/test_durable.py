@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from dataclasses import dataclass
 
@@ -184,3 +185,48 @@ def test_publish_to_many_fan_out(rk: Redkit) -> None:
     assert seqs == [1, 2, 3]
     with pytest.raises(Exception, match="durable"):
         topic.replay()
+
+
+def test_a_started_consumer_handles_acks_and_retries_on_the_runtime(rk: Redkit) -> None:
+    orders = rk.events.topic("orders", durable=True)
+    consumer = orders.consumer("g", claim_idle=0.2)
+    consumer.create()
+    handled: list[int] = []
+    failed: list[int] = []
+
+    def handle(message: Message) -> None:
+        if message.data == 2 and not failed:
+            failed.append(2)
+            raise RuntimeError("the first attempt fails")
+        handled.append(message.data)
+
+    consumer.start(handle)
+    try:
+        orders.publish_many([1, 2, 3])
+        poll(lambda: sorted(handled) == [1, 2, 3])  # 2 again, once claim_idle passed
+    finally:
+        consumer.close()
+    assert failed == [2]
+    assert orders.info().groups[0].pending == 0
+
+
+async def test_an_async_started_consumer(ark: AsyncRedkit) -> None:
+    orders = ark.events.topic("orders", durable=True)
+    consumer = orders.consumer("g")
+    await consumer.create()
+    seen: list[int] = []
+    done = asyncio.Event()
+
+    async def handle(message: Message) -> None:
+        seen.append(message.data)
+        if len(seen) == 3:
+            done.set()
+
+    await consumer.start(handle)
+    try:
+        await orders.publish_many([1, 2, 3])
+        await asyncio.wait_for(done.wait(), 10)
+    finally:
+        await consumer.aclose()
+    assert seen == [1, 2, 3]
+    assert (await orders.info()).groups[0].pending == 0

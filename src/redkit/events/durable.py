@@ -13,11 +13,12 @@ topic's model goes there at once, with the reason. Reads wait on a dedicated con
 
 from __future__ import annotations
 
+import logging
 import secrets
-from collections.abc import AsyncIterator, Iterator
-from typing import TYPE_CHECKING
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
-from redkit import ops
+from redkit import ops, runtime
 from redkit.errors import ConfigError
 from redkit.events import ops as eops
 from redkit.events.messages import Codec, InvalidMessageError, Message
@@ -26,6 +27,10 @@ if TYPE_CHECKING:
     from types import TracebackType
 
     from redkit.client import AsyncRedkitCore, CoreBase, RedkitCore
+    from redkit.runtime import AsyncLoopContext, AsyncRuntime, LoopContext
+
+log = logging.getLogger("redkit.events")
+Handler = Callable[[Message], Any]
 
 
 class _ConsumerBase:
@@ -86,6 +91,31 @@ class _ConsumerBase:
             yield from eops.dead_letter(self.group, invalid)
         return messages
 
+    def _process(self, handler: Handler, timeout: float) -> ops.Flow[int]:
+        """Read a batch and hand each message to ``handler``; acknowledge those it took.
+
+        A message whose handler raised is not acknowledged: it is delivered again after
+        ``claim_idle`` (and dead-lettered after ``dead_after`` deliveries).
+        """
+        messages = yield from self._read(timeout)
+        handled = 0
+        for message in messages:
+            try:
+                yield ops.UserCall(handler, message)
+            except Exception:
+                log.exception(
+                    "events: handler failed on %s of %r (delivery %d); it is delivered again",
+                    message.id, self.topic, message.deliveries,
+                )  # fmt: skip
+                continue
+            self.cursor.acks.append(message.id)
+            handled += 1
+        return handled
+
+    @property
+    def _loop_name(self) -> str:
+        return f"events:{self.topic}:{self.group.name}:{self.name}"
+
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}({self.topic!r}, group={self.group.name!r}, name={self.name!r})"
@@ -96,6 +126,7 @@ class Consumer(_ConsumerBase):
     """One consumer of a group on a durable topic (sync); built by ``topic.consumer()``."""
 
     rk: RedkitCore
+    _started = False
 
     def read(self, timeout: float = 1.0) -> list[Message]:
         """The next batch (at most ``count`` messages), waiting up to ``timeout`` seconds
@@ -110,8 +141,32 @@ class Consumer(_ConsumerBase):
         """Create the group now (reads create it too); False when it existed."""
         return self.rk.run(eops.create_group(self.group))
 
+    def start(self, handler: Callable[[Message], Any]) -> None:
+        """Call ``handler(message)`` for every message, in a thread on the runtime, until
+        :meth:`close`; a message is acknowledged once its handler returned.
+
+        The runtime reconnects with backoff when the server is unreachable; a handler that
+        raises is logged and its message delivered again (see ``claim_idle``,
+        ``dead_after``).
+        """
+
+        def step(ctx: LoopContext) -> None:
+            self.rk.run(self._process(handler, 1.0))
+
+        runtime.share(self.rk, self._loop_name, step, cleanup=self._flush_quietly)
+        self._started = True
+
+    def _flush_quietly(self) -> None:
+        try:
+            self.flush()
+        except Exception as exc:  # unsent acks mean those messages are delivered again
+            log.info("events: could not send the last acks of %r (%s)", self, exc)
+
     def close(self) -> None:
-        """Send the queued acks."""
+        """Stop :meth:`start`'s loop (the running batch finishes) and send the queued acks."""
+        if self._started:
+            self._started = False
+            runtime.unshare(self.rk, self._loop_name)
         self.flush()
 
     def __iter__(self) -> Iterator[Message]:
@@ -133,6 +188,7 @@ class AsyncConsumer(_ConsumerBase):
     """One consumer of a group on a durable topic (asyncio); see :class:`Consumer`."""
 
     rk: AsyncRedkitCore
+    _runtime: AsyncRuntime | None = None
 
     async def read(self, timeout: float = 1.0) -> list[Message]:
         """The next batch; see :meth:`Consumer.read`."""
@@ -146,8 +202,23 @@ class AsyncConsumer(_ConsumerBase):
         """Create the group now (reads create it too); False when it existed."""
         return await self.rk.run(eops.create_group(self.group))
 
+    async def start(self, handler: Callable[[Message], Any]) -> None:
+        """Call ``handler(message)`` (awaited when it returns an awaitable) for every
+        message, in a task on the runtime, until :meth:`aclose`; see :meth:`Consumer.start`.
+        """
+
+        async def step(ctx: AsyncLoopContext) -> None:
+            await self.rk.run(self._process(handler, 1.0))
+
+        self._runtime = runtime.AsyncRuntime(self.rk, heartbeat=None)
+        self._runtime.add(self._loop_name, step)
+        await self._runtime.start()
+
     async def aclose(self) -> None:
-        """Send the queued acks."""
+        """Stop :meth:`start`'s loop (the running batch finishes) and send the queued acks."""
+        if self._runtime is not None:
+            running, self._runtime = self._runtime, None
+            await running.stop()
         await self.flush()
 
     async def __aiter__(self) -> AsyncIterator[Message]:
