@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import logging
 import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
@@ -40,7 +41,7 @@ from urllib.parse import parse_qs
 
 import orjson
 
-from redkit.errors import ConfigError
+from redkit.errors import ConfigError, RedkitError
 from redkit.events import AsyncSubscription, AsyncTopic, Gap, Message
 
 Scope = MutableMapping[str, Any]
@@ -49,6 +50,8 @@ Receive = Callable[[], Awaitable[ASGIMessage]]
 Send = Callable[[ASGIMessage], Awaitable[None]]
 
 __all__ = ["EventStream"]
+
+log = logging.getLogger("redkit.events")
 
 #: an event: (id, type, JSON data); type "message", "gap" or "ping"
 Event = tuple[str | None, str, bytes]
@@ -258,7 +261,11 @@ class _Hub:
 
     async def _pump(self, sub: AsyncSubscription) -> None:
         while True:
-            item = await sub.get(timeout=self.stream.heartbeat)
+            try:
+                item = await sub.get(timeout=self.stream.heartbeat)
+            except RedkitError:  # not expected with drop_oldest; keep serving heartbeats
+                log.exception("events: the shared subscription of %r failed", sub)
+                return
             if item is not None:
                 for listener in list(self.listeners):
                     listener.put(item)
