@@ -230,3 +230,15 @@ async def test_an_async_started_consumer(ark: AsyncRedkit) -> None:
         await consumer.aclose()
     assert seen == [1, 2, 3]
     assert (await orders.info()).groups[0].pending == 0
+
+
+def test_retention_trims_by_age_on_the_servers_clock(rk: Redkit) -> None:
+    orders = rk.events.topic("orders", durable=True, retention=0.2)
+    orders.publish_many(list(range(300)))  # whole macro nodes, so approximate trimming acts
+
+    def trimmed() -> bool:
+        orders.publish("later")  # each publish trims what is older than the retention
+        return orders.info().length < 300
+
+    poll(trimmed, timeout=10, interval=0.05)
+    assert orders.replay(count=1000)[-1].data == "later"
