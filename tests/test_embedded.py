@@ -21,6 +21,7 @@ from redis.retry import Retry
 
 from redkit.embedded import (
     EmbeddedCluster,
+    EmbeddedSentinel,
     EmbeddedServer,
     _process,
     default_server,
@@ -323,3 +324,17 @@ def test_cluster_with_replicas() -> None:
 def test_cluster_rejects_bad_sizes() -> None:
     with pytest.raises(EmbeddedServerError):
         EmbeddedCluster(masters=0)
+
+
+def test_sentinel_topology_replaces_a_killed_primary_and_takes_it_back() -> None:
+    with EmbeddedSentinel(replicas=1, down_after=1.0) as topology:
+        assert topology.url.startswith("redis+sentinel://127.0.0.1:")
+        assert topology.url.endswith("/mymaster")
+        old = topology.kill_primary()
+        assert old.port is not None
+        topology.wait_healthy(timeout=30, exclude=old.port)  # restarts it as a replica
+        assert topology.primary().port != old.port
+        assert old.command("ROLE")[0] == "slave"
+        pids = [n._process.pid for n in [*topology.data_nodes, *topology.sentinels] if n._process]
+        assert len(pids) == 5
+    assert wait_for(lambda: all(process_gone(pid) for pid in pids))

@@ -185,7 +185,10 @@ class EmbeddedSentinel:
     def primary(self) -> _DataNode:
         """The data node the sentinels currently name as primary."""
         _, port = self.primary_address()
-        return next(node for node in self.data_nodes if node.port == port)
+        for node in self.data_nodes:
+            if node.port == port:
+                return node
+        raise EmbeddedServerError(f"the sentinels name a primary on {port}, not one of ours")
 
     def failover(self) -> None:
         """Ask a sentinel for a failover (``SENTINEL FAILOVER``); returns once it started.
