@@ -255,8 +255,8 @@ class _SentinelPool(redis.sentinel.SentinelConnectionPool, redis.BlockingConnect
     deposed primary only when that server answers ``READONLY``: after a ``SENTINEL
     FAILOVER`` the old primary keeps accepting writes (lost when it is demoted) until
     the sentinels reconfigure it, ~8 s later. Asking on checkout, at most once per
-    :data:`SENTINEL_CHECK`, drops the idle connections to the old primary, and the busy
-    ones when they come back, within about a second of the switch. A sentinel that
+    :data:`SENTINEL_CHECK`, moves every connection to the new primary when it is next
+    taken from the pool or handed back, within about a second of the switch. A sentinel that
     cannot be asked changes nothing: the call goes on with the connections it has (the
     one call that asks waits for the unreachable sentinels' connect timeouts first).
 
@@ -274,22 +274,29 @@ class _SentinelPool(redis.sentinel.SentinelConnectionPool, redis.BlockingConnect
                 self.get_master_address()
             except _CONNECT_ERRORS as exc:
                 log.debug("redkit: could not ask the sentinels for the primary (%s)", exc)
-        return super().get_connection(*args, **kwargs)
+        connection = super().get_connection(*args, **kwargs)
+        if not self.owns_connection(connection):  # opened to the old primary: ours alone now
+            connection.disconnect()
+            connection.connect()
+        return connection
 
     def disconnect(self, inuse_connections: bool = True) -> None:
+        if not inuse_connections:
+            # redis-py drops the idle connections when the primary changes, racing with a
+            # thread that takes one at that moment; get_connection replaces them instead
+            return
         super().disconnect(inuse_connections)
-        if inuse_connections:  # closing the client: the sentinels' connections go too
-            for sentinel in self.sentinel_manager.sentinels:
-                sentinel.connection_pool.disconnect()
+        for sentinel in self.sentinel_manager.sentinels:  # closing: the sentinels' too
+            sentinel.connection_pool.disconnect()
 
 
 class _AsyncSentinelPool(WaitingPool, redis.asyncio.sentinel.SentinelConnectionPool):
     """The asyncio twin of :class:`_SentinelPool`.
 
     redis-py's asyncio pool takes back a connection to the old primary as it is (the sync
-    pool drops it), so it would serve the next call from there: released connections to
-    an address that is no longer the primary's are closed here. Callers wait for a free
-    connection as with :class:`~redkit.pool.WaitingPool`.
+    pool drops it), so it would serve the next call from there: connections to an address
+    that is no longer the primary's are closed when handed back or taken. Callers wait
+    for a free connection as with :class:`~redkit.pool.WaitingPool`.
     """
 
     _checked = 0.0
@@ -310,19 +317,27 @@ class _AsyncSentinelPool(WaitingPool, redis.asyncio.sentinel.SentinelConnectionP
                 await self.get_master_address()
             except _CONNECT_ERRORS as exc:
                 log.debug("redkit: could not ask the sentinels for the primary (%s)", exc)
-        return await super().get_connection(*args, **kwargs)
+        connection = await super().get_connection(*args, **kwargs)
+        if not self._at_primary(connection):  # opened to the old primary: ours alone now
+            await connection.disconnect()
+            await connection.connect()
+        return connection
 
     async def release(self, connection: Any) -> None:
-        primary = self.master_address
-        if primary is not None and (connection.host, connection.port) != primary:
+        if not self._at_primary(connection):
             await connection.disconnect()
         await super().release(connection)
 
+    def _at_primary(self, connection: Any) -> bool:
+        primary = self.master_address
+        return primary is None or (connection.host, connection.port) == primary
+
     async def disconnect(self, inuse_connections: bool = True) -> None:
+        if not inuse_connections:  # see _SentinelPool.disconnect
+            return
         await super().disconnect(inuse_connections)
-        if inuse_connections:  # closing the client: the sentinels' connections go too
-            for sentinel in self.sentinel_manager.sentinels:
-                await sentinel.connection_pool.disconnect()
+        for sentinel in self.sentinel_manager.sentinels:  # closing: the sentinels' too
+            await sentinel.connection_pool.disconnect()
 
 
 def is_cluster(client: Any) -> bool:
