@@ -21,10 +21,12 @@ The family::
     ├── JobFailedError               a job failed for good, was dead-lettered or cancelled
     ├── JobNotFinishedError          Job.result() timed out (also TimeoutError)
     ├── JobTimeoutError              a job ran past its task's timeout (also TimeoutError)
+    ├── JobCancelledError            a running job was asked to stop (raised in its handler)
     ├── IdempotencyError             idempotency keys
     │   ├── IdempotencyConflictError another call with the same key is still running
     │   ├── IdempotencyMismatchError the key was used before with other arguments
     │   └── IdempotentCallFailedError the first call with the key failed, and that was kept
+    ├── SubscriptionOverflowError    an events subscription fell too far behind ("disconnect")
     └── MissingDependencyError       an optional extra is not installed (also ImportError)
 
 redis-py's exceptions never escape a redkit call: the drivers wrap them at the boundary
@@ -130,6 +132,10 @@ class JobTimeoutError(RedkitError, TimeoutError):
     """A job ran longer than its task's ``timeout``; recorded as the job's error."""
 
 
+class JobCancelledError(RedkitError):
+    """The running job was cancelled: raised inside its handler by ``check_cancelled()``."""
+
+
 class IdempotencyError(RedkitError):
     """Base class of idempotency-key errors."""
 
@@ -168,6 +174,14 @@ class MissingDependencyError(RedkitError, ImportError):
         self.extra = extra
 
 
+class SubscriptionOverflowError(RedkitError):
+    """An events subscription with ``overflow="disconnect"`` fell too far behind.
+
+    Its local buffer was full; the subscription is closed, and what it had buffered was
+    delivered before this error.
+    """
+
+
 __all__ = [
     "ConfigError",
     "ConnectionError",
@@ -177,6 +191,7 @@ __all__ = [
     "IdempotencyError",
     "IdempotencyMismatchError",
     "IdempotentCallFailedError",
+    "JobCancelledError",
     "JobFailedError",
     "JobNotFinishedError",
     "JobTimeoutError",
@@ -190,5 +205,7 @@ __all__ = [
     "RedkitError",
     "ScriptError",
     "SerializationError",
+    "SubscriptionOverflowError",
     "TamperedDataError",
 ]
+

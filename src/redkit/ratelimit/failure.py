@@ -8,8 +8,10 @@ in-process limiter of the same policy until Redis answers again.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Literal, Protocol, TypeVar
 
+from redkit import ops
 from redkit.failure import FailurePolicy, Timed, unavailable
 from redkit.keys import Keyspace
 
@@ -24,6 +26,9 @@ class LimiterClient(Timed, Protocol):
 
     @property
     def keys(self) -> Keyspace: ...
+
+    @property
+    def observers(self) -> Sequence[ops.Observer]: ...
 
 
 C = TypeVar("C", bound=LimiterClient)

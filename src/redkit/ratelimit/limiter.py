@@ -117,9 +117,19 @@ class _RateLimiterCore(Generic[C], Guarded):
         if self._failure.down_until and self._failure.cooling_down():
             return _at_once(self._degraded(key, cost, mode, None))
         plan = self._plan
-        return ops.Once(
+        once = ops.Once(
             plan.check(key, cost, mode), plan.parse, lambda exc: self._failed(exc, key, cost, mode)
         )
+        return self._noted(once, key) if self._rk.observers and mode == HIT else once
+
+    def _noted(self, once: ops.Once[RateLimitResult], key: Key) -> ops.Flow[RateLimitResult]:
+        """``once``, then a ``ratelimit.rejected`` note (limiter name, key) on a rejection:
+        only while someone observes (metrics, the dashboard), so the hot path stays one call."""
+        result = yield from once
+        if not result.allowed:
+            text = key.decode(errors="replace") if isinstance(key, bytes) else str(key)
+            yield ops.Note("ratelimit.rejected", (self.name, text))
+        return result
 
     def _failed(self, exc: RedkitError, key: Key, cost: int, mode: int) -> RateLimitResult:
         down = unavailable(exc)
