@@ -65,6 +65,11 @@ def test_queues_jobs_and_actions(client: TestClient, rk: Redkit) -> None:
     purged = client.post("/api/queue/purge?queue=emails&state=waiting", headers=ACT).json()
     assert purged["result"] == 2
     assert client.post("/api/queue/explode?queue=emails", headers=ACT).status_code == 400
+    assert client.post("/api/queue/pause?queue=emails", headers=ACT).json()["result"] is True
+    assert q.is_paused()
+    assert client.get("/api/queues").json()[0]["paused"] is True
+    assert client.post("/api/queue/resume?queue=emails", headers=ACT).json()["result"] is True
+    assert not q.is_paused()
 
 
 def test_read_only_and_auth_hook(target_url: str, prefix: str, rk: Redkit) -> None:

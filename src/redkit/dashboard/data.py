@@ -156,6 +156,7 @@ class Dashboard:
         out["result"] = _safe(self.ark.serializer.loads, found.result)
         out["error"] = _jsonable(info.error)
         out["worker"] = found.worker
+        out["progress"] = _jsonable(await queue.job(job_id).progress())
         return out
 
     async def act(self, name: str, action: str, job_id: str | None, state: str | None) -> Any:
@@ -170,19 +171,16 @@ class Dashboard:
             if action not in actions:
                 raise ConfigError(f"unknown job action {action!r}")
             return await actions[action]()
+        queue_actions = {"retry-failed": queue.retry_failed, "pause": queue.pause,
+                         "resume": queue.resume}  # fmt: skip
         if action == "purge":
             return await queue.purge(state or "")
-        if action == "retry-failed":
-            return await queue.retry_failed()
-        if action in ("pause", "resume") and hasattr(queue, action):
-            return await getattr(queue, action)()
-        raise ConfigError(f"unknown queue action {action!r}")
+        if action not in queue_actions:
+            raise ConfigError(f"unknown queue action {action!r}")
+        return await queue_actions[action]()
 
     async def _paused(self, name: str) -> dict[str, Any]:
-        queue = self.queue(name)
-        if not hasattr(queue, "pause") or not hasattr(queue, "is_paused"):
-            return {"pausable": False, "paused": None}
-        return {"pausable": True, "paused": bool(await queue.is_paused())}
+        return {"paused": await self.queue(name).is_paused()}
 
     def _history(self, name: str) -> str:
         return self.ark.keys.group("dashboard", name).key("history")

@@ -113,7 +113,7 @@ async function loadQueues() {
       el("td", { class: "num" }, fmt(l.p50)), el("td", { class: "num" }, fmt(l.p90)),
       el("td", { class: "num" }, fmt(l.p99)),
       el("td", { class: "num workers" }, q.workers),
-      el("td", { class: "paused" }, q.paused ? "paused" : (q.pausable ? "running" : "")));
+      el("td", { class: "paused" }, q.paused ? "paused" : "running"));
     if (q.name === view.queue) row.classList.add("selected");
     return row;
   }));
@@ -135,8 +135,8 @@ async function loadQueue() {
   const q = await api(`api/queue?queue=${encodeURIComponent(name)}`);
   $("#queue-detail").hidden = false;
   $("#queue-title").textContent = `Queue ${q.name}`;
-  $("#pause").hidden = !q.pausable || q.paused;
-  $("#resume").hidden = !q.pausable || !q.paused;
+  $("#pause").hidden = q.paused;
+  $("#resume").hidden = !q.paused;
   const states = ["waiting", "delayed", "active", "failed", "dead"];
   chart($("#chart"), states.map(s => ({ name: s, color: COLORS[s], values: q.history.map(h => h[s] || 0) })),
     $("#chart-legend"), q.history.map(h => h.t));
