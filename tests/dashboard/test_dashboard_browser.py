@@ -2,7 +2,7 @@
 
 A job enqueued appears; a failing job is retried from the page (with its traceback shown)
 and completes; a pause from the page stops claims and a resume lets the job run; the
-rate-limit, cache and session panels show the numbers the server holds. Each panel's
+rate-limit, cache, session and event panels show the numbers the server holds. Each panel's
 screenshot is saved into docs/img for docs/dashboard.md.
 """
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,12 @@ from redkit.queue import current_job
 
 from ..queue.conftest import poll, running
 from .conftest import serving, sync_api
+
+
+@dataclass
+class Shipment:
+    id: int
+
 
 IMAGES = Path(__file__).resolve().parents[2] / "docs" / "img"
 
@@ -135,7 +142,7 @@ def test_jobs_appear_and_a_failed_job_is_retried_from_the_page(
     rk.close()
 
 
-def test_rate_limit_cache_and_session_panels_match_the_server(
+def test_limits_caches_sessions_and_events_panels_match_the_server(
     browser: Any, dashboard: str, standalone_url: str, prefix: str
 ) -> None:
     expect = sync_api.expect
@@ -183,6 +190,30 @@ def test_rate_limit_cache_and_session_panels_match_the_server(
     assert stored == 2
     expect(page.locator("#sessions-active")).to_have_text("2")
     _shot(page, "sessions")
+
+    # events: lag and pending per consumer group, dead letters
+    orders = app.events.topic("orders", durable=True)
+    billing = orders.consumer("billing", count=2)
+    billing.create()
+    orders.publish_many([{"order": i} for i in range(5)])
+    billing.ack(billing.read(timeout=1)[0])  # two delivered, one acknowledged
+    billing.flush()
+    typed = app.events.topic("shipments", durable=True, model=Shipment)
+    shipping = typed.consumer("shipping")
+    shipping.create()
+    app.events.topic("shipments", durable=True).publish({"id": "oops"})  # not a Shipment
+    assert shipping.read(timeout=1) == []
+    (group,) = app.events.info("orders").groups
+    assert (group.pending, group.lag) == (1, 3)
+    page.click('#tabs button[data-tab="events"]')
+    row = page.locator('#groups-table tr[data-group="orders/billing"]')
+    expect(row.locator("td.pending")).to_have_text(str(group.pending))
+    expect(row.locator("td.lag")).to_have_text(str(group.lag))
+    expect(page.locator('#topics-table tr[data-topic="shipments"] td.dead')).to_have_text("1")
+    expect(page.locator('#dead-table tr[data-topic="shipments"] td.reason')).to_contain_text(
+        "not a valid Shipment"
+    )
+    _shot(page, "events")
 
     page.click('#tabs button[data-tab="overview"]')
     expect(page.locator('#ops-table tr[data-cap="ratelimit"] td').nth(1)).to_have_text(

@@ -40,6 +40,7 @@ HISTORY = 360  # samples of queue counts kept per queue (30 min at one per 5 s)
 SAMPLE_EVERY = 5.0
 SCAN_CACHE = 10.0
 SCAN_LIMIT = 100_000
+DEAD_SHOWN = 20  # dead letters listed per topic
 
 
 class Dashboard:
@@ -246,6 +247,27 @@ class Dashboard:
             "operations": [b.get("op|sessions", 0) for b in series.counts],
         }
 
+    async def events(self) -> dict[str, Any]:
+        """Every topic: stream length, each consumer group's pending count and lag, and the
+        dead letters (the first ``DEAD_SHOWN`` of each topic)."""
+        events = self.ark.events
+        infos = await asyncio.gather(*(events.info(name) for name in await events.topics()))
+        topics, letters = [], []
+        for info in infos:
+            topics.append({
+                "name": info.name, "sequence": info.sequence, "length": info.length,
+                "dead_letters": info.dead_letters,
+                "groups": [
+                    {"name": g.name, "consumers": g.consumers, "pending": g.pending,
+                     "lag": g.lag, "last_delivered": g.last_delivered}
+                    for g in info.groups
+                ],
+            })  # fmt: skip
+            if info.dead_letters:
+                found = await events.topic(info.name, durable=True).dead_letters(DEAD_SHOWN)
+                letters += [{"topic": info.name, "id": m.id, **_letter(m.data)} for m in found]
+        return {"topics": topics, "dead_letters": letters}
+
     async def overview(self) -> dict[str, Any]:
         """Operations, errors and time per capability over the last minutes."""
         series = await self.ark.run(read_series(self.ark.keys, self.minutes))
@@ -340,6 +362,19 @@ def _safe(loads: Any, raw: bytes | None) -> Any:
     except Exception:  # a value of another serializer: show its size, not a traceback
         return {"undecodable": len(raw)}
     return _jsonable(value)
+
+
+def _letter(data: Any) -> dict[str, Any]:
+    """A dead letter's record (``id``, ``group``, ``reason``, ``payload``) for display."""
+    if not isinstance(data, dict):
+        return {"reason": None, "group": None, "message_id": None, "payload": _jsonable(data)}
+    payload = data.get("payload")
+    if isinstance(payload, bytes):
+        payload = payload.decode(errors="replace")
+    return {
+        "message_id": data.get("id"), "group": data.get("group"), "reason": data.get("reason"),
+        "payload": _jsonable(payload),
+    }  # fmt: skip
 
 
 def _avg_ms(us: int, count: int) -> float | None:

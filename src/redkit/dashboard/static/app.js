@@ -231,6 +231,22 @@ async function loadSessions() {
   $("#sessions-range").textContent = minutesRange(data.minutes);
 }
 
+async function loadEvents() {
+  const data = await api("api/events");
+  $("#no-topics").hidden = data.topics.length > 0;
+  fill($("#groups-table tbody"), data.topics.flatMap(t => t.groups.map(g =>
+    el("tr", { "data-group": `${t.name}/${g.name}` }, el("td", {}, t.name), el("td", {}, g.name),
+      el("td", { class: "num" }, g.consumers), el("td", { class: "num pending" }, g.pending),
+      el("td", { class: "num lag" }, fmt(g.lag)), el("td", {}, g.last_delivered)))));
+  fill($("#topics-table tbody"), data.topics.map(t => el("tr", { "data-topic": t.name },
+    el("td", {}, t.name), el("td", { class: "num" }, t.length), el("td", { class: "num" }, t.sequence),
+    el("td", { class: "num dead" }, t.dead_letters))));
+  fill($("#dead-table tbody"), data.dead_letters.map(d => el("tr", { "data-topic": d.topic },
+    el("td", {}, d.topic), el("td", {}, d.group || "–"), el("td", {}, d.message_id || d.id),
+    el("td", { class: "reason" }, d.reason || "–"),
+    el("td", { class: "payload" }, typeof d.payload === "string" ? d.payload : JSON.stringify(d.payload)))));
+}
+
 async function loadOverview() {
   const data = await api("api/overview");
   $("#ops-minutes").textContent = data.minutes.length;
@@ -240,7 +256,7 @@ async function loadOverview() {
 }
 
 const LOADERS = { queues: loadQueues, ratelimits: loadRateLimits, caches: loadCaches,
-  sessions: loadSessions, overview: loadOverview };
+  sessions: loadSessions, events: loadEvents, overview: loadOverview };
 
 let busy = false;
 async function refresh() {
