@@ -21,6 +21,7 @@ The family::
     ├── JobFailedError               a job failed for good, was dead-lettered or cancelled
     ├── JobNotFinishedError          Job.result() timed out (also TimeoutError)
     ├── JobTimeoutError              a job ran past its task's timeout (also TimeoutError)
+    ├── JobCrashedError              the process running a process-pool job died
     ├── IdempotencyError             idempotency keys
     │   ├── IdempotencyConflictError another call with the same key is still running
     │   ├── IdempotencyMismatchError the key was used before with other arguments
@@ -130,6 +131,10 @@ class JobTimeoutError(RedkitError, TimeoutError):
     """A job ran longer than its task's ``timeout``; recorded as the job's error."""
 
 
+class JobCrashedError(RedkitError):
+    """The child process running a ``process=True`` task died (killed, crashed, out of memory)."""
+
+
 class IdempotencyError(RedkitError):
     """Base class of idempotency-key errors."""
 
@@ -177,6 +182,7 @@ __all__ = [
     "IdempotencyError",
     "IdempotencyMismatchError",
     "IdempotentCallFailedError",
+    "JobCrashedError",
     "JobFailedError",
     "JobNotFinishedError",
     "JobTimeoutError",

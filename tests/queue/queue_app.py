@@ -24,3 +24,12 @@ def work(i: int) -> int:
 def crash() -> None:
     """A job that kills its worker every time."""
     os._exit(3)
+
+
+@queue.task(process=True, timeout=float(os.environ.get("QUEUE_TEST_PROCESS_TIMEOUT", "2")))
+def burn(seconds: float) -> int:
+    """CPU-bound, in the worker's process pool: spins, then returns its process id."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        pass
+    return os.getpid()

@@ -7,11 +7,13 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 from redkit import Redkit
 from redkit.embedded import EmbeddedServer
 from redkit.errors import RedkitError
+from redkit.queue import JobFailedError
 from redkit.queue import ops as qops
 
 from .conftest import poll, worker_process
@@ -103,6 +105,29 @@ def test_sigterm_hands_running_jobs_back_at_once(
         _stop([proc])
     assert job.status() == "waiting"
     assert q.counts()["waiting"] == 1
+    rk.close()
+
+
+def test_process_pool_tasks_run_in_children_and_a_timeout_kills_them(
+    target_url: str, prefix: str, tmp_path: Path
+) -> None:
+    rk = Redkit(target_url, prefix=prefix)
+    q = rk.queue("proc", lease=1.0)
+    quick, stuck = q.enqueue("burn", 0.05), q.enqueue("burn", 600)
+    log = tmp_path / "workers.log"
+    proc = worker_process(target_url, prefix, log, "--pool-size", "1")
+    try:
+        pid = quick.result(timeout=60)
+        assert pid != proc.pid
+        assert psutil.Process(pid).ppid() == proc.pid  # a child of the worker process
+        with pytest.raises(JobFailedError, match="its process was killed"):
+            stuck.result(timeout=60)
+        assert proc.poll() is None  # the worker itself carries on
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(15) == 0
+    finally:
+        _stop([proc])
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
     rk.close()
 
 

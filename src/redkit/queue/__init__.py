@@ -3,7 +3,12 @@
 See :class:`Queue` (producers and task definitions) and :class:`Worker` (runs tasks).
 """
 
-from redkit.errors import JobFailedError, JobNotFinishedError, JobTimeoutError
+from redkit.errors import (
+    JobCrashedError,
+    JobFailedError,
+    JobNotFinishedError,
+    JobTimeoutError,
+)
 from redkit.queue.jobs import AsyncJob, Job, JobInfo
 from redkit.queue.queue import AsyncQueue, Queue, QueueOptions
 from redkit.queue.retry import Retry
@@ -15,6 +20,7 @@ __all__ = [
     "AsyncQueue",
     "AsyncTask",
     "Job",
+    "JobCrashedError",
     "JobFailedError",
     "JobInfo",
     "JobNotFinishedError",

@@ -11,9 +11,11 @@ One worker is one asyncio loop with two runtime loops:
 * **lease**: renews the lease on all of the worker's jobs at once, three times per lease.
 
 Async handlers run as tasks; plain functions run in a thread pool of ``concurrency``
-threads. A handler that fails is retried by its task's policy or recorded as failed with
-its traceback. ``stop()`` stops claiming, lets running jobs finish within ``grace``
-seconds, and hands the rest back to the queue at once.
+threads; tasks registered with ``process=True`` run in a pool of child processes
+(:mod:`redkit.queue.processes`), where a timeout kills the child. A handler that fails
+is retried by its task's policy or recorded as failed with its traceback. ``stop()``
+stops claiming, lets running jobs finish within ``grace`` seconds, and hands the rest
+back to the queue at once.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import contextlib
 import dataclasses
 import functools
 import logging
+import os
 import secrets
 import signal
 import threading
@@ -34,6 +37,7 @@ from redkit import errors
 from redkit.client import AsyncRedkitCore
 from redkit.errors import ConfigError, RedkitError
 from redkit.queue import ops as qops
+from redkit.queue.processes import ProcessPool, RemoteError
 from redkit.runtime import AsyncLoopContext, AsyncRuntime
 
 if TYPE_CHECKING:
@@ -52,14 +56,18 @@ class Worker:
         concurrency: how many jobs run at once.
         grace: seconds :meth:`stop` lets running jobs finish before handing them back.
         batch: the most jobs claimed in one round trip (default: ``concurrency``).
+        pool_size: child processes for ``process=True`` tasks, started when the first
+            such job runs (default: the number of CPUs).
     """
 
     def __init__(
         self, queue: Queue | AsyncQueue, *, concurrency: int = 10, grace: float = 30.0,
-        batch: int | None = None,
+        batch: int | None = None, pool_size: int | None = None,
     ) -> None:  # fmt: skip
         if not (isinstance(concurrency, int) and concurrency >= 1):
             raise ConfigError(f"concurrency must be an int >= 1, got {concurrency!r}")
+        if pool_size is not None and not (isinstance(pool_size, int) and pool_size >= 1):
+            raise ConfigError(f"pool_size must be an int >= 1, got {pool_size!r}")
         if not grace >= 0:
             raise ConfigError(f"grace must be 0 or more seconds, got {grace!r}")
         if not queue.rk.owns_client:
@@ -80,6 +88,8 @@ class Worker:
         self._done: asyncio.Event | None = None
         self._stopping: asyncio.Task[None] | None = None
         self._threads = ThreadPoolExecutor(concurrency, thread_name_prefix="redkit-job")
+        self.pool_size = pool_size or os.cpu_count() or 1
+        self._pool: ProcessPool | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.started = threading.Event()
         self._in_threads = 0
@@ -166,6 +176,8 @@ class Worker:
                 "worker's lease ends", self.queue.name, exc,
             )  # fmt: skip
         finally:
+            if self._pool is not None:
+                await self._pool.close()
             await self._runtime.stop(deadline=1.0)
             self._threads.shutdown(wait=False, cancel_futures=True)
             await self._rk.aclose()
@@ -307,6 +319,12 @@ class Worker:
         self._report(ack)
 
     async def _call(self, definition: TaskDef, args: list[Any], kwargs: dict[str, Any]) -> Any:
+        if definition.process:  # the pool enforces the timeout itself, by killing the child
+            if self._pool is None:
+                self._pool = ProcessPool(self.pool_size)
+            return await self._pool.run(
+                definition.name, definition.func, args, kwargs, definition.timeout
+            )
         if definition.is_async:
             call = definition.func(*args, **kwargs)
         else:
@@ -335,10 +353,14 @@ class Worker:
     def _failure(
         self, job: qops.Claimed, definition: TaskDef | None, exc: BaseException
     ) -> qops.Ack:
+        if isinstance(exc, RemoteError):  # raised in a pool process: its own type and trace
+            kind, trace = exc.kind, exc.trace
+        else:
+            kind, trace = type(exc).__name__, "".join(traceback.format_exception(exc))
         error = {
-            "type": type(exc).__name__,
+            "type": kind,
             "message": str(exc),
-            "traceback": "".join(traceback.format_exception(exc)),
+            "traceback": trace,
             "attempts": job.deliveries,
         }
         data = self.queue.rk.serializer.dumps(error)
@@ -353,4 +375,3 @@ class Worker:
                 return qops.Ack(job.member, job.token, "r", data, delay_ms)
         log.error("queue %r: job %s failed for good", self.queue.name, job.member, exc_info=exc)
         return qops.Ack(job.member, job.token, "f", data)
-
