@@ -14,9 +14,13 @@ RAN = rk.keys.group("test").key("ran")
 
 @queue.task
 def work(i: int) -> int:
-    """A job that takes a while, so that killed workers die in the middle of some."""
+    """A job that takes a while, so that killed workers die in the middle of some.
+
+    Records ``i:start:end`` in RAN when it completes.
+    """
+    start = time.time()
     time.sleep(float(os.environ.get("QUEUE_TEST_JOB_SECONDS", "0.03")))
-    rk.client.rpush(RAN, i)
+    rk.client.rpush(RAN, f"{i}:{start}:{time.time()}")
     return i
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -15,6 +16,13 @@ from redkit.errors import ConfigError
 from redkit.queue import JobFailedError, Worker
 
 from .conftest import HERE, poll, running
+
+
+@pytest.fixture
+def rk(standalone_url: str, prefix: str) -> Iterator[Redkit]:
+    """The pool does not depend on the server: one target is enough."""
+    with Redkit(standalone_url, prefix=prefix) as facade:
+        yield facade
 
 
 @pytest.fixture
