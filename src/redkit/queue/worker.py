@@ -220,15 +220,33 @@ class Worker:
                 await asyncio.wait_for(self._room.wait(), 1.0)
 
     async def _idle(self, next_ms: int) -> None:
-        """Block on the server until woken, the next timed event, or a stop."""
+        """Block on the server until woken, the next timed event, or a stop.
+
+        The server checks blocking timeouts only on its own clock tick (``hz``: every
+        100 ms by default), so a due delayed job would start up to a tick late; a local
+        timer ends the wait on time instead (one push on the worker's own wake list).
+        """
         seconds = 5.0 if next_ms < 0 else max(next_ms / 1000, 0.001)
+        timer = None
+        if seconds < 5.0:
+            timer = asyncio.get_running_loop().call_later(seconds, self._wake_up)
         self._blocking = True
         try:
             if self._acks:
                 self._kick()
-            await self._rk.run(qops.block(self.queue.keys, self.id, min(seconds, 5.0)))
+            wait = min(seconds + 0.5, 5.0) if timer is not None else 5.0
+            await self._rk.run(qops.block(self.queue.keys, self.id, wait))
         finally:
             self._blocking = False
+            if timer is not None:
+                timer.cancel()
+
+    def _wake_up(self) -> None:
+        """End a blocking wait now (the timed event it waited for is due)."""
+        if self._blocking:
+            self._cutting = asyncio.ensure_future(
+                self._rk.run(qops.interrupt(self.queue.keys, self.id))
+            )
 
     def _cut(self) -> None:
         """The runtime asks the claim loop to stop: end a blocking wait at once."""
