@@ -22,6 +22,7 @@ The family::
     ├── JobNotFinishedError          Job.result() timed out (also TimeoutError)
     ├── JobTimeoutError              a job ran past its task's timeout (also TimeoutError)
     ├── JobCrashedError              the process running a process-pool job died
+    ├── JobCancelledError            a running job was asked to stop (raised in its handler)
     ├── IdempotencyError             idempotency keys
     │   ├── IdempotencyConflictError another call with the same key is still running
     │   ├── IdempotencyMismatchError the key was used before with other arguments
@@ -135,6 +136,10 @@ class JobCrashedError(RedkitError):
     """The child process running a ``process=True`` task died (killed, crashed, out of memory)."""
 
 
+class JobCancelledError(RedkitError):
+    """The running job was cancelled: raised inside its handler by ``check_cancelled()``."""
+
+
 class IdempotencyError(RedkitError):
     """Base class of idempotency-key errors."""
 
@@ -182,6 +187,7 @@ __all__ = [
     "IdempotencyError",
     "IdempotencyMismatchError",
     "IdempotentCallFailedError",
+    "JobCancelledError",
     "JobCrashedError",
     "JobFailedError",
     "JobNotFinishedError",

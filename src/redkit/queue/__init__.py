@@ -4,11 +4,16 @@ See :class:`Queue` (producers and task definitions) and :class:`Worker` (runs ta
 """
 
 from redkit.errors import (
+    JobCancelledError,
     JobCrashedError,
     JobFailedError,
     JobNotFinishedError,
     JobTimeoutError,
 )
+from redkit.queue.admin import WorkerInfo
+from redkit.queue.context import JobContext, current_job
+from redkit.queue.dedupe import Dedupe
+from redkit.queue.events import QueueEvent
 from redkit.queue.jobs import AsyncJob, Job, JobInfo
 from redkit.queue.queue import AsyncQueue, Queue, QueueOptions
 from redkit.queue.retry import Retry
@@ -19,16 +24,22 @@ __all__ = [
     "AsyncJob",
     "AsyncQueue",
     "AsyncTask",
+    "Dedupe",
     "Job",
+    "JobCancelledError",
+    "JobContext",
     "JobCrashedError",
     "JobFailedError",
     "JobInfo",
     "JobNotFinishedError",
     "JobTimeoutError",
     "Queue",
+    "QueueEvent",
     "QueueOptions",
     "Retry",
     "Task",
     "TaskOptions",
     "Worker",
+    "WorkerInfo",
+    "current_job",
 ]
