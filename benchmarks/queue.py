@@ -300,7 +300,7 @@ def drain(system: Any, url: str, ns: str, n: int, r: redis.Redis, lat_k: int) ->
 def raw_rates(url: str, n: int) -> tuple[float, float, float]:
     """The raw client, one RPUSH per job (sync, asyncio), and one EVALSHA of redkit's
     enqueue script per job (sync): per second."""
-    from redkit.queue import ops as qops
+    from redkit import Redkit, ops
 
     payload = b"[[1],{}]"
     r = redis.Redis.from_url(url)
@@ -309,14 +309,20 @@ def raw_rates(url: str, n: int) -> tuple[float, float, float]:
         r.execute_command("RPUSH", "qbench:raw", payload)
     sync = n / (time.perf_counter() - began)
     r.delete("qbench:raw")
-    sha = r.script_load(qops.ADD.source)
-    keys = [f"{{qbench:raw}}:{k}" for k in ("wait", "delayed", "wake", "meta")]
+    with Redkit(url, prefix="qbench") as rk:  # the exact call redkit's enqueue sends
+        q = rk.queue("qbench-raw")
+        new = q._new_job("noop", (1,), {}, {})[1]
+        effect = q._add({}, [new]).effect
+    assert isinstance(effect, ops.Eval)
+    sha, keys = r.script_load(effect.script.source), list(effect.keys)
+    args = list(effect.args)
+    member = args.index(new.member)  # a new job id for every call
     began = time.perf_counter()
     for i in range(n):
-        r.execute_command("EVALSHA", sha, 4, *keys, "{qbench:raw}:", f"j{i}", "noop",
-                          payload, 0, 0)  # fmt: skip
+        args[member] = f"j{i}"
+        r.execute_command("EVALSHA", sha, len(keys), *keys, *args)
     script = n / (time.perf_counter() - began)
-    cleanup(r, "qbench:raw")
+    cleanup(r, "qbench-raw")
 
     async def aio() -> float:
         client = redis.asyncio.Redis.from_url(url)
