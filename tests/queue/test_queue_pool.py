@@ -61,7 +61,7 @@ def test_cpu_tasks_run_in_child_processes(rk: Redkit, tasks: ModuleType) -> None
 
 def test_a_timeout_kills_the_handler_process(rk: Redkit, tasks: ModuleType, tmp_path: Path) -> None:
     q = rk.queue("pool-timeout")
-    spin = q.task(process=True, timeout=1.0)(tasks.spin)
+    spin = q.task(process=True, timeout=2.0)(tasks.spin)
     checksum = q.task(process=True)(tasks.checksum)
     pid_file = tmp_path / "pid"
     with running(q, concurrency=2, pool_size=1):
@@ -123,6 +123,21 @@ def test_a_stop_past_its_grace_kills_the_child_and_hands_the_job_back(
         assert time.monotonic() - started < 15
     poll(lambda: _gone(pid), timeout=10)
     assert job.status() == "waiting"
+
+
+def test_cancelling_a_running_process_task_kills_its_process(
+    rk: Redkit, tasks: ModuleType, tmp_path: Path
+) -> None:
+    q = rk.queue("pool-cancel")
+    spin = q.task(process=True)(tasks.spin)
+    pid_file = tmp_path / "pid"
+    with running(q, pool_size=1):
+        job = spin.enqueue(str(pid_file))
+        poll(pid_file.exists, timeout=60)
+        pid = int(pid_file.read_text())
+        assert job.cancel()
+        poll(lambda: job.status() == "cancelled", timeout=20)
+        poll(lambda: _gone(pid), timeout=10)
 
 
 def test_process_tasks_must_be_importable_by_name(rk: Redkit) -> None:

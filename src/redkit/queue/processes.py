@@ -29,6 +29,8 @@ from redkit import errors
 
 #: Seconds an idle child gets to exit by itself when the pool closes, before a kill.
 EXIT_WAIT = 2.0
+#: Seconds a new child may take to start (import redkit) before it counts as crashed.
+START_WAIT = 60.0
 
 
 class RemoteError(Exception):
@@ -61,6 +63,7 @@ def resolve(module: str, qualname: str) -> Callable[..., Any]:
 def child_main(conn: Connection) -> None:
     """A child's loop: run one job per message until the pipe closes or a None arrives."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the worker's to handle
+    conn.send(("ready", None))  # a task's timeout counts from here, not from the spawn
     while True:
         try:
             message = conn.recv()
@@ -92,6 +95,17 @@ class _Child:
         )
         self.process.start()
         theirs.close()
+        try:  # in a thread: wait until it has started (imports done)
+            if not self.conn.poll(START_WAIT):
+                raise EOFError
+            self.conn.recv()
+        except (EOFError, OSError):
+            self.kill()
+            self.process.join(EXIT_WAIT)
+            self.conn.close()
+            raise errors.JobCrashedError(
+                f"a process-pool process did not start (exit code {self.process.exitcode})"
+            ) from None
 
     def call(self, message: tuple[Any, ...]) -> Any:
         """Send a job and wait for its reply (in a thread: both ends may block).

@@ -345,13 +345,14 @@ class Worker:
         )
 
     def _cancel(self, member: str) -> None:
-        """Cancel a running job: flag it for its handler, and cancel an async one's task."""
+        """Cancel a running job: flag it for its handler, and cancel an async one's task
+        (a process-pool one's too: its process is killed)."""
         context, task = self._contexts.get(member), self._running.get(member)
         if context is None or task is None:
             return  # finished meanwhile: its report decides
         context._cancelled.set()
         definition = self.queue.tasks.get(context.task)
-        if definition is not None and definition.is_async:
+        if definition is not None and (definition.is_async or definition.process):
             task.cancel()
         log.info("queue %r: job %s was cancelled", self.queue.name, member)
 
