@@ -90,7 +90,10 @@ def test_a_job_that_crashes_its_workers_is_dead_lettered(
 
 
 def _assert_no_overlap(rk: Redkit) -> None:
-    """No two completed runs of one job overlapped in time (killed runs left no span)."""
+    """No two completed runs of one job overlapped in time (killed runs left no span).
+
+    Holds while no live worker loses its lease; an outage longer than the lease (the AOF
+    test) may legitimately let a job run again beside a run that is still going."""
     spans: dict[int, list[tuple[float, float]]] = {}
     for raw in rk.client.lrange(rk.keys.group("test").key("ran"), 0, -1):
         i, start, end = raw.decode().split(":")
@@ -230,7 +233,6 @@ def test_a_server_crash_with_aof_loses_no_job(prefix: str, tmp_path: Path) -> No
         assert {k: v for k, v in states.items() if k != "done"} == dict.fromkeys(
             ("waiting", "delayed", "active", "failed", "dead"), 0
         )
-        _assert_no_overlap(rk)
         rk.close()
 
 
