@@ -99,7 +99,9 @@ class _QueueBase:
             options.get("jitter", True),
         )
         name = options.get("name") or func.__name__
-        definition = TaskDef(func, name, retry, options.get("timeout"))
+        definition = TaskDef(
+            func, name, retry, options.get("timeout"), options.get("process", False)
+        )
         if name in self.tasks:
             raise ConfigError(f"queue {self.name!r} already has a task named {name!r}")
         self.tasks[name] = definition
@@ -224,7 +226,9 @@ class Queue(_QueueBase):
         Options: ``name`` (default: the function's name), ``retries``, ``backoff``
         (``"exponential"``, ``"fixed"`` or a function of the retry number),
         ``backoff_base``, ``backoff_cap``, ``jitter`` (see :class:`~redkit.queue.Retry`)
-        and ``timeout`` (seconds a run may take; an async handler is cancelled then).
+        ``timeout`` (seconds a run may take; an async handler is cancelled then) and
+        ``process`` (run in the worker's process pool, for CPU-bound work: a module-level
+        function; past ``timeout`` its process is killed).
         """
         check_options("task", options, TaskOptions)
 
@@ -372,7 +376,9 @@ class AsyncQueue(_QueueBase):
         Options: ``name`` (default: the function's name), ``retries``, ``backoff``
         (``"exponential"``, ``"fixed"`` or a function of the retry number),
         ``backoff_base``, ``backoff_cap``, ``jitter`` (see :class:`~redkit.queue.Retry`)
-        and ``timeout`` (seconds a run may take; an async handler is cancelled then).
+        ``timeout`` (seconds a run may take; an async handler is cancelled then) and
+        ``process`` (run in the worker's process pool, for CPU-bound work: a module-level
+        function; past ``timeout`` its process is killed).
         """
         check_options("task", options, TaskOptions)
 

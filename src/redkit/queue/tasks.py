@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Generic, TypedDict, TypeVar
 
 from redkit.errors import ConfigError
+from redkit.queue.processes import locate
 from redkit.queue.retry import Retry
 
 if TYPE_CHECKING:
@@ -29,19 +30,24 @@ class TaskOptions(TypedDict, total=False):
     backoff_cap: float
     jitter: bool
     timeout: float | None
+    process: bool
 
 
 class TaskDef:
     """A task as workers run it: the function, its retry policy and its timeout."""
 
-    __slots__ = ("func", "is_async", "name", "retry", "signature", "timeout")
+    __slots__ = ("func", "is_async", "name", "process", "retry", "signature", "timeout")
 
     def __init__(
-        self, func: Callable[..., Any], name: str, retry: Retry, timeout: float | None
-    ) -> None:
+        self, func: Callable[..., Any], name: str, retry: Retry, timeout: float | None,
+        process: bool = False,
+    ) -> None:  # fmt: skip
         if timeout is not None:
             positive("timeout", timeout)
+        if process:
+            locate(func)  # a child process must be able to import it by name
         self.func, self.name, self.retry, self.timeout = func, name, retry, timeout
+        self.process = bool(process)
         self.is_async = inspect.iscoroutinefunction(func)
         self.signature = inspect.signature(func)
         clash = RESERVED & set(self.signature.parameters)
