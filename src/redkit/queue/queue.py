@@ -30,6 +30,7 @@ from redkit.queue import admin
 from redkit.queue import dedupe as dd
 from redkit.queue import events as qevents
 from redkit.queue import groups as qgroups
+from redkit.queue import limits as qlimits
 from redkit.queue import ops as qops
 from redkit.queue import schedules as sched
 from redkit.queue.events import QueueEvent
@@ -37,6 +38,7 @@ from redkit.queue.jobs import AsyncJob, Job, JobInfo, job_info
 from redkit.queue.retry import Retry
 from redkit.queue.schedules import Schedule, ScheduleInfo, ScheduleOptions
 from redkit.queue.tasks import RESERVED, AsyncTask, Task, TaskDef, TaskOptions, positive
+from redkit.ratelimit.policy import Limit
 
 if TYPE_CHECKING:
     from redkit.client import AsyncRedkitCore, CoreBase, RedkitCore
@@ -311,6 +313,16 @@ class Queue(_QueueBase):
         """The stored schedules and their next runs."""
         return self.rk.run(sched.listing(self.keys))
 
+    def set_concurrency(self, limit: int | None) -> None:
+        """At most ``limit`` jobs of this queue run at once across all its workers
+        (None or 0: no limit)."""
+        self.rk.run(qlimits.set_concurrency(self.keys, limit))
+
+    def set_rate_limit(self, rate: str | Limit | None) -> None:
+        """At most ``rate`` jobs of this queue start per period across all workers
+        (``"100/second"``, ``"5 per 10 seconds burst 2"``; None: no limit)."""
+        self.rk.run(qlimits.set_rate(self.keys, rate))
+
     def set_group_concurrency(self, limit: int | None, group: str | None = None) -> None:
         """At most ``limit`` jobs of ``group`` run at once, across all workers (None for
         ``group``: the default of every group without a limit of its own; ``limit``
@@ -449,6 +461,14 @@ class AsyncQueue(_QueueBase):
     async def list_schedules(self) -> list[ScheduleInfo]:
         """The stored schedules and their next runs."""
         return await self.rk.run(sched.listing(self.keys))
+
+    async def set_concurrency(self, limit: int | None) -> None:
+        """Limit the queue's running jobs; see :meth:`Queue.set_concurrency`."""
+        await self.rk.run(qlimits.set_concurrency(self.keys, limit))
+
+    async def set_rate_limit(self, rate: str | Limit | None) -> None:
+        """Limit the queue's job starts; see :meth:`Queue.set_rate_limit`."""
+        await self.rk.run(qlimits.set_rate(self.keys, rate))
 
     async def set_group_concurrency(self, limit: int | None, group: str | None = None) -> None:
         """Limit a group's running jobs; see :meth:`Queue.set_group_concurrency`."""

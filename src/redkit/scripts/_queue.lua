@@ -100,17 +100,59 @@ local function unready(base, wait, id, jk)
     redis.call('ZREM', wait, id)
   end
 end
--- A grouped job stopped running (finished, handed back, its worker died). Returns true
--- when its group has jobs waiting (one may have waited for this one's place).
+-- A job stopped running (finished, handed back, its worker died): it leaves the queue's
+-- running count (field '*' of base..'gactive'; '*' is never an escaped group name) and
+-- its group's. Returns true when a job may have waited for its place: its group has
+-- jobs waiting, or the queue has a concurrency limit (meta field 'conc').
 local function group_left(base, jk)
+  local active = base .. 'gactive'
+  if redis.call('HINCRBY', active, '*', -1) <= 0 then
+    redis.call('HDEL', active, '*')
+  end
   local g = redis.call('HGET', jk, 'g')
-  if not g then
-    return false
+  local waiting = false
+  if g then
+    if redis.call('HINCRBY', active, g, -1) <= 0 then
+      redis.call('HDEL', active, g)
+    end
+    waiting = redis.call('EXISTS', base .. 'g:' .. g) == 1
   end
-  if redis.call('HINCRBY', base .. 'gactive', g, -1) <= 0 then
-    redis.call('HDEL', base .. 'gactive', g)
+  return waiting or redis.call('HEXISTS', base .. 'meta', 'conc') == 1
+end
+-- How many of `want` jobs the queue's limits let start now: its concurrency limit (meta
+-- 'conc', against the running count) and its rate limit (meta 'ri', 'rb': the rate
+-- limiter's GCRA, an emission interval in us and a burst, with the theoretical arrival
+-- time in base..'rate'). Returns the allowance and the rate's state for charge_rate.
+local function allowance(base, want, now_us)
+  local conc, ri, rb = unpack(redis.call('HMGET', base .. 'meta', 'conc', 'ri', 'rb'))
+  if conc then
+    local running = tonumber(redis.call('HGET', base .. 'gactive', '*') or '0')
+    want = math.min(want, math.max(0, tonumber(conc) - running))
   end
-  return redis.call('EXISTS', base .. 'g:' .. g) == 1
+  if not ri then
+    return want, nil, 0
+  end
+  local interval, burst = tonumber(ri), tonumber(rb)
+  local ahead = (tonumber(redis.call('GET', base .. 'rate')) or now_us) - now_us
+  if ahead < 0 then
+    ahead = 0
+  end
+  local free = math.floor((burst * interval - ahead) / interval)
+  return math.max(0, math.min(want, free)), interval, ahead
+end
+-- Charge the rate limit for `taken` jobs; returns microseconds until the next one may
+-- start (0: now), for the worker's wait.
+local function charge_rate(base, interval, ahead, taken, now_us)
+  if not interval then
+    return 0
+  end
+  if taken > 0 then
+    ahead = ahead + taken * interval
+    local tat = now_us + ahead
+    redis.call('SET', base .. 'rate', int(tat), 'PXAT', int(math.ceil(tat / 1000) + 1))
+  end
+  local burst = tonumber(redis.call('HGET', base .. 'meta', 'rb'))
+  return math.max(0, ahead - (burst - 1) * interval)
 end
 -- Whether any job is ready, grouped or not.
 local function any_ready(base, wait)

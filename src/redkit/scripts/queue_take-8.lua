@@ -157,6 +157,7 @@ local function claim(id)
   end
   local token = redis.call('HINCRBY', jk, 'tk', 1)
   local n = redis.call('HINCRBY', jk, 'n', 1)
+  redis.call('HINCRBY', base .. 'gactive', '*', 1)
   redis.call('HSET', jk, 'st', 'active', 'wk', wid)
   redis.call('SADD', KEYS[4], id)
   local task, payload = unpack(redis.call('HMGET', jk, 't', 'p'))
@@ -168,9 +169,14 @@ local function claim(id)
   emit(base, ARGV[8], 'active', id)
 end
 
+local rate_wait_us = 0
 if want > 0 then
+  local asked, interval, ahead = want, nil, 0
+  want, interval, ahead = allowance(base, want, done_at)
   local got = 0
-  if redis.call('LLEN', base .. 'groups') == 0 then
+  if want == 0 then
+    got = 0  -- the queue's limits allow no start now
+  elseif redis.call('LLEN', base .. 'groups') == 0 then
     local popped = redis.call('ZPOPMIN', KEYS[1], want)
     for i = 1, #popped, 2 do
       claim(popped[i])
@@ -203,13 +209,20 @@ if want > 0 then
       end
     end
   end
-  if got == want and any_ready(base, KEYS[1]) then
+  rate_wait_us = charge_rate(base, interval, ahead, got, done_at)
+  if got == asked and any_ready(base, KEYS[1]) then
     wake(KEYS[8])
+  end
+  if rate_wait_us > 0 and not any_ready(base, KEYS[1]) then
+    rate_wait_us = 0  -- nothing waits for the rate limit
   end
 end
 local due = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')[2]
 local lease = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')[2]
 local next_at = math.min(tonumber(due or '1e18'), tonumber(lease or '1e18'))
+if rate_wait_us > 0 then  -- ready jobs wait for the rate limit: wake when one may start
+  next_at = math.min(next_at, now + math.ceil(rate_wait_us / 1000))
+end
 if next_at < 1e18 then
   out[1] = math.max(0, next_at - now)
 end
