@@ -29,6 +29,7 @@ from redkit.errors import ConfigError
 from redkit.queue import admin
 from redkit.queue import dedupe as dd
 from redkit.queue import events as qevents
+from redkit.queue import flows as qflows
 from redkit.queue import groups as qgroups
 from redkit.queue import limits as qlimits
 from redkit.queue import ops as qops
@@ -44,6 +45,10 @@ if TYPE_CHECKING:
     from redkit.client import AsyncRedkitCore, CoreBase, RedkitCore
 
 R = TypeVar("R")
+
+
+#: One step of a flow: a task (or its name) and its arguments (a tuple or a kwargs dict).
+FlowStep = tuple[Any, "tuple[Any, ...] | list[Any] | Mapping[str, Any]"]
 
 
 class QueueOptions(TypedDict, total=False):
@@ -140,6 +145,23 @@ class _QueueBase:
         if group is None:
             return qops.add(self.keys, jobs, self.policy.events)
         return qgroups.add(self.keys, qgroups.check_group(group), jobs, self.policy.events)
+
+    def _flow(
+        self, parent: FlowStep, children: Iterable[FlowStep], on_child_failure: str,
+        job_id: str | None,
+    ) -> tuple[list[str], ops.Once[bool]]:  # fmt: skip
+        ids, jobs = [], []
+        options = {} if job_id is None else {"job_id": job_id}
+        for n, (task, arguments) in enumerate([parent, *children]):
+            name = task if isinstance(task, str) else getattr(task, "name", None)
+            if not isinstance(name, str):
+                raise ConfigError(f"a flow step needs a task or its name, got {task!r}")
+            args, kwargs = ((), dict(arguments)) if isinstance(arguments, Mapping) else (
+                tuple(arguments), {})  # fmt: skip
+            job_id_, job = self._new_job(name, args, kwargs, options if n == 0 else {})
+            ids.append(job_id_)
+            jobs.append(job)
+        return ids, qflows.add(self.keys, jobs[0], jobs[1:], on_child_failure, self.policy.events)
 
     def _new_jobs(
         self, task: str, items: Iterable[Mapping[str, Any] | tuple[Any, ...]],
@@ -254,6 +276,27 @@ class Queue(_QueueBase):
         if jobs:
             self.rk.run(self._add(options, jobs))
         return [Job(self, job_id) for job_id in ids]
+
+    def enqueue_flow(
+        self, parent: FlowStep, children: Iterable[FlowStep], *,
+        on_child_failure: str = "fail", job_id: str | None = None,
+    ) -> tuple[Job, list[Job]]:  # fmt: skip
+        """Add a parent job that runs after its children, in one round trip.
+
+        ``parent`` and each child are ``(task, args)`` with ``args`` a tuple or a kwargs
+        dict. The parent's handler finds the children's results in
+        ``current_job().children`` (and errors in ``failed_children``), by child job id.
+        ``on_child_failure``: ``"fail"`` fails the parent at a child's failure,
+        ``"ignore"`` runs it when the others have finished, ``"continue"`` runs it at
+        once. Returns the parent's and the children's jobs.
+
+        Raises:
+            ConfigError: a bad step or policy, or ``job_id`` exists already.
+        """
+        ids, add = self._flow(parent, children, on_child_failure, job_id)
+        if not self.rk.run(add):
+            raise ConfigError(f"a job with id {ids[0]!r} exists already")
+        return Job(self, ids[0]), [Job(self, i) for i in ids[1:]]
 
     def job(self, job_id: str) -> Job:
         """A handle on the job with id ``job_id``."""
@@ -413,6 +456,16 @@ class AsyncQueue(_QueueBase):
         if jobs:
             await self.rk.run(self._add(options, jobs))
         return [AsyncJob(self, job_id) for job_id in ids]
+
+    async def enqueue_flow(
+        self, parent: FlowStep, children: Iterable[FlowStep], *,
+        on_child_failure: str = "fail", job_id: str | None = None,
+    ) -> tuple[AsyncJob, list[AsyncJob]]:  # fmt: skip
+        """Add a parent job that runs after its children; see :meth:`Queue.enqueue_flow`."""
+        ids, add = self._flow(parent, children, on_child_failure, job_id)
+        if not await self.rk.run(add):
+            raise ConfigError(f"a job with id {ids[0]!r} exists already")
+        return AsyncJob(self, ids[0]), [AsyncJob(self, i) for i in ids[1:]]
 
     def job(self, job_id: str) -> AsyncJob:
         """A handle on the job with id ``job_id``."""

@@ -34,6 +34,7 @@ from urllib.parse import unquote
 from redkit import errors
 from redkit.client import AsyncRedkitCore
 from redkit.errors import ConfigError, RedkitError
+from redkit.queue import flows
 from redkit.queue import ops as qops
 from redkit.queue import schedules as sched
 from redkit.queue.context import JobContext, _current
@@ -332,8 +333,13 @@ class Worker:
         self._running[job.member] = task
         self._tokens[job.member] = job.token
         report = functools.partial(self._progress, job.member, job.token)
+        outcomes = (
+            flows.outcomes(job.children, self.queue.rk.serializer.loads)
+            if job.children
+            else ({}, {})
+        )
         self._contexts[job.member] = JobContext(
-            unquote(job.member), job.task, job.deliveries, report
+            unquote(job.member), job.task, job.deliveries, report, outcomes
         )
 
     def _progress(self, member: str, token: int, value: Any) -> None:

@@ -48,14 +48,6 @@ local function release_unique(jk, id)
     redis.call('DEL', u)
   end
 end
--- End a job as cancelled, kept keep_ms (its payload dropped), and wake its waiters.
-local function end_cancelled(base, id, jk, now, keep_ms)
-  redis.call('HSET', jk, 'st', 'cancelled', 'ft', now)
-  redis.call('HDEL', jk, 'p', 'cx')
-  release_unique(jk, id)
-  redis.call('PEXPIRE', jk, keep_ms)
-  notify(base, id, jk)
-end
 -- Create a job hash and queue it: waiting (delay_ms 0; in wait, when given) or delayed. The caller has made
 -- sure the id is new (HSETNX on 't'). meta holds the enqueue counter. Returns its score.
 local function create_job(jk, id, task, payload, priority, delay_ms, now, wait, delayed, meta)
@@ -177,4 +169,53 @@ local function pop_group(base, g)
   redis.call('ZREM', base .. 'gwait', popped[1])
   redis.call('HINCRBY', base .. 'gactive', g, 1)
   return popped[1]
+end
+-- Flows. A parent job waits in state 'blocked' (in no set) with 'kids' children left and
+-- its failure policy in 'fp' ('fail', 'ignore', 'continue'); each child names it in
+-- 'par'. A child's outcome goes to the parent's results hash (jk..':kids': 'd:'..id ->
+-- result, 'f:'..id -> error); the parent is made ready when no child is left, or at the
+-- first failure with 'continue', and fails at the first failure with 'fail'.
+-- Returns true when the parent became ready (a worker should be woken).
+local function child_ended(base, jk, id, ok, data, now, events)
+  local parent = redis.call('HGET', jk, 'par')
+  if not parent then
+    return false
+  end
+  local pk = job_key(base, parent)
+  local pst, policy = unpack(redis.call('HMGET', pk, 'st', 'fp'))
+  if pst ~= 'blocked' then
+    return false
+  end
+  local field = 'f:' .. id
+  if ok then
+    field = 'd:' .. id
+  end
+  redis.call('HSET', pk .. ':kids', field, data or '')
+  local left = redis.call('HINCRBY', pk, 'kids', -1)
+  if not ok and policy == 'fail' then
+    redis.call('HSET', pk, 'st', 'failed', 'e', data or '', 'ft', now)
+    redis.call('DEL', pk .. ':kids')
+    redis.call('ZADD', base .. 'failed', now, parent)
+    notify(base, parent, pk)
+    emit(base, events, 'failed', parent)
+    return false
+  end
+  if left <= 0 or (not ok and policy == 'continue') then
+    redis.call('HSET', pk, 'st', 'waiting')
+    ready(base, base .. 'wait', parent, pk)
+    return true
+  end
+  return false
+end
+-- End a job as cancelled, kept keep_ms (its payload dropped), and wake its waiters.
+local function end_cancelled(base, id, jk, now, keep_ms, events)
+  redis.call('HSET', jk, 'st', 'cancelled', 'ft', now)
+  redis.call('HDEL', jk, 'p', 'cx')
+  redis.call('DEL', jk .. ':kids')
+  release_unique(jk, id)
+  redis.call('PEXPIRE', jk, keep_ms)
+  notify(base, id, jk)
+  if child_ended(base, jk, id, false, redis.call('HGET', jk, 'e'), now, events) then
+    wake(base .. 'wake')
+  end
 end

@@ -16,7 +16,8 @@
 -- reported done, and is cancelled instead of claimed when it is back in the queue.
 -- Returns {ms until the next delayed job or lease end (-1: none), jobs not finished
 --   because their lease was lost, then five per claimed job: id, token, task, payload,
---   deliveries}.
+--   deliveries}; a flow's parent's payload is a list: the payload, then its children's
+--   outcomes as field, value pairs ('d:'..id result, 'f:'..id error).
 -- Nothing is claimed while the queue is paused (field 'paused' of its meta hash,
 -- base..'meta').
 -- Also touches keys built from the base, in the same hash tag: job hashes (base..'j:'..id),
@@ -54,7 +55,7 @@ local function finish(id, token, outcome, data, delay, order)
   end
   if outcome == 'c' or (outcome ~= 'd' and redis.call('HEXISTS', jk, 'cx') == 1) then
     redis.call('HSET', jk, 'e', data)
-    end_cancelled(base, id, jk, now, ARGV[6])
+    end_cancelled(base, id, jk, now, ARGV[6], ARGV[8])
     emit(base, ARGV[8], 'cancelled', id)
     return 0
   end
@@ -67,10 +68,18 @@ local function finish(id, token, outcome, data, delay, order)
     redis.call('PEXPIRE', jk, ARGV[6])
     redis.call('ZADD', KEYS[5], int(done_at + order), id)
     emit(base, ARGV[8], 'completed', id)
+    redis.call('DEL', jk .. ':kids')  -- a parent's children's outcomes: delivered
+    if child_ended(base, jk, id, true, data, now, ARGV[8]) then
+      wake(KEYS[8])
+    end
   elseif outcome == 'f' then
     redis.call('HSET', jk, 'st', 'failed', 'e', data, 'ft', now)
     redis.call('ZADD', KEYS[6], now, id)
     emit(base, ARGV[8], 'failed', id)
+    redis.call('DEL', jk .. ':kids')
+    if child_ended(base, jk, id, false, data, now, ARGV[8]) then
+      wake(KEYS[8])
+    end
   else
     redis.call('HSET', jk, 'e', data)
     emit(base, ARGV[8], 'retried', id)
@@ -112,6 +121,9 @@ local function recover()
         redis.call('HSET', jk, 'st', 'dead', 'ft', now)
         release_unique(jk, id)
         emit(base, ARGV[8], 'dead', id)
+        if child_ended(base, jk, id, false, redis.call('HGET', jk, 'e'), now, ARGV[8]) then
+          wake(KEYS[8])
+        end
         redis.call('ZADD', KEYS[7], now, id)
         notify(base, id, jk)
       else
@@ -151,7 +163,7 @@ local function claim(id)
   local jk = job_key(base, id)
   if redis.call('HEXISTS', jk, 'cx') == 1 then  -- cancelled while its worker was lost
     group_left(base, jk)
-    end_cancelled(base, id, jk, now, ARGV[6])
+    end_cancelled(base, id, jk, now, ARGV[6], ARGV[8])
     emit(base, ARGV[8], 'cancelled', id)
     return
   end
@@ -160,7 +172,10 @@ local function claim(id)
   redis.call('HINCRBY', base .. 'gactive', '*', 1)
   redis.call('HSET', jk, 'st', 'active', 'wk', wid)
   redis.call('SADD', KEYS[4], id)
-  local task, payload = unpack(redis.call('HMGET', jk, 't', 'p'))
+  local task, payload, fp = unpack(redis.call('HMGET', jk, 't', 'p', 'fp'))
+  if fp then  -- a flow's parent: its children's outcomes come with its payload
+    payload = {payload, unpack(redis.call('HGETALL', jk .. ':kids'))}
+  end
   out[#out + 1] = id
   out[#out + 1] = token
   out[#out + 1] = task
