@@ -106,7 +106,7 @@ class _QueueBase:
             options.get("jitter", True),
         )
         name = options.get("name") or func.__name__
-        definition = TaskDef(func, name, retry, options.get("timeout"))
+        definition = TaskDef(func, name, retry, options.get("timeout"), options.get("batch", 1))
         if name in self.tasks:
             raise ConfigError(f"queue {self.name!r} already has a task named {name!r}")
         self.tasks[name] = definition
@@ -248,7 +248,8 @@ class Queue(_QueueBase):
         Options: ``name`` (default: the function's name), ``retries``, ``backoff``
         (``"exponential"``, ``"fixed"`` or a function of the retry number),
         ``backoff_base``, ``backoff_cap``, ``jitter`` (see :class:`~redkit.queue.Retry`)
-        and ``timeout`` (seconds a run may take; an async handler is cancelled then).
+        ``timeout`` (seconds a run may take; an async handler is cancelled then) and
+        ``batch`` (the handler receives a list of up to this many jobs' items).
         """
         check_options("task", options, TaskOptions)
 
@@ -427,7 +428,8 @@ class AsyncQueue(_QueueBase):
         Options: ``name`` (default: the function's name), ``retries``, ``backoff``
         (``"exponential"``, ``"fixed"`` or a function of the retry number),
         ``backoff_base``, ``backoff_cap``, ``jitter`` (see :class:`~redkit.queue.Retry`)
-        and ``timeout`` (seconds a run may take; an async handler is cancelled then).
+        ``timeout`` (seconds a run may take; an async handler is cancelled then) and
+        ``batch`` (the handler receives a list of up to this many jobs' items).
         """
         check_options("task", options, TaskOptions)
 
