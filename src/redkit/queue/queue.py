@@ -373,6 +373,12 @@ class Queue(_QueueBase):
         None or 0 removes the limit)."""
         self.rk.run(qgroups.set_concurrency(self.keys, limit, group))
 
+    def set_group_rate_limit(self, rate: str | Limit | None, group: str | None = None) -> None:
+        """At most ``rate`` jobs of ``group`` start per period, across all workers
+        (``"10/second"``; None for ``group``: every group without a rate of its own;
+        ``rate`` None removes it)."""
+        self.rk.run(qgroups.set_rate(self.keys, rate, group))
+
     def events(self, after: str = "0", count: int = 100) -> list[QueueEvent]:
         """Replay: up to ``count`` kept events after stream id ``after`` (``"0"``: from the
         oldest kept), without waiting. Needs the queue's ``events`` option."""
@@ -528,6 +534,12 @@ class AsyncQueue(_QueueBase):
     async def set_group_concurrency(self, limit: int | None, group: str | None = None) -> None:
         """Limit a group's running jobs; see :meth:`Queue.set_group_concurrency`."""
         await self.rk.run(qgroups.set_concurrency(self.keys, limit, group))
+
+    async def set_group_rate_limit(
+        self, rate: str | Limit | None, group: str | None = None
+    ) -> None:
+        """Limit a group's job starts; see :meth:`Queue.set_group_rate_limit`."""
+        await self.rk.run(qgroups.set_rate(self.keys, rate, group))
 
     async def events(self, after: str = "0", count: int = 100) -> list[QueueEvent]:
         """Replay kept events; see :meth:`Queue.events`."""

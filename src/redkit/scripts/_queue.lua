@@ -150,14 +150,28 @@ end
 local function any_ready(base, wait)
   return redis.call('ZCARD', wait) > 0 or redis.call('LLEN', base .. 'groups') > 0
 end
--- Pop the next ready job of group g if its concurrency limit allows; false otherwise.
--- A group left with no ready job leaves the ring.
-local function pop_group(base, g)
+-- Pop the next ready job of group g if its concurrency and rate limits allow; false
+-- otherwise, and then, for a rate limit, the microseconds until it allows one. A group
+-- left with no ready job leaves the ring. A group's rate limit (glimits field 'r:'..g,
+-- or 'r:*') is "interval_us burst", a GCRA like the queue's, its TAT in base..'grate:'..g.
+local function pop_group(base, g, now_us)
   local gz = base .. 'g:' .. g
-  local limit = tonumber(redis.call('HGET', base .. 'glimits', g)
-    or redis.call('HGET', base .. 'glimits', '*') or '0')
+  local glimits = base .. 'glimits'
+  local limit = tonumber(redis.call('HGET', glimits, g)
+    or redis.call('HGET', glimits, '*') or '0')
   if limit > 0 and tonumber(redis.call('HGET', base .. 'gactive', g) or '0') >= limit then
-    return false
+    return false, 0
+  end
+  local rate = redis.call('HGET', glimits, 'r:' .. g) or redis.call('HGET', glimits, 'r:*')
+  local tat_key, interval, ahead = base .. 'grate:' .. g, 0, 0
+  if rate then
+    local i, b = string.match(rate, '^(%d+) (%d+)$')
+    interval = tonumber(i)
+    ahead = math.max(0, (tonumber(redis.call('GET', tat_key)) or now_us) - now_us)
+    local wait = ahead - (tonumber(b) - 1) * interval
+    if wait > 0 then
+      return false, wait
+    end
   end
   local popped = redis.call('ZPOPMIN', gz, 1)
   if redis.call('ZCARD', gz) == 0 then
@@ -168,7 +182,11 @@ local function pop_group(base, g)
   end
   redis.call('ZREM', base .. 'gwait', popped[1])
   redis.call('HINCRBY', base .. 'gactive', g, 1)
-  return popped[1]
+  if rate then
+    local tat = now_us + ahead + interval
+    redis.call('SET', tat_key, int(tat), 'PXAT', int(math.ceil(tat / 1000) + 1))
+  end
+  return popped[1], 0
 end
 -- Flows. A parent job waits in state 'blocked' (in no set) with 'kids' children left and
 -- its failure policy in 'fp' ('fail', 'ignore', 'continue'); each child names it in

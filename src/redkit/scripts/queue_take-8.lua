@@ -184,7 +184,7 @@ local function claim(id)
   emit(base, ARGV[8], 'active', id)
 end
 
-local rate_wait_us = 0
+local rate_wait_us, group_wait_us = 0, 0
 if want > 0 then
   local asked, interval, ahead = want, nil, 0
   want, interval, ahead = allowance(base, want, done_at)
@@ -209,10 +209,12 @@ if want > 0 then
           break
         end
         local g = redis.call('LMOVE', base .. 'groups', base .. 'groups', 'LEFT', 'RIGHT')
-        local id = pop_group(base, g)
+        local id, wait_us = pop_group(base, g, done_at)
         if id then
           claim(id)
           got, progress = got + 1, true
+        elseif wait_us > 0 and (group_wait_us == 0 or wait_us < group_wait_us) then
+          group_wait_us = wait_us
         end
       end
       if got < want then
@@ -237,6 +239,9 @@ local lease = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')[2]
 local next_at = math.min(tonumber(due or '1e18'), tonumber(lease or '1e18'))
 if rate_wait_us > 0 then  -- ready jobs wait for the rate limit: wake when one may start
   next_at = math.min(next_at, now + math.ceil(rate_wait_us / 1000))
+end
+if group_wait_us > 0 then  -- a group's jobs wait for its rate limit
+  next_at = math.min(next_at, now + math.ceil(group_wait_us / 1000))
 end
 if next_at < 1e18 then
   out[1] = math.max(0, next_at - now)
