@@ -75,3 +75,32 @@ async def test_async_limits(ark: AsyncRedkit) -> None:
         assert [await job.result(timeout=10) for job in jobs] == [1, 2]
     await q.set_concurrency(None)
     await q.set_rate_limit(None)
+
+
+def test_a_task_rate_limit_delays_that_task_only(rk: Redkit) -> None:
+    q = rk.queue("trate", events=1000)  # "active" events carry the server's claim time
+
+    @q.task
+    async def slow(i: int) -> None: ...
+
+    @q.task
+    async def fast(i: int) -> None: ...
+
+    q.set_task_rate_limit(slow, "20/second")  # a burst of 20, then one per 50 ms
+    slow_jobs = slow.enqueue_many([(i,) for i in range(40)])
+    fast.enqueue_many([(i,) for i in range(40)])
+    with running(q, concurrency=10), running(q, concurrency=10):
+        poll(lambda: q.counts()["done"] == 80, timeout=30)
+    slow_ids = {job._member for job in slow_jobs}
+    active = [e for e in q.events(count=1000) if e.event == "active"]
+    starts = [int(e.id.split("-")[0]) for e in active if e.job_id in slow_ids]
+    assert len(starts) == 40  # each claimed once: a job that had to wait was not claimed
+    for i in range(len(starts)):
+        for j in range(i + 1, len(starts)):
+            assert j - i + 1 <= 20 + (starts[j] - starts[i]) / 50 + 1, (i, j)
+    last_fast = max(i for i, e in enumerate(active) if e.job_id not in slow_ids)
+    assert last_fast < len(active) - 1  # the other task ran meanwhile, not after
+    assert rk.client.hget(q.keys.group.key("gactive"), "*") is None
+    q.set_task_rate_limit("slow", None)
+    with pytest.raises(ConfigError):
+        q.set_task_rate_limit(42, "1/second")  # type: ignore[arg-type]

@@ -27,6 +27,25 @@ def set_concurrency(keys: QueueKeys, limit: int | None) -> ops.Once[int]:
     return ops.Once(ops.Call("HSET", keys.meta, "conc", limit), int)
 
 
+def set_task_rate(keys: QueueKeys, task: str, rate: str | Limit | None) -> ops.Once[int]:
+    """At most ``rate`` starts of the task named ``task`` (None: no limit); a job of the
+    task that must wait goes to the delayed set until it may start."""
+    key = keys.group.key("tlimits")
+    if not (isinstance(task, str) and task):
+        raise ConfigError(f"task must be a task name, got {task!r}")
+    if rate is None:
+        return ops.Once(ops.Call("HDEL", key, task), int)
+    interval_us, burst = _gcra(rate)
+    return ops.Once(ops.Call("HSET", key, task, f"{interval_us} {burst}"), int)
+
+
+def _gcra(rate: str | Limit) -> tuple[int, int]:
+    limit = parse_limit(rate) if isinstance(rate, str) else rate
+    if not isinstance(limit, Limit):
+        raise ConfigError(f"rate must be a policy string such as '100/second', got {rate!r}")
+    return max(1, round(limit.period * 1_000_000 / limit.amount)), limit.burst or limit.amount
+
+
 def set_rate(keys: QueueKeys, rate: str | Limit | None) -> ops.Once[int]:
     """At most ``rate`` job starts (``"100/second"``, a :class:`Limit`; None: no limit)."""
     if rate is None:

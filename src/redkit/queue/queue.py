@@ -367,6 +367,11 @@ class Queue(_QueueBase):
         (``"100/second"``, ``"5 per 10 seconds burst 2"``; None: no limit)."""
         self.rk.run(qlimits.set_rate(self.keys, rate))
 
+    def set_task_rate_limit(self, task: str | Task[Any], rate: str | Limit | None) -> None:
+        """At most ``rate`` jobs of ``task`` start per period across all workers (None:
+        no limit); a job that must wait is delayed until it may start."""
+        self.rk.run(qlimits.set_task_rate(self.keys, _task_name(task), rate))
+
     def set_group_concurrency(self, limit: int | None, group: str | None = None) -> None:
         """At most ``limit`` jobs of ``group`` run at once, across all workers (None for
         ``group``: the default of every group without a limit of its own; ``limit``
@@ -531,6 +536,12 @@ class AsyncQueue(_QueueBase):
         """Limit the queue's job starts; see :meth:`Queue.set_rate_limit`."""
         await self.rk.run(qlimits.set_rate(self.keys, rate))
 
+    async def set_task_rate_limit(
+        self, task: str | AsyncTask[Any], rate: str | Limit | None
+    ) -> None:
+        """Limit a task's job starts; see :meth:`Queue.set_task_rate_limit`."""
+        await self.rk.run(qlimits.set_task_rate(self.keys, _task_name(task), rate))
+
     async def set_group_concurrency(self, limit: int | None, group: str | None = None) -> None:
         """Limit a group's running jobs; see :meth:`Queue.set_group_concurrency`."""
         await self.rk.run(qgroups.set_concurrency(self.keys, limit, group))
@@ -570,6 +581,13 @@ class AsyncQueue(_QueueBase):
     async def workers(self) -> list[admin.WorkerInfo]:
         """The workers holding a lease on this queue, with the jobs each one runs."""
         return await self.rk.run(admin.workers(self.keys))
+
+
+def _task_name(task: Any) -> str:
+    name = task if isinstance(task, str) else getattr(task, "name", None)
+    if not isinstance(name, str):
+        raise ConfigError(f"expected a task or its name, got {task!r}")
+    return name
 
 
 def _priority(value: Any) -> int:

@@ -146,6 +146,32 @@ local function charge_rate(base, interval, ahead, taken, now_us)
   local burst = tonumber(redis.call('HGET', base .. 'meta', 'rb'))
   return math.max(0, ahead - (burst - 1) * interval)
 end
+-- Undo pop_group's count for a job that was popped but not claimed after all.
+local function group_unpop(base, jk)
+  local g = redis.call('HGET', jk, 'g')
+  if g and redis.call('HINCRBY', base .. 'gactive', g, -1) <= 0 then
+    redis.call('HDEL', base .. 'gactive', g)
+  end
+end
+-- A task's rate limit (base..'tlimits': task -> "interval_us burst", a GCRA, its TAT in
+-- base..'trate:'..task): microseconds until a job of `task` may start (0: now, and the
+-- start is charged).
+local function task_rate_wait(base, task, now_us)
+  local rate = redis.call('HGET', base .. 'tlimits', task)
+  if not rate then
+    return 0
+  end
+  local i, b = string.match(rate, '^(%d+) (%d+)$')
+  local interval, tat_key = tonumber(i), base .. 'trate:' .. task
+  local ahead = math.max(0, (tonumber(redis.call('GET', tat_key)) or now_us) - now_us)
+  local wait = ahead - (tonumber(b) - 1) * interval
+  if wait > 0 then
+    return wait
+  end
+  local tat = now_us + ahead + interval
+  redis.call('SET', tat_key, int(tat), 'PXAT', int(math.ceil(tat / 1000) + 1))
+  return 0
+end
 -- Whether any job is ready, grouped or not.
 local function any_ready(base, wait)
   return redis.call('ZCARD', wait) > 0 or redis.call('LLEN', base .. 'groups') > 0

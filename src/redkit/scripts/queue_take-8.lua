@@ -159,13 +159,26 @@ if want > 0 then
     want = 0
   end
 end
+local task_limits = redis.call('EXISTS', base .. 'tlimits') == 1
+-- Lease a popped job to this worker; false when it is not claimed after all: cancelled
+-- meanwhile, or its task's rate limit makes it wait (it goes to the delayed set until
+-- then).
 local function claim(id)
   local jk = job_key(base, id)
   if redis.call('HEXISTS', jk, 'cx') == 1 then  -- cancelled while its worker was lost
-    group_left(base, jk)
+    group_unpop(base, jk)
     end_cancelled(base, id, jk, now, ARGV[6], ARGV[8])
     emit(base, ARGV[8], 'cancelled', id)
-    return
+    return false
+  end
+  if task_limits then
+    local wait_us = task_rate_wait(base, redis.call('HGET', jk, 't'), done_at)
+    if wait_us > 0 then
+      group_unpop(base, jk)
+      redis.call('HSET', jk, 'st', 'delayed')
+      redis.call('ZADD', KEYS[2], now + math.ceil(wait_us / 1000), id)
+      return false
+    end
   end
   local token = redis.call('HINCRBY', jk, 'tk', 1)
   local n = redis.call('HINCRBY', jk, 'n', 1)
@@ -182,21 +195,24 @@ local function claim(id)
   out[#out + 1] = payload
   out[#out + 1] = n
   emit(base, ARGV[8], 'active', id)
+  return true
 end
 
 local rate_wait_us, group_wait_us = 0, 0
 if want > 0 then
   local asked, interval, ahead = want, nil, 0
   want, interval, ahead = allowance(base, want, done_at)
-  local got = 0
+  local got, full = 0, false
   if want == 0 then
     got = 0  -- the queue's limits allow no start now
   elseif redis.call('LLEN', base .. 'groups') == 0 then
     local popped = redis.call('ZPOPMIN', KEYS[1], want)
     for i = 1, #popped, 2 do
-      claim(popped[i])
+      if claim(popped[i]) then
+        got = got + 1
+      end
     end
-    got = #popped / 2
+    full = #popped / 2 == want  -- more may be ready: wake another worker below
   else
     -- round robin: one job from each group in the ring's order (the ring turns, so the
     -- next call starts where this one stopped), then one ungrouped job; again while
@@ -211,8 +227,10 @@ if want > 0 then
         local g = redis.call('LMOVE', base .. 'groups', base .. 'groups', 'LEFT', 'RIGHT')
         local id, wait_us = pop_group(base, g, done_at)
         if id then
-          claim(id)
-          got, progress = got + 1, true
+          if claim(id) then
+            got = got + 1
+          end
+          progress = true
         elseif wait_us > 0 and (group_wait_us == 0 or wait_us < group_wait_us) then
           group_wait_us = wait_us
         end
@@ -220,14 +238,19 @@ if want > 0 then
       if got < want then
         local popped = redis.call('ZPOPMIN', KEYS[1], 1)
         if #popped > 0 then
-          claim(popped[1])
-          got, progress = got + 1, true
+          if claim(popped[1]) then
+            got = got + 1
+          end
+          progress = true
         end
       end
     end
   end
+  if got == want then
+    full = true
+  end
   rate_wait_us = charge_rate(base, interval, ahead, got, done_at)
-  if got == asked and any_ready(base, KEYS[1]) then
+  if full and want == asked and any_ready(base, KEYS[1]) then
     wake(KEYS[8])
   end
   if rate_wait_us > 0 and not any_ready(base, KEYS[1]) then
