@@ -16,7 +16,8 @@ interleaved rounds:
 * drain with the event stream on (``events=10_000``: enqueued, active and completed
   events for every job), and with one progress report per job as well, as a ratio to
   the plain drain;
-* drain with the jobs spread over 10 groups (claimed round robin), as a ratio;
+* drain with the jobs spread over 10 groups (claimed round robin), and with a rate limit
+  and a global concurrency limit set (high enough never to bind), as ratios;
 * enqueue-to-start: an idle worker, one job at a time, the median delay;
 * the worker process's resident memory after the drain.
 """
@@ -96,11 +97,15 @@ def wait(check: Any, timeout: float = 120.0) -> None:
 
 
 def drain(
-    url: str, prefix: str, n: int, events: int = 0, progress: bool = False, groups: int = 0
-) -> tuple[float, float, float, float]:
+    url: str, prefix: str, n: int, events: int = 0, progress: bool = False, groups: int = 0,
+    limited: bool = False,
+) -> tuple[float, float, float, float]:  # fmt: skip
     """(jobs/s, commands per job, median enqueue-to-start ms, worker RSS MiB)."""
     rk = Redkit(url, prefix=prefix)
     q = rk.queue("bench", events=events)
+    if limited:  # limits that never bind: what checking them costs
+        q.set_rate_limit("1000000/second")
+        q.set_concurrency(10_000)
     q.enqueue("mark")
     for start in range(0, n, 1000):
         items = [(i,) for i in range(start, min(n, start + 1000))]
@@ -161,6 +166,10 @@ def main() -> None:
             rows.setdefault("drain, events + progress: x plain", []).append(with_progress / rate)
             with_groups = drain(url, prefix + "g", args.jobs, groups=10)[0]
             rows.setdefault("drain, 10 groups: x plain", []).append(with_groups / rate)
+            with_limits = drain(url, prefix + "l", args.jobs, limited=True)[0]
+            rows.setdefault("drain, rate + concurrency limits: x plain", []).append(
+                with_limits / rate
+            )
     width = max(map(len, rows))
     for name, values in rows.items():
         print(f"{name:<{width}}  {statistics.median(values):>12,.2f}  "

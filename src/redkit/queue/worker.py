@@ -37,6 +37,7 @@ from urllib.parse import unquote
 from redkit import errors
 from redkit.client import AsyncRedkitCore
 from redkit.errors import ConfigError, RedkitError
+from redkit.queue import flows
 from redkit.queue import ops as qops
 from redkit.queue import schedules as sched
 from redkit.queue.context import JobContext, _current
@@ -219,8 +220,7 @@ class Worker:
             self._unsure = want > 0
             raise
         self._stale(taken.stale)
-        for job in taken.jobs:
-            self._start(job)
+        self._start_all(taken.jobs)
         if want and not taken.jobs and not ctx.stopping:
             await self._idle(taken.next_ms)
 
@@ -352,19 +352,45 @@ class Worker:
             return  # finished meanwhile: its report decides
         context._cancelled.set()
         definition = self.queue.tasks.get(context.task)
-        if definition is not None and (definition.is_async or definition.process):
-            task.cancel()
+        if definition is not None and definition.batch == 1 and (
+            definition.is_async or definition.process
+        ):
+            task.cancel()  # a batch's task runs other jobs too: its handler cooperates
         log.info("queue %r: job %s was cancelled", self.queue.name, member)
 
     # --- running jobs ----------------------------------------------------------------------
 
+    def _start_all(self, jobs: list[qops.Claimed]) -> None:
+        """Start each claimed job; a batch task's jobs from one claim run in batches."""
+        batches: dict[str, list[qops.Claimed]] = {}
+        for job in jobs:
+            definition = self.queue.tasks.get(job.task)
+            if definition is not None and definition.batch > 1:
+                batches.setdefault(job.task, []).append(job)
+            else:
+                self._start(job)
+        for name, claimed in batches.items():
+            size = self.queue.tasks[name].batch
+            for i in range(0, len(claimed), size):
+                chunk = claimed[i : i + size]
+                task = asyncio.ensure_future(self._execute_batch(chunk))
+                for job in chunk:
+                    self._register(job, task)
+
     def _start(self, job: qops.Claimed) -> None:
-        task = asyncio.ensure_future(self._execute(job))
+        self._register(job, asyncio.ensure_future(self._execute(job)))
+
+    def _register(self, job: qops.Claimed, task: asyncio.Task[None]) -> None:
         self._running[job.member] = task
         self._tokens[job.member] = job.token
         report = functools.partial(self._progress, job.member, job.token)
+        outcomes = (
+            flows.outcomes(job.children, self.queue.rk.serializer.loads)
+            if job.children
+            else ({}, {})
+        )
         self._contexts[job.member] = JobContext(
-            unquote(job.member), job.task, job.deliveries, report
+            unquote(job.member), job.task, job.deliveries, report, outcomes
         )
 
     def _progress(self, member: str, token: int, value: Any) -> None:
@@ -411,9 +437,42 @@ class Worker:
         self.processed += 1
         self._report(ack)
 
+    async def _execute_batch(self, jobs: list[qops.Claimed]) -> None:
+        """Run a batch task's handler once for ``jobs``: it receives their items as a list
+        and returns a list of results in the same order (or None)."""
+        definition = self.queue.tasks[jobs[0].task]
+        dumps, loads = self.queue.rk.serializer.dumps, self.queue.rk.serializer.loads
+        try:
+            items = [loads(job.payload)[0][0] for job in jobs]
+            results = await self._call(definition, None, [items], {})
+            if results is None:
+                results = [None] * len(jobs)
+            if not isinstance(results, (list, tuple)) or len(results) != len(jobs):
+                raise ConfigError(
+                    f"batch task {definition.name!r} must return None or a list of "
+                    f"{len(jobs)} results, got {results!r}"
+                )
+            acks = [
+                qops.Ack(job.member, job.token, "d", dumps(result))
+                for job, result in zip(jobs, results, strict=True)
+            ]
+        except asyncio.CancelledError as exc:
+            if self._stopping is not None:  # stopping: the jobs are handed back
+                for job in jobs:
+                    self._finished(job)
+                raise
+            acks = [self._failure(job, definition, exc) for job in jobs]
+        except BaseException as exc:
+            acks = [self._failure(job, definition, exc) for job in jobs]
+        for job, ack in zip(jobs, acks, strict=True):
+            self._finished(job)
+            self.processed += 1
+            self._report(ack)
+
     async def _call(
-        self, definition: TaskDef, context: JobContext, args: list[Any], kwargs: dict[str, Any]
-    ) -> Any:
+        self, definition: TaskDef, context: JobContext | None, args: list[Any],
+        kwargs: dict[str, Any],
+    ) -> Any:  # fmt: skip
         if definition.process:  # the pool enforces the timeout itself, by killing the child
             if self._pool is None:
                 self._pool = ProcessPool(self.pool_size)
@@ -438,7 +497,7 @@ class Worker:
             ) from None
 
     def _in_thread(
-        self, func: Any, context: JobContext, args: list[Any], kwargs: dict[str, Any]
+        self, func: Any, context: JobContext | None, args: list[Any], kwargs: dict[str, Any]
     ) -> Any:
         with self._count_lock:
             self._in_threads += 1
