@@ -19,27 +19,20 @@ Workloads, each the median of ``--runs`` interleaved rounds:
 
 from __future__ import annotations
 
+import _path  # noqa: F401  # isort: skip  (first: benchmarks/queue.py shadows stdlib queue)
 import argparse
 import asyncio
 import multiprocessing
 import statistics
-import sys
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-# benchmarks/queue.py would shadow the standard library's queue module (redis-py imports
-# it): this directory goes to the end of the path
-HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
-sys.path.append(str(HERE))
+import redis
+from _common import server_url
 
-import redis  # noqa: E402
-from _common import server_url  # noqa: E402
-
-from redkit import AsyncRedkit, Redkit  # noqa: E402
+from redkit import AsyncRedkit, Redkit
 
 PREFIX = "bench-events"
 COUNTED = ("evalsha", "eval", "publish", "xreadgroup", "xack", "xadd", "xautoclaim")

@@ -389,7 +389,8 @@ _SHARED_POOLS = (
     redis.sentinel.SentinelConnectionPool,
     redis.asyncio.sentinel.SentinelConnectionPool,
 )
-_MAX_WAITERS = 100_000  # one connection per concurrent wait: bounded by the server's maxclients
+_MAX_WAITERS = 10_000  # one connection per wait: the server's default maxclients (a sync
+# BlockingConnectionPool fills a queue of this size up front: 100k slots cost ~0.5 s)
 
 
 def blocker(client: Any, settings: Settings, target: Target | None) -> Blocker:
