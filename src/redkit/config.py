@@ -18,6 +18,9 @@ Precedence is explicit argument > environment > default. The environment variabl
 ``REDKIT_MAX_CONNECTIONS``
     connections per pool (per node on a cluster); past it, callers wait for a free one up
     to the socket timeout instead of failing at once (default 100).
+``REDKIT_AUTO_PIPELINE``
+    ``0`` turns off auto-pipelining in the asyncio facade (on by default: concurrent
+    calls of one event loop share a connection and go out as one write).
 ``REDKIT_EMBEDDED``
     ``0`` forbids falling back to the embedded server when nothing else is configured.
 ``REDIS_SSL_CA_CERTS`` / ``REDIS_SSL_CERTFILE`` / ``REDIS_SSL_KEYFILE``
@@ -103,6 +106,7 @@ class Settings:
     socket_timeout: float = 5.0
     retries: int = 3
     max_connections: int = 100
+    auto_pipeline: bool = True
     embedded: bool = True
     tls: bool = False
     ssl_ca_certs: str | None = None
@@ -142,6 +146,7 @@ class Settings:
             "socket_timeout": ("REDKIT_SOCKET_TIMEOUT", _pos_float),
             "retries": ("REDKIT_RETRIES", _nonneg_int),
             "max_connections": ("REDKIT_MAX_CONNECTIONS", _nonneg_int),
+            "auto_pipeline": ("REDKIT_AUTO_PIPELINE", _bool),
             "embedded": ("REDKIT_EMBEDDED", _bool),
             "tls": ("REDIS_TLS", _bool),
             "ssl_ca_certs": ("REDIS_SSL_CA_CERTS", str),

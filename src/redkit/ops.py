@@ -517,11 +517,11 @@ def run(client: redis.Redis | Any, flow: Flow[T] | Once[T], target: str = "redis
 # --- async driver --------------------------------------------------------------------
 
 
-async def _async_eval(client: Any, effect: Eval) -> Any:
+async def _async_eval(execute: Callable[..., Any], effect: Eval) -> Any:
     try:
-        return await client.evalsha(effect.script.sha, *_eval_args(effect))
+        return await execute("EVALSHA", effect.script.sha, *_eval_args(effect))
     except rex.NoScriptError:
-        return await client.eval(effect.script.source, *_eval_args(effect))
+        return await execute("EVAL", effect.script.source, *_eval_args(effect))
 
 
 async def _async_batch(client: Any, batch: Batch) -> list[Any]:
@@ -529,7 +529,7 @@ async def _async_batch(client: Any, batch: Batch) -> list[Any]:
     replies = await pipe.execute(raise_on_error=False)
     for i, (effect, reply) in enumerate(zip(batch.effects, replies, strict=True)):
         if isinstance(effect, Eval) and _is_noscript(reply):
-            replies[i] = await _async_eval(client, effect)
+            replies[i] = await _async_eval(client.execute_command, effect)
     return _batch_replies(list(replies))
 
 
@@ -543,9 +543,25 @@ async def _user_call(effect: UserCall) -> Any:
 
 
 class AsyncDriver(_Driver):
-    """Runs flows on an asyncio redis-py client."""
+    """Runs flows on an asyncio redis-py client.
 
-    __slots__ = ()
+    ``execute`` runs one command: the client's ``execute_command``, or an auto-pipeline's
+    (:mod:`redkit.autopipe`) that batches the commands and scripts of concurrent flows.
+    Batches and blocking waits always take the client itself.
+    """
+
+    __slots__ = ("execute",)
+
+    def __init__(
+        self,
+        client: Any,
+        target: str = "redis",
+        observers: Sequence[Observer] = (),
+        blocker: Blocker | None = None,
+        execute: Callable[..., Any] | None = None,
+    ) -> None:
+        super().__init__(client, target, observers, blocker)
+        self.execute = execute or client.execute_command
 
     async def effect(self, effect: Effect) -> Any:
         """Run one effect; redis-py's errors come out as redkit errors, user code's as is."""
@@ -565,9 +581,9 @@ class AsyncDriver(_Driver):
             return await _user_call(effect)
         try:
             if isinstance(effect, Eval):  # the most common effect first
-                return await _async_eval(self.client, effect)
+                return await _async_eval(self.execute, effect)
             if isinstance(effect, Call):
-                return await self.client.execute_command(*effect.args)
+                return await self.execute(*effect.args)
             if isinstance(effect, Batch):
                 return await _async_batch(self.client, effect)
             if isinstance(effect, Block):
@@ -588,7 +604,7 @@ class AsyncDriver(_Driver):
             return await self._run_once(flow)
         reply: Any = None
         error: BaseException | None = None
-        client, observed = self.client, bool(self.observers)
+        execute, observed = self.execute, bool(self.observers)
         while True:
             try:
                 effect = flow.send(reply) if error is None else flow.throw(error)
@@ -597,7 +613,7 @@ class AsyncDriver(_Driver):
             error = None
             try:
                 if type(effect) is Call and not observed:  # the common effect, inline
-                    reply = await client.execute_command(*effect.args)
+                    reply = await execute(*effect.args)
                 else:
                     reply = await self.effect(effect)
             except BaseException as exc:  # thrown into the flow, which may clean up
@@ -607,7 +623,7 @@ class AsyncDriver(_Driver):
         effect = once.effect
         try:
             if type(effect) is Call and not self.observers:
-                reply = await self.client.execute_command(*effect.args)
+                reply = await self.execute(*effect.args)
             else:
                 reply = await self.effect(effect)
         except _FAILURES as exc:
