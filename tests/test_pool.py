@@ -34,7 +34,13 @@ async def test_async_burst_beyond_max_connections_waits(standalone_url: str, pre
 async def test_async_waiter_times_out_with_a_clear_error(standalone_url: str, prefix: str) -> None:
     from redkit.errors import ConnectionError as RedkitConnectionError
 
-    settings = Settings(url=standalone_url, prefix=prefix, max_connections=1, socket_timeout=0.5)
+    settings = Settings(  # without auto-pipelining, every command takes a pool connection
+        url=standalone_url,
+        prefix=prefix,
+        max_connections=1,
+        socket_timeout=0.5,
+        auto_pipeline=False,
+    )
     async with AsyncRedkit(settings=settings) as ark:
         pool = ark.client.connection_pool
         held = await pool.get_connection()  # the only connection, held by "someone"

@@ -87,12 +87,13 @@ _BROKEN_FOR = 1.0
 #: a lane's wait for a reply when the client sets no socket timeout
 _NO_TIMEOUT = 3600.0
 
-try:  # the sentinel redis-py's hiredis reader returns for an incomplete reply
+_HiredisParser: Any = None
+_NOT_ENOUGH: Any = object()
+try:  # the parser whose reader a lane takes over, and the reader's "incomplete" sentinel
     from redis._parsers.hiredis import NOT_ENOUGH_DATA as _NOT_ENOUGH
     from redis._parsers.hiredis import _AsyncHiredisParser as _HiredisParser
-except ImportError:  # pragma: no cover - redis-py without the hiredis parser module
-    _HiredisParser = None
-    _NOT_ENOUGH = object()
+except ImportError:  # pragma: no cover - a redis-py without that module: no pipelining
+    pass
 
 
 class _Entry:
@@ -148,7 +149,7 @@ class Lane(asyncio.Protocol):
             _again(batch)
             return
         pack, parts, inflight = self._pack, [], self.inflight
-        was_idle = not inflight
+        was_idle, written = not inflight, len(inflight)
         for entry in batch:
             if entry.future.done():  # cancelled before it was written: never sent
                 continue
@@ -158,9 +159,12 @@ class Lane(asyncio.Protocol):
                 entry.future.set_exception(exc)
                 continue
             inflight.append(entry)
+        written = len(inflight) - written
         if not parts:
             return
         self._transport.write(b"".join(parts))
+        self.owner.writes += 1
+        self.owner.commands += written
         if was_idle:
             self._progress = self.loop.time()
             if self._timer is None:
@@ -231,12 +235,7 @@ class Lane(asyncio.Protocol):
             if future.done():  # its caller was cancelled: the reply is dropped
                 continue
             if isinstance(reply, Exception):
-                if isinstance(reply, _AGAIN_REPLIES):
-                    future.set_result(AGAIN)
-                else:
-                    if isinstance(reply, _RETIRE_REPLIES):
-                        self.retire()
-                    future.set_exception(reply)
+                self._error_reply(future, reply)
                 continue
             callback = callbacks.get(entry.args[0])
             if callback is not None:
@@ -248,6 +247,14 @@ class Lane(asyncio.Protocol):
             future.set_result(reply)
         if self.retiring and not inflight:
             self.close()
+
+    def _error_reply(self, future: asyncio.Future[Any], reply: Exception) -> None:
+        if isinstance(reply, _AGAIN_REPLIES):
+            future.set_result(AGAIN)
+            return
+        if isinstance(reply, _RETIRE_REPLIES):
+            self.retire()
+        future.set_exception(reply)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._mark_gone()
@@ -309,17 +316,26 @@ class Lane(asyncio.Protocol):
         self.closed, self.open = True, False
         transport, self._transport = self._transport, None
         if transport is not None:
-            sock = transport.get_extra_info("socket")
-            if hasattr(transport, "_closing"):
-                transport._closing = True
-            if hasattr(transport, "_sock"):
-                transport._sock = None
-            if sock is not None:
-                sock.close()
+            _drop_transport(transport)
 
 
 class _NotPipelinable(Exception):
     pass
+
+
+def _drop_transport(transport: Any) -> None:
+    # asyncio has no public way to close a transport whose loop is closed (close()
+    # schedules the socket's close on that loop); these are the stdlib transports' fields
+    inner = getattr(getattr(transport, "_ssl_protocol", None), "_transport", None)
+    if inner is not None:  # TLS wraps a socket transport
+        _drop_transport(inner)
+    for flag in ("_closed", "_closing"):
+        if hasattr(transport, flag):
+            setattr(transport, flag, True)
+    sock = getattr(transport, "_sock", None)
+    if sock is not None:
+        transport._sock = None
+        sock.close()
 
 
 def _again(entries: list[_Entry]) -> None:
@@ -350,6 +366,9 @@ class AutoPipeline:
         self.cluster = isinstance(client, redis.asyncio.cluster.RedisCluster)
         self.enabled = True
         self.broken_until = 0.0
+        #: writes made and commands sent through the lanes (commands / writes = batch size)
+        self.writes = 0
+        self.commands = 0
         self._lane: Lane | None = None  # standalone
         self._lanes: dict[str, Lane] = {}  # cluster: by node name
         self._all: set[Lane] = set()

@@ -229,13 +229,17 @@ def _parse_url(url: str, *, source: str) -> Target:
     segments = [s for s in parts.path.split("/") if s]
     if mode == "sentinel":
         if not segments:
-            raise ConfigError(f"{source} needs the service name: redis+sentinel://host:26379/mymaster")
+            raise ConfigError(
+                f"{source} needs the service name: redis+sentinel://host:26379/mymaster"
+            )
         db = _db(segments[1], source) if len(segments) > 1 else 0
         return Target(mode, hosts, None, tls, username, password, db, segments[0])
     if mode == "cluster":
         return Target(mode, hosts, None, tls, username, password, 0)
     if len(hosts) > 1:
-        raise ConfigError(f"{source} names several hosts; use redis+cluster:// or redis+sentinel://")
+        raise ConfigError(
+            f"{source} names several hosts; use redis+cluster:// or redis+sentinel://"
+        )
     db = _db(segments[0], source) if segments else _query_db(parts.query, source)
     return Target(mode, hosts, None, tls, username, password, db)
 
