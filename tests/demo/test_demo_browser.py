@@ -1,6 +1,7 @@
 """The demo page in headless Chromium, as a person uses it.
 
-Set a price anonymously (401 shown) and logged in ("saved" shown), reload the page and
+Place an order and watch its confirmation job go through a retry to "done", set a
+price anonymously (401 shown) and logged in ("saved" shown), reload the page and
 check the JWT (still valid), two devices and "log out everywhere" (the JWT revoked), and
 the login limit's 429 shown as one message. Uses Debian's ``chromium`` (``.ci/run``
 installs it) driven by Playwright through ``executable_path``. Skipped, with the reason,
@@ -84,6 +85,17 @@ def test_a_person_can_use_the_shop(browser: Any, standalone_url: str, prefix: st
         laptop.click("#reload")
         expect(laptop.locator("#cache-badge")).to_have_text("hit")
         expect(laptop.locator("#limit-budget")).to_contain_text("/products")
+
+        # an order: its confirmation job runs in the background, the page follows it
+        laptop.select_option("#order-product", "2")
+        laptop.check("#order-outage")
+        laptop.click("#order")
+        order = laptop.locator("#order-rows tr").first
+        expect(order).to_contain_text("Espresso cup")
+        expect(order.locator(".badge")).to_have_text("delayed", timeout=20_000)
+        expect(order).to_contain_text("retrying: the mail server did not answer")
+        expect(order.locator(".badge")).to_have_text("done", timeout=20_000)
+        expect(order).to_contain_text("Confirmation sent: 1 x Espresso cup")
 
         # anonymous: the 401 is shown, not wiped by the product reload that follows
         _set_first_price(laptop, "31")

@@ -21,7 +21,16 @@ if TYPE_CHECKING:
 
 __all__ = ["COMMANDS", "build", "main"]
 
-COMMANDS: tuple[str, ...] = ("demo", "info", "server", "queues", "retry", "worker")
+COMMANDS: tuple[str, ...] = (
+    "demo",
+    "info",
+    "server",
+    "queues",
+    "jobs",
+    "retry",
+    "purge",
+    "worker",
+)
 """The subcommand modules, in help order: ``redkit.cli.<name>.command``."""
 
 

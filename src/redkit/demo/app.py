@@ -24,7 +24,7 @@ from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 
 from redkit import AsyncRedkit
-from redkit.demo import auth, products
+from redkit.demo import auth, orders, products
 from redkit.demo.auth import SigningKey
 from redkit.demo.catalog import Catalog
 from redkit.demo.limits import Limits
@@ -60,6 +60,7 @@ def create_app(
     store = ark.sessions(cookie=CookieConfig(secure=False), check=False)
     tokens = ark.tokens(check=False)
     limits = Limits(ark, trusted_proxies=trusted)
+    order_queue = orders.Orders(ark, catalog)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -67,7 +68,11 @@ def create_app(
         await key.get()
         if check_server:
             await _warn_once(ark)
-        yield
+        await order_queue.start()
+        try:
+            yield
+        finally:
+            await order_queue.stop()
 
     app = FastAPI(title="redkit demo shop", lifespan=lifespan)
     app.state.redkit = ark
@@ -82,6 +87,7 @@ def create_app(
         )
     )
     app.include_router(auth.router(store, tokens, key, login_limit=limits.login))
+    app.include_router(orders.router(order_queue, api_limit=limits.api))
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def page() -> str:

@@ -4,7 +4,7 @@ See :class:`Queue` (producers and task definitions) and :class:`Worker` (runs ta
 """
 
 from redkit.errors import JobFailedError, JobNotFinishedError, JobTimeoutError
-from redkit.queue.jobs import AsyncJob, Job
+from redkit.queue.jobs import AsyncJob, Job, JobInfo
 from redkit.queue.queue import AsyncQueue, Queue, QueueOptions
 from redkit.queue.retry import Retry
 from redkit.queue.tasks import AsyncTask, Task, TaskOptions
@@ -16,6 +16,7 @@ __all__ = [
     "AsyncTask",
     "Job",
     "JobFailedError",
+    "JobInfo",
     "JobNotFinishedError",
     "JobTimeoutError",
     "Queue",

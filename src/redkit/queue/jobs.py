@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import math
+import urllib.parse
+from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from redkit import errors
@@ -88,6 +91,63 @@ class AsyncJob:
 
     def __repr__(self) -> str:
         return f"AsyncJob({self.queue.name!r}, {self.id!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class JobInfo:
+    """One job as :meth:`Queue.jobs` lists it.
+
+    Attributes:
+        id: the job's id (ids longer than 200 bytes are stored, and shown, as a digest).
+        task: the task's name.
+        state: ``waiting``, ``delayed``, ``active``, ``done``, ``failed`` or ``dead``.
+        attempts: how many times a worker started it.
+        deaths: how many of those runs ended with their worker's lease (a crash).
+        enqueued_at: when it was added (the server's clock, UTC).
+        at: when a delayed job is due, or when a finished job finished; else None.
+        args: its positional arguments (None once done: a result replaces them).
+        kwargs: its keyword arguments (None once done).
+        error: the last error (``type``, ``message``, ``traceback``, ``attempts``) or None.
+    """
+
+    id: str
+    task: str
+    state: str
+    attempts: int
+    deaths: int
+    enqueued_at: datetime
+    at: datetime | None
+    args: list[Any] | None
+    kwargs: dict[str, Any] | None
+    error: dict[str, Any] | None
+
+
+def job_info(queue: _QueueBase, state: str, raw: qops.Listed) -> JobInfo:
+    """A listed job as a :class:`JobInfo` (payload and error deserialized)."""
+    args = kwargs = error = None
+    if raw.payload is not None:
+        try:
+            args, kwargs = queue.rk.serializer.loads(raw.payload)
+        except Exception:  # written with another serializer: show the job anyway
+            args, kwargs = None, None
+    if raw.error is not None:
+        try:
+            loaded = queue.rk.serializer.loads(raw.error)
+        except Exception:
+            loaded = {"message": repr(raw.error[:200])}
+        error = loaded if isinstance(loaded, dict) else {"message": str(loaded)}
+    at_ms: float | None = {
+        "delayed": raw.score, "done": raw.score / 1000, "failed": raw.score, "dead": raw.score,
+    }.get(state)  # fmt: skip
+    return JobInfo(
+        raw.member if raw.member.startswith("#") else urllib.parse.unquote(raw.member),
+        raw.task, raw.state or state, raw.deliveries, raw.deaths, _utc(raw.added_ms),
+        None if at_ms is None else _utc(at_ms), args, kwargs, error,
+    )  # fmt: skip
+
+
+def _utc(ms: float) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, timezone.utc)
 
 
 def outcome(queue: _QueueBase, job_id: str, snap: qops.Snapshot) -> Any:

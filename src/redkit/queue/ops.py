@@ -30,6 +30,9 @@ RELEASE = script("queue_release")
 WATCH = script("queue_watch")
 CANCEL = script("queue_cancel")
 RETRY = script("queue_retry")
+COUNTS = script("queue_counts")
+LIST = script("queue_list")
+PURGE = script("queue_purge")
 
 #: States after which a job never changes again.
 FINAL = frozenset({"done", "failed", "dead", "cancelled"})
@@ -284,12 +287,76 @@ def retry_all(keys: QueueKeys) -> ops.Flow[int]:
             return total
 
 
-def counts(keys: QueueKeys) -> ops.Flow[dict[str, int]]:
-    """How many jobs are waiting, delayed, done (kept), failed and dead."""
-    names = ("waiting", "delayed", "done", "failed", "dead")
-    sets = (keys.wait, keys.delayed, keys.done, keys.failed, keys.dead)
-    replies = yield ops.Batch([ops.Call("ZCARD", key) for key in sets])
-    return {name: int(n) for name, n in zip(names, replies, strict=True)}
+#: The states :func:`counts` reports, in table order.
+STATES = ("waiting", "delayed", "active", "done", "failed", "dead")
+#: States whose jobs :func:`purge` may delete (running jobs are left to their workers).
+PURGEABLE = ("waiting", "delayed", "done", "failed", "dead")
+
+
+def counts(keys: QueueKeys) -> ops.Once[dict[str, int]]:
+    """Jobs per state (:data:`STATES`), plus ``workers`` (live) and ``enqueued`` (ever)."""
+    effect = ops.Eval(
+        COUNTS,
+        (keys.wait, keys.delayed, keys.done, keys.failed, keys.dead, keys.workers, keys.meta),
+        (keys.base,),
+    )
+    names = (*STATES, "workers", "enqueued")
+    return ops.Once(effect, lambda reply: {n: int(v) for n, v in zip(names, reply, strict=True)})
+
+
+@dataclass(frozen=True, slots=True)
+class Listed:
+    """One job as :func:`jobs` reads it (raw: the payload and error still serialized)."""
+
+    member: str
+    score: int
+    task: str
+    state: str
+    deliveries: int
+    deaths: int
+    added_ms: int
+    payload: bytes | None
+    error: bytes | None
+
+
+def _state_set(keys: QueueKeys, state: str) -> tuple[str, str]:
+    """The sorted set that holds jobs in ``state``, and the order they are listed in."""
+    sets = {
+        "waiting": (keys.wait, "asc"), "delayed": (keys.delayed, "asc"),
+        "active": (keys.workers, "active"), "done": (keys.done, "desc"),
+        "failed": (keys.failed, "desc"), "dead": (keys.dead, "desc"),
+    }  # fmt: skip
+    return sets[state]
+
+
+def jobs(keys: QueueKeys, state: str, offset: int, count: int) -> ops.Once[list[Listed]]:
+    """A page of the jobs in ``state`` (one of :data:`STATES`): the oldest first for
+    waiting and delayed, the latest first for done, failed and dead."""
+    key, mode = _state_set(keys, state)
+    effect = ops.Eval(LIST, (key,), (keys.base, mode, offset, count))
+    return ops.Once(effect, _listed)
+
+
+def _listed(reply: list[Any]) -> list[Listed]:
+    return [
+        Listed(_text(reply[i]), int(float(reply[i + 1])), _text(reply[i + 2]),
+               _text(reply[i + 3]), int(reply[i + 4]), int(reply[i + 5]), int(reply[i + 6]),
+               reply[i + 7] or None, reply[i + 8] or None)
+        for i in range(0, len(reply), 9)
+    ]  # fmt: skip
+
+
+def purge(keys: QueueKeys, states: Sequence[str], batch: int = 1000) -> ops.Flow[int]:
+    """Delete every job in ``states`` (of :data:`PURGEABLE`), ``batch`` per script call."""
+    total = 0
+    for state in states:
+        key, _ = _state_set(keys, state)
+        while True:
+            deleted = yield ops.Eval(PURGE, (key,), (keys.base, batch))
+            total += int(deleted)
+            if int(deleted) < batch:
+                break
+    return total
 
 
 def _text(value: Any) -> str:

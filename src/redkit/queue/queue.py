@@ -22,10 +22,11 @@ from typing import TYPE_CHECKING, Any, TypedDict, TypeVar, overload
 
 from typing_extensions import Unpack
 
+from redkit import ops
 from redkit.client import check_options
 from redkit.errors import ConfigError
 from redkit.queue import ops as qops
-from redkit.queue.jobs import AsyncJob, Job
+from redkit.queue.jobs import AsyncJob, Job, JobInfo, job_info
 from redkit.queue.retry import Retry
 from redkit.queue.tasks import RESERVED, AsyncTask, Task, TaskDef, TaskOptions, positive
 
@@ -118,6 +119,25 @@ class _QueueBase:
             jobs.append(job)
         return ids, jobs
 
+    def _list(self, state: str, limit: int, offset: int) -> ops.Once[list[JobInfo]]:
+        if state not in qops.STATES:
+            raise ConfigError(f"state must be one of {', '.join(qops.STATES)}; got {state!r}")
+        for name, value in (("limit", limit), ("offset", offset)):
+            if not (isinstance(value, int) and value >= (name == "limit")):
+                raise ConfigError(f"{name} must be an int >= {int(name == 'limit')}, got {value!r}")
+        once = qops.jobs(self.keys, state, offset, limit)
+        parse = once.finish
+        return ops.Once(once.effect, lambda r: [job_info(self, state, j) for j in parse(r)])
+
+    def _purgeable(self, states: tuple[str, ...]) -> tuple[str, ...]:
+        for state in states:
+            if state not in qops.PURGEABLE:
+                raise ConfigError(
+                    f"purge takes states among {', '.join(qops.PURGEABLE)}; got {state!r} "
+                    "(running jobs belong to their workers: stop the workers instead)"
+                )
+        return states or qops.PURGEABLE
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r}, tasks={sorted(self.tasks)!r})"
 
@@ -186,12 +206,25 @@ class Queue(_QueueBase):
         return Job(self, job_id)
 
     def counts(self) -> dict[str, int]:
-        """How many jobs are waiting, delayed, done (kept), failed and dead."""
+        """Jobs per state (``waiting``, ``delayed``, ``active``, ``done`` (kept), ``failed``,
+        ``dead``), plus ``workers`` (live workers) and ``enqueued`` (jobs ever added)."""
         return self.rk.run(qops.counts(self.keys))
 
     def retry_failed(self) -> int:
         """Put every failed and dead-lettered job back in the queue; returns how many."""
         return self.rk.run(qops.retry_all(self.keys))
+
+    def jobs(self, state: str = "failed", *, limit: int = 50, offset: int = 0) -> list[JobInfo]:
+        """The jobs in ``state`` (``waiting``, ``delayed``, ``active``, ``done``, ``failed``
+        or ``dead``): the oldest first for waiting and delayed, the latest first for the
+        finished states; ``limit`` jobs from ``offset``, in one round trip."""
+        return self.rk.run(self._list(state, limit, offset))
+
+    def purge(self, *states: str) -> int:
+        """Delete every job in ``states`` (default: waiting, delayed, done, failed and dead;
+        running jobs are never deleted); returns how many. Producers waiting for a deleted
+        job's result stop waiting (it no longer exists)."""
+        return self.rk.run(qops.purge(self.keys, self._purgeable(states)))
 
 
 class AsyncQueue(_QueueBase):
@@ -248,12 +281,27 @@ class AsyncQueue(_QueueBase):
         return AsyncJob(self, job_id)
 
     async def counts(self) -> dict[str, int]:
-        """How many jobs are waiting, delayed, done (kept), failed and dead."""
+        """Jobs per state (``waiting``, ``delayed``, ``active``, ``done`` (kept), ``failed``,
+        ``dead``), plus ``workers`` (live workers) and ``enqueued`` (jobs ever added)."""
         return await self.rk.run(qops.counts(self.keys))
 
     async def retry_failed(self) -> int:
         """Put every failed and dead-lettered job back in the queue; returns how many."""
         return await self.rk.run(qops.retry_all(self.keys))
+
+    async def jobs(
+        self, state: str = "failed", *, limit: int = 50, offset: int = 0
+    ) -> list[JobInfo]:
+        """The jobs in ``state`` (``waiting``, ``delayed``, ``active``, ``done``, ``failed``
+        or ``dead``): the oldest first for waiting and delayed, the latest first for the
+        finished states; ``limit`` jobs from ``offset``, in one round trip."""
+        return await self.rk.run(self._list(state, limit, offset))
+
+    async def purge(self, *states: str) -> int:
+        """Delete every job in ``states`` (default: waiting, delayed, done, failed and dead;
+        running jobs are never deleted); returns how many. Producers waiting for a deleted
+        job's result stop waiting (it no longer exists)."""
+        return await self.rk.run(qops.purge(self.keys, self._purgeable(states)))
 
 
 def _priority(value: Any) -> int:

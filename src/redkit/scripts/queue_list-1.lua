@@ -1,0 +1,48 @@
+-- queue_list: a page of the jobs in one state, with what an admin wants to see of each.
+-- KEYS[1] the state's zset: wait or delayed (oldest first), done, failed or dead (newest
+--   first), or workers, for the active jobs (each worker's job set, in worker order)
+-- ARGV[1] key base   ARGV[2] 'asc', 'desc' or 'active'   ARGV[3] offset   ARGV[4] count
+-- Returns nine per job: id, score (due ms for delayed, finish time for done (us), failed
+--   and dead (ms), the priority-and-order score for waiting, 0 for active), task, state,
+--   deliveries, deaths, added (ms), payload, error.
+-- Also reads job hashes (base..'j:'..id) and workers' job sets (base..'w:'..worker).
+--!include _queue.lua
+local base, mode = ARGV[1], ARGV[2]
+local offset, count = tonumber(ARGV[3]), tonumber(ARGV[4])
+local page = {}
+if mode == 'active' then
+  local skipped = 0
+  for _, worker in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+    local ids = redis.call('SMEMBERS', base .. 'w:' .. worker)
+    table.sort(ids)
+    for _, id in ipairs(ids) do
+      if skipped < offset then
+        skipped = skipped + 1
+      elseif #page < count * 2 then
+        page[#page + 1], page[#page + 2] = id, 0
+      end
+    end
+    if #page >= count * 2 then
+      break
+    end
+  end
+else
+  local command = mode == 'asc' and 'ZRANGE' or 'ZREVRANGE'
+  page = redis.call(command, KEYS[1], offset, offset + count - 1, 'WITHSCORES')
+end
+local out = {}
+for i = 1, #page, 2 do
+  local id = page[i]
+  local t, st, n, c, at, p, e = unpack(redis.call('HMGET', job_key(base, id),
+    't', 'st', 'n', 'c', 'at', 'p', 'e'))
+  out[#out + 1] = id
+  out[#out + 1] = page[i + 1]
+  out[#out + 1] = t or ''
+  out[#out + 1] = st or ''
+  out[#out + 1] = n or 0
+  out[#out + 1] = c or 0
+  out[#out + 1] = at or 0
+  out[#out + 1] = p or ''
+  out[#out + 1] = e or ''
+end
+return out
