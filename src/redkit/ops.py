@@ -550,7 +550,7 @@ class AsyncDriver(_Driver):
     Batches and blocking waits always take the client itself.
     """
 
-    __slots__ = ("execute",)
+    __slots__ = ("_execute",)
 
     def __init__(
         self,
@@ -561,7 +561,7 @@ class AsyncDriver(_Driver):
         execute: Callable[..., Any] | None = None,
     ) -> None:
         super().__init__(client, target, observers, blocker)
-        self.execute = execute or client.execute_command
+        self._execute = execute or client.execute_command
 
     async def effect(self, effect: Effect) -> Any:
         """Run one effect; redis-py's errors come out as redkit errors, user code's as is."""
@@ -581,9 +581,9 @@ class AsyncDriver(_Driver):
             return await _user_call(effect)
         try:
             if isinstance(effect, Eval):  # the most common effect first
-                return await _async_eval(self.execute, effect)
+                return await _async_eval(self._execute, effect)
             if isinstance(effect, Call):
-                return await self.execute(*effect.args)
+                return await self._execute(*effect.args)
             if isinstance(effect, Batch):
                 return await _async_batch(self.client, effect)
             if isinstance(effect, Block):
@@ -604,7 +604,7 @@ class AsyncDriver(_Driver):
             return await self._run_once(flow)
         reply: Any = None
         error: BaseException | None = None
-        execute, observed = self.execute, bool(self.observers)
+        execute, observed = self._execute, bool(self.observers)
         while True:
             try:
                 effect = flow.send(reply) if error is None else flow.throw(error)
@@ -623,7 +623,7 @@ class AsyncDriver(_Driver):
         effect = once.effect
         try:
             if type(effect) is Call and not self.observers:
-                reply = await self.execute(*effect.args)
+                reply = await self._execute(*effect.args)
             else:
                 reply = await self.effect(effect)
         except _FAILURES as exc:
