@@ -27,7 +27,7 @@ from redis.backoff import ExponentialWithJitterBackoff
 from redkit.config import Settings, Target
 from redkit.errors import ConfigError
 from redkit.ops import Blocker, wrap_error
-from redkit.pool import WaitingPool
+from redkit.pool import ThreadWaitingPool, WaitingPool
 
 log = logging.getLogger("redkit")
 
@@ -175,7 +175,7 @@ def sync_client(settings: Settings, target: Target | None = None) -> Any:
             list(target.hosts), sentinel_kwargs=_sentinel_kwargs(settings, retry), **kwargs
         )
         return sentinel.master_for(target.service_name or "mymaster", db=target.db, retry=retry)
-    pool = _blocking_pool(redis.BlockingConnectionPool, redis.connection, settings, target, retry)
+    pool = _blocking_pool(ThreadWaitingPool, redis.connection, settings, target, retry)
     return redis.Redis.from_pool(pool)  # owns the pool: close() disconnects it
 
 
