@@ -11,6 +11,10 @@ Workloads, each the median of ``--runs`` interleaved rounds:
 * drain: ``--jobs`` no-op jobs already queued, one worker process (``redkit worker``,
   concurrency 50): jobs per second from the first job's start to the last one's
   finish, and round trips per job (script calls and blocking waits in ``INFO commandstats``);
+* drain with the event stream on (``events=10_000``: enqueued, active and completed
+  events for every job), and with one progress report per job as well, as a ratio to
+  the plain drain;
+* drain with the jobs spread over 10 groups (claimed round robin), as a ratio;
 * enqueue-to-start: an idle worker, one job at a time, the median delay;
 * the worker process's resident memory after the drain.
 """
@@ -78,8 +82,11 @@ def bulk(noop: Any, n: int) -> float:
     return n / (time.perf_counter() - began)
 
 
-def worker(url: str, prefix: str) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "REDIS_URL": url, "REDKIT_PREFIX": prefix, "REDKIT_EMBEDDED": "0"}
+def worker(url: str, prefix: str, **extra: str) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ, "REDIS_URL": url, "REDKIT_PREFIX": prefix, "REDKIT_EMBEDDED": "0",
+        **extra,
+    }  # fmt: skip
     return subprocess.Popen(
         [sys.executable, "-m", "redkit.cli", "worker", "bench_app:queue", "-c", "50"],
         cwd=HERE / "queue_worker", env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -94,15 +101,21 @@ def wait(check: Any, timeout: float = 120.0) -> None:
         time.sleep(0.01)
 
 
-def drain(url: str, prefix: str, n: int) -> tuple[float, float, float, float]:
+def drain(
+    url: str, prefix: str, n: int, events: int = 0, progress: bool = False, groups: int = 0
+) -> tuple[float, float, float, float]:
     """(jobs/s, commands per job, median enqueue-to-start ms, worker RSS MiB)."""
     rk = Redkit(url, prefix=prefix)
-    q = rk.queue("bench")
+    q = rk.queue("bench", events=events)
     q.enqueue("mark")
     for start in range(0, n, 1000):
-        q.enqueue_many("noop", [(i,) for i in range(start, min(n, start + 1000))])
+        items = [(i,) for i in range(start, min(n, start + 1000))]
+        if groups:  # spread over the groups, claimed round robin
+            q.enqueue_many("noop", items, group=f"g{start // 1000 % groups}")
+        else:
+            q.enqueue_many("noop", items)
     before = commands(rk)
-    proc = worker(url, prefix)
+    proc = worker(url, prefix, BENCH_EVENTS=str(events), BENCH_PROGRESS="1" if progress else "0")
     try:
         wait(lambda: q.counts()["done"] >= min(n + 1, 10_000))
         ended = time.time()
@@ -148,6 +161,12 @@ def main() -> None:
             rows.setdefault("drain: round trips/job", []).append(per_job)
             rows.setdefault("enqueue->start median ms", []).append(latency)
             rows.setdefault("worker RSS MiB", []).append(rss)
+            with_events = drain(url, prefix + "e", args.jobs, events=10_000)[0]
+            rows.setdefault("drain, events on: x plain", []).append(with_events / rate)
+            with_progress = drain(url, prefix + "p", args.jobs, events=10_000, progress=True)[0]
+            rows.setdefault("drain, events + progress: x plain", []).append(with_progress / rate)
+            with_groups = drain(url, prefix + "g", args.jobs, groups=10)[0]
+            rows.setdefault("drain, 10 groups: x plain", []).append(with_groups / rate)
     width = max(map(len, rows))
     for name, values in rows.items():
         print(f"{name:<{width}}  {statistics.median(values):>12,.2f}  "

@@ -2,7 +2,8 @@
 
 Once per session: an embedded standalone Valkey and an embedded 3-master Valkey cluster,
 and, when ``REDKIT_TEST_REDIS_URL`` is set, that external server as a third target.
-Capability tests take ``rk`` (sync) or ``ark`` (async), parametrized over the targets;
+Capability tests take ``rk`` (sync) or ``ark`` (async), parametrized over the targets, or
+``kit``: both, as a ``sync``/``async`` parameter (one test body, see flavours.py);
 each test gets its own key prefix, and on the external server its keys are deleted after
 the test (never a FLUSH: other users' data lives there).
 """
@@ -14,6 +15,7 @@ import secrets
 from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
+from tests.flavours import Either
 
 from redkit import AsyncRedkit, Redkit
 from redkit.embedded import EmbeddedCluster, EmbeddedServer
@@ -94,3 +96,35 @@ async def ark(target_url: str, prefix: str) -> AsyncIterator[AsyncRedkit]:
     await client.aclose()
     if target_url == EXTERNAL_URL:
         _delete_prefix(target_url, prefix)
+
+
+@pytest.fixture(params=["sync", "async"])
+def flavour(request: pytest.FixtureRequest) -> str:
+    """``sync`` or ``async``: which facade a ``kit`` test runs on (a readable test id)."""
+    return str(request.param)
+
+
+@pytest.fixture
+def kit(flavour: str, target_url: str, request: pytest.FixtureRequest) -> Either:
+    """``rk`` or ``ark`` (by ``flavour``) wrapped so one test body awaits either."""
+    # target_url is named so that its parameters apply; getfixturevalue cannot add them
+    return Either(request.getfixturevalue("rk" if flavour == "sync" else "ark"))
+
+
+@pytest.fixture
+async def make_kit(flavour: str) -> AsyncIterator[Callable[..., Either]]:
+    """Build a facade of this test's flavour on a server of its own: ``make_kit(url)``."""
+    made: list[Redkit | AsyncRedkit] = []
+
+    def factory(url: str, **options: object) -> Either:
+        kind = Redkit if flavour == "sync" else AsyncRedkit
+        facade = kind(url, **options)  # type: ignore[arg-type]
+        made.append(facade)
+        return Either(facade)
+
+    yield factory
+    for facade in made:
+        if isinstance(facade, AsyncRedkit):
+            await facade.aclose()
+        else:
+            facade.close()

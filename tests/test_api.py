@@ -243,7 +243,7 @@ def test_sync_and_async_expose_the_same_api(sync_cls: type, async_cls: type) -> 
 
 # methods whose async side also accepts awaitables (loaders, callbacks): names, kinds and
 # defaults must still match
-AWAITABLE_ARGUMENTS = {"get_or_set", "do"}
+AWAITABLE_ARGUMENTS = {"get_or_set", "do", "step"}
 
 
 def _param(p: inspect.Parameter, typed: bool) -> tuple[object, ...]:

@@ -6,11 +6,12 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
+from tests.flavours import Either
 
-from redkit import AsyncRedkit, Redkit, ops
+from redkit import Redkit, ops
 from redkit.embedded import EmbeddedServer
 from redkit.errors import ConfigError, DataError, RedisCommandError
 from redkit.errors import ConnectionError as RedkitConnectionError
@@ -63,18 +64,20 @@ def test_a_policy_may_offer_more_choices() -> None:
     assert check_deadline(1) == 1.0
 
 
-def test_closed_raises_the_connection_error_and_cools_down(server: EmbeddedServer) -> None:
+async def test_closed_raises_the_connection_error_and_cools_down(
+    server: EmbeddedServer, make_kit: Callable[..., Either]
+) -> None:
     policy = FailurePolicy("thing", "closed", cooldown=30)
-    with Redkit(server.url, prefix="f") as rk:
-        assert rk.run(policy.guard(_get("k"), _fallback)) is None
-        server.stop()
-        with pytest.raises(RedkitConnectionError) as raised:
-            rk.run(policy.guard(_get("k"), _fallback))
-        assert isinstance(raised.value, ConnectionError), "also the builtin ConnectionError"
-        server.start()
-        with pytest.raises(RedkitConnectionError, match="cooldown"):
-            rk.run(policy.guard(_get("k"), _fallback))  # not asked: cooling down
-        assert policy.failures == 2
+    kit = make_kit(server.url, prefix="f")
+    assert await kit.run(policy.guard(_get("k"), _fallback)) is None
+    server.stop()
+    with pytest.raises(RedkitConnectionError) as raised:
+        await kit.run(policy.guard(_get("k"), _fallback))
+    assert isinstance(raised.value, ConnectionError), "also the builtin ConnectionError"
+    server.start()
+    with pytest.raises(RedkitConnectionError, match="cooldown"):
+        await kit.run(policy.guard(_get("k"), _fallback))  # not asked: cooling down
+    assert policy.failures == 2
 
 
 def test_open_answers_by_fallback_logs_once_and_recovers(
@@ -98,12 +101,12 @@ def test_open_answers_by_fallback_logs_once_and_recovers(
         assert rk.run(policy.guard(_get("k"), _fallback)) is None
 
 
-def test_command_errors_are_never_an_outage(rk: Redkit) -> None:
+async def test_command_errors_are_never_an_outage(kit: Either) -> None:
     policy = FailurePolicy("thing", "open", cooldown=30)
-    key = rk.keys.group("test").key("text")
-    rk.client.set(key, "not a number")
+    key = kit.keys.group("test").key("text")
+    await kit.client.set(key, "not a number")
     with pytest.raises(RedisCommandError):
-        rk.run(policy.guard(ops.command("INCR", key), lambda _: 0))
+        await kit.run(policy.guard(ops.command("INCR", key), lambda _: 0))
     assert policy.failures == 0
     assert not policy.cooling_down()
 
@@ -117,58 +120,25 @@ def test_data_errors_are_never_an_outage(rk: Redkit) -> None:
     assert policy.failures == 0
 
 
-async def test_async_command_errors_are_never_an_outage(ark: AsyncRedkit) -> None:
-    policy = FailurePolicy("thing", "open", cooldown=30)
-    key = ark.keys.group("test").key("text")
-    await ark.client.set(key, "not a number")
-    with pytest.raises(RedisCommandError):
-        await ark.run(policy.guard(ops.command("INCR", key), lambda _: 0))
-    assert policy.failures == 0
-
-
-def test_the_deadline_bounds_a_stalled_server(server: EmbeddedServer) -> None:
+async def test_the_deadline_bounds_a_stalled_server(
+    server: EmbeddedServer, make_kit: Callable[..., Either]
+) -> None:
     policy = FailurePolicy("thing", "open", cooldown=0)
-    with Redkit(server.url, prefix="f") as base:
-        rk = with_deadline(base, DEADLINE)
-        assert with_deadline(base, None) is base
-        assert rk.run(policy.guard(_get("k"), _fallback)) is None
-        pid = server._process.pid  # type: ignore[union-attr]
-        os.kill(pid, signal.SIGSTOP)  # alive, accepting, never answering
-        try:
-            start = time.monotonic()
-            answer = rk.run(policy.guard(_get("k"), _fallback))
-            elapsed = time.monotonic() - start
-        finally:
-            os.kill(pid, signal.SIGCONT)
-        assert answer == b"fallback"
-        assert elapsed < DEADLINE + SLACK
-
-
-async def test_async_deadline_and_open(server: EmbeddedServer) -> None:
-    policy = FailurePolicy("thing", "open", cooldown=0)
-    async with AsyncRedkit(server.url, prefix="f") as base:
-        ark = with_deadline(base, DEADLINE)
-        assert await ark.run(policy.guard(_get("k"), _fallback)) is None
-        pid = server._process.pid  # type: ignore[union-attr]
-        os.kill(pid, signal.SIGSTOP)
-        try:
-            start = time.monotonic()
-            answer = await ark.run(policy.guard(_get("k"), _fallback))
-            elapsed = time.monotonic() - start
-        finally:
-            os.kill(pid, signal.SIGCONT)
-        assert answer == b"fallback"
-        assert elapsed < DEADLINE + SLACK
-        assert policy.failures == 1
-
-
-async def test_async_closed_raises(server: EmbeddedServer) -> None:
-    policy = FailurePolicy("thing", "closed", cooldown=0)
-    async with AsyncRedkit(server.url, prefix="f") as ark:
-        server.stop()
-        with pytest.raises(RedkitConnectionError):
-            await ark.run(policy.guard(_get("k"), _fallback))
-        assert policy.failures == 1
+    base = make_kit(server.url, prefix="f").target
+    assert with_deadline(base, None) is base
+    kit = Either(with_deadline(base, DEADLINE))
+    assert await kit.run(policy.guard(_get("k"), _fallback)) is None
+    pid = server._process.pid  # type: ignore[union-attr]
+    os.kill(pid, signal.SIGSTOP)  # alive, accepting, never answering
+    try:
+        start = time.monotonic()
+        answer = await kit.run(policy.guard(_get("k"), _fallback))
+        elapsed = time.monotonic() - start
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert answer == b"fallback"
+    assert elapsed < DEADLINE + SLACK
+    assert policy.failures == 1
 
 
 def test_a_read_only_replica_counts_as_unavailable() -> None:

@@ -1,4 +1,8 @@
-"""Locks on every target: exclusion, fencing, waking, loss, renewal, sync and async."""
+"""Locks on every target: exclusion, fencing, waking, loss, renewal, sync and async.
+
+Tests that take ``kit`` run once per flavour (sync, async); the contention tests are
+written per concurrency model (threads and processes, asyncio tasks).
+"""
 
 from __future__ import annotations
 
@@ -7,9 +11,10 @@ import contextlib
 import multiprocessing
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 
 import pytest
+from tests.flavours import Either, threaded, until
 
 from redkit import AsyncRedkit, Redkit
 from redkit.embedded import EmbeddedServer
@@ -24,25 +29,22 @@ from redkit.errors import (
 CONTENDERS = 20
 
 
-def _critical_section(rk: Redkit, name: str, inside: list[int], log: list[int]) -> None:
-    with rk.lock(name, ttl=5, timeout=30) as lock:
-        inside.append(1)
-        assert len(inside) == 1, "two holders at once"
-        assert lock.fencing_token is not None
-        log.append(lock.fencing_token)
-        inside.pop()
-
-
-def test_threads_never_hold_together_and_fences_increase(rk: Redkit) -> None:
-    inside: list[int] = []
+async def test_contenders_never_hold_together_and_fences_increase(kit: Either) -> None:
+    kit = threaded(kit)  # sync: every contender blocks in a thread of its own
+    inside = 0
     fences: list[int] = []
-    with ThreadPoolExecutor(CONTENDERS) as pool:
-        futures = [
-            pool.submit(_critical_section, rk, "shared", inside, fences) for _ in range(CONTENDERS)
-        ]
-        for future in futures:
-            future.result()
-    assert len(fences) == CONTENDERS
+
+    async def contender() -> None:
+        nonlocal inside
+        async with await kit.lock("shared", ttl=5, timeout=30) as lock:
+            inside += 1
+            assert inside == 1, "two holders at once"
+            await asyncio.sleep(0)
+            assert lock.fencing_token is not None
+            fences.append(lock.fencing_token)
+            inside -= 1
+
+    await asyncio.gather(*(contender() for _ in range(CONTENDERS)))
     assert fences == sorted(fences)
     assert len(set(fences)) == CONTENDERS
 
@@ -137,23 +139,28 @@ def test_owner_stalling_past_ttl_is_reported_lost(rk: Redkit) -> None:
     assert lock.lost
 
 
-def test_lost_lock_is_reported_to_renewer(rk: Redkit) -> None:
-    lost = threading.Event()
-    lock = rk.lock("renew", ttl=0.3, auto_renew=True, on_lost=lambda name: lost.set())
-    lock.acquire()
-    rk.client.delete(lock._keys[0])  # someone broke the lock
-    assert lost.wait(5)
+async def test_a_broken_lock_is_reported_lost(kit: Either) -> None:
+    lost: list[str] = []
+    lock = await kit.lock("renew", ttl=0.3, auto_renew=True, on_lost=lost.append)
+    assert await lock.acquire()
+    await kit.client.delete(lock._keys[0])  # someone broke the lock
+    await until(lambda: lost)  # the renewer found out
     assert lock.lost
     with pytest.raises(LockLostError):
-        lock.release()
+        await lock.release()
+    lock = await kit.lock("broken", ttl=5)
+    with pytest.raises(LockLostError):
+        async with lock:
+            await kit.client.delete(lock._keys[0])
+    assert lock.lost
 
 
-def test_auto_renew_keeps_lock_past_ttl(rk: Redkit) -> None:
-    with rk.lock("long", ttl=0.3, auto_renew=True) as lock:
+async def test_auto_renew_keeps_the_lock_past_its_ttl(kit: Either) -> None:
+    async with await kit.lock("long", ttl=0.3, auto_renew=True) as lock:
         deadline = time.monotonic() + 1.0
         while time.monotonic() < deadline:  # three ttls of work
-            assert rk.client.get(lock._keys[0]) is not None
-            time.sleep(0.05)
+            assert await kit.client.get(lock._keys[0]) is not None
+            await asyncio.sleep(0.05)
         assert not lock.lost
 
 
@@ -171,41 +178,6 @@ def test_hostile_names_stay_in_their_namespace(rk: Redkit) -> None:
     for lock in locks:
         assert lock._keys[0].startswith("{" + rk.keys.prefix + ":lock:")
         lock.release()
-
-
-async def test_async_lock_exclusion_and_fences(ark: AsyncRedkit) -> None:
-    inside = 0
-    fences: list[int] = []
-
-    async def contender() -> None:
-        nonlocal inside
-        async with ark.lock("alock", ttl=5, timeout=30) as lock:
-            inside += 1
-            assert inside == 1
-            await asyncio.sleep(0)
-            assert lock.fencing_token is not None
-            fences.append(lock.fencing_token)
-            inside -= 1
-
-    await asyncio.gather(*(contender() for _ in range(CONTENDERS)))
-    assert fences == sorted(fences)
-    assert len(set(fences)) == CONTENDERS
-
-
-async def test_async_lost_lock_raises(ark: AsyncRedkit) -> None:
-    lock = ark.lock("alost", ttl=5)
-    with pytest.raises(LockLostError):
-        async with lock:
-            await ark.client.delete(lock._keys[0])
-    assert lock.lost
-
-
-async def test_async_auto_renew(ark: AsyncRedkit) -> None:
-    async with ark.lock("arenew", ttl=0.3, auto_renew=True) as lock:
-        for _ in range(20):
-            assert await ark.client.get(lock._keys[0]) is not None
-            await asyncio.sleep(0.05)
-    assert not lock.lost
 
 
 def test_a_retried_acquire_is_idempotent(rk: Redkit) -> None:
@@ -249,46 +221,45 @@ def test_fencing_tokens_keep_growing_after_a_counter_far_ahead_of_the_clock(rk: 
         assert lock.fencing_token == far + 1
 
 
-def test_fencing_tokens_grow_across_a_restart_without_persistence() -> None:
-    with EmbeddedServer() as server, Redkit(server.url, prefix="fence") as rk:
+async def test_fencing_tokens_grow_across_a_restart_without_persistence(
+    make_kit: Callable[..., Either],
+) -> None:
+    with EmbeddedServer() as server:
+        kit = make_kit(server.url, prefix="fence")
         tokens = []
         for _ in range(50):
-            with rk.lock("restarted", ttl=5) as lock:
+            async with await kit.lock("restarted", ttl=5) as lock:
                 tokens.append(lock.fencing_token)
         server.restart()  # no persistence: the counter is gone
-        assert not rk.client.exists(lock._keys[1])
-        with rk.lock("restarted", ttl=5) as after:
+        assert not await kit.client.exists(lock._keys[1])
+        async with await kit.lock("restarted", ttl=5) as after:
             assert after.fencing_token is not None
             assert after.fencing_token > max(t or 0 for t in tokens)
 
 
-async def test_async_fencing_tokens_grow_across_a_restart_without_persistence() -> None:
-    with EmbeddedServer() as server:
-        async with AsyncRedkit(server.url, prefix="afence") as ark:
-            async with ark.lock("restarted", ttl=5) as before:
-                pass
-            server.restart()
-            async with ark.lock("restarted", ttl=5) as after:
-                pass
-            assert before.fencing_token is not None
-            assert after.fencing_token is not None
-            assert after.fencing_token > before.fencing_token
-
-
-def test_a_lock_key_of_another_type_is_a_data_error(rk: Redkit) -> None:
-    lock = rk.lock("typed", ttl=5)
-    rk.client.hset(lock._keys[0], "x", "1")
+async def test_a_lock_key_of_another_type_is_a_data_error(kit: Either) -> None:
+    lock = await kit.lock("typed", ttl=5)
+    owner, fence, _ = lock._keys
+    await kit.client.hset(owner, "x", "1")
     with pytest.raises(DataError):
-        lock.acquire()
-    rk.client.delete(lock._keys[0])
-    rk.client.set(lock._keys[1], "not a number")
+        await lock.acquire()
+    await kit.client.delete(owner)
+    await kit.client.set(fence, "not a number")
     with pytest.raises(DataError):
-        lock.acquire()
-    rk.client.delete(lock._keys[1])
-    rk.client.rpush(lock._keys[1], "1")
+        await lock.acquire()
+    await kit.client.delete(fence)
+    await kit.client.rpush(fence, "1")
     with pytest.raises(DataError):
-        lock.acquire()
+        await lock.acquire()
     assert not lock.held
+    await kit.client.delete(fence)
+    assert await lock.acquire()  # held, then its key is overwritten with another type
+    await kit.client.delete(owner)
+    await kit.client.hset(owner, "x", "1")
+    with pytest.raises(DataError):
+        await lock.extend()
+    with pytest.raises(DataError):
+        await lock.release()
 
 
 def test_a_retried_acquire_after_the_counter_was_lost_gets_a_fresh_token(rk: Redkit) -> None:
@@ -303,17 +274,6 @@ def test_a_retried_acquire_after_the_counter_was_lost_gets_a_fresh_token(rk: Red
     assert again[0] == 1
     assert again[1] > first[1]
     assert int(rk.client.get(fence)) == again[1]
-
-
-async def test_async_lock_key_of_another_type_is_a_data_error(ark: AsyncRedkit) -> None:
-    lock = ark.lock("atyped", ttl=5)
-    assert await lock.acquire()
-    await ark.client.delete(lock._keys[0])
-    await ark.client.hset(lock._keys[0], "x", "1")
-    with pytest.raises(DataError):
-        await lock.extend()
-    with pytest.raises(DataError):
-        await lock.release()
 
 
 async def test_a_cancelled_acquire_leaves_no_lock_behind(ark: AsyncRedkit) -> None:

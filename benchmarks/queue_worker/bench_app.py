@@ -6,19 +6,26 @@ in place of the standard library's queue module.
 
 from __future__ import annotations
 
+import os
 import time
 
 from redkit import Redkit
+from redkit.queue import current_job
 
 rk = Redkit()
-queue = rk.queue("bench")
+# BENCH_EVENTS: the queue's event stream length (0: off); BENCH_PROGRESS=1: each job
+# reports its progress once
+queue = rk.queue("bench", events=int(os.environ.get("BENCH_EVENTS", "0")))
+PROGRESS = os.environ.get("BENCH_PROGRESS") == "1"
 FIRST = rk.keys.group("bench").key("first")
 LATENCY = rk.keys.group("bench").key("latency")
 
 
 @queue.task
 async def noop(i: int) -> None:
-    """The job being measured: nothing at all."""
+    """The job being measured: nothing at all (or one progress report)."""
+    if PROGRESS:
+        current_job().progress(i)
 
 
 @queue.task

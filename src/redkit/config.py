@@ -112,6 +112,7 @@ class Settings:
     ssl_ca_certs: str | None = None
     ssl_certfile: str | None = None
     ssl_keyfile: str | None = field(default=None, repr=False)
+    secret: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if not _PREFIX_RE.match(self.prefix):
@@ -152,6 +153,7 @@ class Settings:
             "ssl_ca_certs": ("REDIS_SSL_CA_CERTS", str),
             "ssl_certfile": ("REDIS_SSL_CERTFILE", str),
             "ssl_keyfile": ("REDIS_SSL_KEYFILE", str),
+            "secret": ("REDKIT_SECRET", str),
         }
         for attr, (var, convert) in readers.items():
             raw = env.get(var)
@@ -160,7 +162,7 @@ class Settings:
             try:
                 values[attr] = convert(raw)
             except ValueError as exc:
-                shown = "***" if "PASSWORD" in var else raw
+                shown = "***" if "PASSWORD" in var or "SECRET" in var else raw
                 raise ConfigError(f"{var} has value {shown!r}. {exc}") from None
         if "url" in values:
             try:

@@ -21,6 +21,7 @@ The family::
     ├── JobFailedError               a job failed for good, was dead-lettered or cancelled
     ├── JobNotFinishedError          Job.result() timed out (also TimeoutError)
     ├── JobTimeoutError              a job ran past its task's timeout (also TimeoutError)
+    ├── JobCancelledError            a running job was asked to stop (raised in its handler)
     ├── IdempotencyError             idempotency keys
     │   ├── IdempotencyConflictError another call with the same key is still running
     │   ├── IdempotencyMismatchError the key was used before with other arguments
@@ -130,6 +131,10 @@ class JobTimeoutError(RedkitError, TimeoutError):
     """A job ran longer than its task's ``timeout``; recorded as the job's error."""
 
 
+class JobCancelledError(RedkitError):
+    """The running job was cancelled: raised inside its handler by ``check_cancelled()``."""
+
+
 class IdempotencyError(RedkitError):
     """Base class of idempotency-key errors."""
 
@@ -177,6 +182,7 @@ __all__ = [
     "IdempotencyError",
     "IdempotencyMismatchError",
     "IdempotentCallFailedError",
+    "JobCancelledError",
     "JobFailedError",
     "JobNotFinishedError",
     "JobTimeoutError",

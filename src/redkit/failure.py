@@ -39,16 +39,21 @@ import logging
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Literal, TypedDict, TypeVar
+from typing import Literal, Protocol, TypedDict, TypeVar
 
 import redis.exceptions as rex
+from typing_extensions import Self
 
 from redkit import errors, ops
 
-if TYPE_CHECKING:
-    from redkit.client import AsyncRedkitCore, RedkitCore
 
-    CoreT = TypeVar("CoreT", RedkitCore, AsyncRedkitCore)
+class Timed(Protocol):
+    """A facade or core that makes a sibling whose commands give up after ``seconds``."""
+
+    def with_timeout(self, seconds: float) -> Self: ...
+
+
+TimedT = TypeVar("TimedT", bound=Timed)
 
 T = TypeVar("T")
 OnError = Literal["closed", "open"]
@@ -104,7 +109,7 @@ def check_deadline(deadline: float | None) -> float | None:
     return float(deadline)
 
 
-def with_deadline(rk: CoreT, deadline: float | None) -> CoreT:
+def with_deadline(rk: TimedT, deadline: float | None) -> TimedT:
     """The core to run a capability's flows on: ``rk``, or its sibling that gives up after
     ``deadline`` seconds (a handed-in client keeps its own timeouts)."""
     return rk if deadline is None else rk.with_timeout(deadline)

@@ -1,8 +1,9 @@
 """The demo page in headless Chromium, as a person uses it.
 
-Place an order and watch its confirmation job go through a retry to "done", set a
-price anonymously (401 shown) and logged in ("saved" shown), reload the page and
-check the JWT (still valid), two devices and "log out everywhere" (the JWT revoked), and
+Place an order and watch its confirmation job go through a retry to "done", pay with
+a key sent three times (one charge, two replays shown), set a price anonymously (401
+shown) and logged in ("saved" shown), reload the page and check the JWT (still
+valid), two devices and "log out everywhere" (the JWT revoked), and
 the login limit's 429 shown as one message. Uses Debian's ``chromium`` (``.ci/run``
 installs it) driven by Playwright through ``executable_path``. Skipped, with the reason,
 where no browser is installed -- except under ``CI=true``, where that is a failure: a
@@ -96,6 +97,13 @@ def test_a_person_can_use_the_shop(browser: Any, standalone_url: str, prefix: st
         expect(order).to_contain_text("retrying: the mail server did not answer")
         expect(order.locator(".badge")).to_have_text("done", timeout=20_000)
         expect(order).to_contain_text("Confirmation sent: 1 x Espresso cup")
+
+        # a payment sent three times on purpose (a double click, a retry): charged once
+        laptop.fill("#pay-amount", "12.50")
+        laptop.click("#pay")
+        expect(laptop.locator("#pay-message")).to_contain_text("3 requests, 2 replays, one charge")
+        expect(laptop.locator("#pay-attempts tr")).to_have_count(3)
+        expect(laptop.locator("#pay-message")).to_contain_text("1 charge in all")
 
         # anonymous: the 401 is shown, not wiped by the product reload that follows
         _set_first_price(laptop, "31")

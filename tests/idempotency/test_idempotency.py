@@ -1,5 +1,6 @@
 """Idempotency keys on every target: exactly once under races and crashes, replay,
-mismatch, failure policies, sync and async."""
+mismatch, failure policies; sync and async as the ``kit`` parameter, and the races with
+threads and with tasks."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+from tests.flavours import Either
 
 from redkit import AsyncRedkit, Redkit
 from redkit.errors import (
@@ -125,8 +127,10 @@ def test_release_on_failure_lets_a_retry_run(rk: Redkit) -> None:
     assert len(attempts) == 2
 
 
-def test_keep_on_failure_replays_the_error(rk: Redkit) -> None:
-    idem = rk.idempotency("pay", on_failure="keep")
+async def test_keep_on_failure_replays_the_error_and_other_arguments_mismatch(
+    kit: Either,
+) -> None:
+    idem = await kit.idempotency("pay", on_failure="keep")
     attempts: list[int] = []
 
     def declined() -> str:
@@ -134,11 +138,14 @@ def test_keep_on_failure_replays_the_error(rk: Redkit) -> None:
         raise ValueError("card declined")
 
     with pytest.raises(ValueError, match="card declined"):
-        idem.do("k", declined)
+        await idem.do("k", declined)
     with pytest.raises(IdempotentCallFailedError, match="card declined") as info:
-        idem.do("k", declined)
+        await idem.do("k", declined)
     assert info.value.error == {"type": "ValueError", "message": "card declined"}
     assert attempts == [1]
+    assert await idem.do("a", lambda: 5, fingerprint="amount=5") == 5
+    with pytest.raises(IdempotencyMismatchError):
+        await idem.do("a", lambda: 6, fingerprint="amount=6")
 
 
 def test_failed_predicate_releases_a_returned_failure(rk: Redkit) -> None:
@@ -262,24 +269,6 @@ async def test_cancelled_call_releases_the_key(ark: AsyncRedkit) -> None:
         return "again"
 
     assert await idem.do("k", again) == "again"
-
-
-async def test_async_mismatch_and_keep(ark: AsyncRedkit) -> None:
-    idem = ark.idempotency("pay", on_failure="keep")
-
-    @idem.idempotent(key=lambda order, amount: order)
-    async def charge(order: str, amount: int) -> int:
-        if amount < 0:
-            raise ValueError("negative")
-        return amount
-
-    assert await charge("a", 5) == 5
-    with pytest.raises(IdempotencyMismatchError):
-        await charge("a", 6)
-    with pytest.raises(ValueError):
-        await charge("b", -1)
-    with pytest.raises(IdempotentCallFailedError):
-        await charge("b", -1)
 
 
 def test_store_down_fails_closed_and_never_runs(standalone_url: str) -> None:

@@ -6,7 +6,7 @@ import struct
 
 import pytest
 
-from redkit import AsyncRedkit, Redkit
+from redkit import Redkit
 from redkit.errors import ScriptError
 from redkit.ratelimit import ALGORITHMS
 
@@ -66,12 +66,3 @@ def test_a_reply_of_another_shape_is_a_script_error(rk: Redkit, algorithm: str) 
     for reply in (struct.pack(f">{size}q", *([7] + [0] * (size - 1))), b"OK", [0, 0, 1, 2], None):
         with pytest.raises(ScriptError):
             plan.parse(reply)
-
-
-@pytest.mark.parametrize("algorithm", ALL)
-async def test_async_hits(ark: AsyncRedkit, algorithm: str) -> None:
-    limiter = ark.rate_limiter("2/hour", algorithm=algorithm)
-    results = [await limiter.hit("a") for _ in range(3)]
-    assert [r.allowed for r in results] == [True, True, False]
-    assert [r.remaining for r in results] == [1, 0, 0]
-    assert results[2].retry_after > 0

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+from tests.flavours import Either, threaded, until
 
-from redkit import AsyncRedkit, Redkit, ops
+from redkit import Redkit, ops
 from redkit.errors import ConfigError
 from redkit.sessions import AsyncSessionStore, Session, SessionStore
 from redkit.sessions import ops as sops
@@ -72,13 +72,18 @@ def test_login_as_another_user_drops_the_previous_users_data(rk: Redkit) -> None
     assert len(store.list_sessions("bob")) == 1
 
 
-def test_idle_timeout_is_enforced_by_redis(rk: Redkit) -> None:
-    store = rk.sessions(idle_timeout=0.4, absolute_timeout=60)
-    session = _saved(store)
-    key = sops.session_key(rk.keys, session.id or "")
-    assert 0 < rk.client.pttl(key) <= 400
-    assert _poll(lambda: not rk.client.exists(key), timeout=5), "Redis did not expire the session"
-    assert store.load(session.id).is_new
+async def test_idle_timeout_is_enforced_by_redis(kit: Either) -> None:
+    store = await kit.sessions(idle_timeout=0.4, absolute_timeout=60)
+    session = await _stored(store)
+    assert (await store.load(session.id + "x")).is_new  # type: ignore[operator]
+    key = sops.session_key(kit.keys, session.id or "")
+    assert 0 < await kit.client.pttl(key) <= 400
+    await until(lambda: _gone(kit, key), 5)  # Redis expired it, nobody had to
+    assert (await store.load(session.id)).is_new
+
+
+async def _gone(kit: Either, key: str) -> bool:
+    return not await kit.client.exists(key)
 
 
 def test_activity_extends_idle_but_not_absolute(rk: Redkit) -> None:
@@ -163,28 +168,18 @@ def test_a_fresh_session_without_data_is_not_stored(rk: Redkit) -> None:
     assert session.id is None
 
 
-def test_two_concurrent_requests_writing_different_keys_both_persist(rk: Redkit) -> None:
-    store = rk.sessions()
-    session_id = _saved(store, items=[]).id
-    barrier = threading.Barrier(2)
-
-    def request(key: str) -> None:
-        loaded = store.load(session_id)  # both load before either saves
-        barrier.wait(timeout=10)
-        loaded[key] = key.upper()
-        loaded["items"].append(key)  # same key: last write wins, but the other keys survive
-        barrier.wait(timeout=10)
-        store.save(loaded)
-
-    threads = [threading.Thread(target=request, args=(k,)) for k in ("a", "b")]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(15)
-    final = store.load(session_id)
-    assert final["a"] == "A"
-    assert final["b"] == "B"
-    assert final["items"] in (["a"], ["b"])
+async def test_concurrent_requests_writing_different_keys_all_persist(kit: Either) -> None:
+    kit = threaded(kit)  # sync: the saves run in threads of their own, at once
+    store = await kit.sessions()
+    session_id = (await _stored(store, items=[])).id
+    loaded = [await store.load(session_id) for _ in range(8)]  # all load before any saves
+    for i, copy in enumerate(loaded):
+        copy[f"k{i}"] = i
+        copy["items"].append(i)  # same key: last write wins, but the other keys survive
+    await asyncio.gather(*(store.save(copy) for copy in loaded))
+    final = await store.load(session_id)
+    assert all(final[f"k{i}"] == i for i in range(8))
+    assert final["items"] in [[i] for i in range(8)]
 
 
 def test_a_save_after_logout_does_not_resurrect_the_session(rk: Redkit) -> None:
@@ -280,43 +275,14 @@ def test_startup_check_reports_the_servers_settings(
     assert all(w in caplog.text for w in found)
 
 
-# --- async ---------------------------------------------------------------------------
-
-
-async def _asaved(store: AsyncSessionStore, user: str | None = None, **data: Any) -> Session:
-    session = store.new()
+async def _stored(store: Either, user: str | None = None, **data: Any) -> Session:
+    session = await store.new(ip="10.0.0.1", user_agent="pytest")
     session.update(data or {"k": 1})
     await store.save(session)
     if user is not None:
         await store.login(session, user)
+    assert session.id is not None
     return session
-
-
-async def test_async_login_logout_everywhere_and_concurrent_writes(ark: AsyncRedkit) -> None:
-    store = ark.sessions()
-    session = await _asaved(store, n=0)
-    before = session.id
-    await store.login(session, "gina")
-    assert (await store.load(before)).is_new
-    others = [await _asaved(store, "gina") for _ in range(2)]
-    loaded = [await store.load(session.id) for _ in range(8)]
-    for i, s in enumerate(loaded):
-        s[f"k{i}"] = i
-    await asyncio.gather(*(store.save(s) for s in loaded))
-    final = await store.load(session.id)
-    assert all(final[f"k{i}"] == i for i in range(8))
-    assert await store.end_all("gina") == 3
-    assert all([(await store.load(s.id)).is_new for s in [session, *others]])
-
-
-async def test_async_idle_expiry_and_tampered_ids(ark: AsyncRedkit) -> None:
-    store = ark.sessions(idle_timeout=0.3)
-    session = await _asaved(store)
-    assert (await store.load(session.id + "x")).is_new  # type: ignore[operator]
-    deadline = time.monotonic() + 5
-    while not (await store.load(session.id)).is_new:
-        assert time.monotonic() < deadline, "the session did not expire"
-        await asyncio.sleep(0.45)  # each load renews the idle timeout: poll less often than it
 
 
 def test_sync_and_async_stores_have_the_same_methods() -> None:

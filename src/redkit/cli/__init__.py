@@ -23,12 +23,14 @@ __all__ = ["COMMANDS", "build", "main"]
 
 COMMANDS: tuple[str, ...] = (
     "demo",
+    "dashboard",
     "info",
     "server",
     "queues",
     "jobs",
     "retry",
     "purge",
+    "schedules",
     "worker",
 )
 """The subcommand modules, in help order: ``redkit.cli.<name>.command``."""

@@ -24,7 +24,8 @@ from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 
 from redkit import AsyncRedkit
-from redkit.demo import auth, orders, products
+from redkit.dashboard import create_dashboard
+from redkit.demo import auth, orders, payments, products
 from redkit.demo.auth import SigningKey
 from redkit.demo.catalog import Catalog
 from redkit.demo.limits import Limits
@@ -60,6 +61,7 @@ def create_app(
     store = ark.sessions(cookie=CookieConfig(secure=False), check=False)
     tokens = ark.tokens(check=False)
     limits = Limits(ark, trusted_proxies=trusted)
+    dashboard = create_dashboard(ark)  # at /dashboard/: open to anyone, as the demo is
     order_queue = orders.Orders(ark, catalog)
 
     @asynccontextmanager
@@ -69,9 +71,11 @@ def create_app(
         if check_server:
             await _warn_once(ark)
         await order_queue.start()
+        await dashboard.state.dashboard.start()
         try:
             yield
         finally:
+            await dashboard.state.dashboard.stop()
             await order_queue.stop()
 
     app = FastAPI(title="redkit demo shop", lifespan=lifespan)
@@ -87,7 +91,9 @@ def create_app(
         )
     )
     app.include_router(auth.router(store, tokens, key, login_limit=limits.login))
+    app.include_router(payments.router(ark))
     app.include_router(orders.router(order_queue, api_limit=limits.api))
+    app.mount("/dashboard", dashboard)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def page() -> str:

@@ -11,7 +11,9 @@
 The first call with a key claims it (an owner token and a lease, renewed while the call
 runs), runs the function and stores its result; a repeat returns the stored result
 without running; a concurrent repeat waits for it; a repeat with other arguments raises
-:class:`~redkit.errors.IdempotencyMismatchError`. See ``docs/idempotency.md``.
+:class:`~redkit.errors.IdempotencyMismatchError`. Inside the call, ``step(name, fn)``
+commits a recovery point, so that a retry after a crash resumes after the last one.
+See ``docs/idempotency.md``.
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ import asyncio
 import functools
 import inspect
 import logging
-import threading
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
@@ -29,6 +30,7 @@ from typing_extensions import Unpack
 from redkit.errors import ConfigError
 from redkit.failure import FailureOptions, FailurePolicy, Guarded, check_deadline, with_deadline
 from redkit.idempotency import ops
+from redkit.idempotency.renewal import Renewals
 from redkit.ops import Flow
 
 if TYPE_CHECKING:
@@ -82,6 +84,8 @@ class _IdempotencyBase(Guarded):
         )
         self._keyspace = rk.keys
         self._serializer = rk.serializer
+        secret = rk.settings.secret
+        self._secret = secret.encode() if secret else b""
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r}, on_failure={self.settings.on_failure!r})"
@@ -89,21 +93,29 @@ class _IdempotencyBase(Guarded):
     def _flow(
         self,
         key: str,
-        call: Callable[[ops.Keys, str], Any],
+        call: Callable[[ops.Current], Any],
         fingerprint: str | None,
         wait: bool | None,
         failed: Callable[[Any], bool] | None,
     ) -> Flow[Any]:
         keys = ops.keys_for(self._keyspace, self.name, key)
-        run = ops.Run(
-            keys,
-            key,
-            fingerprint or "",
-            functools.partial(call, keys),
-            self.settings.wait if wait is None else wait,
-            failed,
-        )
+        wait = self.settings.wait if wait is None else wait
+        run = ops.Run(keys, key, fingerprint or "", call, wait, failed)
         return ops.run_flow(self.settings, self._serializer, self._failure, run)
+
+    def _step(self, step: str, call: Callable[[], Any]) -> Flow[Any]:
+        current = ops.CURRENT.get()
+        if current is None or current.name != self.name:
+            raise ConfigError(
+                f"step({step!r}) runs inside a call made idempotent by idempotency "
+                f"{self.name!r} (its do(), a function it decorates, or an HTTP handler)"
+            )
+        return ops.step_flow(self.settings, self._serializer, current, step, call)
+
+    def digest(self, *parts: bytes) -> str:
+        """An HMAC-SHA256 of ``parts`` keyed by the settings' ``secret`` (``REDKIT_SECRET``;
+        unkeyed without one): the fingerprint of a payload."""
+        return ops.hmac_fingerprint(self._secret, *parts)
 
     @property
     def _renew_every(self) -> float:
@@ -111,13 +123,17 @@ class _IdempotencyBase(Guarded):
 
 
 def _key_and_fingerprint(
-    key: KeyFunc, fingerprint: FingerprintSpec, args: tuple[Any, ...], kwargs: dict[str, Any]
+    key: KeyFunc,
+    fingerprint: FingerprintSpec,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    secret: bytes,
 ) -> tuple[str, str | None]:
     value = key(*args, **kwargs)
     if not isinstance(value, str) or not value:
         raise ConfigError(f"the key function must return a non-empty string, got {value!r}")
     if fingerprint is True:
-        return value, ops.fingerprint_of(args, kwargs)
+        return value, ops.fingerprint_of(args, kwargs, secret)
     if callable(fingerprint):
         return value, str(fingerprint(*args, **kwargs))
     return value, None
@@ -146,6 +162,7 @@ class Idempotency(_IdempotencyBase):
     def __init__(self, rk: RedkitCore, name: str, **options: Unpack[IdempotencyOptions]) -> None:
         super().__init__(rk, name, **options)
         self._rk = with_deadline(rk, self.deadline)
+        self._renewals = Renewals(name, self._renew_every, self._renew)
 
     def do(
         self,
@@ -181,39 +198,38 @@ class Idempotency(_IdempotencyBase):
         def decorate(func: Callable[P, R]) -> Callable[P, R]:
             @functools.wraps(func)
             def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-                name, fp = _key_and_fingerprint(key, fingerprint, args, kwargs)
+                name, fp = _key_and_fingerprint(key, fingerprint, args, kwargs, self._secret)
                 return self.do(name, functools.partial(func, *args, **kwargs), fingerprint=fp)
 
             return wrapper
 
         return decorate
 
-    def _renewed(self, call: Callable[[], Any], keys: ops.Keys, token: str) -> Any:
-        """Run ``call`` while a thread renews ``token``'s lease."""
-        if not token:
-            return call()
-        stop = threading.Event()
-        renewer = threading.Thread(
-            target=self._renew_loop,
-            args=(keys, token, stop),
-            daemon=True,
-            name=f"redkit-idem-renew:{self.name}",
-        )
-        renewer.start()
+    def step(self, step: str, call: Callable[[], R]) -> R:
+        """A recovery point inside an idempotent call: ``call()`` runs and its result is
+        committed under ``step``; when a retry of the same key runs after a failure or a
+        crash, the committed steps return their stored result instead of running again.
+
+        Args:
+            step: the step's name, unique within the call (``"charge"``).
+            call: what the step does; its result must be serializable.
+        """
+        result: R = self._rk.run(self._step(step, call))
+        return result
+
+    def _renewed(self, call: Callable[[], Any], current: ops.Current) -> Any:
+        """Run ``call`` while the object's renewal thread renews the lease of ``current``."""
+        reset = ops.CURRENT.set(current)
+        handle = self._renewals.add(current.keys, current.token) if current.token else None
         try:
             return call()
         finally:
-            stop.set()
-            renewer.join()
+            ops.CURRENT.reset(reset)
+            if handle is not None:
+                self._renewals.remove(handle)
 
-    def _renew_loop(self, keys: ops.Keys, token: str, stop: threading.Event) -> None:
-        while not stop.wait(self._renew_every):
-            try:
-                if not self._rk.run(ops.renew_flow(self.settings, keys, token)):
-                    log.warning("idempotency %r: a lease was lost while its call ran", self.name)
-                    return
-            except Exception:  # a blip: keep trying until the lease says otherwise
-                log.warning("idempotency %r: renewing a lease failed", self.name, exc_info=True)
+    def _renew(self, keys: ops.Keys, token: str) -> bool:
+        return bool(self._rk.run(ops.renew_flow(self.settings, keys, token)))
 
 
 class AsyncIdempotency(_IdempotencyBase):
@@ -253,7 +269,7 @@ class AsyncIdempotency(_IdempotencyBase):
         def decorate(func: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
             @functools.wraps(func)
             async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-                name, fp = _key_and_fingerprint(key, fingerprint, args, kwargs)
+                name, fp = _key_and_fingerprint(key, fingerprint, args, kwargs, self._secret)
                 call = functools.partial(func, *args, **kwargs)
                 return await self.do(name, call, fingerprint=fp)
 
@@ -261,27 +277,55 @@ class AsyncIdempotency(_IdempotencyBase):
 
         return decorate
 
-    async def _renewed(self, call: Callable[[], Any], keys: ops.Keys, token: str) -> Any:
-        """Await ``call()`` while a task renews ``token``'s lease."""
-        if not token:
-            return await _awaited(call())
+    async def step(self, step: str, call: Callable[[], Awaitable[R]]) -> R:
+        """A recovery point inside an idempotent call (see :meth:`Idempotency.step`);
+        ``call`` may be a coroutine function or a plain one."""
+        result: R = await self._rk.run(self._step(step, call))
+        return result
+
+    async def _renewed(self, call: Callable[[], Any], current: ops.Current) -> Any:
+        """Await ``call()`` while a task renews the lease of ``current``."""
+        reset = ops.CURRENT.set(current)
+        if not current.token:
+            try:
+                return await _awaited(call())
+            finally:
+                ops.CURRENT.reset(reset)
+        # most calls end before the first renewal is due: start the renewer only then
         stop = asyncio.Event()
-        renewer = asyncio.create_task(self._renew_loop(keys, token, stop))
+        renewer: list[asyncio.Task[None]] = []
+        start = functools.partial(self._start_renewer, current, stop, renewer)
+        timer = asyncio.get_running_loop().call_later(self._renew_every, start)
         try:
             return await _awaited(call())
         finally:
+            ops.CURRENT.reset(reset)
+            timer.cancel()
             # never cancel the renewer mid-command; ask it to stop and let it finish
             stop.set()
-            await asyncio.shield(renewer)
+            if renewer:
+                await asyncio.shield(renewer[0])
 
-    async def _renew_loop(self, keys: ops.Keys, token: str, stop: asyncio.Event) -> None:
-        while not await _stopped_within(stop, self._renew_every):
+    def _start_renewer(
+        self, current: ops.Current, stop: asyncio.Event, started: list[asyncio.Task[None]]
+    ) -> None:
+        if not stop.is_set():
+            started.append(asyncio.ensure_future(self._renew_loop(current, stop)))
+
+    async def _renew_loop(self, current: ops.Current, stop: asyncio.Event) -> None:
+        keys, token = current.keys, current.token
+        while True:  # started when the first renewal is due
             try:
                 if not await self._rk.run(ops.renew_flow(self.settings, keys, token)):
-                    log.warning("idempotency %r: a lease was lost while its call ran", self.name)
+                    if not stop.is_set():  # (a call that ended gave its claim up itself)
+                        log.warning(
+                            "idempotency %r: a lease was lost while its call ran", self.name
+                        )
                     return
             except Exception:
                 log.warning("idempotency %r: renewing a lease failed", self.name, exc_info=True)
+            if await _stopped_within(stop, self._renew_every):
+                return
 
 
 async def _awaited(value: Any) -> Any:

@@ -1,11 +1,14 @@
 """The operations of idempotency keys: keys, scripts, reply parsing and the one run flow.
 
 A key's record is one hash, ``{prefix:idem:<name>:<key>}:rec``, next to its wake-up list
-``...:wake``. While a call runs, the record holds the owner's token and expires with the
-owner's lease (renewed while the call runs); once done it holds the stored outcome and
-expires after the retention time. :func:`run_flow` is the whole protocol, written once
-for sync and async: claim, run the user's call (an :class:`~redkit.ops.UserCall`), then
-store the outcome or release the claim.
+``...:wake`` and its recovery points ``...:steps``. While a call runs, the record holds
+the owner's token and expires with the owner's lease (renewed while the call runs); once
+done it holds the stored outcome and expires after the retention time. The recovery
+points outlive a failed or killed run (they expire after the retention time), so that
+the next run skips the steps already committed. :func:`run_flow` is the whole protocol,
+written once for sync and async: claim, run the user's call (an
+:class:`~redkit.ops.UserCall`), then store the outcome or release the claim;
+:func:`step_flow` runs one recovery point.
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ import math
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from redkit import ops
@@ -47,17 +51,20 @@ CLAIM = script("idem_claim")
 COMPLETE = script("idem_complete")
 RELEASE = script("idem_release")
 RENEW = script("idem_renew")
+STEP = script("idem_step")
 
-UNPROTECTED, CLAIMED, RUNNING, DONE, MISMATCH = 0, 1, 2, 3, 4
+# the claim script's outcomes (its failures are negative STATUS codes: -6 a mismatch)
+UNPROTECTED, CLAIMED, RUNNING, DONE = 0, 1, 2, 3
 SIGNAL_TTL_MS = 5_000
 
 
 @dataclass(frozen=True, slots=True)
 class Keys:
-    """The two keys of one idempotency key: its record and its wake-up list."""
+    """The keys of one idempotency key: its record, wake-up list and recovery points."""
 
     record: str
     wake: str
+    steps: str
 
 
 def keys_for(keyspace: Keyspace, name: str, key: str) -> Keys:
@@ -65,11 +72,12 @@ def keys_for(keyspace: Keyspace, name: str, key: str) -> Keys:
     if not isinstance(key, str) or not key:
         raise ConfigError(f"an idempotency key must be a non-empty string, got {key!r}")
     group = keyspace.group("idem", name, key)
-    return Keys(group.key("rec"), group.key("wake"))
+    return Keys(group.key("rec"), group.key("wake"), group.key("steps"))
 
 
-def fingerprint_of(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
-    """A SHA-256 of the call's arguments as canonical JSON (sorted keys)."""
+def fingerprint_of(args: tuple[Any, ...], kwargs: dict[str, Any], secret: bytes = b"") -> str:
+    """The call's arguments as canonical JSON (sorted keys), digested: an HMAC-SHA256
+    keyed by ``secret``, or a plain SHA-256 without one."""
     try:
         text = json.dumps([list(args), kwargs], sort_keys=True, separators=(",", ":"))
     except (TypeError, ValueError) as exc:
@@ -77,16 +85,15 @@ def fingerprint_of(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
             f"fingerprint=True needs JSON-serializable arguments ({exc}); pass "
             "fingerprint=<function of the arguments returning str> or fingerprint=False"
         ) from None
+    if secret:
+        return hmac_fingerprint(secret, text.encode())
     return hashlib.sha256(text.encode()).hexdigest()
 
 
 def hmac_fingerprint(secret: bytes, *parts: bytes) -> str:
     """An HMAC-SHA256 of ``parts`` (length-prefixed, so no two part lists collide)."""
-    mac = hmac.new(secret, digestmod=hashlib.sha256)
-    for part in parts:
-        mac.update(len(part).to_bytes(8, "big"))
-        mac.update(part)
-    return mac.hexdigest()
+    message = b"".join(len(part).to_bytes(8, "big") + part for part in parts)
+    return hmac.digest(secret, message, "sha256").hex()
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,24 +130,32 @@ class Settings:
 
 @dataclass(frozen=True, slots=True)
 class Claim:
-    """What the claim script answered: one of CLAIMED, RUNNING, DONE, MISMATCH."""
+    """What the claim script answered: one of CLAIMED, RUNNING, DONE (UNPROTECTED: not
+    asked, the store is down and the policy is open). ``steps``: the recovery points an
+    earlier run committed, by name."""
 
     status: int
     pttl_ms: int = 0
     stored: bytes = b""
+    steps: dict[str, bytes] = field(default_factory=dict)
+
+
+def _bytes(value: Any) -> bytes:
+    return value if isinstance(value, bytes) else str(value).encode()
 
 
 def parse_claim(reply: Any) -> Claim:
-    """The claim script's reply as a :class:`Claim`."""
+    """The claim script's reply as a :class:`Claim` (a mismatch raises, from STATUS)."""
     check("idem_claim", reply)
     status = int(reply[0])
     if status == RUNNING:
         return Claim(status, pttl_ms=int(reply[1]))
     if status == DONE:
-        stored = reply[1]
-        return Claim(status, stored=stored if isinstance(stored, bytes) else str(stored).encode())
-    if status in (CLAIMED, MISMATCH):
-        return Claim(status)
+        return Claim(status, stored=_bytes(reply[1]))
+    if status == CLAIMED:
+        pairs = reply[1:]
+        steps = {_bytes(pairs[i]).decode(): _bytes(pairs[i + 1]) for i in range(0, len(pairs), 2)}
+        return Claim(status, steps=steps)
     raise DataError(f"idem_claim returned an unknown status {status}")
 
 
@@ -178,29 +193,47 @@ def decode(serializer: Serializer, name: str, key: str, stored: bytes) -> Any:
 class Run:
     """One idempotent call: where, with which fingerprint, and what to run.
 
-    ``call(token)`` runs the user's code while renewing the lease of ``token``;
-    ``failed(value)`` says whether a returned value counts as a failure (an HTTP 5xx).
+    ``call(current)`` runs the user's code while renewing the lease of ``current.token``
+    (with ``current`` visible to :func:`step_flow`); ``failed(value)`` says whether a
+    returned value counts as a failure (an HTTP 5xx).
     """
 
     keys: Keys
     key: str
     fingerprint: str
-    call: Callable[[str], Any]
+    call: Callable[[Current], Any]
     wait: bool
     failed: Callable[[Any], bool] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Current:
+    """The idempotent call running in this context: what :func:`step_flow` needs."""
+
+    name: str
+    keys: Keys
+    token: str  # '' when running unprotected (the store is down, the policy open)
+    fingerprint: str
+    steps: dict[str, bytes]
+
+
+#: The idempotent call running in this context (set while its user code runs).
+CURRENT: ContextVar[Current | None] = ContextVar("redkit_idempotency_current", default=None)
 
 
 def claim_flow(settings: Settings, run: Run, token: str) -> ops.Flow[Claim]:
     """Claim the key, waiting for a running owner when ``run.wait``; CLAIMED or DONE."""
     deadline = time.monotonic() + settings.wait_timeout
     args = (token, run.fingerprint, settings.lease_ms, int(run.wait))
+    keys = (run.keys.record, run.keys.steps)
     while True:
-        claim = parse_claim((yield ops.Eval(CLAIM, (run.keys.record,), args)))
-        if claim.status == MISMATCH:
+        try:
+            claim = parse_claim((yield ops.Eval(CLAIM, keys, args)))
+        except IdempotencyMismatchError:
             raise IdempotencyMismatchError(
                 f"idempotency key {run.key!r} was used before with other arguments; "
                 "use a new key for a new operation"
-            )
+            ) from None
         if claim.status != RUNNING:
             return claim
         remaining = deadline - time.monotonic()
@@ -223,12 +256,14 @@ def run_flow(
     token = secrets.token_hex(16)
     claim = yield from failure.guard(claim_flow(settings, run, token), _unprotected)
     if claim.status == UNPROTECTED:  # on_error="open" and the store is down
-        return (yield ops.UserCall(run.call, ""))
+        current = Current(settings.name, run.keys, "", run.fingerprint, {})
+        return (yield ops.UserCall(run.call, current))
     if claim.status == DONE:
         yield ops.Note("idempotency.replay", settings.name)
         return decode(serializer, settings.name, run.key, claim.stored)
+    current = Current(settings.name, run.keys, token, run.fingerprint, claim.steps)
     try:
-        value = yield ops.UserCall(run.call, token)
+        value = yield ops.UserCall(run.call, current)
         keep = run.failed is None or not run.failed(value) or settings.on_failure == "keep"
         stored = encode_ok(serializer, value) if keep else None
     except Exception as exc:
@@ -253,7 +288,7 @@ def _finish(settings: Settings, run: Run, token: str, stored: bytes | None) -> o
             done = yield ops.Eval(RELEASE, keys, (token, SIGNAL_TTL_MS))
         else:
             args = (token, stored, settings.retention_ms, SIGNAL_TTL_MS)
-            done = yield ops.Eval(COMPLETE, keys, args)
+            done = yield ops.Eval(COMPLETE, (*keys, run.keys.steps), args)
         done = check("idem_release" if stored is None else "idem_complete", done)
     except RedkitError as exc:
         log.warning(
@@ -277,3 +312,23 @@ def renew_flow(settings: Settings, keys: Keys, token: str) -> ops.Flow[bool]:
     """Extend the lease of ``token``'s claim; False when it is no longer the owner."""
     reply = yield ops.Eval(RENEW, (keys.record,), (token, settings.lease_ms))
     return bool(check("idem_renew", reply))
+
+
+def step_flow(
+    settings: Settings, serializer: Serializer, current: Current, step: str, call: Callable[[], Any]
+) -> ops.Flow[Any]:
+    """One recovery point: the result an earlier run committed for ``step``, or ``call()``
+    run now and committed (owner-checked) before it is returned."""
+    if not isinstance(step, str) or not step:
+        raise ConfigError(f"a step name must be a non-empty string, got {step!r}")
+    if step in current.steps:
+        yield ops.Note("idempotency.step_replay", settings.name)
+        return serializer.loads(current.steps[step])
+    value = yield ops.UserCall(call)
+    if not current.token:  # unprotected: nothing to commit to
+        return value
+    stored = serializer.dumps(value)
+    args = (current.token, step, stored, settings.retention_ms, current.fingerprint)
+    check("idem_step", (yield ops.Eval(STEP, (current.keys.record, current.keys.steps), args)))
+    current.steps[step] = stored
+    return value

@@ -3,7 +3,11 @@
 See :class:`Queue` (producers and task definitions) and :class:`Worker` (runs tasks).
 """
 
-from redkit.errors import JobFailedError, JobNotFinishedError, JobTimeoutError
+from redkit.errors import JobCancelledError, JobFailedError, JobNotFinishedError, JobTimeoutError
+from redkit.queue.admin import WorkerInfo
+from redkit.queue.context import JobContext, current_job
+from redkit.queue.dedupe import Dedupe
+from redkit.queue.events import QueueEvent
 from redkit.queue.jobs import AsyncJob, Job, JobInfo
 from redkit.queue.queue import AsyncQueue, Queue, QueueOptions
 from redkit.queue.retry import Retry
@@ -14,15 +18,21 @@ __all__ = [
     "AsyncJob",
     "AsyncQueue",
     "AsyncTask",
+    "Dedupe",
     "Job",
+    "JobCancelledError",
+    "JobContext",
     "JobFailedError",
     "JobInfo",
     "JobNotFinishedError",
     "JobTimeoutError",
     "Queue",
+    "QueueEvent",
     "QueueOptions",
     "Retry",
     "Task",
     "TaskOptions",
     "Worker",
+    "WorkerInfo",
+    "current_job",
 ]

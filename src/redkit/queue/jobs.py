@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 from redkit import errors
 from redkit.errors import ConfigError
+from redkit.queue import admin
+from redkit.queue import events as qevents
 from redkit.queue import ops as qops
 
 if TYPE_CHECKING:
@@ -43,16 +45,39 @@ class Job:
             self.queue, self.queue.rk.run(qops.watch(self.queue.keys, self._member, False))
         )
 
+    def progress(self) -> Any:
+        """The last progress its handler reported (``current_job().progress(...)``), or None."""
+        data = self.queue.rk.run(qevents.job_progress(self.queue.keys, self._member))
+        return None if data is None else self.queue.rk.serializer.loads(data)
+
     def cancel(self) -> bool:
-        """Cancel the job if it has not started; True when it was cancelled."""
-        return self.queue.rk.run(
-            qops.cancel(self.queue.keys, self._member, self.queue.policy.result_ttl_ms)
-        )
+        """Cancel the job; False when it had finished already (or does not exist).
+
+        A waiting or delayed job is cancelled at once. A running one is asked to stop:
+        an async handler is cancelled at its next ``await``, a plain function sees
+        ``current_job().cancelled``; the job then ends as ``cancelled`` unless its
+        handler returned a result first.
+        """
+        flow = qops.cancel(self.queue.keys, self._member, self.queue.policy)
+        return (self.queue.rk.run(flow)) > 0
 
     def retry(self) -> bool:
         """Put the job back in the queue if it failed or was dead-lettered."""
         moved = self.queue.rk.run(qops.retry(self.queue.keys, [self._member]))
         return moved > 0
+
+    def info(self) -> JobInfo | None:
+        """The job as :meth:`Queue.jobs` lists it, or None when there is no such job."""
+        found = self.queue.rk.run(admin.detail(self.queue.keys, self.id))
+        return None if found is None else job_info(self.queue, found.listed.state, found.listed)
+
+    def delete(self) -> bool:
+        """Delete the job unless a worker holds it; True when it was deleted."""
+        return self.queue.rk.run(admin.delete(self.queue.keys, self.id))
+
+    def promote(self) -> bool:
+        """Make a delayed job ready now; True when it was delayed."""
+        return self.queue.rk.run(admin.promote(self.queue.keys, self.id))
 
     def __repr__(self) -> str:
         return f"Job({self.queue.name!r}, {self.id!r})"
@@ -78,16 +103,39 @@ class AsyncJob:
         snap = await self.queue.rk.run(qops.watch(self.queue.keys, self._member, False))
         return last_error(self.queue, snap)
 
+    async def progress(self) -> Any:
+        """The last progress its handler reported; see :meth:`Job.progress`."""
+        data = await self.queue.rk.run(qevents.job_progress(self.queue.keys, self._member))
+        return None if data is None else self.queue.rk.serializer.loads(data)
+
     async def cancel(self) -> bool:
-        """Cancel the job if it has not started; True when it was cancelled."""
-        return await self.queue.rk.run(
-            qops.cancel(self.queue.keys, self._member, self.queue.policy.result_ttl_ms)
-        )
+        """Cancel the job; False when it had finished already (or does not exist).
+
+        A waiting or delayed job is cancelled at once. A running one is asked to stop:
+        an async handler is cancelled at its next ``await``, a plain function sees
+        ``current_job().cancelled``; the job then ends as ``cancelled`` unless its
+        handler returned a result first.
+        """
+        flow = qops.cancel(self.queue.keys, self._member, self.queue.policy)
+        return (await self.queue.rk.run(flow)) > 0
 
     async def retry(self) -> bool:
         """Put the job back in the queue if it failed or was dead-lettered."""
         moved = await self.queue.rk.run(qops.retry(self.queue.keys, [self._member]))
         return moved > 0
+
+    async def info(self) -> JobInfo | None:
+        """The job as :meth:`Queue.jobs` lists it, or None when there is no such job."""
+        found = await self.queue.rk.run(admin.detail(self.queue.keys, self.id))
+        return None if found is None else job_info(self.queue, found.listed.state, found.listed)
+
+    async def delete(self) -> bool:
+        """Delete the job unless a worker holds it; True when it was deleted."""
+        return await self.queue.rk.run(admin.delete(self.queue.keys, self.id))
+
+    async def promote(self) -> bool:
+        """Make a delayed job ready now; True when it was delayed."""
+        return await self.queue.rk.run(admin.promote(self.queue.keys, self.id))
 
     def __repr__(self) -> str:
         return f"AsyncJob({self.queue.name!r}, {self.id!r})"

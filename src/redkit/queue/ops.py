@@ -30,6 +30,7 @@ RELEASE = script("queue_release")
 WATCH = script("queue_watch")
 CANCEL = script("queue_cancel")
 RETRY = script("queue_retry")
+PAUSE = script("queue_pause")
 COUNTS = script("queue_counts")
 LIST = script("queue_list")
 PURGE = script("queue_purge")
@@ -76,6 +77,10 @@ class QueueKeys:
         """The set of jobs that ``worker_id`` holds."""
         return self.group.key("w", worker_id)
 
+    def cancels(self, worker_id: str) -> str:
+        """The list of ``worker_id``'s running jobs whose cancellation was requested."""
+        return self.group.key("x", worker_id)
+
     def worker_wake(self, worker_id: str) -> str:
         """The list that ends ``worker_id``'s blocking wait when it is asked to stop."""
         return self.group.key("ww", worker_id)
@@ -100,9 +105,11 @@ class NewJob:
     delay_ms: int
 
 
-def add(keys: QueueKeys, jobs: Sequence[NewJob]) -> ops.Once[list[bool]]:
-    """Add ``jobs`` in one script call; per job True when added, False for a duplicate id."""
-    args: list[ops.EncodableT] = [keys.base]
+def add(keys: QueueKeys, jobs: Sequence[NewJob], events: int = 0) -> ops.Once[list[bool]]:
+    """Add ``jobs`` in one script call; per job True when added, False for a duplicate id.
+
+    ``events``: the queue's event stream length (0: no events)."""
+    args: list[ops.EncodableT] = [keys.base, events]
     for job in jobs:
         args += [job.member, job.task, job.payload, job.priority, job.delay_ms]
     effect = ops.Eval(ADD, (keys.wait, keys.delayed, keys.wake, keys.meta), args)
@@ -142,6 +149,7 @@ class Policy:
     dead_after: int
     result_ttl_ms: int
     keep_completed: int
+    events: int = 0  # the event stream's length; 0: no events
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,7 +167,7 @@ def take(
     """Finish ``acks``, recover dead workers' jobs, promote due ones, claim up to ``want``."""
     args: list[ops.EncodableT] = [
         keys.base, worker_id, policy.lease_ms, want, policy.dead_after,
-        policy.result_ttl_ms, policy.keep_completed,
+        policy.result_ttl_ms, policy.keep_completed, policy.events,
     ]  # fmt: skip
     for ack in acks:
         args += [ack.member, ack.token, ack.outcome, ack.data, ack.delay_ms]
@@ -262,12 +270,27 @@ def wait_final(keys: QueueKeys, job_member: str, timeout: float) -> ops.Flow[Sna
         yield from ops.wait_signal(keys.signal(job_member), remaining)
 
 
-def cancel(keys: QueueKeys, job_member: str, keep_ms: int) -> ops.Once[bool]:
-    """Cancel a job that has not started; True when it was cancelled."""
+def cancel(keys: QueueKeys, job_member: str, policy: Policy) -> ops.Once[int]:
+    """Cancel a job: 1 cancelled, 2 cancellation of the running job requested, 0 neither."""
     effect = ops.Eval(
-        CANCEL, (keys.job(job_member), keys.wait, keys.delayed), (keys.base, job_member, keep_ms)
-    )
-    return ops.Once(effect, bool)
+        CANCEL, (keys.job(job_member), keys.wait, keys.delayed),
+        (keys.base, job_member, policy.result_ttl_ms, policy.lease_ms, policy.events),
+    )  # fmt: skip
+    return ops.Once(effect, int)
+
+
+def follow_cancels(keys: QueueKeys, worker_id: str, seconds: float) -> ops.Flow[str | None]:
+    """Wait up to ``seconds`` for a cancellation addressed to the worker: a job member,
+    ``""`` when the wait was interrupted, or None when nothing came."""
+    own = keys.cancels(worker_id)
+    reply = yield ops.Block(lambda s: ("BLPOP", own, round(s, 3)), seconds)
+    return None if reply is None else _text(reply[1])
+
+
+def interrupt_cancels(keys: QueueKeys, worker_id: str) -> ops.Flow[Any]:
+    """End the worker's wait in :func:`follow_cancels` (it is stopping)."""
+    own = keys.cancels(worker_id)
+    return (yield ops.Batch([ops.Call("RPUSH", own, ""), ops.Call("PEXPIRE", own, 10_000)]))
 
 
 def retry(keys: QueueKeys, members: Sequence[str] | None, limit: int = 1000) -> ops.Once[int]:
@@ -285,6 +308,17 @@ def retry_all(keys: QueueKeys) -> ops.Flow[int]:
         total += moved
         if moved == 0:
             return total
+
+
+def pause(keys: QueueKeys, paused: bool) -> ops.Once[bool]:
+    """Pause (or resume) claiming from the queue; True when its state changed."""
+    effect = ops.Eval(PAUSE, (keys.meta, keys.wait, keys.wake), (1 if paused else 0, keys.base))
+    return ops.Once(effect, bool)
+
+
+def is_paused(keys: QueueKeys) -> ops.Once[bool]:
+    """Whether the queue is paused."""
+    return ops.Once(ops.Call("HEXISTS", keys.meta, "paused"), bool)
 
 
 #: The states :func:`counts` reports, in table order.

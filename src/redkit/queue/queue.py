@@ -19,15 +19,23 @@ import math
 import secrets
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, TypedDict, TypeVar, overload
+from urllib.parse import unquote
 
 from typing_extensions import Unpack
 
 from redkit import ops
 from redkit.client import check_options
 from redkit.errors import ConfigError
+from redkit.queue import admin
+from redkit.queue import dedupe as dd
+from redkit.queue import events as qevents
+from redkit.queue import groups as qgroups
 from redkit.queue import ops as qops
+from redkit.queue import schedules as sched
+from redkit.queue.events import QueueEvent
 from redkit.queue.jobs import AsyncJob, Job, JobInfo, job_info
 from redkit.queue.retry import Retry
+from redkit.queue.schedules import Schedule, ScheduleInfo, ScheduleOptions
 from redkit.queue.tasks import RESERVED, AsyncTask, Task, TaskDef, TaskOptions, positive
 
 if TYPE_CHECKING:
@@ -43,6 +51,7 @@ class QueueOptions(TypedDict, total=False):
     dead_after: int
     result_ttl: float
     keep_completed: int
+    events: int
 
 
 class _QueueBase:
@@ -59,6 +68,7 @@ class _QueueBase:
         dead_after: int = 3,
         result_ttl: float = 3600.0,
         keep_completed: int = 10_000,
+        events: int = 0,
     ) -> None:
         positive("lease", lease)
         positive("result_ttl", result_ttl)
@@ -66,13 +76,17 @@ class _QueueBase:
             raise ConfigError(f"dead_after must be an int >= 1, got {dead_after!r}")
         if not (isinstance(keep_completed, int) and keep_completed >= 0):
             raise ConfigError(f"keep_completed must be an int >= 0, got {keep_completed!r}")
+        if not (isinstance(events, int) and events >= 0):
+            raise ConfigError(f"events must be an int >= 0, got {events!r}")
         self.rk, self.name = rk, name
         self.keys = qops.QueueKeys(rk.keys, name)
         self.lease = lease
         self.policy = qops.Policy(
-            int(lease * 1000), dead_after, int(result_ttl * 1000), keep_completed
+            int(lease * 1000), dead_after, int(result_ttl * 1000), keep_completed, events
         )
         self.tasks: dict[str, TaskDef] = {}
+        #: Schedules defined in code; every worker of the queue stores them when it starts.
+        self.schedules: dict[str, Schedule] = {}
 
     def _define(self, func: Callable[..., Any], options: TaskOptions) -> TaskDef:
         if not callable(func):
@@ -107,10 +121,33 @@ class _QueueBase:
         )  # fmt: skip
         return job_id, new
 
+    def _unique(self, options: Mapping[str, Any], new: qops.NewJob) -> ops.Once[dd.Added] | None:
+        """The deduplicated add, when ``options`` ask for one."""
+        dedupe = options.get("dedupe")
+        if dedupe is None:
+            return None
+        if options.get("group") is not None:
+            raise ConfigError("dedupe= and group= cannot be combined")
+        if not isinstance(dedupe, dd.Dedupe):
+            raise ConfigError(f"dedupe must be a redkit.queue.Dedupe, got {dedupe!r}")
+        return dd.add_unique(self.keys, dedupe, new, self.policy.events)
+
+    def _add(self, options: Mapping[str, Any], jobs: list[qops.NewJob]) -> ops.Once[list[bool]]:
+        """The add for ``jobs``: into their group when ``options`` name one."""
+        group = options.get("group")
+        if group is None:
+            return qops.add(self.keys, jobs, self.policy.events)
+        return qgroups.add(self.keys, qgroups.check_group(group), jobs, self.policy.events)
+
     def _new_jobs(
         self, task: str, items: Iterable[Mapping[str, Any] | tuple[Any, ...]],
         options: Mapping[str, Any],
     ) -> tuple[list[str], list[qops.NewJob]]:  # fmt: skip
+        if options.get("dedupe") is not None:
+            raise ConfigError("dedupe= works with enqueue(), one job at a time")
+        unknown = set(options) - RESERVED - {"job_id"}
+        if unknown:
+            raise ConfigError(f"enqueue_many() got unknown options {sorted(unknown)}")
         ids, jobs = [], []
         for item in items:
             args, kwargs = ((), dict(item)) if isinstance(item, Mapping) else (tuple(item), {})
@@ -118,6 +155,17 @@ class _QueueBase:
             ids.append(job_id)
             jobs.append(job)
         return ids, jobs
+
+    def _schedule(self, name: str, task: Any, options: ScheduleOptions) -> Schedule:
+        task_name = task if isinstance(task, str) else getattr(task, "name", None)
+        if not isinstance(task_name, str):
+            raise ConfigError(f"schedule {name!r}: task must be a task or its name, got {task!r}")
+        check_options("schedule", options, ScheduleOptions)
+        args, kwargs = tuple(options.get("args", ())), dict(options.get("kwargs", {}))
+        _, job = self._new_job(task_name, args, kwargs, {})
+        schedule = sched.build(name, task_name, job.payload, options)
+        self.schedules[name] = schedule
+        return schedule
 
     def _list(self, state: str, limit: int, offset: int) -> ops.Once[list[JobInfo]]:
         if state not in qops.STATES:
@@ -189,7 +237,11 @@ class Queue(_QueueBase):
         """Add a job for the task named ``task`` (see :meth:`Task.enqueue`)."""
         options = {k: kwargs.pop(k) for k in RESERVED & set(kwargs)}
         job_id, new = self._new_job(task, args, kwargs, options)
-        self.rk.run(qops.add(self.keys, [new]))
+        unique = self._unique(options, new)
+        if unique is not None:
+            added = self.rk.run(unique)
+            return Job(self, job_id if added.member == new.member else unquote(added.member))
+        self.rk.run(self._add(options, [new]))
         return Job(self, job_id)
 
     def enqueue_many(
@@ -198,7 +250,7 @@ class Queue(_QueueBase):
         """Add many jobs in one round trip; each item is a kwargs dict or an args tuple."""
         ids, jobs = self._new_jobs(task, items, options)
         if jobs:
-            self.rk.run(qops.add(self.keys, jobs))
+            self.rk.run(self._add(options, jobs))
         return [Job(self, job_id) for job_id in ids]
 
     def job(self, job_id: str) -> Job:
@@ -214,6 +266,71 @@ class Queue(_QueueBase):
         """Put every failed and dead-lettered job back in the queue; returns how many."""
         return self.rk.run(qops.retry_all(self.keys))
 
+    def pause(self) -> bool:
+        """Stop every worker of this queue from claiming jobs (running jobs finish).
+
+        Producers can still enqueue. Returns False when the queue was already paused.
+        """
+        return self.rk.run(qops.pause(self.keys, True))
+
+    def resume(self) -> bool:
+        """Let workers claim again; returns False when the queue was not paused."""
+        return self.rk.run(qops.pause(self.keys, False))
+
+    def is_paused(self) -> bool:
+        """Whether :meth:`pause` is in effect."""
+        return self.rk.run(qops.is_paused(self.keys))
+
+    def schedule(
+        self, name: str, task: str | Task[Any], **options: Unpack[ScheduleOptions]
+    ) -> Schedule:
+        """Define a schedule in code: enqueue ``task`` at every tick (see docs/queue.md).
+
+        Options: ``cron`` (five fields) or ``every`` (seconds), ``tz`` (an IANA zone for
+        ``cron``, default UTC), ``args``/``kwargs`` of the task, ``priority``, and
+        ``catch_up`` (seconds: a tick missed while no worker ran is enqueued late if at
+        most this old; default 60). Workers of the queue store it when they start.
+        """
+        return self._schedule(name, task, options)
+
+    def add_schedule(
+        self, name: str, task: str | Task[Any], **options: Unpack[ScheduleOptions]
+    ) -> Schedule:
+        """Define a schedule and store it now (at run time); running workers follow it."""
+        schedule = self._schedule(name, task, options)
+        self.rk.run(sched.put(self.keys, schedule))
+        return schedule
+
+    def remove_schedule(self, name: str) -> bool:
+        """Remove a stored schedule; False when there was none. (Remove it from the code
+        too, or the next worker to start stores it again.)"""
+        self.schedules.pop(name, None)
+        return self.rk.run(sched.remove(self.keys, name))
+
+    def list_schedules(self) -> list[ScheduleInfo]:
+        """The stored schedules and their next runs."""
+        return self.rk.run(sched.listing(self.keys))
+
+    def set_group_concurrency(self, limit: int | None, group: str | None = None) -> None:
+        """At most ``limit`` jobs of ``group`` run at once, across all workers (None for
+        ``group``: the default of every group without a limit of its own; ``limit``
+        None or 0 removes the limit)."""
+        self.rk.run(qgroups.set_concurrency(self.keys, limit, group))
+
+    def events(self, after: str = "0", count: int = 100) -> list[QueueEvent]:
+        """Replay: up to ``count`` kept events after stream id ``after`` (``"0"``: from the
+        oldest kept), without waiting. Needs the queue's ``events`` option."""
+        found = self.rk.run(qevents.replay(self.keys, after, count))
+        return qevents.decoded(found, self.rk.serializer.loads)
+
+    def read_events(
+        self, after: str = "$", count: int = 100, timeout: float = 5.0
+    ) -> list[QueueEvent]:
+        """Follow: events after ``after`` (``"$"``: from now), waiting up to ``timeout`` s
+        for the first; pass the last one's ``id`` as ``after`` to read on without a gap."""
+        found = self.rk.run(qevents.read(self.keys, after, count, timeout))
+        return qevents.decoded(found, self.rk.serializer.loads)
+
     def jobs(self, state: str = "failed", *, limit: int = 50, offset: int = 0) -> list[JobInfo]:
         """The jobs in ``state`` (``waiting``, ``delayed``, ``active``, ``done``, ``failed``
         or ``dead``): the oldest first for waiting and delayed, the latest first for the
@@ -225,6 +342,10 @@ class Queue(_QueueBase):
         running jobs are never deleted); returns how many. Producers waiting for a deleted
         job's result stop waiting (it no longer exists)."""
         return self.rk.run(qops.purge(self.keys, self._purgeable(states)))
+
+    def workers(self) -> list[admin.WorkerInfo]:
+        """The workers holding a lease on this queue, with the jobs each one runs."""
+        return self.rk.run(admin.workers(self.keys))
 
 
 class AsyncQueue(_QueueBase):
@@ -264,7 +385,12 @@ class AsyncQueue(_QueueBase):
         """Add a job for the task named ``task`` (see :meth:`Task.enqueue`)."""
         options = {k: kwargs.pop(k) for k in RESERVED & set(kwargs)}
         job_id, new = self._new_job(task, args, kwargs, options)
-        await self.rk.run(qops.add(self.keys, [new]))
+        unique = self._unique(options, new)
+        if unique is not None:
+            added = await self.rk.run(unique)
+            same = added.member == new.member
+            return AsyncJob(self, job_id if same else unquote(added.member))
+        await self.rk.run(self._add(options, [new]))
         return AsyncJob(self, job_id)
 
     async def enqueue_many(
@@ -273,7 +399,7 @@ class AsyncQueue(_QueueBase):
         """Add many jobs in one round trip; each item is a kwargs dict or an args tuple."""
         ids, jobs = self._new_jobs(task, items, options)
         if jobs:
-            await self.rk.run(qops.add(self.keys, jobs))
+            await self.rk.run(self._add(options, jobs))
         return [AsyncJob(self, job_id) for job_id in ids]
 
     def job(self, job_id: str) -> AsyncJob:
@@ -289,6 +415,57 @@ class AsyncQueue(_QueueBase):
         """Put every failed and dead-lettered job back in the queue; returns how many."""
         return await self.rk.run(qops.retry_all(self.keys))
 
+    async def pause(self) -> bool:
+        """Stop every worker of this queue from claiming jobs; see :meth:`Queue.pause`."""
+        return await self.rk.run(qops.pause(self.keys, True))
+
+    async def resume(self) -> bool:
+        """Let workers claim again; returns False when the queue was not paused."""
+        return await self.rk.run(qops.pause(self.keys, False))
+
+    async def is_paused(self) -> bool:
+        """Whether :meth:`pause` is in effect."""
+        return await self.rk.run(qops.is_paused(self.keys))
+
+    def schedule(
+        self, name: str, task: str | AsyncTask[Any], **options: Unpack[ScheduleOptions]
+    ) -> Schedule:
+        """Define a schedule in code; see :meth:`Queue.schedule`."""
+        return self._schedule(name, task, options)
+
+    async def add_schedule(
+        self, name: str, task: str | AsyncTask[Any], **options: Unpack[ScheduleOptions]
+    ) -> Schedule:
+        """Define a schedule and store it now; see :meth:`Queue.add_schedule`."""
+        schedule = self._schedule(name, task, options)
+        await self.rk.run(sched.put(self.keys, schedule))
+        return schedule
+
+    async def remove_schedule(self, name: str) -> bool:
+        """Remove a stored schedule; see :meth:`Queue.remove_schedule`."""
+        self.schedules.pop(name, None)
+        return await self.rk.run(sched.remove(self.keys, name))
+
+    async def list_schedules(self) -> list[ScheduleInfo]:
+        """The stored schedules and their next runs."""
+        return await self.rk.run(sched.listing(self.keys))
+
+    async def set_group_concurrency(self, limit: int | None, group: str | None = None) -> None:
+        """Limit a group's running jobs; see :meth:`Queue.set_group_concurrency`."""
+        await self.rk.run(qgroups.set_concurrency(self.keys, limit, group))
+
+    async def events(self, after: str = "0", count: int = 100) -> list[QueueEvent]:
+        """Replay kept events; see :meth:`Queue.events`."""
+        found = await self.rk.run(qevents.replay(self.keys, after, count))
+        return qevents.decoded(found, self.rk.serializer.loads)
+
+    async def read_events(
+        self, after: str = "$", count: int = 100, timeout: float = 5.0
+    ) -> list[QueueEvent]:
+        """Follow events; see :meth:`Queue.read_events`."""
+        found = await self.rk.run(qevents.read(self.keys, after, count, timeout))
+        return qevents.decoded(found, self.rk.serializer.loads)
+
     async def jobs(
         self, state: str = "failed", *, limit: int = 50, offset: int = 0
     ) -> list[JobInfo]:
@@ -302,6 +479,10 @@ class AsyncQueue(_QueueBase):
         running jobs are never deleted); returns how many. Producers waiting for a deleted
         job's result stop waiting (it no longer exists)."""
         return await self.rk.run(qops.purge(self.keys, self._purgeable(states)))
+
+    async def workers(self) -> list[admin.WorkerInfo]:
+        """The workers holding a lease on this queue, with the jobs each one runs."""
+        return await self.rk.run(admin.workers(self.keys))
 
 
 def _priority(value: Any) -> int:

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 R = TypeVar("R")
 #: Keyword names that ``enqueue`` keeps for itself; a task cannot take them.
-RESERVED = frozenset({"job_id", "delay", "priority"})
+RESERVED = frozenset({"job_id", "delay", "priority", "dedupe", "group"})
 
 
 class TaskOptions(TypedDict, total=False):
@@ -72,7 +72,10 @@ class Task(Generic[R]):
         The arguments are checked against the task's signature and serialized here, so a
         wrong call or a value that cannot be stored fails now, not in a worker. A
         ``job_id`` that exists already adds nothing (deduplication). ``delay`` is in
-        seconds; lower ``priority`` values are claimed first (default 0).
+        seconds; lower ``priority`` values are claimed first (default 0). ``dedupe``
+        (a :class:`~redkit.queue.Dedupe`) deduplicates by a key and a mode; the job
+        returned is then the one that counts (maybe an earlier one). ``group`` (a tenant,
+        a user) makes claims rotate between groups, so one group cannot starve others.
         """
         return self.queue.enqueue(self.name, *args, **kwargs)
 

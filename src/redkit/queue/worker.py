@@ -29,11 +29,14 @@ import threading
 import traceback
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
 
 from redkit import errors
 from redkit.client import AsyncRedkitCore
 from redkit.errors import ConfigError, RedkitError
 from redkit.queue import ops as qops
+from redkit.queue import schedules as sched
+from redkit.queue.context import JobContext, _current
 from redkit.runtime import AsyncLoopContext, AsyncRuntime
 
 if TYPE_CHECKING:
@@ -52,11 +55,13 @@ class Worker:
         concurrency: how many jobs run at once.
         grace: seconds :meth:`stop` lets running jobs finish before handing them back.
         batch: the most jobs claimed in one round trip (default: ``concurrency``).
+        schedules: run the queue's schedules (store the ones defined in code, enqueue
+            each tick once across all workers); on by default.
     """
 
     def __init__(
         self, queue: Queue | AsyncQueue, *, concurrency: int = 10, grace: float = 30.0,
-        batch: int | None = None,
+        batch: int | None = None, schedules: bool = True,
     ) -> None:  # fmt: skip
         if not (isinstance(concurrency, int) and concurrency >= 1):
             raise ConfigError(f"concurrency must be an int >= 1, got {concurrency!r}")
@@ -69,13 +74,17 @@ class Worker:
             )
         self.queue, self.concurrency, self.grace = queue, concurrency, grace
         self.batch = batch or concurrency
+        self.schedules = schedules
         self.id = secrets.token_hex(8)
         self._running: dict[str, asyncio.Task[None]] = {}
         self._tokens: dict[str, int] = {}  # the fencing token of each running job
+        self._contexts: dict[str, JobContext] = {}
+        self._unpublished = set(queue.schedules)  # defined in code, stored at start
         self._acks: list[qops.Ack] = []
         self._blocking = self._unsure = False
         self._flushing: asyncio.Task[None] | None = None
         self._cutting: asyncio.Future[Any] | None = None
+        self._cutting_lease: asyncio.Future[Any] | None = None
         self._room: asyncio.Event | None = None
         self._done: asyncio.Event | None = None
         self._stopping: asyncio.Task[None] | None = None
@@ -96,10 +105,14 @@ class Worker:
         # and hands such jobs back (see _claim)
         settings = dataclasses.replace(source.settings, retries=0)
         self._rk = AsyncRedkitCore(settings=settings, serializer=source.serializer)
+        for observer in source.observers:  # metrics and tracing see the worker's work too
+            self._rk.observe(observer)
         self._room, self._done = asyncio.Event(), asyncio.Event()
         self._runtime = AsyncRuntime(self._rk, drain_timeout=self.grace)
         self._runtime.add(f"queue:{self.queue.name}:claim", self._claim, interrupt=self._cut)
-        self._runtime.add(f"queue:{self.queue.name}:lease", self._lease)
+        self._runtime.add(f"queue:{self.queue.name}:lease", self._lease, interrupt=self._cut_lease)
+        if self.schedules:
+            self._runtime.add(f"queue:{self.queue.name}:schedules", self._tick)
         await self._runtime.start()
         self._loop = asyncio.get_running_loop()
         self.started.set()
@@ -261,6 +274,18 @@ class Worker:
                 return
             self._stale(taken.stale)
 
+    # --- the schedule loop -----------------------------------------------------------------
+
+    async def _tick(self, ctx: AsyncLoopContext) -> None:
+        """Enqueue the due ticks of the queue's schedules, then sleep until the next one."""
+        if self._unpublished:
+            for name in list(self._unpublished):
+                await self._rk.run(sched.put(self.queue.keys, self.queue.schedules[name]))
+                self._unpublished.discard(name)
+        wait_ms = await self._rk.run(sched.run_due(self.queue.keys, self.queue.policy.events))
+        if wait_ms != 0:  # new schedules are picked up within a second
+            await ctx.wait(1.0 if wait_ms < 0 else min(wait_ms / 1000, 1.0))
+
     # --- the lease loop --------------------------------------------------------------------
 
     async def _lease(self, ctx: AsyncLoopContext) -> None:
@@ -272,7 +297,33 @@ class Worker:
                 "queue %r: this worker's lease had ended; its running jobs were handed to "
                 "other workers", self.queue.name,
             )  # fmt: skip
-        await ctx.wait(self.queue.lease / 3)
+        # until the next renewal, follow the cancellations addressed to this worker
+        loop = asyncio.get_running_loop()
+        renew_at = loop.time() + self.queue.lease / 3
+        while not ctx.stopping:
+            remaining = renew_at - loop.time()
+            if remaining <= 0:
+                return
+            member = await self._rk.run(qops.follow_cancels(self.queue.keys, self.id, remaining))
+            if member:
+                self._cancel(member)
+
+    def _cut_lease(self) -> None:
+        """The runtime asks the lease loop to stop: end its wait for cancellations."""
+        self._cutting_lease = asyncio.ensure_future(
+            self._rk.run(qops.interrupt_cancels(self.queue.keys, self.id))
+        )
+
+    def _cancel(self, member: str) -> None:
+        """Cancel a running job: flag it for its handler, and cancel an async one's task."""
+        context, task = self._contexts.get(member), self._running.get(member)
+        if context is None or task is None:
+            return  # finished meanwhile: its report decides
+        context._cancelled.set()
+        definition = self.queue.tasks.get(context.task)
+        if definition is not None and definition.is_async:
+            task.cancel()
+        log.info("queue %r: job %s was cancelled", self.queue.name, member)
 
     # --- running jobs ----------------------------------------------------------------------
 
@@ -280,39 +331,65 @@ class Worker:
         task = asyncio.ensure_future(self._execute(job))
         self._running[job.member] = task
         self._tokens[job.member] = job.token
+        report = functools.partial(self._progress, job.member, job.token)
+        self._contexts[job.member] = JobContext(
+            unquote(job.member), job.task, job.deliveries, report
+        )
+
+    def _progress(self, member: str, token: int, value: Any) -> None:
+        """A handler reports progress (from its task or its thread): store it in order."""
+        data = self.queue.rk.serializer.dumps(value)
+        loop = self._loop
+        if loop is None:
+            return
+        if _in_loop(loop):
+            self._write_progress(member, token, data)
+        else:
+            loop.call_soon_threadsafe(self._write_progress, member, token, data)
+
+    def _write_progress(self, member: str, token: int, data: bytes) -> None:
+        """A progress report travels with the next report of finished jobs (one round
+        trip per batch), ahead of its job's outcome."""
+        self._report(qops.Ack(member, token, "p", data))
 
     def _finished(self, job: qops.Claimed) -> None:
         """Forget ``job``'s task, unless the job was claimed again since (a new token)."""
         if self._running.get(job.member) is asyncio.current_task():
             del self._running[job.member]
             del self._tokens[job.member]
+            del self._contexts[job.member]
 
     async def _execute(self, job: qops.Claimed) -> None:
         definition = self.queue.tasks.get(job.task)
+        context = self._contexts[job.member]
+        _current.set(context)  # this task's own context
         try:
             if definition is None:
                 raise ConfigError(f"queue {self.queue.name!r} has no task named {job.task!r}")
             args, kwargs = self.queue.rk.serializer.loads(job.payload)
-            result = await self._call(definition, args, kwargs)
+            result = await self._call(definition, context, args, kwargs)
             ack = qops.Ack(job.member, job.token, "d", self.queue.rk.serializer.dumps(result))
         except asyncio.CancelledError as exc:
-            if self._stopping is not None:  # stopping: the job is handed back
+            if self._stopping is not None and not context.cancelled:  # handed back
                 self._finished(job)
                 raise
-            ack = self._failure(job, definition, exc)  # the handler's own cancellation
+            ack = self._failure(job, definition, exc)  # cancelled, or the handler's own
         except BaseException as exc:  # SystemExit from a handler must not strand the job
             ack = self._failure(job, definition, exc)
         self._finished(job)
         self.processed += 1
         self._report(ack)
 
-    async def _call(self, definition: TaskDef, args: list[Any], kwargs: dict[str, Any]) -> Any:
+    async def _call(
+        self, definition: TaskDef, context: JobContext, args: list[Any], kwargs: dict[str, Any]
+    ) -> Any:
         if definition.is_async:
             call = definition.func(*args, **kwargs)
         else:
             loop = asyncio.get_running_loop()
             call = loop.run_in_executor(
-                self._threads, functools.partial(self._in_thread, definition.func, args, kwargs)
+                self._threads,
+                functools.partial(self._in_thread, definition.func, context, args, kwargs),
             )
         if definition.timeout is None:
             return await call
@@ -323,12 +400,16 @@ class Worker:
                 f"task {definition.name!r} timed out after {definition.timeout} s"
             ) from None
 
-    def _in_thread(self, func: Any, args: list[Any], kwargs: dict[str, Any]) -> Any:
+    def _in_thread(
+        self, func: Any, context: JobContext, args: list[Any], kwargs: dict[str, Any]
+    ) -> Any:
         with self._count_lock:
             self._in_threads += 1
+        reset = _current.set(context)
         try:
             return func(*args, **kwargs)
         finally:
+            _current.reset(reset)
             with self._count_lock:
                 self._in_threads -= 1
 
@@ -342,6 +423,8 @@ class Worker:
             "attempts": job.deliveries,
         }
         data = self.queue.rk.serializer.dumps(error)
+        if self._contexts[job.member].cancelled:
+            return qops.Ack(job.member, job.token, "c", data)
         retry = definition.retry if definition is not None else None
         if retry is not None and job.deliveries <= retry.retries:
             try:
@@ -354,3 +437,9 @@ class Worker:
         log.error("queue %r: job %s failed for good", self.queue.name, job.member, exc_info=exc)
         return qops.Ack(job.member, job.token, "f", data)
 
+
+def _in_loop(loop: asyncio.AbstractEventLoop) -> bool:
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False

@@ -24,21 +24,18 @@ import math
 import secrets
 import threading
 import time
-from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Generic
 
 from redkit import errors, ops
 from redkit.errors import ConfigError, RateLimitExceededError, RedkitError
-from redkit.failure import FailureOptions, Guarded
-from redkit.ratelimit.failure import OnError, limiter_policy, unavailable
+from redkit.failure import FailureOptions, Guarded, check_deadline, with_deadline
+from redkit.ratelimit.failure import C, OnError, limiter_policy, unavailable
 from redkit.ratelimit.ops import CONC_ACQUIRE, CONC_EXTEND, CONC_RELEASE
 
 if TYPE_CHECKING:
     from types import TracebackType
 
-    from typing_extensions import Self
-
     from redkit.client import AsyncRedkitCore, RedkitCore  # noqa: F401 - type arguments
-    from redkit.keys import Keyspace
 
 Key = str | bytes | int
 _POLL_MAX = 0.1  # how often the local fallback re-checks
@@ -62,18 +59,6 @@ class ConcurrencyLimiterOptions(FailureOptions, total=False):
     cooldown: float
 
 
-class _Client(Protocol):
-    """What a limiter needs of a facade (sync or async)."""
-
-    @property
-    def keys(self) -> Keyspace: ...
-
-    def with_timeout(self, seconds: float) -> Self: ...
-
-
-C = TypeVar("C", bound=_Client)
-
-
 class _ConcurrencyCore(Generic[C], Guarded):
     """The constructor and flows shared by the sync and async concurrency limiters."""
 
@@ -92,8 +77,7 @@ class _ConcurrencyCore(Generic[C], Guarded):
             raise ConfigError(f"a concurrency limit must be a positive integer, got {limit!r}")
         if not (lease >= 0.001 and math.isfinite(lease)):
             raise ConfigError(f"lease must be at least 1 ms, got {lease!r}")
-        if deadline is not None and not (deadline > 0 and math.isfinite(deadline)):
-            raise ConfigError(f"deadline must be a positive number of seconds, got {deadline!r}")
+        deadline = check_deadline(deadline)
         self.limit = limit
         self.name = name
         self.lease = lease
@@ -102,8 +86,7 @@ class _ConcurrencyCore(Generic[C], Guarded):
         self._failure = limiter_policy(name, on_error, cooldown)
         self._local: dict[str, int] = {}
         self._local_lock = threading.Lock()
-        self._rk: C = rk if deadline is None else rk.with_timeout(deadline)
-
+        self._rk: C = with_deadline(rk, deadline)
 
     def _group_keys(self, key: Key) -> tuple[str, str, str, str]:
         """Leases, queue, registrations, and the prefix of the wake-up lists (see the scripts)."""

@@ -8,14 +8,30 @@ in-process limiter of the same policy until Redis answers again.
 from __future__ import annotations
 
 import logging
-from typing import Literal
+from collections.abc import Sequence
+from typing import Literal, Protocol, TypeVar
 
-from redkit.failure import FailurePolicy, unavailable
+from redkit import ops
+from redkit.failure import FailurePolicy, Timed, unavailable
+from redkit.keys import Keyspace
 
 OnError = Literal["closed", "open", "local"]
 ON_ERROR: tuple[OnError, ...] = ("closed", "open", "local")
 
 log = logging.getLogger("redkit.ratelimit")
+
+
+class LimiterClient(Timed, Protocol):
+    """What a limiter needs of a facade (sync or async): its keys and a deadline sibling."""
+
+    @property
+    def keys(self) -> Keyspace: ...
+
+    @property
+    def observers(self) -> Sequence[ops.Observer]: ...
+
+
+C = TypeVar("C", bound=LimiterClient)
 
 
 def limiter_policy(name: str, on_error: str, cooldown: float) -> FailurePolicy:
@@ -30,4 +46,11 @@ def limiter_policy(name: str, on_error: str, cooldown: float) -> FailurePolicy:
     )
 
 
-__all__ = ["ON_ERROR", "FailurePolicy", "OnError", "limiter_policy", "unavailable"]
+__all__ = [
+    "ON_ERROR",
+    "FailurePolicy",
+    "LimiterClient",
+    "OnError",
+    "limiter_policy",
+    "unavailable",
+]

@@ -22,12 +22,12 @@ from __future__ import annotations
 import math
 import random
 import time
-from typing import TYPE_CHECKING, Generic, Literal, Protocol, TypeVar
+from typing import TYPE_CHECKING, Generic, Literal
 
 from redkit import errors, ops
 from redkit.errors import ConfigError, RateLimitExceededError, RedkitError
-from redkit.failure import FailureOptions, Guarded
-from redkit.ratelimit.failure import OnError, limiter_policy, unavailable
+from redkit.failure import FailureOptions, Guarded, check_deadline, with_deadline
+from redkit.ratelimit.failure import C, OnError, limiter_policy, unavailable
 from redkit.ratelimit.local import LocalLimiter
 from redkit.ratelimit.ops import (
     HIT,
@@ -41,10 +41,7 @@ from redkit.ratelimit.policy import Limit, Policy, parse_policy
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from typing_extensions import Self
-
     from redkit.client import AsyncRedkitCore, RedkitCore  # noqa: F401 - type arguments
-    from redkit.keys import Keyspace
 
 Key = str | bytes | int
 Check = ops.Once[RateLimitResult] | ops.Flow[RateLimitResult]
@@ -78,18 +75,6 @@ class RateLimiterOptions(FailureOptions, total=False):
     cooldown: float
 
 
-class _Client(Protocol):
-    """What a limiter needs of a facade (sync or async): its keys and a deadline sibling."""
-
-    @property
-    def keys(self) -> Keyspace: ...
-
-    def with_timeout(self, seconds: float) -> Self: ...
-
-
-C = TypeVar("C", bound=_Client)
-
-
 def _at_once(result: RateLimitResult) -> ops.Flow[RateLimitResult]:
     """A flow that asks Redis nothing (the failure policy's answer during a cooldown)."""
     yield from ()
@@ -117,10 +102,9 @@ class _RateLimiterCore(Generic[C], Guarded):
         self.algorithm = self._plan.algorithm
         self._failure = limiter_policy(name, on_error, cooldown)
         self._local = LocalLimiter(self.policy) if on_error == "local" else None
-        if deadline is not None and not (deadline > 0 and math.isfinite(deadline)):
-            raise ConfigError(f"deadline must be a positive number of seconds, got {deadline!r}")
+        deadline = check_deadline(deadline)
         self.deadline = deadline
-        self._rk: C = rk if deadline is None else rk.with_timeout(deadline)
+        self._rk: C = with_deadline(rk, deadline)
 
     def __repr__(self) -> str:
         return (
@@ -128,15 +112,24 @@ class _RateLimiterCore(Generic[C], Guarded):
             f"name={self.name!r}, on_error={self.on_error!r})"
         )
 
-
     def _check_flow(self, key: Key, cost: int, mode: int) -> Check:
         # one effect, so a Once rather than a generator: the drivers run it directly
         if self._failure.down_until and self._failure.cooling_down():
             return _at_once(self._degraded(key, cost, mode, None))
         plan = self._plan
-        return ops.Once(
+        once = ops.Once(
             plan.check(key, cost, mode), plan.parse, lambda exc: self._failed(exc, key, cost, mode)
         )
+        return self._noted(once, key) if self._rk.observers and mode == HIT else once
+
+    def _noted(self, once: ops.Once[RateLimitResult], key: Key) -> ops.Flow[RateLimitResult]:
+        """``once``, then a ``ratelimit.rejected`` note (limiter name, key) on a rejection:
+        only while someone observes (metrics, the dashboard), so the hot path stays one call."""
+        result = yield from once
+        if not result.allowed:
+            text = key.decode(errors="replace") if isinstance(key, bytes) else str(key)
+            yield ops.Note("ratelimit.rejected", (self.name, text))
+        return result
 
     def _failed(self, exc: RedkitError, key: Key, cost: int, mode: int) -> RateLimitResult:
         down = unavailable(exc)

@@ -36,6 +36,15 @@ STATUS: dict[int, tuple[type[errors.RedkitError], str]] = {
     -3: (errors.DataError, "the stored value is not in redkit's format"),
     -4: (errors.ConfigError, "an argument is out of the range this operation accepts"),
     -5: (errors.LockNotOwnedError, "the caller does not hold it"),
+    -6: (
+        errors.IdempotencyMismatchError,
+        "this idempotency key was used before with other arguments; use a new key for a "
+        "new operation",
+    ),
+    -7: (
+        errors.IdempotencyConflictError,
+        "the claim on this idempotency key expired while its call ran (raise lease=)",
+    ),
 }
 
 

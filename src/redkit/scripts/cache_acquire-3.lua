@@ -8,7 +8,9 @@
 --              round trip), else nil
 --   lock_pttl  the holder's remaining lock time in ms when got is 0 (-1: no expiry,
 --              -2: released since), else 0
-if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then
+-- Idempotent per owner token: a retry after the reply was lost (a timeout after the server
+-- ran it) finds the lock its own and gets it again, instead of waiting for itself.
+if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) or redis.call('GET', KEYS[2]) == ARGV[1] then
   return {1, redis.call('GET', KEYS[1]), 0}
 end
 if ARGV[3] == '1' then

@@ -3,10 +3,12 @@
 -- ARGV[1] SHA-1 (hex) of the entry the caller read and found invalid, or "" if it found none
 -- ARGV[2] the new entry bytes   ARGV[3] its ttl in milliseconds, or "0" for no expiry
 -- Returns 1 when stored, 0 when the key holds something else (written since it was read).
+-- Holding the very bytes of ARGV[2] counts as stored (a retry after the reply was lost: a
+-- timeout after the server ran it; the bytes carry their write time, so no one else's).
 -- (An invalid entry never becomes valid again, so replacing the very bytes that were read
 -- cannot overwrite a valid entry; the caller checks validity, which needs other slots.)
 local current = redis.call('GET', KEYS[1])
-if current and (ARGV[1] == '' or redis.sha1hex(current) ~= ARGV[1]) then
+if current and current ~= ARGV[2] and (ARGV[1] == '' or redis.sha1hex(current) ~= ARGV[1]) then
   return 0
 end
 if ARGV[3] == '0' then

@@ -1,8 +1,8 @@
 -- queue_add: add jobs to a queue, skipping ids that already exist (deduplication).
 -- KEYS[1] wait (zset: id -> priority and order)   KEYS[2] delayed (zset: id -> due ms)
 -- KEYS[3] wake list (idle workers block on it)   KEYS[4] meta (hash: 'seq' counter)
--- ARGV[1] the queue's key base
--- ARGV[2..] five per job: id, task, payload, priority, delay in ms
+-- ARGV[1] the queue's key base   ARGV[2] events kept (0: none; see _queue.lua emit)
+-- ARGV[3..] five per job: id, task, payload, priority, delay in ms
 -- Returns a list with, per job, 1 when added and 0 when a job with that id already exists.
 --!include _clock.lua
 --!include _queue.lua
@@ -12,8 +12,8 @@ local out = {}
 local signal = false
 local first_due = nil
 -- one counter update per call: this call's jobs take the numbers after the previous top
-local seq = redis.call('HINCRBY', KEYS[4], 'seq', (#ARGV - 1) / 5) - (#ARGV - 1) / 5
-for i = 2, #ARGV, 5 do
+local seq = redis.call('HINCRBY', KEYS[4], 'seq', (#ARGV - 2) / 5) - (#ARGV - 2) / 5
+for i = 3, #ARGV, 5 do
   local id, delay = ARGV[i], tonumber(ARGV[i + 4])
   local jk = job_key(base, id)
   if redis.call('HSETNX', jk, 't', ARGV[i + 1]) == 0 then
@@ -36,6 +36,7 @@ for i = 2, #ARGV, 5 do
       redis.call('ZADD', KEYS[1], score, id)
       signal = true
     end
+    emit(base, ARGV[2], 'enqueued', id)
     out[#out + 1] = 1
   end
 end

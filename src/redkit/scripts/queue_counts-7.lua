@@ -4,14 +4,16 @@
 -- KEYS[6] workers (zset: worker id -> lease end, ms)   KEYS[7] meta (hash: 'seq')
 -- ARGV[1] key base
 -- Returns {waiting, delayed, active, done, failed, dead, live workers, jobs ever added}.
--- Also reads the workers' job sets (base..'w:'..worker), in the same hash tag.
+-- Also reads the workers' job sets (base..'w:'..worker) and the grouped waiting jobs
+-- (base..'gwait'), in the same hash tag.
 --!include _clock.lua
 local active = 0
 for _, worker in ipairs(redis.call('ZRANGE', KEYS[6], 0, -1)) do
   active = active + redis.call('SCARD', ARGV[1] .. 'w:' .. worker)
 end
 return {
-  redis.call('ZCARD', KEYS[1]), redis.call('ZCARD', KEYS[2]), active,
+  redis.call('ZCARD', KEYS[1]) + redis.call('ZCARD', ARGV[1] .. 'gwait'),
+  redis.call('ZCARD', KEYS[2]), active,
   redis.call('ZCARD', KEYS[3]), redis.call('ZCARD', KEYS[4]), redis.call('ZCARD', KEYS[5]),
   redis.call('ZCOUNT', KEYS[6], now_ms(), '+inf'),
   tonumber(redis.call('HGET', KEYS[7], 'seq') or '0'),

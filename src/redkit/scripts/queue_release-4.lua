@@ -19,7 +19,8 @@ for _, id in ipairs(redis.call('SMEMBERS', KEYS[2])) do
   if ARGV[3] == 'stop' or known[id] ~= redis.call('HGET', jk, 'tk') then
     redis.call('HINCRBY', jk, 'n', -1)
     redis.call('HSET', jk, 'st', 'waiting')
-    redis.call('ZADD', KEYS[3], redis.call('HGET', jk, 'sc'), id)
+    group_left(ARGV[1], jk)
+    ready(ARGV[1], KEYS[3], id, jk)
     redis.call('SREM', KEYS[2], id)
     handed = handed + 1
   end

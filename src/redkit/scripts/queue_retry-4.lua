@@ -26,7 +26,7 @@ for _, id in ipairs(ids) do
     redis.call('ZREM', KEYS[2], id)
     redis.call('HSET', jk, 'st', 'waiting', 'n', 0, 'c', 0)
     redis.call('HDEL', jk, 'ft')
-    redis.call('ZADD', KEYS[3], redis.call('HGET', jk, 'sc'), id)
+    ready(ARGV[1], KEYS[3], id, jk)
     moved = moved + 1
   end
 end

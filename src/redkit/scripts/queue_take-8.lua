@@ -6,14 +6,23 @@
 -- KEYS[8] wake list
 -- ARGV[1] key base   ARGV[2] worker id   ARGV[3] lease ms   ARGV[4] jobs to claim
 -- ARGV[5] deaths before a job is dead-lettered   ARGV[6] ms a finished job is kept
--- ARGV[7] how many finished jobs are kept
--- ARGV[8..] five per finished job: id, fencing token, outcome ('d' done, 'r' retry,
---   'f' failed), data (the result or the error), retry delay ms
+-- ARGV[7] how many finished jobs are kept   ARGV[8] events kept (0: none)
+-- ARGV[9..] five per finished job: id, fencing token, outcome ('d' done, 'r' retry,
+--   'f' failed, 'c' cancelled), data (the result or the error), retry delay ms; a
+--   progress report travels the same way, before its job's outcome: outcome 'p', data
+--   the progress (kept in field 'pg' and added as an event while the job is this
+--   delivery's)
+-- A job whose cancellation was requested (field 'cx') ends as cancelled unless it is
+-- reported done, and is cancelled instead of claimed when it is back in the queue.
 -- Returns {ms until the next delayed job or lease end (-1: none), jobs not finished
 --   because their lease was lost, then five per claimed job: id, token, task, payload,
 --   deliveries}.
+-- Nothing is claimed while the queue is paused (field 'paused' of its meta hash,
+-- base..'meta').
 -- Also touches keys built from the base, in the same hash tag: job hashes (base..'j:'..id),
--- dead workers' job sets (base..'w:'..worker) and waiters' signal lists (base..'s:'..id).
+-- dead workers' job sets (base..'w:'..worker), waiters' signal lists (base..'s:'..id) and
+-- the deduplication key a finished job held (its field 'u'), and the group keys
+-- (see _queue.lua: a grouped job waits in its group's zset, claims go round robin).
 --!include _clock.lua
 --!include _queue.lua
 local base, wid = ARGV[1], ARGV[2]
@@ -24,25 +33,47 @@ local done_at = now_us()
 
 local function enter_wait(id, jk)
   redis.call('HSET', jk, 'st', 'waiting')
-  redis.call('ZADD', KEYS[1], redis.call('HGET', jk, 'sc'), id)
+  ready(base, KEYS[1], id, jk)
 end
 
 local function finish(id, token, outcome, data, delay, order)
   local jk = job_key(base, id)
   local st, tk = unpack(redis.call('HMGET', jk, 'st', 'tk'))
+  if outcome == 'p' then
+    if st == 'active' and tk == token then
+      redis.call('HSET', jk, 'pg', data)
+      emit(base, ARGV[8], 'progress', id, data)
+    end
+    return 0
+  end
   if st ~= 'active' or tk ~= token or redis.call('SREM', KEYS[4], id) == 0 then
     return 1
+  end
+  if group_left(base, jk) then
+    wake(KEYS[8])  -- an idle worker may claim the job that waited for this one's place
+  end
+  if outcome == 'c' or (outcome ~= 'd' and redis.call('HEXISTS', jk, 'cx') == 1) then
+    redis.call('HSET', jk, 'e', data)
+    end_cancelled(base, id, jk, now, ARGV[6])
+    emit(base, ARGV[8], 'cancelled', id)
+    return 0
+  end
+  if outcome ~= 'r' then
+    release_unique(jk, id)
   end
   if outcome == 'd' then
     redis.call('HSET', jk, 'st', 'done', 'r', data, 'ft', now)
     redis.call('HDEL', jk, 'p')
     redis.call('PEXPIRE', jk, ARGV[6])
     redis.call('ZADD', KEYS[5], int(done_at + order), id)
+    emit(base, ARGV[8], 'completed', id)
   elseif outcome == 'f' then
     redis.call('HSET', jk, 'st', 'failed', 'e', data, 'ft', now)
     redis.call('ZADD', KEYS[6], now, id)
+    emit(base, ARGV[8], 'failed', id)
   else
     redis.call('HSET', jk, 'e', data)
+    emit(base, ARGV[8], 'retried', id)
     local due = now + tonumber(delay)
     local first = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')[2]
     if due > now then
@@ -76,8 +107,11 @@ local function recover()
     local set = base .. 'w:' .. worker
     for _, id in ipairs(redis.call('SMEMBERS', set)) do
       local jk = job_key(base, id)
+      group_left(base, jk)
       if redis.call('HINCRBY', jk, 'c', 1) >= tonumber(ARGV[5]) then
         redis.call('HSET', jk, 'st', 'dead', 'ft', now)
+        release_unique(jk, id)
+        emit(base, ARGV[8], 'dead', id)
         redis.call('ZADD', KEYS[7], now, id)
         notify(base, id, jk)
       else
@@ -97,10 +131,10 @@ local function promote()
 end
 
 local stale = 0
-for i = 8, #ARGV, 5 do
+for i = 9, #ARGV, 5 do
   stale = stale + finish(ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], i)
 end
-if #ARGV >= 8 then
+if #ARGV >= 9 then
   trim_done()
 end
 recover()
@@ -109,22 +143,67 @@ local out = {-1, stale}
 local want = tonumber(ARGV[4])
 if want > 0 then
   redis.call('ZADD', KEYS[3], now + tonumber(ARGV[3]), wid)
-  local popped = redis.call('ZPOPMIN', KEYS[1], want)
-  for i = 1, #popped, 2 do
-    local id = popped[i]
-    local jk = job_key(base, id)
-    local token = redis.call('HINCRBY', jk, 'tk', 1)
-    local n = redis.call('HINCRBY', jk, 'n', 1)
-    redis.call('HSET', jk, 'st', 'active', 'wk', wid)
-    redis.call('SADD', KEYS[4], id)
-    local task, payload = unpack(redis.call('HMGET', jk, 't', 'p'))
-    out[#out + 1] = id
-    out[#out + 1] = token
-    out[#out + 1] = task
-    out[#out + 1] = payload
-    out[#out + 1] = n
+  if redis.call('HEXISTS', base .. 'meta', 'paused') == 1 then
+    want = 0
   end
-  if #popped == want * 2 and redis.call('ZCARD', KEYS[1]) > 0 then
+end
+local function claim(id)
+  local jk = job_key(base, id)
+  if redis.call('HEXISTS', jk, 'cx') == 1 then  -- cancelled while its worker was lost
+    group_left(base, jk)
+    end_cancelled(base, id, jk, now, ARGV[6])
+    emit(base, ARGV[8], 'cancelled', id)
+    return
+  end
+  local token = redis.call('HINCRBY', jk, 'tk', 1)
+  local n = redis.call('HINCRBY', jk, 'n', 1)
+  redis.call('HSET', jk, 'st', 'active', 'wk', wid)
+  redis.call('SADD', KEYS[4], id)
+  local task, payload = unpack(redis.call('HMGET', jk, 't', 'p'))
+  out[#out + 1] = id
+  out[#out + 1] = token
+  out[#out + 1] = task
+  out[#out + 1] = payload
+  out[#out + 1] = n
+  emit(base, ARGV[8], 'active', id)
+end
+
+if want > 0 then
+  local got = 0
+  if redis.call('LLEN', base .. 'groups') == 0 then
+    local popped = redis.call('ZPOPMIN', KEYS[1], want)
+    for i = 1, #popped, 2 do
+      claim(popped[i])
+    end
+    got = #popped / 2
+  else
+    -- round robin: one job from each group in the ring's order (the ring turns, so the
+    -- next call starts where this one stopped), then one ungrouped job; again while
+    -- slots are free and a round claimed something
+    local progress = true
+    while got < want and progress do
+      progress = false
+      for _ = 1, redis.call('LLEN', base .. 'groups') do
+        if got >= want then
+          break
+        end
+        local g = redis.call('LMOVE', base .. 'groups', base .. 'groups', 'LEFT', 'RIGHT')
+        local id = pop_group(base, g)
+        if id then
+          claim(id)
+          got, progress = got + 1, true
+        end
+      end
+      if got < want then
+        local popped = redis.call('ZPOPMIN', KEYS[1], 1)
+        if #popped > 0 then
+          claim(popped[1])
+          got, progress = got + 1, true
+        end
+      end
+    end
+  end
+  if got == want and any_ready(base, KEYS[1]) then
     wake(KEYS[8])
   end
 end

@@ -9,22 +9,21 @@
 -- ARGV[1]  limit   ARGV[2]  lease (us)   ARGV[3]  lease id
 -- ARGV[4]  mode: 0 = peek (no writes but cleanup), 1 = try (never queue), 2 = wait (queue)
 -- ARGV[5]  how long a waiter's registration lasts (us)
+-- Idempotent per lease id: asked again while its lease is held (an acquire retried after
+-- its reply was lost: a timeout after the server ran it), it answers acquired again.
 -- Returns {status, retry_after_us, free slots, waiters ahead}
 --   status 0: acquired   1: no slot now (try)   2: no slot now; queued (or still queued)
 --          3: a peek's answer ("waiters ahead" is then the queue's length)
 --   retry_after_us: until the oldest lease expires, the latest a slot frees without a release
 --!include _clock.lua
+--!include _conc.lua
 local now = now_us()
 local leases, queue, seen = KEYS[1], KEYS[2], KEYS[3]
 local limit, lease, id, mode = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], ARGV[4]
-redis.call('ZREMRANGEBYSCORE', leases, '-inf', now)
-local gone = redis.call('ZRANGEBYSCORE', seen, '-inf', now, 'LIMIT', 0, 100)
-if #gone > 0 then
-  redis.call('ZREM', queue, unpack(gone))
-  redis.call('ZREM', seen, unpack(gone))
-end
+tidy(leases, queue, seen, now)
 local free = limit - redis.call('ZCARD', leases)
 if mode == '0' then return {3, 0, math.max(0, free), redis.call('ZCARD', queue)} end
+if redis.call('ZSCORE', leases, id) then return {0, 0, math.max(0, free), 0} end
 local rank = redis.call('ZRANK', queue, id)
 local ahead = rank or redis.call('ZCARD', queue)
 if ahead < free then

@@ -5,6 +5,7 @@
 -- ARGV[1]  lease id   ARGV[2]  limit   ARGV[3]  how long an unclaimed wake-up lives (ms)
 -- Returns 1 when the lease was held, 0 when it had already expired (or was never taken).
 --!include _clock.lua
+--!include _conc.lua
 local now = now_us()
 local leases, queue, seen, id = KEYS[1], KEYS[2], KEYS[3], ARGV[1]
 local expiry = tonumber(redis.call('ZSCORE', leases, id))
@@ -12,12 +13,7 @@ redis.call('ZREM', leases, id)
 redis.call('ZREM', queue, id)
 redis.call('ZREM', seen, id)
 redis.call('DEL', KEYS[4] .. id)
-redis.call('ZREMRANGEBYSCORE', leases, '-inf', now)
-local gone = redis.call('ZRANGEBYSCORE', seen, '-inf', now, 'LIMIT', 0, 100)
-if #gone > 0 then
-  redis.call('ZREM', queue, unpack(gone))
-  redis.call('ZREM', seen, unpack(gone))
-end
+tidy(leases, queue, seen, now)
 local free = tonumber(ARGV[2]) - redis.call('ZCARD', leases)
 if free > 0 then
   for _, waiter in ipairs(redis.call('ZRANGE', queue, 0, free - 1)) do

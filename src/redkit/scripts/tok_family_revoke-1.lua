@@ -2,11 +2,9 @@
 -- KEYS[1] the family hash
 -- Returns 1 when revoked now, 0 when unknown, expired or already revoked; -1 when the
 -- key holds another Redis type.
-local kind = redis.call('TYPE', KEYS[1]).ok
-if kind == 'none' then
-  return 0
-end
-if kind ~= 'hash' then
-  return -1
+--!include _hash.lua
+local absent = not_a_hash(KEYS[1])
+if absent then
+  return absent
 end
 return redis.call('HSET', KEYS[1], 'rev', '1')

@@ -3,6 +3,7 @@
 Key layout (``p`` is the prefix)::
 
     {p:sess:<session id>}:s         hash: 'd:<key>' data fields, 'm:<name>' metadata
+    {p:sess:<session id>}:taken     the same hash, for a few seconds after a rotation took it
     {p:sess:u:<user>}:index         sorted set: session id -> absolute deadline (ms)
     {p:sess:u:<user>}:gen           generation: raised by every "log out everywhere"
     {p:tok:j:<jti>}:deny            deny-list entry, expires with the token
@@ -52,6 +53,10 @@ DATA = "d:"
 META_CREATED, META_SEEN, META_DEADLINE = "m:c", "m:s", "m:a"
 META_USER, META_IP, META_UA, META_GEN = "m:u", "m:ip", "m:ua", "m:g"
 META_EXPIRY = "m:x"  # the session's own expiry (Session.expire_in), ms; capped by m:a
+META_TAKER = "m:t"  # on a taken session: the rotation that took it
+# how long a rotation retried after its reply was lost (a timeout after the server ran it)
+# still gets its first answer: a taken session back, a refresh token rotated, not reused
+RETRY_MS = 10_000
 MAX_META_CHARS = 512  # user agents are attacker-chosen; keep the stored copy bounded
 
 
@@ -85,6 +90,11 @@ def handle_of(session_id: str) -> str:
 
 def session_key(keys: Keyspace, session_id: str) -> str:
     return keys.group("sess", session_id).key("s")
+
+
+def taken_key(keys: Keyspace, session_id: str) -> str:
+    """Where a rotation leaves the session it took, for a retry of that take (same tag)."""
+    return keys.group("sess", session_id).key("taken")
 
 
 def index_keys(keys: Keyspace, user: str) -> tuple[str, str]:

@@ -150,7 +150,6 @@ class _RevokerCore(Guarded):
             logger=_log,
         )
 
-
     def __repr__(self) -> str:
         return f"{type(self).__name__}(max_token_age={self.max_token_age}, leeway={self.leeway})"
 
@@ -265,7 +264,7 @@ class _RevokerCore(Guarded):
     ) -> ops.Flow[RefreshResult]:
         key = self._family_key(claims.get("sub"), claims.get(self.family_claim))
         until = sops.epoch_ms(next_expires_at) + sops.ms(self.leeway)
-        args = (_id(claims.get("jti"), "jti"), _id(next_jti, "next jti"), until)
+        args = (_id(claims.get("jti"), "jti"), _id(next_jti, "next jti"), until, sops.RETRY_MS)
         return _ROTATE_CODES[(yield from sops.checked(sops.TOK_FAMILY_ROTATE, (key,), args))]
 
     def _revoke_family_flow(self, user: Any, family: str) -> ops.Flow[bool]:

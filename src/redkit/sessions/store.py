@@ -101,7 +101,6 @@ class _StoreCore(Guarded):
             f"on_error={self.on_error!r})"
         )
 
-
     def new(self, *, ip: str | None = None, user_agent: str | None = None) -> Session:
         """A fresh, empty session; it is stored (and gets an id) on its first save with data."""
         return self.session_class(self._serializer, ip=ip, user_agent=user_agent)
@@ -216,7 +215,8 @@ class _StoreCore(Guarded):
         user = session._login_user if login else session._user
         record = None
         if old_id is not None:
-            reply = yield from sops.checked(sops.TAKE, (self._key(old_id),))
+            keys = (self._key(old_id), sops.taken_key(self._keys, old_id))
+            reply = yield from sops.checked(sops.TAKE, keys, (sops.new_id(), sops.RETRY_MS))
             record = sops.Record.parse(sops.pairs(reply)) if reply else None
             if record is None and not login:  # it ended meanwhile; so does this request's copy
                 return self._ended(session)

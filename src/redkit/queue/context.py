@@ -1,0 +1,83 @@
+"""What a running handler knows about its own job: :func:`current_job`.
+
+::
+
+    @queue.task
+    def export(rows: int) -> None:
+        job = current_job()
+        for i in range(rows):
+            job.check_cancelled()      # raises JobCancelledError once job.cancel() was called
+            ...
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from contextvars import ContextVar
+from typing import Any
+
+from redkit.errors import ConfigError, JobCancelledError
+
+
+class JobContext:
+    """The job a handler runs: its id, task, delivery count and cancellation state.
+
+    ``id`` is the job's id (one too long for a key part appears as its digest).
+    """
+
+    __slots__ = ("_cancelled", "_report", "deliveries", "id", "task")
+
+    def __init__(
+        self, job_id: str, task: str, deliveries: int,
+        report: Callable[[Any], None] | None = None,
+    ) -> None:  # fmt: skip
+        self.id, self.task, self.deliveries = job_id, task, deliveries
+        self._cancelled = threading.Event()
+        self._report = report
+
+    def progress(self, value: Any) -> None:
+        """Report the job's progress (a number, or anything the serializer stores).
+
+        It does not wait: the worker stores it with the job (``job.progress()``) and adds
+        a ``progress`` event to the queue's stream, in the order of the calls. Progress
+        from a delivery that lost its lease is dropped.
+        """
+        if self._report is not None:
+            self._report(value)
+
+    @property
+    def cancelled(self) -> bool:
+        """True once the job's cancellation was requested (``job.cancel()``)."""
+        return self._cancelled.is_set()
+
+    def check_cancelled(self) -> None:
+        """Raise :class:`~redkit.errors.JobCancelledError` if the job was cancelled.
+
+        Plain-function handlers call it between steps: a thread cannot be stopped from
+        outside. Async handlers are cancelled at their next ``await`` as well.
+        """
+        if self._cancelled.is_set():
+            raise JobCancelledError(f"job {self.id!r} was cancelled")
+
+    def wait_cancelled(self, timeout: float | None = None) -> bool:
+        """Block a plain-function handler up to ``timeout`` s or until cancelled."""
+        return self._cancelled.wait(timeout)
+
+    def __repr__(self) -> str:
+        return f"JobContext({self.id!r}, task={self.task!r}, deliveries={self.deliveries})"
+
+
+_current: ContextVar[JobContext | None] = ContextVar("redkit_job", default=None)
+
+
+def current_job() -> JobContext:
+    """The job the calling handler runs (in its task or its thread).
+
+    Raises:
+        ConfigError: called outside a job's handler.
+    """
+    job = _current.get()
+    if job is None:
+        raise ConfigError("current_job() is only available inside a task's handler")
+    return job
