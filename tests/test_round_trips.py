@@ -79,5 +79,6 @@ def test_sessions(rk: Redkit) -> None:
     assert trips(rk, lambda: store.save(loaded)) == 1
     assert trips(rk, lambda: store.destroy(loaded)) == 1
     user = store.new()
-    store.login(user, 7)
+    assert trips(rk, lambda: store.login(user, 7)) == 3
+    assert trips(rk, lambda: store.rotate(user)) == 3
     assert trips(rk, lambda: store.destroy(user)) == 2  # the session, then its user's index
