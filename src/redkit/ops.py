@@ -25,7 +25,7 @@ import inspect
 import logging
 import time
 from collections.abc import Callable, Generator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 import redis
@@ -60,11 +60,15 @@ class Eval:
     script: Script
     keys: Sequence[str]
     args: Sequence[EncodableT] = ()
+    #: the EVALSHA command, built once (effects that are reused skip rebuilding it)
+    command: tuple[EncodableT, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         numkeys = self.script.numkeys
         if numkeys is not None and len(self.keys) != numkeys:
             self.script.check_keys(len(self.keys))
+        command = ("EVALSHA", self.script.sha, len(self.keys), *self.keys, *self.args)
+        object.__setattr__(self, "command", command)
 
 
 @dataclass(frozen=True, slots=True)
@@ -422,9 +426,9 @@ class _Driver:
 
 def _sync_eval(client: Any, effect: Eval) -> Any:
     try:
-        return client.evalsha(effect.script.sha, *_eval_args(effect))
+        return client.execute_command(*effect.command)
     except rex.NoScriptError:
-        return client.eval(effect.script.source, *_eval_args(effect))
+        return client.execute_command("EVAL", effect.script.source, *effect.command[2:])
 
 
 def _sync_batch(client: Any, batch: Batch) -> list[Any]:
@@ -487,8 +491,12 @@ class Driver(_Driver):
                 return stop.value  # type: ignore[no-any-return]
             error = None
             try:
-                if type(effect) is Call and not observed:  # the common effect, inline
+                if observed:
+                    reply = self.effect(effect)
+                elif type(effect) is Call:  # the common effects, inline
                     reply = client.execute_command(*effect.args)
+                elif type(effect) is Eval:
+                    reply = _sync_eval(client, effect)
                 else:
                     reply = self.effect(effect)
             except BaseException as exc:  # thrown into the flow, which may clean up
@@ -497,7 +505,11 @@ class Driver(_Driver):
     def _run_once(self, once: Once[T]) -> T:
         effect = once.effect
         try:
-            if type(effect) is Call and not self.observers:
+            if self.observers:
+                reply = self.effect(effect)
+            elif type(effect) is Eval:
+                reply = _sync_eval(self.client, effect)
+            elif type(effect) is Call:
                 reply = self.client.execute_command(*effect.args)
             else:
                 reply = self.effect(effect)
@@ -519,9 +531,9 @@ def run(client: redis.Redis | Any, flow: Flow[T] | Once[T], target: str = "redis
 
 async def _async_eval(execute: Callable[..., Any], effect: Eval) -> Any:
     try:
-        return await execute("EVALSHA", effect.script.sha, *_eval_args(effect))
+        return await execute(*effect.command)
     except rex.NoScriptError:
-        return await execute("EVAL", effect.script.source, *_eval_args(effect))
+        return await execute("EVAL", effect.script.source, *effect.command[2:])
 
 
 async def _async_batch(client: Any, batch: Batch) -> list[Any]:
@@ -612,8 +624,12 @@ class AsyncDriver(_Driver):
                 return stop.value  # type: ignore[no-any-return]
             error = None
             try:
-                if type(effect) is Call and not observed:  # the common effect, inline
+                if observed:
+                    reply = await self.effect(effect)
+                elif type(effect) is Call:  # the common effects, inline
                     reply = await execute(*effect.args)
+                elif type(effect) is Eval:
+                    reply = await _async_eval(execute, effect)
                 else:
                     reply = await self.effect(effect)
             except BaseException as exc:  # thrown into the flow, which may clean up
@@ -622,7 +638,11 @@ class AsyncDriver(_Driver):
     async def _run_once(self, once: Once[T]) -> T:
         effect = once.effect
         try:
-            if type(effect) is Call and not self.observers:
+            if self.observers:
+                reply = await self.effect(effect)
+            elif type(effect) is Eval:
+                reply = await _async_eval(self._execute, effect)
+            elif type(effect) is Call:
                 reply = await self._execute(*effect.args)
             else:
                 reply = await self.effect(effect)
