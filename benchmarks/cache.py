@@ -24,6 +24,7 @@ trips stay short; that is the stricter test, since fixed per-call costs then wei
 
 from __future__ import annotations
 
+import _path  # noqa: F401  # isort: skip  (first: benchmarks/queue.py shadows stdlib queue)
 import argparse
 import asyncio
 import contextlib

@@ -24,35 +24,27 @@ calls and blocking waits it sends, for the peer every command it sends).
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+import _path  # noqa: F401  # isort: skip  (first: benchmarks/queue.py shadows stdlib queue)
 
-# benchmarks/queue.py would shadow the standard library's queue module (which redis-py
-# imports): import that one first, with this directory off the path
-HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
-import queue  # noqa: E402, F401
 
-sys.path.append(str(HERE))
+import argparse
+import asyncio
+import itertools
+import statistics
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
 
-import argparse  # noqa: E402
-import asyncio  # noqa: E402
-import itertools  # noqa: E402
-import statistics  # noqa: E402
-import time  # noqa: E402
-from collections.abc import Awaitable, Callable  # noqa: E402
-from typing import Any  # noqa: E402
+import httpx
+import redis.asyncio
+from _common import server_url
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
 
-import httpx  # noqa: E402
-import redis.asyncio  # noqa: E402
-from _common import server_url  # noqa: E402
-from starlette.applications import Starlette  # noqa: E402
-from starlette.requests import Request  # noqa: E402
-from starlette.responses import JSONResponse  # noqa: E402
-from starlette.routing import Route  # noqa: E402
-
-from redkit import AsyncRedkit  # noqa: E402
-from redkit.integrations.asgi.idempotency import IdempotencyMiddleware  # noqa: E402
+from redkit import AsyncRedkit
+from redkit.integrations.asgi.idempotency import IdempotencyMiddleware
 
 try:
     from idempotency_header_middleware import IdempotencyHeaderMiddleware

@@ -17,6 +17,7 @@ that are not installed (``pip install -e ".[bench]"``) are skipped with a note.
 
 from __future__ import annotations
 
+import _path  # noqa: F401  # isort: skip  (first: benchmarks/queue.py shadows stdlib queue)
 import argparse
 import asyncio
 import statistics

@@ -21,29 +21,20 @@ Workloads, each the median of ``--runs`` interleaved rounds:
 
 from __future__ import annotations
 
+import _path  # isort: skip  (first: benchmarks/queue.py shadows stdlib queue)
+import argparse
+import os
+import signal
+import statistics
+import subprocess
 import sys
-from pathlib import Path
+import time
+from typing import Any
 
-# this file is named queue.py: take its directory off the path while the standard
-# library's queue module is imported, so that it is not shadowed
-HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
-import queue  # noqa: E402, F401  (the standard library's, cached for redis-py)
+import psutil
+from _common import server_url
 
-sys.path.append(str(HERE))
-
-import argparse  # noqa: E402
-import os  # noqa: E402
-import signal  # noqa: E402
-import statistics  # noqa: E402
-import subprocess  # noqa: E402
-import time  # noqa: E402
-from typing import Any  # noqa: E402
-
-import psutil  # noqa: E402
-from _common import server_url  # noqa: E402
-
-from redkit import Redkit  # noqa: E402
+from redkit import Redkit
 
 SENT = ("cmdstat_evalsha", "cmdstat_eval", "cmdstat_blpop")
 
@@ -89,7 +80,8 @@ def worker(url: str, prefix: str, **extra: str) -> subprocess.Popen[bytes]:
     }  # fmt: skip
     return subprocess.Popen(
         [sys.executable, "-m", "redkit.cli", "worker", "bench_app:queue", "-c", "50"],
-        cwd=HERE / "queue_worker", env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cwd=_path.HERE / "queue_worker", env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
 
 

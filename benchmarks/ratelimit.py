@@ -23,6 +23,7 @@ Peers that are not installed (``pip install -e ".[bench]"``) are skipped with a 
 
 from __future__ import annotations
 
+import _path  # noqa: F401  # isort: skip  (first: benchmarks/queue.py shadows stdlib queue)
 import argparse
 import asyncio
 import os

@@ -19,6 +19,7 @@ sequential GET+SET pair give the server's ceiling. Missing peers are skipped wit
 
 from __future__ import annotations
 
+import _path  # noqa: F401  # isort: skip  (first: benchmarks/queue.py shadows stdlib queue)
 import argparse
 import asyncio
 import statistics

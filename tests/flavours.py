@@ -127,3 +127,8 @@ async def until(predicate: Any, seconds: float = 5.0, step: float = 0.01) -> Non
         if time.monotonic() >= deadline:
             raise AssertionError(f"not true within {seconds} s: {predicate!r}")
         await asyncio.sleep(step)
+
+
+async def close(kit: Either) -> None:
+    """Close the facade behind ``kit`` now (``make_kit`` would at teardown)."""
+    await (kit.aclose() if kit.is_async else kit.close())

@@ -245,7 +245,8 @@ def _unix(kwargs: dict[str, Any]) -> dict[str, Any]:
 #: The longest one blocking call (BLPOP ...) waits on a dedicated connection; waits loop.
 MAX_BLOCK = 5.0
 _SHARED_POOLS = ("SentinelConnectionPool",)
-_MAX_WAITERS = 100_000  # one connection per concurrent wait: bounded by the server's maxclients
+_MAX_WAITERS = 10_000  # one connection per wait: the server's default maxclients (a sync
+# BlockingConnectionPool fills a queue of this size up front: 100k slots cost ~0.5 s)
 
 
 def blocker(client: Any, settings: Settings, target: Target | None) -> Blocker:

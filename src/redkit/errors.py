@@ -26,6 +26,7 @@ The family::
     │   ├── IdempotencyConflictError another call with the same key is still running
     │   ├── IdempotencyMismatchError the key was used before with other arguments
     │   └── IdempotentCallFailedError the first call with the key failed, and that was kept
+    ├── SubscriptionOverflowError    an events subscription fell too far behind ("disconnect")
     └── MissingDependencyError       an optional extra is not installed (also ImportError)
 
 redis-py's exceptions never escape a redkit call: the drivers wrap them at the boundary
@@ -173,6 +174,14 @@ class MissingDependencyError(RedkitError, ImportError):
         self.extra = extra
 
 
+class SubscriptionOverflowError(RedkitError):
+    """An events subscription with ``overflow="disconnect"`` fell too far behind.
+
+    Its local buffer was full; the subscription is closed, and what it had buffered was
+    delivered before this error.
+    """
+
+
 __all__ = [
     "ConfigError",
     "ConnectionError",
@@ -196,5 +205,7 @@ __all__ = [
     "RedkitError",
     "ScriptError",
     "SerializationError",
+    "SubscriptionOverflowError",
     "TamperedDataError",
 ]
+

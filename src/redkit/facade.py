@@ -16,6 +16,7 @@ that names it.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 from typing_extensions import Unpack
@@ -23,6 +24,7 @@ from typing_extensions import Unpack
 from redkit.cache import AsyncCache, Cache
 from redkit.cache.base import CacheOptions
 from redkit.client import AsyncRedkitCore, RedkitCore, check_options
+from redkit.events import AsyncEvents, Events
 from redkit.idempotency import AsyncIdempotency, Idempotency, IdempotencyOptions
 from redkit.locks import AsyncLock, Lock, LockOptions
 from redkit.queue import AsyncQueue, Queue, QueueOptions
@@ -112,6 +114,12 @@ class Redkit(RedkitCore):
         check_options("idempotency", options, IdempotencyOptions)
         return Idempotency(self, name, **options)
 
+    @cached_property
+    def events(self) -> Events:
+        """Fan-out and durable events, e.g. ``rk.events.publish("order:created", data)``;
+        see :class:`redkit.events.Events`."""
+        return Events(self)
+
 
 class AsyncRedkit(AsyncRedkitCore):
     """asyncio redkit: the same capabilities as :class:`Redkit`, awaited.
@@ -165,3 +173,8 @@ class AsyncRedkit(AsyncRedkitCore):
         """Idempotency keys for asyncio; see :class:`redkit.idempotency.AsyncIdempotency`."""
         check_options("idempotency", options, IdempotencyOptions)
         return AsyncIdempotency(self, name, **options)
+
+    @cached_property
+    def events(self) -> AsyncEvents:
+        """Fan-out and durable events for asyncio; see :class:`redkit.events.AsyncEvents`."""
+        return AsyncEvents(self)

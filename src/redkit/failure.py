@@ -179,10 +179,10 @@ class FailurePolicy:
         self.failures += 1
         if now - self._last_log >= LOG_EVERY:
             self._last_log = now
-            self._log.warning(
-                "%s: Redis unavailable (%s); %s (%d failures so far)",
+            self._log.warning(  # the error as text: a record kept by a handler must not
+                "%s: Redis unavailable (%s); %s (%d failures so far)",  # keep its traceback
                 self.what,
-                exc if exc is not None else "cooling down after an error",
+                str(exc) if exc is not None else "cooling down after an error",
                 self._failing.get(self.on_error, f"failing {self.on_error}"),
                 self.failures,
             )

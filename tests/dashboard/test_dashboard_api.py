@@ -65,6 +65,11 @@ def test_queues_jobs_and_actions(client: TestClient, rk: Redkit) -> None:
     purged = client.post("/api/queue/purge?queue=emails&state=waiting", headers=ACT).json()
     assert purged["result"] == 2
     assert client.post("/api/queue/explode?queue=emails", headers=ACT).status_code == 400
+    assert client.post("/api/queue/pause?queue=emails", headers=ACT).json()["result"] is True
+    assert q.is_paused()
+    assert client.get("/api/queues").json()[0]["paused"] is True
+    assert client.post("/api/queue/resume?queue=emails", headers=ACT).json()["result"] is True
+    assert not q.is_paused()
 
 
 def test_read_only_and_auth_hook(target_url: str, prefix: str, rk: Redkit) -> None:
@@ -155,3 +160,20 @@ def test_demo_mounts_the_dashboard(target_url: str, prefix: str, rk: Redkit) -> 
         assert "dashboard/" in c.get("/").text
         names = [q["name"] for q in c.get("/dashboard/api/queues").json()]
         assert "demo-q" in names
+
+
+def test_events_lag_per_group_and_dead_letters(client: TestClient, rk: Redkit) -> None:
+    assert client.get("/api/events").json() == {"topics": [], "dead_letters": []}
+    orders = rk.events.topic("orders", durable=True)
+    billing = orders.consumer("billing", count=2)
+    billing.create()
+    orders.publish_many([{"order": i} for i in range(5)])
+    billing.read(timeout=1)
+    rk.events.publish("news", {"fan-out": True})
+    data = client.get("/api/events").json()
+    topics = {t["name"]: t for t in data["topics"]}
+    (group,) = topics["orders"]["groups"]
+    assert (group["name"], group["pending"], group["lag"]) == ("billing", 2, 3)
+    assert topics["orders"]["length"] == 5
+    assert topics["news"]["sequence"] == 1
+    assert data["dead_letters"] == []

@@ -1,14 +1,17 @@
 """The dashboard in headless Chromium, against a live worker and a real server.
 
 A job enqueued appears; a failing job is retried from the page (with its traceback shown)
-and completes; the rate-limit, cache and session panels show the numbers the server holds.
-Each panel's screenshot is saved into docs/img for docs/dashboard.md.
+and completes; a pause from the page stops claims and a resume lets the job run; the
+rate-limit, cache, session and event panels show the numbers the server holds. Each panel's
+screenshot is saved into docs/img for docs/dashboard.md.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +21,16 @@ from redkit import AsyncRedkit, Redkit
 from redkit.dashboard import create_dashboard
 from redkit.metrics import Recorder
 from redkit.metrics.recorder import read_series, read_top_keys
+from redkit.queue import current_job
 
-from ..queue.conftest import running
+from ..queue.conftest import poll, running
 from .conftest import serving, sync_api
+
+
+@dataclass
+class Shipment:
+    id: int
+
 
 IMAGES = Path(__file__).resolve().parents[2] / "docs" / "img"
 
@@ -51,6 +61,7 @@ def test_jobs_appear_and_a_failed_job_is_retried_from_the_page(
 
     @emails.task
     def charge(order: int) -> str:
+        current_job().progress({"step": "card"})
         if not fixed.is_set():
             raise ValueError(f"card declined for order {order}")
         return "charged"
@@ -72,6 +83,11 @@ def test_jobs_appear_and_a_failed_job_is_retried_from_the_page(
     page.locator('#jobs-table tr[data-job="welcome-ada"] td.id').click()
     expect(page.locator("#job-payload")).to_contain_text("ada@example.com")
 
+    takes: list[float] = []  # when each of the worker's claims started
+    rk.observe(
+        lambda e: takes.append(time.perf_counter() - e.seconds)
+        if e.name == "script queue_take" else None
+    )  # fmt: skip
     charge.enqueue(42, job_id="order-42")
     with running(emails, concurrency=2) as worker:
         expect(page.locator(f'#workers-table tr[data-worker="{worker.worker.id}"]')).to_be_visible()
@@ -92,6 +108,9 @@ def test_jobs_appear_and_a_failed_job_is_retried_from_the_page(
         page.click('#state-tabs button[data-state="done"]')
         expect(page.locator('#jobs-table tr[data-job="order-42"] td.state')).to_have_text("done")
         expect(page.locator('#job-fields dd[data-field="attempts"]')).to_have_text("1")
+        expect(page.locator('#job-fields dd[data-field="progress"]')).to_have_text(
+            '{"step":"card"}'
+        )
 
         # a destructive action asks first; cancelling the question changes nothing
         page.click("#purge-state >> nth=0")
@@ -103,11 +122,27 @@ def test_jobs_appear_and_a_failed_job_is_retried_from_the_page(
         page.click("#purge")
         page.click("#confirm-yes")
         expect(row.locator("td.c-done")).to_have_text("0")
-    assert emails.counts()["done"] == 0
+
+        # a pause stops claims: the worker asks for jobs after the enqueue and gets none
+        page.click("#pause")
+        expect(page.locator("#status")).to_contain_text("pause: true")
+        expect(row.locator("td.paused")).to_have_text("paused")
+        expect(page.locator("#resume")).to_be_visible()
+        assert emails.is_paused()
+        held = send.enqueue("grace@example.com", job_id="while-paused")
+        enqueued = time.perf_counter()
+        poll(lambda: any(started > enqueued for started in takes))
+        assert held.status() == "waiting"
+        expect(row.locator("td.c-waiting")).to_have_text("1")
+        page.click("#resume")
+        assert held.result(timeout=10) == "sent to grace@example.com"
+        expect(row.locator("td.paused")).to_have_text("running")
+        expect(row.locator("td.c-done")).to_have_text("1")
+    assert emails.counts()["done"] == 1
     rk.close()
 
 
-def test_rate_limit_cache_and_session_panels_match_the_server(
+def test_limits_caches_sessions_and_events_panels_match_the_server(
     browser: Any, dashboard: str, standalone_url: str, prefix: str
 ) -> None:
     expect = sync_api.expect
@@ -155,6 +190,30 @@ def test_rate_limit_cache_and_session_panels_match_the_server(
     assert stored == 2
     expect(page.locator("#sessions-active")).to_have_text("2")
     _shot(page, "sessions")
+
+    # events: lag and pending per consumer group, dead letters
+    orders = app.events.topic("orders", durable=True)
+    billing = orders.consumer("billing", count=2)
+    billing.create()
+    orders.publish_many([{"order": i} for i in range(5)])
+    billing.ack(billing.read(timeout=1)[0])  # two delivered, one acknowledged
+    billing.flush()
+    typed = app.events.topic("shipments", durable=True, model=Shipment)
+    shipping = typed.consumer("shipping")
+    shipping.create()
+    app.events.topic("shipments", durable=True).publish({"id": "oops"})  # not a Shipment
+    assert shipping.read(timeout=1) == []
+    (group,) = app.events.info("orders").groups
+    assert (group.pending, group.lag) == (1, 3)
+    page.click('#tabs button[data-tab="events"]')
+    row = page.locator('#groups-table tr[data-group="orders/billing"]')
+    expect(row.locator("td.pending")).to_have_text(str(group.pending))
+    expect(row.locator("td.lag")).to_have_text(str(group.lag))
+    expect(page.locator('#topics-table tr[data-topic="shipments"] td.dead')).to_have_text("1")
+    expect(page.locator('#dead-table tr[data-topic="shipments"] td.reason')).to_contain_text(
+        "not a valid Shipment"
+    )
+    _shot(page, "events")
 
     page.click('#tabs button[data-tab="overview"]')
     expect(page.locator('#ops-table tr[data-cap="ratelimit"] td').nth(1)).to_have_text(

@@ -108,6 +108,7 @@ def create_dashboard(
         Route("/api/ratelimits", guard(lambda r: board.ratelimits())),
         Route("/api/caches", guard(lambda r: board.caches())),
         Route("/api/sessions", guard(lambda r: board.sessions())),
+        Route("/api/events", guard(lambda r: board.events())),
     ]
     if exporter is not None:
         routes.append(Route("/metrics", guard(exporter.serve)))

@@ -40,6 +40,7 @@ HISTORY = 360  # samples of queue counts kept per queue (30 min at one per 5 s)
 SAMPLE_EVERY = 5.0
 SCAN_CACHE = 10.0
 SCAN_LIMIT = 100_000
+DEAD_SHOWN = 20  # dead letters listed per topic
 
 
 class Dashboard:
@@ -156,6 +157,7 @@ class Dashboard:
         out["result"] = _safe(self.ark.serializer.loads, found.result)
         out["error"] = _jsonable(info.error)
         out["worker"] = found.worker
+        out["progress"] = _jsonable(await queue.job(job_id).progress())
         return out
 
     async def act(self, name: str, action: str, job_id: str | None, state: str | None) -> Any:
@@ -170,19 +172,16 @@ class Dashboard:
             if action not in actions:
                 raise ConfigError(f"unknown job action {action!r}")
             return await actions[action]()
+        queue_actions = {"retry-failed": queue.retry_failed, "pause": queue.pause,
+                         "resume": queue.resume}  # fmt: skip
         if action == "purge":
             return await queue.purge(state or "")
-        if action == "retry-failed":
-            return await queue.retry_failed()
-        if action in ("pause", "resume") and hasattr(queue, action):
-            return await getattr(queue, action)()
-        raise ConfigError(f"unknown queue action {action!r}")
+        if action not in queue_actions:
+            raise ConfigError(f"unknown queue action {action!r}")
+        return await queue_actions[action]()
 
     async def _paused(self, name: str) -> dict[str, Any]:
-        queue = self.queue(name)
-        if not hasattr(queue, "pause") or not hasattr(queue, "is_paused"):
-            return {"pausable": False, "paused": None}
-        return {"pausable": True, "paused": bool(await queue.is_paused())}
+        return {"paused": await self.queue(name).is_paused()}
 
     def _history(self, name: str) -> str:
         return self.ark.keys.group("dashboard", name).key("history")
@@ -247,6 +246,27 @@ class Dashboard:
             "minutes": series.minutes,
             "operations": [b.get("op|sessions", 0) for b in series.counts],
         }
+
+    async def events(self) -> dict[str, Any]:
+        """Every topic: stream length, each consumer group's pending count and lag, and the
+        dead letters (the first ``DEAD_SHOWN`` of each topic)."""
+        events = self.ark.events
+        infos = await asyncio.gather(*(events.info(name) for name in await events.topics()))
+        topics, letters = [], []
+        for info in infos:
+            topics.append({
+                "name": info.name, "sequence": info.sequence, "length": info.length,
+                "dead_letters": info.dead_letters,
+                "groups": [
+                    {"name": g.name, "consumers": g.consumers, "pending": g.pending,
+                     "lag": g.lag, "last_delivered": g.last_delivered}
+                    for g in info.groups
+                ],
+            })  # fmt: skip
+            if info.dead_letters:
+                found = await events.topic(info.name, durable=True).dead_letters(DEAD_SHOWN)
+                letters += [{"topic": info.name, "id": m.id, **_letter(m.data)} for m in found]
+        return {"topics": topics, "dead_letters": letters}
 
     async def overview(self) -> dict[str, Any]:
         """Operations, errors and time per capability over the last minutes."""
@@ -342,6 +362,19 @@ def _safe(loads: Any, raw: bytes | None) -> Any:
     except Exception:  # a value of another serializer: show its size, not a traceback
         return {"undecodable": len(raw)}
     return _jsonable(value)
+
+
+def _letter(data: Any) -> dict[str, Any]:
+    """A dead letter's record (``id``, ``group``, ``reason``, ``payload``) for display."""
+    if not isinstance(data, dict):
+        return {"reason": None, "group": None, "message_id": None, "payload": _jsonable(data)}
+    payload = data.get("payload")
+    if isinstance(payload, bytes):
+        payload = payload.decode(errors="replace")
+    return {
+        "message_id": data.get("id"), "group": data.get("group"), "reason": data.get("reason"),
+        "payload": _jsonable(payload),
+    }  # fmt: skip
 
 
 def _avg_ms(us: int, count: int) -> float | None:

@@ -25,7 +25,7 @@ from fastapi.responses import HTMLResponse
 
 from redkit import AsyncRedkit
 from redkit.dashboard import create_dashboard
-from redkit.demo import auth, orders, payments, products
+from redkit.demo import auth, live, orders, payments, products
 from redkit.demo.auth import SigningKey
 from redkit.demo.catalog import Catalog
 from redkit.demo.limits import Limits
@@ -93,6 +93,7 @@ def create_app(
     app.include_router(auth.router(store, tokens, key, login_limit=limits.login))
     app.include_router(payments.router(ark))
     app.include_router(orders.router(order_queue, api_limit=limits.api))
+    live.install(app, ark)
     app.mount("/dashboard", dashboard)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)

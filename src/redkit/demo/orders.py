@@ -22,6 +22,7 @@ from fastapi import APIRouter, Depends, HTTPException
 from pydantic import BaseModel, Field
 
 from redkit import AsyncRedkit, ops
+from redkit.demo import live
 from redkit.demo.catalog import Catalog
 from redkit.errors import JobFailedError, RedkitError
 from redkit.queue import AsyncQueue, Worker
@@ -53,6 +54,7 @@ class Orders:
         seconds = CONFIRM_SECONDS if confirm_seconds is None else confirm_seconds
         self.queue: AsyncQueue = ark.queue(QUEUE, lease=5.0, result_ttl=3600.0)
         self._outages = ark.keys.group("demo", "orders")
+        self.created = live.topic(ark)  # every page's live panel hears of each new order
         self._worker: Worker | None = None
         self._running: asyncio.Task[None] | None = None
 
@@ -108,8 +110,10 @@ class Orders:
         await self.confirm.enqueue(
             order_id, product["name"], order.quantity, total, order.mail_outage, job_id=order_id
         )
-        return {"order_id": order_id, "product": product["name"], "quantity": order.quantity,
-                "total": total, "state": "waiting"}  # fmt: skip
+        placed = {"order_id": order_id, "product": product["name"], "quantity": order.quantity,
+                  "total": total}  # fmt: skip
+        await self.created.publish(placed)
+        return {**placed, "state": "waiting"}
 
     async def state(self, order_id: str) -> dict[str, Any]:
         """The order's confirmation job: its state, result or last error; 404 when unknown."""

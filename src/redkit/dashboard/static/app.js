@@ -113,7 +113,7 @@ async function loadQueues() {
       el("td", { class: "num" }, fmt(l.p50)), el("td", { class: "num" }, fmt(l.p90)),
       el("td", { class: "num" }, fmt(l.p99)),
       el("td", { class: "num workers" }, q.workers),
-      el("td", { class: "paused" }, q.paused ? "paused" : (q.pausable ? "running" : "")));
+      el("td", { class: "paused" }, q.paused ? "paused" : "running"));
     if (q.name === view.queue) row.classList.add("selected");
     return row;
   }));
@@ -135,8 +135,8 @@ async function loadQueue() {
   const q = await api(`api/queue?queue=${encodeURIComponent(name)}`);
   $("#queue-detail").hidden = false;
   $("#queue-title").textContent = `Queue ${q.name}`;
-  $("#pause").hidden = !q.pausable || q.paused;
-  $("#resume").hidden = !q.pausable || !q.paused;
+  $("#pause").hidden = q.paused;
+  $("#resume").hidden = !q.paused;
   const states = ["waiting", "delayed", "active", "failed", "dead"];
   chart($("#chart"), states.map(s => ({ name: s, color: COLORS[s], values: q.history.map(h => h[s] || 0) })),
     $("#chart-legend"), q.history.map(h => h.t));
@@ -231,6 +231,22 @@ async function loadSessions() {
   $("#sessions-range").textContent = minutesRange(data.minutes);
 }
 
+async function loadEvents() {
+  const data = await api("api/events");
+  $("#no-topics").hidden = data.topics.length > 0;
+  fill($("#groups-table tbody"), data.topics.flatMap(t => t.groups.map(g =>
+    el("tr", { "data-group": `${t.name}/${g.name}` }, el("td", {}, t.name), el("td", {}, g.name),
+      el("td", { class: "num" }, g.consumers), el("td", { class: "num pending" }, g.pending),
+      el("td", { class: "num lag" }, fmt(g.lag)), el("td", {}, g.last_delivered)))));
+  fill($("#topics-table tbody"), data.topics.map(t => el("tr", { "data-topic": t.name },
+    el("td", {}, t.name), el("td", { class: "num" }, t.length), el("td", { class: "num" }, t.sequence),
+    el("td", { class: "num dead" }, t.dead_letters))));
+  fill($("#dead-table tbody"), data.dead_letters.map(d => el("tr", { "data-topic": d.topic },
+    el("td", {}, d.topic), el("td", {}, d.group || "–"), el("td", {}, d.message_id || d.id),
+    el("td", { class: "reason" }, d.reason || "–"),
+    el("td", { class: "payload" }, typeof d.payload === "string" ? d.payload : JSON.stringify(d.payload)))));
+}
+
 async function loadOverview() {
   const data = await api("api/overview");
   $("#ops-minutes").textContent = data.minutes.length;
@@ -240,7 +256,7 @@ async function loadOverview() {
 }
 
 const LOADERS = { queues: loadQueues, ratelimits: loadRateLimits, caches: loadCaches,
-  sessions: loadSessions, overview: loadOverview };
+  sessions: loadSessions, events: loadEvents, overview: loadOverview };
 
 let busy = false;
 async function refresh() {
