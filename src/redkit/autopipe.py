@@ -30,6 +30,7 @@ Sentinel client (whose connections find the master on connect), is not pipelined
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import deque
 from typing import Any
 
@@ -89,6 +90,9 @@ _NO_TIMEOUT = 3600.0
 
 _HiredisParser: Any = None
 _NOT_ENOUGH: Any = object()
+_PUSH: Any = None
+with contextlib.suppress(ImportError):  # hiredis < 3.2 has no push type
+    from hiredis import PushNotification as _PUSH
 try:  # the parser whose reader a lane takes over, and the reader's "incomplete" sentinel
     from redis._parsers.hiredis import NOT_ENOUGH_DATA as _NOT_ENOUGH
     from redis._parsers.hiredis import _AsyncHiredisParser as _HiredisParser
@@ -227,6 +231,8 @@ class Lane(asyncio.Protocol):
             reply = reader.gets()
             if reply is _NOT_ENOUGH:
                 break
+            if _PUSH is not None and type(reply) is _PUSH:  # RESP3 push: nobody's reply
+                continue
             if not inflight:  # a reply nobody asked for: the stream cannot be trusted
                 self._lost(rex.InvalidResponse("an unexpected reply on a pipelined connection"))
                 return
