@@ -153,9 +153,7 @@ async def measure(args: argparse.Namespace, url: str) -> None:
             trips[name].append((after - before) / args.requests)
     base = statistics.median(rates["no idempotency"])
     base_cpu = statistics.median(cpu["no idempotency"])
-    print(
-        f"{'':<28} {'req/s':>9} {'us/req':>8} {'+us/req':>8} {'+cpu us':>8} {'trips/req':>10}"
-    )
+    print(f"{'':<28} {'req/s':>9} {'us/req':>8} {'+us/req':>8} {'+cpu us':>8} {'trips/req':>10}")
     for name in systems:
         rate = statistics.median(rates[name])
         extra = 1e6 / rate - 1e6 / base

@@ -1,168 +1,432 @@
-"""Job queue throughput: enqueue, bulk enqueue, drain, latency, round trips per job.
+"""Job queues compared: enqueue, bulk enqueue, drain, latency, round trips, worker memory.
 
     python benchmarks/queue.py                 # an embedded Valkey, started for the run
     REDIS_URL=redis://127.0.0.1:6379/0 python benchmarks/queue.py --runs 3
+    python benchmarks/queue.py --only redkit "BullMQ for Node" --jobs 20000
 
-Workloads, each the median of ``--runs`` interleaved rounds:
+redkit beside every peer that is installed (``pip install -e ".[bench]"``: SAQ, RQ, Celery,
+Dramatiq, streaq, pydocket, BullMQ for Python) and BullMQ for Node when ``node`` and
+``npm`` are there (bullmq is installed into ``~/.cache/redkit-bench/node`` on first use).
+The same server, the same no-op job, one worker process at concurrency 50 (RQ runs one
+job at a time: it has no concurrency within a worker). The systems take turns within each
+round (``--runs`` rounds, medians reported):
 
-* enqueue one by one: ``task.enqueue(i)``, beside the raw client doing one ``RPUSH`` per
-  job (the floor for one round trip per job);
-* bulk: ``task.enqueue_many`` in batches of 1,000;
-* drain: ``--jobs`` no-op jobs already queued, one worker process (``redkit worker``,
-  concurrency 50): jobs per second from the first job's start to the last one's
-  finish, and round trips per job (script calls and blocking waits in ``INFO commandstats``);
-* drain with the event stream on (``events=10_000``: enqueued, active and completed
-  events for every job), and with one progress report per job as well, as a ratio to
-  the plain drain;
-* drain with the jobs spread over 10 groups (claimed round robin), as a ratio;
-* enqueue-to-start: an idle worker, one job at a time, the median delay;
-* the worker process's resident memory after the drain.
+* **enqueue one by one**: ``--one`` jobs, one call each, beside the raw redis-py client
+  doing one ``RPUSH`` per job (sync, and asyncio for the asyncio producers);
+* **bulk**: the system's bulk call in batches of 1,000, where it has one;
+* **drain**: ``--jobs`` queued no-op jobs, then the worker process starts: jobs per second
+  from the first job's start to the last one's (marks written by the jobs themselves);
+* **round trips/job**: the server's ``total_reads_processed`` during the drain, per job
+  (every read event is one request or pipeline from a client);
+* **enqueue->start**: an idle worker, one job at a time, the median delay in ms;
+* **worker RSS**: the worker's processes after the drain, MiB;
+* for redkit also **delayed, late by**: how long after its due time a delayed job starts.
 """
 
 from __future__ import annotations
 
 import _path  # isort: skip  (first: benchmarks/queue.py shadows stdlib queue)
 import argparse
+import asyncio
+import importlib.util
+import json
 import os
+import shutil
 import signal
 import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import psutil
+import redis
+import redis.asyncio
 from _common import server_url
+from peers import PEERS, Peer
 
-from redkit import Redkit
-
-SENT = ("cmdstat_evalsha", "cmdstat_eval", "cmdstat_blpop")
-
-
-def commands(rk: Redkit) -> int:
-    """Commands clients sent that a worker uses: script calls and blocking waits.
-
-    (``INFO commandstats`` also counts the commands scripts run inside the server, so
-    the total would not be round trips.)
-    """
-    stats = rk.client.info("commandstats")
-    return sum(int(stats[name]["calls"]) for name in SENT if name in stats)
+HERE = _path.HERE
+WORKER_DIR = HERE / "queue_worker"
+NODE_CACHE = Path(os.environ.get("REDKIT_BENCH_CACHE", "~/.cache/redkit-bench")).expanduser()
+NODE = "BullMQ for Node"
+COLUMNS = ("one by one /s", "bulk /s", "drain /s", "round trips/job", "enqueue->start ms",
+           "worker RSS MiB")  # fmt: skip
 
 
-def enqueue_one_by_one(noop: Any, n: int) -> float:
-    began = time.perf_counter()
-    for i in range(n):
-        noop.enqueue(i)
-    return n / (time.perf_counter() - began)
+# --- BullMQ for Node ----------------------------------------------------------------------
 
 
-def raw_one_by_one(rk: Redkit, n: int) -> float:
-    key, payload = rk.keys.group("bench").key("raw"), b"[[1],{}]"
-    began = time.perf_counter()
-    for _ in range(n):
-        rk.client.execute_command("RPUSH", key, payload)
-    took = time.perf_counter() - began
-    rk.client.delete(key)
-    return n / took
+def node_modules() -> Path | None:
+    """bullmq and ioredis for Node in the cache directory (installed on first use)."""
+    if not (shutil.which("node") and shutil.which("npm")):
+        return None
+    target = NODE_CACHE / "node"
+    if not (target / "node_modules" / "bullmq").is_dir():
+        target.mkdir(parents=True, exist_ok=True)
+        done = subprocess.run(
+            ["npm", "install", "--no-audit", "--no-fund", "--prefix", str(target), "bullmq",
+             "ioredis"], capture_output=True, timeout=600,
+        )  # fmt: skip
+        if done.returncode != 0:
+            print(f"note: npm install bullmq failed: {done.stderr.decode()[-300:]}")
+            return None
+    return target / "node_modules"
 
 
-def bulk(noop: Any, n: int) -> float:
-    began = time.perf_counter()
-    for start in range(0, n, 1000):
-        noop.enqueue_many([(i,) for i in range(start, min(n, start + 1000))])
-    return n / (time.perf_counter() - began)
+class NodePeer:
+    """BullMQ for Node through bullmq_node.js (its own process for every step)."""
+
+    name, has_bulk = NODE, True
+
+    def __init__(self, modules: Path) -> None:
+        self.modules = modules
+
+    def env(self, url: str, ns: str) -> dict[str, str]:
+        return {**os.environ, "QBENCH_URL": url, "QBENCH_NS": ns, "NODE_PATH": str(self.modules)}
+
+    def call(self, url: str, ns: str, *args: str) -> dict[str, Any]:
+        done = subprocess.run(
+            ["node", str(WORKER_DIR / "bullmq_node.js"), *args], env=self.env(url, ns),
+            capture_output=True, timeout=600, check=True,
+        )  # fmt: skip
+        return json.loads(done.stdout.decode().strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+    def worker(self, url: str, ns: str) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            ["node", str(WORKER_DIR / "bullmq_node.js"), "worker"], env=self.env(url, ns),
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
 
 
-def worker(url: str, prefix: str, **extra: str) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ, "REDIS_URL": url, "REDKIT_PREFIX": prefix, "REDKIT_EMBEDDED": "0",
-        **extra,
-    }  # fmt: skip
+# --- the measurements ---------------------------------------------------------------------
+
+
+def drive(peer_cls: type[Peer], url: str, ns: str, body: Callable[[Peer], Any]) -> Any:
+    """Build the peer's producer, run ``body`` with it (in an event loop if it is async)."""
+    if not peer_cls.is_async:
+        peer = peer_cls(url, ns)
+        try:
+            return body(peer)
+        finally:
+            peer.close()
+
+    async def run() -> Any:
+        peer = peer_cls(url, ns)
+        try:
+            return await body(peer)
+        finally:
+            await peer.close()
+
+    return asyncio.run(run())
+
+
+def one_by_one(system: Any, url: str, ns: str, n: int) -> float:
+    if isinstance(system, NodePeer):
+        return float(system.call(url, ns, "one", str(n))["rate"])
+
+    def sync(peer: Peer) -> float:
+        began = time.perf_counter()
+        for i in range(n):
+            peer.one(i)
+        return n / (time.perf_counter() - began)
+
+    async def aio(peer: Peer) -> float:
+        began = time.perf_counter()
+        for i in range(n):
+            await peer.one(i)
+        return n / (time.perf_counter() - began)
+
+    return float(drive(system, url, ns, aio if system.is_async else sync))
+
+
+def bulk(system: Any, url: str, ns: str, n: int) -> float | None:
+    if not system.has_bulk:
+        return None
+    if isinstance(system, NodePeer):
+        return float(system.call(url, ns, "bulk", str(n))["rate"])
+    batches = [list(range(s, min(n, s + 1000))) for s in range(0, n, 1000)]
+
+    def sync(peer: Peer) -> float:
+        began = time.perf_counter()
+        for batch in batches:
+            peer.bulk(batch)
+        return n / (time.perf_counter() - began)
+
+    async def aio(peer: Peer) -> float:
+        began = time.perf_counter()
+        for batch in batches:
+            await peer.bulk(batch)
+        return n / (time.perf_counter() - began)
+
+    return float(drive(system, url, ns, aio if system.is_async else sync))
+
+
+def fill(system: Any, url: str, ns: str, n: int) -> None:
+    """The drain's jobs: the first mark, ``n`` no-ops, the last mark."""
+    if isinstance(system, NodePeer):
+        system.call(url, ns, "fill", str(n))
+        return
+    batches = [list(range(s, min(n, s + 1000))) for s in range(0, n, 1000)]
+
+    def sync(peer: Peer) -> None:
+        peer.one(-1)
+        for batch in batches:
+            if peer.has_bulk:
+                peer.bulk(batch)
+            else:
+                for i in batch:
+                    peer.one(i)
+        peer.one(-2)
+
+    async def aio(peer: Peer) -> None:
+        await peer.one(-1)
+        for batch in batches:
+            if peer.has_bulk:
+                await peer.bulk(batch)
+            else:
+                for i in batch:
+                    await peer.one(i)
+        await peer.one(-2)
+
+    drive(system, url, ns, aio if system.is_async else sync)
+
+
+def latencies(system: Any, url: str, ns: str, k: int, r: redis.Redis) -> list[float]:
+    """``k`` enqueue-to-start delays in seconds, one job at a time to an idle worker."""
+    if isinstance(system, NodePeer):
+        return [float(x) for x in system.call(url, ns, "latency", str(k))["latencies"]]
+    key = f"{ns}:lat"
+
+    def sync(peer: Peer) -> list[float]:
+        out = []
+        for _ in range(k):
+            peer.one(time.time())
+            reply = r.blpop([key], 10)
+            if reply:
+                out.append(float(reply[1]))
+        return out
+
+    async def aio(peer: Peer) -> list[float]:
+        out = []
+        for _ in range(k):
+            await peer.one(time.time())
+            reply = await asyncio.to_thread(r.blpop, [key], 10)
+            if reply:
+                out.append(float(reply[1]))
+        return out
+
+    return list(drive(system, url, ns, aio if system.is_async else sync))
+
+
+def delayed_lateness(url: str, ns: str, k: int, r: redis.Redis) -> list[float]:
+    """redkit only: jobs enqueued with ``delay=0.2``; how long after due each started."""
+    from redkit import Redkit
+
+    with Redkit(url, prefix="qbench") as rk:
+        q, key, out = rk.queue(ns), f"{ns}:lat", []
+        for _ in range(k):
+            due = time.time() + 0.2
+            q.enqueue("noop", due, delay=0.2)
+            reply = r.blpop([key], 10)
+            if reply:
+                out.append(float(reply[1]))
+    return out
+
+
+def worker_process(system: Any, url: str, ns: str) -> subprocess.Popen[bytes]:
+    if isinstance(system, NodePeer):
+        return system.worker(url, ns)
+    env = {**os.environ, "QBENCH_URL": url, "QBENCH_NS": ns, "REDKIT_EMBEDDED": "0"}
     return subprocess.Popen(
-        [sys.executable, "-m", "redkit.cli", "worker", "bench_app:queue", "-c", "50"],
-        cwd=_path.HERE / "queue_worker", env=env,
+        [sys.executable, "peers.py", system.name], cwd=WORKER_DIR, env=env,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
 
 
-def wait(check: Any, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise SystemExit("the worker did not finish in time")
-        time.sleep(0.01)
-
-
-def drain(
-    url: str, prefix: str, n: int, events: int = 0, progress: bool = False, groups: int = 0
-) -> tuple[float, float, float, float]:
-    """(jobs/s, commands per job, median enqueue-to-start ms, worker RSS MiB)."""
-    rk = Redkit(url, prefix=prefix)
-    q = rk.queue("bench", events=events)
-    q.enqueue("mark")
-    for start in range(0, n, 1000):
-        items = [(i,) for i in range(start, min(n, start + 1000))]
-        if groups:  # spread over the groups, claimed round robin
-            q.enqueue_many("noop", items, group=f"g{start // 1000 % groups}")
-        else:
-            q.enqueue_many("noop", items)
-    before = commands(rk)
-    proc = worker(url, prefix, BENCH_EVENTS=str(events), BENCH_PROGRESS="1" if progress else "0")
+def rss(proc: subprocess.Popen[bytes]) -> float:
+    """The worker's resident memory, its child processes included, in MiB."""
     try:
-        wait(lambda: q.counts()["done"] >= min(n + 1, 10_000))
-        ended = time.time()
-        spent = commands(rk) - before
-        first = float(rk.client.get(rk.keys.group("bench").key("first")) or ended)
-        latency = [_latency(q) for _ in range(200)]
-        rss = psutil.Process(proc.pid).memory_info().rss / 2**20
+        main = psutil.Process(proc.pid)
+        return sum(p.memory_info().rss for p in [main, *main.children(recursive=True)]) / 2**20
+    except psutil.NoSuchProcess:
+        return float("nan")
+
+
+def reads(r: redis.Redis) -> int:
+    return int(r.info("stats")["total_reads_processed"])
+
+
+def drain(system: Any, url: str, ns: str, n: int, r: redis.Redis, lat_k: int) -> dict[str, Any]:
+    fill(system, url, ns, n)
+    before = reads(r)
+    proc = worker_process(system, url, ns)
+    out: dict[str, Any] = {}
+    try:
+        ended = r.blpop([f"{ns}:end"], 600)
+        if ended is None:
+            raise SystemExit(f"{system.name}: the drain did not finish in 600 s")
+        spent = reads(r) - before
+        first = float(r.get(f"{ns}:first") or ended[1])
+        out["drain /s"] = n / max(1e-6, float(ended[1]) - first)
+        out["round trips/job"] = spent / n
+        lat = latencies(system, url, ns, lat_k, r)
+        out["enqueue->start ms"] = statistics.median(lat) * 1000 if lat else float("nan")
+        if system.name == "redkit":
+            late = delayed_lateness(url, ns, max(10, lat_k // 2), r)
+            out["delayed, late by ms"] = statistics.median(late) * 1000
+        out["worker RSS MiB"] = rss(proc)
     finally:
         proc.send_signal(signal.SIGTERM)
-        proc.wait(30)
-        rk.close()
-    return n / (ended - first), spent / n, statistics.median(latency) * 1000, rss
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            for child in psutil.Process(proc.pid).children(recursive=True):
+                child.kill()
+            proc.kill()
+            proc.wait()
+    return out
 
 
-def _latency(q: Any) -> float:
-    key = q.rk.keys.group("bench").key("latency")
-    q.enqueue("stamp", time.time())
-    reply = q.rk.client.blpop(key, 10)
-    return float(reply[1])
+def raw_rates(url: str, n: int) -> tuple[float, float, float]:
+    """The raw client, one RPUSH per job (sync, asyncio), and one EVALSHA of redkit's
+    enqueue script per job (sync): per second."""
+    from redkit import Redkit, ops
+
+    payload = b"[[1],{}]"
+    r = redis.Redis.from_url(url)
+    began = time.perf_counter()
+    for _ in range(n):
+        r.execute_command("RPUSH", "qbench:raw", payload)
+    sync = n / (time.perf_counter() - began)
+    r.delete("qbench:raw")
+    with Redkit(url, prefix="qbench") as rk:  # the exact call redkit's enqueue sends
+        q = rk.queue("qbench-raw")
+        new = q._new_job("noop", (1,), {}, {})[1]
+        effect = q._add({}, [new]).effect
+    assert isinstance(effect, ops.Eval)
+    sha, keys = r.script_load(effect.script.source), list(effect.keys)
+    args = list(effect.args)
+    member = args.index(new.member)  # a new job id for every call
+    began = time.perf_counter()
+    for i in range(n):
+        args[member] = f"j{i}"
+        r.execute_command("EVALSHA", sha, len(keys), *keys, *args)
+    script = n / (time.perf_counter() - began)
+    cleanup(r, "qbench-raw")
+
+    async def aio() -> float:
+        client = redis.asyncio.Redis.from_url(url)
+        began = time.perf_counter()
+        for _ in range(n):
+            await client.execute_command("RPUSH", "qbench:raw", payload)
+        took = time.perf_counter() - began
+        await client.delete("qbench:raw")
+        await client.aclose()
+        return n / took
+
+    return sync, asyncio.run(aio()), script
 
 
-def _noop(i: int) -> None:
-    """The producer's view of the worker's no-op task (the signature is checked)."""
+def cleanup(r: redis.Redis, ns: str) -> None:
+    """Delete the run's keys (a benchmark's admin step: SCAN is fine here)."""
+    keys = list(r.scan_iter(match=f"*{ns}*", count=1000))
+    for start in range(0, len(keys), 500):
+        r.delete(*keys[start : start + 500])
+
+
+# --- the table ----------------------------------------------------------------------------
+
+
+def median(values: list[float]) -> float | None:
+    found = [v for v in values if v is not None and v == v]
+    return statistics.median(found) if found else None
+
+
+def report(results: dict[str, dict[str, list[float]]], raw: dict[str, list[float]]) -> None:
+    def cell(value: float | None, digits: int = 0) -> str:
+        return "—" if value is None else f"{value:,.{digits}f}"
+
+    width = max(len(name) for name in results)
+    print(f"\n{'system':<{width}}  " + "  ".join(f"{c:>17}" for c in COLUMNS))
+    for name, cols in results.items():
+        vals = []
+        for column in COLUMNS:
+            digits = 2 if column in ("round trips/job", "enqueue->start ms") else 0
+            vals.append(f"{cell(median(cols.get(column, [])), digits):>17}")
+        print(f"{name:<{width}}  " + "  ".join(vals))
+    print(f"{'raw redis-py, RPUSH per job':<{width}}  {median(raw['sync']):>17,.0f}  "
+          f"(asyncio: {median(raw['async']):,.0f}/s; EVALSHA of redkit's enqueue script "
+          f"per job: {median(raw['script']):,.0f}/s)")  # fmt: skip
+    mine = results.get("redkit", {})
+    late = median(mine.get("delayed, late by ms", []))
+    if late is not None:
+        print(f"redkit: a delayed job starts {late:.2f} ms after its due time (median)")
+    print("\nratios (medians of this run):")
+    one, raw_one = median(mine.get("one by one /s", [])), median(raw["sync"])
+    if one and raw_one:
+        print(f"  redkit one by one / raw RPUSH per job: {one / raw_one:.0%}")
+        print(f"  redkit one by one / raw EVALSHA per job: {one / median(raw['script']):.0%}")
+    for column in ("drain /s", "bulk /s", "one by one /s"):
+        ours = median(mine.get(column, []))
+        for name, cols in results.items():
+            theirs = median(cols.get(column, []))
+            if name != "redkit" and ours and theirs:
+                print(f"  redkit {column.split(' /')[0]} / {name}: {ours / theirs:.2f}x")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--jobs", type=int, default=10_000)
+    parser.add_argument("--jobs", type=int, default=10_000, help="jobs per drain and bulk")
+    parser.add_argument("--one", type=int, default=3000, help="jobs enqueued one by one")
+    parser.add_argument("--latency", type=int, default=50, help="enqueue->start samples")
+    parser.add_argument("--only", nargs="*", help="system names to run (default: all)")
     args = parser.parse_args()
-    rows: dict[str, list[float]] = {}
+
+    systems: list[Any] = [p for p in PEERS if importlib.util.find_spec(p.module)]
+    missing = [p.name for p in PEERS if p not in systems]
+    modules = node_modules()
+    if modules is not None:
+        systems.append(NodePeer(modules))
+    else:
+        missing.append(NODE)
+    if args.only:
+        systems = [s for s in systems if s.name in args.only]
+    if missing:
+        print(f"not installed (skipped): {', '.join(missing)}")
+    results: dict[str, dict[str, list[float]]] = {s.name: {} for s in systems}
+    raw: dict[str, list[float]] = {"sync": [], "async": [], "script": []}
     with server_url() as (url, where):
-        print(f"server: {where}; {args.jobs} jobs; one worker process, concurrency 50")
+        r = redis.Redis.from_url(url)
+        version = r.info("server").get("valkey_version") or r.info("server")["redis_version"]
+        print(f"server: {where} {version}; {args.jobs:,} jobs per drain; one worker process, "
+              f"concurrency 50; {args.runs} interleaved rounds")  # fmt: skip
         for run in range(args.runs):
-            prefix = f"bench{run}{os.getpid()}"
-            with Redkit(url, prefix=prefix) as rk:
-                noop = rk.queue("bench").task(name="noop")(_noop)
-                rows.setdefault("raw client, RPUSH per job /s", []).append(raw_one_by_one(rk, 5000))
-                rows.setdefault("enqueue one by one /s", []).append(enqueue_one_by_one(noop, 5000))
-                rows.setdefault("bulk enqueue /s", []).append(bulk(noop, args.jobs))
-            rate, per_job, latency, rss = drain(url, prefix + "d", args.jobs)
-            rows.setdefault("drain, 1 worker /s", []).append(rate)
-            rows.setdefault("drain: round trips/job", []).append(per_job)
-            rows.setdefault("enqueue->start median ms", []).append(latency)
-            rows.setdefault("worker RSS MiB", []).append(rss)
-            with_events = drain(url, prefix + "e", args.jobs, events=10_000)[0]
-            rows.setdefault("drain, events on: x plain", []).append(with_events / rate)
-            with_progress = drain(url, prefix + "p", args.jobs, events=10_000, progress=True)[0]
-            rows.setdefault("drain, events + progress: x plain", []).append(with_progress / rate)
-            with_groups = drain(url, prefix + "g", args.jobs, groups=10)[0]
-            rows.setdefault("drain, 10 groups: x plain", []).append(with_groups / rate)
-    width = max(map(len, rows))
-    for name, values in rows.items():
-        print(f"{name:<{width}}  {statistics.median(values):>12,.2f}  "
-              f"(min {min(values):,.2f}, max {max(values):,.2f})")  # fmt: skip
+            sync, aio, script = raw_rates(url, args.one)
+            raw["sync"].append(sync)
+            raw["async"].append(aio)
+            raw["script"].append(script)
+            for system in systems:
+                ns = f"qb{os.getpid()}r{run}{systems.index(system)}"
+                cols = results[system.name]
+                try:
+                    cols.setdefault("one by one /s", []).append(
+                        one_by_one(system, url, ns + "e", args.one)
+                    )
+                    cols.setdefault("bulk /s", []).append(bulk(system, url, ns + "b", args.jobs))
+                    for name, value in drain(
+                        system, url, ns + "d", args.jobs, r, args.latency
+                    ).items():
+                        cols.setdefault(name, []).append(value)
+                except Exception as exc:  # one peer failing must not end the comparison
+                    print(f"  {system.name}: failed in round {run + 1}: {exc!r}")
+                finally:
+                    cleanup(r, ns)
+                print(f"  round {run + 1}: {system.name} done", flush=True)
+        r.close()
+    report(results, raw)
 
 
 if __name__ == "__main__":

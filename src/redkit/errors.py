@@ -21,6 +21,7 @@ The family::
     ├── JobFailedError               a job failed for good, was dead-lettered or cancelled
     ├── JobNotFinishedError          Job.result() timed out (also TimeoutError)
     ├── JobTimeoutError              a job ran past its task's timeout (also TimeoutError)
+    ├── JobCrashedError              the process running a process-pool job died
     ├── JobCancelledError            a running job was asked to stop (raised in its handler)
     ├── IdempotencyError             idempotency keys
     │   ├── IdempotencyConflictError another call with the same key is still running
@@ -132,6 +133,10 @@ class JobTimeoutError(RedkitError, TimeoutError):
     """A job ran longer than its task's ``timeout``; recorded as the job's error."""
 
 
+class JobCrashedError(RedkitError):
+    """The child process running a ``process=True`` task died (killed, crashed, out of memory)."""
+
+
 class JobCancelledError(RedkitError):
     """The running job was cancelled: raised inside its handler by ``check_cancelled()``."""
 
@@ -192,6 +197,7 @@ __all__ = [
     "IdempotencyMismatchError",
     "IdempotentCallFailedError",
     "JobCancelledError",
+    "JobCrashedError",
     "JobFailedError",
     "JobNotFinishedError",
     "JobTimeoutError",

@@ -14,9 +14,13 @@ RAN = rk.keys.group("test").key("ran")
 
 @queue.task
 def work(i: int) -> int:
-    """A job that takes a while, so that killed workers die in the middle of some."""
+    """A job that takes a while, so that killed workers die in the middle of some.
+
+    Records ``i:start:end`` in RAN when it completes.
+    """
+    start = time.time()
     time.sleep(float(os.environ.get("QUEUE_TEST_JOB_SECONDS", "0.03")))
-    rk.client.rpush(RAN, i)
+    rk.client.rpush(RAN, f"{i}:{start}:{time.time()}")
     return i
 
 
@@ -24,3 +28,12 @@ def work(i: int) -> int:
 def crash() -> None:
     """A job that kills its worker every time."""
     os._exit(3)
+
+
+@queue.task(process=True, timeout=float(os.environ.get("QUEUE_TEST_PROCESS_TIMEOUT", "2")))
+def burn(seconds: float) -> int:
+    """CPU-bound, in the worker's process pool: spins, then returns its process id."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        pass
+    return os.getpid()

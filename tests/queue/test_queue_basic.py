@@ -10,6 +10,7 @@ import time
 import pytest
 
 from redkit import AsyncRedkit, Redkit
+from redkit.embedded import EmbeddedServer
 from redkit.errors import ConfigError, SerializationError
 from redkit.queue import JobFailedError, JobNotFinishedError, Worker
 
@@ -326,3 +327,25 @@ def test_odd_failures_never_strand_a_job(rk: Redkit) -> None:
         "ValueError",
     ]
 
+
+def test_a_delayed_job_does_not_wait_for_the_servers_clock_tick(prefix: str) -> None:
+    """At ``hz 1`` the server ends blocking waits up to a second late; the worker's own
+    timer starts a due job on time anyway."""
+    with (
+        EmbeddedServer(extra_args=["--hz", "1"]) as server,
+        Redkit(server.url, prefix=prefix) as rk,
+    ):
+        q = rk.queue("tick")
+        late: list[float] = []
+
+        @q.task
+        def stamp(due: float) -> None:
+            late.append(time.time() - due)
+
+        with running(q, concurrency=2):
+            for n in range(3):
+                due = time.time() + 0.3
+                stamp.enqueue(due, delay=0.3)
+                poll(lambda n=n: len(late) > n, timeout=10)
+    assert min(late) >= -0.01  # never early (clocks of one machine)
+    assert max(late) < 0.6, late  # a server tick would add up to 1 s

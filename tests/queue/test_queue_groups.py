@@ -117,3 +117,28 @@ async def test_async_groups(ark: AsyncRedkit) -> None:
     await q.set_group_concurrency(3, group="tenant-1")
     with running(q, concurrency=2):
         assert [await job.result(timeout=10) for job in jobs] == [1, 2]
+
+
+def test_a_group_rate_limit_holds_the_group_back_only(rk: Redkit) -> None:
+    q = rk.queue("grate", events=1000)  # "active" events carry the server's claim time
+
+    @q.task
+    async def work(tenant: str) -> None: ...
+
+    q.set_group_rate_limit("20/second", group="slow")  # a burst of 20, then one per 50 ms
+    slow = work.enqueue_many([("slow",)] * 40, group="slow")
+    fast = work.enqueue_many([("fast",)] * 40, group="fast")
+    with running(q, concurrency=10), running(q, concurrency=10):
+        poll(lambda: q.counts()["done"] == 80, timeout=30)
+    members = {job._member: "slow" for job in slow} | {job._member: "fast" for job in fast}
+    active = [e for e in q.events(count=1000) if e.event == "active"]
+    starts = [int(e.id.split("-")[0]) for e in active if members[e.job_id] == "slow"]
+    assert len(starts) == 40
+    for i in range(len(starts)):
+        for j in range(i + 1, len(starts)):
+            assert j - i + 1 <= 20 + (starts[j] - starts[i]) / 50 + 1, (i, j)
+    last_fast = max(i for i, e in enumerate(active) if members[e.job_id] == "fast")
+    last_slow = max(i for i, e in enumerate(active) if members[e.job_id] == "slow")
+    assert last_fast < last_slow  # the other group was not held back
+    q.set_group_rate_limit(None, group="slow")
+    assert rk.client.hlen(q.keys.group.key("glimits")) == 0

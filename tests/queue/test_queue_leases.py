@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import time
 
 import pytest
@@ -10,7 +12,7 @@ from redkit import Redkit
 from redkit.queue import JobFailedError
 from redkit.queue import ops as qops
 
-from .conftest import poll
+from .conftest import poll, running
 
 
 def _take(rk: Redkit, q: object, worker: str, want: int, acks: list[qops.Ack]) -> qops.Taken:
@@ -112,3 +114,42 @@ def test_a_lost_reply_that_reclaimed_a_retried_job_hands_it_back(rk: Redkit) -> 
     assert job.status() == "waiting"
     (third,) = _take(rk, q, "B", 1, [ack]).jobs  # the stale ack changes nothing
     assert third.member == first.member
+
+
+def test_a_job_claimed_again_by_its_own_worker_keeps_the_new_run(
+    rk: Redkit, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The worker's event loop stalls past the lease; its job is recovered and this same
+    worker claims it again while the first run still goes on. The first run finishing must
+    not forget the second (its bookkeeping is by fencing token), and only the second
+    run's outcome is accepted."""
+    q = rk.queue("reclaim", lease=0.3, dead_after=5)
+    calls: list[int] = []
+    first_done = threading.Event()
+
+    @q.task
+    async def slow() -> str:
+        calls.append(1)
+        if len(calls) == 1:
+            time.sleep(1.5)  # noqa: ASYNC251 - stalls the loop on purpose: the lease ends
+            await asyncio.sleep(0.5)  # still running when the job is claimed again
+            first_done.set()
+            return "first"
+        await asyncio.sleep(1.5)
+        return "second"
+
+    job = slow.enqueue()
+    member = qops.member(job.id)
+    with running(q, concurrency=4) as handle:
+        poll(lambda: calls, timeout=10)
+        # another worker's claim call recovers the job while this worker's loop is stuck
+        poll(lambda: _take(rk, q, "other", 0, []) and job.status() == "waiting", timeout=10)
+        assert first_done.wait(20)
+        worker = handle.worker
+        poll(lambda: worker.processed >= 1, timeout=10)  # the first run has ended
+        assert len(calls) == 2, "the same worker claimed the job again"
+        assert member in worker._running  # the first run's end kept the second's entry
+        assert worker._tokens[member] == 2
+        assert job.result(timeout=20) == "second"
+        poll(lambda: not worker._running, timeout=10)
+    assert any("refused" in r.getMessage() for r in caplog.records)  # run 1's stale report

@@ -48,17 +48,24 @@ def load(spec: str) -> Queue | AsyncQueue:
     "--processes", "-p", default=1, show_default=True, type=click.IntRange(min=1),
     help="Worker processes; more than one are supervised and restarted when they die.",
 )  # fmt: skip
-def command(spec: str, concurrency: int, grace: float, processes: int) -> None:
+@click.option(
+    "--pool-size", type=click.IntRange(min=1), default=None,
+    help="Child processes per worker for process=True tasks [default: CPUs].",
+)  # fmt: skip
+def command(
+    spec: str, concurrency: int, grace: float, processes: int, pool_size: int | None
+) -> None:
     """Run the tasks of the queue MODULE:QUEUE (e.g. app.tasks:emails)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     if processes > 1:
         with friendly_errors():
             load(spec)  # a wrong spec fails here once, not in every child forever
         argv = [spec, "--concurrency", str(concurrency), "--grace", str(grace)]
+        argv += ["--pool-size", str(pool_size)] if pool_size else []
         raise SystemExit(supervise(argv, processes))
     with friendly_errors():
         queue = load(spec)
-        worker = Worker(queue, concurrency=concurrency, grace=grace)
+        worker = Worker(queue, concurrency=concurrency, grace=grace, pool_size=pool_size)
         click.echo(f"redkit worker {worker.id}: queue {queue.name!r}, tasks "
                    f"{', '.join(sorted(queue.tasks)) or '(none)'}", err=True)  # fmt: skip
         worker.run_sync(signals=True)

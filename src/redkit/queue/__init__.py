@@ -3,7 +3,13 @@
 See :class:`Queue` (producers and task definitions) and :class:`Worker` (runs tasks).
 """
 
-from redkit.errors import JobCancelledError, JobFailedError, JobNotFinishedError, JobTimeoutError
+from redkit.errors import (
+    JobCancelledError,
+    JobCrashedError,
+    JobFailedError,
+    JobNotFinishedError,
+    JobTimeoutError,
+)
 from redkit.queue.admin import WorkerInfo
 from redkit.queue.context import JobContext, current_job
 from redkit.queue.dedupe import Dedupe
@@ -22,6 +28,7 @@ __all__ = [
     "Job",
     "JobCancelledError",
     "JobContext",
+    "JobCrashedError",
     "JobFailedError",
     "JobInfo",
     "JobNotFinishedError",

@@ -26,15 +26,20 @@ class JobContext:
     ``id`` is the job's id (one too long for a key part appears as its digest).
     """
 
-    __slots__ = ("_cancelled", "_report", "deliveries", "id", "task")
+    __slots__ = ("_cancelled", "_report", "children", "deliveries", "failed_children", "id", "task")
 
     def __init__(
         self, job_id: str, task: str, deliveries: int,
         report: Callable[[Any], None] | None = None,
+        children: tuple[dict[str, Any], dict[str, Any]] = ({}, {}),
     ) -> None:  # fmt: skip
         self.id, self.task, self.deliveries = job_id, task, deliveries
         self._cancelled = threading.Event()
         self._report = report
+        #: A flow's parent: the results of its children that completed, by child job id.
+        self.children: dict[str, Any] = children[0]
+        #: A flow's parent: the errors of its children that failed, by child job id.
+        self.failed_children: dict[str, Any] = children[1]
 
     def progress(self, value: Any) -> None:
         """Report the job's progress (a number, or anything the serializer stores).

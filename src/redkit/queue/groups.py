@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from redkit import ops
 from redkit.errors import ConfigError
 from redkit.queue.ops import NewJob, QueueKeys, member
+from redkit.ratelimit.policy import Limit, parse_limit
 from redkit.scripts import script
 
 ADD_GROUP = script("queue_add_group")
@@ -44,6 +45,22 @@ def set_concurrency(keys: QueueKeys, limit: int | None, group: str | None) -> op
     if not limit:
         return ops.Once(ops.Call("HDEL", key, field), int)
     return ops.Once(ops.Call("HSET", key, field, limit), int)
+
+
+def set_rate(keys: QueueKeys, rate: str | Limit | None, group: str | None) -> ops.Once[int]:
+    """At most ``rate`` job starts of ``group`` (None: of every group without a rate of
+    its own), the rate limiter's GCRA and policy syntax; ``rate`` None removes it."""
+    field = "r:" + ("*" if group is None else member(group))
+    key = keys.group.key("glimits")
+    if rate is None:
+        return ops.Once(ops.Call("HDEL", key, field), int)
+    limit = parse_limit(rate) if isinstance(rate, str) else rate
+    if not isinstance(limit, Limit):
+        raise ConfigError(f"rate must be a policy string such as '10/second', got {rate!r}")
+    interval_us = max(1, round(limit.period * 1_000_000 / limit.amount))
+    return ops.Once(
+        ops.Call("HSET", key, field, f"{interval_us} {limit.burst or limit.amount}"), int
+    )
 
 
 def check_group(group: object) -> str:

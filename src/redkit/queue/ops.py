@@ -139,6 +139,7 @@ class Claimed:
     task: str
     payload: bytes
     deliveries: int
+    children: tuple[tuple[str, bytes], ...] = ()  # a flow parent's children's outcomes
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,11 +183,15 @@ def take(
 
 def parse_taken(reply: list[Any]) -> Taken:
     """The take script's reply as a :class:`Taken`."""
-    jobs = [
-        Claimed(_text(reply[i]), int(reply[i + 1]), _text(reply[i + 2]), reply[i + 3],
-                int(reply[i + 4]))
-        for i in range(2, len(reply), 5)
-    ]  # fmt: skip
+    jobs = []
+    for i in range(2, len(reply), 5):
+        payload = reply[i + 3]
+        children: tuple[tuple[str, bytes], ...] = ()
+        if isinstance(payload, list):  # a flow's parent: its children's outcomes follow
+            children = tuple((_text(payload[j]), payload[j + 1]) for j in range(1, len(payload), 2))
+            payload = payload[0]
+        jobs.append(Claimed(_text(reply[i]), int(reply[i + 1]), _text(reply[i + 2]), payload,
+                            int(reply[i + 4]), children))  # fmt: skip
     return Taken(jobs, int(reply[1]), int(reply[0]))
 
 

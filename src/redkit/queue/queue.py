@@ -29,7 +29,9 @@ from redkit.errors import ConfigError
 from redkit.queue import admin
 from redkit.queue import dedupe as dd
 from redkit.queue import events as qevents
+from redkit.queue import flows as qflows
 from redkit.queue import groups as qgroups
+from redkit.queue import limits as qlimits
 from redkit.queue import ops as qops
 from redkit.queue import schedules as sched
 from redkit.queue.events import QueueEvent
@@ -37,11 +39,16 @@ from redkit.queue.jobs import AsyncJob, Job, JobInfo, job_info
 from redkit.queue.retry import Retry
 from redkit.queue.schedules import Schedule, ScheduleInfo, ScheduleOptions
 from redkit.queue.tasks import RESERVED, AsyncTask, Task, TaskDef, TaskOptions, positive
+from redkit.ratelimit.policy import Limit
 
 if TYPE_CHECKING:
     from redkit.client import AsyncRedkitCore, CoreBase, RedkitCore
 
 R = TypeVar("R")
+
+
+#: One step of a flow: a task (or its name) and its arguments (a tuple or a kwargs dict).
+FlowStep = tuple[Any, "tuple[Any, ...] | list[Any] | Mapping[str, Any]"]
 
 
 class QueueOptions(TypedDict, total=False):
@@ -99,7 +106,10 @@ class _QueueBase:
             options.get("jitter", True),
         )
         name = options.get("name") or func.__name__
-        definition = TaskDef(func, name, retry, options.get("timeout"))
+        definition = TaskDef(
+            func, name, retry, options.get("timeout"), options.get("process", False),
+            options.get("batch", 1),
+        )
         if name in self.tasks:
             raise ConfigError(f"queue {self.name!r} already has a task named {name!r}")
         self.tasks[name] = definition
@@ -138,6 +148,23 @@ class _QueueBase:
         if group is None:
             return qops.add(self.keys, jobs, self.policy.events)
         return qgroups.add(self.keys, qgroups.check_group(group), jobs, self.policy.events)
+
+    def _flow(
+        self, parent: FlowStep, children: Iterable[FlowStep], on_child_failure: str,
+        job_id: str | None,
+    ) -> tuple[list[str], ops.Once[bool]]:  # fmt: skip
+        ids, jobs = [], []
+        options = {} if job_id is None else {"job_id": job_id}
+        for n, (task, arguments) in enumerate([parent, *children]):
+            name = task if isinstance(task, str) else getattr(task, "name", None)
+            if not isinstance(name, str):
+                raise ConfigError(f"a flow step needs a task or its name, got {task!r}")
+            args, kwargs = ((), dict(arguments)) if isinstance(arguments, Mapping) else (
+                tuple(arguments), {})  # fmt: skip
+            job_id_, job = self._new_job(name, args, kwargs, options if n == 0 else {})
+            ids.append(job_id_)
+            jobs.append(job)
+        return ids, qflows.add(self.keys, jobs[0], jobs[1:], on_child_failure, self.policy.events)
 
     def _new_jobs(
         self, task: str, items: Iterable[Mapping[str, Any] | tuple[Any, ...]],
@@ -224,7 +251,10 @@ class Queue(_QueueBase):
         Options: ``name`` (default: the function's name), ``retries``, ``backoff``
         (``"exponential"``, ``"fixed"`` or a function of the retry number),
         ``backoff_base``, ``backoff_cap``, ``jitter`` (see :class:`~redkit.queue.Retry`)
-        and ``timeout`` (seconds a run may take; an async handler is cancelled then).
+        ``timeout`` (seconds a run may take; an async handler is cancelled then),
+        ``process`` (run in the worker's process pool, for CPU-bound work: a module-level
+        function; past ``timeout`` its process is killed) and ``batch`` (the handler
+        receives a list of up to this many jobs' items).
         """
         check_options("task", options, TaskOptions)
 
@@ -252,6 +282,27 @@ class Queue(_QueueBase):
         if jobs:
             self.rk.run(self._add(options, jobs))
         return [Job(self, job_id) for job_id in ids]
+
+    def enqueue_flow(
+        self, parent: FlowStep, children: Iterable[FlowStep], *,
+        on_child_failure: str = "fail", job_id: str | None = None,
+    ) -> tuple[Job, list[Job]]:  # fmt: skip
+        """Add a parent job that runs after its children, in one round trip.
+
+        ``parent`` and each child are ``(task, args)`` with ``args`` a tuple or a kwargs
+        dict. The parent's handler finds the children's results in
+        ``current_job().children`` (and errors in ``failed_children``), by child job id.
+        ``on_child_failure``: ``"fail"`` fails the parent at a child's failure,
+        ``"ignore"`` runs it when the others have finished, ``"continue"`` runs it at
+        once. Returns the parent's and the children's jobs.
+
+        Raises:
+            ConfigError: a bad step or policy, or ``job_id`` exists already.
+        """
+        ids, add = self._flow(parent, children, on_child_failure, job_id)
+        if not self.rk.run(add):
+            raise ConfigError(f"a job with id {ids[0]!r} exists already")
+        return Job(self, ids[0]), [Job(self, i) for i in ids[1:]]
 
     def job(self, job_id: str) -> Job:
         """A handle on the job with id ``job_id``."""
@@ -311,11 +362,32 @@ class Queue(_QueueBase):
         """The stored schedules and their next runs."""
         return self.rk.run(sched.listing(self.keys))
 
+    def set_concurrency(self, limit: int | None) -> None:
+        """At most ``limit`` jobs of this queue run at once across all its workers
+        (None or 0: no limit)."""
+        self.rk.run(qlimits.set_concurrency(self.keys, limit))
+
+    def set_rate_limit(self, rate: str | Limit | None) -> None:
+        """At most ``rate`` jobs of this queue start per period across all workers
+        (``"100/second"``, ``"5 per 10 seconds burst 2"``; None: no limit)."""
+        self.rk.run(qlimits.set_rate(self.keys, rate))
+
+    def set_task_rate_limit(self, task: str | Task[Any], rate: str | Limit | None) -> None:
+        """At most ``rate`` jobs of ``task`` start per period across all workers (None:
+        no limit); a job that must wait is delayed until it may start."""
+        self.rk.run(qlimits.set_task_rate(self.keys, _task_name(task), rate))
+
     def set_group_concurrency(self, limit: int | None, group: str | None = None) -> None:
         """At most ``limit`` jobs of ``group`` run at once, across all workers (None for
         ``group``: the default of every group without a limit of its own; ``limit``
         None or 0 removes the limit)."""
         self.rk.run(qgroups.set_concurrency(self.keys, limit, group))
+
+    def set_group_rate_limit(self, rate: str | Limit | None, group: str | None = None) -> None:
+        """At most ``rate`` jobs of ``group`` start per period, across all workers
+        (``"10/second"``; None for ``group``: every group without a rate of its own;
+        ``rate`` None removes it)."""
+        self.rk.run(qgroups.set_rate(self.keys, rate, group))
 
     def events(self, after: str = "0", count: int = 100) -> list[QueueEvent]:
         """Replay: up to ``count`` kept events after stream id ``after`` (``"0"``: from the
@@ -372,7 +444,10 @@ class AsyncQueue(_QueueBase):
         Options: ``name`` (default: the function's name), ``retries``, ``backoff``
         (``"exponential"``, ``"fixed"`` or a function of the retry number),
         ``backoff_base``, ``backoff_cap``, ``jitter`` (see :class:`~redkit.queue.Retry`)
-        and ``timeout`` (seconds a run may take; an async handler is cancelled then).
+        ``timeout`` (seconds a run may take; an async handler is cancelled then),
+        ``process`` (run in the worker's process pool, for CPU-bound work: a module-level
+        function; past ``timeout`` its process is killed) and ``batch`` (the handler
+        receives a list of up to this many jobs' items).
         """
         check_options("task", options, TaskOptions)
 
@@ -401,6 +476,16 @@ class AsyncQueue(_QueueBase):
         if jobs:
             await self.rk.run(self._add(options, jobs))
         return [AsyncJob(self, job_id) for job_id in ids]
+
+    async def enqueue_flow(
+        self, parent: FlowStep, children: Iterable[FlowStep], *,
+        on_child_failure: str = "fail", job_id: str | None = None,
+    ) -> tuple[AsyncJob, list[AsyncJob]]:  # fmt: skip
+        """Add a parent job that runs after its children; see :meth:`Queue.enqueue_flow`."""
+        ids, add = self._flow(parent, children, on_child_failure, job_id)
+        if not await self.rk.run(add):
+            raise ConfigError(f"a job with id {ids[0]!r} exists already")
+        return AsyncJob(self, ids[0]), [AsyncJob(self, i) for i in ids[1:]]
 
     def job(self, job_id: str) -> AsyncJob:
         """A handle on the job with id ``job_id``."""
@@ -450,9 +535,29 @@ class AsyncQueue(_QueueBase):
         """The stored schedules and their next runs."""
         return await self.rk.run(sched.listing(self.keys))
 
+    async def set_concurrency(self, limit: int | None) -> None:
+        """Limit the queue's running jobs; see :meth:`Queue.set_concurrency`."""
+        await self.rk.run(qlimits.set_concurrency(self.keys, limit))
+
+    async def set_rate_limit(self, rate: str | Limit | None) -> None:
+        """Limit the queue's job starts; see :meth:`Queue.set_rate_limit`."""
+        await self.rk.run(qlimits.set_rate(self.keys, rate))
+
+    async def set_task_rate_limit(
+        self, task: str | AsyncTask[Any], rate: str | Limit | None
+    ) -> None:
+        """Limit a task's job starts; see :meth:`Queue.set_task_rate_limit`."""
+        await self.rk.run(qlimits.set_task_rate(self.keys, _task_name(task), rate))
+
     async def set_group_concurrency(self, limit: int | None, group: str | None = None) -> None:
         """Limit a group's running jobs; see :meth:`Queue.set_group_concurrency`."""
         await self.rk.run(qgroups.set_concurrency(self.keys, limit, group))
+
+    async def set_group_rate_limit(
+        self, rate: str | Limit | None, group: str | None = None
+    ) -> None:
+        """Limit a group's job starts; see :meth:`Queue.set_group_rate_limit`."""
+        await self.rk.run(qgroups.set_rate(self.keys, rate, group))
 
     async def events(self, after: str = "0", count: int = 100) -> list[QueueEvent]:
         """Replay kept events; see :meth:`Queue.events`."""
@@ -483,6 +588,13 @@ class AsyncQueue(_QueueBase):
     async def workers(self) -> list[admin.WorkerInfo]:
         """The workers holding a lease on this queue, with the jobs each one runs."""
         return await self.rk.run(admin.workers(self.keys))
+
+
+def _task_name(task: Any) -> str:
+    name = task if isinstance(task, str) else getattr(task, "name", None)
+    if not isinstance(name, str):
+        raise ConfigError(f"expected a task or its name, got {task!r}")
+    return name
 
 
 def _priority(value: Any) -> int:

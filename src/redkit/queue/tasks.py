@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Generic, TypedDict, TypeVar
 
 from redkit.errors import ConfigError
+from redkit.queue.processes import locate
 from redkit.queue.retry import Retry
 
 if TYPE_CHECKING:
@@ -29,19 +30,31 @@ class TaskOptions(TypedDict, total=False):
     backoff_cap: float
     jitter: bool
     timeout: float | None
+    process: bool
+    batch: int
 
 
 class TaskDef:
     """A task as workers run it: the function, its retry policy and its timeout."""
 
-    __slots__ = ("func", "is_async", "name", "retry", "signature", "timeout")
+    __slots__ = ("batch", "func", "is_async", "name", "process", "retry", "signature", "timeout")
 
     def __init__(
-        self, func: Callable[..., Any], name: str, retry: Retry, timeout: float | None
-    ) -> None:
+        self, func: Callable[..., Any], name: str, retry: Retry, timeout: float | None,
+        process: bool = False, batch: int = 1,
+    ) -> None:  # fmt: skip
         if timeout is not None:
             positive("timeout", timeout)
+        if not (isinstance(batch, int) and batch >= 1):
+            raise ConfigError(f"batch must be an int >= 1, got {batch!r}")
+        if process and batch > 1:
+            raise ConfigError("a task runs in the process pool or in batches, not both")
+        if process:
+            locate(func)  # a child process must be able to import it by name
         self.func, self.name, self.retry, self.timeout = func, name, retry, timeout
+        self.process = bool(process)
+        #: A batch task's handler receives a list of up to this many jobs' items.
+        self.batch = batch
         self.is_async = inspect.iscoroutinefunction(func)
         self.signature = inspect.signature(func)
         clash = RESERVED & set(self.signature.parameters)
@@ -50,6 +63,13 @@ class TaskDef:
 
     def check(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         """Raise ConfigError when the arguments do not fit the task's signature."""
+        if self.batch > 1:
+            if len(args) != 1 or kwargs:
+                raise ConfigError(
+                    f"task {self.name!r} takes a batch: enqueue one item (one positional "
+                    "argument) per job"
+                )
+            return
         try:
             self.signature.bind(*args, **kwargs)
         except TypeError as exc:

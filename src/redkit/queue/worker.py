@@ -11,9 +11,11 @@ One worker is one asyncio loop with two runtime loops:
 * **lease**: renews the lease on all of the worker's jobs at once, three times per lease.
 
 Async handlers run as tasks; plain functions run in a thread pool of ``concurrency``
-threads. A handler that fails is retried by its task's policy or recorded as failed with
-its traceback. ``stop()`` stops claiming, lets running jobs finish within ``grace``
-seconds, and hands the rest back to the queue at once.
+threads; tasks registered with ``process=True`` run in a pool of child processes
+(:mod:`redkit.queue.processes`), where a timeout kills the child. A handler that fails
+is retried by its task's policy or recorded as failed with its traceback. ``stop()``
+stops claiming, lets running jobs finish within ``grace`` seconds, and hands the rest
+back to the queue at once.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import contextlib
 import dataclasses
 import functools
 import logging
+import os
 import secrets
 import signal
 import threading
@@ -34,9 +37,11 @@ from urllib.parse import unquote
 from redkit import errors
 from redkit.client import AsyncRedkitCore
 from redkit.errors import ConfigError, RedkitError
+from redkit.queue import flows
 from redkit.queue import ops as qops
 from redkit.queue import schedules as sched
 from redkit.queue.context import JobContext, _current
+from redkit.queue.processes import ProcessPool, RemoteError
 from redkit.runtime import AsyncLoopContext, AsyncRuntime
 
 if TYPE_CHECKING:
@@ -57,14 +62,18 @@ class Worker:
         batch: the most jobs claimed in one round trip (default: ``concurrency``).
         schedules: run the queue's schedules (store the ones defined in code, enqueue
             each tick once across all workers); on by default.
+        pool_size: child processes for ``process=True`` tasks, started when the first
+            such job runs (default: the number of CPUs).
     """
 
     def __init__(
         self, queue: Queue | AsyncQueue, *, concurrency: int = 10, grace: float = 30.0,
-        batch: int | None = None, schedules: bool = True,
+        batch: int | None = None, schedules: bool = True, pool_size: int | None = None,
     ) -> None:  # fmt: skip
         if not (isinstance(concurrency, int) and concurrency >= 1):
             raise ConfigError(f"concurrency must be an int >= 1, got {concurrency!r}")
+        if pool_size is not None and not (isinstance(pool_size, int) and pool_size >= 1):
+            raise ConfigError(f"pool_size must be an int >= 1, got {pool_size!r}")
         if not grace >= 0:
             raise ConfigError(f"grace must be 0 or more seconds, got {grace!r}")
         if not queue.rk.owns_client:
@@ -89,6 +98,8 @@ class Worker:
         self._done: asyncio.Event | None = None
         self._stopping: asyncio.Task[None] | None = None
         self._threads = ThreadPoolExecutor(concurrency, thread_name_prefix="redkit-job")
+        self.pool_size = pool_size or os.cpu_count() or 1
+        self._pool: ProcessPool | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.started = threading.Event()
         self._in_threads = 0
@@ -179,6 +190,8 @@ class Worker:
                 "worker's lease ends", self.queue.name, exc,
             )  # fmt: skip
         finally:
+            if self._pool is not None:
+                await self._pool.close()
             await self._runtime.stop(deadline=1.0)
             self._threads.shutdown(wait=False, cancel_futures=True)
             await self._rk.aclose()
@@ -207,8 +220,7 @@ class Worker:
             self._unsure = want > 0
             raise
         self._stale(taken.stale)
-        for job in taken.jobs:
-            self._start(job)
+        self._start_all(taken.jobs)
         if want and not taken.jobs and not ctx.stopping:
             await self._idle(taken.next_ms)
 
@@ -221,15 +233,33 @@ class Worker:
                 await asyncio.wait_for(self._room.wait(), 1.0)
 
     async def _idle(self, next_ms: int) -> None:
-        """Block on the server until woken, the next timed event, or a stop."""
+        """Block on the server until woken, the next timed event, or a stop.
+
+        The server checks blocking timeouts only on its own clock tick (``hz``: every
+        100 ms by default), so a due delayed job would start up to a tick late; a local
+        timer ends the wait on time instead (one push on the worker's own wake list).
+        """
         seconds = 5.0 if next_ms < 0 else max(next_ms / 1000, 0.001)
+        timer = None
+        if seconds < 5.0:
+            timer = asyncio.get_running_loop().call_later(seconds, self._wake_up)
         self._blocking = True
         try:
             if self._acks:
                 self._kick()
-            await self._rk.run(qops.block(self.queue.keys, self.id, min(seconds, 5.0)))
+            wait = min(seconds + 0.5, 5.0) if timer is not None else 5.0
+            await self._rk.run(qops.block(self.queue.keys, self.id, wait))
         finally:
             self._blocking = False
+            if timer is not None:
+                timer.cancel()
+
+    def _wake_up(self) -> None:
+        """End a blocking wait now (the timed event it waited for is due)."""
+        if self._blocking:
+            self._cutting = asyncio.ensure_future(
+                self._rk.run(qops.interrupt(self.queue.keys, self.id))
+            )
 
     def _cut(self) -> None:
         """The runtime asks the claim loop to stop: end a blocking wait at once."""
@@ -315,25 +345,52 @@ class Worker:
         )
 
     def _cancel(self, member: str) -> None:
-        """Cancel a running job: flag it for its handler, and cancel an async one's task."""
+        """Cancel a running job: flag it for its handler, and cancel an async one's task
+        (a process-pool one's too: its process is killed)."""
         context, task = self._contexts.get(member), self._running.get(member)
         if context is None or task is None:
             return  # finished meanwhile: its report decides
         context._cancelled.set()
         definition = self.queue.tasks.get(context.task)
-        if definition is not None and definition.is_async:
-            task.cancel()
+        if definition is not None and definition.batch == 1 and (
+            definition.is_async or definition.process
+        ):
+            task.cancel()  # a batch's task runs other jobs too: its handler cooperates
         log.info("queue %r: job %s was cancelled", self.queue.name, member)
 
     # --- running jobs ----------------------------------------------------------------------
 
+    def _start_all(self, jobs: list[qops.Claimed]) -> None:
+        """Start each claimed job; a batch task's jobs from one claim run in batches."""
+        batches: dict[str, list[qops.Claimed]] = {}
+        for job in jobs:
+            definition = self.queue.tasks.get(job.task)
+            if definition is not None and definition.batch > 1:
+                batches.setdefault(job.task, []).append(job)
+            else:
+                self._start(job)
+        for name, claimed in batches.items():
+            size = self.queue.tasks[name].batch
+            for i in range(0, len(claimed), size):
+                chunk = claimed[i : i + size]
+                task = asyncio.ensure_future(self._execute_batch(chunk))
+                for job in chunk:
+                    self._register(job, task)
+
     def _start(self, job: qops.Claimed) -> None:
-        task = asyncio.ensure_future(self._execute(job))
+        self._register(job, asyncio.ensure_future(self._execute(job)))
+
+    def _register(self, job: qops.Claimed, task: asyncio.Task[None]) -> None:
         self._running[job.member] = task
         self._tokens[job.member] = job.token
         report = functools.partial(self._progress, job.member, job.token)
+        outcomes = (
+            flows.outcomes(job.children, self.queue.rk.serializer.loads)
+            if job.children
+            else ({}, {})
+        )
         self._contexts[job.member] = JobContext(
-            unquote(job.member), job.task, job.deliveries, report
+            unquote(job.member), job.task, job.deliveries, report, outcomes
         )
 
     def _progress(self, member: str, token: int, value: Any) -> None:
@@ -380,9 +437,48 @@ class Worker:
         self.processed += 1
         self._report(ack)
 
+    async def _execute_batch(self, jobs: list[qops.Claimed]) -> None:
+        """Run a batch task's handler once for ``jobs``: it receives their items as a list
+        and returns a list of results in the same order (or None)."""
+        definition = self.queue.tasks[jobs[0].task]
+        dumps, loads = self.queue.rk.serializer.dumps, self.queue.rk.serializer.loads
+        try:
+            items = [loads(job.payload)[0][0] for job in jobs]
+            results = await self._call(definition, None, [items], {})
+            if results is None:
+                results = [None] * len(jobs)
+            if not isinstance(results, (list, tuple)) or len(results) != len(jobs):
+                raise ConfigError(
+                    f"batch task {definition.name!r} must return None or a list of "
+                    f"{len(jobs)} results, got {results!r}"
+                )
+            acks = [
+                qops.Ack(job.member, job.token, "d", dumps(result))
+                for job, result in zip(jobs, results, strict=True)
+            ]
+        except asyncio.CancelledError as exc:
+            if self._stopping is not None:  # stopping: the jobs are handed back
+                for job in jobs:
+                    self._finished(job)
+                raise
+            acks = [self._failure(job, definition, exc) for job in jobs]
+        except BaseException as exc:
+            acks = [self._failure(job, definition, exc) for job in jobs]
+        for job, ack in zip(jobs, acks, strict=True):
+            self._finished(job)
+            self.processed += 1
+            self._report(ack)
+
     async def _call(
-        self, definition: TaskDef, context: JobContext, args: list[Any], kwargs: dict[str, Any]
-    ) -> Any:
+        self, definition: TaskDef, context: JobContext | None, args: list[Any],
+        kwargs: dict[str, Any],
+    ) -> Any:  # fmt: skip
+        if definition.process:  # the pool enforces the timeout itself, by killing the child
+            if self._pool is None:
+                self._pool = ProcessPool(self.pool_size)
+            return await self._pool.run(
+                definition.name, definition.func, args, kwargs, definition.timeout
+            )
         if definition.is_async:
             call = definition.func(*args, **kwargs)
         else:
@@ -401,7 +497,7 @@ class Worker:
             ) from None
 
     def _in_thread(
-        self, func: Any, context: JobContext, args: list[Any], kwargs: dict[str, Any]
+        self, func: Any, context: JobContext | None, args: list[Any], kwargs: dict[str, Any]
     ) -> Any:
         with self._count_lock:
             self._in_threads += 1
@@ -416,10 +512,14 @@ class Worker:
     def _failure(
         self, job: qops.Claimed, definition: TaskDef | None, exc: BaseException
     ) -> qops.Ack:
+        if isinstance(exc, RemoteError):  # raised in a pool process: its own type and trace
+            kind, trace = exc.kind, exc.trace
+        else:
+            kind, trace = type(exc).__name__, "".join(traceback.format_exception(exc))
         error = {
-            "type": type(exc).__name__,
+            "type": kind,
             "message": str(exc),
-            "traceback": "".join(traceback.format_exception(exc)),
+            "traceback": trace,
             "attempts": job.deliveries,
         }
         data = self.queue.rk.serializer.dumps(error)

@@ -6,8 +6,10 @@
 -- KEYS[1] the job's hash   KEYS[2] wait   KEYS[3] delayed
 -- ARGV[1] key base   ARGV[2] the job's id   ARGV[3] ms the cancelled job is kept
 -- ARGV[4] ms a worker's cancel list is kept (its lease)   ARGV[5] events kept (0: none)
+-- A flow's parent waiting for its children ('blocked') is cancelled at once too.
 -- Returns 1 when cancelled, 2 when cancellation of the running job was requested, 0 when
 -- it is finished or unknown.
+--!include _clock.lua
 --!include _queue.lua
 local st, wk = unpack(redis.call('HMGET', KEYS[1], 'st', 'wk'))
 if st == 'active' then
@@ -17,14 +19,11 @@ if st == 'active' then
   redis.call('PEXPIRE', list, ARGV[4])
   return 2
 end
-if st ~= 'waiting' and st ~= 'delayed' then
+if st ~= 'waiting' and st ~= 'delayed' and st ~= 'blocked' then
   return 0
 end
 unready(ARGV[1], KEYS[2], ARGV[2], KEYS[1])
 redis.call('ZREM', KEYS[3], ARGV[2])
-redis.call('HSET', KEYS[1], 'st', 'cancelled')
-redis.call('HDEL', KEYS[1], 'p')
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
-notify(ARGV[1], ARGV[2], KEYS[1])
+end_cancelled(ARGV[1], ARGV[2], KEYS[1], now_ms(), ARGV[3], ARGV[5])
 emit(ARGV[1], ARGV[5], 'cancelled', ARGV[2])
 return 1

@@ -16,7 +16,8 @@
 -- reported done, and is cancelled instead of claimed when it is back in the queue.
 -- Returns {ms until the next delayed job or lease end (-1: none), jobs not finished
 --   because their lease was lost, then five per claimed job: id, token, task, payload,
---   deliveries}.
+--   deliveries}; a flow's parent's payload is a list: the payload, then its children's
+--   outcomes as field, value pairs ('d:'..id result, 'f:'..id error).
 -- Nothing is claimed while the queue is paused (field 'paused' of its meta hash,
 -- base..'meta').
 -- Also touches keys built from the base, in the same hash tag: job hashes (base..'j:'..id),
@@ -54,7 +55,7 @@ local function finish(id, token, outcome, data, delay, order)
   end
   if outcome == 'c' or (outcome ~= 'd' and redis.call('HEXISTS', jk, 'cx') == 1) then
     redis.call('HSET', jk, 'e', data)
-    end_cancelled(base, id, jk, now, ARGV[6])
+    end_cancelled(base, id, jk, now, ARGV[6], ARGV[8])
     emit(base, ARGV[8], 'cancelled', id)
     return 0
   end
@@ -67,10 +68,18 @@ local function finish(id, token, outcome, data, delay, order)
     redis.call('PEXPIRE', jk, ARGV[6])
     redis.call('ZADD', KEYS[5], int(done_at + order), id)
     emit(base, ARGV[8], 'completed', id)
+    redis.call('DEL', jk .. ':kids')  -- a parent's children's outcomes: delivered
+    if child_ended(base, jk, id, true, data, now, ARGV[8]) then
+      wake(KEYS[8])
+    end
   elseif outcome == 'f' then
     redis.call('HSET', jk, 'st', 'failed', 'e', data, 'ft', now)
     redis.call('ZADD', KEYS[6], now, id)
     emit(base, ARGV[8], 'failed', id)
+    redis.call('DEL', jk .. ':kids')
+    if child_ended(base, jk, id, false, data, now, ARGV[8]) then
+      wake(KEYS[8])
+    end
   else
     redis.call('HSET', jk, 'e', data)
     emit(base, ARGV[8], 'retried', id)
@@ -112,6 +121,9 @@ local function recover()
         redis.call('HSET', jk, 'st', 'dead', 'ft', now)
         release_unique(jk, id)
         emit(base, ARGV[8], 'dead', id)
+        if child_ended(base, jk, id, false, redis.call('HGET', jk, 'e'), now, ARGV[8]) then
+          wake(KEYS[8])
+        end
         redis.call('ZADD', KEYS[7], now, id)
         notify(base, id, jk)
       else
@@ -147,35 +159,60 @@ if want > 0 then
     want = 0
   end
 end
+local task_limits = redis.call('EXISTS', base .. 'tlimits') == 1
+-- Lease a popped job to this worker; false when it is not claimed after all: cancelled
+-- meanwhile, or its task's rate limit makes it wait (it goes to the delayed set until
+-- then).
 local function claim(id)
   local jk = job_key(base, id)
   if redis.call('HEXISTS', jk, 'cx') == 1 then  -- cancelled while its worker was lost
-    group_left(base, jk)
-    end_cancelled(base, id, jk, now, ARGV[6])
+    group_unpop(base, jk)
+    end_cancelled(base, id, jk, now, ARGV[6], ARGV[8])
     emit(base, ARGV[8], 'cancelled', id)
-    return
+    return false
+  end
+  if task_limits then
+    local wait_us = task_rate_wait(base, redis.call('HGET', jk, 't'), done_at)
+    if wait_us > 0 then
+      group_unpop(base, jk)
+      redis.call('HSET', jk, 'st', 'delayed')
+      redis.call('ZADD', KEYS[2], now + math.ceil(wait_us / 1000), id)
+      return false
+    end
   end
   local token = redis.call('HINCRBY', jk, 'tk', 1)
   local n = redis.call('HINCRBY', jk, 'n', 1)
+  redis.call('HINCRBY', base .. 'gactive', '*', 1)
   redis.call('HSET', jk, 'st', 'active', 'wk', wid)
   redis.call('SADD', KEYS[4], id)
-  local task, payload = unpack(redis.call('HMGET', jk, 't', 'p'))
+  local task, payload, fp = unpack(redis.call('HMGET', jk, 't', 'p', 'fp'))
+  if fp then  -- a flow's parent: its children's outcomes come with its payload
+    payload = {payload, unpack(redis.call('HGETALL', jk .. ':kids'))}
+  end
   out[#out + 1] = id
   out[#out + 1] = token
   out[#out + 1] = task
   out[#out + 1] = payload
   out[#out + 1] = n
   emit(base, ARGV[8], 'active', id)
+  return true
 end
 
+local rate_wait_us, group_wait_us = 0, 0
 if want > 0 then
-  local got = 0
-  if redis.call('LLEN', base .. 'groups') == 0 then
+  local asked, interval, ahead = want, nil, 0
+  want, interval, ahead = allowance(base, want, done_at)
+  local got, full = 0, false
+  if want == 0 then
+    got = 0  -- the queue's limits allow no start now
+  elseif redis.call('LLEN', base .. 'groups') == 0 then
     local popped = redis.call('ZPOPMIN', KEYS[1], want)
     for i = 1, #popped, 2 do
-      claim(popped[i])
+      if claim(popped[i]) then
+        got = got + 1
+      end
     end
-    got = #popped / 2
+    full = #popped / 2 == want  -- more may be ready: wake another worker below
   else
     -- round robin: one job from each group in the ring's order (the ring turns, so the
     -- next call starts where this one stopped), then one ungrouped job; again while
@@ -188,28 +225,47 @@ if want > 0 then
           break
         end
         local g = redis.call('LMOVE', base .. 'groups', base .. 'groups', 'LEFT', 'RIGHT')
-        local id = pop_group(base, g)
+        local id, wait_us = pop_group(base, g, done_at)
         if id then
-          claim(id)
-          got, progress = got + 1, true
+          if claim(id) then
+            got = got + 1
+          end
+          progress = true
+        elseif wait_us > 0 and (group_wait_us == 0 or wait_us < group_wait_us) then
+          group_wait_us = wait_us
         end
       end
       if got < want then
         local popped = redis.call('ZPOPMIN', KEYS[1], 1)
         if #popped > 0 then
-          claim(popped[1])
-          got, progress = got + 1, true
+          if claim(popped[1]) then
+            got = got + 1
+          end
+          progress = true
         end
       end
     end
   end
-  if got == want and any_ready(base, KEYS[1]) then
+  if got == want then
+    full = true
+  end
+  rate_wait_us = charge_rate(base, interval, ahead, got, done_at)
+  if full and want == asked and any_ready(base, KEYS[1]) then
     wake(KEYS[8])
+  end
+  if rate_wait_us > 0 and not any_ready(base, KEYS[1]) then
+    rate_wait_us = 0  -- nothing waits for the rate limit
   end
 end
 local due = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')[2]
 local lease = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')[2]
 local next_at = math.min(tonumber(due or '1e18'), tonumber(lease or '1e18'))
+if rate_wait_us > 0 then  -- ready jobs wait for the rate limit: wake when one may start
+  next_at = math.min(next_at, now + math.ceil(rate_wait_us / 1000))
+end
+if group_wait_us > 0 then  -- a group's jobs wait for its rate limit
+  next_at = math.min(next_at, now + math.ceil(group_wait_us / 1000))
+end
 if next_at < 1e18 then
   out[1] = math.max(0, next_at - now)
 end
