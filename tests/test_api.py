@@ -52,6 +52,7 @@ def test_errors_module_lists_every_error() -> None:
 
 CORE = {
     "_lazy",
+    "autopipe",
     "client",
     "config",
     "connection",

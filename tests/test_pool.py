@@ -34,7 +34,13 @@ async def test_async_burst_beyond_max_connections_waits(standalone_url: str, pre
 async def test_async_waiter_times_out_with_a_clear_error(standalone_url: str, prefix: str) -> None:
     from redkit.errors import ConnectionError as RedkitConnectionError
 
-    settings = Settings(url=standalone_url, prefix=prefix, max_connections=1, socket_timeout=0.5)
+    settings = Settings(  # without auto-pipelining, every command takes a pool connection
+        url=standalone_url,
+        prefix=prefix,
+        max_connections=1,
+        socket_timeout=0.5,
+        auto_pipeline=False,
+    )
     async with AsyncRedkit(settings=settings) as ark:
         pool = ark.client.connection_pool
         held = await pool.get_connection()  # the only connection, held by "someone"
@@ -65,3 +71,18 @@ async def test_a_cancelled_waiter_passes_its_wake_up_on(standalone_url: str, pre
             await first
         connection = await asyncio.wait_for(second, timeout=2)  # not after the next release
         await pool.release(connection)
+
+
+def test_sync_waiter_times_out_with_a_clear_error(standalone_url: str, prefix: str) -> None:
+    from redkit.errors import ConnectionError as RedkitConnectionError
+
+    settings = Settings(url=standalone_url, prefix=prefix, max_connections=1, socket_timeout=0.5)
+    with Redkit(settings=settings) as rk:
+        pool = rk.client.connection_pool
+        held = pool.get_connection()  # the only connection, held by another thread
+        try:
+            with pytest.raises(RedkitConnectionError, match="no free connection"):
+                rk.run(ops.command("PING"))
+        finally:
+            pool.release(held)
+        assert rk.ping()  # and the released connection serves the next caller

@@ -167,3 +167,12 @@ def test_a_retried_idempotent_completion_is_not_a_lost_lease(
     assert not [r for r in caplog.records if "expired" in r.getMessage()]
     assert keys.do("k", lambda: work("again")) == "done"
     assert calls == ["done"]
+
+
+def test_a_retried_cache_set_stores_once(lossy: LostReplies) -> None:
+    lossy.lost = {"cache_set"}
+    cache = lossy.cache("retried-set")
+    cache.set("k", "v")  # the first write also creates the namespace version: so does its retry
+    assert cache.get("k") == "v"
+    cache.set("k", "w", tags=["t"])
+    assert cache.get("k", tags=["t"]) == "w"

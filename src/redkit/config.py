@@ -18,6 +18,9 @@ Precedence is explicit argument > environment > default. The environment variabl
 ``REDKIT_MAX_CONNECTIONS``
     connections per pool (per node on a cluster); past it, callers wait for a free one up
     to the socket timeout instead of failing at once (default 100).
+``REDKIT_AUTO_PIPELINE``
+    ``0`` turns off auto-pipelining in the asyncio facade (on by default: concurrent
+    calls of one event loop share a connection and go out as one write).
 ``REDKIT_EMBEDDED``
     ``0`` forbids falling back to the embedded server when nothing else is configured.
 ``REDIS_SSL_CA_CERTS`` / ``REDIS_SSL_CERTFILE`` / ``REDIS_SSL_KEYFILE``
@@ -103,6 +106,7 @@ class Settings:
     socket_timeout: float = 5.0
     retries: int = 3
     max_connections: int = 100
+    auto_pipeline: bool = True
     embedded: bool = True
     tls: bool = False
     ssl_ca_certs: str | None = None
@@ -143,6 +147,7 @@ class Settings:
             "socket_timeout": ("REDKIT_SOCKET_TIMEOUT", _pos_float),
             "retries": ("REDKIT_RETRIES", _nonneg_int),
             "max_connections": ("REDKIT_MAX_CONNECTIONS", _nonneg_int),
+            "auto_pipeline": ("REDKIT_AUTO_PIPELINE", _bool),
             "embedded": ("REDKIT_EMBEDDED", _bool),
             "tls": ("REDIS_TLS", _bool),
             "ssl_ca_certs": ("REDIS_SSL_CA_CERTS", str),
@@ -226,13 +231,17 @@ def _parse_url(url: str, *, source: str) -> Target:
     segments = [s for s in parts.path.split("/") if s]
     if mode == "sentinel":
         if not segments:
-            raise ConfigError(f"{source} needs the service name: redis+sentinel://host:26379/mymaster")
+            raise ConfigError(
+                f"{source} needs the service name: redis+sentinel://host:26379/mymaster"
+            )
         db = _db(segments[1], source) if len(segments) > 1 else 0
         return Target(mode, hosts, None, tls, username, password, db, segments[0])
     if mode == "cluster":
         return Target(mode, hosts, None, tls, username, password, 0)
     if len(hosts) > 1:
-        raise ConfigError(f"{source} names several hosts; use redis+cluster:// or redis+sentinel://")
+        raise ConfigError(
+            f"{source} names several hosts; use redis+cluster:// or redis+sentinel://"
+        )
     db = _db(segments[0], source) if segments else _query_db(parts.query, source)
     return Target(mode, hosts, None, tls, username, password, db)
 

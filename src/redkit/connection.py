@@ -29,7 +29,7 @@ from redis.backoff import ExponentialWithJitterBackoff
 from redkit.config import Settings, Target
 from redkit.errors import ConfigError
 from redkit.ops import Blocker, wrap_error
-from redkit.pool import WaitingPool
+from redkit.pool import ThreadWaitingPool, WaitingPool
 
 log = logging.getLogger("redkit")
 
@@ -184,7 +184,7 @@ def sync_client(settings: Settings, target: Target | None = None) -> Any:
             max_connections=settings.max_connections,
             timeout=settings.socket_timeout,
         )
-    pool = _blocking_pool(redis.BlockingConnectionPool, redis.connection, settings, target, retry)
+    pool = _blocking_pool(ThreadWaitingPool, redis.connection, settings, target, retry)
     return redis.Redis.from_pool(pool)  # owns the pool: close() disconnects it
 
 

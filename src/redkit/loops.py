@@ -23,7 +23,7 @@ import threading
 from collections.abc import AsyncGenerator
 from typing import Any
 
-from redkit import connection, ops
+from redkit import autopipe, connection, ops
 from redkit.config import Settings, Target
 
 log = logging.getLogger("redkit")
@@ -44,6 +44,7 @@ class LoopClient:
         "driver",
         "loop",
         "owned",
+        "pipeline",
         "ready",
     )
 
@@ -54,12 +55,14 @@ class LoopClient:
         owned: bool,
         blocker: ops.Blocker,
         driver: ops.AsyncDriver,
+        pipeline: autopipe.AutoPipeline | None = None,
     ) -> None:
         self.loop = loop
         self.client = client
         self.owned = owned
         self.blocker = blocker
         self.driver = driver
+        self.pipeline = pipeline
         self.ready = not connection.is_cluster(client)
         self.closed = False
         self._init: asyncio.Future[Any] | None = None
@@ -94,6 +97,8 @@ class LoopClient:
             return
         self.closed, self.ready = True, False
         self._finish_guard()
+        if self.pipeline is not None:
+            await self.pipeline.aclose()
         dedicated = self.blocker.made
         if dedicated is not None and dedicated is not self.client:
             await dedicated.aclose()
@@ -106,6 +111,8 @@ class LoopClient:
             return
         self.closed, self.ready = True, False
         self._finish_guard()
+        if self.pipeline is not None:
+            self.pipeline.abandon()
         dedicated = self.blocker.made
         if dedicated is not None and dedicated is not self.client:
             connection.abandon(dedicated)
@@ -195,8 +202,12 @@ class LoopClients:
             else:
                 client, owned = connection.clone_async(self.first), True
             blocker = connection.blocker(client, self._settings, self._target)
-            driver = ops.AsyncDriver(client, self._name, self._observers, blocker)
-            state = LoopClient(loop, client, owned, blocker, driver)
+            pipeline = None
+            if self._settings.auto_pipeline and autopipe.supports(client):
+                pipeline = autopipe.AutoPipeline(client, loop)
+            execute = None if pipeline is None else pipeline.execute
+            driver = ops.AsyncDriver(client, self._name, self._observers, blocker, execute)
+            state = LoopClient(loop, client, owned, blocker, driver, pipeline)
             state.watch()
             self.by_loop[loop] = state
             return state

@@ -26,7 +26,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Generator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 import redis
@@ -61,11 +61,15 @@ class Eval:
     script: Script
     keys: Sequence[str]
     args: Sequence[EncodableT] = ()
+    #: the EVALSHA command, built once (effects that are reused skip rebuilding it)
+    command: tuple[EncodableT, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         numkeys = self.script.numkeys
         if numkeys is not None and len(self.keys) != numkeys:
             self.script.check_keys(len(self.keys))
+        command = ("EVALSHA", self.script.sha, len(self.keys), *self.keys, *self.args)
+        object.__setattr__(self, "command", command)
 
 
 @dataclass(frozen=True, slots=True)
@@ -426,9 +430,9 @@ class _Driver:
 
 def _sync_eval(client: Any, effect: Eval) -> Any:
     try:
-        return client.evalsha(effect.script.sha, *_eval_args(effect))
+        return client.execute_command(*effect.command)
     except rex.NoScriptError:
-        return client.eval(effect.script.source, *_eval_args(effect))
+        return client.execute_command("EVAL", effect.script.source, *effect.command[2:])
 
 
 def _sync_batch(client: Any, batch: Batch) -> list[Any]:
@@ -491,8 +495,12 @@ class Driver(_Driver):
                 return stop.value  # type: ignore[no-any-return]
             error = None
             try:
-                if type(effect) is Call and not observed:  # the common effect, inline
+                if observed:
+                    reply = self.effect(effect)
+                elif type(effect) is Call:  # the common effects, inline
                     reply = client.execute_command(*effect.args)
+                elif type(effect) is Eval:
+                    reply = _sync_eval(client, effect)
                 else:
                     reply = self.effect(effect)
             except BaseException as exc:  # thrown into the flow, which may clean up
@@ -501,7 +509,11 @@ class Driver(_Driver):
     def _run_once(self, once: Once[T]) -> T:
         effect = once.effect
         try:
-            if type(effect) is Call and not self.observers:
+            if self.observers:
+                reply = self.effect(effect)
+            elif type(effect) is Eval:
+                reply = _sync_eval(self.client, effect)
+            elif type(effect) is Call:
                 reply = self.client.execute_command(*effect.args)
             else:
                 reply = self.effect(effect)
@@ -521,11 +533,11 @@ def run(client: redis.Redis | Any, flow: Flow[T] | Once[T], target: str = "redis
 # --- async driver --------------------------------------------------------------------
 
 
-async def _async_eval(client: Any, effect: Eval) -> Any:
+async def _async_eval(execute: Callable[..., Any], effect: Eval) -> Any:
     try:
-        return await client.evalsha(effect.script.sha, *_eval_args(effect))
+        return await execute(*effect.command)
     except rex.NoScriptError:
-        return await client.eval(effect.script.source, *_eval_args(effect))
+        return await execute("EVAL", effect.script.source, *effect.command[2:])
 
 
 async def _async_batch(client: Any, batch: Batch) -> list[Any]:
@@ -533,7 +545,7 @@ async def _async_batch(client: Any, batch: Batch) -> list[Any]:
     replies = await pipe.execute(raise_on_error=False)
     for i, (effect, reply) in enumerate(zip(batch.effects, replies, strict=True)):
         if isinstance(effect, Eval) and _is_noscript(reply):
-            replies[i] = await _async_eval(client, effect)
+            replies[i] = await _async_eval(client.execute_command, effect)
     return _batch_replies(list(replies))
 
 
@@ -547,9 +559,25 @@ async def _user_call(effect: UserCall) -> Any:
 
 
 class AsyncDriver(_Driver):
-    """Runs flows on an asyncio redis-py client."""
+    """Runs flows on an asyncio redis-py client.
 
-    __slots__ = ()
+    ``execute`` runs one command: the client's ``execute_command``, or an auto-pipeline's
+    (:mod:`redkit.autopipe`) that batches the commands and scripts of concurrent flows.
+    Batches and blocking waits always take the client itself.
+    """
+
+    __slots__ = ("_execute",)
+
+    def __init__(
+        self,
+        client: Any,
+        target: str = "redis",
+        observers: Sequence[Observer] = (),
+        blocker: Blocker | None = None,
+        execute: Callable[..., Any] | None = None,
+    ) -> None:
+        super().__init__(client, target, observers, blocker)
+        self._execute = execute or client.execute_command
 
     async def effect(self, effect: Effect) -> Any:
         """Run one effect; redis-py's errors come out as redkit errors, user code's as is."""
@@ -569,9 +597,9 @@ class AsyncDriver(_Driver):
             return await _user_call(effect)
         try:
             if isinstance(effect, Eval):  # the most common effect first
-                return await _async_eval(self.client, effect)
+                return await _async_eval(self._execute, effect)
             if isinstance(effect, Call):
-                return await self.client.execute_command(*effect.args)
+                return await self._execute(*effect.args)
             if isinstance(effect, Batch):
                 return await _async_batch(self.client, effect)
             if isinstance(effect, Block):
@@ -592,7 +620,7 @@ class AsyncDriver(_Driver):
             return await self._run_once(flow)
         reply: Any = None
         error: BaseException | None = None
-        client, observed = self.client, bool(self.observers)
+        execute, observed = self._execute, bool(self.observers)
         while True:
             try:
                 effect = flow.send(reply) if error is None else flow.throw(error)
@@ -600,8 +628,12 @@ class AsyncDriver(_Driver):
                 return stop.value  # type: ignore[no-any-return]
             error = None
             try:
-                if type(effect) is Call and not observed:  # the common effect, inline
-                    reply = await client.execute_command(*effect.args)
+                if observed:
+                    reply = await self.effect(effect)
+                elif type(effect) is Call:  # the common effects, inline
+                    reply = await execute(*effect.args)
+                elif type(effect) is Eval:
+                    reply = await _async_eval(execute, effect)
                 else:
                     reply = await self.effect(effect)
             except BaseException as exc:  # thrown into the flow, which may clean up
@@ -610,8 +642,12 @@ class AsyncDriver(_Driver):
     async def _run_once(self, once: Once[T]) -> T:
         effect = once.effect
         try:
-            if type(effect) is Call and not self.observers:
-                reply = await self.client.execute_command(*effect.args)
+            if self.observers:
+                reply = await self.effect(effect)
+            elif type(effect) is Eval:
+                reply = await _async_eval(self._execute, effect)
+            elif type(effect) is Call:
+                reply = await self._execute(*effect.args)
             else:
                 reply = await self.effect(effect)
         except _FAILURES as exc:

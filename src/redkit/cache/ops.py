@@ -53,6 +53,7 @@ Key = str | bytes | int
 ACQUIRE = script("cache_acquire")
 ADD = script("cache_add")
 FILL = script("cache_fill")
+SET = script("cache_set")
 INCR = script("cache_incr")
 TOUCH = script("cache_touch")
 SIGNAL_TTL_MS = 5_000
@@ -182,12 +183,21 @@ class CacheFlows:
         )
         self._ns_only = [keys.ns_version]
         self._reads: dict[str, ops.Call] = {}
+        #: the versions this process saw last (None: seen missing), which writes are
+        #: stamped with; the write script checks them, so a stale one costs a retry only
+        self._seen: dict[str, int | None] = {}
 
     def announce(self, keys: Sequence[str]) -> list[ops.Call]:
         """The PUBLISH that tells pub/sub-mode near caches about ``keys`` (else nothing)."""
         if self.channel is None or not keys:
             return []
         return [ops.Call("PUBLISH", self.channel, "\n".join(keys))]
+
+    def announced(self, keys: Sequence[str]) -> ops.Flow[None]:
+        """Run :meth:`announce`'s PUBLISH, if any (a flow, for ``yield from``)."""
+        # not `yield from` the list: a list iterator cannot receive the driver's reply
+        for call in self.announce(keys):  # noqa: UP028
+            yield call
 
     def forget_local(self, key: str) -> None:
         """Drop ``key`` from this process's near cache (before writing it)."""
@@ -285,6 +295,8 @@ class CacheFlows:
                 if isinstance(part, RedisCommandError):
                     raise part
         raw = reply[0]
+        if not self.cluster:
+            self._seen[vkeys[0]] = _version(reply[1])
         if raw is None:
             if len(reply) == 2:  # (the usual read: the namespace version only)
                 return {vkeys[0]: _version(reply[1])}
@@ -429,8 +441,18 @@ class CacheFlows:
         tags: Sequence[str],
         ttl: Duration | None,
     ) -> ops.Flow[None]:
-        """Write several entries: versions in one round trip, the writes in one batch."""
+        """Write several entries, stamped with the current versions.
+
+        On one server: one ``cache_set`` script stamped with the versions this process saw
+        last, which the script checks (and creates when missing); only when they changed
+        meanwhile does the write take a second round trip. On a cluster the version keys
+        live in other slots: the versions are read first (one batch), then the writes go
+        out in one batch.
+        """
         ttl = ttl_seconds(ttl)
+        if not self.cluster:
+            yield from self._set_checked(items, tags, ttl)
+            return
         versions = yield from self.current_versions_flow(tags)
         calls = []
         for key, value in items:
@@ -441,6 +463,39 @@ class CacheFlows:
         for reply in replies:
             if isinstance(reply, RedisCommandError):
                 raise reply
+
+    def _set_checked(
+        self, items: Sequence[tuple[Key, Any]], tags: Sequence[str], ttl: float | None
+    ) -> ops.Flow[None]:
+        vkeys = self.version_keys(tags)
+        seen = self._seen
+        ekeys = [self.keys.entry(key) for key, _ in items]
+        for _ in range(_ADD_ATTEMPTS):
+            versions: dict[str, int] = {}
+            wanted: list[str] = []
+            for k in vkeys:  # a version never seen (or seen missing) is created fresh
+                version = seen.get(k)
+                if version is None:
+                    version = new_version()
+                    wanted.append(f"+{version}")
+                else:
+                    wanted.append(str(version))
+                versions[k] = version
+            args: list[ops.EncodableT] = [len(vkeys), *wanted]
+            for _, value in items:
+                data, px = self.encode(value, versions, tags, ttl)
+                args += [data, px or 0]
+            for ekey in ekeys:
+                self.forget_local(ekey)
+            reply = yield ops.Eval(SET, (*vkeys, *ekeys), args)
+            if reply == 1:
+                if len(seen) >= _TAG_KEY_MEMO:
+                    seen.clear()
+                seen.update(versions)
+                yield from self.announced(ekeys)
+                return
+            for k, current in zip(vkeys, reply, strict=True):  # changed meanwhile: again
+                seen[k] = _version(current)
 
     def add_flow(
         self, key: str | bytes | int, value: Any, tags: Sequence[str], ttl: Duration | None
@@ -467,7 +522,7 @@ class CacheFlows:
             self.forget_local(ekey)
             expected = "" if raw is None else hashlib.sha1(raw, usedforsecurity=False).hexdigest()
             if (yield ops.Eval(ADD, (ekey,), (expected, data, px or 0))):
-                yield from self.announce([ekey])
+                yield from self.announced([ekey])
                 return True
         return False
 
@@ -491,7 +546,9 @@ class CacheFlows:
         if self.near is not None:
             self.near.forget_versions(version_keys)
         calls = [ops.Call("SET", k, new_version()) for k in version_keys]
-        yield ops.Batch([*calls, *self.announce(list(version_keys))])
+        replies = yield ops.Batch([*calls, *self.announce(list(version_keys))])
+        for call, reply in zip(calls, replies, strict=False):
+            self._seen[str(call.args[1])] = None if reply is not True else int(call.args[2])
 
     def incr_flow(self, key: str | bytes | int, delta: int) -> ops.Flow[int | None]:
         """Add ``delta`` to an int entry atomically; None when there is no valid entry.
@@ -519,7 +576,7 @@ class CacheFlows:
                     "+-(2**53 - 1), which incr cannot add exactly"
                 )
             done, value = check("cache_incr", reply)
-            yield from self.announce([ekey])
+            yield from self.announced([ekey])
             if done:
                 return int(value)
         return None
@@ -535,7 +592,7 @@ class CacheFlows:
             expiry = struct.pack(">dd", now + ttl, now + ttl + self.policy.stale_ttl)
             px = max(1, int((ttl + self.policy.stale_ttl) * 1000))
         touched = check("cache_touch", (yield ops.Eval(TOUCH, (ekey,), (expiry, px))))
-        yield from self.announce([ekey])
+        yield from self.announced([ekey])
         return bool(touched)
 
 

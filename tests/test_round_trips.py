@@ -1,0 +1,84 @@
+"""Round trips per operation, as the docs pages state them (counted from the driver's
+events: every command, script, pipelined batch or blocking wait is one round trip)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from redkit import Redkit, ops
+
+_IO = (ops.Call, ops.Eval, ops.Batch, ops.Block)
+
+
+def trips(rk: Redkit, action: Callable[[], Any]) -> int:
+    seen: list[ops.Event] = []
+    remove = rk.observe(seen.append)
+    try:
+        action()
+    finally:
+        remove()
+    return sum(1 for event in seen if isinstance(event.effect, _IO))
+
+
+def test_locks(rk: Redkit) -> None:
+    lock = rk.lock("trips", ttl=10)
+    assert trips(rk, lock.acquire) == 1
+    assert trips(rk, lock.extend) == 1
+    assert trips(rk, lock.locked) == 1
+    assert trips(rk, lock.release) == 1
+
+
+@pytest.mark.parametrize(
+    "algorithm", ["fixed_window", "gcra", "token_bucket", "sliding_window", "sliding_log"]
+)
+def test_rate_limits(rk: Redkit, algorithm: str) -> None:
+    one = rk.rate_limiter("10/second", algorithm=algorithm, name=f"one-{algorithm}")
+    two = rk.rate_limiter("10/second; 1000/hour", algorithm=algorithm, name=f"two-{algorithm}")
+    assert trips(rk, lambda: one.hit("u")) == 1
+    assert trips(rk, lambda: two.hit("u")) == 1  # every limit of a policy in one script
+
+
+def test_concurrency_limits(rk: Redkit) -> None:
+    limiter = rk.concurrency_limiter(5, name="trips")
+    held: list[Any] = []
+    assert trips(rk, lambda: held.append(limiter.acquire("u", timeout=1))) == 1
+    assert trips(rk, held[0].release) == 1
+
+
+def test_queue(rk: Redkit) -> None:
+    queue = rk.queue("trips")
+
+    @queue.task
+    def job(x: int) -> int:
+        return x
+
+    assert trips(rk, lambda: job.enqueue(1)) == 1
+    assert trips(rk, lambda: job.enqueue_many([(i,) for i in range(10)])) == 1
+    assert trips(rk, queue.counts) == 1
+
+
+def test_idempotency(rk: Redkit) -> None:
+    idem = rk.idempotency("trips")
+    assert trips(rk, lambda: idem.do("k", lambda: 1)) == 2  # claim, then complete
+    assert trips(rk, lambda: idem.do("k", lambda: 1)) == 1  # a replay: the claim answers
+
+
+def test_sessions(rk: Redkit) -> None:
+    store = rk.sessions()
+    session = store.new()
+    session["a"] = 1
+    assert trips(rk, lambda: store.save(session)) == 1
+    store.load(session.id)  # (the first load also checks the server's persistence, once)
+    loaded = store.load(session.id)
+    assert loaded is not None
+    assert trips(rk, lambda: store.load(session.id)) == 1
+    loaded["b"] = 2
+    assert trips(rk, lambda: store.save(loaded)) == 1
+    assert trips(rk, lambda: store.destroy(loaded)) == 1
+    user = store.new()
+    assert trips(rk, lambda: store.login(user, 7)) == 3
+    assert trips(rk, lambda: store.rotate(user)) == 3
+    assert trips(rk, lambda: store.destroy(user)) == 2  # the session, then its user's index
