@@ -24,31 +24,23 @@ are skipped with a note.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+import _path  # noqa: F401  # isort: skip  (first: benchmarks/queue.py shadows stdlib queue)
 
-# benchmarks/queue.py would shadow the standard library's queue, which redis-py imports
-HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
-import queue  # noqa: E402, F401
+import argparse
+import asyncio
+import statistics
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlparse
 
-sys.path.append(str(HERE))
+import redis
+import redis.asyncio
+from _common import server_url
 
-import argparse  # noqa: E402
-import asyncio  # noqa: E402
-import statistics  # noqa: E402
-import threading  # noqa: E402
-import time  # noqa: E402
-from collections.abc import Awaitable, Callable  # noqa: E402
-from dataclasses import dataclass, field  # noqa: E402
-from typing import Any  # noqa: E402
-from urllib.parse import urlparse  # noqa: E402
-
-import redis  # noqa: E402
-import redis.asyncio  # noqa: E402
-from _common import server_url  # noqa: E402
-
-from redkit import AsyncRedkit, Redkit  # noqa: E402
+from redkit import AsyncRedkit, Redkit
 
 HUGE = "1000000000/hour"
 TWO = "1000000000/hour; 1000000000/day"
