@@ -290,21 +290,37 @@ class CacheFlows:
     ) -> Found | Unchecked:
         """What :meth:`read_effect` found: the valid entry, the versions (no valid entry),
         or an entry whose tag versions are still to be read (:meth:`_checked`)."""
+        if self.cluster or len(reply) != 2:
+            return self._parse_read_any(ekey, vkeys, reply, seq)
+        raw, version = reply  # the usual read (the namespace version only): every get's path
+        ns = None if version is None else int(version)
+        self._seen[vkeys[0]] = ns
+        if raw is None:
+            return {vkeys[0]: ns}
+        entry = envelope.decode(self.serializer, raw)
+        if entry.ns_version == ns and not entry.tags:
+            if self.near is not None:  # (the usual entry: valid by its namespace alone)
+                self.near.store(ekey, entry, ((vkeys[0], ns),), seq)
+            return entry
+        return Unchecked(entry, {vkeys[0]: ns})
+
+    def _parse_read_any(
+        self, ekey: str, vkeys: list[str], reply: list[Any], seq: int
+    ) -> Found | Unchecked:
+        """:meth:`parse_read` of a batch (cluster) or of a read with tag versions."""
         if self.cluster:
             for part in reply:
                 if isinstance(part, RedisCommandError):
                     raise part
-        raw = reply[0]
-        if not self.cluster:
+        else:
             self._seen[vkeys[0]] = _version(reply[1])
+        raw = reply[0]
         if raw is None:
-            if len(reply) == 2:  # (the usual read: the namespace version only)
-                return {vkeys[0]: _version(reply[1])}
             return dict(zip(vkeys, map(_version, reply[1:]), strict=True))
         entry = envelope.decode(self.serializer, raw)
         version = reply[1]
         if not entry.tags and version is not None and entry.ns_version == int(version):
-            if self.near is not None:  # (the usual entry: valid by its namespace alone)
+            if self.near is not None:
                 self.near.store(ekey, entry, ((vkeys[0], entry.ns_version),), seq)
             return entry
         return Unchecked(entry, dict(zip(vkeys, map(_version, reply[1:]), strict=True)))
