@@ -230,7 +230,13 @@ class CacheFlows:
         if self.failure.policy.down_until and self.failure.cooling():
             yield from self.failure.failed(None)  # raises when failing closed
             return default
-        ekey, vkeys, read = self.read(key, tags)
+        memo = self._reads.get(key) if not tags and type(key) is str else None
+        read: ops.Call | ops.Batch
+        ekey: str
+        if memo is not None:  # self.read(), inlined for the usual read
+            ekey, vkeys, read = memo.args[1], self._ns_only, memo  # type: ignore[assignment]
+        else:
+            ekey, vkeys, read = self.read(key, tags)
         seq = 0 if self.near is None else self.near.sequence()
         try:  # read_flow, inlined: this is every get's path
             found = self.parse_read(ekey, vkeys, (yield read), seq)
