@@ -145,15 +145,15 @@ def measure(url: str, ops: int) -> dict[str, float]:
 
 
 def table(per_op: dict[str, float]) -> str:
-    rows = [f"{'workload':<26}{'instr/op':>10}  {'raw':<22}{'% raw':>7}"]
+    rows = [f"{'workload':<30}{'instr/op':>10}  {'raw':<22}{'% raw':>7}"]
     pairs = [(f"rate-limit hit {a}", f"raw EVALSHA {a}") for a in ALGORITHMS]
     pairs += [("cache get hit", "raw GET"), ("lock acquire+release", "raw SET NX + EVALSHA")]
     for mine, raw in pairs:
         if mine in per_op:
             share = 100 * per_op[raw] / per_op[mine]
-            rows.append(f"{mine:<26}{per_op[mine]:>10,.0f}  {raw:<22}{share:>6.1f}%")
+            rows.append(f"{mine:<30}{per_op[mine]:>10,.0f}  {raw:<22}{share:>6.1f}%")
     for raw in sorted({r for _, r in pairs} & per_op.keys()):
-        rows.append(f"{raw:<26}{per_op[raw]:>10,.0f}")
+        rows.append(f"{raw:<30}{per_op[raw]:>10,.0f}")
     return "\n".join(rows)
 
 
