@@ -22,6 +22,7 @@ from __future__ import annotations
 import _path  # noqa: F401  # isort: skip  (first: benchmarks/queue.py shadows stdlib queue)
 import argparse
 import asyncio
+import json
 import multiprocessing
 import statistics
 import threading
@@ -73,7 +74,10 @@ def _blast(url: str, kind: str, channel: str, n: int) -> tuple[Any, Any]:
     return proc, start
 
 
-def fanout_raw(url: str, n: int) -> float:
+def fanout_raw(url: str, n: int, decode: bool = False) -> float:
+    """redis-py's ``PubSub.get_message`` loop; ``decode``: it also parses each payload's
+    JSON, as redkit's subscriber does (without it, the raw loop decodes nothing)."""
+    loads = json.loads
     client = redis.Redis.from_url(url)
     pubsub = client.pubsub(ignore_subscribe_messages=True)
     pubsub.subscribe("raw")
@@ -86,6 +90,8 @@ def fanout_raw(url: str, n: int) -> float:
         message = pubsub.get_message(timeout=5)
         if message is None:
             continue
+        if decode:
+            loads(message["data"])
         if got == 0:
             first = time.perf_counter()
         got += 1
@@ -396,25 +402,34 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=20_000, help="fan-out burst size")
     parser.add_argument("--durable", type=int, default=5_000, help="messages consumed")
     parser.add_argument("--latency", type=int, default=1_000, help="messages timed one by one")
+    parser.add_argument(
+        "--parts", nargs="+", choices=("fanout", "durable", "latency"),
+        default=["fanout", "durable", "latency"], help="which tables to measure",
+    )  # fmt: skip
     args = parser.parse_args()
     with server_url() as (url, where):
         client = redis.Redis.from_url(url)
         server = client.info("server")
         version = server.get("valkey_version") or server.get("redis_version")
         print(f"server: {where} {version}; runs: {args.runs} (median, interleaved)\n")
-        rate_rows(url, args)
-        latency_rows(url, args)
+        if "fanout" in args.parts or "durable" in args.parts:
+            rate_rows(url, args)
+        if "latency" in args.parts:
+            latency_rows(url, args)
         client.close()
 
 
 def rate_rows(url: str, args: argparse.Namespace) -> None:
     fanout: dict[str, Callable[[str, int], float]] = {
         "raw redis-py PubSub": fanout_raw,
+        "raw PubSub + json.loads": lambda url, n: fanout_raw(url, n, decode=True),
         "redkit fan-out (sync)": fanout_redkit,
         "redkit fan-out (asyncio)": fanout_redkit_async,
     }
     if _installed("broadcaster"):
         fanout["broadcaster"] = fanout_broadcaster
+    if "fanout" not in args.parts:
+        fanout = {}
     durable: dict[str, Callable[[str, int], tuple[float, int]]] = {
         "raw XREADGROUP + XACK": durable_raw,
         "redkit durable (sync)": durable_redkit,
@@ -422,6 +437,8 @@ def rate_rows(url: str, args: argparse.Namespace) -> None:
     }
     if _installed("faststream"):
         durable["FastStream StreamSub"] = durable_faststream
+    if "durable" not in args.parts:
+        durable = {}
     rates: dict[str, list[float]] = {name: [] for name in [*fanout, *durable]}
     used: dict[str, int] = {}
     for _ in range(args.runs):
@@ -430,14 +447,25 @@ def rate_rows(url: str, args: argparse.Namespace) -> None:
         for name, run_durable in durable.items():
             rate, used[name] = run_durable(url, args.durable)
             rates[name].append(rate)
-    print(f"{'delivery':<28} {'msgs/s':>10} {'vs raw':>8} {'cmds/msg':>9}")
+    print_rates(fanout, durable, rates, used, args.durable)
+
+
+def print_rates(
+    fanout: dict[str, Any], durable: dict[str, Any], rates: dict[str, list[float]],
+    used: dict[str, int], n_durable: int,
+) -> None:  # fmt: skip
+    print(f"{'delivery':<28} {'msgs/s':>10} {'vs raw':>8} {'cmds/msg':>9} {'vs raw+json':>12}")
+    decoded = statistics.median(rates["raw PubSub + json.loads"]) if fanout else 0.0
     for group, base in ((fanout, "raw redis-py PubSub"), (durable, "raw XREADGROUP + XACK")):
+        if not group:
+            continue
         floor = statistics.median(rates[base])
         for name in group:
             med = statistics.median(rates[name])
-            per = f"{used[name] / args.durable:>9.3f}" if name in used else f"{'':>9}"
-            print(f"{name:<28} {med:>10,.0f} {med / floor:>7.0%} {per}")
-    if "FastStream StreamSub" in rates:
+            per = f"{used[name] / n_durable:>9.3f}" if name in used else f"{'':>9}"
+            both = f"{med / decoded:>11.0%}" if group is fanout else ""
+            print(f"{name:<28} {med:>10,.0f} {med / floor:>7.0%} {per} {both}")
+    if "FastStream StreamSub" in rates and durable:
         ratio = statistics.median(rates["redkit durable (sync)"]) / statistics.median(
             rates["FastStream StreamSub"]
         )
