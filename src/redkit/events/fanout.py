@@ -73,7 +73,10 @@ class _Buffer:
         self.drops: dict[str, list[int]] = {}  # per topic: the range dropped, not yet reported
         self.error: BaseException | None = None
         self.closed = False
+        #: called (outside the lock) by the first ``put`` after a ``take`` found nothing:
+        #: one wake-up per burst, not per batch, while the reader keeps up
         self.wake: Callable[[], None] | None = None
+        self.sleeping = False
 
     def put(self, batch: list[Raw]) -> None:
         with self.cond:
@@ -100,7 +103,8 @@ class _Buffer:
                     self.closed = True
                     break
             self.cond.notify()
-        if self.wake is not None:
+            wake, self.sleeping = self.sleeping, False
+        if wake and self.wake is not None:
             self.wake()
 
     def _drop_oldest(self) -> None:
@@ -157,6 +161,7 @@ class _Buffer:
             if self.error is not None:
                 error, self.error = self.error, None
                 raise error
+            self.sleeping = True
             return False
 
     def close(self) -> None:
@@ -674,21 +679,27 @@ class AsyncSubscription(_SubscriptionBase):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._event: asyncio.Event | None = None
+        self._waiter: asyncio.Future[None] | None = None
         self._task: asyncio.Task[None] | None = None
 
-    def _bind(self) -> asyncio.Event:
+    def _bind(self) -> asyncio.AbstractEventLoop:
         loop = asyncio.get_running_loop()
-        if self._event is None or self._loop is not loop:
-            self._loop, self._event = loop, asyncio.Event()
-            event = self._event
+        if self._loop is not loop:
+            self._loop = loop
+            notify = self._notify
 
             def wake() -> None:
                 with contextlib.suppress(RuntimeError):  # the loop closed
-                    loop.call_soon_threadsafe(event.set)
+                    loop.call_soon_threadsafe(notify)
 
             self._buffer.wake = wake
-        return self._event
+        return loop
+
+    def _notify(self) -> None:
+        """On the loop: the reader put items in the buffer; wake the waiting ``get``."""
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     async def wait_ready(self, timeout: float = 10.0) -> bool:
         """Wait until the first subscribe went through; False when ``timeout`` passed."""
@@ -701,18 +712,32 @@ class AsyncSubscription(_SubscriptionBase):
 
     async def get(self, timeout: float | None = None) -> Message | Gap | None:
         """The next item, waiting up to ``timeout`` seconds; None when nothing came."""
-        event = self._bind()
+        if self._pending or self._local:  # already handed over: no wait, no lock
+            item = self._next(0)
+            if item is not None:
+                return item
+        loop = self._bind()
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            event.clear()
+            # the buffer wakes us (on the loop, so not before the await below) after a
+            # take that found nothing
             item = self._next(0)
             if item is not None or self._buffer.closed:
                 return item
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
                 return None
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(event.wait(), remaining)
+            waiter = self._waiter
+            if waiter is None or waiter.done():  # (shared by concurrent ``get`` calls)
+                waiter = self._waiter = loop.create_future()
+            timer = None if remaining is None else loop.call_later(remaining, self._notify)
+            try:
+                await waiter
+            finally:
+                if self._waiter is waiter:
+                    self._waiter = None
+                if timer is not None:
+                    timer.cancel()
 
     def start(self, callback: Callable[[Message | Gap], Any]) -> None:
         """Call ``callback(item)`` (awaited when it returns an awaitable) for every item,
