@@ -78,11 +78,16 @@ class _Buffer:
         self.wake: Callable[[], None] | None = None
         self.sleeping = False
 
-    def put(self, batch: list[Raw]) -> None:
+    def put(self, batch: list[Raw], messages_only: bool = False) -> None:
+        """Add ``batch`` (``messages_only``: the caller knows it holds no counters)."""
         with self.cond:
             if self.closed:
                 return
             items = self.items
+            if messages_only and self.count + len(batch) <= self.size:  # room for all
+                items.extend(batch)
+                self.count += len(batch)
+                batch = []
             for raw in batch:
                 if raw[0] == "p":
                     items.append(raw)
@@ -151,8 +156,13 @@ class _Buffer:
             items = self.items
             if not items and timeout != 0:
                 self.cond.wait_for(lambda: self.items or self.closed, timeout)
+            if 0 < len(items) <= HANDOVER:  # all of it: no per-item work under the lock
+                into.extend(items)
+                items.clear()
+                self.count = 0
+                return True
             if items:
-                for _ in range(min(HANDOVER, len(items))):
+                for _ in range(HANDOVER):
                     raw = items.popleft()
                     if raw[0] == "m":
                         self.count -= 1
@@ -412,7 +422,7 @@ class _Reader:
         for link in self.links:
             self._drain(link, batch)
         if batch:
-            self.buffer.put(batch)
+            self.buffer.put(batch, messages_only=True)
             return
         readable, _, _ = select.select(
             [self._wake, *(link.sock for link in self.links)], [], [], timeout
@@ -422,7 +432,15 @@ class _Reader:
                 self._wake.recv(64)
 
     def _drain(self, link: _Link, batch: list[Raw]) -> None:
+        by_channel, append = self.by_channel, batch.append
         for reply in link.ready(BATCH):
+            # the common case inline: a message on a named channel, "<seq> <payload>"
+            if type(reply) is list and len(reply) == 3 and reply[0] in _PUSH_MESSAGE:
+                topic, data = by_channel.get(reply[1]), reply[2]
+                seq, _, payload = data.partition(b" ")
+                if topic is not None and seq.isdigit():
+                    append(("m", topic, int(seq), payload))
+                    continue
             if not self._handle(reply, batch):  # the answer to our PING
                 link.ping_at, link.next_ping = None, time.monotonic() + self.heartbeat
 
@@ -587,6 +605,10 @@ class _SubscriptionBase:
         if self._pending:
             return self._pending.popleft()
         local = self._local
+        while local:  # what the last handover brought: no clock, no lock
+            item = self._item(local.popleft())
+            if item is not None:
+                return item
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             while local:

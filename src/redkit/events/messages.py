@@ -81,6 +81,8 @@ class Codec:
             value = self.serializer.loads(payload)
         except Exception as exc:
             raise InvalidMessageError(f"cannot decode: {exc}") from exc
+        if self.model is None:
+            return value
         try:
             return self._build(value)
         except Exception as exc:
