@@ -36,6 +36,10 @@ from _common import server_url
 from redkit import AsyncRedkit, Redkit
 
 PREFIX = "bench-events"
+#: this process's CPU seconds per message of the last fan-out run (the receiving side:
+#: every thread of the subscriber, not the publisher process); steadier than the rate
+#: on a loaded machine
+CPU: list[float] = []
 COUNTED = ("evalsha", "eval", "publish", "xreadgroup", "xack", "xadd", "xautoclaim")
 
 
@@ -85,7 +89,7 @@ def fanout_raw(url: str, n: int, decode: bool = False) -> float:
         pass
     proc, start = _blast(url, "raw", "raw", n)
     start.set()
-    got, first = 0, 0.0
+    got, first, cpu0 = 0, 0.0, 0.0
     while got < n:
         message = pubsub.get_message(timeout=5)
         if message is None:
@@ -93,9 +97,10 @@ def fanout_raw(url: str, n: int, decode: bool = False) -> float:
         if decode:
             loads(message["data"])
         if got == 0:
-            first = time.perf_counter()
+            first, cpu0 = time.perf_counter(), time.process_time()
         got += 1
     elapsed = time.perf_counter() - first
+    CPU.append((time.process_time() - cpu0) / (n - 1))
     proc.join()
     pubsub.close()
     client.close()
@@ -106,14 +111,15 @@ def fanout_redkit(url: str, n: int) -> float:
     with Redkit(url, prefix=PREFIX) as rk, rk.events.subscribe("rk", buffer=n + 10) as sub:
         proc, start = _blast(url, "redkit", "rk", n)
         start.set()
-        got, first = 0, 0.0
+        got, first, cpu0 = 0, 0.0, 0.0
         while got < n:
             if sub.get(5) is None:
                 continue
             if got == 0:
-                first = time.perf_counter()
+                first, cpu0 = time.perf_counter(), time.process_time()
             got += 1
         elapsed = time.perf_counter() - first
+        CPU.append((time.process_time() - cpu0) / (n - 1))
         proc.join()
     return (n - 1) / elapsed
 
@@ -124,14 +130,15 @@ def fanout_redkit_async(url: str, n: int) -> float:
         async with ark, ark.events.subscribe("ark", buffer=n + 10) as sub:
             proc, start = _blast(url, "redkit", "ark", n)
             start.set()
-            got, first = 0, 0.0
+            got, first, cpu0 = 0, 0.0, 0.0
             while got < n:
                 if await sub.get(5) is None:
                     continue
                 if got == 0:
-                    first = time.perf_counter()
+                    first, cpu0 = time.perf_counter(), time.process_time()
                 got += 1
             elapsed = time.perf_counter() - first
+            CPU.append((time.process_time() - cpu0) / (n - 1))
             await asyncio.to_thread(proc.join)
         return (n - 1) / elapsed
 
@@ -148,14 +155,15 @@ def fanout_broadcaster(url: str, n: int) -> float:
             await asyncio.sleep(0.1)  # its SUBSCRIBE is sent in the background
             proc, start = _blast(url, "raw", "bc", n)
             start.set()
-            got, first = 0, 0.0
+            got, first, cpu0 = 0, 0.0, 0.0
             async for _ in subscriber:
                 if got == 0:
-                    first = time.perf_counter()
+                    first, cpu0 = time.perf_counter(), time.process_time()
                 got += 1
                 if got == n:
                     break
             elapsed = time.perf_counter() - first
+            CPU.append((time.process_time() - cpu0) / (n - 1))
             await asyncio.to_thread(proc.join)
         await broadcast.disconnect()
         return (n - 1) / elapsed
@@ -441,13 +449,17 @@ def rate_rows(url: str, args: argparse.Namespace) -> None:
         durable = {}
     rates: dict[str, list[float]] = {name: [] for name in [*fanout, *durable]}
     used: dict[str, int] = {}
+    cpu: dict[str, list[float]] = {}
     for _ in range(args.runs):
         for name, run in fanout.items():
             rates[name].append(run(url, args.messages))
+            cpu.setdefault(name, []).append(CPU[-1])
         for name, run_durable in durable.items():
             rate, used[name] = run_durable(url, args.durable)
             rates[name].append(rate)
     print_rates(fanout, durable, rates, used, args.durable)
+    if cpu:
+        print_cpu(cpu)
 
 
 def print_rates(
@@ -470,6 +482,16 @@ def print_rates(
             rates["FastStream StreamSub"]
         )
         print(f"redkit durable (sync) / FastStream: {ratio:.1f}x")
+    print()
+
+
+def print_cpu(cpu: dict[str, list[float]]) -> None:
+    print(f"{'fan-out, subscriber CPU':<28} {'us/msg':>10} {'vs raw':>8} {'vs raw+JSON':>12}")
+    raw = statistics.median(cpu["raw redis-py PubSub"])
+    decoded = statistics.median(cpu["raw PubSub + orjson.loads"])
+    for name, values in cpu.items():
+        med = statistics.median(values)
+        print(f"{name:<28} {med * 1e6:>10.2f} {med / raw:>7.0%} {med / decoded:>11.0%}")
     print()
 
 
