@@ -97,15 +97,15 @@ def test_a_task_keyed_by_its_job_charges_once_per_job(
     rk = Redkit(standalone_url, prefix=prefix)
     queue = rk.queue("idem", lease=1.0, dead_after=20)
     marks = rk.keys.group("test")
-    orders = {f"o{i}": dies[i % len(dies)] for i in range(4)}
+    orders = {f"o{i}": dies[i % len(dies)] for i in range(2 * len(dies))}
     jobs = [queue.enqueue(task, order, 10, die) for order, die in orders.items()]
     log = tmp_path / "workers.log"
-    first = _worker(standalone_url, prefix, log, "--pool-size", "4")
+    first = _worker(standalone_url, prefix, log, "--pool-size", "2")
     second = None
     try:
         _poll(lambda: rk.client.llen(marks.key("reached")) == len(orders))
         _kill(first)
-        second = _worker(standalone_url, prefix, log, "--pool-size", "4")
+        second = _worker(standalone_url, prefix, log, "--pool-size", "2")
         answers = [job.result(timeout=60) for job in jobs]
     finally:
         _kill(first)
