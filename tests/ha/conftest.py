@@ -90,6 +90,8 @@ class Capabilities:
         self.durable = self.rk.events.topic("ha-durable", durable=True)
         self.heard: set[int] = set()
         self.gaps: list[Gap] = []
+        self.published: list[tuple[float, int, int | str]] = []
+        self.heard_seq: list[tuple[int | None, int]] = []
         self.consumed: set[int] = set()
         self.subscription: Subscription | None = None
         self.consumer: Consumer | None = None
@@ -98,7 +100,7 @@ class Capabilities:
         self._n += 1
         return self._n
 
-    def traffic(self) -> Traffic:
+    def traffic(self, events: bool = True) -> Traffic:
         traffic = Traffic()
         rk, ark = self.rk, self.ark
         lock, alock = rk.lock("ha", ttl=5), ark.lock("ha-async", ttl=5)
@@ -163,8 +165,9 @@ class Capabilities:
         traffic.add("idempotency", idem_op)
         traffic.add_async("idempotency (async)", aidem_op)
         traffic.add("queue (enqueue+work)", self._queue_op())
-        traffic.add("events fan-out", self._fanout_op())
-        traffic.add("events durable", self._durable_op())
+        if events:
+            traffic.add("events fan-out", self._fanout_op())
+            traffic.add("events durable", self._durable_op())
         traffic.async_cleanup.append(ark.aclose)
         return traffic
 
@@ -190,11 +193,15 @@ class Capabilities:
         def op() -> None:
             n = self.next()
             seq = self.fan_topic.publish(n)
+            self.published.append((time.monotonic(), n, seq))
             deadline = time.monotonic() + 6.0
             # received, or reported as missed: a Gap naming its number
             while n not in self.heard and not any(g.first <= seq <= g.last for g in self.gaps):
                 if time.monotonic() > deadline:
-                    raise Lost(f"message {n} (number {seq}) neither received nor in a Gap")
+                    raise Lost(
+                        f"message {n} (number {seq}) neither received nor in a Gap "
+                        f"(latest heard: {self.heard_seq[-3:]}, gaps: {self.gaps[-3:]})"
+                    )
                 time.sleep(0.01)
 
         return op
@@ -219,6 +226,7 @@ class Capabilities:
                 self.gaps.append(item)
             else:
                 self.heard.add(item.data)
+                self.heard_seq.append((item.seq, item.data))
 
         self.subscription = self.fan_topic.subscribe(heartbeat=1.0)
         assert self.subscription.wait_ready(10)
