@@ -225,7 +225,6 @@ def test_cluster_forced_failover(
         lambda: fresh_cluster.roles().get(old) == "slave",
         lambda: slots_routed_to(capabilities, old),
         BOUND["cluster-forced"],
-        events=False,  # the subscriber and the consumer do not resume on a cluster yet
     )
     check_fences(capabilities)
     report("Cluster: CLUSTER FAILOVER", outcomes, record_property)
@@ -246,7 +245,6 @@ def test_cluster_primary_killed(
         lambda: fresh_cluster.roles().get(replica) == "master",
         lambda: slots_routed_to(capabilities, old),
         BOUND["cluster-killed"],
-        events=False,  # the subscriber and the consumer do not resume on a cluster yet
     )
     check_fences(capabilities)
     report("Cluster: primary killed", outcomes, record_property)

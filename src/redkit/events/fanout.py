@@ -453,6 +453,11 @@ class _Reader:
             if topic is None:
                 return True
             data = reply[2]
+        elif kind == b"sunsubscribe":  # never asked for: the node gave the slot up
+            raise redis.ConnectionError(
+                "the cluster node no longer serves the topic (failover or resharding); "
+                "subscribing again where it went"
+            )
         elif kind == b"pmessage":
             topic = eops.topic_of(eops.text(reply[2]), self.prefix)
             self.seen.add(topic)
