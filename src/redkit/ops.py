@@ -209,7 +209,7 @@ class Blocker:
         if isinstance(self._client, redis.cluster.RedisCluster):
             try:
                 self._client.nodes_manager.initialize()
-            except (rex.RedisError, redis.cluster.RedisClusterException, OSError) as exc:
+            except (rex.RedisError, rex.RedisClusterException, OSError) as exc:
                 log.debug("could not read the cluster's slot map again (%s)", exc)
 
 
