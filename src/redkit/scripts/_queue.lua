@@ -214,7 +214,8 @@ local function pop_group(base, g, now_us)
   end
   return popped[1], 0
 end
--- Flows. A parent job waits in state 'blocked' (in no set) with 'kids' children left and
+-- Flows. A parent job waits in state 'blocked' (in base..'blocked', scored like a waiting
+-- job, for counting and listing) with 'kids' children left and
 -- its failure policy in 'fp' ('fail', 'ignore', 'continue'); each child names it in
 -- 'par'. A child's outcome goes to the parent's results hash (jk..':kids': 'd:'..id ->
 -- result, 'f:'..id -> error); the parent is made ready when no child is left, or at the
@@ -237,6 +238,7 @@ local function child_ended(base, jk, id, ok, data, now, events)
   redis.call('HSET', pk .. ':kids', field, data or '')
   local left = redis.call('HINCRBY', pk, 'kids', -1)
   if not ok and policy == 'fail' then
+    redis.call('ZREM', base .. 'blocked', parent)
     redis.call('HSET', pk, 'st', 'failed', 'e', data or '', 'ft', now)
     redis.call('DEL', pk .. ':kids')
     redis.call('ZADD', base .. 'failed', now, parent)
@@ -245,6 +247,7 @@ local function child_ended(base, jk, id, ok, data, now, events)
     return false
   end
   if left <= 0 or (not ok and policy == 'continue') then
+    redis.call('ZREM', base .. 'blocked', parent)
     redis.call('HSET', pk, 'st', 'waiting')
     ready(base, base .. 'wait', parent, pk)
     return true
