@@ -108,7 +108,7 @@ def _adapters(model: type | None) -> tuple[Callable[[Any], Any], Callable[[Any],
     try:
         import msgspec  # type: ignore[import-not-found, unused-ignore]
     except ImportError:
-        msgspec = None
+        msgspec = None  # type: ignore[assignment, unused-ignore]
     if msgspec is not None:
 
         def build_msgspec(value: Any) -> Any:
