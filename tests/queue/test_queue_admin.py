@@ -142,6 +142,13 @@ def test_grouped_jobs_and_blocked_parents_are_counted_listed_and_purged(rk: Redk
     ]  # fmt: skip
     assert q.purge("waiting") == 2
     assert _ring(rk, q) == []
+    # cancelling or deleting a group's last waiting job takes the group out of the ring
+    cancelled = q.enqueue("send", "x", group="x")
+    deleted = q.enqueue("send", "y", group="y")
+    assert _ring(rk, q) == ["x", "y"]
+    assert cancelled.cancel()
+    assert deleted.delete()
+    assert _ring(rk, q) == []
 
 
 def test_a_flow_parent_leaves_the_blocked_state_when_ready_or_failed(rk: Redkit) -> None:

@@ -82,11 +82,15 @@ local function ready(base, wait, id, jk)
     redis.call('ZADD', wait, sc, id)
   end
 end
--- Take a job out of the ready sets (cancelled, purged).
+-- Take a job out of the ready sets (cancelled, deleted); a group left without waiting
+-- jobs leaves the ring.
 local function unready(base, wait, id, jk)
   local g = redis.call('HGET', jk, 'g')
   if g then
-    redis.call('ZREM', base .. 'g:' .. g, id)
+    if redis.call('ZREM', base .. 'g:' .. g, id) == 1
+        and redis.call('EXISTS', base .. 'g:' .. g) == 0 then
+      redis.call('LREM', base .. 'groups', 0, g)
+    end
     redis.call('ZREM', base .. 'gwait', id)
   else
     redis.call('ZREM', wait, id)
