@@ -26,6 +26,7 @@ CONCURRENCY = 10
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(180)  # its own drain deadline is 120 s
 def test_killed_workers_lose_no_job(target_url: str, prefix: str, tmp_path: Path) -> None:
     """10,000 jobs through 4 worker processes, one of which is kill -9-ed every second
     (and replaced): every job completes, none is lost, none ran twice at the same time."""
