@@ -278,6 +278,13 @@ class _Reader:
         self._connected_once = False
         self._wake, self._waker = socket.socketpair()
         self._wake.setblocking(False)
+        # Sentinel: the pool's question "where is the primary?", asked again every
+        # SENTINEL_CHECK; a subscriber reads and never writes, so no READONLY would tell
+        # it that its server was demoted
+        pool = getattr(rk.client, "connection_pool", None)
+        locate = getattr(pool, "get_master_address", None)
+        self._locate = None if inspect.iscoroutinefunction(locate) else locate
+        self._located = time.monotonic()
 
     # --- the loop -------------------------------------------------------------------------
 
@@ -410,8 +417,23 @@ class _Reader:
 
     # --- reading --------------------------------------------------------------------------
 
+    def _follow(self, now: float) -> None:
+        """Sentinel: leave a server that is no longer the primary (see ``_locate``)."""
+        if self._locate is None or now - self._located < rkconn.SENTINEL_CHECK:
+            return
+        self._located = now
+        try:
+            host, port = self._locate()
+        except rkconn.CONNECT_ERRORS as exc:  # go on with the server we have
+            log.debug("events: could not ask the sentinels for the primary (%s)", exc)
+            return
+        conn = self.links[0].conn
+        if (conn.host, int(conn.port)) != (host, int(port)):
+            raise redis.ConnectionError(f"the primary moved to {host}:{port}; subscribing there")
+
     def _poll(self, timeout: float) -> None:
         now = time.monotonic()
+        self._follow(now)
         for link in self.links:
             if link.ping_at is not None and now - link.ping_at > self.heartbeat:
                 raise redis.TimeoutError("the subscription's heartbeat went unanswered")
@@ -454,6 +476,11 @@ class _Reader:
             if topic is None:
                 return True
             data = reply[2]
+        elif kind == b"sunsubscribe":  # never asked for: the node gave the slot up
+            raise redis.ConnectionError(
+                "the cluster node no longer serves the topic (failover or resharding); "
+                "subscribing again where it went"
+            )
         elif kind == b"pmessage":
             topic = eops.topic_of(eops.text(reply[2]), self.prefix)
             self.seen.add(topic)
@@ -558,6 +585,15 @@ class _SubscriptionBase:
                 return None
         if raw[0] == "p":
             counter = raw[2]
+            if last is not None and counter < last:
+                # the numbering went back: the server lost writes (a failover discarding
+                # what the old primary took, a deleted key); follow the server's numbers
+                log.warning(
+                    "events: %r's numbering went back from %d to %d (writes lost in a "
+                    "failover?); what was published meanwhile cannot be reported",
+                    topic, last, counter,
+                )  # fmt: skip
+                last = None
             self._last[topic] = counter if last is None else max(last, counter)
             if last is None or counter <= last:  # first subscribe, or nothing missed
                 return None
