@@ -29,12 +29,17 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import orjson
 import redis
 from _common import server_url
 
 from redkit import AsyncRedkit, Redkit
 
 PREFIX = "bench-events"
+#: this process's CPU seconds per message of the last fan-out run (the receiving side:
+#: every thread of the subscriber, not the publisher process); steadier than the rate
+#: on a loaded machine
+CPU: list[float] = []
 COUNTED = ("evalsha", "eval", "publish", "xreadgroup", "xack", "xadd", "xautoclaim")
 
 
@@ -73,7 +78,10 @@ def _blast(url: str, kind: str, channel: str, n: int) -> tuple[Any, Any]:
     return proc, start
 
 
-def fanout_raw(url: str, n: int) -> float:
+def fanout_raw(url: str, n: int, decode: bool = False) -> float:
+    """redis-py's ``PubSub.get_message`` loop; ``decode``: it also parses each payload's
+    JSON with orjson, as redkit's subscriber does (without it, the raw loop decodes nothing)."""
+    loads = orjson.loads
     client = redis.Redis.from_url(url)
     pubsub = client.pubsub(ignore_subscribe_messages=True)
     pubsub.subscribe("raw")
@@ -81,15 +89,18 @@ def fanout_raw(url: str, n: int) -> float:
         pass
     proc, start = _blast(url, "raw", "raw", n)
     start.set()
-    got, first = 0, 0.0
+    got, first, cpu0 = 0, 0.0, 0.0
     while got < n:
         message = pubsub.get_message(timeout=5)
         if message is None:
             continue
+        if decode:
+            loads(message["data"])
         if got == 0:
-            first = time.perf_counter()
+            first, cpu0 = time.perf_counter(), time.process_time()
         got += 1
     elapsed = time.perf_counter() - first
+    CPU.append((time.process_time() - cpu0) / (n - 1))
     proc.join()
     pubsub.close()
     client.close()
@@ -100,14 +111,15 @@ def fanout_redkit(url: str, n: int) -> float:
     with Redkit(url, prefix=PREFIX) as rk, rk.events.subscribe("rk", buffer=n + 10) as sub:
         proc, start = _blast(url, "redkit", "rk", n)
         start.set()
-        got, first = 0, 0.0
+        got, first, cpu0 = 0, 0.0, 0.0
         while got < n:
             if sub.get(5) is None:
                 continue
             if got == 0:
-                first = time.perf_counter()
+                first, cpu0 = time.perf_counter(), time.process_time()
             got += 1
         elapsed = time.perf_counter() - first
+        CPU.append((time.process_time() - cpu0) / (n - 1))
         proc.join()
     return (n - 1) / elapsed
 
@@ -118,14 +130,15 @@ def fanout_redkit_async(url: str, n: int) -> float:
         async with ark, ark.events.subscribe("ark", buffer=n + 10) as sub:
             proc, start = _blast(url, "redkit", "ark", n)
             start.set()
-            got, first = 0, 0.0
+            got, first, cpu0 = 0, 0.0, 0.0
             while got < n:
                 if await sub.get(5) is None:
                     continue
                 if got == 0:
-                    first = time.perf_counter()
+                    first, cpu0 = time.perf_counter(), time.process_time()
                 got += 1
             elapsed = time.perf_counter() - first
+            CPU.append((time.process_time() - cpu0) / (n - 1))
             await asyncio.to_thread(proc.join)
         return (n - 1) / elapsed
 
@@ -142,14 +155,15 @@ def fanout_broadcaster(url: str, n: int) -> float:
             await asyncio.sleep(0.1)  # its SUBSCRIBE is sent in the background
             proc, start = _blast(url, "raw", "bc", n)
             start.set()
-            got, first = 0, 0.0
+            got, first, cpu0 = 0, 0.0, 0.0
             async for _ in subscriber:
                 if got == 0:
-                    first = time.perf_counter()
+                    first, cpu0 = time.perf_counter(), time.process_time()
                 got += 1
                 if got == n:
                     break
             elapsed = time.perf_counter() - first
+            CPU.append((time.process_time() - cpu0) / (n - 1))
             await asyncio.to_thread(proc.join)
         await broadcast.disconnect()
         return (n - 1) / elapsed
@@ -396,25 +410,34 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=20_000, help="fan-out burst size")
     parser.add_argument("--durable", type=int, default=5_000, help="messages consumed")
     parser.add_argument("--latency", type=int, default=1_000, help="messages timed one by one")
+    parser.add_argument(
+        "--parts", nargs="+", choices=("fanout", "durable", "latency"),
+        default=["fanout", "durable", "latency"], help="which tables to measure",
+    )  # fmt: skip
     args = parser.parse_args()
     with server_url() as (url, where):
         client = redis.Redis.from_url(url)
         server = client.info("server")
         version = server.get("valkey_version") or server.get("redis_version")
         print(f"server: {where} {version}; runs: {args.runs} (median, interleaved)\n")
-        rate_rows(url, args)
-        latency_rows(url, args)
+        if "fanout" in args.parts or "durable" in args.parts:
+            rate_rows(url, args)
+        if "latency" in args.parts:
+            latency_rows(url, args)
         client.close()
 
 
 def rate_rows(url: str, args: argparse.Namespace) -> None:
     fanout: dict[str, Callable[[str, int], float]] = {
         "raw redis-py PubSub": fanout_raw,
+        "raw PubSub + orjson.loads": lambda url, n: fanout_raw(url, n, decode=True),
         "redkit fan-out (sync)": fanout_redkit,
         "redkit fan-out (asyncio)": fanout_redkit_async,
     }
     if _installed("broadcaster"):
         fanout["broadcaster"] = fanout_broadcaster
+    if "fanout" not in args.parts:
+        fanout = {}
     durable: dict[str, Callable[[str, int], tuple[float, int]]] = {
         "raw XREADGROUP + XACK": durable_raw,
         "redkit durable (sync)": durable_redkit,
@@ -422,26 +445,53 @@ def rate_rows(url: str, args: argparse.Namespace) -> None:
     }
     if _installed("faststream"):
         durable["FastStream StreamSub"] = durable_faststream
+    if "durable" not in args.parts:
+        durable = {}
     rates: dict[str, list[float]] = {name: [] for name in [*fanout, *durable]}
     used: dict[str, int] = {}
+    cpu: dict[str, list[float]] = {}
     for _ in range(args.runs):
         for name, run in fanout.items():
             rates[name].append(run(url, args.messages))
+            cpu.setdefault(name, []).append(CPU[-1])
         for name, run_durable in durable.items():
             rate, used[name] = run_durable(url, args.durable)
             rates[name].append(rate)
-    print(f"{'delivery':<28} {'msgs/s':>10} {'vs raw':>8} {'cmds/msg':>9}")
+    print_rates(fanout, durable, rates, used, args.durable)
+    if cpu:
+        print_cpu(cpu)
+
+
+def print_rates(
+    fanout: dict[str, Any], durable: dict[str, Any], rates: dict[str, list[float]],
+    used: dict[str, int], n_durable: int,
+) -> None:  # fmt: skip
+    print(f"{'delivery':<28} {'msgs/s':>10} {'vs raw':>8} {'cmds/msg':>9} {'vs raw+JSON':>12}")
+    decoded = statistics.median(rates["raw PubSub + orjson.loads"]) if fanout else 0.0
     for group, base in ((fanout, "raw redis-py PubSub"), (durable, "raw XREADGROUP + XACK")):
+        if not group:
+            continue
         floor = statistics.median(rates[base])
         for name in group:
             med = statistics.median(rates[name])
-            per = f"{used[name] / args.durable:>9.3f}" if name in used else f"{'':>9}"
-            print(f"{name:<28} {med:>10,.0f} {med / floor:>7.0%} {per}")
-    if "FastStream StreamSub" in rates:
+            per = f"{used[name] / n_durable:>9.3f}" if name in used else f"{'':>9}"
+            both = f"{med / decoded:>11.0%}" if group is fanout else ""
+            print(f"{name:<28} {med:>10,.0f} {med / floor:>7.0%} {per} {both}")
+    if "FastStream StreamSub" in rates and durable:
         ratio = statistics.median(rates["redkit durable (sync)"]) / statistics.median(
             rates["FastStream StreamSub"]
         )
         print(f"redkit durable (sync) / FastStream: {ratio:.1f}x")
+    print()
+
+
+def print_cpu(cpu: dict[str, list[float]]) -> None:
+    print(f"{'fan-out, subscriber CPU':<28} {'us/msg':>10} {'vs raw':>8} {'vs raw+JSON':>12}")
+    raw = statistics.median(cpu["raw redis-py PubSub"])
+    decoded = statistics.median(cpu["raw PubSub + orjson.loads"])
+    for name, values in cpu.items():
+        med = statistics.median(values)
+        print(f"{name:<28} {med * 1e6:>10.2f} {med / raw:>7.0%} {med / decoded:>11.0%}")
     print()
 
 

@@ -44,6 +44,8 @@ _BACKOFF_CAP = 1.0
 _HEALTH_CHECK_INTERVAL = 0
 # RedisClusterException is not a RedisError in redis-py
 _CONNECT_ERRORS = (redis.exceptions.RedisError, redis.exceptions.RedisClusterException, OSError)
+#: what asking a server or a sentinel can raise
+CONNECT_ERRORS = _CONNECT_ERRORS
 
 
 def resolve(settings: Settings) -> Target:

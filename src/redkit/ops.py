@@ -199,6 +199,19 @@ class Blocker:
         """The client if one was made (to close it), else None."""
         return self._client
 
+    def refresh(self) -> None:
+        """After a connection error: a cluster client reads the slot map again.
+
+        redis-py's sync cluster client does not refresh it after a blocking command
+        failed to connect, so a dedicated client would keep waiting on a dead primary
+        after its replica took over.
+        """
+        if isinstance(self._client, redis.cluster.RedisCluster):
+            try:
+                self._client.nodes_manager.initialize()
+            except (rex.RedisError, rex.RedisClusterException, OSError) as exc:
+                log.debug("could not read the cluster's slot map again (%s)", exc)
+
 
 class Once(Generic[T]):
     """A flow of exactly one effect, driven without a generator: for hot paths.
@@ -473,7 +486,11 @@ class Driver(_Driver):
             if isinstance(effect, Batch):
                 return _sync_batch(self.client, effect)
             if isinstance(effect, Block):
-                return self.blocker.client.execute_command(*self._block_args(effect))
+                try:
+                    return self.blocker.client.execute_command(*self._block_args(effect))
+                except rex.ConnectionError:
+                    self.blocker.refresh()
+                    raise
         except _WRAPPED as exc:
             raise _boundary(exc, self.target) from exc
         if isinstance(effect, Note):

@@ -139,8 +139,8 @@ def test_queues_watch_follows_a_drain_until_empty(standalone_url: str, prefix: s
     tables = [t for t in result.stdout.split("\n\n") if t.strip()]
     assert len(tables) >= 2  # redrawn while it drained
     head = tables[0].splitlines()[0].split()
-    assert head[:9] == ["queue", "waiting", "delayed", "active", "done", "failed", "dead",
-                        "workers", "progress"]  # fmt: skip
+    assert head[:10] == ["queue", "waiting", "delayed", "active", "done", "failed", "dead",
+                         "blocked", "workers", "progress"]  # fmt: skip
     last = tables[-1].splitlines()[1]
     assert "[####################] 100%" in last
     assert last.split()[1:4] == ["0", "0", "0"]
@@ -161,3 +161,32 @@ def test_queues_shows_active_jobs_and_workers(standalone_url: str, prefix: str) 
         assert all(j.attempts == 1 for j in active)
         waiting = q.jobs("waiting", limit=2, offset=1)
         assert [j.args for j in waiting] == [[3], [4]]  # 0 and 1 were claimed
+
+
+def test_jobs_and_purge_see_grouped_jobs_and_blocked_parents(
+    standalone_url: str, prefix: str
+) -> None:
+    with Redkit(standalone_url, prefix=prefix) as rk:
+        q = rk.queue("tenants")
+        q.enqueue("send", "t1", group="acme", job_id="grouped")
+        q.enqueue("send", "plain", job_id="plain")
+        parent, _ = q.enqueue_flow(("report", ()), [("part", (1,))], job_id="parent")
+        runner = CliRunner()
+        args = ["--url", standalone_url, "--prefix", prefix]
+        waiting = runner.invoke(build(), ["jobs", "tenants", "-s", "waiting", *args])
+        assert waiting.exit_code == 0, waiting.output
+        assert "grouped" in waiting.stdout
+        assert "plain" in waiting.stdout
+        assert waiting.stdout.splitlines()[-1] == "(1-3 of 3 waiting jobs)"
+        blocked = runner.invoke(build(), ["jobs", "tenants", "-s", "blocked", *args])
+        assert blocked.exit_code == 0, blocked.output
+        assert "parent" in blocked.stdout
+        assert blocked.stdout.splitlines()[-1] == "(1-1 of 1 blocked job)"
+        purge = ["purge", "tenants", *args]
+        refused = runner.invoke(build(), purge, input="n\n")
+        assert "Delete 4 jobs from queue 'tenants' (3 waiting, 1 blocked)?" in refused.output
+        done = runner.invoke(build(), [*purge, "--yes"], catch_exceptions=False)
+        assert done.stdout.strip() == "deleted 4 jobs from queue 'tenants'"
+        assert parent.status() is None
+        counts = q.counts()
+        assert (counts["waiting"], counts["blocked"]) == (0, 0)

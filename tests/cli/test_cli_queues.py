@@ -23,10 +23,10 @@ def test_queues_lists_counts_per_state(standalone_url: str, prefix: str) -> None
     assert result.exit_code == 0
     lines = result.stdout.splitlines()
     assert lines[0].split() == [
-        "queue", "waiting", "delayed", "active", "done", "failed", "dead", "workers"
+        "queue", "waiting", "delayed", "active", "done", "failed", "dead", "blocked", "workers"
     ]  # fmt: skip
-    assert lines[1].split() == ["emails", "3", "1", "0", "0", "0", "0", "0"]
-    assert lines[2].split() == ["reports", "1", "0", "0", "0", "0", "0", "0"]
+    assert lines[1].split() == ["emails", "3", "1", "0", "0", "0", "0", "0", "0"]
+    assert lines[2].split() == ["reports", "1", "0", "0", "0", "0", "0", "0", "0"]
     only = runner.invoke(build(), [*args, "reports"], catch_exceptions=False)
     assert len(only.stdout.splitlines()) == 2
     empty = runner.invoke(build(), ["queues", "--url", standalone_url, "--prefix", prefix + "x"])

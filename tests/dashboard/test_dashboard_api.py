@@ -72,6 +72,25 @@ def test_queues_jobs_and_actions(client: TestClient, rk: Redkit) -> None:
     assert not q.is_paused()
 
 
+def test_grouped_jobs_and_blocked_parents_in_the_queue_panel(
+    client: TestClient, rk: Redkit
+) -> None:
+    q = rk.queue("tenants")
+    q.enqueue("send", "a", job_id="grouped", group="acme")
+    q.enqueue_flow(("report", ()), [("part", (1,))], job_id="parent")
+    (found,) = [x for x in client.get("/api/queues").json() if x["name"] == "tenants"]
+    assert (found["counts"]["waiting"], found["counts"]["blocked"]) == (2, 1)
+    listed = client.get("/api/jobs", params={"queue": "tenants", "state": "waiting"}).json()
+    assert listed[0]["id"] == "grouped"
+    blocked = client.get("/api/jobs", params={"queue": "tenants", "state": "blocked"}).json()
+    assert [j["id"] for j in blocked] == ["parent"]
+    params = {"queue": "tenants", "state": "blocked"}
+    assert client.post("/api/queue/purge", params=params, headers=ACT).json()["result"] == 1
+    params["state"] = "waiting"
+    assert client.post("/api/queue/purge", params=params, headers=ACT).json()["result"] == 2
+    assert q.counts()["waiting"] == 0
+
+
 def test_read_only_and_auth_hook(target_url: str, prefix: str, rk: Redkit) -> None:
     rk.queue("q").enqueue("t", job_id="j")
 

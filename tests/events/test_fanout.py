@@ -61,6 +61,29 @@ def test_gap_is_reported_across_a_forced_reconnect(rk: Redkit) -> None:
         assert sub.reconnects >= 1
 
 
+def test_numbering_going_back_is_followed(rk: Redkit) -> None:
+    """A failover can discard numbers the subscriber already heard (the old primary took
+    them): after the reconnect it follows the server's numbers again, so what it misses
+    from then on is a Gap, not silently taken for old messages."""
+    topic = rk.events.topic("rewound")
+    with rk.events.subscribe("rewound", heartbeat=1.0) as sub:
+        for n in range(5):
+            topic.publish(n)
+        assert [sub.get(5).seq for _ in range(5)] == [1, 2, 3, 4, 5]  # type: ignore[union-attr]
+        rk.client.set(topic.keys.seq, 2)  # numbers 3-5 lost with a failed-over primary
+        assert kill_subscribers(rk, sub._reader.client_name) >= 1
+        poll(lambda: sub.reconnects >= 1)
+        topic.publish("kept")  # number 3, published while the subscriber listens
+        item = sub.get(5)
+        assert isinstance(item, Message)
+        assert (item.seq, item.data) == (3, "kept")
+        assert kill_subscribers(rk, sub._reader.client_name) >= 1
+        missed = topic.publish("missed")  # number 4, published while it is away
+        gap = sub.get(10)
+        assert isinstance(gap, Gap)
+        assert (gap.first, gap.last) == (missed, missed)
+
+
 @pytest.mark.parametrize("policy", ["drop_oldest", "drop_newest"])
 def test_a_slow_subscriber_drops_by_its_policy_and_is_told(rk: Redkit, policy: str) -> None:
     topic = rk.events.topic("burst")

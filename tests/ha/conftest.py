@@ -23,6 +23,7 @@ from tests.ha.traffic import Lost, Outcome, Traffic
 
 from redkit import AsyncRedkit, Redkit
 from redkit.embedded import EmbeddedCluster, EmbeddedSentinel
+from redkit.events import Consumer, Gap, Message, Subscription
 from redkit.queue import Worker
 
 RESULTS: list[tuple[str, list[Outcome]]] = []
@@ -84,12 +85,22 @@ class Capabilities:
         self._worker_thread: threading.Thread | None = None
         self._n = 0
         self.fences: list[tuple[float, int]] = []
+        # events: what the subscriber and the consumer group received
+        self.fan_topic = self.rk.events.topic("ha-fan")
+        self.durable = self.rk.events.topic("ha-durable", durable=True)
+        self.heard: set[int] = set()
+        self.gaps: list[Gap] = []
+        self.published: list[tuple[float, int, int | str]] = []
+        self.heard_seq: list[tuple[int | None, int]] = []
+        self.consumed: set[int] = set()
+        self.subscription: Subscription | None = None
+        self.consumer: Consumer | None = None
 
     def next(self) -> int:
         self._n += 1
         return self._n
 
-    def traffic(self) -> Traffic:
+    def traffic(self, events: bool = True) -> Traffic:
         traffic = Traffic()
         rk, ark = self.rk, self.ark
         lock, alock = rk.lock("ha", ttl=5), ark.lock("ha-async", ttl=5)
@@ -154,6 +165,9 @@ class Capabilities:
         traffic.add("idempotency", idem_op)
         traffic.add_async("idempotency (async)", aidem_op)
         traffic.add("queue (enqueue+work)", self._queue_op())
+        if events:
+            traffic.add("events fan-out", self._fanout_op())
+            traffic.add("events durable", self._durable_op())
         traffic.async_cleanup.append(ark.aclose)
         return traffic
 
@@ -175,6 +189,52 @@ class Capabilities:
 
         return op
 
+    def _fanout_op(self) -> Any:
+        def op() -> None:
+            n = self.next()
+            seq = self.fan_topic.publish(n)
+            self.published.append((time.monotonic(), n, seq))
+            deadline = time.monotonic() + 6.0
+            # received, or reported as missed: a Gap naming its number
+            while n not in self.heard and not any(g.first <= seq <= g.last for g in self.gaps):
+                if time.monotonic() > deadline:
+                    raise Lost(
+                        f"message {n} (number {seq}) neither received nor in a Gap "
+                        f"(latest heard: {self.heard_seq[-3:]}, gaps: {self.gaps[-3:]})"
+                    )
+                time.sleep(0.01)
+
+        return op
+
+    def _durable_op(self) -> Any:
+        def op() -> None:
+            n = self.next()
+            self.durable.publish(n)
+            deadline = time.monotonic() + 6.0
+            while n not in self.consumed:  # the group's consumer reads it, whatever happened
+                if time.monotonic() > deadline:
+                    raise Lost(f"durable message {n} not consumed within 6 s")
+                time.sleep(0.01)
+
+        return op
+
+    def start_events(self) -> None:
+        """A fan-out subscriber and a durable consumer, both running on the runtime."""
+
+        def heard(item: Message | Gap) -> None:
+            if isinstance(item, Gap):
+                self.gaps.append(item)
+            else:
+                self.heard.add(item.data)
+                self.heard_seq.append((item.seq, item.data))
+
+        self.subscription = self.fan_topic.subscribe(heartbeat=1.0)
+        assert self.subscription.wait_ready(10)
+        self.subscription.start(heard)
+        self.consumer = self.durable.consumer("ha", "c1", claim_idle=1.0)
+        self.consumer.create()
+        self.consumer.start(lambda message: self.consumed.add(message.data))
+
     def start_worker(self) -> None:
         self.worker = Worker(self.queue, concurrency=4, grace=5)
         self._worker_thread = threading.Thread(
@@ -188,5 +248,9 @@ class Capabilities:
             with contextlib.suppress(Exception):
                 self.worker.stop_threadsafe(grace=1, timeout=20)
             self._worker_thread.join(10)
+        for part in (self.subscription, self.consumer):
+            if part is not None:
+                with contextlib.suppress(Exception):
+                    part.close()
         self.rk.close()
         # the async facade's clients belong to the traffic's event loop, closed with it

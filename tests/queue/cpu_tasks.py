@@ -29,3 +29,11 @@ def die(code: int) -> None:
 
 async def async_double(x: int) -> int:
     return 2 * x
+
+
+def whoami() -> dict[str, object]:
+    """What ``current_job()`` says inside a pool process."""
+    from redkit.queue import current_job, job_key
+
+    job = current_job()
+    return {"id": job.id, "task": job.task, "queue": job.queue, "key": job_key()}

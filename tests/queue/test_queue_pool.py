@@ -59,6 +59,16 @@ def test_cpu_tasks_run_in_child_processes(rk: Redkit, tasks: ModuleType) -> None
         poll(lambda pid=pid: _gone(pid), timeout=10)
 
 
+def test_current_job_inside_a_pool_process(rk: Redkit, tasks: ModuleType) -> None:
+    q = rk.queue("pool")
+    whoami = q.task(process=True)(tasks.whoami)
+    with running(q, concurrency=1, pool_size=1):
+        job = whoami.enqueue(job_id="j-1")
+        assert job.result(timeout=60) == {
+            "id": "j-1", "task": "whoami", "queue": "pool", "key": "job:pool:j-1"
+        }  # fmt: skip
+
+
 def test_a_timeout_kills_the_handler_process(rk: Redkit, tasks: ModuleType, tmp_path: Path) -> None:
     q = rk.queue("pool-timeout")
     spin = q.task(process=True, timeout=2.0)(tasks.spin)

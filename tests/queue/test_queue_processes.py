@@ -26,6 +26,7 @@ CONCURRENCY = 10
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(180)  # its own drain deadline is 120 s
 def test_killed_workers_lose_no_job(target_url: str, prefix: str, tmp_path: Path) -> None:
     """10,000 jobs through 4 worker processes, one of which is kill -9-ed every second
     (and replaced): every job completes, none is lost, none ran twice at the same time."""
@@ -59,7 +60,7 @@ def test_killed_workers_lose_no_job(target_url: str, prefix: str, tmp_path: Path
     assert len(ran) - N <= kills * 2 * CONCURRENCY, "only killed workers' jobs ran twice"
     _assert_no_overlap(rk)
     assert _states(q) == {"waiting": 0, "delayed": 0, "active": 0, "done": N, "failed": 0,
-                          "dead": 0}  # fmt: skip
+                          "dead": 0, "blocked": 0}  # fmt: skip
     rk.close()
 
 
@@ -231,7 +232,7 @@ def test_a_server_crash_with_aof_loses_no_job(prefix: str, tmp_path: Path) -> No
         states = _states(q)
         assert states["done"] >= len(expected)
         assert {k: v for k, v in states.items() if k != "done"} == dict.fromkeys(
-            ("waiting", "delayed", "active", "failed", "dead"), 0
+            ("waiting", "delayed", "active", "failed", "dead", "blocked"), 0
         )
         rk.close()
 

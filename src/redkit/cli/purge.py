@@ -22,7 +22,8 @@ from redkit.queue.ops import PURGEABLE
 def command(
     queue: str, states: tuple[str, ...], yes: bool, url: str | None, prefix: str | None
 ) -> None:
-    """Delete the jobs of QUEUE (waiting, delayed, done, failed, dead; never running ones)."""
+    """Delete the jobs of QUEUE (waiting, delayed, done, failed, dead, blocked; never running
+    ones)."""
     chosen = states or PURGEABLE
     with friendly_errors(), Redkit(settings=Settings.from_env(url=url, prefix=prefix)) as rk:
         q = rk.queue(queue)

@@ -14,7 +14,7 @@ from redkit.facade import Redkit
 from redkit.queue.ops import STATES
 
 #: Jobs a worker has yet to finish.
-OUTSTANDING = ("waiting", "delayed", "active")
+OUTSTANDING = ("waiting", "delayed", "active", "blocked")
 BAR = 20
 
 
@@ -73,7 +73,7 @@ class Progress:
 
 
 def outstanding(counts: dict[str, int]) -> int:
-    """Jobs a worker has yet to finish (waiting, delayed or running)."""
+    """Jobs a worker has yet to finish (waiting, delayed, running or blocked)."""
     return sum(counts[s] for s in OUTSTANDING)
 
 

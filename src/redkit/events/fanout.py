@@ -73,13 +73,21 @@ class _Buffer:
         self.drops: dict[str, list[int]] = {}  # per topic: the range dropped, not yet reported
         self.error: BaseException | None = None
         self.closed = False
+        #: called (outside the lock) by the first ``put`` after a ``take`` found nothing:
+        #: one wake-up per burst, not per batch, while the reader keeps up
         self.wake: Callable[[], None] | None = None
+        self.sleeping = False
 
-    def put(self, batch: list[Raw]) -> None:
+    def put(self, batch: list[Raw], messages_only: bool = False) -> None:
+        """Add ``batch`` (``messages_only``: the caller knows it holds no counters)."""
         with self.cond:
             if self.closed:
                 return
             items = self.items
+            if messages_only and self.count + len(batch) <= self.size:  # room for all
+                items.extend(batch)
+                self.count += len(batch)
+                batch = []
             for raw in batch:
                 if raw[0] == "p":
                     items.append(raw)
@@ -100,7 +108,8 @@ class _Buffer:
                     self.closed = True
                     break
             self.cond.notify()
-        if self.wake is not None:
+            wake, self.sleeping = self.sleeping, False
+        if wake and self.wake is not None:
             self.wake()
 
     def _drop_oldest(self) -> None:
@@ -147,8 +156,13 @@ class _Buffer:
             items = self.items
             if not items and timeout != 0:
                 self.cond.wait_for(lambda: self.items or self.closed, timeout)
+            if 0 < len(items) <= HANDOVER:  # all of it: no per-item work under the lock
+                into.extend(items)
+                items.clear()
+                self.count = 0
+                return True
             if items:
-                for _ in range(min(HANDOVER, len(items))):
+                for _ in range(HANDOVER):
                     raw = items.popleft()
                     if raw[0] == "m":
                         self.count -= 1
@@ -157,6 +171,7 @@ class _Buffer:
             if self.error is not None:
                 error, self.error = self.error, None
                 raise error
+            self.sleeping = True
             return False
 
     def close(self) -> None:
@@ -263,6 +278,13 @@ class _Reader:
         self._connected_once = False
         self._wake, self._waker = socket.socketpair()
         self._wake.setblocking(False)
+        # Sentinel: the pool's question "where is the primary?", asked again every
+        # SENTINEL_CHECK; a subscriber reads and never writes, so no READONLY would tell
+        # it that its server was demoted
+        pool = getattr(rk.client, "connection_pool", None)
+        locate = getattr(pool, "get_master_address", None)
+        self._locate = None if inspect.iscoroutinefunction(locate) else locate
+        self._located = time.monotonic()
 
     # --- the loop -------------------------------------------------------------------------
 
@@ -395,8 +417,23 @@ class _Reader:
 
     # --- reading --------------------------------------------------------------------------
 
+    def _follow(self, now: float) -> None:
+        """Sentinel: leave a server that is no longer the primary (see ``_locate``)."""
+        if self._locate is None or now - self._located < rkconn.SENTINEL_CHECK:
+            return
+        self._located = now
+        try:
+            host, port = self._locate()
+        except rkconn.CONNECT_ERRORS as exc:  # go on with the server we have
+            log.debug("events: could not ask the sentinels for the primary (%s)", exc)
+            return
+        conn = self.links[0].conn
+        if (conn.host, int(conn.port)) != (host, int(port)):
+            raise redis.ConnectionError(f"the primary moved to {host}:{port}; subscribing there")
+
     def _poll(self, timeout: float) -> None:
         now = time.monotonic()
+        self._follow(now)
         for link in self.links:
             if link.ping_at is not None and now - link.ping_at > self.heartbeat:
                 raise redis.TimeoutError("the subscription's heartbeat went unanswered")
@@ -407,7 +444,7 @@ class _Reader:
         for link in self.links:
             self._drain(link, batch)
         if batch:
-            self.buffer.put(batch)
+            self.buffer.put(batch, messages_only=True)
             return
         readable, _, _ = select.select(
             [self._wake, *(link.sock for link in self.links)], [], [], timeout
@@ -417,7 +454,15 @@ class _Reader:
                 self._wake.recv(64)
 
     def _drain(self, link: _Link, batch: list[Raw]) -> None:
+        by_channel, append = self.by_channel, batch.append
         for reply in link.ready(BATCH):
+            # the common case inline: a message on a named channel, "<seq> <payload>"
+            if type(reply) is list and len(reply) == 3 and reply[0] in _PUSH_MESSAGE:
+                topic, data = by_channel.get(reply[1]), reply[2]
+                seq, _, payload = data.partition(b" ")
+                if topic is not None and seq.isdigit():
+                    append(("m", topic, int(seq), payload))
+                    continue
             if not self._handle(reply, batch):  # the answer to our PING
                 link.ping_at, link.next_ping = None, time.monotonic() + self.heartbeat
 
@@ -431,6 +476,11 @@ class _Reader:
             if topic is None:
                 return True
             data = reply[2]
+        elif kind == b"sunsubscribe":  # never asked for: the node gave the slot up
+            raise redis.ConnectionError(
+                "the cluster node no longer serves the topic (failover or resharding); "
+                "subscribing again where it went"
+            )
         elif kind == b"pmessage":
             topic = eops.topic_of(eops.text(reply[2]), self.prefix)
             self.seen.add(topic)
@@ -535,6 +585,15 @@ class _SubscriptionBase:
                 return None
         if raw[0] == "p":
             counter = raw[2]
+            if last is not None and counter < last:
+                # the numbering went back: the server lost writes (a failover discarding
+                # what the old primary took, a deleted key); follow the server's numbers
+                log.warning(
+                    "events: %r's numbering went back from %d to %d (writes lost in a "
+                    "failover?); what was published meanwhile cannot be reported",
+                    topic, last, counter,
+                )  # fmt: skip
+                last = None
             self._last[topic] = counter if last is None else max(last, counter)
             if last is None or counter <= last:  # first subscribe, or nothing missed
                 return None
@@ -582,6 +641,10 @@ class _SubscriptionBase:
         if self._pending:
             return self._pending.popleft()
         local = self._local
+        while local:  # what the last handover brought: no clock, no lock
+            item = self._item(local.popleft())
+            if item is not None:
+                return item
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             while local:
@@ -674,21 +737,27 @@ class AsyncSubscription(_SubscriptionBase):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._event: asyncio.Event | None = None
+        self._waiter: asyncio.Future[None] | None = None
         self._task: asyncio.Task[None] | None = None
 
-    def _bind(self) -> asyncio.Event:
+    def _bind(self) -> asyncio.AbstractEventLoop:
         loop = asyncio.get_running_loop()
-        if self._event is None or self._loop is not loop:
-            self._loop, self._event = loop, asyncio.Event()
-            event = self._event
+        if self._loop is not loop:
+            self._loop = loop
+            notify = self._notify
 
             def wake() -> None:
                 with contextlib.suppress(RuntimeError):  # the loop closed
-                    loop.call_soon_threadsafe(event.set)
+                    loop.call_soon_threadsafe(notify)
 
             self._buffer.wake = wake
-        return self._event
+        return loop
+
+    def _notify(self) -> None:
+        """On the loop: the reader put items in the buffer; wake the waiting ``get``."""
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     async def wait_ready(self, timeout: float = 10.0) -> bool:
         """Wait until the first subscribe went through; False when ``timeout`` passed."""
@@ -701,18 +770,32 @@ class AsyncSubscription(_SubscriptionBase):
 
     async def get(self, timeout: float | None = None) -> Message | Gap | None:
         """The next item, waiting up to ``timeout`` seconds; None when nothing came."""
-        event = self._bind()
+        if self._pending or self._local:  # already handed over: no wait, no lock
+            item = self._next(0)
+            if item is not None:
+                return item
+        loop = self._bind()
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            event.clear()
+            # the buffer wakes us (on the loop, so not before the await below) after a
+            # take that found nothing
             item = self._next(0)
             if item is not None or self._buffer.closed:
                 return item
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
                 return None
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(event.wait(), remaining)
+            waiter = self._waiter
+            if waiter is None or waiter.done():  # (shared by concurrent ``get`` calls)
+                waiter = self._waiter = loop.create_future()
+            timer = None if remaining is None else loop.call_later(remaining, self._notify)
+            try:
+                await waiter
+            finally:
+                if self._waiter is waiter:
+                    self._waiter = None
+                if timer is not None:
+                    timer.cancel()
 
     def start(self, callback: Callable[[Message | Gap], Any]) -> None:
         """Call ``callback(item)`` (awaited when it returns an awaitable) for every item,

@@ -81,6 +81,8 @@ class Codec:
             value = self.serializer.loads(payload)
         except Exception as exc:
             raise InvalidMessageError(f"cannot decode: {exc}") from exc
+        if self.model is None:
+            return value
         try:
             return self._build(value)
         except Exception as exc:
@@ -108,17 +110,15 @@ def _adapters(model: type | None) -> tuple[Callable[[Any], Any], Callable[[Any],
     try:
         import msgspec  # type: ignore[import-not-found, unused-ignore]
     except ImportError:
-        msgspec = None
-    if msgspec is not None:
+        raise ConfigError(
+            f"model {model.__name__} is not a dataclass or a pydantic model, and msgspec is "
+            "not installed to convert to it"
+        ) from None
 
-        def build_msgspec(value: Any) -> Any:
-            return msgspec.convert(value, model)
+    def build_msgspec(value: Any) -> Any:
+        return msgspec.convert(value, model)
 
-        return build_msgspec, msgspec.to_builtins
-    raise ConfigError(
-        f"model {model.__name__} is not a dataclass or a pydantic model, and msgspec is not "
-        "installed to convert to it"
-    )
+    return build_msgspec, msgspec.to_builtins
 
 
 def _dump_dataclass(value: Any) -> Any:

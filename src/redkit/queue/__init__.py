@@ -11,7 +11,7 @@ from redkit.errors import (
     JobTimeoutError,
 )
 from redkit.queue.admin import WorkerInfo
-from redkit.queue.context import JobContext, current_job
+from redkit.queue.context import JobContext, current_job, job_key
 from redkit.queue.dedupe import Dedupe
 from redkit.queue.events import QueueEvent
 from redkit.queue.jobs import AsyncJob, Job, JobInfo
@@ -42,4 +42,5 @@ __all__ = [
     "Worker",
     "WorkerInfo",
     "current_job",
+    "job_key",
 ]

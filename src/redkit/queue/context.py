@@ -8,6 +8,10 @@
         for i in range(rows):
             job.check_cancelled()      # raises JobCancelledError once job.cancel() was called
             ...
+
+    @queue.task
+    @payments.idempotent(key=job_key)  # once per job, however often it is delivered
+    def charge(order: str, amount: int) -> dict: ...
 """
 
 from __future__ import annotations
@@ -21,19 +25,23 @@ from redkit.errors import ConfigError, JobCancelledError
 
 
 class JobContext:
-    """The job a handler runs: its id, task, delivery count and cancellation state.
+    """The job a handler runs: its id, task, queue, delivery count and cancellation state.
 
     ``id`` is the job's id (one too long for a key part appears as its digest).
     """
 
-    __slots__ = ("_cancelled", "_report", "children", "deliveries", "failed_children", "id", "task")
+    __slots__ = (
+        "_cancelled", "_report", "children", "deliveries", "failed_children", "id", "queue",
+        "task",
+    )  # fmt: skip
 
     def __init__(
         self, job_id: str, task: str, deliveries: int,
         report: Callable[[Any], None] | None = None,
         children: tuple[dict[str, Any], dict[str, Any]] = ({}, {}),
+        queue: str = "",
     ) -> None:  # fmt: skip
-        self.id, self.task, self.deliveries = job_id, task, deliveries
+        self.id, self.task, self.deliveries, self.queue = job_id, task, deliveries, queue
         self._cancelled = threading.Event()
         self._report = report
         #: A flow's parent: the results of its children that completed, by child job id.
@@ -86,3 +94,15 @@ def current_job() -> JobContext:
     if job is None:
         raise ConfigError("current_job() is only available inside a task's handler")
     return job
+
+
+def job_key(*_args: Any, **_kwargs: Any) -> str:
+    """The idempotency key of the running job, ``"job:<queue>:<job id>"``: pass it as
+    ``key=`` to an idempotency decorator under ``@queue.task`` (it ignores the arguments),
+    so that a job delivered again after its worker died replays its first result.
+
+    Raises:
+        ConfigError: called outside a job's handler (a batch handler included).
+    """
+    job = current_job()
+    return f"job:{job.queue}:{job.id}"

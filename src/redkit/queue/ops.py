@@ -327,13 +327,15 @@ def is_paused(keys: QueueKeys) -> ops.Once[bool]:
 
 
 #: The states :func:`counts` reports, in table order.
-STATES = ("waiting", "delayed", "active", "done", "failed", "dead")
+STATES = ("waiting", "delayed", "active", "done", "failed", "dead", "blocked")
 #: States whose jobs :func:`purge` may delete (running jobs are left to their workers).
-PURGEABLE = ("waiting", "delayed", "done", "failed", "dead")
+PURGEABLE = ("waiting", "delayed", "done", "failed", "dead", "blocked")
 
 
 def counts(keys: QueueKeys) -> ops.Once[dict[str, int]]:
-    """Jobs per state (:data:`STATES`), plus ``workers`` (live) and ``enqueued`` (ever)."""
+    """Jobs per state (:data:`STATES`; ``waiting`` includes grouped jobs, ``blocked`` is
+    flows' parents waiting for their children), plus ``workers`` (live) and ``enqueued``
+    (ever)."""
     effect = ops.Eval(
         COUNTS,
         (keys.wait, keys.delayed, keys.done, keys.failed, keys.dead, keys.workers, keys.meta),
@@ -361,7 +363,8 @@ class Listed:
 def _state_set(keys: QueueKeys, state: str) -> tuple[str, str]:
     """The sorted set that holds jobs in ``state``, and the order they are listed in."""
     sets = {
-        "waiting": (keys.wait, "asc"), "delayed": (keys.delayed, "asc"),
+        "waiting": (keys.wait, "waiting"), "delayed": (keys.delayed, "asc"),
+        "blocked": (keys.group.key("blocked"), "asc"),
         "active": (keys.workers, "active"), "done": (keys.done, "desc"),
         "failed": (keys.failed, "desc"), "dead": (keys.dead, "desc"),
     }  # fmt: skip
@@ -370,7 +373,8 @@ def _state_set(keys: QueueKeys, state: str) -> tuple[str, str]:
 
 def jobs(keys: QueueKeys, state: str, offset: int, count: int) -> ops.Once[list[Listed]]:
     """A page of the jobs in ``state`` (one of :data:`STATES`): the oldest first for
-    waiting and delayed, the latest first for done, failed and dead."""
+    waiting (grouped or not, by priority, then enqueue order), delayed and blocked, the
+    latest first for done, failed and dead."""
     key, mode = _state_set(keys, state)
     effect = ops.Eval(LIST, (key,), (keys.base, mode, offset, count))
     return ops.Once(effect, _listed)
@@ -391,7 +395,7 @@ def purge(keys: QueueKeys, states: Sequence[str], batch: int = 1000) -> ops.Flow
     for state in states:
         key, _ = _state_set(keys, state)
         while True:
-            deleted = yield ops.Eval(PURGE, (key,), (keys.base, batch))
+            deleted = yield ops.Eval(PURGE, (key,), (keys.base, batch, state))
             total += int(deleted)
             if int(deleted) < batch:
                 break

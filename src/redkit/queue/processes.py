@@ -7,7 +7,9 @@ macOS). When a job runs past its task's ``timeout``, or the worker stops past it
 period, the child running it is killed (SIGKILL) and a fresh one replaces it on the next
 job: unlike a thread, a process-pool handler really stops. A child that dies on its own
 (``os._exit``, a segfault, the OOM killer) fails its job with :class:`JobCrashedError`;
-the worker itself carries on.
+the worker itself carries on. Inside the child, :func:`~redkit.queue.current_job` gives
+the job's id, task, queue and delivery count; its progress reports are dropped (a
+cancellation kills the child instead of setting its flag).
 """
 
 from __future__ import annotations
@@ -26,6 +28,10 @@ from multiprocessing.process import BaseProcess
 from typing import Any
 
 from redkit import errors
+from redkit.queue.context import JobContext, _current
+
+#: What a child learns of the job it runs: its id, task, delivery count and queue.
+ChildJob = tuple[str, str, int, str]
 
 #: Seconds an idle child gets to exit by itself when the pool closes, before a kill.
 EXIT_WAIT = 2.0
@@ -71,7 +77,8 @@ def child_main(conn: Connection) -> None:
             return
         if message is None:
             return
-        module, qualname, args, kwargs = message
+        module, qualname, args, kwargs, job = message
+        _current.set(None if job is None else JobContext(job[0], job[1], job[2], queue=job[3]))
         try:
             result = resolve(module, qualname)(*args, **kwargs)
             if inspect.iscoroutine(result):
@@ -148,16 +155,17 @@ class ProcessPool:
 
     async def run(
         self, name: str, func: Callable[..., Any], args: list[Any], kwargs: dict[str, Any],
-        timeout: float | None,
+        timeout: float | None, job: ChildJob | None = None,
     ) -> Any:  # fmt: skip
         """Run ``func(*args, **kwargs)`` in a child; kill the child past ``timeout`` s.
+        ``job`` becomes the child's :func:`~redkit.queue.current_job`.
 
         Raises:
             JobTimeoutError: the run took too long (its process was killed).
             JobCrashedError: the child died during the run.
             RemoteError: the handler raised (type, message and traceback inside).
         """
-        message = (*locate(func), args, kwargs)
+        message = (*locate(func), args, kwargs, job)
         loop = asyncio.get_running_loop()
         async with self._slots:
             if self._closed:

@@ -309,8 +309,9 @@ class Queue(_QueueBase):
         return Job(self, job_id)
 
     def counts(self) -> dict[str, int]:
-        """Jobs per state (``waiting``, ``delayed``, ``active``, ``done`` (kept), ``failed``,
-        ``dead``), plus ``workers`` (live workers) and ``enqueued`` (jobs ever added)."""
+        """Jobs per state (``waiting`` (grouped or not), ``delayed``, ``active``, ``done``
+        (kept), ``failed``, ``dead``, ``blocked`` (flows' parents waiting for their
+        children)), plus ``workers`` (live workers) and ``enqueued`` (jobs ever added)."""
         return self.rk.run(qops.counts(self.keys))
 
     def retry_failed(self) -> int:
@@ -404,14 +405,15 @@ class Queue(_QueueBase):
         return qevents.decoded(found, self.rk.serializer.loads)
 
     def jobs(self, state: str = "failed", *, limit: int = 50, offset: int = 0) -> list[JobInfo]:
-        """The jobs in ``state`` (``waiting``, ``delayed``, ``active``, ``done``, ``failed``
-        or ``dead``): the oldest first for waiting and delayed, the latest first for the
+        """The jobs in ``state`` (``waiting``, ``delayed``, ``active``, ``done``, ``failed``,
+        ``dead`` or ``blocked``): the oldest first for waiting (grouped or not, by
+        priority then enqueue order), delayed and blocked, the latest first for the
         finished states; ``limit`` jobs from ``offset``, in one round trip."""
         return self.rk.run(self._list(state, limit, offset))
 
     def purge(self, *states: str) -> int:
-        """Delete every job in ``states`` (default: waiting, delayed, done, failed and dead;
-        running jobs are never deleted); returns how many. Producers waiting for a deleted
+        """Delete every job in ``states`` (default: waiting, delayed, done, failed, dead and
+        blocked; running jobs are never deleted); returns how many. Producers waiting for a deleted
         job's result stop waiting (it no longer exists)."""
         return self.rk.run(qops.purge(self.keys, self._purgeable(states)))
 
@@ -492,8 +494,9 @@ class AsyncQueue(_QueueBase):
         return AsyncJob(self, job_id)
 
     async def counts(self) -> dict[str, int]:
-        """Jobs per state (``waiting``, ``delayed``, ``active``, ``done`` (kept), ``failed``,
-        ``dead``), plus ``workers`` (live workers) and ``enqueued`` (jobs ever added)."""
+        """Jobs per state (``waiting`` (grouped or not), ``delayed``, ``active``, ``done``
+        (kept), ``failed``, ``dead``, ``blocked`` (flows' parents waiting for their
+        children)), plus ``workers`` (live workers) and ``enqueued`` (jobs ever added)."""
         return await self.rk.run(qops.counts(self.keys))
 
     async def retry_failed(self) -> int:
@@ -574,14 +577,15 @@ class AsyncQueue(_QueueBase):
     async def jobs(
         self, state: str = "failed", *, limit: int = 50, offset: int = 0
     ) -> list[JobInfo]:
-        """The jobs in ``state`` (``waiting``, ``delayed``, ``active``, ``done``, ``failed``
-        or ``dead``): the oldest first for waiting and delayed, the latest first for the
+        """The jobs in ``state`` (``waiting``, ``delayed``, ``active``, ``done``, ``failed``,
+        ``dead`` or ``blocked``): the oldest first for waiting (grouped or not, by
+        priority then enqueue order), delayed and blocked, the latest first for the
         finished states; ``limit`` jobs from ``offset``, in one round trip."""
         return await self.rk.run(self._list(state, limit, offset))
 
     async def purge(self, *states: str) -> int:
-        """Delete every job in ``states`` (default: waiting, delayed, done, failed and dead;
-        running jobs are never deleted); returns how many. Producers waiting for a deleted
+        """Delete every job in ``states`` (default: waiting, delayed, done, failed, dead and
+        blocked; running jobs are never deleted); returns how many. Producers waiting for a deleted
         job's result stop waiting (it no longer exists)."""
         return await self.rk.run(qops.purge(self.keys, self._purgeable(states)))
 

@@ -390,7 +390,7 @@ class Worker:
             else ({}, {})
         )
         self._contexts[job.member] = JobContext(
-            unquote(job.member), job.task, job.deliveries, report, outcomes
+            unquote(job.member), job.task, job.deliveries, report, outcomes, self.queue.name
         )
 
     def _progress(self, member: str, token: int, value: Any) -> None:
@@ -476,8 +476,11 @@ class Worker:
         if definition.process:  # the pool enforces the timeout itself, by killing the child
             if self._pool is None:
                 self._pool = ProcessPool(self.pool_size)
+            job = None if context is None else (
+                context.id, context.task, context.deliveries, context.queue
+            )  # fmt: skip
             return await self._pool.run(
-                definition.name, definition.func, args, kwargs, definition.timeout
+                definition.name, definition.func, args, kwargs, definition.timeout, job
             )
         if definition.is_async:
             call = definition.func(*args, **kwargs)

@@ -82,11 +82,15 @@ local function ready(base, wait, id, jk)
     redis.call('ZADD', wait, sc, id)
   end
 end
--- Take a job out of the ready sets (cancelled, purged).
+-- Take a job out of the ready sets (cancelled, deleted); a group left without waiting
+-- jobs leaves the ring.
 local function unready(base, wait, id, jk)
   local g = redis.call('HGET', jk, 'g')
   if g then
-    redis.call('ZREM', base .. 'g:' .. g, id)
+    if redis.call('ZREM', base .. 'g:' .. g, id) == 1
+        and redis.call('EXISTS', base .. 'g:' .. g) == 0 then
+      redis.call('LREM', base .. 'groups', 0, g)
+    end
     redis.call('ZREM', base .. 'gwait', id)
   else
     redis.call('ZREM', wait, id)
@@ -214,7 +218,8 @@ local function pop_group(base, g, now_us)
   end
   return popped[1], 0
 end
--- Flows. A parent job waits in state 'blocked' (in no set) with 'kids' children left and
+-- Flows. A parent job waits in state 'blocked' (in base..'blocked', scored like a waiting
+-- job, for counting and listing) with 'kids' children left and
 -- its failure policy in 'fp' ('fail', 'ignore', 'continue'); each child names it in
 -- 'par'. A child's outcome goes to the parent's results hash (jk..':kids': 'd:'..id ->
 -- result, 'f:'..id -> error); the parent is made ready when no child is left, or at the
@@ -237,6 +242,7 @@ local function child_ended(base, jk, id, ok, data, now, events)
   redis.call('HSET', pk .. ':kids', field, data or '')
   local left = redis.call('HINCRBY', pk, 'kids', -1)
   if not ok and policy == 'fail' then
+    redis.call('ZREM', base .. 'blocked', parent)
     redis.call('HSET', pk, 'st', 'failed', 'e', data or '', 'ft', now)
     redis.call('DEL', pk .. ':kids')
     redis.call('ZADD', base .. 'failed', now, parent)
@@ -245,6 +251,7 @@ local function child_ended(base, jk, id, ok, data, now, events)
     return false
   end
   if left <= 0 or (not ok and policy == 'continue') then
+    redis.call('ZREM', base .. 'blocked', parent)
     redis.call('HSET', pk, 'st', 'waiting')
     ready(base, base .. 'wait', parent, pk)
     return true

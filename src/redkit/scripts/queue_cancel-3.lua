@@ -6,7 +6,8 @@
 -- KEYS[1] the job's hash   KEYS[2] wait   KEYS[3] delayed
 -- ARGV[1] key base   ARGV[2] the job's id   ARGV[3] ms the cancelled job is kept
 -- ARGV[4] ms a worker's cancel list is kept (its lease)   ARGV[5] events kept (0: none)
--- A flow's parent waiting for its children ('blocked') is cancelled at once too.
+-- A flow's parent waiting for its children ('blocked', in base..'blocked') is cancelled at
+-- once too.
 -- Returns 1 when cancelled, 2 when cancellation of the running job was requested, 0 when
 -- it is finished or unknown.
 --!include _clock.lua
@@ -24,6 +25,7 @@ if st ~= 'waiting' and st ~= 'delayed' and st ~= 'blocked' then
 end
 unready(ARGV[1], KEYS[2], ARGV[2], KEYS[1])
 redis.call('ZREM', KEYS[3], ARGV[2])
+redis.call('ZREM', ARGV[1] .. 'blocked', ARGV[2])
 end_cancelled(ARGV[1], ARGV[2], KEYS[1], now_ms(), ARGV[3], ARGV[5])
 emit(ARGV[1], ARGV[5], 'cancelled', ARGV[2])
 return 1

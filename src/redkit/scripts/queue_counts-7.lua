@@ -3,9 +3,11 @@
 -- KEYS[1] wait   KEYS[2] delayed   KEYS[3] done   KEYS[4] failed   KEYS[5] dead
 -- KEYS[6] workers (zset: worker id -> lease end, ms)   KEYS[7] meta (hash: 'seq')
 -- ARGV[1] key base
--- Returns {waiting, delayed, active, done, failed, dead, live workers, jobs ever added}.
--- Also reads the workers' job sets (base..'w:'..worker) and the grouped waiting jobs
--- (base..'gwait'), in the same hash tag.
+-- Returns {waiting, delayed, active, done, failed, dead, blocked, live workers, jobs ever
+--   added}.
+-- Also reads the workers' job sets (base..'w:'..worker), the grouped waiting jobs
+-- (base..'gwait') and the flows' parents waiting for their children (base..'blocked'), in
+-- the same hash tag.
 --!include _clock.lua
 local active = 0
 for _, worker in ipairs(redis.call('ZRANGE', KEYS[6], 0, -1)) do
@@ -15,6 +17,7 @@ return {
   redis.call('ZCARD', KEYS[1]) + redis.call('ZCARD', ARGV[1] .. 'gwait'),
   redis.call('ZCARD', KEYS[2]), active,
   redis.call('ZCARD', KEYS[3]), redis.call('ZCARD', KEYS[4]), redis.call('ZCARD', KEYS[5]),
+  redis.call('ZCARD', ARGV[1] .. 'blocked'),
   redis.call('ZCOUNT', KEYS[6], now_ms(), '+inf'),
   tonumber(redis.call('HGET', KEYS[7], 'seq') or '0'),
 }

@@ -15,6 +15,8 @@ unready(ARGV[1], KEYS[2], ARGV[2], KEYS[1])  -- a grouped job waits in its group
 for i = 2, 6 do
   redis.call('ZREM', KEYS[i], ARGV[2])
 end
+redis.call('ZREM', ARGV[1] .. 'blocked', ARGV[2])  -- a flow's parent waiting for children
+redis.call('DEL', KEYS[1] .. ':kids')
 notify(ARGV[1], ARGV[2], KEYS[1])
 redis.call('DEL', KEYS[1])
 return 1

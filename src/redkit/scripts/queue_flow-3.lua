@@ -1,4 +1,4 @@
--- queue_flow: add a flow: a parent job that waits ('blocked', in no set) until its
+-- queue_flow: add a flow: a parent job that waits ('blocked', in base..'blocked') until its
 -- children have finished, and its children, ready now. See _queue.lua child_ended.
 -- KEYS[1] wait   KEYS[2] wake list   KEYS[3] meta (hash: 'seq' counter)
 -- ARGV[1] key base   ARGV[2] events kept (0: none)   ARGV[3] failure policy ('fail',
@@ -17,7 +17,7 @@ for i = 4, #ARGV, 4 do
 end
 local pk = job_key(base, ARGV[4])
 local kids = (#ARGV - 7) / 4
-create_job(pk, ARGV[4], ARGV[5], ARGV[6], ARGV[7], 0, now, nil, nil, KEYS[3])
+local sc = create_job(pk, ARGV[4], ARGV[5], ARGV[6], ARGV[7], 0, now, nil, nil, KEYS[3])
 redis.call('HSET', pk, 'st', 'blocked', 'kids', kids, 'fp', ARGV[3])
 emit(base, ARGV[2], 'enqueued', ARGV[4])
 for i = 8, #ARGV, 4 do
@@ -29,6 +29,8 @@ end
 if kids == 0 then
   redis.call('HSET', pk, 'st', 'waiting')
   ready(base, KEYS[1], ARGV[4], pk)
+else
+  redis.call('ZADD', base .. 'blocked', sc, ARGV[4])
 end
 wake(KEYS[2])
 return 1

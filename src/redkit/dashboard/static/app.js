@@ -5,7 +5,7 @@
 const POLL_MS = parseInt(document.body.dataset.pollMs, 10) || 2000;
 const BASE = location.pathname.endsWith("/") ? location.pathname : location.pathname + "/";
 const COLORS = { waiting: "#2980b9", delayed: "#8e44ad", active: "#27ae60", done: "#7f8c8d",
-  failed: "#c0392b", dead: "#2c3e50" };
+  failed: "#c0392b", dead: "#2c3e50", blocked: "#d35400" };
 const PALETTE = ["#c0392b", "#2980b9", "#27ae60", "#8e44ad", "#d35400", "#16a085", "#2c3e50"];
 const view = { tab: "queues", queue: null, jobState: "waiting", job: null, readOnly: false };
 
@@ -107,7 +107,7 @@ async function loadQueues() {
     const c = q.counts, l = q.latency_ms;
     const row = el("tr", { "data-queue": q.name, onclick: () => selectQueue(q.name) },
       el("td", { class: "name" }, q.name),
-      ...["waiting", "delayed", "active", "done", "failed", "dead"].map(s =>
+      ...["waiting", "delayed", "active", "done", "failed", "dead", "blocked"].map(s =>
         el("td", { class: `num c-${s}` }, c[s])),
       el("td", { class: "num throughput" }, q.done_last_minute),
       el("td", { class: "num" }, fmt(l.p50)), el("td", { class: "num" }, fmt(l.p90)),
@@ -137,7 +137,7 @@ async function loadQueue() {
   $("#queue-title").textContent = `Queue ${q.name}`;
   $("#pause").hidden = q.paused;
   $("#resume").hidden = !q.paused;
-  const states = ["waiting", "delayed", "active", "failed", "dead"];
+  const states = ["waiting", "delayed", "active", "failed", "dead", "blocked"];
   chart($("#chart"), states.map(s => ({ name: s, color: COLORS[s], values: q.history.map(h => h[s] || 0) })),
     $("#chart-legend"), q.history.map(h => h.t));
   $("#chart-range").textContent = q.history.length
@@ -162,7 +162,7 @@ function jobButtons(job) {
   };
   if (job.state === "failed" || job.state === "dead") add("retry", "Retry");
   if (job.state === "delayed") add("promote", "Run now");
-  if (job.state === "waiting" || job.state === "delayed") add("cancel", "Cancel", true, `Cancel job ${job.id}?`);
+  if (job.state === "waiting" || job.state === "delayed" || job.state === "blocked") add("cancel", "Cancel", true, `Cancel job ${job.id}?`);
   if (job.state !== "active") add("delete", "Delete", true, `Delete job ${job.id}? This cannot be undone.`);
   return cell;
 }
