@@ -441,16 +441,7 @@ class AsyncQueue(_QueueBase):
     def task(
         self, func: Callable[..., R] | None = None, /, **options: Unpack[TaskOptions]
     ) -> AsyncTask[R] | Callable[[Callable[..., R]], AsyncTask[R]]:
-        """Register a task: ``@queue.task`` or ``@queue.task(retries=3, timeout=30)``.
-
-        Options: ``name`` (default: the function's name), ``retries``, ``backoff``
-        (``"exponential"``, ``"fixed"`` or a function of the retry number),
-        ``backoff_base``, ``backoff_cap``, ``jitter`` (see :class:`~redkit.queue.Retry`)
-        ``timeout`` (seconds a run may take; an async handler is cancelled then),
-        ``process`` (run in the worker's process pool, for CPU-bound work: a module-level
-        function; past ``timeout`` its process is killed) and ``batch`` (the handler
-        receives a list of up to this many jobs' items).
-        """
+        """Register a task; the options are those of :meth:`Queue.task`."""
         check_options("task", options, TaskOptions)
 
         def register(f: Callable[..., R]) -> AsyncTask[R]:
