@@ -20,7 +20,7 @@ import pytest
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.cluster import RedisCluster
 
-from redkit import AsyncRedkit, Redkit, ops
+from redkit import AsyncRedkit, Redkit, errors, ops
 from redkit.errors import ConfigError, RedisCommandError
 from redkit.scripts import Script, names, script
 
@@ -234,3 +234,24 @@ def test_the_waits_client_is_made_once_by_threads_arriving_together() -> None:
         clients = list(pool.map(lambda _: first_use(), range(16)))
     assert len(made) == 1  # a second one would never be closed
     assert all(client is made[0] for client in clients)
+
+
+def _attribute_error_from(filename: str) -> AttributeError:
+    code = compile("None.writelines([b'x'])", filename, "exec")
+    try:
+        exec(code, {})
+    except AttributeError as exc:
+        return exc
+    raise AssertionError("no AttributeError")
+
+
+def test_a_stream_closed_under_a_call_is_a_connection_error() -> None:
+    """redis-py's asyncio cluster client can close a connection another task is using
+    (during a failover): that call sees the server unreachable, as a typed error."""
+    closed = _attribute_error_from(os.path.join(os.sep, "x", "redis", "asyncio", "connection.py"))
+    wrapped = ops.wrap_error(closed, "redis://h")
+    assert isinstance(wrapped, errors.ConnectionError)
+    assert "closed while in use" in str(wrapped)
+    bug = _attribute_error_from("app.py")
+    with pytest.raises(AttributeError):
+        ops.wrap_error(bug, "redis://h")

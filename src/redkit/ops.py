@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Generator, Sequence
@@ -290,6 +291,12 @@ def wrap_error(exc: BaseException, target: str) -> errors.RedkitError:
     """Translate a redis-py exception into a redkit error naming the (masked) target."""
     if isinstance(exc, errors.RedkitError):
         return exc
+    if isinstance(exc, AttributeError):
+        if not _closed_under_us(exc):
+            raise exc  # a bug, not an outage: as it is
+        return errors.ConnectionError(
+            f"Redis at {target} is unreachable: the connection was closed while in use ({exc})"
+        )
     if isinstance(exc, _CREDENTIALS):  # a setting to fix, not an outage to ride out
         return errors.ConfigError(f"Redis at {target} refused the credentials: {exc}")
     if isinstance(exc, _CLUSTER):  # CLUSTERDOWN is a reply, but means the cluster is down
@@ -319,7 +326,21 @@ def _unreachable(exc: BaseException, target: str) -> str:
     return f"Redis at {target} timed out: {exc}{hint}"
 
 
-_WRAPPED = (rex.RedisError, rex.RedisClusterException, OSError)
+def _closed_under_us(exc: AttributeError) -> bool:
+    """redis-py's asyncio cluster client closes a node's connections on a connection
+    error, also those other tasks are using at that moment: their next write or read
+    finds the stream gone (``'NoneType' object has no attribute 'writelines'``). That
+    is the server being unreachable, as the other calls see it."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    where = tb.tb_frame.f_code.co_filename if tb is not None else ""
+    return "'NoneType' object has no attribute" in str(exc) and (
+        f"{os.sep}redis{os.sep}" in where
+    )
+
+
+_WRAPPED = (rex.RedisError, rex.RedisClusterException, OSError, AttributeError)
 _FAILURES = (*_WRAPPED, errors.RedkitError)
 
 
@@ -333,6 +354,8 @@ def _boundary(exc: BaseException, target: str) -> errors.RedkitError:
 
 def _thrown(exc: BaseException, effect: Effect, target: str) -> BaseException:
     """What the flow receives when ``effect`` raised ``exc``: user code's errors as they are."""
+    if isinstance(exc, AttributeError) and not _closed_under_us(exc):
+        return exc
     if isinstance(exc, _WRAPPED) and type(effect) is not UserCall:
         return _boundary(exc, target)
     return exc
