@@ -17,15 +17,23 @@ LOGIN_POLICY = "5/minute"
 API_POLICY = "30/10 seconds"
 
 
+DEADLINE = 2.0  # seconds a limit check may take
+
+
 class Limits:
     """The demo's two limits, as FastAPI dependencies, and the client-IP function."""
 
     def __init__(self, ark: AsyncRedkit, *, trusted_proxies: list[str]) -> None:
         self._trusted = TrustedProxies(trusted_proxies)
+        # a demo's first request also discovers a cluster's slots and opens connections:
+        # allow that on a busy machine instead of the default half-second (fail closed)
         self.login = RateLimit(
-            ark.rate_limiter(LOGIN_POLICY, algorithm="gcra", name="login"), key=self._ip_key
+            ark.rate_limiter(LOGIN_POLICY, algorithm="gcra", name="login", deadline=DEADLINE),
+            key=self._ip_key,
         )
-        self.api = RateLimit(ark.rate_limiter(API_POLICY, name="api"), key=self._user_key)
+        self.api = RateLimit(
+            ark.rate_limiter(API_POLICY, name="api", deadline=DEADLINE), key=self._user_key
+        )
 
     def client_ip(self, scope: MutableMapping[str, Any]) -> str | None:
         """The client's address; proxy headers only from the trusted proxies."""
