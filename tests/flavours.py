@@ -19,6 +19,7 @@ import inspect
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 
@@ -110,6 +111,18 @@ class Either:
         if hasattr(self.target, "__aexit__"):
             return await self.target.__aexit__(*exc)
         return await self._caller(self.target.__exit__)(*exc)
+
+
+def poll(check: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02) -> Any:
+    """``check()``'s first truthy value, polling until ``timeout`` (then AssertionError)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not true within {timeout} s: {check}")
+        time.sleep(interval)
 
 
 async def until(predicate: Any, seconds: float = 5.0, step: float = 0.01) -> None:

@@ -7,19 +7,9 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from tests.flavours import poll as poll  # shared; re-exported for the tests here
+
 from redkit import Redkit
-
-
-def poll(check: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02) -> Any:
-    """``check()``'s first truthy value, polling until ``timeout`` (then AssertionError)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not true within {timeout} s: {check}")
-        time.sleep(interval)
 
 
 async def apoll(check: Callable[[], Awaitable[Any]], timeout: float = 10.0) -> Any:

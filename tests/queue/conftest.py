@@ -6,28 +6,17 @@ import os
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from tests.flavours import poll as poll  # shared; re-exported for the tests here
 
 from redkit.queue import AsyncQueue, Queue, Worker
 
 HERE = Path(__file__).resolve().parent
 SRC = HERE.parents[1] / "src"
-
-
-def poll(check: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02) -> Any:
-    """``check()``'s first truthy value, polling until ``timeout`` (then AssertionError)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not true within {timeout} s: {check}")
-        time.sleep(interval)
 
 
 class Running:
