@@ -156,6 +156,8 @@ def test_limits_caches_sessions_and_events_panels_match_the_server(
     products = app.cache("products")
     for _ in range(4):
         products.get_or_set("p1", lambda: {"price": 3})  # one load, three hits
+    app.client.set(app.keys.group("cache", "products", "p2").key(), b"not a cache entry")
+    products.get_or_set("p2", lambda: {"price": 4})  # corrupt: replaced by a second load
     store = app.sessions(check=False)
     for user in ("ada", "bob"):
         session = store.new()
@@ -181,8 +183,9 @@ def test_limits_caches_sessions_and_events_panels_match_the_server(
     page.click('#tabs button[data-tab="caches"]')
     ns = page.locator('#cache-table tr[data-ns="products"]')
     expect(ns.locator("td.hits")).to_have_text(str(series.total("cache.hit|products")))
-    expect(ns.locator("td.loads")).to_have_text("1")
-    expect(ns.locator("td.ratio")).to_have_text("75.0 %")
+    expect(ns.locator("td.loads")).to_have_text("2")
+    expect(ns.locator("td.corrupt")).to_have_text("1")
+    expect(ns.locator("td.ratio")).to_have_text("60.0 %")
     _shot(page, "caches")
 
     page.click('#tabs button[data-tab="sessions"]')
