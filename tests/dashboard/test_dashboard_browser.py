@@ -2,12 +2,15 @@
 
 A job enqueued appears; a failing job is retried from the page (with its traceback shown)
 and completes; a pause from the page stops claims and a resume lets the job run; the
-rate-limit, cache, session and event panels show the numbers the server holds. Each panel's
-screenshot is saved into docs/img for docs/dashboard.md.
+rate-limit, cache, session and event panels show the numbers the server holds. Each panel
+is screenshotted; with REDKIT_SCREENSHOTS=1 the pictures replace those in docs/img (for
+docs/dashboard.md), otherwise they go to a temporary folder and the tree stays clean.
 """
 
 from __future__ import annotations
 
+import os
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -32,7 +35,11 @@ class Shipment:
     id: int
 
 
-IMAGES = Path(__file__).resolve().parents[2] / "docs" / "img"
+IMAGES = (
+    Path(__file__).resolve().parents[2] / "docs" / "img"
+    if os.environ.get("REDKIT_SCREENSHOTS") == "1"
+    else Path(tempfile.gettempdir()) / "redkit-dashboard-shots"
+)
 
 
 def _shot(page: Any, panel: str) -> None:
