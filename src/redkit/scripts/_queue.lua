@@ -16,9 +16,13 @@ local function wake(list)
     redis.call('RPUSH', list, 1)
   end
 end
--- Wake the producers waiting for this job's outcome (they registered in field 'w').
-local function notify(base, id, jk)
-  local waiters = tonumber(redis.call('HGET', jk, 'w') or '0')
+-- Wake the producers waiting for this job's outcome (they registered in field 'w'; a
+-- caller that has read the field passes it as w, false when it is absent).
+local function notify(base, id, jk, w)
+  if w == nil then
+    w = redis.call('HGET', jk, 'w')
+  end
+  local waiters = tonumber(w or '0')
   if waiters > 0 then
     local signal = base .. 's:' .. id
     for _ = 1, waiters do
@@ -41,9 +45,12 @@ local function emit(base, maxlen, event, id, data)
     end
   end
 end
--- Drop the deduplication key that points to this job, if any (field 'u': its name).
-local function release_unique(jk, id)
-  local u = redis.call('HGET', jk, 'u')
+-- Drop the deduplication key that points to this job, if any (field 'u': its name; a
+-- caller that has read the field passes it as u, false when it is absent).
+local function release_unique(jk, id, u)
+  if u == nil then
+    u = redis.call('HGET', jk, 'u')
+  end
   if u and redis.call('GET', u) == id then
     redis.call('DEL', u)
   end
@@ -96,16 +103,34 @@ local function unready(base, wait, id, jk)
     redis.call('ZREM', wait, id)
   end
 end
--- A job stopped running (finished, handed back, its worker died): it leaves the queue's
--- running count (field '*' of base..'gactive'; '*' is never an escaped group name) and
--- its group's. Returns true when a job may have waited for its place: its group has
--- jobs waiting, or the queue has a concurrency limit (meta field 'conc').
-local function group_left(base, jk)
-  local active = base .. 'gactive'
-  if redis.call('HINCRBY', active, '*', -1) <= 0 then
-    redis.call('HDEL', active, '*')
+-- n jobs stopped running: they leave the queue's running count (field '*' of
+-- base..'gactive'; '*' is never an escaped group name).
+local function running_less(base, n)
+  if redis.call('HINCRBY', base .. 'gactive', '*', -n) <= 0 then
+    redis.call('HDEL', base .. 'gactive', '*')
   end
-  local g = redis.call('HGET', jk, 'g')
+end
+-- Whether the queue has a concurrency limit (meta field 'conc'), read once per call.
+local queue_conc = nil
+local function has_conc(base)
+  if queue_conc == nil then
+    queue_conc = redis.call('HEXISTS', base .. 'meta', 'conc') == 1
+  end
+  return queue_conc
+end
+-- A job stopped running (finished, handed back, its worker died): it leaves the queue's
+-- running count (unless counted: the caller takes its jobs off with running_less) and
+-- its group's (g: its field 'g' when the caller has read it, false when absent).
+-- Returns true when a job may have waited for its place: its group has jobs waiting, or
+-- the queue has a concurrency limit.
+local function group_left(base, jk, g, counted)
+  local active = base .. 'gactive'
+  if not counted then
+    running_less(base, 1)
+  end
+  if g == nil then
+    g = redis.call('HGET', jk, 'g')
+  end
   local waiting = false
   if g then
     if redis.call('HINCRBY', active, g, -1) <= 0 then
@@ -113,7 +138,7 @@ local function group_left(base, jk)
     end
     waiting = redis.call('EXISTS', base .. 'g:' .. g) == 1
   end
-  return waiting or redis.call('HEXISTS', base .. 'meta', 'conc') == 1
+  return waiting or has_conc(base)
 end
 -- How many of `want` jobs the queue's limits let start now: its concurrency limit (meta
 -- 'conc', against the running count) and its rate limit (meta 'ri', 'rb': the rate
@@ -224,9 +249,12 @@ end
 -- 'par'. A child's outcome goes to the parent's results hash (jk..':kids': 'd:'..id ->
 -- result, 'f:'..id -> error); the parent is made ready when no child is left, or at the
 -- first failure with 'continue', and fails at the first failure with 'fail'.
--- Returns true when the parent became ready (a worker should be woken).
-local function child_ended(base, jk, id, ok, data, now, events)
-  local parent = redis.call('HGET', jk, 'par')
+-- Returns true when the parent became ready (a worker should be woken). A caller that
+-- has read the child's field 'par' passes it as parent (false when absent).
+local function child_ended(base, jk, id, ok, data, now, events, parent)
+  if parent == nil then
+    parent = redis.call('HGET', jk, 'par')
+  end
   if not parent then
     return false
   end

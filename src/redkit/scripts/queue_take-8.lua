@@ -37,9 +37,22 @@ local function enter_wait(id, jk)
   ready(base, KEYS[1], id, jk)
 end
 
+-- the jobs this call finished and claimed, added to the queue's running count, the done
+-- set and the worker's job set once per call (not once per job)
+local finished, done_ids = 0, {}
+local claimed_ids = {}
+
+-- Run `command` on `key` with `items` as its trailing arguments, a thousand per call.
+local function all_at_once(command, key, items)
+  for i = 1, #items, 1000 do
+    redis.call(command, key, unpack(items, i, math.min(i + 999, #items)))
+  end
+end
+
 local function finish(id, token, outcome, data, delay, order)
   local jk = job_key(base, id)
-  local st, tk = unpack(redis.call('HMGET', jk, 'st', 'tk'))
+  local st, tk, g, u, par, w, fp, cx = unpack(redis.call('HMGET', jk, 'st', 'tk', 'g', 'u',
+    'par', 'w', 'fp', 'cx'))
   if outcome == 'p' then
     if st == 'active' and tk == token then
       redis.call('HSET', jk, 'pg', data)
@@ -50,34 +63,40 @@ local function finish(id, token, outcome, data, delay, order)
   if st ~= 'active' or tk ~= token or redis.call('SREM', KEYS[4], id) == 0 then
     return 1
   end
-  if group_left(base, jk) then
+  finished = finished + 1
+  if group_left(base, jk, g, true) then
     wake(KEYS[8])  -- an idle worker may claim the job that waited for this one's place
   end
-  if outcome == 'c' or (outcome ~= 'd' and redis.call('HEXISTS', jk, 'cx') == 1) then
+  if outcome == 'c' or (outcome ~= 'd' and cx) then
     redis.call('HSET', jk, 'e', data)
     end_cancelled(base, id, jk, now, ARGV[6], ARGV[8])
     emit(base, ARGV[8], 'cancelled', id)
     return 0
   end
   if outcome ~= 'r' then
-    release_unique(jk, id)
+    release_unique(jk, id, u)
   end
   if outcome == 'd' then
     redis.call('HSET', jk, 'st', 'done', 'r', data, 'ft', now)
     redis.call('HDEL', jk, 'p')
     redis.call('PEXPIRE', jk, ARGV[6])
-    redis.call('ZADD', KEYS[5], int(done_at + order), id)
+    done_ids[#done_ids + 1] = int(done_at + order)
+    done_ids[#done_ids + 1] = id
     emit(base, ARGV[8], 'completed', id)
-    redis.call('DEL', jk .. ':kids')  -- a parent's children's outcomes: delivered
-    if child_ended(base, jk, id, true, data, now, ARGV[8]) then
+    if fp then
+      redis.call('DEL', jk .. ':kids')  -- a parent's children's outcomes: delivered
+    end
+    if child_ended(base, jk, id, true, data, now, ARGV[8], par) then
       wake(KEYS[8])
     end
   elseif outcome == 'f' then
     redis.call('HSET', jk, 'st', 'failed', 'e', data, 'ft', now)
     redis.call('ZADD', KEYS[6], now, id)
     emit(base, ARGV[8], 'failed', id)
-    redis.call('DEL', jk .. ':kids')
-    if child_ended(base, jk, id, false, data, now, ARGV[8]) then
+    if fp then
+      redis.call('DEL', jk .. ':kids')
+    end
+    if child_ended(base, jk, id, false, data, now, ARGV[8], par) then
       wake(KEYS[8])
     end
   else
@@ -96,7 +115,7 @@ local function finish(id, token, outcome, data, delay, order)
     end
     return 0
   end
-  notify(base, id, jk)
+  notify(base, id, jk, w)
   return 0
 end
 
@@ -146,6 +165,12 @@ local stale = 0
 for i = 9, #ARGV, 5 do
   stale = stale + finish(ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], i)
 end
+if finished > 0 then
+  running_less(base, finished)
+end
+if #done_ids > 0 then
+  all_at_once('ZADD', KEYS[5], done_ids)
+end
 if #ARGV >= 9 then
   trim_done()
 end
@@ -165,14 +190,16 @@ local task_limits = redis.call('EXISTS', base .. 'tlimits') == 1
 -- then).
 local function claim(id)
   local jk = job_key(base, id)
-  if redis.call('HEXISTS', jk, 'cx') == 1 then  -- cancelled while its worker was lost
+  local cx, task, payload, fp, tk, n = unpack(redis.call('HMGET', jk, 'cx', 't', 'p', 'fp',
+    'tk', 'n'))
+  if cx then  -- cancelled while its worker was lost
     group_unpop(base, jk)
     end_cancelled(base, id, jk, now, ARGV[6], ARGV[8])
     emit(base, ARGV[8], 'cancelled', id)
     return false
   end
   if task_limits then
-    local wait_us = task_rate_wait(base, redis.call('HGET', jk, 't'), done_at)
+    local wait_us = task_rate_wait(base, task, done_at)
     if wait_us > 0 then
       group_unpop(base, jk)
       redis.call('HSET', jk, 'st', 'delayed')
@@ -180,12 +207,10 @@ local function claim(id)
       return false
     end
   end
-  local token = redis.call('HINCRBY', jk, 'tk', 1)
-  local n = redis.call('HINCRBY', jk, 'n', 1)
-  redis.call('HINCRBY', base .. 'gactive', '*', 1)
-  redis.call('HSET', jk, 'st', 'active', 'wk', wid)
-  redis.call('SADD', KEYS[4], id)
-  local task, payload, fp = unpack(redis.call('HMGET', jk, 't', 'p', 'fp'))
+  local token = int(tonumber(tk or '0') + 1)
+  n = int(tonumber(n or '0') + 1)
+  redis.call('HSET', jk, 'st', 'active', 'wk', wid, 'tk', token, 'n', n)
+  claimed_ids[#claimed_ids + 1] = id
   if fp then  -- a flow's parent: its children's outcomes come with its payload
     payload = {payload, unpack(redis.call('HGETALL', jk .. ':kids'))}
   end
@@ -245,6 +270,10 @@ if want > 0 then
         end
       end
     end
+  end
+  if got > 0 then
+    redis.call('HINCRBY', base .. 'gactive', '*', got)
+    all_at_once('SADD', KEYS[4], claimed_ids)
   end
   if got == want then
     full = true
