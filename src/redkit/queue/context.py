@@ -31,8 +31,8 @@ class JobContext:
     """
 
     __slots__ = (
-        "_cancelled", "_report", "children", "deliveries", "failed_children", "id", "queue",
-        "task",
+        "_cancelled", "_event", "_report", "children", "deliveries", "failed_children", "id",
+        "queue", "task",
     )  # fmt: skip
 
     def __init__(
@@ -42,7 +42,9 @@ class JobContext:
         queue: str = "",
     ) -> None:  # fmt: skip
         self.id, self.task, self.deliveries, self.queue = job_id, task, deliveries, queue
-        self._cancelled = threading.Event()
+        # a flag, and an event made only for a handler that waits for it (most never do)
+        self._cancelled = False
+        self._event: threading.Event | None = None
         self._report = report
         #: A flow's parent: the results of its children that completed, by child job id.
         self.children: dict[str, Any] = children[0]
@@ -62,7 +64,14 @@ class JobContext:
     @property
     def cancelled(self) -> bool:
         """True once the job's cancellation was requested (``job.cancel()``)."""
-        return self._cancelled.is_set()
+        return self._cancelled
+
+    def _cancel(self) -> None:
+        """Mark the job cancelled (the worker, on a cancellation request)."""
+        self._cancelled = True
+        event = self._event  # read after the flag is set: see wait_cancelled
+        if event is not None:
+            event.set()
 
     def check_cancelled(self) -> None:
         """Raise :class:`~redkit.errors.JobCancelledError` if the job was cancelled.
@@ -70,16 +79,28 @@ class JobContext:
         Plain-function handlers call it between steps: a thread cannot be stopped from
         outside. Async handlers are cancelled at their next ``await`` as well.
         """
-        if self._cancelled.is_set():
+        if self._cancelled:
             raise JobCancelledError(f"job {self.id!r} was cancelled")
 
     def wait_cancelled(self, timeout: float | None = None) -> bool:
         """Block a plain-function handler up to ``timeout`` s or until cancelled."""
-        return self._cancelled.wait(timeout)
+        event = self._event
+        if event is None:
+            with _making:
+                if self._event is None:
+                    self._event = threading.Event()
+                event = self._event
+            # published before the flag is read: a cancellation in between sets it either
+            # here or in _cancel
+            if self._cancelled:
+                event.set()
+        return event.wait(timeout)
 
     def __repr__(self) -> str:
         return f"JobContext({self.id!r}, task={self.task!r}, deliveries={self.deliveries})"
 
+
+_making = threading.Lock()  # two threads of one handler must not make two events
 
 _current: ContextVar[JobContext | None] = ContextVar("redkit_job", default=None)
 

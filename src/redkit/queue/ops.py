@@ -119,7 +119,7 @@ def add(keys: QueueKeys, jobs: Sequence[NewJob], events: int = 0) -> ops.Once[li
 # --- workers ------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one per job, and a frozen init costs twice as much
 class Ack:
     """A finished job as a worker reports it: ``outcome`` is ``d``one, ``r``etry, ``f``ailed."""
 
@@ -130,7 +130,7 @@ class Ack:
     delay_ms: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one per job (see Ack)
 class Claimed:
     """A job leased to a worker: ``token`` fences its finish, ``deliveries`` counts runs."""
 

@@ -105,6 +105,12 @@ class Worker:
         self._in_threads = 0
         self._count_lock = threading.Lock()
         self.processed = 0
+        serializer = queue.rk.serializer
+        self._dumps, self._loads = serializer.dumps, serializer.loads
+        try:  # most handlers return nothing: its serialized form, made once
+            self._none: bytes | None = serializer.dumps(None)
+        except Exception:  # a serializer without None: each result fails as it would
+            self._none = None
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -350,7 +356,7 @@ class Worker:
         context, task = self._contexts.get(member), self._running.get(member)
         if context is None or task is None:
             return  # finished meanwhile: its report decides
-        context._cancelled.set()
+        context._cancel()
         definition = self.queue.tasks.get(context.task)
         if definition is not None and definition.batch == 1 and (
             definition.is_async or definition.process
@@ -363,12 +369,13 @@ class Worker:
     def _start_all(self, jobs: list[qops.Claimed]) -> None:
         """Start each claimed job; a batch task's jobs from one claim run in batches."""
         batches: dict[str, list[qops.Claimed]] = {}
+        tasks = self.queue.tasks
         for job in jobs:
-            definition = self.queue.tasks.get(job.task)
+            definition = tasks.get(job.task)
             if definition is not None and definition.batch > 1:
                 batches.setdefault(job.task, []).append(job)
             else:
-                self._start(job)
+                self._register(job, asyncio.ensure_future(self._execute(job, definition)))
         for name, claimed in batches.items():
             size = self.queue.tasks[name].batch
             for i in range(0, len(claimed), size):
@@ -376,9 +383,6 @@ class Worker:
                 task = asyncio.ensure_future(self._execute_batch(chunk))
                 for job in chunk:
                     self._register(job, task)
-
-    def _start(self, job: qops.Claimed) -> None:
-        self._register(job, asyncio.ensure_future(self._execute(job)))
 
     def _register(self, job: qops.Claimed, task: asyncio.Task[None]) -> None:
         self._running[job.member] = task
@@ -416,16 +420,17 @@ class Worker:
             del self._tokens[job.member]
             del self._contexts[job.member]
 
-    async def _execute(self, job: qops.Claimed) -> None:
-        definition = self.queue.tasks.get(job.task)
+    async def _execute(self, job: qops.Claimed, definition: TaskDef | None) -> None:
         context = self._contexts[job.member]
         _current.set(context)  # this task's own context
         try:
             if definition is None:
                 raise ConfigError(f"queue {self.queue.name!r} has no task named {job.task!r}")
-            args, kwargs = self.queue.rk.serializer.loads(job.payload)
+            args, kwargs = self._loads(job.payload)
             result = await self._call(definition, context, args, kwargs)
-            ack = qops.Ack(job.member, job.token, "d", self.queue.rk.serializer.dumps(result))
+            none = self._none
+            data = none if result is None and none is not None else self._dumps(result)
+            ack = qops.Ack(job.member, job.token, "d", data)
         except asyncio.CancelledError as exc:
             if self._stopping is not None and not context.cancelled:  # handed back
                 self._finished(job)
