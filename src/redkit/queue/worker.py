@@ -30,6 +30,7 @@ import secrets
 import signal
 import threading
 import traceback
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
@@ -103,6 +104,11 @@ class Worker:
         self._loop: asyncio.AbstractEventLoop | None = None
         self.started = threading.Event()
         self._in_threads = 0
+        # plain-function handlers' outcomes, handed to the loop in bursts (see _in_thread)
+        self._thread_outcomes: deque[tuple[asyncio.Future[Any], Any, BaseException | None]] = (
+            deque()
+        )
+        self._delivering = False
         self._count_lock = threading.Lock()
         self.processed = 0
         serializer = queue.rk.serializer
@@ -490,11 +496,8 @@ class Worker:
         if definition.is_async:
             call = definition.func(*args, **kwargs)
         else:
-            loop = asyncio.get_running_loop()
-            call = loop.run_in_executor(
-                self._threads,
-                functools.partial(self._in_thread, definition.func, context, args, kwargs),
-            )
+            call = asyncio.get_running_loop().create_future()
+            self._threads.submit(self._in_thread, definition.func, context, args, kwargs, call)
         if definition.timeout is None:
             return await call
         try:
@@ -505,17 +508,47 @@ class Worker:
             ) from None
 
     def _in_thread(
-        self, func: Any, context: JobContext | None, args: list[Any], kwargs: dict[str, Any]
-    ) -> Any:
+        self, func: Any, context: JobContext | None, args: list[Any], kwargs: dict[str, Any],
+        future: asyncio.Future[Any],
+    ) -> None:  # fmt: skip
+        """Run a plain-function handler in a pool thread; its outcome goes to ``future``.
+
+        The outcome is queued and the loop woken once per burst, not once per job as
+        ``run_in_executor`` does (a write to the loop's wake-up pipe and a future chained
+        to a future each time).
+        """
+        if future.cancelled():  # stopping, or timed out before a thread was free
+            return
         with self._count_lock:
             self._in_threads += 1
         reset = _current.set(context)
+        outcome: tuple[asyncio.Future[Any], Any, BaseException | None]
         try:
-            return func(*args, **kwargs)
+            outcome = (future, func(*args, **kwargs), None)
+        except BaseException as exc:  # the handler's: its job fails, the thread lives on
+            outcome = (future, None, exc)
         finally:
             _current.reset(reset)
             with self._count_lock:
                 self._in_threads -= 1
+        self._thread_outcomes.append(outcome)
+        if not self._delivering:  # read after the append: see _deliver
+            self._delivering = True
+            with contextlib.suppress(RuntimeError):  # the loop is closed: no one waits
+                future.get_loop().call_soon_threadsafe(self._deliver)
+
+    def _deliver(self) -> None:
+        """Hand the queued outcomes of plain-function handlers to their jobs (in the loop)."""
+        self._delivering = False  # before reading the queue: a later append asks again
+        outcomes = self._thread_outcomes
+        while outcomes:
+            future, result, exc = outcomes.popleft()
+            if future.done():  # cancelled meanwhile (a timeout, a stop)
+                continue
+            if exc is None:
+                future.set_result(result)
+            else:
+                future.set_exception(exc)
 
     def _failure(
         self, job: qops.Claimed, definition: TaskDef | None, exc: BaseException
