@@ -375,13 +375,13 @@ class Worker:
     def _start_all(self, jobs: list[qops.Claimed]) -> None:
         """Start each claimed job; a batch task's jobs from one claim run in batches."""
         batches: dict[str, list[qops.Claimed]] = {}
-        tasks = self.queue.tasks
+        tasks, start = self.queue.tasks, asyncio.get_running_loop().create_task
         for job in jobs:
             definition = tasks.get(job.task)
             if definition is not None and definition.batch > 1:
                 batches.setdefault(job.task, []).append(job)
             else:
-                self._register(job, asyncio.ensure_future(self._execute(job, definition)))
+                self._register(job, start(self._execute(job, definition)))
         for name, claimed in batches.items():
             size = self.queue.tasks[name].batch
             for i in range(0, len(claimed), size):
@@ -421,7 +421,7 @@ class Worker:
 
     def _finished(self, job: qops.Claimed) -> None:
         """Forget ``job``'s task, unless the job was claimed again since (a new token)."""
-        if self._running.get(job.member) is asyncio.current_task():
+        if self._tokens.get(job.member) == job.token:  # a new claim has a new token
             del self._running[job.member]
             del self._tokens[job.member]
             del self._contexts[job.member]
