@@ -233,3 +233,23 @@ async def test_a_closed_facade_leaves_no_lane_open(standalone_url: str, prefix: 
     assert pipeline.lanes() == 1
     await ark.aclose()
     assert pipeline.lanes() == 0
+
+
+def test_a_lane_packs_commands_as_redis_py_does() -> None:
+    from redis.asyncio.connection import Connection
+    from redis.exceptions import DataError
+
+    conn = Connection()
+    pack = autopipe._packer(conn)
+    cases: list[tuple[Any, ...]] = [
+        ("SET", "k", "é\u2603"), ("SET", "k", b"\x00\xff"), ("SET", "k", 0.1),
+        ("SET", "k", -7), ("SET", "k", 2**70), ("SET", "k", float("inf")),
+        ("EVALSHA", "a" * 40, 1, "k", memoryview(b"ab"), 1e300), ("CONFIG GET", "maxmemory"),
+    ]  # fmt: skip
+    for args in cases:
+        assert b"".join(pack(*args)) == b"".join(conn.pack_command(*args)), args
+    for bad in (True, None):  # redis-py's own error, as without hiredis
+        with pytest.raises(DataError):
+            pack("SET", "k", bad)
+    with pytest.raises(UnicodeEncodeError):
+        pack("SET", "k", "\ud800")

@@ -534,8 +534,10 @@ class Worker:
         self._thread_outcomes.append(outcome)
         if not self._delivering:  # read after the append: see _deliver
             self._delivering = True
-            with contextlib.suppress(RuntimeError):  # the loop is closed: no one waits
+            try:
                 future.get_loop().call_soon_threadsafe(self._deliver)
+            except RuntimeError:  # the loop is closed: no one waits for these any more
+                self._delivering = False
 
     def _deliver(self) -> None:
         """Hand the queued outcomes of plain-function handlers to their jobs (in the loop)."""
