@@ -77,8 +77,8 @@ local function finish(id, token, outcome, data, delay, order)
     release_unique(jk, id, u)
   end
   if outcome == 'd' then
-    redis.call('HSET', jk, 'st', 'done', 'r', data, 'ft', now)
-    redis.call('HDEL', jk, 'p')
+    -- the payload is emptied, not deleted: one command, the same memory kept
+    redis.call('HSET', jk, 'st', 'done', 'r', data, 'ft', now, 'p', '')
     redis.call('PEXPIRE', jk, ARGV[6])
     done_ids[#done_ids + 1] = int(done_at + order)
     done_ids[#done_ids + 1] = id
