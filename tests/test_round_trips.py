@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+import redis.cluster
 
 from redkit import Redkit, ops
 
@@ -116,3 +117,30 @@ def test_tokens(rk: Redkit) -> None:
     assert trips(rk, lambda: tokens.is_revoked(presented)) == 1
     assert trips(rk, lambda: tokens.rotate_refresh(presented, "r2", claims["exp"])) == 1
     assert trips(rk, lambda: tokens.revoke_family("u", family[0])) == 1
+
+
+def _getkeys(rk: Redkit) -> int:
+    """How many COMMAND GETKEYS the server (every primary of a cluster) has answered."""
+    client = rk.client
+    primaries = (
+        [client.get_redis_connection(node) for node in client.get_primaries()]
+        if isinstance(client, redis.cluster.RedisCluster)
+        else [client]
+    )
+    stats = [primary.info("commandstats") for primary in primaries]
+    return sum(s.get("cmdstat_command|getkeys", {}).get("calls", 0) for s in stats)
+
+
+def test_a_batch_of_scripts_is_one_round_trip_on_the_server_too(rk: Redkit) -> None:
+    # redis-py's sync cluster pipeline would first ask the server for each script's keys
+    # (COMMAND GETKEYS, one round trip per script): the driver names each script's node
+    store = rk.sessions(check=False)
+    tokens = rk.tokens(check=False)
+    session = store.new()
+    session["a"] = 1
+    store.save(session)
+    before = _getkeys(rk)
+    store.login(session, 7)
+    store.rotate(session)
+    tokens.is_revoked(tokens.new_claims(7, ttl=60))
+    assert _getkeys(rk) == before
