@@ -25,7 +25,7 @@ import hashlib
 import secrets
 import struct
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -193,11 +193,16 @@ class CacheFlows:
             return []
         return [ops.Call("PUBLISH", self.channel, "\n".join(keys))]
 
-    def announced(self, keys: Sequence[str]) -> ops.Flow[None]:
-        """Run :meth:`announce`'s PUBLISH, if any (a flow, for ``yield from``)."""
-        # not `yield from` the list: a list iterator cannot receive the driver's reply
-        for call in self.announce(keys):  # noqa: UP028
-            yield call
+    def announcing(self, write: ops.Eval, keys: Sequence[str]) -> ops.Flow[Any]:
+        """Run ``write`` and, in the same round trip, :meth:`announce`'s PUBLISH (if any:
+        it runs after the write, in order on the write's connection); ``write``'s reply.
+        """
+        if self.channel is None:
+            return (yield write)
+        reply = (yield ops.Batch([write, *self.announce(keys)]))[0]
+        if isinstance(reply, RedisCommandError):
+            raise reply
+        return reply
 
     def forget_local(self, key: str) -> None:
         """Drop ``key`` from this process's near cache (before writing it)."""
@@ -472,7 +477,7 @@ class CacheFlows:
         self.remember(current)
         return current
 
-    def remember(self, versions: Versions) -> None:
+    def remember(self, versions: Mapping[str, int | None]) -> None:
         """Keep ``versions`` as the ones to stamp the next writes with."""
         if len(self._seen) >= _TAG_KEY_MEMO:
             self._seen.clear()
@@ -592,12 +597,9 @@ class CacheFlows:
                 args += [data, px or 0]
             for ekey in ekeys:
                 self.forget_local(ekey)
-            reply = yield ops.Eval(SET, (*vkeys, *ekeys), args)
+            reply = yield from self.announcing(ops.Eval(SET, (*vkeys, *ekeys), args), ekeys)
             if reply == 1:
-                if len(seen) >= _TAG_KEY_MEMO:
-                    seen.clear()
-                seen.update(versions)
-                yield from self.announced(ekeys)
+                self.remember(versions)
                 return
             for k, current in zip(vkeys, reply, strict=True):  # changed meanwhile: again
                 seen[k] = _version(current)
@@ -626,12 +628,11 @@ class CacheFlows:
             data, px = self.encode(value, versions, tags, ttl)
             self.forget_local(ekey)
             add = ops.Eval(ADD, (ekey,), (expected, data, px or 0))
-            replies = yield ops.Batch([add, *checks])
+            replies = yield ops.Batch([add, *checks, *self.announce([ekey])])
             if isinstance(replies[0], RedisCommandError):
                 raise replies[0]
             (stored, raw), current = replies[0], self.confirmed(vkeys, checks, replies[1:])
             if stored:
-                yield from self.announced([ekey])
                 if current == versions:
                     return True
                 raw = data  # stamped with versions that changed: dead, to be replaced
@@ -685,14 +686,13 @@ class CacheFlows:
                 return None
             self.forget_local(ekey)
             stamp = raw[envelope.NS_VERSION_OFFSET : envelope.header(raw)[2]]
-            reply = yield ops.Eval(INCR, (ekey,), (delta, stamp))
+            reply = yield from self.announcing(ops.Eval(INCR, (ekey,), (delta, stamp)), [ekey])
             if reply[0] == _OUT_OF_RANGE:
                 raise ConfigError(
                     f"cache entry {key!r}: the value or the result would be beyond "
                     "+-(2**53 - 1), which incr cannot add exactly"
                 )
             done, value = check("cache_incr", reply)
-            yield from self.announced([ekey])
             if done:
                 return int(value)
         return None
@@ -707,8 +707,8 @@ class CacheFlows:
             now = time.time()
             expiry = struct.pack(">dd", now + ttl, now + ttl + self.policy.stale_ttl)
             px = max(1, int((ttl + self.policy.stale_ttl) * 1000))
-        touched = check("cache_touch", (yield ops.Eval(TOUCH, (ekey,), (expiry, px))))
-        yield from self.announced([ekey])
+        touch = ops.Eval(TOUCH, (ekey,), (expiry, px))
+        touched = check("cache_touch", (yield from self.announcing(touch, [ekey])))
         return bool(touched)
 
 

@@ -320,8 +320,8 @@ def fill_flow(
     group = f.keys.group(key)
     f.forget_local(group.key())
     keys = (group.key(), group.key("lock"), group.key("waiters"), group.key("wake"))
-    yield ops.Eval(FILL, keys, (begin.token, data, px or 0, SIGNAL_TTL_MS, "1" if px else "2"))
-    yield from f.announce([group.key()])
+    fill = ops.Eval(FILL, keys, (begin.token, data, px or 0, SIGNAL_TTL_MS, "1" if px else "2"))
+    yield from f.announcing(fill, [group.key()])
 
 
 def release_flow(f: CacheFlows, key: Key, token: str) -> ops.Flow[None]:
