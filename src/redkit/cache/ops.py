@@ -16,7 +16,11 @@ evicted) matches no entry: eviction can only cause misses, never resurrect old e
 
 Reads fetch the entry and the versions it depends on in one round trip: one ``MGET``
 on a standalone server; on a cluster the version keys live in other slots, so the read
-is one pipelined batch (a round trip per node, sent together).
+is one pipelined batch (a round trip per node, sent together). Writes are stamped with
+the versions this process saw last and checked in the same round trip: by the
+``cache_set`` script on one server, by reads of the versions sent in the write's batch
+on a cluster (see :meth:`CacheFlows._set_batched`); only a stamp found stale costs a
+second round trip.
 """
 
 from __future__ import annotations
@@ -184,7 +188,7 @@ class CacheFlows:
         self._ns_only = [keys.ns_version]
         self._reads: dict[str, ops.Call] = {}
         #: the versions this process saw last (None: seen missing), which writes are
-        #: stamped with; the write script checks them, so a stale one costs a retry only
+        #: stamped with; every write checks them, so a stale one costs a retry only
         self._seen: dict[str, int | None] = {}
 
     def announce(self, keys: Sequence[str]) -> list[ops.Call]:
