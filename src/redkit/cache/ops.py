@@ -541,6 +541,8 @@ class CacheFlows:
         current versions go out in one batch (see :meth:`_set_batched`).
         """
         ttl = ttl_seconds(ttl)
+        if not items:
+            return
         if self.cluster:
             yield from self._set_batched(items, tags, ttl)
         else:
