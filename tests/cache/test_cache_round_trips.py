@@ -5,11 +5,11 @@ version key was evicted, stays correct."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from redkit import Redkit, ops
+from redkit import AsyncRedkit, Redkit, ops
 from redkit.cache import envelope
 
 _IO = (ops.Call, ops.Eval, ops.Batch, ops.Block)
@@ -66,6 +66,24 @@ def test_round_trips_per_operation(rk: Redkit) -> None:
     assert _count(rk, lambda: other.set("x", 1)) == 2
     assert _count(rk, lambda: other.set("y", 1)) == 1
     assert cache.get("x") == 1
+
+
+async def test_async_writes_are_one_round_trip(ark: AsyncRedkit) -> None:
+    cache = ark.cache("trips-async", ttl=60)
+    seen: list[ops.Event] = []
+    ark.observe(seen.append)
+
+    async def count(action: Awaitable[Any]) -> int:
+        seen.clear()
+        await action
+        return sum(1 for event in seen if isinstance(event.effect, _IO))
+
+    assert await count(cache.set("a", 1, tags=["t"])) == 1
+    assert await count(cache.set_many({"b": 2, "c": 3}, tags=["t"])) == 1
+    assert await count(cache.add("d", 4, tags=["t"])) == 1
+    assert await count(cache.add("d", 5, tags=["t"])) == 1  # held: not stored
+    assert await cache.get_many(["a", "b", "c", "d"]) == {"a": 1, "b": 2, "c": 3, "d": 4}
+    assert await cache.get("d", tags=["t"]) == 4
 
 
 def test_a_fresh_process_writes_in_one_round_trip_after_reading(
