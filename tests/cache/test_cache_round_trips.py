@@ -221,5 +221,4 @@ def test_a_write_racing_invalidations_is_never_older_than_one_before_it(
         entry = envelope.decode(flows.serializer, raw)
         ((_, version),) = entry.tags
         assert versions.index(version) >= before, (key, before)
-    print(f"{landed} of {len(written)} writes stored, {done[0]} invalidations")
     assert landed > len(written) // 2
