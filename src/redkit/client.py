@@ -17,7 +17,7 @@ from asyncio import get_running_loop
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from redkit import connection, ops
+from redkit import connection, direct, ops
 from redkit.config import Settings, Target
 from redkit.errors import ConfigError
 from redkit.keys import Keyspace
@@ -160,7 +160,8 @@ class RedkitCore(CoreBase):
         self.cluster = connection.is_cluster(self.client)
         self._siblings: dict[float, RedkitCore] = {}
         self._blocker = connection.blocker(self.client, self.settings, target)
-        self._driver = ops.Driver(self.client, self.target, self._observers, self._blocker)
+        execute = direct.DirectExecute(self.client) if direct.supports(self.client) else None
+        self._driver = ops.Driver(self.client, self.target, self._observers, self._blocker, execute)
 
     @property
     def client(self) -> Any:
