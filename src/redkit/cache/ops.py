@@ -616,38 +616,64 @@ class CacheFlows:
         """Store ``value`` unless ``key`` has a valid entry; an invalid one is replaced.
 
         One round trip: ``cache_add`` stores into an empty key (or else answers with the
-        bytes the key holds), in one batch with the reads of the current versions, as
-        :meth:`_set_batched` does. Validity depends on version keys in other slots, so it
-        is checked here, and a replacement is a compare-and-set on the bytes found invalid
-        (an entry written meanwhile is checked again). An entry this call stored under
-        versions that had changed is dead: it is replaced the same way, re-stamped. Bytes
-        redkit did not write count as invalid (they are replaced, exactly as read).
+        bytes the key holds) and reads the current versions: inside the script on one
+        server (which also stores only under the current versions, as ``cache_set``), in
+        one batch with it on a cluster (as :meth:`_set_batched`). Validity of the bytes in
+        the way depends on those versions, so it is checked here, and a replacement is a
+        compare-and-set on the bytes found invalid (an entry written meanwhile is checked
+        again). An entry this call stored under versions that had changed (a cluster) is
+        dead: it is replaced the same way, re-stamped. Bytes redkit did not write count
+        as invalid (they are replaced, exactly as read).
         """
         ttl = ttl_seconds(ttl)
         ekey = self.keys.entry(key)
         vkeys = self.version_keys(tags)
         expected = ""  # the bytes (SHA-1) this call may replace; "": an empty key only
-        stored = 0
         for _ in range(_ADD_ATTEMPTS):
             seq = 0 if self.near is None else self.near.sequence()
             versions, checks = self.stamp_checks(vkeys)
             data, px = self.encode(value, versions, tags, ttl)
             self.forget_local(ekey)
-            add = ops.Eval(ADD, (ekey,), (expected, data, px or 0))
-            replies = yield ops.Batch([add, *checks, *self.announce([ekey])])
-            if isinstance(replies[0], RedisCommandError):
-                raise replies[0]
-            (stored, raw), current = replies[0], self.confirmed(vkeys, checks, replies[1:])
+            stored, raw, current = yield from self._add_once(
+                ekey, vkeys, (expected, data, px or 0), versions, checks
+            )
             if stored:
                 if current == versions:
                     return True
                 raw = data  # stamped with versions that changed: dead, to be replaced
+            elif raw is None:  # one server: the versions changed, nothing was stored
+                continue
             elif (yield from self._holds_valid(ekey, raw, dict(current), seq)):
                 return False
             expected = hashlib.sha1(raw, usedforsecurity=False).hexdigest()
-        # still stamped with versions that kept changing (invalidations racing it): it was
-        # stored, and the invalidations since make it a miss, as they would after it
-        return bool(stored)
+        # every attempt met a change made during this call (an invalidation, or another
+        # writer's dead entry) and none found a valid entry: as if stored, then
+        # invalidated (what the key holds, if anything, is dead: a miss)
+        return True
+
+    def _add_once(
+        self,
+        ekey: str,
+        vkeys: list[str],
+        args: tuple[str, bytes, int],
+        versions: dict[str, int],
+        checks: list[ops.Call],
+    ) -> ops.Flow[tuple[int, bytes | None, Versions]]:
+        """One ``cache_add``: whether it stored, the bytes in its way, the versions read."""
+        if not self.cluster:  # the script reads (and makes) the versions itself
+            fresh = {c.args[1] for c in checks if c.args[0] == "SET"}
+            wanted = [f"+{v}" if k in fresh else str(v) for k, v in versions.items()]
+            add = ops.Eval(ADD, (ekey, *vkeys), (*args, *wanted))
+            reply = yield from self.announcing(add, [ekey])
+            current: Versions = dict(zip(vkeys, map(_version, reply[2:]), strict=True))
+            self.remember(current)
+            return reply[0], reply[1], current
+        add = ops.Eval(ADD, (ekey,), args)
+        replies = yield ops.Batch([add, *checks, *self.announce([ekey])])
+        if isinstance(replies[0], RedisCommandError):
+            raise replies[0]
+        current = self.confirmed(vkeys, checks, replies[1:])
+        return replies[0][0], replies[0][1], current
 
     def _holds_valid(self, ekey: str, raw: bytes, versions: Versions, seq: int) -> ops.Flow[bool]:
         try:
