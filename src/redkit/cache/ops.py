@@ -615,10 +615,11 @@ class CacheFlows:
     ) -> ops.Flow[bool]:
         """Store ``value`` unless ``key`` has a valid entry; an invalid one is replaced.
 
-        One round trip: ``cache_add`` stores into an empty key (or else answers with the
-        bytes the key holds) and reads the current versions: inside the script on one
-        server (which also stores only under the current versions, as ``cache_set``), in
-        one batch with it on a cluster (as :meth:`_set_batched`). Validity of the bytes in
+        One round trip: it stores into an empty key (or else gets the bytes the key holds)
+        and reads the current versions: in ``cache_add`` on one server (which also stores
+        only under the current versions, as ``cache_set``); on a cluster with ``SET NX``
+        and ``GET`` in one batch with the version reads (as :meth:`_set_batched`), and
+        ``cache_add`` in their place when it replaces bytes. Validity of the bytes in
         the way depends on those versions, so it is checked here, and a replacement is a
         compare-and-set on the bytes found invalid (an entry written meanwhile is checked
         again). An entry this call stored under versions that had changed (a cluster) is
@@ -635,7 +636,7 @@ class CacheFlows:
             data, px = self.encode(value, versions, tags, ttl)
             self.forget_local(ekey)
             stored, raw, current = yield from self._add_once(
-                ekey, vkeys, (expected, data, px or 0), versions, checks
+                ekey, vkeys, (expected, data, px), versions, checks
             )
             if stored:
                 if current == versions:
@@ -655,25 +656,37 @@ class CacheFlows:
         self,
         ekey: str,
         vkeys: list[str],
-        args: tuple[str, bytes, int],
+        args: tuple[str, bytes, int | None],
         versions: dict[str, int],
         checks: list[ops.Call],
-    ) -> ops.Flow[tuple[int, bytes | None, Versions]]:
-        """One ``cache_add``: whether it stored, the bytes in its way, the versions read."""
-        if not self.cluster:  # the script reads (and makes) the versions itself
+    ) -> ops.Flow[tuple[bool, bytes | None, Versions]]:
+        """One attempt: whether it stored, the bytes in its way, the versions read."""
+        expected, data, px = args
+        if not self.cluster:  # cache_add reads (and makes) the versions itself
             fresh = {c.args[1] for c in checks if c.args[0] == "SET"}
             wanted = [f"+{v}" if k in fresh else str(v) for k, v in versions.items()]
-            add = ops.Eval(ADD, (ekey, *vkeys), (*args, *wanted))
+            add = ops.Eval(ADD, (ekey, *vkeys), (expected, data, px or 0, *wanted))
             reply = yield from self.announcing(add, [ekey])
             current: Versions = dict(zip(vkeys, map(_version, reply[2:]), strict=True))
             self.remember(current)
-            return reply[0], reply[1], current
-        add = ops.Eval(ADD, (ekey,), args)
-        replies = yield ops.Batch([add, *checks, *self.announce([ekey])])
-        if isinstance(replies[0], RedisCommandError):
-            raise replies[0]
-        current = self.confirmed(vkeys, checks, replies[1:])
-        return replies[0][0], replies[0][1], current
+            return reply[0] == 1, reply[1], current
+        # into an empty key, SET NX and a GET of what the key then holds do what cache_add
+        # does, with plain commands (a script in a batch is sent with its source)
+        ttl = ("PX", px) if px else ()
+        writes: list[ops.Call | ops.Eval] = (
+            [ops.Call("SET", ekey, data, "NX", *ttl), ops.Call("GET", ekey)]
+            if not expected
+            else [ops.Eval(ADD, (ekey,), (expected, data, px or 0))]
+        )
+        replies = yield ops.Batch([*writes, *checks, *self.announce([ekey])])
+        for reply in replies[: len(writes)]:
+            if isinstance(reply, RedisCommandError):
+                raise reply
+        current = self.confirmed(vkeys, checks, replies[len(writes) :])
+        if not expected:
+            raw = replies[1]
+            return raw == data, raw, current
+        return replies[0][0] == 1, replies[0][1], current
 
     def _holds_valid(self, ekey: str, raw: bytes, versions: Versions, seq: int) -> ops.Flow[bool]:
         try:
