@@ -9,15 +9,20 @@ from pathlib import Path
 
 import pytest
 import redis.cluster
+from click.testing import CliRunner
 from redis.crc import key_slot
+from starlette.testclient import TestClient
 
 from redkit import AsyncRedkit, Redkit
+from redkit.cli import build
+from redkit.dashboard import create_dashboard
 from redkit.errors import ConfigError
 from redkit.queue import Dedupe, JobFailedError
 from redkit.queue import ops as qops
 
 from .conftest import poll, running, worker_process
 
+ACT = {"X-Redkit-Dashboard": "1"}  # the dashboard's actions need it
 FLOOD, QUIET, CONCURRENCY = 5_000, 50, 20
 #: the bound docs/queue.md states: with P partitions that have jobs, a partition's k jobs
 #: are all claimed within P * k claims, plus a round's worth (the concurrency) per partition
@@ -262,3 +267,32 @@ def test_a_killed_workers_jobs_come_back_in_every_partition(
                 proc.wait(10)
     assert all(job.info().deaths == 1 for job in jobs)  # type: ignore[union-attr]
     rk.close()
+
+
+def test_cli_and_dashboard_find_every_partition(target_url: str, prefix: str, rk: Redkit) -> None:
+    q = rk.queue("parts", partitions=4)
+    jobs = q.enqueue_many("send", [(i,) for i in range(40)])
+    far = next(job for job in jobs if _part(job) == 3)
+    runner = CliRunner()
+    args = ["--url", target_url, "--prefix", prefix]
+    table = runner.invoke(build(), ["queues", *args], catch_exceptions=False)
+    assert table.stdout.splitlines()[1].split()[:2] == ["parts", "40"]  # one row, all of it
+    listed = runner.invoke(build(), ["jobs", "parts", "--state", "waiting", "-n", "50", *args])
+    assert "(1-40 of 40 waiting jobs)" in listed.stdout
+    app = create_dashboard(AsyncRedkit(target_url, prefix=prefix))
+    with TestClient(app) as client:
+        queues = client.get("/api/queues").json()
+        assert [(one["name"], one["counts"]["waiting"]) for one in queues] == [("parts", 40)]
+        found = client.get("/api/job", params={"queue": "parts", "id": far.id}).json()
+        assert found["state"] == "waiting"
+        page = client.get("/api/jobs", params={"queue": "parts", "state": "waiting"}).json()
+        assert page
+        assert {one["id"] for one in page} <= {job.id for job in jobs}
+        cancel = client.post(
+            "/api/job/cancel", params={"queue": "parts", "id": far.id}, headers=ACT
+        )
+        assert cancel.json()["result"] is True
+    assert far.status() == "cancelled"
+    purge = runner.invoke(build(), ["purge", "parts", "--yes", *args], catch_exceptions=False)
+    assert "deleted 39 jobs" in purge.stdout  # every partition's; the cancelled one is kept
+    assert q.counts()["waiting"] == 0

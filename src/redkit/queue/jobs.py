@@ -148,9 +148,7 @@ class AsyncJob:
 
 def _keys(queue: _QueueBase, job_id: str, part: int | None) -> qops.QueueKeys:
     """The keys of the partition that holds the job."""
-    if part is None:
-        part = qops.partition_of(job_id, queue.partitions)
-    return queue.parts[part]
+    return queue.keys_for(job_id) if part is None else queue.parts[part]
 
 
 @dataclass(frozen=True, slots=True)

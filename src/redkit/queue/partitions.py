@@ -9,10 +9,11 @@ plain operation.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TypeVar
 
 from redkit import errors, ops
+from redkit.keys import escape
 from redkit.queue import admin
 from redkit.queue import ops as qops
 
@@ -104,3 +105,49 @@ def workers(parts: Sequence[qops.QueueKeys]) -> ops.Flow[list[admin.WorkerInfo]]
                     seen.alive and info.alive, sorted(seen.jobs + info.jobs),
                 )  # fmt: skip
     return sorted(joined.values(), key=lambda info: info.id)
+
+
+def stats(parts: Sequence[qops.QueueKeys]) -> ops.Flow[admin.Stats]:
+    """A queue at a glance (:func:`redkit.queue.admin.stats`) over its partitions: counts
+    and throughput add up; each latency percentile is the highest of the partitions'."""
+    found = []
+    for keys in parts:
+        found.append((yield from admin.stats(keys)))
+    if len(found) == 1:
+        return found[0]
+    counts = dict(found[0].counts)
+    for more in found[1:]:
+        for name, value in more.counts.items():
+            counts[name] += value
+    latency: dict[str, float | None] = {}
+    for name in found[0].latency_ms:
+        values = [v for v in (s.latency_ms[name] for s in found) if v is not None]
+        latency[name] = max(values) if values else None
+    return admin.Stats(
+        counts, sum(s.done_last_minute for s in found),
+        sum(s.failed_last_minute for s in found), latency, max(s.workers for s in found),
+    )  # fmt: skip
+
+
+def meta_pattern(prefix: str, name: str | None = None) -> str:
+    """A ``SCAN`` pattern for the ``meta`` keys of every queue, or of ``name``'s
+    partitions after the first (admin tools only)."""
+    if name is None:
+        return "{" + prefix + ":queue:*}:meta"
+    return "{" + prefix + ":queue:" + escape(name) + "|*}:meta"
+
+
+def discovered(keys: Iterable[bytes | str], prefix: str) -> dict[str, int]:
+    """Queue names (escaped, as in their keys) and how many partitions their keys show,
+    from the ``meta`` keys a ``SCAN`` found: the highest partition seen, plus one (a
+    partition's meta key exists once a job was added to it)."""
+    head, tail = "{" + prefix + ":queue:", "}:meta"
+    found: dict[str, int] = {}
+    for key in keys:
+        text = key.decode() if isinstance(key, bytes) else key
+        if not (text.startswith(head) and text.endswith(tail)):
+            continue
+        name, _, index = text[len(head) : -len(tail)].partition("|")
+        count = int(index) + 1 if index.isdigit() else 1
+        found[name] = max(found.get(name, 1), count)
+    return found

@@ -260,6 +260,12 @@ class _QueueBase:
         listed = qparts.jobs(self.parts, state, offset, limit)
         return ops.mapped(listed, lambda found: [job_info(self, state, j) for j in found])
 
+    def keys_for(self, job_id: str) -> qops.QueueKeys:
+        """The keys of the partition that holds the job with id ``job_id`` (the one its
+        id maps to; a job routed by a group or a deduplication key has an id made to
+        map there too)."""
+        return self.parts[qops.partition_of(job_id, self.partitions)]
+
     def _whole(self, what: str) -> None:
         """Refuse a queue-wide limit on a partitioned queue (each partition claims alone)."""
         if self.partitions > 1:
