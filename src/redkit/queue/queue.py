@@ -305,6 +305,11 @@ class Queue(_QueueBase):
         dead_after: a job whose worker died this many times goes to the dead-letter set.
         result_ttl: seconds a finished job and its result are kept.
         keep_completed: at most this many finished jobs are kept (oldest dropped first).
+        events: the length of the queue's event stream (0: no events).
+        partitions: spread the queue over this many hash slots, each a whole queue;
+            jobs go to one by their id, group, deduplication key or flow parent, and
+            workers claim from all of them in turn (see docs/queue.md). Every producer
+            and worker of the queue must use the same number.
     """
 
     rk: RedkitCore
