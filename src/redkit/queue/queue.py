@@ -16,6 +16,7 @@ Workers (:mod:`redkit.queue.worker`, ``redkit worker module:queue``) run the tas
 from __future__ import annotations
 
 import math
+import secrets
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, TypedDict, TypeVar, overload
 from urllib.parse import unquote
@@ -136,7 +137,9 @@ class _QueueBase:
         definition = self.tasks.get(task)
         if definition is not None:
             definition.check(args, kwargs)
-        job_id = options.get("job_id") or qops.new_id(part, self.partitions)
+        job_id = options.get("job_id") or (
+            secrets.token_hex(16) if part is None else qops.new_id(part, self.partitions)
+        )
         if not isinstance(job_id, str):
             raise ConfigError(f"job_id must be a str, got {job_id!r}")
         payload = self.rk.serializer.dumps([list(args), kwargs])
@@ -144,7 +147,9 @@ class _QueueBase:
             qops.member(job_id), task, payload, _priority(options.get("priority", 0)),
             _delay_ms(options.get("delay", 0)),
         )  # fmt: skip
-        return job_id, new, qops.partition_of(job_id, self.partitions) if part is None else part
+        if part is None:
+            part = 0 if self.partitions == 1 else qops.partition_of(job_id, self.partitions)
+        return job_id, new, part
 
     def _routed(self, options: Mapping[str, Any]) -> int | None:
         """The partition that a group or a deduplication key fixes (so that the group's

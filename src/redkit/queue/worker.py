@@ -10,12 +10,13 @@ One worker is one asyncio loop with two runtime loops:
   worker's lease ends, whichever comes first.
 * **lease**: renews the lease on all of the worker's jobs at once, three times per lease.
 
-On a partitioned queue each round claims from every partition at once (one call each,
-concurrent), splitting the free slots between them: a partition that filled its share
-last time gets an even share, one that came back short gets one slot (a probe), and the
-order in which partitions receive the remainder turns every round, so a flooded
-partition cannot starve the others. Idle, the worker blocks on every partition's wake
-list at once (one dedicated connection each) and ends the other waits when one returns.
+On a partitioned queue each round claims from the partitions at once (one call each,
+concurrent), splitting the free slots between them: the partitions that filled their
+share last time split them evenly, one that came back short is asked for one job when
+its turn at the head of the round comes, and the turn moves every round, so a flooded
+partition cannot starve the others. Idle (once every partition came back short), the
+worker blocks on every partition's wake list at once (one dedicated connection each)
+and ends the other waits when one returns.
 
 Async handlers run as tasks; plain functions run in a thread pool of ``concurrency``
 threads; tasks registered with ``process=True`` run in a pool of child processes
@@ -278,8 +279,10 @@ class Worker:
         # idle only once every partition came back short (a busy one not asked this
         # round is asked in the next)
         if want and not claimed and not any(self._busy) and not ctx.stopping:
-            await self._idle(next_ms)
-            self._busy = [True] * len(self._parts)  # woken: ask every partition again
+            try:
+                await self._idle(next_ms)
+            finally:  # woken (or failed): ask every partition again
+                self._busy = [True] * len(self._parts)
 
     def _shares(self, want: int) -> list[int]:
         """How many jobs to claim from each partition this round (``want`` in all).
@@ -418,17 +421,25 @@ class Worker:
             for ack in acks:
                 reports[ack.part].append(ack)
             policy = self.queue.policy
-            try:
-                found = await asyncio.gather(
-                    *(self._rk.run(qops.take(self._parts[p], self.id, policy, 0, reports[p]))
-                      for p in range(len(self._parts)) if reports[p]),
-                )  # fmt: skip
-            except Exception as exc:  # reported twice is harmless: the token refuses it
-                self._acks[:0] = acks
-                log.warning("queue %r: could not report finished jobs (%s)", self.queue.name, exc)
+            parts = [p for p in range(len(self._parts)) if reports[p]]
+            found = await asyncio.gather(
+                *(self._rk.run(qops.take(self._parts[p], self.id, policy, 0, reports[p]))
+                  for p in parts),
+                return_exceptions=True,
+            )  # fmt: skip
+            failed: BaseException | None = None
+            for p, taken in zip(parts, found, strict=True):
+                if isinstance(taken, BaseException):
+                    self._acks[:0] = reports[p]
+                    failed = taken
+                else:
+                    self._stale(taken.stale)
+            if failed is not None:
+                if not isinstance(failed, Exception):
+                    raise failed
+                name = self.queue.name
+                log.warning("queue %r: could not report finished jobs (%s)", name, failed)
                 return
-            for taken in found:
-                self._stale(taken.stale)
 
     # --- the schedule loop -----------------------------------------------------------------
 
