@@ -115,7 +115,20 @@ def test_a_worker_drains_every_partition_and_handles_find_jobs(rk: Redkit) -> No
     parent, children = q.enqueue_flow((total, ()), [(double, (i,)) for i in range(4)])
     assert {_part(c) for c in children} == {_part(parent)}
     later = next(j for j in (double.enqueue(1, delay=60) for _ in range(20)) if _part(j) > 0)
+    attempts: list[int] = []
+
+    @q.task(retries=2, backoff="fixed", backoff_base=0.05, jitter=False)
+    def flaky() -> int:
+        attempts.append(1)
+        if len(attempts) < 3:
+            raise RuntimeError("not yet")
+        return len(attempts)
+
+    retried = flaky.enqueue(job_id=_ids_in(2, 3, 1, "flaky")[0])  # partition 2
+    soon = double.enqueue(21, delay=0.2, job_id=_ids_in(1, 3, 1, "soon")[0])  # partition 1
     with running(q, concurrency=10):
+        assert retried.result(timeout=30) == 3  # retried twice, after its backoff
+        assert soon.result(timeout=30) == 42  # promoted in its partition when due
         assert parent.result(timeout=30) == 12
         results = [job.result(timeout=30) for job in jobs + one_by_one + grouped]
     assert results == [2 * i for i in range(330)] + [2 * i for i in range(5)]
@@ -128,7 +141,7 @@ def test_a_worker_drains_every_partition_and_handles_find_jobs(rk: Redkit) -> No
     with pytest.raises(JobFailedError, match="cancelled"):
         later.result()
     counts = q.counts()
-    assert (counts["waiting"], counts["active"], counts["done"]) == (0, 0, 330 + 5 + 5)
+    assert (counts["waiting"], counts["active"], counts["done"]) == (0, 0, 330 + 5 + 5 + 2)
 
 
 def test_a_flooded_partition_does_not_starve_another(rk: Redkit) -> None:
