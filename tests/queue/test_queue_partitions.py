@@ -43,6 +43,11 @@ def _ids_in(part: int, partitions: int, count: int, stem: str) -> list[str]:
     return ids
 
 
+def _three_each(partitions: int) -> list[str]:
+    """Three job ids for each partition."""
+    return [job_id for p in range(partitions) for job_id in _ids_in(p, partitions, 3, "job")]
+
+
 def test_partitions_live_in_their_own_slots(rk: Redkit) -> None:
     q = rk.queue("spread", partitions=4)
 
@@ -241,7 +246,7 @@ def test_graceful_stop_hands_back_jobs_of_every_partition(rk: Redkit) -> None:
         started.release()
         await asyncio.sleep(60)
 
-    jobs = forever.enqueue_many([(i,) for i in range(9)])
+    jobs = [forever.enqueue(i, job_id=job_id) for i, job_id in enumerate(_three_each(3))]
     assert {_part(job) for job in jobs} == {0, 1, 2}
     with running(q, concurrency=9) as worker:
         for _ in jobs:
@@ -257,7 +262,7 @@ def test_a_killed_workers_jobs_come_back_in_every_partition(
 ) -> None:
     rk = Redkit(target_url, prefix=prefix)
     q = rk.queue("proc", partitions=3)  # the workers' queue (tests/queue/queue_app.py)
-    jobs = q.enqueue_many("work", [(i,) for i in range(9)])
+    jobs = [q.enqueue("work", i, job_id=job_id) for i, job_id in enumerate(_three_each(3))]
     assert {_part(job) for job in jobs} == {0, 1, 2}
     log = tmp_path / "workers.log"
     victim = worker_process(

@@ -26,7 +26,7 @@ class Job:
 
     def __init__(self, queue: Queue, job_id: str, part: int | None = None) -> None:
         self.queue, self.id, self._member = queue, job_id, qops.member(job_id)
-        self._keys = _keys(queue, job_id, part)
+        self._keys = queue.parts[part] if part is not None else queue.keys_for(job_id)
 
     def status(self) -> str | None:
         """``waiting``, ``delayed``, ``active``, ``done``, ``failed``, ``dead``, ``cancelled``,
@@ -92,7 +92,7 @@ class AsyncJob:
 
     def __init__(self, queue: AsyncQueue, job_id: str, part: int | None = None) -> None:
         self.queue, self.id, self._member = queue, job_id, qops.member(job_id)
-        self._keys = _keys(queue, job_id, part)
+        self._keys = queue.parts[part] if part is not None else queue.keys_for(job_id)
 
     async def status(self) -> str | None:
         """The job's state; see :meth:`Job.status`."""
@@ -144,11 +144,6 @@ class AsyncJob:
 
     def __repr__(self) -> str:
         return f"AsyncJob({self.queue.name!r}, {self.id!r})"
-
-
-def _keys(queue: _QueueBase, job_id: str, part: int | None) -> qops.QueueKeys:
-    """The keys of the partition that holds the job."""
-    return queue.keys_for(job_id) if part is None else queue.parts[part]
 
 
 @dataclass(frozen=True, slots=True)

@@ -353,7 +353,8 @@ class Queue(_QueueBase):
     def enqueue(self, task: str, *args: Any, **kwargs: Any) -> Job:
         """Add a job for the task named ``task`` (see :meth:`Task.enqueue`)."""
         options = {k: kwargs.pop(k) for k in RESERVED & set(kwargs)}
-        job_id, new, part = self._new_job(task, args, kwargs, options, self._routed(options))
+        routed = None if self.partitions == 1 else self._routed(options)
+        job_id, new, part = self._new_job(task, args, kwargs, options, routed)
         unique = self._unique(options, new, part)
         if unique is not None:
             added = self.rk.run(unique)
@@ -545,7 +546,8 @@ class AsyncQueue(_QueueBase):
     async def enqueue(self, task: str, *args: Any, **kwargs: Any) -> AsyncJob:
         """Add a job for the task named ``task`` (see :meth:`Task.enqueue`)."""
         options = {k: kwargs.pop(k) for k in RESERVED & set(kwargs)}
-        job_id, new, part = self._new_job(task, args, kwargs, options, self._routed(options))
+        routed = None if self.partitions == 1 else self._routed(options)
+        job_id, new, part = self._new_job(task, args, kwargs, options, routed)
         unique = self._unique(options, new, part)
         if unique is not None:
             added = await self.rk.run(unique)
