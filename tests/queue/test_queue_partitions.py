@@ -17,7 +17,7 @@ from redkit import AsyncRedkit, Redkit
 from redkit.cli import build
 from redkit.dashboard import create_dashboard
 from redkit.errors import ConfigError
-from redkit.queue import Dedupe, JobFailedError
+from redkit.queue import Dedupe, JobFailedError, current_job
 from redkit.queue import ops as qops
 
 from .conftest import poll, running, worker_process
@@ -110,8 +110,6 @@ def test_a_worker_drains_every_partition_and_handles_find_jobs(rk: Redkit) -> No
 
     @q.task
     def total() -> int:
-        from redkit.queue import current_job
-
         return sum(current_job().children.values())
 
     jobs = double.enqueue_many([(i,) for i in range(300)])
