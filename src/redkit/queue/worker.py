@@ -195,7 +195,6 @@ class Worker:
                 await asyncio.wait([self._flushing])
             await self._flush()
             handed = sum(await self._each(lambda keys: qops.release(keys, self.id)))
-            await self._settle_strays()
             if handed:
                 log.info("queue %r: handed %d unfinished jobs back", self.queue.name, handed)
         except RedkitError as exc:  # Redis is down: the lease ends and others take the jobs
@@ -204,6 +203,7 @@ class Worker:
                 "worker's lease ends", self.queue.name, exc,
             )  # fmt: skip
         finally:
+            await self._settle_strays()  # idle waits ended by the stop's interrupt
             if self._pool is not None:
                 await self._pool.close()
             await self._runtime.stop(deadline=1.0)
