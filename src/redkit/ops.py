@@ -439,7 +439,7 @@ def _none(*args: Any) -> Any:
 class _Driver:
     """What both drivers share: the client, the target's name, observers, the blocker."""
 
-    __slots__ = ("blocker", "client", "observers", "target")
+    __slots__ = ("_execute", "blocker", "client", "observers", "target")
 
     def __init__(
         self,
@@ -447,11 +447,15 @@ class _Driver:
         target: str = "redis",
         observers: Sequence[Observer] = (),
         blocker: Blocker | None = None,
+        execute: Callable[..., Any] | None = None,
     ) -> None:
         self.client = client
         self.target = target
         self.observers = observers
         self.blocker = blocker or Blocker(lambda: client, 1.0)
+        self._execute: Callable[..., Any] = (
+            getattr(client, "execute_command", _none) if execute is None else execute
+        )
 
     def _block_args(self, effect: Block) -> tuple[EncodableT, ...]:
         return effect.command(max(MIN_BLOCK, min(effect.timeout, self.blocker.max_block)))
@@ -493,20 +497,7 @@ class Driver(_Driver):
     blocking waits always take the client itself.
     """
 
-    __slots__ = ("_execute",)
-
-    def __init__(
-        self,
-        client: Any,
-        target: str = "redis",
-        observers: Sequence[Observer] = (),
-        blocker: Blocker | None = None,
-        execute: Callable[..., Any] | None = None,
-    ) -> None:
-        super().__init__(client, target, observers, blocker)
-        self._execute: Callable[..., Any] = (
-            getattr(client, "execute_command", _none) if execute is None else execute
-        )
+    __slots__ = ()
 
     def effect(self, effect: Effect) -> Any:
         """Run one effect; redis-py's errors come out as redkit errors, user code's as is."""
@@ -629,20 +620,7 @@ class AsyncDriver(_Driver):
     Batches and blocking waits always take the client itself.
     """
 
-    __slots__ = ("_execute",)
-
-    def __init__(
-        self,
-        client: Any,
-        target: str = "redis",
-        observers: Sequence[Observer] = (),
-        blocker: Blocker | None = None,
-        execute: Callable[..., Any] | None = None,
-    ) -> None:
-        super().__init__(client, target, observers, blocker)
-        self._execute: Callable[..., Any] = (
-            getattr(client, "execute_command", _none) if execute is None else execute
-        )
+    __slots__ = ()
 
     async def effect(self, effect: Effect) -> Any:
         """Run one effect; redis-py's errors come out as redkit errors, user code's as is."""
