@@ -235,6 +235,12 @@ class Worker:
             known += [(ack.member, ack.token) for ack in self._acks]
             await self._each(lambda keys: qops.release(keys, self.id, known))
             self._unsure = False
+        flushing = self._flushing
+        if flushing is not None and not flushing.done():
+            # reports sent while this loop blocked land first: a job's progress must not
+            # reach the server after its outcome (two calls in flight may take two
+            # connections)
+            await asyncio.wait([flushing])
         acks, self._acks = self._acks, []
         want = min(self.batch, self.concurrency - len(self._running))
         if len(self._parts) > 1:
