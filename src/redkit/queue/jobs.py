@@ -21,8 +21,15 @@ if TYPE_CHECKING:
 class Job:
     """A handle on one job: its state, its result, cancelling it."""
 
+    __slots__ = ("id", "queue")
+
     def __init__(self, queue: Queue, job_id: str) -> None:
-        self.queue, self.id, self._member = queue, job_id, qops.member(job_id)
+        self.queue, self.id = queue, job_id
+
+    @property
+    def _member(self) -> str:
+        # the id as the queue stores it; made on use (most handles are never used)
+        return qops.member(self.id)
 
     def status(self) -> str | None:
         """``waiting``, ``delayed``, ``active``, ``done``, ``failed``, ``dead``, ``cancelled``,
@@ -86,8 +93,15 @@ class Job:
 class AsyncJob:
     """A handle on one job, for asyncio; see :class:`Job`."""
 
+    __slots__ = ("id", "queue")
+
     def __init__(self, queue: AsyncQueue, job_id: str) -> None:
-        self.queue, self.id, self._member = queue, job_id, qops.member(job_id)
+        self.queue, self.id = queue, job_id
+
+    @property
+    def _member(self) -> str:
+        # the id as the queue stores it; made on use (most handles are never used)
+        return qops.member(self.id)
 
     async def status(self) -> str | None:
         """The job's state; see :meth:`Job.status`."""

@@ -16,7 +16,7 @@ Workers (:mod:`redkit.queue.worker`, ``redkit worker module:queue``) run the tas
 from __future__ import annotations
 
 import math
-import secrets
+import os
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, TypedDict, TypeVar, overload
 from urllib.parse import unquote
@@ -121,7 +121,11 @@ class _QueueBase:
         definition = self.tasks.get(task)
         if definition is not None:
             definition.check(args, kwargs)
-        job_id = options.get("job_id") or secrets.token_hex(16)
+        if not options:  # the usual call: a new id (hex: nothing to escape), priority 0, now
+            job_id = os.urandom(16).hex()  # new_job_id(), inline
+            payload = self.rk.serializer.dumps([list(args), kwargs])
+            return job_id, qops.NewJob(job_id, task, payload, 0, 0)
+        job_id = options.get("job_id") or new_job_id()
         if not isinstance(job_id, str):
             raise ConfigError(f"job_id must be a str, got {job_id!r}")
         payload = self.rk.serializer.dumps([list(args), kwargs])
@@ -142,7 +146,7 @@ class _QueueBase:
             raise ConfigError(f"dedupe must be a redkit.queue.Dedupe, got {dedupe!r}")
         return dd.add_unique(self.keys, dedupe, new, self.policy.events)
 
-    def _add(self, options: Mapping[str, Any], jobs: list[qops.NewJob]) -> ops.Once[list[bool]]:
+    def _add(self, options: Mapping[str, Any], jobs: list[qops.NewJob]) -> ops.Once[list[int]]:
         """The add for ``jobs``: into their group when ``options`` name one."""
         group = options.get("group")
         if group is None:
@@ -265,9 +269,13 @@ class Queue(_QueueBase):
 
     def enqueue(self, task: str, *args: Any, **kwargs: Any) -> Job:
         """Add a job for the task named ``task`` (see :meth:`Task.enqueue`)."""
-        options = {k: kwargs.pop(k) for k in RESERVED & set(kwargs)}
+        return self._enqueue(task, args, kwargs)
+
+    def _enqueue(self, task: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Job:
+        """:meth:`enqueue`, with ``kwargs`` the caller's own dict (``Task.enqueue``'s)."""
+        options = {} if RESERVED.isdisjoint(kwargs) else _options(kwargs)
         job_id, new = self._new_job(task, args, kwargs, options)
-        unique = self._unique(options, new)
+        unique = self._unique(options, new) if options else None
         if unique is not None:
             added = self.rk.run(unique)
             return Job(self, job_id if added.member == new.member else unquote(added.member))
@@ -451,9 +459,13 @@ class AsyncQueue(_QueueBase):
 
     async def enqueue(self, task: str, *args: Any, **kwargs: Any) -> AsyncJob:
         """Add a job for the task named ``task`` (see :meth:`Task.enqueue`)."""
-        options = {k: kwargs.pop(k) for k in RESERVED & set(kwargs)}
+        return await self._enqueue(task, args, kwargs)
+
+    async def _enqueue(self, task: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> AsyncJob:
+        """:meth:`enqueue`, with ``kwargs`` the caller's own dict (``AsyncTask.enqueue``'s)."""
+        options = {} if RESERVED.isdisjoint(kwargs) else _options(kwargs)
         job_id, new = self._new_job(task, args, kwargs, options)
-        unique = self._unique(options, new)
+        unique = self._unique(options, new) if options else None
         if unique is not None:
             added = await self.rk.run(unique)
             same = added.member == new.member
@@ -583,6 +595,16 @@ class AsyncQueue(_QueueBase):
     async def workers(self) -> list[admin.WorkerInfo]:
         """The workers holding a lease on this queue, with the jobs each one runs."""
         return await self.rk.run(admin.workers(self.keys))
+
+
+def new_job_id() -> str:
+    """A new job id: 128 random bits from the OS, as 32 hex digits (``secrets.token_hex``)."""
+    return os.urandom(16).hex()
+
+
+def _options(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Take ``enqueue``'s own options out of ``kwargs`` (the task's arguments)."""
+    return {k: kwargs.pop(k) for k in RESERVED & set(kwargs)}
 
 
 def _task_name(task: Any) -> str:
