@@ -123,7 +123,7 @@ def workloads(rk: Redkit, prefix: str) -> Iterator[tuple[str, Op]]:
 
 def _enqueue_call(queue: Any) -> tuple[str, int, list[str], list[Any], int]:
     """The EVALSHA that ``noop.enqueue(1)`` sends: sha, key count, keys, args, id's index."""
-    _, new = queue._new_job("noop", (1,), {}, {})
+    new = queue._new_job("noop", (1,), {}, {})[1]  # (id, job, partition)
     effect = queue._add({}, [new]).effect
     args = list(effect.args)
     return effect.script.sha, len(effect.keys), list(effect.keys), args, args.index(new.member)
