@@ -397,7 +397,7 @@ def main() -> None:
     results: dict[str, dict[str, list[float]]] = {s.name: {} for s in systems}
     raw: dict[str, list[float]] = {"sync": [], "async": [], "script": []}
     with server_url() as (url, where):
-        r = redis.Redis.from_url(url)
+        r = redis.Redis.from_url(url, socket_timeout=None)  # BLPOP up to 600 s
         version = r.info("server").get("valkey_version") or r.info("server")["redis_version"]
         print(f"server: {where} {version}; {args.jobs:,} jobs per drain; one worker process, "
               f"concurrency 50; {args.runs} interleaved rounds")  # fmt: skip
@@ -412,7 +412,8 @@ def main() -> None:
                     for name, value in measure(system, url, ns, args, r).items():
                         results[system.name].setdefault(name, []).append(value)
                 except Exception as exc:  # one peer failing must not end the comparison
-                    print(f"  {system.name}: failed in round {run + 1}: {exc!r}")
+                    why = f"{type(exc).__name__}: {exc}"
+                    print(f"  {system.name}: failed in round {run + 1}: {why}")
                 finally:
                     cleanup(r, ns)
                 print(f"  round {run + 1}: {system.name} done", flush=True)

@@ -616,7 +616,7 @@ def fill(peer_cls: type[Peer], url: str, ns: str, n: int) -> None:
 
 def latencies(peer_cls: type[Peer], url: str, ns: str, k: int) -> list[float]:
     """``k`` enqueue-to-start delays in seconds, one job at a time to an idle worker."""
-    r, key = redis.Redis.from_url(url), f"{ns}:lat"
+    r, key = redis.Redis.from_url(url, socket_timeout=None), f"{ns}:lat"
 
     def sync(peer: Peer) -> list[float]:
         out = []
