@@ -13,7 +13,8 @@ that do the same job: ``limits`` (rate limits), cashews and aiocache (cache), an
 valkey-glide's ``GET`` as a reference row for a multiplexing client (asyncio only).
 
 Rounds are interleaved: every round runs every contender once, in a rotated order, so that
-noise from other processes falls on all alike; the figures are medians over rounds.
+noise from other processes falls on all alike; ``ops/s`` is the median over rounds, and
+``vs raw`` / ``vs best peer`` are medians over rounds of the ratio within each round.
 ``reads/op`` is how many socket reads the server made per operation
 (``total_reads_processed`` in ``INFO stats``): 1.0 is one round trip per operation, less
 means several operations shared a read (pipelining). ``cmds/op`` counts the commands the
@@ -279,6 +280,12 @@ async def run_async(rows: list[Row], stats: Stats, ops: int, rounds: int, tasks:
 # --- the table -----------------------------------------------------------------------
 
 
+def _paired(row: Row, other: Row) -> float:
+    """The median over rounds of ``row``'s rate over ``other``'s in the same round: the
+    two ran moments apart, so a load that comes and goes moves both alike."""
+    return statistics.median(a / b for a, b in zip(row.rates, other.rates, strict=True))
+
+
 def report(title: str, rows: list[Row]) -> None:
     print(f"\n{title}")
     print(
@@ -297,10 +304,10 @@ def report(title: str, rows: list[Row]) -> None:
         raw = next((x for x in rows if x.group == r.group and x.kind == "raw"), None)
         family = "rate limit" if r.group.startswith("rate limit") else r.group
         best = max(peers.get(family, []), key=lambda x: med[id(x)], default=None)
-        vs_raw = f"{med[id(r)] / med[id(raw)]:7.2f}" if raw is not None and r is not raw else ""
+        vs_raw = f"{_paired(r, raw):7.2f}" if raw is not None and r is not raw else ""
         vs_peer = ""
         if best is not None and r.kind == "redkit":
-            vs_peer = f"{med[id(r)] / med[id(best)]:5.2f} {best.name.split()[0]:>6}"
+            vs_peer = f"{_paired(r, best):5.2f} {best.name.split()[0]:>6}"
         print(
             f"  {r.group:26} {r.name:20} {med[id(r)]:9,.0f} "
             f"{min(r.rates) / 1000:5.1f}-{max(r.rates) / 1000:5.1f}k {vs_raw:>7} {vs_peer:>12} "

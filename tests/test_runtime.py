@@ -173,6 +173,13 @@ async def test_an_async_loop_resumes_after_readonly(prefix: str) -> None:
         (RedkitConnectionError("Redis at x is unreachable"), "unavailable"),
         (RedisCommandError("READONLY You can't write against a read only replica."), "failover"),
         (RedisCommandError("LOADING Redis is loading"), "unavailable"),
+        (
+            redis.ResponseError(
+                "UNBLOCKED force unblock from blocking operation, instance state changed "
+                "(master -> replica?)"
+            ),
+            "failover",
+        ),
         (RedisCommandError("WRONGTYPE Operation against a key"), "error"),
         (ValueError("a bug"), "error"),
     ],

@@ -17,7 +17,7 @@ from asyncio import get_running_loop
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from redkit import connection, ops
+from redkit import connection, direct, ops
 from redkit.config import Settings, Target
 from redkit.errors import ConfigError
 from redkit.keys import Keyspace
@@ -72,8 +72,10 @@ class CoreBase:
         self.settings = settings or Settings.from_env(url=url, prefix=prefix)
         if settings is not None and prefix is not None:
             self.settings = Settings(**{**settings.__dict__, "prefix": prefix})
+        if secret is not None:  # one secret: signs pickles and keys idempotency digests
+            self.settings = dataclasses.replace(self.settings, secret=secret)
         self.keys = Keyspace(self.settings.prefix)
-        self.serializer = get_serializer(serializer, secret=secret)
+        self.serializer = get_serializer(serializer, secret=self.settings.secret)
         self._observers = []
         if client is not None:
             self.target = connection.describe_client(client)
@@ -134,7 +136,8 @@ class RedkitCore(CoreBase):
         client: an existing redis-py ``Redis`` or ``RedisCluster`` to use as is.
         prefix: the key prefix; overrides ``REDKIT_PREFIX``.
         serializer: ``"json"`` (default), ``"msgpack"``, ``"pickle"`` or an object.
-        secret: the signing key, required by the pickle serializer.
+        secret: the application's secret (overrides ``REDKIT_SECRET``): it signs values
+            of the pickle serializer (which requires it) and keys idempotency digests.
     """
 
     def __init__(
@@ -157,7 +160,8 @@ class RedkitCore(CoreBase):
         self.cluster = connection.is_cluster(self.client)
         self._siblings: dict[float, RedkitCore] = {}
         self._blocker = connection.blocker(self.client, self.settings, target)
-        self._driver = ops.Driver(self.client, self.target, self._observers, self._blocker)
+        execute = direct.DirectExecute(self.client) if direct.supports(self.client) else None
+        self._driver = ops.Driver(self.client, self.target, self._observers, self._blocker, execute)
 
     @property
     def client(self) -> Any:

@@ -112,7 +112,7 @@ class Settings:
     ssl_ca_certs: str | None = None
     ssl_certfile: str | None = None
     ssl_keyfile: str | None = field(default=None, repr=False)
-    secret: str | None = field(default=None, repr=False)
+    secret: str | bytes | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if not _PREFIX_RE.match(self.prefix):

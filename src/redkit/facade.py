@@ -45,13 +45,6 @@ if TYPE_CHECKING:
     from redkit.ratelimit.policy import Policy
 
 
-
-
-
-
-
-
-
 class Redkit(RedkitCore):
     """Synchronous redkit: one client, one key scheme, every capability.
 
@@ -61,7 +54,8 @@ class Redkit(RedkitCore):
         client: an existing redis-py ``Redis`` or ``RedisCluster`` to use as is.
         prefix: the key prefix; overrides ``REDKIT_PREFIX``.
         serializer: ``"json"`` (default), ``"msgpack"``, ``"pickle"`` or an object.
-        secret: the signing key, required by the pickle serializer.
+        secret: the application's secret (overrides ``REDKIT_SECRET``): it signs values
+            of the pickle serializer (which requires it) and keys idempotency digests.
     """
 
     def lock(self, name: str, **options: Unpack[LockOptions]) -> Lock:

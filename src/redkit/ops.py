@@ -431,10 +431,15 @@ def _name(effect: Effect) -> str:
     return "batch" if isinstance(effect, Batch) else "sleep"
 
 
+def _none(*args: Any) -> Any:
+    """The command path of a driver made without a client (one that only reports)."""
+    raise errors.ConfigError("this driver has no client to run commands on")
+
+
 class _Driver:
     """What both drivers share: the client, the target's name, observers, the blocker."""
 
-    __slots__ = ("blocker", "client", "observers", "target")
+    __slots__ = ("_execute", "blocker", "client", "observers", "target")
 
     def __init__(
         self,
@@ -442,11 +447,15 @@ class _Driver:
         target: str = "redis",
         observers: Sequence[Observer] = (),
         blocker: Blocker | None = None,
+        execute: Callable[..., Any] | None = None,
     ) -> None:
         self.client = client
         self.target = target
         self.observers = observers
         self.blocker = blocker or Blocker(lambda: client, 1.0)
+        self._execute: Callable[..., Any] = (
+            getattr(client, "execute_command", _none) if execute is None else execute
+        )
 
     def _block_args(self, effect: Block) -> tuple[EncodableT, ...]:
         return effect.command(max(MIN_BLOCK, min(effect.timeout, self.blocker.max_block)))
@@ -464,11 +473,11 @@ class _Driver:
 # --- sync driver ---------------------------------------------------------------------
 
 
-def _sync_eval(client: Any, effect: Eval) -> Any:
+def _sync_eval(execute: Callable[..., Any], effect: Eval) -> Any:
     try:
-        return client.execute_command(*effect.command)
+        return execute(*effect.command)
     except rex.NoScriptError:
-        return client.execute_command("EVAL", effect.script.source, *effect.command[2:])
+        return execute("EVAL", effect.script.source, *effect.command[2:])
 
 
 def _sync_batch(client: Any, batch: Batch) -> list[Any]:
@@ -476,12 +485,17 @@ def _sync_batch(client: Any, batch: Batch) -> list[Any]:
     replies = pipe.execute(raise_on_error=False)
     for i, (effect, reply) in enumerate(zip(batch.effects, replies, strict=True)):
         if isinstance(effect, Eval) and _is_noscript(reply):
-            replies[i] = _sync_eval(client, effect)
+            replies[i] = _sync_eval(client.execute_command, effect)
     return _batch_replies(replies)
 
 
 class Driver(_Driver):
-    """Runs flows on a synchronous redis-py client."""
+    """Runs flows on a synchronous redis-py client.
+
+    ``execute`` runs one command: the client's ``execute_command``, or the same steps
+    without redis-py's per-command observability (:mod:`redkit.direct`). Batches and
+    blocking waits always take the client itself.
+    """
 
     __slots__ = ()
 
@@ -503,9 +517,9 @@ class Driver(_Driver):
             return effect.func(*effect.args)
         try:
             if isinstance(effect, Eval):  # the most common effect first
-                return _sync_eval(self.client, effect)
+                return _sync_eval(self._execute, effect)
             if isinstance(effect, Call):
-                return self.client.execute_command(*effect.args)
+                return self._execute(*effect.args)
             if isinstance(effect, Batch):
                 return _sync_batch(self.client, effect)
             if isinstance(effect, Block):
@@ -527,7 +541,7 @@ class Driver(_Driver):
             return self._run_once(flow)
         reply: Any = None
         error: BaseException | None = None
-        client, observed = self.client, bool(self.observers)
+        execute, observed = self._execute, bool(self.observers)
         while True:
             try:
                 effect = flow.send(reply) if error is None else flow.throw(error)
@@ -538,9 +552,9 @@ class Driver(_Driver):
                 if observed:
                     reply = self.effect(effect)
                 elif type(effect) is Call:  # the common effects, inline
-                    reply = client.execute_command(*effect.args)
+                    reply = execute(*effect.args)
                 elif type(effect) is Eval:
-                    reply = _sync_eval(client, effect)
+                    reply = _sync_eval(execute, effect)
                 else:
                     reply = self.effect(effect)
             except BaseException as exc:  # thrown into the flow, which may clean up
@@ -552,9 +566,9 @@ class Driver(_Driver):
             if self.observers:
                 reply = self.effect(effect)
             elif type(effect) is Eval:
-                reply = _sync_eval(self.client, effect)
+                reply = _sync_eval(self._execute, effect)
             elif type(effect) is Call:
-                reply = self.client.execute_command(*effect.args)
+                reply = self._execute(*effect.args)
             else:
                 reply = self.effect(effect)
         except _FAILURES as exc:
@@ -606,18 +620,7 @@ class AsyncDriver(_Driver):
     Batches and blocking waits always take the client itself.
     """
 
-    __slots__ = ("_execute",)
-
-    def __init__(
-        self,
-        client: Any,
-        target: str = "redis",
-        observers: Sequence[Observer] = (),
-        blocker: Blocker | None = None,
-        execute: Callable[..., Any] | None = None,
-    ) -> None:
-        super().__init__(client, target, observers, blocker)
-        self._execute = execute or client.execute_command
+    __slots__ = ()
 
     async def effect(self, effect: Effect) -> Any:
         """Run one effect; redis-py's errors come out as redkit errors, user code's as is."""

@@ -413,7 +413,9 @@ def get_serializer(
         return MsgpackSerializer()
     if spec == "pickle":
         if secret is None:
-            raise ConfigError("the pickle serializer needs secret=... to sign values")
+            raise ConfigError(
+                "the pickle serializer needs a secret to sign values: secret=... or REDKIT_SECRET"
+            )
         return PickleSerializer(secret)
     if isinstance(spec, str):
         raise ConfigError(f"unknown serializer {spec!r}; expected 'json', 'msgpack' or 'pickle'")

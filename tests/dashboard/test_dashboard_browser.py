@@ -2,12 +2,15 @@
 
 A job enqueued appears; a failing job is retried from the page (with its traceback shown)
 and completes; a pause from the page stops claims and a resume lets the job run; the
-rate-limit, cache, session and event panels show the numbers the server holds. Each panel's
-screenshot is saved into docs/img for docs/dashboard.md.
+rate-limit, cache, session and event panels show the numbers the server holds. Each panel
+is screenshotted; with REDKIT_SCREENSHOTS=1 the pictures replace those in docs/img (for
+docs/dashboard.md), otherwise they go to a temporary folder and the tree stays clean.
 """
 
 from __future__ import annotations
 
+import os
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -32,7 +35,11 @@ class Shipment:
     id: int
 
 
-IMAGES = Path(__file__).resolve().parents[2] / "docs" / "img"
+IMAGES = (
+    Path(__file__).resolve().parents[2] / "docs" / "img"
+    if os.environ.get("REDKIT_SCREENSHOTS") == "1"
+    else Path(tempfile.gettempdir()) / "redkit-dashboard-shots"
+)
 
 
 def _shot(page: Any, panel: str) -> None:
@@ -156,6 +163,8 @@ def test_limits_caches_sessions_and_events_panels_match_the_server(
     products = app.cache("products")
     for _ in range(4):
         products.get_or_set("p1", lambda: {"price": 3})  # one load, three hits
+    app.client.set(app.keys.group("cache", "products", "p2").key(), b"not a cache entry")
+    products.get_or_set("p2", lambda: {"price": 4})  # corrupt: replaced by a second load
     store = app.sessions(check=False)
     for user in ("ada", "bob"):
         session = store.new()
@@ -181,8 +190,9 @@ def test_limits_caches_sessions_and_events_panels_match_the_server(
     page.click('#tabs button[data-tab="caches"]')
     ns = page.locator('#cache-table tr[data-ns="products"]')
     expect(ns.locator("td.hits")).to_have_text(str(series.total("cache.hit|products")))
-    expect(ns.locator("td.loads")).to_have_text("1")
-    expect(ns.locator("td.ratio")).to_have_text("75.0 %")
+    expect(ns.locator("td.loads")).to_have_text("2")
+    expect(ns.locator("td.corrupt")).to_have_text("1")
+    expect(ns.locator("td.ratio")).to_have_text("60.0 %")
     _shot(page, "caches")
 
     page.click('#tabs button[data-tab="sessions"]')

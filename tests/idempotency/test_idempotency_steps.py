@@ -105,6 +105,23 @@ def test_secret_keys_the_fingerprint_and_stays_hidden(standalone_url: str) -> No
     assert env.secret == "from-env"
 
 
+def test_one_secret_signs_pickles_and_keys_digests(standalone_url: str) -> None:
+    """``Redkit(secret=...)`` and ``REDKIT_SECRET`` are the same setting."""
+    secret = "one-secret-for-both-uses"
+    from_settings = Settings.from_env(url=standalone_url, secret=secret)
+    with (
+        Redkit(standalone_url, secret=secret.encode()) as given,
+        Redkit(settings=from_settings, serializer="pickle") as configured,
+    ):
+        digest = ops.hmac_fingerprint(secret.encode(), b"body")
+        assert given.idempotency("x").digest(b"body") == digest
+        assert configured.idempotency("x").digest(b"body") == digest
+        pickled = given.cache("p", serializer="pickle")
+        pickled.set("k", {1, 2})
+        assert configured.cache("p").get("k") == {1, 2}  # signed with the same key
+        assert secret not in repr(given.settings)
+
+
 def test_mismatch_and_lost_lease_are_status_codes() -> None:
     assert STATUS[-6][0] is IdempotencyMismatchError
     assert STATUS[-7][0] is IdempotencyConflictError

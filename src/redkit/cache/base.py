@@ -100,7 +100,9 @@ class _CacheCore(Guarded, Generic[CoreT]):
         self._stats: CacheStats | None = None
         self._unobserve: Callable[[], None] | None = None
         self.serializer = (
-            rk.serializer if serializer is None else get_serializer(serializer, secret=secret)
+            rk.serializer
+            if serializer is None
+            else get_serializer(serializer, secret=rk.settings.secret if secret is None else secret)
         )
         policy = Policy(
             ttl,

@@ -61,7 +61,8 @@ class Cache(_CacheCore["RedkitCore"]):
             timeouts and retries.
         cooldown: seconds after a failure during which the cache does not ask Redis and
             answers by ``on_error`` at once (0: ask again at once).
-        serializer: override the facade's serializer (``"pickle"`` needs ``secret``).
+        serializer: override the facade's serializer (``"pickle"`` needs a secret:
+            ``secret``, else the application's).
         near: keep up to this many entries in an in-process near cache (0: off).
         near_mode: ``"tracking"`` (RESP3 client tracking) or ``"pubsub"`` (see docs).
         near_heartbeat: seconds between heartbeats of the near cache's connections.

@@ -18,6 +18,7 @@ from urllib.parse import unquote
 import orjson
 
 from redkit import ops
+from redkit.cache.stats import NOTES as CACHE_NOTES
 from redkit.errors import ConfigError
 from redkit.metrics.recorder import Recorder, read_series, read_top_keys
 from redkit.queue import AsyncQueue, admin
@@ -26,16 +27,6 @@ from redkit.queue.jobs import JobInfo, job_info
 if TYPE_CHECKING:
     from redkit.facade import AsyncRedkit
 
-#: Counters of a cache namespace, as the recorder names them (see redkit.cache.stats).
-CACHE_NOTES = {
-    "cache.hit": "hits",
-    "cache.near_hit": "near_hits",
-    "cache.miss": "misses",
-    "cache.load": "loads",
-    "cache.load_error": "load_errors",
-    "cache.stale": "stale_serves",
-    "cache.error": "errors",
-}
 HISTORY = 360  # samples of queue counts kept per queue (30 min at one per 5 s)
 SAMPLE_EVERY = 5.0
 SCAN_CACHE = 10.0

@@ -85,7 +85,7 @@ class _IdempotencyBase(Guarded):
         self._keyspace = rk.keys
         self._serializer = rk.serializer
         secret = rk.settings.secret
-        self._secret = secret.encode() if secret else b""
+        self._secret = (secret.encode() if isinstance(secret, str) else secret) or b""
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r}, on_failure={self.settings.on_failure!r})"

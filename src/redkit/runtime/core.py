@@ -59,12 +59,13 @@ class LoopCancelled(BaseException):
 
 
 def classify(exc: BaseException) -> Kind:
-    """``"failover"`` (READONLY), ``"unavailable"`` (connection, LOADING, no master) or
+    """``"failover"`` (READONLY, or UNBLOCKED: a blocking command cut short because its
+    primary became a replica), ``"unavailable"`` (connection, LOADING, no master) or
     ``"error"`` (anything else), looking through the chain of causes."""
     seen: BaseException | None = exc
     while seen is not None:
         code = str(seen).split(" ", 1)[0]
-        if isinstance(seen, rex.ReadOnlyError) or code == "READONLY":
+        if isinstance(seen, rex.ReadOnlyError) or code in ("READONLY", "UNBLOCKED"):
             return "failover"
         if isinstance(seen, _UNAVAILABLE) or code in _CODES:
             return "unavailable"

@@ -214,7 +214,7 @@ async function loadRateLimits() {
 
 async function loadCaches() {
   const data = await api("api/caches");
-  const cols = ["hits", "near_hits", "misses", "loads", "stale_serves", "load_errors", "errors"];
+  const cols = ["hits", "near_hits", "misses", "loads", "stale_serves", "load_errors", "corrupt", "errors"];
   fill($("#cache-table tbody"), data.namespaces.map(ns => el("tr", { "data-ns": ns.namespace },
     el("td", {}, ns.namespace),
     el("td", { class: "num ratio" }, ns.hit_ratio == null ? "–" : (ns.hit_ratio * 100).toFixed(1) + " %"),
