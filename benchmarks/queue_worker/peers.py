@@ -3,7 +3,7 @@
 ``python peers.py NAME`` (or ``NAME worker``) runs NAME's worker (one process, concurrency
 50) until SIGTERM; ``python peers.py NAME one N | bulk N | fill N | latency K | version``
 runs its producer and prints one line of JSON, as ``bullmq_node.js`` does: that is how
-benchmarks/queue.py drives a peer that is not importable in its own environment, from a
+benchmarks/queue.py drives a peer that redkit's environment cannot import, from a
 virtual environment of the peer's own (arq, for one, pins redis-py below 6).
 ``QBENCH_URL`` and ``QBENCH_NS`` (the run's queue name, unique) come from the environment.
 
@@ -455,7 +455,7 @@ class ArqPeer(Peer):
     def work(url: str, ns: str) -> None:
         from arq import Worker
 
-        # results are not kept (as for the other peers); arq's default poll interval, 0.5 s
+        # results are not stored (as Celery is told); arq's default poll interval, 0.5 s
         Worker([arq_noop], queue_name=ns, redis_settings=_arq_settings(url),
                max_jobs=CONCURRENCY, keep_result=0).run()  # fmt: skip
 
