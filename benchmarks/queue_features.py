@@ -18,6 +18,9 @@ interleaved rounds:
   the plain drain;
 * drain with the jobs spread over 10 groups (claimed round robin), and with a rate limit
   and a global concurrency limit set (high enough never to bind), as ratios;
+* drain of a queue in 4 partitions, as a ratio: on one server this is what claiming
+  from several slots costs; with ``--cluster`` the plain and the partitioned drains
+  also run on an embedded 3-master cluster, where the partitions spread over the nodes;
 * enqueue-to-start: an idle worker, one job at a time, the median delay;
 * the worker process's resident memory after the drain.
 """
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 import _path  # isort: skip  (first: benchmarks/queue.py shadows stdlib queue)
 import argparse
+import contextlib
 import os
 import signal
 import statistics
@@ -38,6 +42,7 @@ import psutil
 from _common import server_url
 
 from redkit import Redkit
+from redkit.embedded import EmbeddedCluster
 
 HERE = _path.HERE
 SENT = ("cmdstat_evalsha", "cmdstat_eval", "cmdstat_blpop")
@@ -50,6 +55,10 @@ def commands(rk: Redkit) -> int:
     the total would not be round trips.)
     """
     stats = rk.client.info("commandstats")
+    if stats and all(isinstance(v, dict) and "calls" not in v for v in stats.values()):
+        return sum(  # a cluster client: one section per node
+            int(node[name]["calls"]) for node in stats.values() for name in SENT if name in node
+        )
     return sum(int(stats[name]["calls"]) for name in SENT if name in stats)
 
 
@@ -98,11 +107,11 @@ def wait(check: Any, timeout: float = 120.0) -> None:
 
 def drain(
     url: str, prefix: str, n: int, events: int = 0, progress: bool = False, groups: int = 0,
-    limited: bool = False,
+    limited: bool = False, partitions: int = 1,
 ) -> tuple[float, float, float, float]:  # fmt: skip
     """(jobs/s, commands per job, median enqueue-to-start ms, worker RSS MiB)."""
     rk = Redkit(url, prefix=prefix)
-    q = rk.queue("bench", events=events)
+    q = rk.queue("bench", events=events, partitions=partitions)
     if limited:  # limits that never bind: what checking them costs
         q.set_rate_limit("1000000/second")
         q.set_concurrency(10_000)
@@ -114,7 +123,10 @@ def drain(
         else:
             q.enqueue_many("noop", items)
     before = commands(rk)
-    proc = worker(url, prefix, BENCH_EVENTS=str(events), BENCH_PROGRESS="1" if progress else "0")
+    proc = worker(
+        url, prefix, BENCH_EVENTS=str(events), BENCH_PROGRESS="1" if progress else "0",
+        BENCH_PARTITIONS=str(partitions),
+    )  # fmt: skip
     try:
         wait(lambda: q.counts()["done"] >= min(n + 1, 10_000))
         ended = time.time()
@@ -144,9 +156,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--jobs", type=int, default=10_000)
+    parser.add_argument("--cluster", action="store_true", help="also drain on a cluster")
     args = parser.parse_args()
     rows: dict[str, list[float]] = {}
-    with server_url() as (url, where):
+    with contextlib.ExitStack() as stack:
+        cluster = stack.enter_context(EmbeddedCluster()) if args.cluster else None
+        (url, where) = stack.enter_context(server_url())
         print(f"server: {where}; {args.jobs} jobs; one worker process, concurrency 50")
         for run in range(args.runs):
             prefix = f"bench{run}{os.getpid()}"
@@ -170,6 +185,14 @@ def main() -> None:
             rows.setdefault("drain, rate + concurrency limits: x plain", []).append(
                 with_limits / rate
             )
+            with_partitions = drain(url, prefix + "q", args.jobs, partitions=4)[0]
+            rows.setdefault("drain, 4 partitions: x plain", []).append(with_partitions / rate)
+            if cluster is not None:
+                one = drain(cluster.url, prefix + "c", args.jobs)[0]
+                four = drain(cluster.url, prefix + "k", args.jobs, partitions=4)[0]
+                rows.setdefault("cluster: drain, 1 worker /s", []).append(one)
+                rows.setdefault("cluster: drain, 4 partitions /s", []).append(four)
+                rows.setdefault("cluster: 4 partitions: x one", []).append(four / one)
     width = max(map(len, rows))
     for name, values in rows.items():
         print(f"{name:<{width}}  {statistics.median(values):>12,.2f}  "

@@ -56,6 +56,7 @@ CORE = {
     "client",
     "config",
     "connection",
+    "direct",
     "embedded",
     "errors",
     "failure",

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+import redis.cluster
 
 from redkit import Redkit, ops
 
@@ -79,6 +80,67 @@ def test_sessions(rk: Redkit) -> None:
     assert trips(rk, lambda: store.save(loaded)) == 1
     assert trips(rk, lambda: store.destroy(loaded)) == 1
     user = store.new()
-    assert trips(rk, lambda: store.login(user, 7)) == 3
-    assert trips(rk, lambda: store.rotate(user)) == 3
-    assert trips(rk, lambda: store.destroy(user)) == 2  # the session, then its user's index
+    assert trips(rk, lambda: store.login(user, 7)) == 2  # the generation, then the session
+    assert trips(rk, lambda: store.rotate(user)) == 1  # take, create and index at once
+    assert trips(rk, lambda: store.destroy(user)) == 1
+    anonymous = store.new()
+    anonymous["a"] = 1
+    store.save(anonymous)
+    assert trips(rk, lambda: store.login(anonymous, 8)) == 2
+    assert trips(rk, lambda: store.login(anonymous, 9)) == 2  # another user: also 2
+    assert trips(rk, lambda: store.list_sessions(9)) == 2  # the index, then each session
+    other = store.load(anonymous.id)
+    other["b"] = 2
+    store.save(other)  # another request changed the session since `anonymous` was loaded
+    assert trips(rk, lambda: store.rotate(anonymous)) == 2  # the new one takes that in
+    assert trips(rk, lambda: store.end(9, "no such handle")) == 1
+    assert trips(rk, lambda: store.end(9, anonymous.handle or "")) == 2
+    kept = store.new()
+    kept["a"] = 1
+    store.login(kept, 9)
+    store.login(store.new(), 9)
+    assert trips(rk, lambda: store.end_all(9)) == 3  # generation, the sessions, the index
+    store.login(kept, 9)
+    assert trips(rk, lambda: store.end_all(9, keep=kept)) == 5  # and a login for `keep`
+
+
+def test_tokens(rk: Redkit) -> None:
+    tokens = rk.tokens()
+    claims = tokens.new_claims("u", ttl=60)
+    tokens.is_revoked(claims)  # (the first use also checks the server's persistence, once)
+    assert trips(rk, lambda: tokens.is_revoked(claims)) == 1
+    assert trips(rk, lambda: tokens.revoke(claims["jti"], claims["exp"])) == 1
+    assert trips(rk, lambda: tokens.revoke_all("u")) == 1
+    family: list[str] = []
+    assert trips(rk, lambda: family.append(tokens.start_family("u", "r1", claims["exp"]))) == 1
+    presented = {"sub": "u", "jti": "r1", "fam": family[0]}
+    assert trips(rk, lambda: tokens.is_revoked(presented)) == 1
+    assert trips(rk, lambda: tokens.rotate_refresh(presented, "r2", claims["exp"])) == 1
+    assert trips(rk, lambda: tokens.revoke_family("u", family[0])) == 1
+
+
+def _getkeys(rk: Redkit) -> int:
+    """How many COMMAND GETKEYS the server (every primary of a cluster) has answered."""
+    client = rk.client
+    primaries = (
+        [client.get_redis_connection(node) for node in client.get_primaries()]
+        if isinstance(client, redis.cluster.RedisCluster)
+        else [client]
+    )
+    stats = [primary.info("commandstats") for primary in primaries]
+    return sum(s.get("cmdstat_command|getkeys", {}).get("calls", 0) for s in stats)
+
+
+def test_a_batch_of_scripts_is_one_round_trip_on_the_server_too(rk: Redkit) -> None:
+    # redis-py's sync cluster pipeline would first ask the server for each script's keys
+    # (COMMAND GETKEYS, one round trip per script): the driver names each script's node
+    store = rk.sessions(check=False)
+    tokens = rk.tokens(check=False)
+    session = store.new()
+    session["a"] = 1
+    store.save(session)
+    before = _getkeys(rk)
+    store.login(session, 7)
+    store.rotate(session)
+    tokens.is_revoked(tokens.new_claims(7, ttl=60))
+    assert _getkeys(rk) == before

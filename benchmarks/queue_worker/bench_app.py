@@ -14,8 +14,11 @@ from redkit.queue import current_job
 
 rk = Redkit()
 # BENCH_EVENTS: the queue's event stream length (0: off); BENCH_PROGRESS=1: each job
-# reports its progress once
-queue = rk.queue("bench", events=int(os.environ.get("BENCH_EVENTS", "0")))
+# reports its progress once; BENCH_PARTITIONS: the queue's partitions
+queue = rk.queue(
+    "bench", events=int(os.environ.get("BENCH_EVENTS", "0")),
+    partitions=int(os.environ.get("BENCH_PARTITIONS", "1")),
+)  # fmt: skip
 PROGRESS = os.environ.get("BENCH_PROGRESS") == "1"
 FIRST = rk.keys.group("bench").key("first")
 LATENCY = rk.keys.group("bench").key("latency")

@@ -64,6 +64,12 @@ class KeyGroup:
         """A key inside the group whose suffix parts come from the user (escaped)."""
         return self._base + ":" + ":".join(escape(p) for p in parts)
 
+    def shard(self, index: int) -> KeyGroup:
+        """Shard ``index`` (1 or more) of this group: a group with a hash tag of its own,
+        ``{tag|index}``, so shards spread over a cluster's slots. ``|`` never occurs in an
+        escaped part, so no user-supplied name can produce another name's shard."""
+        return KeyGroup(f"{self.tag}|{index}")
+
     def __repr__(self) -> str:
         return f"KeyGroup({self._base!r})"
 

@@ -144,7 +144,8 @@ Flow = Generator[Effect, Any, T]
 class Event:
     """What an observer receives for each effect a driver ran (and each :class:`Note`).
 
-    ``name`` is the command (``"GET"``), ``"script lock_acquire"``, ``"batch"``,
+    ``name`` is the command (``"GET"``), ``"script lock_acquire"``, ``"batch"`` (``"batch
+    sess_take"`` when it runs scripts: named by the first),
     ``"sleep"``, ``"call <qualname>"`` or the note's name; ``seconds`` is how long the
     effect took; ``error`` what it raised, if anything.
     """
@@ -377,23 +378,31 @@ def _queue_batch(client: Any, batch: Batch) -> Any:
     cache would fail those calls while the rest of the batch ran, and re-running them
     afterwards would reorder the batch. (``execute_command`` because redis-py's cluster
     pipeline refuses its ``evalsha`` method.)
+
+    On a synchronous cluster each script names the primary of its slot: without that,
+    redis-py's cluster pipeline asks the server for a script's keys (``COMMAND
+    GETKEYS``, one round trip per script) before it sends the batch. A stale slot map is
+    answered MOVED, and redis-py then resends the call by its keys.
     """
     pipe = client.pipeline(transaction=False)
     cluster = isinstance(client, (redis.cluster.RedisCluster, redis.asyncio.cluster.RedisCluster))
+    route = isinstance(client, redis.cluster.RedisCluster)
     loaded: set[tuple[str, int]] = set()
     for effect in batch.effects:
         if isinstance(effect, Call):
             pipe.execute_command(*effect.args)
             continue
-        where = (
-            effect.script.sha,
-            key_slot(effect.keys[0].encode()) if cluster and effect.keys else 0,
+        slot = key_slot(effect.keys[0].encode()) if cluster and effect.keys else 0
+        options = (
+            {"target_nodes": client.nodes_manager.get_node_from_slot(slot)}
+            if route and effect.keys
+            else {}
         )
-        if where in loaded:
-            pipe.execute_command("EVALSHA", effect.script.sha, *_eval_args(effect))
+        if (effect.script.sha, slot) in loaded:
+            pipe.execute_command("EVALSHA", effect.script.sha, *_eval_args(effect), **options)
         else:
-            loaded.add(where)
-            pipe.execute_command("EVAL", effect.script.source, *_eval_args(effect))
+            loaded.add((effect.script.sha, slot))
+            pipe.execute_command("EVAL", effect.script.source, *_eval_args(effect), **options)
     return pipe
 
 
@@ -428,7 +437,10 @@ def _name(effect: Effect) -> str:
         return str(effect.command(0)[0])
     if isinstance(effect, Note):
         return effect.name
-    return "batch" if isinstance(effect, Batch) else "sleep"
+    if isinstance(effect, Batch):  # named by its first script: metrics file it by capability
+        first = next((e for e in effect.effects if isinstance(e, Eval)), None)
+        return "batch" if first is None else f"batch {first.script.name}"
+    return "sleep"
 
 
 def _none(*args: Any) -> Any:

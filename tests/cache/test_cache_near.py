@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import redis
 
-from redkit import AsyncRedkit, Redkit, Settings
+from redkit import AsyncRedkit, Redkit, Settings, ops
 from redkit.cache import Cache
 from redkit.cache.near import masters, probe_tls
 from redkit.embedded import EmbeddedCluster, EmbeddedServer, find_binary, free_port
@@ -59,6 +59,44 @@ def test_update_through_b_is_seen_by_a_within_50ms(
         assert _seen_after(a, "tagged", None) < SEEN_WITHIN
         b.delete("k")
         assert _seen_after(a, "k", None) < SEEN_WITHIN
+    finally:
+        a.close()
+
+
+def test_pubsub_mode_announces_every_write_in_the_write_s_round_trip(
+    rk: Redkit, make_rk: Callable[..., Redkit]
+) -> None:
+    a = rk.cache("near-pub", near=1000, near_mode="pubsub")
+    writer = make_rk()
+    b = writer.cache("near-pub", near_mode="pubsub")
+    b.set("warm", 0)  # b has seen the namespace's version: its writes are one round trip
+    trips: list[ops.Event] = []
+    writer.observe(trips.append)
+    io = (ops.Call, ops.Eval, ops.Batch)
+    writes: list[tuple[Callable[[], object], object, int]] = [
+        (lambda: b.set("k", 1), 1, 1),
+        (lambda: b.incr("k"), 2, 2),
+        (lambda: b.touch("k", 60), 2, 1),
+        (lambda: b.delete("k"), None, 1),
+        (lambda: b.add("k", 5), 5, 1),
+        (lambda: b.delete("k") and b.get_or_set("k", lambda: 7), 7, 4),
+    ]
+    try:
+        _live(a)
+        current: object = None
+        for write, value, expected_trips in writes:
+            if current is not None:  # a holds the value in memory: only an announcement
+                hits = a.stats.near_hits  # can make it read the new one
+                _until(
+                    lambda was=current, hits=hits: a.get("k") == was and a.stats.near_hits > hits,
+                    what="a near hit",
+                )
+            trips.clear()
+            write()
+            assert sum(isinstance(e.effect, io) for e in trips) == expected_trips, trips
+            assert _seen_after(a, "k", value) < SEEN_WITHIN
+            current = value
+        assert b.stats.errors == 0
     finally:
         a.close()
 

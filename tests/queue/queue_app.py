@@ -8,7 +8,10 @@ import time
 from redkit import Redkit
 
 rk = Redkit()
-queue = rk.queue("proc", lease=1.0, dead_after=int(os.environ.get("QUEUE_TEST_DEAD_AFTER", "20")))
+queue = rk.queue(
+    "proc", lease=1.0, dead_after=int(os.environ.get("QUEUE_TEST_DEAD_AFTER", "20")),
+    partitions=int(os.environ.get("QUEUE_TEST_PARTITIONS", "1")),
+)  # fmt: skip
 RAN = rk.keys.group("test").key("ran")
 
 

@@ -11,7 +11,7 @@ import pytest
 from tests.conftest import ON_SENTINEL_TOO
 from tests.flavours import Either, threaded, until
 
-from redkit import Redkit, ops
+from redkit import Redkit
 from redkit.errors import ConfigError
 from redkit.sessions import AsyncSessionStore, Session, SessionStore
 from redkit.sessions import ops as sops
@@ -195,62 +195,6 @@ def test_a_save_after_logout_does_not_resurrect_the_session(rk: Redkit) -> None:
     assert late.ended
     assert late.id is None
     assert store.load(original.id).is_new
-
-
-def _execute(rk: Redkit, effect: Any) -> Any:
-    if isinstance(effect, ops.Call):
-        return rk.run(ops.command(*effect.args))
-    assert isinstance(effect, ops.Eval)
-    return rk.run(ops.evaluate(effect.script, effect.keys, effect.args))
-
-
-def _drive_until(rk: Redkit, flow: ops.Flow[Any], script_name: str) -> tuple[ops.Eval, Any]:
-    """Run ``flow`` effect by effect until it is about to run ``script_name``."""
-    reply: Any = None
-    while True:
-        effect = flow.send(reply)
-        if isinstance(effect, ops.Eval) and effect.script.name == script_name:
-            return effect, flow
-        reply = _execute(rk, effect)
-
-
-def _finish(rk: Redkit, flow: ops.Flow[Any], reply: Any) -> None:
-    while True:
-        try:
-            effect = flow.send(reply)
-        except StopIteration:
-            return
-        reply = _execute(rk, effect)
-
-
-def test_a_login_racing_logout_everywhere_does_not_survive_it(rk: Redkit) -> None:
-    # The user's index and the session live in different slots, so this is the step where
-    # a naive flow leaks a session: created, not yet indexed, while "end all" runs.
-    store = rk.sessions()
-    session = _saved(store, "erin")
-    session.login("erin")
-    effect, flow = _drive_until(rk, store._save_flow(session), "sess_index_add")
-    new_id = str(effect.args[0])
-    store.end_all("erin")
-    _finish(rk, flow, _execute(rk, effect))
-    assert session.ended
-    assert store.load(new_id).is_new
-
-
-def test_a_rotation_of_a_session_born_before_logout_everywhere_is_refused(rk: Redkit) -> None:
-    store = rk.sessions()
-    session = _saved(store, "frank")
-    copy = store.load(session.id)
-    effect, flow = _drive_until(rk, store._save_flow(_rotating(copy)), "sess_create")
-    store.end_all("frank")  # the old id was already taken: end_all cannot see it
-    _finish(rk, flow, _execute(rk, effect))
-    assert copy.ended
-    assert store.list_sessions("frank") == []
-
-
-def _rotating(session: Session) -> Session:
-    session.rotate()
-    return session
 
 
 def test_options_are_checked(rk: Redkit) -> None:

@@ -102,7 +102,7 @@ class Cache(_CacheCore["RedkitCore"]):
     def set_many(
         self, items: Mapping[Key, Any], ttl: Duration | None = None, *, tags: Sequence[str] = ()
     ) -> None:
-        """Store several values (one round trip for versions, one for the writes)."""
+        """Store several values (one round trip, on a cluster too)."""
         self._rk.run(self._set_many_flow(items, ttl, tags))
 
     def delete(self, *keys: Key) -> int:
@@ -235,7 +235,7 @@ class AsyncCache(_CacheCore["AsyncRedkitCore"]):
     async def set_many(
         self, items: Mapping[Key, Any], ttl: Duration | None = None, *, tags: Sequence[str] = ()
     ) -> None:
-        """Store several values (one round trip for versions, one for the writes)."""
+        """Store several values (one round trip, on a cluster too)."""
         await self._rk.run(self._set_many_flow(items, ttl, tags))
 
     async def delete(self, *keys: Key) -> int:

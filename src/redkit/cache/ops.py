@@ -16,7 +16,11 @@ evicted) matches no entry: eviction can only cause misses, never resurrect old e
 
 Reads fetch the entry and the versions it depends on in one round trip: one ``MGET``
 on a standalone server; on a cluster the version keys live in other slots, so the read
-is one pipelined batch (a round trip per node, sent together).
+is one pipelined batch (a round trip per node, sent together). Writes are stamped with
+the versions this process saw last and checked in the same round trip: by the
+``cache_set`` script on one server, by reads of the versions sent in the write's batch
+on a cluster (see :meth:`CacheFlows._set_batched`); only a stamp found stale costs a
+second round trip.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import hashlib
 import secrets
 import struct
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -184,7 +188,7 @@ class CacheFlows:
         self._ns_only = [keys.ns_version]
         self._reads: dict[str, ops.Call] = {}
         #: the versions this process saw last (None: seen missing), which writes are
-        #: stamped with; the write script checks them, so a stale one costs a retry only
+        #: stamped with; every write checks them, so a stale one costs a retry only
         self._seen: dict[str, int | None] = {}
 
     def announce(self, keys: Sequence[str]) -> list[ops.Call]:
@@ -193,11 +197,16 @@ class CacheFlows:
             return []
         return [ops.Call("PUBLISH", self.channel, "\n".join(keys))]
 
-    def announced(self, keys: Sequence[str]) -> ops.Flow[None]:
-        """Run :meth:`announce`'s PUBLISH, if any (a flow, for ``yield from``)."""
-        # not `yield from` the list: a list iterator cannot receive the driver's reply
-        for call in self.announce(keys):  # noqa: UP028
-            yield call
+    def announcing(self, write: ops.Eval, keys: Sequence[str]) -> ops.Flow[Any]:
+        """Run ``write`` and, in the same round trip, :meth:`announce`'s PUBLISH (if any:
+        it runs after the write, in order on the write's connection); ``write``'s reply.
+        """
+        if self.channel is None:
+            return (yield write)
+        reply = (yield ops.Batch([write, *self.announce(keys)]))[0]
+        if isinstance(reply, RedisCommandError):
+            raise reply
+        return reply
 
     def forget_local(self, key: str) -> None:
         """Drop ``key`` from this process's near cache (before writing it)."""
@@ -318,18 +327,18 @@ class CacheFlows:
             for part in reply:
                 if isinstance(part, RedisCommandError):
                     raise part
-        else:
-            self._seen[vkeys[0]] = _version(reply[1])
+        read = dict(zip(vkeys, map(_version, reply[1:]), strict=True))
+        self.remember(read)  # what the next write is stamped with (saves it a round trip)
         raw = reply[0]
         if raw is None:
-            return dict(zip(vkeys, map(_version, reply[1:]), strict=True))
+            return read
         entry = envelope.decode(self.serializer, raw)
         version = reply[1]
         if not entry.tags and version is not None and entry.ns_version == int(version):
             if self.near is not None:
                 self.near.store(ekey, entry, ((vkeys[0], entry.ns_version),), seq)
             return entry
-        return Unchecked(entry, dict(zip(vkeys, map(_version, reply[1:]), strict=True)))
+        return Unchecked(entry, read)
 
     def _checked(
         self, ekey: str | None, entry: Entry, versions: Versions, seq: int
@@ -379,6 +388,7 @@ class CacheFlows:
         ekeys = [self.keys.entry(k) for k in keys]
         reply = yield from self._mget([*ekeys, self.keys.ns_version])
         versions: Versions = {self.keys.ns_version: _version(reply[-1])}
+        self.remember(versions)
         entries = [
             None if raw is None else envelope.decode(self.serializer, raw) for raw in reply[:-1]
         ]
@@ -393,20 +403,32 @@ class CacheFlows:
 
     def ensure_versions_flow(self, versions: Versions) -> ops.Flow[dict[str, int]]:
         """``versions`` with every missing version created (SET NX, keeping a racer's)."""
-        missing = [k for k, v in versions.items() if v is None]
-        out = {k: v for k, v in versions.items() if v is not None}
-        if missing:
-            # SET NX then GET, pipelined: the GET sees whichever racer's version won.
-            # (Not SET NX GET: redis-py's SET reply callback turns its value into a bool.)
-            calls = []
-            for k in missing:
-                calls += [ops.Call("SET", k, new_version(), "NX"), ops.Call("GET", k)]
-            replies = yield ops.Batch(calls)
-            for k, reply in zip(missing, replies[1::2], strict=True):
-                if isinstance(reply, RedisCommandError):
-                    raise reply
-                out[k] = int(reply)
+        if all(v is not None for v in versions.values()):
+            return versions  # type: ignore[return-value]  # (checked: no None)
+        out, _ = yield from self.versions_with_flow(versions, None)
         return out
+
+    def versions_with_flow(
+        self, versions: Versions, effect: ops.Eval | None
+    ) -> ops.Flow[tuple[dict[str, int], Any]]:
+        """Run ``effect`` (if any) and create the missing ``versions`` in one round trip.
+
+        Returns ``versions`` completed (a missing one created fresh with SET NX, or a
+        racer's) and ``effect``'s reply.
+        """
+        missing = [k for k, v in versions.items() if v is None]
+        if not missing:
+            reply = None if effect is None else (yield effect)
+            return versions, reply  # type: ignore[return-value]  # (checked: no None)
+        stamp, checks = self.stamp_checks(missing, {})
+        first = [] if effect is None else [effect]
+        replies = yield ops.Batch([*first, *checks])
+        if first and isinstance(replies[0], RedisCommandError):
+            raise replies[0]
+        current = self.confirmed(missing, checks, replies[len(first) :])
+        out = {k: v or current[k] or stamp[k] for k, v in versions.items()}
+        # (None: deleted again at once; a write stamped with the fresh one is dead: a miss)
+        return out, replies[0] if first else None
 
     def current_versions_flow(self, tags: Sequence[str]) -> ops.Flow[dict[str, int]]:
         """The versions to stamp a write with (created when missing)."""
@@ -417,6 +439,53 @@ class CacheFlows:
                 dict(zip(vkeys, map(_version, reply), strict=True))
             )
         )
+
+    def stamp_checks(
+        self, vkeys: Sequence[str], known: Versions | None = None
+    ) -> tuple[dict[str, int], list[ops.Call]]:
+        """The versions to stamp a write with, and the calls that read the current ones.
+
+        Each version is the one in ``known`` (default: the ones this process saw last);
+        one never seen, or seen missing, is a fresh random one, which the calls create
+        (``SET NX``, persistent like every version key) when the key is missing. A missing
+        key is never created from a remembered version: an evicted version must not bring
+        back the old entries stamped with it. The calls go in the same batch as the write;
+        :meth:`confirmed` reads their replies. (``SET NX`` then ``GET``, not ``SET NX
+        GET``: redis-py's reply callback for SET turns a value into a bool.)
+        """
+        seen = self._seen if known is None else known
+        versions: dict[str, int] = {}
+        checks: list[ops.Call] = []
+        for k in vkeys:
+            version = seen.get(k)
+            if version is None:
+                version = new_version()
+                checks.append(ops.Call("SET", k, version, "NX"))
+            versions[k] = version
+            checks.append(ops.Call("GET", k))
+        return versions, checks
+
+    def confirmed(
+        self, vkeys: Sequence[str], checks: Sequence[ops.Call], replies: Sequence[Any]
+    ) -> Versions:
+        """The current versions of ``vkeys`` that :meth:`stamp_checks`' calls read
+        (``replies`` may go on past them), remembered for the next writes."""
+        current: Versions = {}
+        at = 0
+        for call, reply in zip(checks, replies, strict=False):
+            if isinstance(reply, RedisCommandError):
+                raise reply
+            if call.args[0] == "GET":
+                current[vkeys[at]] = _version(reply)
+                at += 1
+        self.remember(current)
+        return current
+
+    def remember(self, versions: Mapping[str, int | None]) -> None:
+        """Keep ``versions`` as the ones to stamp the next writes with."""
+        if len(self._seen) >= _TAG_KEY_MEMO:
+            self._seen.clear()
+        self._seen.update(versions)
 
     def encode(
         self,
@@ -463,28 +532,53 @@ class CacheFlows:
         tags: Sequence[str],
         ttl: Duration | None,
     ) -> ops.Flow[None]:
-        """Write several entries, stamped with the current versions.
+        """Write several entries, stamped with the current versions: one round trip.
 
-        On one server: one ``cache_set`` script stamped with the versions this process saw
-        last, which the script checks (and creates when missing); only when they changed
-        meanwhile does the write take a second round trip. On a cluster the version keys
-        live in other slots: the versions are read first (one batch), then the writes go
-        out in one batch.
+        The stamp is the versions this process saw last (a fresh one for a version never
+        seen); only when they changed meanwhile does the write take a second round trip.
+        On one server the ``cache_set`` script checks them (all keys are in its KEYS). On
+        a cluster the version keys live in other slots, so the writes and the reads of the
+        current versions go out in one batch (see :meth:`_set_batched`).
         """
         ttl = ttl_seconds(ttl)
-        if not self.cluster:
-            yield from self._set_checked(items, tags, ttl)
+        if not items:
             return
-        versions = yield from self.current_versions_flow(tags)
-        calls = []
-        for key, value in items:
-            data, px = self.encode(value, versions, tags, ttl)
-            calls.append(self.set_call(key, data, px))
-        extra = self.announce([str(c.args[1]) for c in calls])
-        replies = (yield ops.Batch([*calls, *extra]))[: len(calls)]
-        for reply in replies:
-            if isinstance(reply, RedisCommandError):
-                raise reply
+        if self.cluster:
+            yield from self._set_batched(items, tags, ttl)
+        else:
+            yield from self._set_checked(items, tags, ttl)
+
+    def _set_batched(
+        self, items: Sequence[tuple[Key, Any]], tags: Sequence[str], ttl: float | None
+    ) -> ops.Flow[None]:
+        """The writes, stamped with the remembered versions, in one batch with the reads
+        of the current versions; written again when those differ.
+
+        Why a write checked after the fact is correct: an entry is valid only while its
+        stamp equals the current versions, and a version never takes an old value again
+        (each is fresh and random). The reads in the batch are the write's point in time.
+        When they equal the stamp, an invalidation that completed before them (before
+        the write began, in particular) would show in them, so there was none since the
+        stamped versions; one that comes after them makes the entry dead, as it would
+        any entry written before it. When they differ, the entry just written can never
+        be valid: it is written again, stamped with the versions read. An evicted (missing)
+        version reads as None and is made fresh by the next attempt, never from memory.
+        """
+        vkeys = self.version_keys(tags)
+        ekeys = [self.keys.entry(key) for key, _ in items]
+        for _ in range(_ADD_ATTEMPTS):
+            versions, checks = self.stamp_checks(vkeys)
+            calls = []
+            for (_, value), ekey in zip(items, ekeys, strict=True):
+                data, px = self.encode(value, versions, tags, ttl)
+                self.forget_local(ekey)
+                calls.append(ops.Call("SET", ekey, data, *(("PX", px) if px else ())))
+            replies = yield ops.Batch([*calls, *checks, *self.announce(ekeys)])
+            for reply in replies[: len(calls)]:
+                if isinstance(reply, RedisCommandError):
+                    raise reply
+            if self.confirmed(vkeys, checks, replies[len(calls) :]) == versions:
+                return
 
     def _set_checked(
         self, items: Sequence[tuple[Key, Any]], tags: Sequence[str], ttl: float | None
@@ -509,12 +603,9 @@ class CacheFlows:
                 args += [data, px or 0]
             for ekey in ekeys:
                 self.forget_local(ekey)
-            reply = yield ops.Eval(SET, (*vkeys, *ekeys), args)
+            reply = yield from self.announcing(ops.Eval(SET, (*vkeys, *ekeys), args), ekeys)
             if reply == 1:
-                if len(seen) >= _TAG_KEY_MEMO:
-                    seen.clear()
-                seen.update(versions)
-                yield from self.announced(ekeys)
+                self.remember(versions)
                 return
             for k, current in zip(vkeys, reply, strict=True):  # changed meanwhile: again
                 seen[k] = _version(current)
@@ -524,29 +615,78 @@ class CacheFlows:
     ) -> ops.Flow[bool]:
         """Store ``value`` unless ``key`` has a valid entry; an invalid one is replaced.
 
-        Validity depends on version keys in other slots, so it is checked here and the
-        write is a compare-and-set on the bytes that were read (``cache_add``): an entry
-        written meanwhile is re-read and checked again. Bytes redkit did not write count as
-        invalid (they are replaced, exactly as read).
+        One round trip: it stores into an empty key (or else gets the bytes the key holds)
+        and reads the current versions: in ``cache_add`` on one server (which also stores
+        only under the current versions, as ``cache_set``); on a cluster with ``SET NX``
+        and ``GET`` in one batch with the version reads (as :meth:`_set_batched`), and
+        ``cache_add`` in their place when it replaces bytes. Validity of the bytes in
+        the way depends on those versions, so it is checked here, and a replacement is a
+        compare-and-set on the bytes found invalid (an entry written meanwhile is checked
+        again). An entry this call stored under versions that had changed (a cluster) is
+        dead: it is replaced the same way, re-stamped. Bytes redkit did not write count
+        as invalid (they are replaced, exactly as read).
         """
         ttl = ttl_seconds(ttl)
         ekey = self.keys.entry(key)
         vkeys = self.version_keys(tags)
+        expected = ""  # the bytes (SHA-1) this call may replace; "": an empty key only
         for _ in range(_ADD_ATTEMPTS):
             seq = 0 if self.near is None else self.near.sequence()
-            reply = yield from self._mget([ekey, *vkeys])
-            raw = reply[0]
-            versions = dict(zip(vkeys, map(_version, reply[1:]), strict=True))
-            if raw is not None and (yield from self._holds_valid(ekey, raw, versions, seq)):
-                return False
-            stamp = yield from self.ensure_versions_flow({k: versions[k] for k in vkeys})
-            data, px = self.encode(value, stamp, tags, ttl)
+            versions, checks = self.stamp_checks(vkeys)
+            data, px = self.encode(value, versions, tags, ttl)
             self.forget_local(ekey)
-            expected = "" if raw is None else hashlib.sha1(raw, usedforsecurity=False).hexdigest()
-            if (yield ops.Eval(ADD, (ekey,), (expected, data, px or 0))):
-                yield from self.announced([ekey])
-                return True
-        return False
+            stored, raw, current = yield from self._add_once(
+                ekey, vkeys, (expected, data, px), versions, checks
+            )
+            if stored:
+                if current == versions:
+                    return True
+                raw = data  # stamped with versions that changed: dead, to be replaced
+            elif raw is None:  # one server: the versions changed, nothing was stored
+                continue
+            elif (yield from self._holds_valid(ekey, raw, dict(current), seq)):
+                return False
+            expected = hashlib.sha1(raw, usedforsecurity=False).hexdigest()
+        # every attempt met a change made during this call (an invalidation, or another
+        # writer's dead entry) and none found a valid entry: as if stored, then
+        # invalidated (what the key holds, if anything, is dead: a miss)
+        return True
+
+    def _add_once(
+        self,
+        ekey: str,
+        vkeys: list[str],
+        args: tuple[str, bytes, int | None],
+        versions: dict[str, int],
+        checks: list[ops.Call],
+    ) -> ops.Flow[tuple[bool, bytes | None, Versions]]:
+        """One attempt: whether it stored, the bytes in its way, the versions read."""
+        expected, data, px = args
+        if not self.cluster:  # cache_add reads (and makes) the versions itself
+            fresh = {c.args[1] for c in checks if c.args[0] == "SET"}
+            wanted = [f"+{v}" if k in fresh else str(v) for k, v in versions.items()]
+            add = ops.Eval(ADD, (ekey, *vkeys), (expected, data, px or 0, *wanted))
+            reply = yield from self.announcing(add, [ekey])
+            current: Versions = dict(zip(vkeys, map(_version, reply[2:]), strict=True))
+            self.remember(current)
+            return reply[0] == 1, reply[1], current
+        # into an empty key, SET NX and a GET of what the key then holds do what cache_add
+        # does, with plain commands (a script in a batch is sent with its source)
+        ttl = ("PX", px) if px else ()
+        writes: list[ops.Call | ops.Eval] = (
+            [ops.Call("SET", ekey, data, "NX", *ttl), ops.Call("GET", ekey)]
+            if not expected
+            else [ops.Eval(ADD, (ekey,), (expected, data, px or 0))]
+        )
+        replies = yield ops.Batch([*writes, *checks, *self.announce([ekey])])
+        for reply in replies[: len(writes)]:
+            if isinstance(reply, RedisCommandError):
+                raise reply
+        current = self.confirmed(vkeys, checks, replies[len(writes) :])
+        if not expected:
+            raw = replies[1]
+            return raw == data, raw, current
+        return replies[0][0] == 1, replies[0][1], current
 
     def _holds_valid(self, ekey: str, raw: bytes, versions: Versions, seq: int) -> ops.Flow[bool]:
         try:
@@ -591,14 +731,13 @@ class CacheFlows:
                 return None
             self.forget_local(ekey)
             stamp = raw[envelope.NS_VERSION_OFFSET : envelope.header(raw)[2]]
-            reply = yield ops.Eval(INCR, (ekey,), (delta, stamp))
+            reply = yield from self.announcing(ops.Eval(INCR, (ekey,), (delta, stamp)), [ekey])
             if reply[0] == _OUT_OF_RANGE:
                 raise ConfigError(
                     f"cache entry {key!r}: the value or the result would be beyond "
                     "+-(2**53 - 1), which incr cannot add exactly"
                 )
             done, value = check("cache_incr", reply)
-            yield from self.announced([ekey])
             if done:
                 return int(value)
         return None
@@ -613,8 +752,8 @@ class CacheFlows:
             now = time.time()
             expiry = struct.pack(">dd", now + ttl, now + ttl + self.policy.stale_ttl)
             px = max(1, int((ttl + self.policy.stale_ttl) * 1000))
-        touched = check("cache_touch", (yield ops.Eval(TOUCH, (ekey,), (expiry, px))))
-        yield from self.announced([ekey])
+        touch = ops.Eval(TOUCH, (ekey,), (expiry, px))
+        touched = check("cache_touch", (yield from self.announcing(touch, [ekey])))
         return bool(touched)
 
 

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from redkit import ops
 from redkit.cache import envelope
-from redkit.cache.envelope import Entry, Found
+from redkit.cache.envelope import Entry, Found, Versions
 from redkit.cache.ops import (
     ACQUIRE,
     FILL,
@@ -242,20 +242,23 @@ def begin_flow(f: CacheFlows, key: Key, tags: Sequence[str], found: Found) -> op
     if entry is not None and not entry.stale(now) and not entry.refresh_early(now, f.policy.beta):
         return Begin(entry)
     needed = f.version_keys(tags)
-    if all(k in seen for k in needed):
-        versions = yield from f.ensure_versions_flow({k: seen[k] for k in needed})
-    else:
-        versions = yield from f.current_versions_flow(tags)
+    # the versions the load is stamped with: read before it starts (an invalidation during
+    # the load makes its entry dead); those the read did not bring back (missing, or tags
+    # a stale entry lacks) are read, or created, together with the fill lock's script
+    known: Versions = {k: seen.get(k) for k in needed}
     group = f.keys.group(key)
     keys = (group.key(), group.key("lock"), group.key("waiters"))
     token = secrets.token_hex(16)
     ttl_ms = max(1, int(f.policy.lock_ttl * 1000))
     if entry is not None:  # stale or due for early refresh: refresh only if nobody else is
-        got, _, _ = yield ops.Eval(ACQUIRE, keys, (token, ttl_ms, "0"))
+        acquire = ops.Eval(ACQUIRE, keys, (token, ttl_ms, "0"))
+        versions, (got, _, _) = yield from f.versions_with_flow(known, acquire)
         return Begin(entry, load=bool(got), token=token if got else "", versions=versions)
     deadline = time.monotonic() + f.policy.wait_timeout
     while True:
-        got, raw, holder_ms = yield ops.Eval(ACQUIRE, keys, (token, ttl_ms, "1"))
+        acquire = ops.Eval(ACQUIRE, keys, (token, ttl_ms, "1"))
+        versions, (got, raw, holder_ms) = yield from f.versions_with_flow(known, acquire)
+        known = dict(versions)
         if got:
             filled = _decode_valid(f, raw, versions)
             if filled is not None:  # filled between our read and the lock
@@ -271,7 +274,7 @@ def begin_flow(f: CacheFlows, key: Key, tags: Sequence[str], found: Found) -> op
         again = yield from _reread(f, keys[0], tags)
         if isinstance(again, Entry):
             return Begin(again)
-        versions = yield from f.ensure_versions_flow({k: again.get(k, versions[k]) for k in needed})
+        known = {k: again.get(k, versions[k]) for k in needed}
 
 
 def _reread(f: CacheFlows, ekey: str, tags: Sequence[str]) -> ops.Flow[Found]:
@@ -317,8 +320,8 @@ def fill_flow(
     group = f.keys.group(key)
     f.forget_local(group.key())
     keys = (group.key(), group.key("lock"), group.key("waiters"), group.key("wake"))
-    yield ops.Eval(FILL, keys, (begin.token, data, px or 0, SIGNAL_TTL_MS, "1" if px else "2"))
-    yield from f.announce([group.key()])
+    fill = ops.Eval(FILL, keys, (begin.token, data, px or 0, SIGNAL_TTL_MS, "1" if px else "2"))
+    yield from f.announcing(fill, [group.key()])
 
 
 def release_flow(f: CacheFlows, key: Key, token: str) -> ops.Flow[None]:

@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 
 import click
 
-from redkit.cli._common import friendly_errors
+from redkit.cli._common import friendly_errors, open_queue
 from redkit.config import Settings
 from redkit.facade import Redkit
 from redkit.queue import JobInfo
@@ -93,7 +93,7 @@ def command(
 ) -> None:  # fmt: skip
     """List the jobs of QUEUE in one state (failed ones by default), latest first."""
     with friendly_errors(), Redkit(settings=Settings.from_env(url=url, prefix=prefix)) as rk:
-        q = rk.queue(queue)
+        q = open_queue(rk, queue)
         jobs = q.jobs(state, limit=limit, offset=offset)
         total = q.counts()[state]
     if not jobs:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from redkit.cli._common import friendly_errors
+from redkit.cli._common import friendly_errors, open_queue
 from redkit.config import Settings
 from redkit.facade import Redkit
 from redkit.queue.ops import PURGEABLE
@@ -26,7 +26,7 @@ def command(
     ones)."""
     chosen = states or PURGEABLE
     with friendly_errors(), Redkit(settings=Settings.from_env(url=url, prefix=prefix)) as rk:
-        q = rk.queue(queue)
+        q = open_queue(rk, queue)
         counts = q.counts()
         found = {state: counts[state] for state in chosen if counts[state]}
         if not found:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import click
 
-from redkit.cli._common import friendly_errors
+from redkit.cli._common import friendly_errors, open_queue, queues_found
 from redkit.config import Settings
 from redkit.facade import Redkit
 from redkit.queue.ops import STATES
@@ -20,13 +20,13 @@ BAR = 20
 
 def names(rk: Redkit) -> list[str]:
     """The queues under the prefix (SCAN over their ``meta`` keys: an admin tool only)."""
-    head = "{" + rk.keys.prefix + ":queue:"
-    found = set()
-    for key in rk.client.scan_iter(match=rk.keys.pattern("queue"), count=1000):
-        text = key.decode() if isinstance(key, bytes) else str(key)
-        if text.startswith(head) and text.endswith("}:meta"):
-            found.add(text[len(head) : -len("}:meta")])
-    return sorted(found)
+    return sorted(queues_found(rk))
+
+
+def all_counts(rk: Redkit, chosen: list[str]) -> dict[str, dict[str, int]]:
+    """The counts of each queue in ``chosen`` (default: all), over all its partitions."""
+    found = queues_found(rk)
+    return {name: open_queue(rk, name, found).counts() for name in chosen or sorted(found)}
 
 
 def render(rows: dict[str, dict[str, int]], extra: dict[str, list[str]] | None = None) -> str:
@@ -89,7 +89,7 @@ def watch(rk: Redkit, chosen: list[str], interval: float, until_empty: bool) -> 
     progress: dict[str, Progress] = {}
     while True:
         now = time.monotonic()
-        rows = {name: rk.queue(name).counts() for name in (chosen or names(rk))}
+        rows = all_counts(rk, chosen)
         for name, counts in rows.items():
             if name in progress:
                 progress[name].update(counts, now)
@@ -139,6 +139,5 @@ def command(
             with contextlib.suppress(KeyboardInterrupt):
                 watch(rk, list(queue_names), interval, until_empty)
             return
-        chosen = list(queue_names) or names(rk)
-        rows = {name: rk.queue(name).counts() for name in chosen}
+        rows = all_counts(rk, list(queue_names))
     click.echo(render(rows) if rows else "no queues")

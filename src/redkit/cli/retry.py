@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from redkit.cli._common import friendly_errors
+from redkit.cli._common import friendly_errors, open_queue
 from redkit.config import Settings
 from redkit.facade import Redkit
 
@@ -18,7 +18,7 @@ def command(queue: str, job_ids: tuple[str, ...], url: str | None, prefix: str |
     """Put failed and dead-lettered jobs of QUEUE back (all of them, or the JOB_IDs)."""
     settings = Settings.from_env(url=url, prefix=prefix)
     with friendly_errors(), Redkit(settings=settings) as rk:
-        q = rk.queue(queue)
+        q = open_queue(rk, queue)
         chosen = [q.job(job_id) for job_id in job_ids]
         moved = sum(job.retry() for job in chosen) if chosen else q.retry_failed()
     click.echo(f"{moved} job{'s' if moved != 1 else ''} put back in queue {queue!r}")

@@ -22,6 +22,7 @@ from redkit.cache.stats import NOTES as CACHE_NOTES
 from redkit.errors import ConfigError
 from redkit.metrics.recorder import Recorder, read_series, read_top_keys
 from redkit.queue import AsyncQueue, admin
+from redkit.queue import partitions as qparts
 from redkit.queue.jobs import JobInfo, job_info
 
 if TYPE_CHECKING:
@@ -70,6 +71,7 @@ class Dashboard:
         self.recorder = Recorder(ark) if record else None
         self._started = False
         self._found: tuple[float, list[str]] = (0.0, [])
+        self._partitions: dict[str, int] = {}  # of the queues found, as their keys show
         self._sessions: tuple[float, int] = (0.0, 0)
         self._sampled: dict[str, float] = {}
 
@@ -92,15 +94,23 @@ class Dashboard:
     # --- queues ---------------------------------------------------------------------------
 
     def queue(self, name: str) -> AsyncQueue:
-        """The queue named ``name`` (a handle; the queue need not exist)."""
-        return self.ark.queue(name)
+        """The queue named ``name`` (a handle; the queue need not exist), with as many
+        partitions as its keys showed when the queues were last looked for."""
+        return self.ark.queue(name, partitions=self._partitions.get(name, 1))
+
+    async def _queue(self, name: str) -> AsyncQueue:
+        """:meth:`queue`, once the queues were looked for (cached for seconds)."""
+        await self.queue_names()
+        return self.queue(name)
 
     async def queue_names(self) -> list[str]:
         """Queues named in the options and those found in Redis (cached for seconds)."""
         at, names = self._found
         if not names or time.monotonic() - at > SCAN_CACHE:  # none yet: look every time
-            pattern = "{" + self.ark.keys.prefix + ":queue:*}:meta"
-            names = sorted({_queue_name(key) for key in await self._scan(pattern)})
+            prefix = self.ark.keys.prefix
+            found = qparts.discovered(await self._scan(qparts.meta_pattern(prefix)), prefix)
+            self._partitions = {unquote(n, errors="surrogatepass"): c for n, c in found.items()}
+            names = sorted(self._partitions)
             self._found = (time.monotonic(), names)
         return sorted(set(names) | set(self.named))
 
@@ -109,14 +119,14 @@ class Dashboard:
         return list(await asyncio.gather(*(self._glance(n) for n in await self.queue_names())))
 
     async def _glance(self, name: str) -> dict[str, Any]:
-        stats = await self.ark.run(admin.stats(self.queue(name).keys))
+        stats = await self.ark.run(qparts.stats(self.queue(name).parts))
         await self._sample(name, stats.counts)
         return {"name": name, **_stats(stats), **await self._paused(name)}
 
     async def queue_detail(self, name: str) -> dict[str, Any]:
         """One queue: stats, workers with their jobs, and its counts over time."""
-        queue = self.queue(name)
-        stats = await self.ark.run(admin.stats(queue.keys))
+        queue = await self._queue(name)
+        stats = await self.ark.run(qparts.stats(queue.parts))
         await self._sample(name, stats.counts)
         workers = await queue.workers()
         history = await self.ark.run(ops.command("LRANGE", self._history(name), 0, -1))
@@ -133,13 +143,13 @@ class Dashboard:
 
     async def jobs(self, name: str, state: str, start: int, count: int) -> list[dict[str, Any]]:
         """A page of one state's jobs (summaries)."""
-        found = await self.queue(name).jobs(state, limit=count, offset=start)
+        found = await (await self._queue(name)).jobs(state, limit=count, offset=start)
         return [_summary(info) for info in found]
 
     async def job(self, name: str, job_id: str) -> dict[str, Any] | None:
         """Everything about one job, payload and error decoded."""
-        queue = self.queue(name)
-        found = await self.ark.run(admin.detail(queue.keys, job_id))
+        queue = await self._queue(name)
+        found = await self.ark.run(admin.detail(queue.keys_for(job_id), job_id))
         if found is None:
             return None
         info = job_info(queue, found.listed.state, found.listed)
@@ -155,7 +165,7 @@ class Dashboard:
         """Run an action on a queue or one of its jobs; ConfigError for an unknown one."""
         if self.read_only:
             raise PermissionError("this dashboard is read-only")
-        queue = self.queue(name)
+        queue = await self._queue(name)
         if job_id is not None:
             job = queue.job(job_id)
             actions = {"retry": job.retry, "delete": job.delete, "promote": job.promote,
@@ -304,12 +314,6 @@ def _push(key: str, sample: bytes, ttl: int) -> ops.Flow[Any]:
             ]
         )
     )
-
-
-def _queue_name(key: bytes | str) -> str:
-    text = key.decode() if isinstance(key, bytes) else key
-    inner = text[1 : text.index("}")]  # prefix:queue:<escaped name>
-    return unquote(inner.split(":", 2)[2], errors="surrogatepass")
 
 
 def _stats(stats: admin.Stats) -> dict[str, Any]:

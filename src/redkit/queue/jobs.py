@@ -19,15 +19,19 @@ if TYPE_CHECKING:
 
 
 class Job:
-    """A handle on one job: its state, its result, cancelling it."""
+    """A handle on one job: its state, its result, cancelling it.
 
-    def __init__(self, queue: Queue, job_id: str) -> None:
+    ``part``: the job's partition on a partitioned queue (default: the one its id maps to).
+    """
+
+    def __init__(self, queue: Queue, job_id: str, part: int | None = None) -> None:
         self.queue, self.id, self._member = queue, job_id, qops.member(job_id)
+        self._keys = queue.parts[part] if part is not None else queue.keys_for(job_id)
 
     def status(self) -> str | None:
         """``waiting``, ``delayed``, ``active``, ``done``, ``failed``, ``dead``, ``cancelled``,
         or None when no such job exists (never added, or expired after finishing)."""
-        return self.queue.rk.run(qops.watch(self.queue.keys, self._member, False)).state
+        return self.queue.rk.run(qops.watch(self._keys, self._member, False)).state
 
     def result(self, timeout: float = 0.0) -> Any:
         """The job's result, waiting up to ``timeout`` seconds for it to finish.
@@ -36,18 +40,18 @@ class Job:
             JobFailedError: the job failed for good, was dead-lettered or cancelled.
             JobNotFinishedError: it did not finish in time (or does not exist).
         """
-        flow = qops.wait_final(self.queue.keys, self._member, timeout_seconds(timeout))
+        flow = qops.wait_final(self._keys, self._member, timeout_seconds(timeout))
         return outcome(self.queue, self.id, self.queue.rk.run(flow))
 
     def error(self) -> dict[str, Any] | None:
         """The last error: ``type``, ``message``, ``traceback`` and ``attempts``, or None."""
         return last_error(
-            self.queue, self.queue.rk.run(qops.watch(self.queue.keys, self._member, False))
+            self.queue, self.queue.rk.run(qops.watch(self._keys, self._member, False))
         )
 
     def progress(self) -> Any:
         """The last progress its handler reported (``current_job().progress(...)``), or None."""
-        data = self.queue.rk.run(qevents.job_progress(self.queue.keys, self._member))
+        data = self.queue.rk.run(qevents.job_progress(self._keys, self._member))
         return None if data is None else self.queue.rk.serializer.loads(data)
 
     def cancel(self) -> bool:
@@ -58,26 +62,26 @@ class Job:
         ``current_job().cancelled``; the job then ends as ``cancelled`` unless its
         handler returned a result first.
         """
-        flow = qops.cancel(self.queue.keys, self._member, self.queue.policy)
+        flow = qops.cancel(self._keys, self._member, self.queue.policy)
         return (self.queue.rk.run(flow)) > 0
 
     def retry(self) -> bool:
         """Put the job back in the queue if it failed or was dead-lettered."""
-        moved = self.queue.rk.run(qops.retry(self.queue.keys, [self._member]))
+        moved = self.queue.rk.run(qops.retry(self._keys, [self._member]))
         return moved > 0
 
     def info(self) -> JobInfo | None:
         """The job as :meth:`Queue.jobs` lists it, or None when there is no such job."""
-        found = self.queue.rk.run(admin.detail(self.queue.keys, self.id))
+        found = self.queue.rk.run(admin.detail(self._keys, self.id))
         return None if found is None else job_info(self.queue, found.listed.state, found.listed)
 
     def delete(self) -> bool:
         """Delete the job unless a worker holds it; True when it was deleted."""
-        return self.queue.rk.run(admin.delete(self.queue.keys, self.id))
+        return self.queue.rk.run(admin.delete(self._keys, self.id))
 
     def promote(self) -> bool:
         """Make a delayed job ready now; True when it was delayed."""
-        return self.queue.rk.run(admin.promote(self.queue.keys, self.id))
+        return self.queue.rk.run(admin.promote(self._keys, self.id))
 
     def __repr__(self) -> str:
         return f"Job({self.queue.name!r}, {self.id!r})"
@@ -86,26 +90,27 @@ class Job:
 class AsyncJob:
     """A handle on one job, for asyncio; see :class:`Job`."""
 
-    def __init__(self, queue: AsyncQueue, job_id: str) -> None:
+    def __init__(self, queue: AsyncQueue, job_id: str, part: int | None = None) -> None:
         self.queue, self.id, self._member = queue, job_id, qops.member(job_id)
+        self._keys = queue.parts[part] if part is not None else queue.keys_for(job_id)
 
     async def status(self) -> str | None:
         """The job's state; see :meth:`Job.status`."""
-        return (await self.queue.rk.run(qops.watch(self.queue.keys, self._member, False))).state
+        return (await self.queue.rk.run(qops.watch(self._keys, self._member, False))).state
 
     async def result(self, timeout: float = 0.0) -> Any:
         """The job's result; see :meth:`Job.result`."""
-        flow = qops.wait_final(self.queue.keys, self._member, timeout_seconds(timeout))
+        flow = qops.wait_final(self._keys, self._member, timeout_seconds(timeout))
         return outcome(self.queue, self.id, await self.queue.rk.run(flow))
 
     async def error(self) -> dict[str, Any] | None:
         """The last error; see :meth:`Job.error`."""
-        snap = await self.queue.rk.run(qops.watch(self.queue.keys, self._member, False))
+        snap = await self.queue.rk.run(qops.watch(self._keys, self._member, False))
         return last_error(self.queue, snap)
 
     async def progress(self) -> Any:
         """The last progress its handler reported; see :meth:`Job.progress`."""
-        data = await self.queue.rk.run(qevents.job_progress(self.queue.keys, self._member))
+        data = await self.queue.rk.run(qevents.job_progress(self._keys, self._member))
         return None if data is None else self.queue.rk.serializer.loads(data)
 
     async def cancel(self) -> bool:
@@ -116,26 +121,26 @@ class AsyncJob:
         ``current_job().cancelled``; the job then ends as ``cancelled`` unless its
         handler returned a result first.
         """
-        flow = qops.cancel(self.queue.keys, self._member, self.queue.policy)
+        flow = qops.cancel(self._keys, self._member, self.queue.policy)
         return (await self.queue.rk.run(flow)) > 0
 
     async def retry(self) -> bool:
         """Put the job back in the queue if it failed or was dead-lettered."""
-        moved = await self.queue.rk.run(qops.retry(self.queue.keys, [self._member]))
+        moved = await self.queue.rk.run(qops.retry(self._keys, [self._member]))
         return moved > 0
 
     async def info(self) -> JobInfo | None:
         """The job as :meth:`Queue.jobs` lists it, or None when there is no such job."""
-        found = await self.queue.rk.run(admin.detail(self.queue.keys, self.id))
+        found = await self.queue.rk.run(admin.detail(self._keys, self.id))
         return None if found is None else job_info(self.queue, found.listed.state, found.listed)
 
     async def delete(self) -> bool:
         """Delete the job unless a worker holds it; True when it was deleted."""
-        return await self.queue.rk.run(admin.delete(self.queue.keys, self.id))
+        return await self.queue.rk.run(admin.delete(self._keys, self.id))
 
     async def promote(self) -> bool:
         """Make a delayed job ready now; True when it was delayed."""
-        return await self.queue.rk.run(admin.promote(self.queue.keys, self.id))
+        return await self.queue.rk.run(admin.promote(self._keys, self.id))
 
     def __repr__(self) -> str:
         return f"AsyncJob({self.queue.name!r}, {self.id!r})"

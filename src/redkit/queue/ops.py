@@ -10,11 +10,19 @@ state, deliveries, fencing token and outcome; the queue's sorted sets hold ids:
 * ``workers``: live workers, scored by when their lease ends; each worker's claimed jobs
   are in its own set ``…:w:<worker>``, so one renewal covers them all;
 * ``done``, ``failed``, ``dead``: finished jobs by when they finished.
+
+A partitioned queue (``partitions=N``) is N such queues: partition 0 has the keys above,
+partition i the same keys under a hash tag of its own, ``{prefix:queue:name|i}``, so the
+partitions spread over a cluster's slots while each script still touches one. A job's
+partition follows from its id (:func:`partition_of`), so any handle finds it.
 """
 
 from __future__ import annotations
 
+import functools
+import secrets
 import time
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -51,14 +59,17 @@ class QueueKeys:
         "done",
         "failed",
         "group",
+        "index",
         "meta",
         "wait",
         "wake",
         "workers",
     )
 
-    def __init__(self, keyspace: Keyspace, name: str) -> None:
-        self.group: KeyGroup = keyspace.group("queue", name)
+    def __init__(self, keyspace: Keyspace, name: str, partition: int = 0) -> None:
+        group = keyspace.group("queue", name)
+        self.group: KeyGroup = group.shard(partition) if partition else group
+        self.index = partition
         self.base = self.group.key() + ":"
         self.wait, self.delayed = self.group.key("wait"), self.group.key("delayed")
         self.workers, self.wake = self.group.key("workers"), self.group.key("wake")
@@ -89,6 +100,23 @@ class QueueKeys:
 def member(job_id: str) -> str:
     """A job id as stored in the queue's sets (escaped, so it cannot leave the key group)."""
     return escape(job_id)
+
+
+def partition_of(key: str, partitions: int) -> int:
+    """The partition that ``key`` (a job id, a group, a deduplication key) maps to: a
+    stable hash, the same in every process."""
+    if partitions == 1:
+        return 0
+    return zlib.crc32(key.encode("utf-8", "surrogatepass")) % partitions
+
+
+def new_id(partition: int | None = None, partitions: int = 1) -> str:
+    """A fresh random job id; with ``partition``, one that maps to that partition (a draw
+    in ``partitions`` succeeds, so this takes ``partitions`` draws on average)."""
+    while True:
+        job_id = secrets.token_hex(16)
+        if partition is None or partition_of(job_id, partitions) == partition:
+            return job_id
 
 
 # --- enqueue ------------------------------------------------------------------------------
@@ -128,6 +156,7 @@ class Ack:
     outcome: str
     data: bytes
     delay_ms: int = 0
+    part: int = 0  # the partition of a partitioned queue the job belongs to
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +169,7 @@ class Claimed:
     payload: bytes
     deliveries: int
     children: tuple[tuple[str, bytes], ...] = ()  # a flow parent's children's outcomes
+    part: int = 0  # the partition of a partitioned queue it was claimed from
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,10 +208,12 @@ def take(
          keys.failed, keys.dead, keys.wake),
         args,
     )  # fmt: skip
+    if keys.index:
+        return ops.Once(effect, functools.partial(parse_taken, part=keys.index))
     return ops.Once(effect, parse_taken)
 
 
-def parse_taken(reply: list[Any]) -> Taken:
+def parse_taken(reply: list[Any], part: int = 0) -> Taken:
     """The take script's reply as a :class:`Taken`."""
     jobs = []
     for i in range(2, len(reply), 5):
@@ -191,7 +223,7 @@ def parse_taken(reply: list[Any]) -> Taken:
             children = tuple((_text(payload[j]), payload[j + 1]) for j in range(1, len(payload), 2))
             payload = payload[0]
         jobs.append(Claimed(_text(reply[i]), int(reply[i + 1]), _text(reply[i + 2]), payload,
-                            int(reply[i + 4]), children))  # fmt: skip
+                            int(reply[i + 4]), children, part))  # fmt: skip
     return Taken(jobs, int(reply[1]), int(reply[0]))
 
 

@@ -33,6 +33,7 @@ from redkit.queue import flows as qflows
 from redkit.queue import groups as qgroups
 from redkit.queue import limits as qlimits
 from redkit.queue import ops as qops
+from redkit.queue import partitions as qparts
 from redkit.queue import schedules as sched
 from redkit.queue.events import QueueEvent
 from redkit.queue.jobs import AsyncJob, Job, JobInfo, job_info
@@ -59,6 +60,7 @@ class QueueOptions(TypedDict, total=False):
     result_ttl: float
     keep_completed: int
     events: int
+    partitions: int
 
 
 class _QueueBase:
@@ -76,6 +78,7 @@ class _QueueBase:
         result_ttl: float = 3600.0,
         keep_completed: int = 10_000,
         events: int = 0,
+        partitions: int = 1,
     ) -> None:
         positive("lease", lease)
         positive("result_ttl", result_ttl)
@@ -85,8 +88,18 @@ class _QueueBase:
             raise ConfigError(f"keep_completed must be an int >= 0, got {keep_completed!r}")
         if not (isinstance(events, int) and events >= 0):
             raise ConfigError(f"events must be an int >= 0, got {events!r}")
+        if not (isinstance(partitions, int) and 1 <= partitions <= 1024):
+            raise ConfigError(f"partitions must be an int from 1 to 1024, got {partitions!r}")
+        if events and partitions > 1:
+            raise ConfigError(
+                "events= cannot be combined with partitions= (each partition would keep a "
+                "stream of its own); follow jobs with job.status() or the counts instead"
+            )
         self.rk, self.name = rk, name
-        self.keys = qops.QueueKeys(rk.keys, name)
+        self.partitions = partitions
+        #: the keys of each partition; partition 0's are the queue's keys of old
+        self.parts = [qops.QueueKeys(rk.keys, name, i) for i in range(partitions)]
+        self.keys = self.parts[0]
         self.lease = lease
         self.policy = qops.Policy(
             int(lease * 1000), dead_after, int(result_ttl * 1000), keep_completed, events
@@ -116,12 +129,17 @@ class _QueueBase:
         return definition
 
     def _new_job(
-        self, task: str, args: tuple[Any, ...], kwargs: dict[str, Any], options: Mapping[str, Any]
-    ) -> tuple[str, qops.NewJob]:
+        self, task: str, args: tuple[Any, ...], kwargs: dict[str, Any],
+        options: Mapping[str, Any], part: int | None = None,
+    ) -> tuple[str, qops.NewJob, int]:  # fmt: skip
+        """The job to add, and its partition: ``part`` when given (its id is made to map
+        there), else the one its id maps to."""
         definition = self.tasks.get(task)
         if definition is not None:
             definition.check(args, kwargs)
-        job_id = options.get("job_id") or secrets.token_hex(16)
+        job_id = options.get("job_id") or (
+            secrets.token_hex(16) if part is None else qops.new_id(part, self.partitions)
+        )
         if not isinstance(job_id, str):
             raise ConfigError(f"job_id must be a str, got {job_id!r}")
         payload = self.rk.serializer.dumps([list(args), kwargs])
@@ -129,9 +147,30 @@ class _QueueBase:
             qops.member(job_id), task, payload, _priority(options.get("priority", 0)),
             _delay_ms(options.get("delay", 0)),
         )  # fmt: skip
-        return job_id, new
+        if part is None:
+            part = 0 if self.partitions == 1 else qops.partition_of(job_id, self.partitions)
+        return job_id, new, part
 
-    def _unique(self, options: Mapping[str, Any], new: qops.NewJob) -> ops.Once[dd.Added] | None:
+    def _routed(self, options: Mapping[str, Any]) -> int | None:
+        """The partition that a group or a deduplication key fixes (so that the group's
+        turns and limits, or the deduplication, hold), None when the job id decides."""
+        if self.partitions == 1:
+            return None
+        key = options.get("group")
+        if key is None:
+            key = getattr(options.get("dedupe"), "key", None)
+        if not isinstance(key, str):
+            return None  # none, or a bad one that the add refuses
+        if options.get("job_id") is not None:
+            raise ConfigError(
+                "on a partitioned queue, job_id= cannot be combined with group= or dedupe=: "
+                "each would decide the job's partition"
+            )
+        return qops.partition_of(key, self.partitions)
+
+    def _unique(
+        self, options: Mapping[str, Any], new: qops.NewJob, part: int
+    ) -> ops.Once[dd.Added] | None:
         """The deduplicated add, when ``options`` ask for one."""
         dedupe = options.get("dedupe")
         if dedupe is None:
@@ -140,48 +179,71 @@ class _QueueBase:
             raise ConfigError("dedupe= and group= cannot be combined")
         if not isinstance(dedupe, dd.Dedupe):
             raise ConfigError(f"dedupe must be a redkit.queue.Dedupe, got {dedupe!r}")
-        return dd.add_unique(self.keys, dedupe, new, self.policy.events)
+        return dd.add_unique(self.parts[part], dedupe, new, self.policy.events)
 
-    def _add(self, options: Mapping[str, Any], jobs: list[qops.NewJob]) -> ops.Once[list[bool]]:
-        """The add for ``jobs``: into their group when ``options`` name one."""
+    def _add(
+        self, options: Mapping[str, Any], jobs: list[qops.NewJob], part: int = 0
+    ) -> ops.Once[list[bool]]:
+        """The add for ``jobs`` (of partition ``part``): into their group when ``options``
+        name one."""
         group = options.get("group")
         if group is None:
-            return qops.add(self.keys, jobs, self.policy.events)
-        return qgroups.add(self.keys, qgroups.check_group(group), jobs, self.policy.events)
+            return qops.add(self.parts[part], jobs, self.policy.events)
+        return qgroups.add(
+            self.parts[part], qgroups.check_group(group), jobs, self.policy.events
+        )
+
+    def _add_many(
+        self, options: Mapping[str, Any], jobs: list[qops.NewJob], parts: list[int]
+    ) -> ops.Flow[list[list[bool]]]:
+        """The adds for ``jobs``: one call per partition, all in one round trip."""
+        by_part: dict[int, list[qops.NewJob]] = {}
+        for job, part in zip(jobs, parts, strict=True):
+            by_part.setdefault(part, []).append(job)
+        return qparts.each([self._add(options, js, part) for part, js in by_part.items()])
 
     def _flow(
         self, parent: FlowStep, children: Iterable[FlowStep], on_child_failure: str,
         job_id: str | None,
-    ) -> tuple[list[str], ops.Once[bool]]:  # fmt: skip
+    ) -> tuple[list[str], ops.Once[bool], int]:  # fmt: skip
+        """The ids of a flow's jobs (parent first), its add, and its partition (the
+        parent's: its children are made to map there too)."""
         ids, jobs = [], []
         options = {} if job_id is None else {"job_id": job_id}
+        part: int | None = None
         for n, (task, arguments) in enumerate([parent, *children]):
             name = task if isinstance(task, str) else getattr(task, "name", None)
             if not isinstance(name, str):
                 raise ConfigError(f"a flow step needs a task or its name, got {task!r}")
             args, kwargs = ((), dict(arguments)) if isinstance(arguments, Mapping) else (
                 tuple(arguments), {})  # fmt: skip
-            job_id_, job = self._new_job(name, args, kwargs, options if n == 0 else {})
+            job_id_, job, part = self._new_job(
+                name, args, kwargs, options if n == 0 else {}, part
+            )
             ids.append(job_id_)
             jobs.append(job)
-        return ids, qflows.add(self.keys, jobs[0], jobs[1:], on_child_failure, self.policy.events)
+        assert part is not None
+        add = qflows.add(self.parts[part], jobs[0], jobs[1:], on_child_failure, self.policy.events)
+        return ids, add, part
 
     def _new_jobs(
         self, task: str, items: Iterable[Mapping[str, Any] | tuple[Any, ...]],
         options: Mapping[str, Any],
-    ) -> tuple[list[str], list[qops.NewJob]]:  # fmt: skip
+    ) -> tuple[list[str], list[qops.NewJob], list[int]]:  # fmt: skip
         if options.get("dedupe") is not None:
             raise ConfigError("dedupe= works with enqueue(), one job at a time")
         unknown = set(options) - RESERVED - {"job_id"}
         if unknown:
             raise ConfigError(f"enqueue_many() got unknown options {sorted(unknown)}")
-        ids, jobs = [], []
+        ids, jobs, parts = [], [], []
+        fixed = self._routed(options)
         for item in items:
             args, kwargs = ((), dict(item)) if isinstance(item, Mapping) else (tuple(item), {})
-            job_id, job = self._new_job(task, args, kwargs, options)
+            job_id, job, part = self._new_job(task, args, kwargs, options, fixed)
             ids.append(job_id)
             jobs.append(job)
-        return ids, jobs
+            parts.append(part)
+        return ids, jobs, parts
 
     def _schedule(self, name: str, task: Any, options: ScheduleOptions) -> Schedule:
         task_name = task if isinstance(task, str) else getattr(task, "name", None)
@@ -189,20 +251,40 @@ class _QueueBase:
             raise ConfigError(f"schedule {name!r}: task must be a task or its name, got {task!r}")
         check_options("schedule", options, ScheduleOptions)
         args, kwargs = tuple(options.get("args", ())), dict(options.get("kwargs", {}))
-        _, job = self._new_job(task_name, args, kwargs, {})
+        _, job, _ = self._new_job(task_name, args, kwargs, {})
         schedule = sched.build(name, task_name, job.payload, options)
         self.schedules[name] = schedule
         return schedule
 
-    def _list(self, state: str, limit: int, offset: int) -> ops.Once[list[JobInfo]]:
+    def _list(self, state: str, limit: int, offset: int) -> ops.Flow[list[JobInfo]]:
         if state not in qops.STATES:
             raise ConfigError(f"state must be one of {', '.join(qops.STATES)}; got {state!r}")
         for name, value in (("limit", limit), ("offset", offset)):
             if not (isinstance(value, int) and value >= (name == "limit")):
                 raise ConfigError(f"{name} must be an int >= {int(name == 'limit')}, got {value!r}")
-        once = qops.jobs(self.keys, state, offset, limit)
-        parse = once.finish
-        return ops.Once(once.effect, lambda r: [job_info(self, state, j) for j in parse(r)])
+        listed = qparts.jobs(self.parts, state, offset, limit)
+        return ops.mapped(listed, lambda found: [job_info(self, state, j) for j in found])
+
+    def keys_for(self, job_id: str) -> qops.QueueKeys:
+        """The keys of the partition that holds the job with id ``job_id`` (the one its
+        id maps to; a job routed by a group or a deduplication key has an id made to
+        map there too)."""
+        return self.parts[qops.partition_of(job_id, self.partitions)]
+
+    def _whole(self, what: str) -> None:
+        """Refuse a queue-wide limit on a partitioned queue (each partition claims alone)."""
+        if self.partitions > 1:
+            raise ConfigError(
+                f"{what} is not available on a partitioned queue: each partition is claimed "
+                "on its own, so a queue-wide limit cannot hold; limit groups instead "
+                "(set_group_concurrency, set_group_rate_limit), or use one partition"
+            )
+
+    def _group_parts(self, group: str | None) -> list[qops.QueueKeys]:
+        """The partitions a group limit goes to: the group's, or all for the default."""
+        if group is None:
+            return self.parts
+        return [self.parts[qops.partition_of(qgroups.check_group(group), self.partitions)]]
 
     def _purgeable(self, states: tuple[str, ...]) -> tuple[str, ...]:
         for state in states:
@@ -228,6 +310,11 @@ class Queue(_QueueBase):
         dead_after: a job whose worker died this many times goes to the dead-letter set.
         result_ttl: seconds a finished job and its result are kept.
         keep_completed: at most this many finished jobs are kept (oldest dropped first).
+        events: the length of the queue's event stream (0: no events).
+        partitions: spread the queue over this many hash slots, each a whole queue;
+            jobs go to one by their id, group, deduplication key or flow parent, and
+            workers claim from all of them in turn (see docs/queue.md). Every producer
+            and worker of the queue must use the same number.
     """
 
     rk: RedkitCore
@@ -266,22 +353,24 @@ class Queue(_QueueBase):
     def enqueue(self, task: str, *args: Any, **kwargs: Any) -> Job:
         """Add a job for the task named ``task`` (see :meth:`Task.enqueue`)."""
         options = {k: kwargs.pop(k) for k in RESERVED & set(kwargs)}
-        job_id, new = self._new_job(task, args, kwargs, options)
-        unique = self._unique(options, new)
+        routed = None if self.partitions == 1 else self._routed(options)
+        job_id, new, part = self._new_job(task, args, kwargs, options, routed)
+        unique = self._unique(options, new, part)
         if unique is not None:
             added = self.rk.run(unique)
-            return Job(self, job_id if added.member == new.member else unquote(added.member))
-        self.rk.run(self._add(options, [new]))
-        return Job(self, job_id)
+            same = added.member == new.member
+            return Job(self, job_id if same else unquote(added.member), part)
+        self.rk.run(self._add(options, [new], part))
+        return Job(self, job_id, part)
 
     def enqueue_many(
         self, task: str, items: Iterable[Mapping[str, Any] | tuple[Any, ...]], **options: Any
     ) -> list[Job]:
         """Add many jobs in one round trip; each item is a kwargs dict or an args tuple."""
-        ids, jobs = self._new_jobs(task, items, options)
+        ids, jobs, parts = self._new_jobs(task, items, options)
         if jobs:
-            self.rk.run(self._add(options, jobs))
-        return [Job(self, job_id) for job_id in ids]
+            self.rk.run(self._add_many(options, jobs, parts))
+        return [Job(self, job_id, part) for job_id, part in zip(ids, parts, strict=True)]
 
     def enqueue_flow(
         self, parent: FlowStep, children: Iterable[FlowStep], *,
@@ -299,10 +388,10 @@ class Queue(_QueueBase):
         Raises:
             ConfigError: a bad step or policy, or ``job_id`` exists already.
         """
-        ids, add = self._flow(parent, children, on_child_failure, job_id)
+        ids, add, part = self._flow(parent, children, on_child_failure, job_id)
         if not self.rk.run(add):
             raise ConfigError(f"a job with id {ids[0]!r} exists already")
-        return Job(self, ids[0]), [Job(self, i) for i in ids[1:]]
+        return Job(self, ids[0], part), [Job(self, i, part) for i in ids[1:]]
 
     def job(self, job_id: str) -> Job:
         """A handle on the job with id ``job_id``."""
@@ -312,26 +401,26 @@ class Queue(_QueueBase):
         """Jobs per state (``waiting`` (grouped or not), ``delayed``, ``active``, ``done``
         (kept), ``failed``, ``dead``, ``blocked`` (flows' parents waiting for their
         children)), plus ``workers`` (live workers) and ``enqueued`` (jobs ever added)."""
-        return self.rk.run(qops.counts(self.keys))
+        return self.rk.run(qparts.counts(self.parts))
 
     def retry_failed(self) -> int:
         """Put every failed and dead-lettered job back in the queue; returns how many."""
-        return self.rk.run(qops.retry_all(self.keys))
+        return self.rk.run(qparts.retry_all(self.parts))
 
     def pause(self) -> bool:
         """Stop every worker of this queue from claiming jobs (running jobs finish).
 
         Producers can still enqueue. Returns False when the queue was already paused.
         """
-        return self.rk.run(qops.pause(self.keys, True))
+        return self.rk.run(qparts.pause(self.parts, True))
 
     def resume(self) -> bool:
         """Let workers claim again; returns False when the queue was not paused."""
-        return self.rk.run(qops.pause(self.keys, False))
+        return self.rk.run(qparts.pause(self.parts, False))
 
     def is_paused(self) -> bool:
         """Whether :meth:`pause` is in effect."""
-        return self.rk.run(qops.is_paused(self.keys))
+        return self.rk.run(qparts.is_paused(self.parts))
 
     def schedule(
         self, name: str, task: str | Task[Any], **options: Unpack[ScheduleOptions]
@@ -366,29 +455,34 @@ class Queue(_QueueBase):
     def set_concurrency(self, limit: int | None) -> None:
         """At most ``limit`` jobs of this queue run at once across all its workers
         (None or 0: no limit)."""
+        self._whole("set_concurrency")
         self.rk.run(qlimits.set_concurrency(self.keys, limit))
 
     def set_rate_limit(self, rate: str | Limit | None) -> None:
         """At most ``rate`` jobs of this queue start per period across all workers
         (``"100/second"``, ``"5 per 10 seconds burst 2"``; None: no limit)."""
+        self._whole("set_rate_limit")
         self.rk.run(qlimits.set_rate(self.keys, rate))
 
     def set_task_rate_limit(self, task: str | Task[Any], rate: str | Limit | None) -> None:
         """At most ``rate`` jobs of ``task`` start per period across all workers (None:
         no limit); a job that must wait is delayed until it may start."""
+        self._whole("set_task_rate_limit")
         self.rk.run(qlimits.set_task_rate(self.keys, _task_name(task), rate))
 
     def set_group_concurrency(self, limit: int | None, group: str | None = None) -> None:
         """At most ``limit`` jobs of ``group`` run at once, across all workers (None for
         ``group``: the default of every group without a limit of its own; ``limit``
         None or 0 removes the limit)."""
-        self.rk.run(qgroups.set_concurrency(self.keys, limit, group))
+        for keys in self._group_parts(group):
+            self.rk.run(qgroups.set_concurrency(keys, limit, group))
 
     def set_group_rate_limit(self, rate: str | Limit | None, group: str | None = None) -> None:
         """At most ``rate`` jobs of ``group`` start per period, across all workers
         (``"10/second"``; None for ``group``: every group without a rate of its own;
         ``rate`` None removes it)."""
-        self.rk.run(qgroups.set_rate(self.keys, rate, group))
+        for keys in self._group_parts(group):
+            self.rk.run(qgroups.set_rate(keys, rate, group))
 
     def events(self, after: str = "0", count: int = 100) -> list[QueueEvent]:
         """Replay: up to ``count`` kept events after stream id ``after`` (``"0"``: from the
@@ -415,11 +509,11 @@ class Queue(_QueueBase):
         """Delete every job in ``states`` (default: waiting, delayed, done, failed, dead and
         blocked; running jobs are never deleted); returns how many. Producers waiting for a deleted
         job's result stop waiting (it no longer exists)."""
-        return self.rk.run(qops.purge(self.keys, self._purgeable(states)))
+        return self.rk.run(qparts.purge(self.parts, self._purgeable(states)))
 
     def workers(self) -> list[admin.WorkerInfo]:
         """The workers holding a lease on this queue, with the jobs each one runs."""
-        return self.rk.run(admin.workers(self.keys))
+        return self.rk.run(qparts.workers(self.parts))
 
 
 class AsyncQueue(_QueueBase):
@@ -452,33 +546,34 @@ class AsyncQueue(_QueueBase):
     async def enqueue(self, task: str, *args: Any, **kwargs: Any) -> AsyncJob:
         """Add a job for the task named ``task`` (see :meth:`Task.enqueue`)."""
         options = {k: kwargs.pop(k) for k in RESERVED & set(kwargs)}
-        job_id, new = self._new_job(task, args, kwargs, options)
-        unique = self._unique(options, new)
+        routed = None if self.partitions == 1 else self._routed(options)
+        job_id, new, part = self._new_job(task, args, kwargs, options, routed)
+        unique = self._unique(options, new, part)
         if unique is not None:
             added = await self.rk.run(unique)
             same = added.member == new.member
-            return AsyncJob(self, job_id if same else unquote(added.member))
-        await self.rk.run(self._add(options, [new]))
-        return AsyncJob(self, job_id)
+            return AsyncJob(self, job_id if same else unquote(added.member), part)
+        await self.rk.run(self._add(options, [new], part))
+        return AsyncJob(self, job_id, part)
 
     async def enqueue_many(
         self, task: str, items: Iterable[Mapping[str, Any] | tuple[Any, ...]], **options: Any
     ) -> list[AsyncJob]:
         """Add many jobs in one round trip; each item is a kwargs dict or an args tuple."""
-        ids, jobs = self._new_jobs(task, items, options)
+        ids, jobs, parts = self._new_jobs(task, items, options)
         if jobs:
-            await self.rk.run(self._add(options, jobs))
-        return [AsyncJob(self, job_id) for job_id in ids]
+            await self.rk.run(self._add_many(options, jobs, parts))
+        return [AsyncJob(self, job_id, part) for job_id, part in zip(ids, parts, strict=True)]
 
     async def enqueue_flow(
         self, parent: FlowStep, children: Iterable[FlowStep], *,
         on_child_failure: str = "fail", job_id: str | None = None,
     ) -> tuple[AsyncJob, list[AsyncJob]]:  # fmt: skip
         """Add a parent job that runs after its children; see :meth:`Queue.enqueue_flow`."""
-        ids, add = self._flow(parent, children, on_child_failure, job_id)
+        ids, add, part = self._flow(parent, children, on_child_failure, job_id)
         if not await self.rk.run(add):
             raise ConfigError(f"a job with id {ids[0]!r} exists already")
-        return AsyncJob(self, ids[0]), [AsyncJob(self, i) for i in ids[1:]]
+        return AsyncJob(self, ids[0], part), [AsyncJob(self, i, part) for i in ids[1:]]
 
     def job(self, job_id: str) -> AsyncJob:
         """A handle on the job with id ``job_id``."""
@@ -488,23 +583,23 @@ class AsyncQueue(_QueueBase):
         """Jobs per state (``waiting`` (grouped or not), ``delayed``, ``active``, ``done``
         (kept), ``failed``, ``dead``, ``blocked`` (flows' parents waiting for their
         children)), plus ``workers`` (live workers) and ``enqueued`` (jobs ever added)."""
-        return await self.rk.run(qops.counts(self.keys))
+        return await self.rk.run(qparts.counts(self.parts))
 
     async def retry_failed(self) -> int:
         """Put every failed and dead-lettered job back in the queue; returns how many."""
-        return await self.rk.run(qops.retry_all(self.keys))
+        return await self.rk.run(qparts.retry_all(self.parts))
 
     async def pause(self) -> bool:
         """Stop every worker of this queue from claiming jobs; see :meth:`Queue.pause`."""
-        return await self.rk.run(qops.pause(self.keys, True))
+        return await self.rk.run(qparts.pause(self.parts, True))
 
     async def resume(self) -> bool:
         """Let workers claim again; returns False when the queue was not paused."""
-        return await self.rk.run(qops.pause(self.keys, False))
+        return await self.rk.run(qparts.pause(self.parts, False))
 
     async def is_paused(self) -> bool:
         """Whether :meth:`pause` is in effect."""
-        return await self.rk.run(qops.is_paused(self.keys))
+        return await self.rk.run(qparts.is_paused(self.parts))
 
     def schedule(
         self, name: str, task: str | AsyncTask[Any], **options: Unpack[ScheduleOptions]
@@ -531,27 +626,32 @@ class AsyncQueue(_QueueBase):
 
     async def set_concurrency(self, limit: int | None) -> None:
         """Limit the queue's running jobs; see :meth:`Queue.set_concurrency`."""
+        self._whole("set_concurrency")
         await self.rk.run(qlimits.set_concurrency(self.keys, limit))
 
     async def set_rate_limit(self, rate: str | Limit | None) -> None:
         """Limit the queue's job starts; see :meth:`Queue.set_rate_limit`."""
+        self._whole("set_rate_limit")
         await self.rk.run(qlimits.set_rate(self.keys, rate))
 
     async def set_task_rate_limit(
         self, task: str | AsyncTask[Any], rate: str | Limit | None
     ) -> None:
         """Limit a task's job starts; see :meth:`Queue.set_task_rate_limit`."""
+        self._whole("set_task_rate_limit")
         await self.rk.run(qlimits.set_task_rate(self.keys, _task_name(task), rate))
 
     async def set_group_concurrency(self, limit: int | None, group: str | None = None) -> None:
         """Limit a group's running jobs; see :meth:`Queue.set_group_concurrency`."""
-        await self.rk.run(qgroups.set_concurrency(self.keys, limit, group))
+        for keys in self._group_parts(group):
+            await self.rk.run(qgroups.set_concurrency(keys, limit, group))
 
     async def set_group_rate_limit(
         self, rate: str | Limit | None, group: str | None = None
     ) -> None:
         """Limit a group's job starts; see :meth:`Queue.set_group_rate_limit`."""
-        await self.rk.run(qgroups.set_rate(self.keys, rate, group))
+        for keys in self._group_parts(group):
+            await self.rk.run(qgroups.set_rate(keys, rate, group))
 
     async def events(self, after: str = "0", count: int = 100) -> list[QueueEvent]:
         """Replay kept events; see :meth:`Queue.events`."""
@@ -578,11 +678,11 @@ class AsyncQueue(_QueueBase):
         """Delete every job in ``states`` (default: waiting, delayed, done, failed, dead and
         blocked; running jobs are never deleted); returns how many. Producers waiting for a deleted
         job's result stop waiting (it no longer exists)."""
-        return await self.rk.run(qops.purge(self.keys, self._purgeable(states)))
+        return await self.rk.run(qparts.purge(self.parts, self._purgeable(states)))
 
     async def workers(self) -> list[admin.WorkerInfo]:
         """The workers holding a lease on this queue, with the jobs each one runs."""
-        return await self.rk.run(admin.workers(self.keys))
+        return await self.rk.run(qparts.workers(self.parts))
 
 
 def _task_name(task: Any) -> str:

@@ -10,6 +10,14 @@ One worker is one asyncio loop with two runtime loops:
   worker's lease ends, whichever comes first.
 * **lease**: renews the lease on all of the worker's jobs at once, three times per lease.
 
+On a partitioned queue each round claims from the partitions at once (one call each,
+concurrent), splitting the free slots between them: the partitions that filled their
+share last time split them evenly, one that came back short is asked for one job when
+its turn at the head of the round comes, and the turn moves every round, so a flooded
+partition cannot starve the others. Idle (once every partition came back short), the
+worker blocks on every partition's wake list at once (one dedicated connection each)
+and ends the other waits when one returns.
+
 Async handlers run as tasks; plain functions run in a thread pool of ``concurrency``
 threads; tasks registered with ``process=True`` run in a pool of child processes
 (:mod:`redkit.queue.processes`), where a timeout kills the child. A handler that fails
@@ -30,6 +38,7 @@ import secrets
 import signal
 import threading
 import traceback
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
@@ -85,6 +94,10 @@ class Worker:
         self.batch = batch or concurrency
         self.schedules = schedules
         self.id = secrets.token_hex(8)
+        self._parts = queue.parts
+        self._turn = 0  # the partition that receives a claim round's remainder first
+        self._busy = [True] * len(self._parts)  # filled its share in its last claim
+        self._strays: set[asyncio.Future[Any]] = set()  # ended waits not yet returned
         self._running: dict[str, asyncio.Task[None]] = {}
         self._tokens: dict[str, int] = {}  # the fencing token of each running job
         self._contexts: dict[str, JobContext] = {}
@@ -181,7 +194,7 @@ class Worker:
             if self._flushing is not None:  # a report in flight must land before the hand-back
                 await asyncio.wait([self._flushing])
             await self._flush()
-            handed = await self._rk.run(qops.release(self.queue.keys, self.id))
+            handed = sum(await self._each(lambda keys: qops.release(keys, self.id)))
             if handed:
                 log.info("queue %r: handed %d unfinished jobs back", self.queue.name, handed)
         except RedkitError as exc:  # Redis is down: the lease ends and others take the jobs
@@ -190,6 +203,7 @@ class Worker:
                 "worker's lease ends", self.queue.name, exc,
             )  # fmt: skip
         finally:
+            await self._settle_strays()  # idle waits ended by the stop's interrupt
             if self._pool is not None:
                 await self._pool.close()
             await self._runtime.stop(deadline=1.0)
@@ -207,10 +221,13 @@ class Worker:
         if self._unsure:  # a claim's reply was lost: hand back what it may have claimed
             known = [(m, self._tokens[m]) for m in self._running]
             known += [(ack.member, ack.token) for ack in self._acks]
-            await self._rk.run(qops.release(self.queue.keys, self.id, known))
+            await self._each(lambda keys: qops.release(keys, self.id, known))
             self._unsure = False
         acks, self._acks = self._acks, []
         want = min(self.batch, self.concurrency - len(self._running))
+        if len(self._parts) > 1:
+            await self._claim_parts(ctx, acks, want)
+            return
         try:
             taken = await self._rk.run(
                 qops.take(self.queue.keys, self.id, self.queue.policy, want, acks)
@@ -223,6 +240,76 @@ class Worker:
         self._start_all(taken.jobs)
         if want and not taken.jobs and not ctx.stopping:
             await self._idle(taken.next_ms)
+
+    async def _claim_parts(self, ctx: AsyncLoopContext, acks: list[qops.Ack], want: int) -> None:
+        """One claim round on a partitioned queue: a call per partition, concurrently."""
+        shares = self._shares(want)
+        reports: list[list[qops.Ack]] = [[] for _ in self._parts]
+        for ack in acks:
+            reports[ack.part].append(ack)
+        calls = [p for p in range(len(self._parts)) if shares[p] or reports[p]]
+        policy = self.queue.policy
+        try:
+            results = await asyncio.gather(
+                *(self._rk.run(qops.take(self._parts[p], self.id, policy, shares[p], reports[p]))
+                  for p in calls),
+                return_exceptions=True,
+            )  # fmt: skip
+        except BaseException:
+            self._acks[:0] = acks
+            self._unsure = want > 0
+            raise
+        failure: BaseException | None = None
+        claimed, next_ms = False, -1
+        for p, taken in zip(calls, results, strict=True):
+            if isinstance(taken, BaseException):
+                self._acks[:0] = reports[p]  # reported again by the next call
+                self._unsure = self._unsure or shares[p] > 0
+                failure = failure or taken
+                continue
+            self._stale(taken.stale)
+            self._start_all(taken.jobs)
+            claimed = claimed or bool(taken.jobs)
+            if shares[p]:
+                self._busy[p] = len(taken.jobs) >= shares[p]
+            if taken.next_ms >= 0:
+                next_ms = taken.next_ms if next_ms < 0 else min(next_ms, taken.next_ms)
+        if failure is not None:
+            raise failure
+        # idle only once every partition came back short (a busy one not asked this
+        # round is asked in the next)
+        if want and not claimed and not any(self._busy) and not ctx.stopping:
+            try:
+                await self._idle(next_ms)
+            finally:  # woken (or failed): ask every partition again
+                self._busy = [True] * len(self._parts)
+
+    def _shares(self, want: int) -> list[int]:
+        """How many jobs to claim from each partition this round (``want`` in all).
+
+        The partitions take turns at the head of the round. Those that filled their
+        share last time (busy) split ``want`` evenly, the remainder going to the first
+        in turn order; a partition that came back short is asked for one job (a probe)
+        when its turn comes, so a job that arrives there waits at most a turn; when no
+        partition is busy, ``want`` is split over all of them."""
+        n = len(self._parts)
+        order = [(self._turn + i) % n for i in range(n)]
+        self._turn = (self._turn + 1) % n
+        shares = [0] * n
+        head = order[0]
+        if want and not self._busy[head]:
+            shares[head], want = 1, want - 1
+        spread = [p for p in order if self._busy[p]] or order
+        each, extra = divmod(want, len(spread))
+        for i, p in enumerate(spread):
+            shares[p] += each + (i < extra)
+        return shares
+
+    async def _each(self, op: Callable[[qops.QueueKeys], Any]) -> list[Any]:
+        """Run ``op`` on every partition, concurrently; the replies in partition order."""
+        if len(self._parts) == 1:
+            return [await self._rk.run(op(self._parts[0]))]
+        return list(await asyncio.gather(*(self._rk.run(op(keys)) for keys in self._parts)))
 
     async def _wait_room(self, ctx: AsyncLoopContext) -> None:
         """Until a slot is free or finished jobs wait to be reported."""
@@ -248,17 +335,53 @@ class Worker:
             if self._acks:
                 self._kick()
             wait = min(seconds + 0.5, 5.0) if timer is not None else 5.0
-            await self._rk.run(qops.block(self.queue.keys, self.id, wait))
+            if len(self._parts) == 1:
+                await self._rk.run(qops.block(self.queue.keys, self.id, wait))
+            else:
+                await self._block_parts(wait)
         finally:
             self._blocking = False
             if timer is not None:
                 timer.cancel()
 
+    async def _block_parts(self, wait: float) -> None:
+        """Block on every partition's wake list until one returns, then end the others'
+        waits (a cancelled blocking read would cost its connection) while claiming."""
+        await self._settle_strays()
+        waits: dict[asyncio.Future[Any], qops.QueueKeys] = {
+            asyncio.ensure_future(self._rk.run(qops.block(keys, self.id, wait))): keys
+            for keys in self._parts
+        }
+        try:
+            done, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        except BaseException:
+            for task in waits:
+                task.cancel()
+            raise
+        if pending:  # they return at the push; the next wait (or the stop) collects them
+            self._strays = pending
+            self._cutting = asyncio.ensure_future(
+                asyncio.gather(*(self._rk.run(qops.interrupt(waits[t], self.id)) for t in pending))
+            )
+        for task in done:
+            task.result()  # a wait that failed fails the round
+
+    async def _settle_strays(self) -> None:
+        """Collect the waits a previous idle round ended (they return at once), or cancel
+        them when they do not."""
+        strays, self._strays = self._strays, set()
+        if strays:
+            await asyncio.wait(strays, timeout=2.0)
+            for task in strays:
+                if task.done() and not task.cancelled():
+                    task.exception()  # seen: a failed wait was already superseded
+                task.cancel()
+
     def _wake_up(self) -> None:
         """End a blocking wait now (the timed event it waited for is due)."""
         if self._blocking:
             self._cutting = asyncio.ensure_future(
-                self._rk.run(qops.interrupt(self.queue.keys, self.id))
+                self._each(lambda keys: qops.interrupt(keys, self.id))
             )
 
     def _cut(self) -> None:
@@ -267,7 +390,7 @@ class Worker:
             self._room.set()
         if self._blocking:
             self._cutting = asyncio.ensure_future(
-                self._rk.run(qops.interrupt(self.queue.keys, self.id))
+                self._each(lambda keys: qops.interrupt(keys, self.id))
             )
 
     def _stale(self, count: int) -> None:
@@ -294,15 +417,29 @@ class Worker:
         """Report finished jobs without claiming (while the claim loop blocks or stops)."""
         while self._acks:
             acks, self._acks = self._acks, []
-            try:
-                taken = await self._rk.run(
-                    qops.take(self.queue.keys, self.id, self.queue.policy, 0, acks)
-                )
-            except Exception as exc:
-                self._acks[:0] = acks
-                log.warning("queue %r: could not report finished jobs (%s)", self.queue.name, exc)
+            reports: list[list[qops.Ack]] = [[] for _ in self._parts]
+            for ack in acks:
+                reports[ack.part].append(ack)
+            policy = self.queue.policy
+            parts = [p for p in range(len(self._parts)) if reports[p]]
+            found = await asyncio.gather(
+                *(self._rk.run(qops.take(self._parts[p], self.id, policy, 0, reports[p]))
+                  for p in parts),
+                return_exceptions=True,
+            )  # fmt: skip
+            failed: BaseException | None = None
+            for p, taken in zip(parts, found, strict=True):
+                if isinstance(taken, BaseException):
+                    self._acks[:0] = reports[p]
+                    failed = taken
+                else:
+                    self._stale(taken.stale)
+            if failed is not None:
+                if not isinstance(failed, Exception):
+                    raise failed
+                name = self.queue.name
+                log.warning("queue %r: could not report finished jobs (%s)", name, failed)
                 return
-            self._stale(taken.stale)
 
     # --- the schedule loop -----------------------------------------------------------------
 
@@ -319,9 +456,8 @@ class Worker:
     # --- the lease loop --------------------------------------------------------------------
 
     async def _lease(self, ctx: AsyncLoopContext) -> None:
-        renewed = await self._rk.run(
-            qops.renew(self.queue.keys, self.id, self.queue.policy.lease_ms)
-        )
+        lease_ms = self.queue.policy.lease_ms
+        renewed = all(await self._each(lambda keys: qops.renew(keys, self.id, lease_ms)))
         if not renewed and self._running:
             log.warning(
                 "queue %r: this worker's lease had ended; its running jobs were handed to "
@@ -330,6 +466,9 @@ class Worker:
         # until the next renewal, follow the cancellations addressed to this worker
         loop = asyncio.get_running_loop()
         renew_at = loop.time() + self.queue.lease / 3
+        if len(self._parts) > 1:
+            await self._follow_parts(ctx, renew_at)
+            return
         while not ctx.stopping:
             remaining = renew_at - loop.time()
             if remaining <= 0:
@@ -338,10 +477,36 @@ class Worker:
             if member:
                 self._cancel(member)
 
+    async def _follow_parts(self, ctx: AsyncLoopContext, until: float) -> None:
+        """Follow the cancellations of every partition (one wait each) until ``until``."""
+        loop = asyncio.get_running_loop()
+        waits: dict[asyncio.Future[str | None], qops.QueueKeys] = {}
+
+        def follow(keys: qops.QueueKeys) -> None:
+            remaining = until - loop.time()
+            if remaining > 0 and not ctx.stopping:
+                wait = self._rk.run(qops.follow_cancels(keys, self.id, remaining))
+                waits[asyncio.ensure_future(wait)] = keys
+
+        for keys in self._parts:
+            follow(keys)
+        try:
+            while waits:
+                done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    keys = waits.pop(task)
+                    member = task.result()
+                    if member:
+                        self._cancel(member)
+                    follow(keys)
+        finally:
+            for task in waits:
+                task.cancel()
+
     def _cut_lease(self) -> None:
         """The runtime asks the lease loop to stop: end its wait for cancellations."""
         self._cutting_lease = asyncio.ensure_future(
-            self._rk.run(qops.interrupt_cancels(self.queue.keys, self.id))
+            self._each(lambda keys: qops.interrupt_cancels(keys, self.id))
         )
 
     def _cancel(self, member: str) -> None:
@@ -383,7 +548,7 @@ class Worker:
     def _register(self, job: qops.Claimed, task: asyncio.Task[None]) -> None:
         self._running[job.member] = task
         self._tokens[job.member] = job.token
-        report = functools.partial(self._progress, job.member, job.token)
+        report = functools.partial(self._progress, job.member, job.token, job.part)
         outcomes = (
             flows.outcomes(job.children, self.queue.rk.serializer.loads)
             if job.children
@@ -393,21 +558,21 @@ class Worker:
             unquote(job.member), job.task, job.deliveries, report, outcomes, self.queue.name
         )
 
-    def _progress(self, member: str, token: int, value: Any) -> None:
+    def _progress(self, member: str, token: int, part: int, value: Any) -> None:
         """A handler reports progress (from its task or its thread): store it in order."""
         data = self.queue.rk.serializer.dumps(value)
         loop = self._loop
         if loop is None:
             return
         if _in_loop(loop):
-            self._write_progress(member, token, data)
+            self._write_progress(member, token, part, data)
         else:
-            loop.call_soon_threadsafe(self._write_progress, member, token, data)
+            loop.call_soon_threadsafe(self._write_progress, member, token, part, data)
 
-    def _write_progress(self, member: str, token: int, data: bytes) -> None:
+    def _write_progress(self, member: str, token: int, part: int, data: bytes) -> None:
         """A progress report travels with the next report of finished jobs (one round
         trip per batch), ahead of its job's outcome."""
-        self._report(qops.Ack(member, token, "p", data))
+        self._report(qops.Ack(member, token, "p", data, 0, part))
 
     def _finished(self, job: qops.Claimed) -> None:
         """Forget ``job``'s task, unless the job was claimed again since (a new token)."""
@@ -425,7 +590,8 @@ class Worker:
                 raise ConfigError(f"queue {self.queue.name!r} has no task named {job.task!r}")
             args, kwargs = self.queue.rk.serializer.loads(job.payload)
             result = await self._call(definition, context, args, kwargs)
-            ack = qops.Ack(job.member, job.token, "d", self.queue.rk.serializer.dumps(result))
+            data = self.queue.rk.serializer.dumps(result)
+            ack = qops.Ack(job.member, job.token, "d", data, 0, job.part)
         except asyncio.CancelledError as exc:
             if self._stopping is not None and not context.cancelled:  # handed back
                 self._finished(job)
@@ -453,7 +619,7 @@ class Worker:
                     f"{len(jobs)} results, got {results!r}"
                 )
             acks = [
-                qops.Ack(job.member, job.token, "d", dumps(result))
+                qops.Ack(job.member, job.token, "d", dumps(result), 0, job.part)
                 for job, result in zip(jobs, results, strict=True)
             ]
         except asyncio.CancelledError as exc:
@@ -527,7 +693,7 @@ class Worker:
         }
         data = self.queue.rk.serializer.dumps(error)
         if self._contexts[job.member].cancelled:
-            return qops.Ack(job.member, job.token, "c", data)
+            return qops.Ack(job.member, job.token, "c", data, 0, job.part)
         retry = definition.retry if definition is not None else None
         if retry is not None and job.deliveries <= retry.retries:
             try:
@@ -536,9 +702,9 @@ class Worker:
                 log.exception("queue %r: the backoff of task %r failed", self.queue.name, job.task)
             else:
                 log.info("queue %r: job %s failed (%s); retrying", self.queue.name, job.member, exc)
-                return qops.Ack(job.member, job.token, "r", data, delay_ms)
+                return qops.Ack(job.member, job.token, "r", data, delay_ms, job.part)
         log.error("queue %r: job %s failed for good", self.queue.name, job.member, exc_info=exc)
-        return qops.Ack(job.member, job.token, "f", data)
+        return qops.Ack(job.member, job.token, "f", data, 0, job.part)
 
 
 def _in_loop(loop: asyncio.AbstractEventLoop) -> bool:

@@ -3,7 +3,9 @@
 Key layout (``p`` is the prefix)::
 
     {p:sess:<session id>}:s         hash: 'd:<key>' data fields, 'm:<name>' metadata
-    {p:sess:<session id>}:taken     the same hash, for a few seconds after a rotation took it
+    {p:sess:<session id>}:taken     the same hash, for a few seconds after a rotation took it;
+                                    or, for a minute, the end mark of an id ended before its
+                                    session was created (see sess_destroy)
     {p:sess:u:<user>}:index         sorted set: session id -> absolute deadline (ms)
     {p:sess:u:<user>}:gen           generation: raised by every "log out everywhere"
     {p:tok:j:<jti>}:deny            deny-list entry, expires with the token
@@ -11,8 +13,9 @@ Key layout (``p`` is the prefix)::
     {p:tok:u:<user>}:fam:<family>   refresh-token family: 'cur' token id, 'rev' flag
 
 A session and its user's index hash to different slots (a session is found by its id
-alone, and the id is pure randomness); the flows that touch both are ordered so that a
-failure between steps leaves nothing that outlives a logout (see docs/sessions.md).
+alone, and the id is pure randomness); a login or rotation sends the creation of the new
+session and its index entry in one pipelined batch, and the index's generation and the
+end mark keep anything from outliving a logout (see docs/sessions.md).
 A user's watermark and families share one tag; a deny-list entry is found by the token
 id alone, so a revocation check is one round trip (a script and an EXISTS, pipelined).
 """
@@ -28,7 +31,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from redkit import ops
-from redkit.errors import ConfigError, DataError
+from redkit.errors import ConfigError, DataError, RedkitError
 from redkit.keys import KeyGroup, Keyspace
 from redkit.scripts import Script, check, script
 
@@ -38,6 +41,7 @@ UPDATE = script("sess_update")
 TAKE = script("sess_take")
 DESTROY = script("sess_destroy")
 INDEX_ADD = script("sess_index_add")
+GEN = script("sess_gen")
 INDEX_LIST = script("sess_index_list")
 END_ALL = script("sess_end_all")
 TOK_REVOKE = script("tok_revoke")
@@ -57,6 +61,10 @@ META_TAKER = "m:t"  # on a taken session: the rotation that took it
 # how long a rotation retried after its reply was lost (a timeout after the server ran it)
 # still gets its first answer: a taken session back, a refresh token rotated, not reused
 RETRY_MS = 10_000
+# how long an ended id's end mark lives: longer than a creation can stay on its way (a
+# pipelined batch that redis-py retries: (retries + 1) * (connect + socket timeout) + retries
+# seconds, 31 s with the default settings)
+ENDED_MS = 60_000
 MAX_META_CHARS = 512  # user agents are attacker-chosen; keep the stored copy bounded
 
 
@@ -214,3 +222,36 @@ def info_from_hmget(session_id: str, reply: Sequence[Any], current: str | None) 
 
 
 LIST_FIELDS = (META_CREATED, META_SEEN, META_IP, META_UA, META_USER)
+
+
+@dataclass(frozen=True)
+class Birth:
+    """A session a login or rotation creates: its id, the token that names this creation
+    (a retry gets the first answer; a rewrite must present it), and its deadlines."""
+
+    id: str
+    token: str
+    created: int  # ms since the epoch; 0 = the server's now
+    deadline: int  # ms since the epoch; 0 = created + the absolute timeout
+    expire: str  # a pending Session.expire_in, ms from now ('' = none)
+
+
+def together(effects: Sequence[ops.Call | ops.Eval]) -> ops.Flow[list[Any]]:
+    """The effects in one round trip: a lone one as it is, several as a pipelined batch
+    (whose error replies come back as values: see :func:`value`)."""
+    if len(effects) == 1:
+        return [(yield effects[0])]
+    return list((yield ops.Batch(effects)))
+
+
+def value(reply: Any) -> Any:
+    """A batch reply, or the error it carries raised."""
+    if isinstance(reply, RedkitError):
+        raise reply
+    return reply
+
+
+def taken(reply: Any) -> Record | None:
+    """What a take found: the old session's record, or None when it had ended or was taken."""
+    reply = check(TAKE.name, value(reply))
+    return Record.parse(pairs(reply)) if reply else None

@@ -48,6 +48,7 @@ class Session(MutableMapping[str, Any]):
         self._raw: dict[str, bytes] = dict(record.raw) if record is not None else {}
         self._data: dict[str, Any] | None = None
         self._user = record.user if record is not None else None
+        self._gen = record.generation if record is not None else 0
         self._created_ms = record.created_ms if record is not None else None
         self._seen_ms = record.seen_ms if record is not None else None
         self._deadline_ms = record.deadline_ms if record is not None else None
@@ -219,6 +220,20 @@ class Session(MutableMapping[str, Any]):
                 sets[key] = encoded
         return sets, [key for key in self._raw if key not in self._data]
 
+    def _record(self) -> Record:
+        """What this request loaded, as a record (a rotation builds the new session from it)."""
+        return Record(
+            self._created_ms or 0,
+            self._seen_ms or 0,
+            self._deadline_ms or 0,
+            self._user,
+            self._gen,
+            self.ip,
+            self.user_agent,
+            dict(self._raw),
+            self._expiry_ms,
+        )
+
     def _committed(self, sets: dict[str, bytes], deletes: list[str], expiry_ms: int) -> None:
         """An update went through: the stored copy now has these changes."""
         self._raw.update(sets)
@@ -233,9 +248,10 @@ class Session(MutableMapping[str, Any]):
         self._touched, self._pending, self._login_user = False, None, None
         self._expire_in = None
         if record is None:
-            self._raw, self._data, self._user = {}, {}, None
+            self._raw, self._data, self._user, self._gen = {}, {}, None, 0
             self._created_ms = self._seen_ms = self._deadline_ms = self._expiry_ms = None
             return
         self._raw, self._data, self._user = dict(record.raw), None, record.user
+        self._gen = record.generation
         self._created_ms, self._seen_ms = record.created_ms, record.seen_ms
         self._deadline_ms, self._expiry_ms = record.deadline_ms, record.expiry_ms

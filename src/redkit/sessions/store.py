@@ -23,12 +23,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
 from typing_extensions import Unpack
 
 from redkit import errors, ops
-from redkit.errors import ConfigError, RedisCommandError
+from redkit.errors import ConfigError, RedisCommandError, RedkitError
 from redkit.failure import FailureOptions, FailurePolicy, Guarded, check_deadline, with_deadline
 from redkit.scripts import check
 from redkit.sessions import ops as sops
@@ -43,7 +44,6 @@ log = logging.getLogger("redkit.sessions")
 
 DEFAULT_IDLE = 30 * 60.0
 DEFAULT_ABSOLUTE = 12 * 3600.0
-_CREATE_ATTEMPTS = 3  # a 256-bit collision never happens; bounded anyway
 
 
 class SessionOptions(FailureOptions, total=False):
@@ -177,77 +177,167 @@ class _StoreCore(Guarded):
             meta += [(sops.META_USER, user), (sops.META_GEN, str(gen))]
         return [(name, value.encode()) for name, value in meta if value]
 
-    def _create_flow(
-        self, fields: list[tuple[str, bytes]], created: int, deadline: int, expire_in: str
-    ) -> ops.Flow[tuple[str, list[int]] | None]:
+    def _id_keys(self, session_id: str) -> tuple[str, str]:
+        """A session and its end mark (one hash tag): the keys of sess_create and sess_destroy."""
+        return self._key(session_id), sops.taken_key(self._keys, session_id)
+
+    def _create(
+        self, birth: sops.Birth, fields: list[tuple[str, bytes]], mode: str = ""
+    ) -> ops.Eval:
         flat = [part for pair in fields for part in pair]
         idle, absolute = sops.ms(self.idle_timeout), sops.ms(self.absolute_timeout)
-        args = (idle, absolute, created, deadline, expire_in)
-        for _ in range(_CREATE_ATTEMPTS):
-            session_id = sops.new_id()
-            reply = yield ops.Eval(sops.CREATE, (self._key(session_id),), (*args, *flat))
-            if reply[0] == 1:
-                return session_id, [int(v) for v in reply[1:]]
-            if reply[0] == 2:  # rotating a session whose absolute deadline just passed
-                return None
-        raise RedisCommandError("could not create a session: every fresh id was taken")
+        args = (idle, absolute, birth.created, birth.deadline, birth.expire, birth.token, mode)
+        return ops.Eval(sops.CREATE, self._id_keys(birth.id), (*args, *flat))
 
-    def _generation_flow(self, user: str | None) -> ops.Flow[int]:
-        if user is None:
-            return 0
-        _, gen_key = sops.index_keys(self._keys, user)
-        return sops.integer((yield ops.Call("GET", gen_key)) or 0, f"generation {gen_key!r}")
+    def _take(self, session_id: str, token: str) -> ops.Eval:
+        keys = (self._key(session_id), sops.taken_key(self._keys, session_id))
+        return ops.Eval(sops.TAKE, keys, (token, sops.RETRY_MS))
 
-    def _register_flow(
-        self, user: str, session_id: str, deadline: int, gen: int, old: str | None
-    ) -> ops.Flow[bool]:
-        """Add the session to the user's index; False (and the session ended) if too late."""
-        keys = sops.index_keys(self._keys, user)
+    def _index(
+        self, user: str, session_id: str, deadline: int, old: str | None, gen: int
+    ) -> ops.Eval:
+        """Add the session to the user's index (refused when the generation moved on)."""
         args = (session_id, deadline, old or "", gen)
-        if (yield from sops.checked(sops.INDEX_ADD, keys, args)):
-            return True
-        yield from sops.checked(sops.DESTROY, (self._key(session_id),), ("",))
-        return False
+        return ops.Eval(sops.INDEX_ADD, sops.index_keys(self._keys, user), args)
 
-    def _rotate_flow(self, session: Session) -> ops.Flow[None]:
-        """Move the session to a fresh id: take the old (now dead), create the new, index it."""
-        old_id, login = session.id, session._pending == "login"
-        user = session._login_user if login else session._user
-        record = None
-        if old_id is not None:
-            keys = (self._key(old_id), sops.taken_key(self._keys, old_id))
-            reply = yield from sops.checked(sops.TAKE, keys, (sops.new_id(), sops.RETRY_MS))
-            record = sops.Record.parse(sops.pairs(reply)) if reply else None
-            if record is None and not login:  # it ended meanwhile; so does this request's copy
-                return self._ended(session)
-        gen = record.generation if record is not None and not login else 0
-        if login:
-            gen = yield from self._generation_flow(user)
+    def _destroy(self, session_id: str, user: str = "") -> ops.Eval:
+        return ops.Eval(sops.DESTROY, self._id_keys(session_id), (user, sops.ENDED_MS))
+
+    def _fields(
+        self, session: Session, record: sops.Record | None, user: str | None, gen: int, login: bool
+    ) -> tuple[dict[str, bytes], list[tuple[str, bytes]]]:
+        """The data and the fields of the session a login or rotation creates from ``record``."""
         raw = self._merged(session, record, user)
-        created, deadline = (
-            (0, 0) if login or record is None else (record.created_ms, record.deadline_ms)
-        )
         fields = [(sops.DATA + k, v) for k, v in raw.items()] + self._meta(session, user, gen)
         if record is not None and record.expiry_ms is not None and not login:
             fields.append((sops.META_EXPIRY, str(record.expiry_ms).encode()))
-        made = yield from self._create_flow(fields, created, deadline, _expire_arg(session))
+        return raw, fields
+
+    def _rotate_flow(self, session: Session) -> ops.Flow[None]:
+        """Move the session to a fresh id: a login, or a rotation (the first save included)."""
+        user = session._login_user
+        if session._pending == "login" and user is not None:
+            return (yield from self._login_flow(session, user))
+        return (yield from self._rotation_flow(session))
+
+    def _rotation_flow(self, session: Session) -> ops.Flow[None]:
+        """Rotate in one round trip: take the old id, create the new one, index it, at once.
+
+        The new session is built from what this request loaded (the stored copy is known
+        only once the take answers). A second round trip follows only when the take
+        shows another request changed the session meanwhile (the new session is then
+        rewritten with the merged data), or when the take found nothing (a concurrent
+        rotation or a logout won) or the index refused the id ("end all" ran): then the
+        new session, whose id nobody has seen, is ended.
+        """
+        old_id, user, gen = session.id, session._user, session._gen
+        loaded = session._record() if old_id is not None else None
+        raw, fields = self._fields(session, loaded, user, gen, False)
+        created, deadline = (0, 0) if loaded is None else (loaded.created_ms, loaded.deadline_ms)
+        birth = sops.Birth(sops.new_id(), sops.new_id(), created, deadline, _expire_arg(session))
+        effects = [] if old_id is None else [self._take(old_id, birth.token)]
+        effects.append(self._create(birth, fields))
+        if user is not None:
+            effects.append(self._index(user, birth.id, deadline, old_id, gen))
+        replies = yield from sops.together(effects)
+        made = yield from self._born_flow(birth, user, replies[0 if old_id is None else 1 :])
+        try:
+            taken = sops.taken(replies[0]) if old_id is not None else None
+        except RedkitError:
+            if made is not None:
+                yield from self._undo_flow(birth.id, user)
+            raise
+        if made is None or (old_id is not None and taken is None):
+            if made is not None:  # a concurrent rotation or a logout took the old id first
+                yield from self._undo_flow(birth.id, user)
+            return self._ended(session)
+        if taken is not None:
+            raw, target = self._fields(session, taken, user, gen, False)
+            if dict(target) != dict(fields):  # another request changed the session meanwhile
+                birth = replace(birth, created=made[0], deadline=made[1])
+                reply = sops.value((yield self._create(birth, target, "redo")))
+                if reply[0] != 1:  # "end all" ended it meanwhile
+                    return self._ended(session)
+                made = [int(v) for v in reply[1:]]
+        return self._born(session, birth.id, made, user, gen, raw)
+
+    def _login_flow(self, session: Session, user: str) -> ops.Flow[None]:
+        """Log in under a fresh id, in two round trips.
+
+        The first reads the user's generation and the server's clock, and takes the old
+        session (its stored data carries over when it was anonymous or this user's); the
+        second creates the new session and indexes it, at once. Reading the generation
+        before the session exists is what lets the index refuse a login that "end all"
+        overtook.
+        """
+        old_id, token = session.id, sops.new_id()
+        first: list[ops.Call | ops.Eval] = [
+            ops.Eval(sops.GEN, (sops.index_keys(self._keys, user)[1],))
+        ]
+        if old_id is not None:
+            first.append(self._take(old_id, token))
+            if session._user not in (None, user):  # leaves the other user's index
+                index, _ = sops.index_keys(self._keys, session._user)
+                first.append(ops.Call("ZREM", index, old_id))
+        replies = yield from sops.together(first)
+        gen, now = (int(v) for v in check(sops.GEN.name, sops.value(replies[0])))
+        taken = sops.taken(replies[1]) if old_id is not None else None
+        for reply in replies[2:]:
+            sops.value(reply)
+        raw, fields = self._fields(session, taken, user, gen, True)
+        deadline = now + sops.ms(self.absolute_timeout)
+        birth = sops.Birth(sops.new_id(), token, now, deadline, _expire_arg(session))
+        old = old_id if session._user == user else None
+        effects = [self._create(birth, fields), self._index(user, birth.id, deadline, old, gen)]
+        made = yield from self._born_flow(birth, user, (yield from sops.together(effects)))
         if made is None:
             return self._ended(session)
-        new_id, (created, deadline, now, expiry) = made
-        same_user = record is not None and record.user == user
+        return self._born(session, birth.id, made, user, gen, raw)
+
+    def _born_flow(
+        self, birth: sops.Birth, user: str | None, replies: list[Any]
+    ) -> ops.Flow[list[int] | None]:
+        """The replies of a creation (and of its index entry when ``user`` is set): the
+        new session's created, deadline, now and expiry, or None when it must not live
+        (it would have ended, was ended meanwhile, or the index refused it), after it was
+        undone. Errors are raised after undoing it."""
+        code = -1
+        try:
+            code = int(sops.value(replies[0])[0])
+            if code == 0:  # 256 random bits: never; an answer all the same
+                raise RedisCommandError("could not create a session: its fresh id was taken")
+            indexed = user is None or check(sops.INDEX_ADD.name, sops.value(replies[1])) == 1
+        except RedkitError:
+            yield from self._undo_flow(birth.id, user, destroy=code != 0)
+            raise
+        if code != 1 or not indexed:
+            yield from self._undo_flow(birth.id, user)
+            return None
+        return [int(v) for v in replies[0][1:]]
+
+    def _undo_flow(self, new_id: str, user: str | None, destroy: bool = True) -> ops.Flow[None]:
+        """End a new session whose id nobody has seen, and drop its index entry: one round trip."""
+        effects: list[ops.Call | ops.Eval] = [self._destroy(new_id)] if destroy else []
         if user is not None:
-            registered = yield from self._register_flow(
-                user, new_id, deadline, gen, old_id if same_user else None
-            )
-            if not registered:
-                return self._ended(session)
-        if record is not None and record.user is not None and not same_user:
-            yield ops.Call("ZREM", sops.index_keys(self._keys, record.user)[0], old_id or "")
+            effects.append(ops.Call("ZREM", sops.index_keys(self._keys, user)[0], new_id))
+        if effects:
+            for reply in (yield from sops.together(effects)):
+                sops.value(reply)
+
+    def _born(
+        self,
+        session: Session,
+        new_id: str,
+        made: list[int],
+        user: str | None,
+        gen: int,
+        raw: dict[str, bytes],
+    ) -> None:
+        created, deadline, now, expiry = made
         stored = sops.Record(
             created, now, deadline, user, gen, session.ip, session.user_agent, raw, expiry or None
         )
         session._stored(new_id, stored)
-        return None
 
     @staticmethod
     def _merged(session: Session, record: sops.Record | None, user: str | None) -> dict[str, bytes]:
@@ -279,11 +369,12 @@ class _StoreCore(Guarded):
         session.ended = True
 
     def _destroy_flow(self, session: Session) -> ops.Flow[None]:
-        session_id, user = session.id, session._user
-        if session_id is not None:
-            yield from sops.checked(sops.DESTROY, (self._key(session_id),), ("",))
-            if user is not None:
-                yield ops.Call("ZREM", sops.index_keys(self._keys, user)[0], session_id)
+        """Log out: one script. The id stays in its user's index until a listing, "end all"
+        or its deadline drops it: the index is never trusted alone (a listing reads every
+        session it names), while removing the entry in the same round trip could, were the
+        session's node to fail, leave a live session out of the index."""
+        if session.id is not None:
+            yield from sops.checked(sops.DESTROY, self._id_keys(session.id), ("", sops.ENDED_MS))
         self._ended(session)
 
     # --- the user's view of their sessions ---------------------------------------------
@@ -313,12 +404,11 @@ class _StoreCore(Guarded):
         return sorted(live, key=lambda s: s.created.timestamp() if s.created else 0.0)
 
     def _end_flow(self, user: str, handle: str) -> ops.Flow[bool]:
+        """End one of the user's sessions; its index entry goes as a logout's does."""
         ids = yield from self._session_ids_flow(user)
         for session_id in ids:
             if sops.handle_of(session_id) == handle:
-                ended = yield from sops.checked(sops.DESTROY, (self._key(session_id),), (user,))
-                yield ops.Call("ZREM", sops.index_keys(self._keys, user)[0], session_id)
-                return bool(ended)
+                return bool(check(sops.DESTROY.name, (yield self._destroy(session_id, user))))
         return False
 
     def _end_all_flow(self, user: str, keep: Session | None) -> ops.Flow[int]:
@@ -345,7 +435,7 @@ class _StoreCore(Guarded):
         A key that holds something else than a session leaves the index too, and then the
         DataError is raised (after the rest are ended).
         """
-        replies = yield ops.Batch([ops.Eval(sops.DESTROY, (self._key(i),), (user,)) for i in ids])
+        replies = yield ops.Batch([self._destroy(i, user) for i in ids])
         pairs = list(zip(ids, replies, strict=True))
         done = [i for i, r in pairs if not isinstance(r, RedisCommandError)]
         if done:
