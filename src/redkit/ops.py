@@ -149,7 +149,8 @@ Flow = Generator[Effect, Any, T]
 class Event:
     """What an observer receives for each effect a driver ran (and each :class:`Note`).
 
-    ``name`` is the command (``"GET"``), ``"script lock_acquire"``, ``"batch"``,
+    ``name`` is the command (``"GET"``), ``"script lock_acquire"``, ``"batch"`` (``"batch
+    sess_take"`` when it runs scripts: named by the first),
     ``"sleep"``, ``"call <qualname>"`` or the note's name; ``seconds`` is how long the
     effect took; ``error`` what it raised, if anything.
     """
@@ -441,7 +442,10 @@ def _name(effect: Effect) -> str:
         return str(effect.command(0)[0])
     if isinstance(effect, Note):
         return effect.name
-    return "batch" if isinstance(effect, Batch) else "sleep"
+    if isinstance(effect, Batch):  # named by its first script: metrics file it by capability
+        first = next((e for e in effect.effects if isinstance(e, Eval)), None)
+        return "batch" if first is None else f"batch {first.script.name}"
+    return "sleep"
 
 
 def _none(*args: Any) -> Any:

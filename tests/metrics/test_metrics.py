@@ -27,6 +27,7 @@ def test_event_names_map_to_capabilities() -> None:
     assert capability("script sess_create") == capability("script tok_check") == "sessions"
     assert capability("cache.hit") == "cache"
     assert capability("GET") == capability("batch") == "redis"
+    assert capability("batch sess_take") == capability("batch tok_check") == "sessions"
     assert capability("call load_user") == "user"
 
 

@@ -1,8 +1,9 @@
 """Which capability an observed event belongs to, from its name.
 
 Scripts are named after their capability (``lock_acquire``, ``rl_gcra``, ``queue_take``),
-notes start with it (``cache.hit``, ``ratelimit.rejected``); plain commands, batches and
-waits are ``redis``, calls into user code are ``user``.
+notes start with it (``cache.hit``, ``ratelimit.rejected``), a batch that runs scripts
+is named by its first (``batch sess_take``); plain commands, batches of them and waits
+are ``redis``, calls into user code are ``user``.
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ SCRIPT_PREFIXES = {
 
 def capability(name: str) -> str:
     """The capability of an event named ``name`` (an effect's or a note's name)."""
-    if name.startswith("script "):
-        prefix = name[7:].split("_", 1)[0]
+    if name.startswith(("script ", "batch ")):
+        prefix = name.split(" ", 1)[1].split("_", 1)[0]
         return SCRIPT_PREFIXES.get(prefix, prefix)
     if name.startswith("call "):
         return "user"
