@@ -12,9 +12,12 @@ and free of start-up.
 
 Rows: a sync rate-limit hit per algorithm beside the raw ``EVALSHA`` of the very script,
 keys and arguments it sends; a cache ``get`` hit beside a raw ``GET`` of a key; a lock
-``acquire`` + ``release`` beside a raw ``SET NX PX`` + ``EVALSHA`` compare-and-delete; all on
-the redis-py client redkit itself uses. ``% raw`` is raw's instructions over redkit's (100% =
-no client-side cost on top of redis-py; higher is better, like a throughput ratio).
+``acquire`` + ``release`` beside a raw ``SET NX PX`` + ``EVALSHA`` compare-and-delete; a
+queue ``task.enqueue(1)`` beside a raw ``EVALSHA`` of the enqueue script with the same keys
+and arguments (a new job id per call) and beside a raw ``RPUSH`` of the same payload, sync
+and from one asyncio task; all on the redis-py client redkit itself uses. ``% raw`` is raw's
+instructions over redkit's (100% = no client-side cost on top of redis-py; higher is better,
+like a throughput ratio). ``--only WORD`` keeps the rows whose name contains WORD.
 
 Without valgrind on the machine the script says so and exits. Keys carry a unique prefix and
 are deleted at the end (nothing is flushed).
@@ -24,9 +27,11 @@ from __future__ import annotations
 
 import _path  # noqa: F401  # isort: skip  (first: benchmarks/queue.py shadows stdlib queue)
 import argparse
+import asyncio
 import contextlib
 import ctypes
 import glob
+import itertools
 import json
 import os
 import shutil
@@ -34,17 +39,32 @@ import subprocess
 import sys
 import tempfile
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from functools import partial
 from typing import Any
 
-from redkit import Redkit
+from redkit import AsyncRedkit, Redkit
 
 HUGE = "1000000000/hour"
 ALGORITHMS: list[Any] = ["fixed_window", "gcra", "token_bucket", "sliding_window", "sliding_log"]
 RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end"
 
 Op = Callable[[], Any]
+AsyncOp = Callable[[], Awaitable[Any]]
+PAYLOAD = b"[[1],{}]"  # what ``task.enqueue(1)`` stores
+#: (redkit row, raw row) in the table's order
+PAIRS = [(f"rate-limit hit {a}", f"raw EVALSHA {a}") for a in ALGORITHMS]
+PAIRS += [("cache get hit", "raw GET"), ("lock acquire+release", "raw SET NX + EVALSHA")]
+for _suffix in ("", " (asyncio)"):
+    PAIRS += [(f"queue enqueue{_suffix}", f"raw EVALSHA queue_add{_suffix}"),
+              (f"queue enqueue{_suffix}", f"raw RPUSH{_suffix}")]  # fmt: skip
+
+
+def wanted(name: str, only: str | None) -> bool:
+    """Whether ``--only`` keeps a row: its name matches, or it is the raw row of one that does."""
+    if not only or only in name:
+        return True
+    return any(raw == name and only in mine for mine, raw in PAIRS)
 
 
 def _raw_evalsha(client: Any, limiter: Any) -> Op:
@@ -83,9 +103,57 @@ def workloads(rk: Redkit, prefix: str) -> Iterator[tuple[str, Op]]:
         client.evalsha(release, 1, key, b"token")
 
     yield "raw SET NX + EVALSHA", raw_lock
+    queue = rk.queue(f"{prefix}-q")
+
+    @queue.task
+    def noop(i: int) -> None: ...
+
+    yield "queue enqueue", partial(noop.enqueue, 1)
+    sha, numkeys, keys, args, member = _enqueue_call(queue)
+    client.script_load(queue._add({}, []).effect.script.source)
+    ids = map(str, itertools.count())
+
+    def raw_enqueue() -> Any:
+        args[member] = next(ids)  # a new job each time, as enqueue makes
+        return client.evalsha(sha, numkeys, *keys, *args)
+
+    yield "raw EVALSHA queue_add", raw_enqueue
+    yield "raw RPUSH", partial(client.rpush, f"{prefix}:rpush", PAYLOAD)
 
 
-def child(url: str, ops: int, out: str) -> None:
+def _enqueue_call(queue: Any) -> tuple[str, int, list[str], list[Any], int]:
+    """The EVALSHA that ``noop.enqueue(1)`` sends: sha, key count, keys, args, id's index."""
+    new = queue._new_job("noop", (1,), {}, {})[1]  # (id, job, partition)
+    effect = queue._add({}, [new]).effect
+    args = list(effect.args)
+    return effect.script.sha, len(effect.keys), list(effect.keys), args, args.index(new.member)
+
+
+async def async_workloads(ark: AsyncRedkit, prefix: str) -> list[tuple[str, AsyncOp]]:
+    """The asyncio rows: one task awaiting one call at a time."""
+    queue = ark.queue(f"{prefix}-aq")
+
+    @queue.task
+    def noop(i: int) -> None: ...
+
+    client = ark.client
+    await ark.ping()  # the loop's client and its pipeline are ready
+    sha, numkeys, keys, args, member = _enqueue_call(queue)
+    await client.script_load(queue._add({}, []).effect.script.source)
+    ids = map(str, itertools.count())
+
+    def raw_enqueue() -> Awaitable[Any]:
+        args[member] = next(ids)
+        return client.evalsha(sha, numkeys, *keys, *args)  # type: ignore[no-any-return]
+
+    return [
+        ("queue enqueue (asyncio)", partial(noop.enqueue, 1)),
+        ("raw EVALSHA queue_add (asyncio)", raw_enqueue),
+        ("raw RPUSH (asyncio)", partial(client.rpush, f"{prefix}:arpush", PAYLOAD)),
+    ]
+
+
+def child(url: str, ops: int, out: str, only: str | None) -> None:
     """Runs under callgrind: every workload warms up, then runs between two markers."""
     marker = ctypes.CDLL(None).getppid
     prefix = f"instr-{uuid.uuid4().hex[:8]}"
@@ -93,6 +161,8 @@ def child(url: str, ops: int, out: str) -> None:
     with Redkit(url, prefix=prefix) as rk:
         try:
             for name, op in workloads(rk, prefix):
+                if not wanted(name, only):
+                    continue
                 for _ in range(ops):
                     op()
                 marker()  # dump: everything so far (set-up, warm-up)
@@ -100,11 +170,31 @@ def child(url: str, ops: int, out: str) -> None:
                     op()
                 marker()  # dump: exactly the measured operations
                 names.append(name)
+            asyncio.run(_async_child(url, prefix, ops, only, marker, names))
         finally:
             for key in rk.client.scan_iter(match=f"*{prefix}*", count=1000):
                 rk.client.delete(key)
     with open(out, "w") as f:
         json.dump(names, f)
+
+
+async def _async_child(
+    url: str, prefix: str, ops: int, only: str | None, marker: Op, names: list[str]
+) -> None:
+    ark = AsyncRedkit(url, prefix=prefix)
+    try:
+        for name, op in await async_workloads(ark, prefix):
+            if not wanted(name, only):
+                continue
+            for _ in range(ops):
+                await op()
+            marker()
+            for _ in range(ops):
+                await op()
+            marker()
+            names.append(name)
+    finally:
+        await ark.aclose()
 
 
 def _total(path: str) -> int:
@@ -115,7 +205,7 @@ def _total(path: str) -> int:
     raise RuntimeError(f"no totals in {path}")
 
 
-def measure(url: str, ops: int) -> dict[str, float]:
+def measure(url: str, ops: int, only: str | None = None) -> dict[str, float]:
     """Instructions per operation of every workload, from one run under callgrind."""
     with tempfile.TemporaryDirectory() as tmp:
         names_file = os.path.join(tmp, "names.json")
@@ -132,6 +222,7 @@ def measure(url: str, ops: int) -> dict[str, float]:
             url,
             "--ops",
             str(ops),
+            *(["--only", only] if only else []),
         ]
         done = subprocess.run(cmd, capture_output=True, text=True)
         if done.returncode:
@@ -145,15 +236,14 @@ def measure(url: str, ops: int) -> dict[str, float]:
 
 
 def table(per_op: dict[str, float]) -> str:
-    rows = [f"{'workload':<30}{'instr/op':>10}  {'raw':<22}{'% raw':>7}"]
-    pairs = [(f"rate-limit hit {a}", f"raw EVALSHA {a}") for a in ALGORITHMS]
-    pairs += [("cache get hit", "raw GET"), ("lock acquire+release", "raw SET NX + EVALSHA")]
+    rows = [f"{'workload':<32}{'instr/op':>10}  {'raw':<32}{'% raw':>7}"]
+    pairs = PAIRS
     for mine, raw in pairs:
-        if mine in per_op:
+        if mine in per_op and raw in per_op:
             share = 100 * per_op[raw] / per_op[mine]
-            rows.append(f"{mine:<30}{per_op[mine]:>10,.0f}  {raw:<22}{share:>6.1f}%")
+            rows.append(f"{mine:<32}{per_op[mine]:>10,.0f}  {raw:<32}{share:>6.1f}%")
     for raw in sorted({r for _, r in pairs} & per_op.keys()):
-        rows.append(f"{raw:<30}{per_op[raw]:>10,.0f}")
+        rows.append(f"{raw:<32}{per_op[raw]:>10,.0f}")
     return "\n".join(rows)
 
 
@@ -172,16 +262,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--ops", type=int, default=1000, help="warm-up and measured ops each")
     parser.add_argument("--url", default=os.environ.get("REDIS_URL"), help="default: embedded")
+    parser.add_argument("--only", help="only the rows whose name contains this")
     parser.add_argument("--child", metavar="NAMES_FILE", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.url, args.ops, args.child)
+        child(args.url, args.ops, args.child, args.only)
         return
     if shutil.which("valgrind") is None:
         print("valgrind is not installed: this benchmark counts instructions under callgrind")
         return
     with _server(args.url) as url:
-        print(table(measure(url, args.ops)))
+        print(table(measure(url, args.ops, args.only)))
 
 
 if __name__ == "__main__":

@@ -4,12 +4,20 @@
     REDIS_URL=redis://127.0.0.1:6379/0 python benchmarks/queue.py --runs 3
     python benchmarks/queue.py --only redkit "BullMQ for Node" --jobs 20000
 
-redkit beside every peer that is installed (``pip install -e ".[bench]"``: SAQ, RQ, Celery,
-Dramatiq, streaq, pydocket, BullMQ for Python) and BullMQ for Node when ``node`` and
-``npm`` are there (bullmq is installed into ``~/.cache/redkit-bench/node`` on first use).
-The same server, the same no-op job, one worker process at concurrency 50 (RQ runs one
-job at a time: it has no concurrency within a worker). The systems take turns within each
-round (``--runs`` rounds, medians reported):
+redkit beside SAQ, RQ, Celery, Dramatiq, streaq, pydocket, BullMQ for Python, arq and
+taskiq (taskiq-redis), and BullMQ for Node when ``node`` and ``npm`` are there. A Python
+peer that is importable here (``pip install -e ".[bench]"``) runs here; any other is
+installed on first use into a virtual environment of its own,
+``~/.cache/redkit-bench/venv/<package>`` (``python -m venv`` and pip; arq, for one, pins
+redis-py below 6), and driven through ``queue_worker/peers.py`` run by that environment's
+interpreter, as bullmq for Node (installed into ``~/.cache/redkit-bench/node``) is driven
+through ``queue_worker/bullmq_node.js``; ``--no-venvs`` skips them instead. A peer that
+cannot be installed (no network) is listed as not available, with the reason. The cache
+directory is ``REDKIT_BENCH_CACHE`` when set.
+
+The same server, the same no-op job, one worker process at concurrency 50 (RQ runs one job
+at a time: it has no concurrency within a worker). The systems take turns within each round
+(``--runs`` rounds, medians reported):
 
 * **enqueue one by one**: ``--one`` jobs, one call each, beside the raw redis-py client
   doing one ``RPUSH`` per job (sync, and asyncio for the asyncio producers);
@@ -37,10 +45,10 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import peers
 import psutil
 import redis
 import redis.asyncio
@@ -49,175 +57,160 @@ from peers import PEERS, Peer
 
 HERE = _path.HERE
 WORKER_DIR = HERE / "queue_worker"
-NODE_CACHE = Path(os.environ.get("REDKIT_BENCH_CACHE", "~/.cache/redkit-bench")).expanduser()
+CACHE = Path(os.environ.get("REDKIT_BENCH_CACHE", "~/.cache/redkit-bench")).expanduser()
 NODE = "BullMQ for Node"
 COLUMNS = ("one by one /s", "bulk /s", "drain /s", "round trips/job", "enqueue->start ms",
            "worker RSS MiB")  # fmt: skip
 
 
-# --- BullMQ for Node ----------------------------------------------------------------------
+# --- where a system runs -------------------------------------------------------------------
 
 
-def node_modules() -> Path | None:
-    """bullmq and ioredis for Node in the cache directory (installed on first use)."""
+def spawn(argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        argv, cwd=WORKER_DIR, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+
+
+def base_env(url: str, ns: str) -> dict[str, str]:
+    return {**os.environ, "QBENCH_URL": url, "QBENCH_NS": ns, "REDKIT_EMBEDDED": "0"}
+
+
+class Local:
+    """A Python peer importable here: its producer runs in this process, its worker in a
+    child process of the same interpreter (``peers.py NAME worker``)."""
+
+    def __init__(self, peer: type[Peer]) -> None:
+        self.peer, self.name, self.has_bulk = peer, peer.name, peer.has_bulk
+        self.version = peers.version(peer)
+
+    def step(self, url: str, ns: str, mode: str, n: int) -> dict[str, Any]:
+        return peers.produce(self.peer, url, ns, mode, n)
+
+    def worker(self, url: str, ns: str) -> subprocess.Popen[bytes]:
+        return spawn([sys.executable, "peers.py", self.name, "worker"], base_env(url, ns))
+
+
+class Process:
+    """A system driven through a runner script, each step a process of its own that prints
+    its result as one line of JSON: BullMQ for Node (``node bullmq_node.js``) and a Python
+    peer in a virtual environment of its own (``peers.py`` run by that environment's
+    interpreter)."""
+
+    def __init__(
+        self, name: str, has_bulk: bool, argv: list[str], env: dict[str, str], version: str
+    ) -> None:
+        self.name, self.has_bulk, self.argv, self.extra_env = name, has_bulk, argv, env
+        self.version = version
+
+    def env(self, url: str, ns: str) -> dict[str, str]:
+        return {**base_env(url, ns), **self.extra_env}
+
+    def step(self, url: str, ns: str, mode: str, n: int) -> dict[str, Any]:
+        done = subprocess.run(
+            [*self.argv, mode, str(n)], cwd=WORKER_DIR, env=self.env(url, ns),
+            capture_output=True, timeout=600,
+        )  # fmt: skip
+        if done.returncode != 0:
+            raise RuntimeError(f"{mode} exited {done.returncode}: {done.stderr.decode()[-500:]}")
+        return json.loads(done.stdout.decode().strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+    def worker(self, url: str, ns: str) -> subprocess.Popen[bytes]:
+        return spawn([*self.argv, "worker"], self.env(url, ns))
+
+
+System = Local | Process
+
+
+def node_peer() -> Process | str:
+    """BullMQ for Node, its modules in the cache directory (installed on first use), or why
+    it is not available."""
     if not (shutil.which("node") and shutil.which("npm")):
-        return None
-    target = NODE_CACHE / "node"
+        return "node and npm are not on PATH"
+    target = CACHE / "node"
     if not (target / "node_modules" / "bullmq").is_dir():
         target.mkdir(parents=True, exist_ok=True)
+        print(f"installing bullmq for Node into {target} (once)", flush=True)
         done = subprocess.run(
             ["npm", "install", "--no-audit", "--no-fund", "--prefix", str(target), "bullmq",
              "ioredis"], capture_output=True, timeout=600,
         )  # fmt: skip
         if done.returncode != 0:
-            print(f"note: npm install bullmq failed: {done.stderr.decode()[-300:]}")
-            return None
-    return target / "node_modules"
+            return f"npm install bullmq failed: {last_line(done.stderr)}"
+    modules = target / "node_modules"
+    version = json.loads((modules / "bullmq" / "package.json").read_text())["version"]
+    argv = ["node", str(WORKER_DIR / "bullmq_node.js")]
+    return Process(NODE, True, argv, {"NODE_PATH": str(modules)}, version)
 
 
-class NodePeer:
-    """BullMQ for Node through bullmq_node.js (its own process for every step)."""
+def last_line(output: bytes) -> str:
+    """The last line of a tool's error output that says something (pip's warnings skipped)."""
+    lines = [ln.strip() for ln in output.decode(errors="replace").splitlines() if ln.strip()]
+    told = [ln for ln in lines if not ln.startswith("WARNING")] or lines or ["no output"]
+    return told[-1][-200:]
 
-    name, has_bulk = NODE, True
 
-    def __init__(self, modules: Path) -> None:
-        self.modules = modules
+def venv_peer(peer: type[Peer]) -> Process | str:
+    """``peer`` from a virtual environment of its own in the cache directory (built with
+    ``python -m venv`` and pip on first use), or why it is not available."""
+    home = CACHE / "venv" / peer.module
+    python, ready = home / "bin" / "python", home / "redkit-bench-ready"
+    wanted = [*peer.requirement.split(), "redis[hiredis]"]  # redis-py for the marks
+    if not (ready.is_file() and ready.read_text() == " ".join(wanted)):
+        shutil.rmtree(home, ignore_errors=True)
+        print(f"installing {peer.requirement} into a virtual environment, {home} (once)",
+              flush=True)  # fmt: skip
+        try:
+            subprocess.run([sys.executable, "-m", "venv", str(home)], check=True,
+                           capture_output=True, timeout=300)  # fmt: skip
+            done = subprocess.run(
+                [str(python), "-m", "pip", "install", "--quiet", "--timeout", "20",
+                 "--retries", "1", *wanted], capture_output=True, timeout=900,
+            )  # fmt: skip
+        except subprocess.CalledProcessError as exc:
+            return f"python -m venv failed: {last_line(exc.stderr or b'')}"
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return f"its environment could not be built: {exc}"
+        if done.returncode != 0:
+            shutil.rmtree(home, ignore_errors=True)
+            return f"pip install {' '.join(wanted)} failed: {last_line(done.stderr)}"
+        ready.write_text(" ".join(wanted))
+    argv = [str(python), str(WORKER_DIR / "peers.py"), peer.name]
+    isolated = {"PYTHONPATH": "", "PYTHONHOME": ""}  # nothing of this environment's packages
+    try:
+        found = Process(peer.name, peer.has_bulk, argv, isolated, "").step("", "", "version", 0)
+    except (RuntimeError, ValueError, IndexError, subprocess.TimeoutExpired) as exc:
+        return f"it does not start in {home}: {str(exc)[-200:]}"
+    version = f"{found['version']} (own virtual environment, redis-py {found['redis']})"
+    return Process(peer.name, peer.has_bulk, argv, isolated, version)
 
-    def env(self, url: str, ns: str) -> dict[str, str]:
-        return {**os.environ, "QBENCH_URL": url, "QBENCH_NS": ns, "NODE_PATH": str(self.modules)}
 
-    def call(self, url: str, ns: str, *args: str) -> dict[str, Any]:
-        done = subprocess.run(
-            ["node", str(WORKER_DIR / "bullmq_node.js"), *args], env=self.env(url, ns),
-            capture_output=True, timeout=600, check=True,
-        )  # fmt: skip
-        return json.loads(done.stdout.decode().strip().splitlines()[-1])  # type: ignore[no-any-return]
-
-    def worker(self, url: str, ns: str) -> subprocess.Popen[bytes]:
-        return subprocess.Popen(
-            ["node", str(WORKER_DIR / "bullmq_node.js"), "worker"], env=self.env(url, ns),
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+def systems_to_run(only: list[str] | None, venvs: bool) -> tuple[list[System], dict[str, str]]:
+    """The systems this run measures, and why each of the others is not available."""
+    wanted = [p for p in PEERS if not only or p.name in only]
+    systems: list[System] = []
+    missing: dict[str, str] = {}
+    for peer in wanted:
+        if importlib.util.find_spec(peer.module):
+            systems.append(Local(peer))
+        elif not venvs or not peer.requirement:
+            missing[peer.name] = "not installed here"
+        else:
+            found = venv_peer(peer)
+            if isinstance(found, str):
+                missing[peer.name] = found
+            else:
+                systems.append(found)
+    if not only or NODE in only:
+        node = node_peer()
+        if isinstance(node, str):
+            missing[NODE] = node
+        else:
+            systems.append(node)
+    return systems, missing
 
 
 # --- the measurements ---------------------------------------------------------------------
-
-
-def drive(peer_cls: type[Peer], url: str, ns: str, body: Callable[[Peer], Any]) -> Any:
-    """Build the peer's producer, run ``body`` with it (in an event loop if it is async)."""
-    if not peer_cls.is_async:
-        peer = peer_cls(url, ns)
-        try:
-            return body(peer)
-        finally:
-            peer.close()
-
-    async def run() -> Any:
-        peer = peer_cls(url, ns)
-        try:
-            return await body(peer)
-        finally:
-            await peer.close()
-
-    return asyncio.run(run())
-
-
-def one_by_one(system: Any, url: str, ns: str, n: int) -> float:
-    if isinstance(system, NodePeer):
-        return float(system.call(url, ns, "one", str(n))["rate"])
-
-    def sync(peer: Peer) -> float:
-        began = time.perf_counter()
-        for i in range(n):
-            peer.one(i)
-        return n / (time.perf_counter() - began)
-
-    async def aio(peer: Peer) -> float:
-        began = time.perf_counter()
-        for i in range(n):
-            await peer.one(i)
-        return n / (time.perf_counter() - began)
-
-    return float(drive(system, url, ns, aio if system.is_async else sync))
-
-
-def bulk(system: Any, url: str, ns: str, n: int) -> float | None:
-    if not system.has_bulk:
-        return None
-    if isinstance(system, NodePeer):
-        return float(system.call(url, ns, "bulk", str(n))["rate"])
-    batches = [list(range(s, min(n, s + 1000))) for s in range(0, n, 1000)]
-
-    def sync(peer: Peer) -> float:
-        began = time.perf_counter()
-        for batch in batches:
-            peer.bulk(batch)
-        return n / (time.perf_counter() - began)
-
-    async def aio(peer: Peer) -> float:
-        began = time.perf_counter()
-        for batch in batches:
-            await peer.bulk(batch)
-        return n / (time.perf_counter() - began)
-
-    return float(drive(system, url, ns, aio if system.is_async else sync))
-
-
-def fill(system: Any, url: str, ns: str, n: int) -> None:
-    """The drain's jobs: the first mark, ``n`` no-ops, the last mark."""
-    if isinstance(system, NodePeer):
-        system.call(url, ns, "fill", str(n))
-        return
-    batches = [list(range(s, min(n, s + 1000))) for s in range(0, n, 1000)]
-
-    def sync(peer: Peer) -> None:
-        peer.one(-1)
-        for batch in batches:
-            if peer.has_bulk:
-                peer.bulk(batch)
-            else:
-                for i in batch:
-                    peer.one(i)
-        peer.one(-2)
-
-    async def aio(peer: Peer) -> None:
-        await peer.one(-1)
-        for batch in batches:
-            if peer.has_bulk:
-                await peer.bulk(batch)
-            else:
-                for i in batch:
-                    await peer.one(i)
-        await peer.one(-2)
-
-    drive(system, url, ns, aio if system.is_async else sync)
-
-
-def latencies(system: Any, url: str, ns: str, k: int, r: redis.Redis) -> list[float]:
-    """``k`` enqueue-to-start delays in seconds, one job at a time to an idle worker."""
-    if isinstance(system, NodePeer):
-        return [float(x) for x in system.call(url, ns, "latency", str(k))["latencies"]]
-    key = f"{ns}:lat"
-
-    def sync(peer: Peer) -> list[float]:
-        out = []
-        for _ in range(k):
-            peer.one(time.time())
-            reply = r.blpop([key], 10)
-            if reply:
-                out.append(float(reply[1]))
-        return out
-
-    async def aio(peer: Peer) -> list[float]:
-        out = []
-        for _ in range(k):
-            await peer.one(time.time())
-            reply = await asyncio.to_thread(r.blpop, [key], 10)
-            if reply:
-                out.append(float(reply[1]))
-        return out
-
-    return list(drive(system, url, ns, aio if system.is_async else sync))
 
 
 def delayed_lateness(url: str, ns: str, k: int, r: redis.Redis) -> list[float]:
@@ -235,16 +228,6 @@ def delayed_lateness(url: str, ns: str, k: int, r: redis.Redis) -> list[float]:
     return out
 
 
-def worker_process(system: Any, url: str, ns: str) -> subprocess.Popen[bytes]:
-    if isinstance(system, NodePeer):
-        return system.worker(url, ns)
-    env = {**os.environ, "QBENCH_URL": url, "QBENCH_NS": ns, "REDKIT_EMBEDDED": "0"}
-    return subprocess.Popen(
-        [sys.executable, "peers.py", system.name], cwd=WORKER_DIR, env=env,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-
-
 def rss(proc: subprocess.Popen[bytes]) -> float:
     """The worker's resident memory, its child processes included, in MiB."""
     try:
@@ -258,10 +241,10 @@ def reads(r: redis.Redis) -> int:
     return int(r.info("stats")["total_reads_processed"])
 
 
-def drain(system: Any, url: str, ns: str, n: int, r: redis.Redis, lat_k: int) -> dict[str, Any]:
-    fill(system, url, ns, n)
+def drain(system: System, url: str, ns: str, n: int, r: redis.Redis, lat_k: int) -> dict[str, Any]:
+    system.step(url, ns, "fill", n)
     before = reads(r)
-    proc = worker_process(system, url, ns)
+    proc = system.worker(url, ns)
     out: dict[str, Any] = {}
     try:
         ended = r.blpop([f"{ns}:end"], 600)
@@ -271,7 +254,7 @@ def drain(system: Any, url: str, ns: str, n: int, r: redis.Redis, lat_k: int) ->
         first = float(r.get(f"{ns}:first") or ended[1])
         out["drain /s"] = n / max(1e-6, float(ended[1]) - first)
         out["round trips/job"] = spent / n
-        lat = latencies(system, url, ns, lat_k, r)
+        lat = [float(x) for x in system.step(url, ns, "latency", lat_k)["latencies"]]
         out["enqueue->start ms"] = statistics.median(lat) * 1000 if lat else float("nan")
         if system.name == "redkit":
             late = delayed_lateness(url, ns, max(10, lat_k // 2), r)
@@ -344,11 +327,13 @@ def median(values: list[float]) -> float | None:
     return statistics.median(found) if found else None
 
 
-def report(results: dict[str, dict[str, list[float]]], raw: dict[str, list[float]]) -> None:
+def report(
+    results: dict[str, dict[str, list[float]]], raw: dict[str, list[float]], missing: dict[str, str]
+) -> None:
     def cell(value: float | None, digits: int = 0) -> str:
         return "—" if value is None else f"{value:,.{digits}f}"
 
-    width = max(len(name) for name in results)
+    width = max(len(name) for name in [*results, *missing])
     print(f"\n{'system':<{width}}  " + "  ".join(f"{c:>17}" for c in COLUMNS))
     for name, cols in results.items():
         vals = []
@@ -356,6 +341,8 @@ def report(results: dict[str, dict[str, list[float]]], raw: dict[str, list[float
             digits = 2 if column in ("round trips/job", "enqueue->start ms") else 0
             vals.append(f"{cell(median(cols.get(column, [])), digits):>17}")
         print(f"{name:<{width}}  " + "  ".join(vals))
+    for name, why in missing.items():
+        print(f"{name:<{width}}  not available: {why}")
     print(f"{'raw redis-py, RPUSH per job':<{width}}  {median(raw['sync']):>17,.0f}  "
           f"(asyncio: {median(raw['async']):,.0f}/s; EVALSHA of redkit's enqueue script "
           f"per job: {median(raw['script']):,.0f}/s)")  # fmt: skip
@@ -376,6 +363,21 @@ def report(results: dict[str, dict[str, list[float]]], raw: dict[str, list[float
                 print(f"  redkit {column.split(' /')[0]} / {name}: {ours / theirs:.2f}x")
 
 
+def label(system: System) -> str:
+    """The system's name and version (and where it runs when not in this environment)."""
+    return f"{system.name} {system.version}".strip()
+
+
+def measure(
+    system: System, url: str, ns: str, args: argparse.Namespace, r: redis.Redis
+) -> dict[str, Any]:
+    """One round of every measurement for one system."""
+    out: dict[str, Any] = {"one by one /s": system.step(url, ns + "e", "one", args.one)["rate"]}
+    if system.has_bulk:
+        out["bulk /s"] = system.step(url, ns + "b", "bulk", args.jobs)["rate"]
+    return {**out, **drain(system, url, ns + "d", args.jobs, r, args.latency)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
@@ -383,23 +385,19 @@ def main() -> None:
     parser.add_argument("--one", type=int, default=3000, help="jobs enqueued one by one")
     parser.add_argument("--latency", type=int, default=50, help="enqueue->start samples")
     parser.add_argument("--only", nargs="*", help="system names to run (default: all)")
+    parser.add_argument(
+        "--no-venvs", dest="venvs", action="store_false",
+        help=f"skip the Python peers that are not importable here instead of installing each "
+             f"into a virtual environment of its own under {CACHE / 'venv'}",
+    )  # fmt: skip
     args = parser.parse_args()
 
-    systems: list[Any] = [p for p in PEERS if importlib.util.find_spec(p.module)]
-    missing = [p.name for p in PEERS if p not in systems]
-    modules = node_modules()
-    if modules is not None:
-        systems.append(NodePeer(modules))
-    else:
-        missing.append(NODE)
-    if args.only:
-        systems = [s for s in systems if s.name in args.only]
-    if missing:
-        print(f"not installed (skipped): {', '.join(missing)}")
+    systems, missing = systems_to_run(args.only, args.venvs)
+    print("systems: " + ", ".join(label(s) for s in systems))
     results: dict[str, dict[str, list[float]]] = {s.name: {} for s in systems}
     raw: dict[str, list[float]] = {"sync": [], "async": [], "script": []}
     with server_url() as (url, where):
-        r = redis.Redis.from_url(url)
+        r = redis.Redis.from_url(url, socket_timeout=None)  # BLPOP up to 600 s
         version = r.info("server").get("valkey_version") or r.info("server")["redis_version"]
         print(f"server: {where} {version}; {args.jobs:,} jobs per drain; one worker process, "
               f"concurrency 50; {args.runs} interleaved rounds")  # fmt: skip
@@ -408,25 +406,19 @@ def main() -> None:
             raw["sync"].append(sync)
             raw["async"].append(aio)
             raw["script"].append(script)
-            for system in systems:
-                ns = f"qb{os.getpid()}r{run}{systems.index(system)}"
-                cols = results[system.name]
+            for index, system in enumerate(systems):
+                ns = f"qb{os.getpid()}r{run}s{index}x"
                 try:
-                    cols.setdefault("one by one /s", []).append(
-                        one_by_one(system, url, ns + "e", args.one)
-                    )
-                    cols.setdefault("bulk /s", []).append(bulk(system, url, ns + "b", args.jobs))
-                    for name, value in drain(
-                        system, url, ns + "d", args.jobs, r, args.latency
-                    ).items():
-                        cols.setdefault(name, []).append(value)
+                    for name, value in measure(system, url, ns, args, r).items():
+                        results[system.name].setdefault(name, []).append(value)
                 except Exception as exc:  # one peer failing must not end the comparison
-                    print(f"  {system.name}: failed in round {run + 1}: {exc!r}")
+                    why = f"{type(exc).__name__}: {exc}"
+                    print(f"  {system.name}: failed in round {run + 1}: {why}")
                 finally:
                     cleanup(r, ns)
                 print(f"  round {run + 1}: {system.name} done", flush=True)
         r.close()
-    report(results, raw)
+    report(results, raw, missing)
 
 
 if __name__ == "__main__":

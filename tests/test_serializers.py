@@ -351,3 +351,54 @@ def test_custom_serializer_objects() -> None:
         get_serializer(object())  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="yaml"):
         get_serializer("yaml")
+
+
+def plain_reference(value: Any) -> bool:
+    """What orjson writes and reads back unchanged (int range aside): the JSON types."""
+    kind = type(value)
+    if kind is list:
+        return all(map(plain_reference, value))
+    if kind is dict:
+        return all(type(k) is str for k in value) and all(map(plain_reference, value.values()))
+    if kind is float:
+        return math.isfinite(value)
+    if kind is int:
+        return -(2**63) <= value < 2**64
+    return kind in (str, bool, type(None))
+
+
+class Text(str):
+    """A subclass: orjson writes it as a str, so it must not count as plain."""
+
+
+mixed_leaves = st.one_of(
+    st.none(), st.booleans(), st.integers(-(2**63), 2**64 - 1), st.floats(), texts,
+    st.sampled_from([(1,), Text("t"), uuid.UUID(int=1), Colour.RED, b"x", 2**70]),
+)  # fmt: skip
+wide = st.recursive(  # containers past the size where the check switches to a set of types
+    mixed_leaves,
+    lambda inner: (
+        st.lists(inner, max_size=20)
+        | st.dictionaries(texts, inner, max_size=20)
+        | st.dictionaries(st.integers(0, 3), inner, min_size=1, max_size=2)
+    ),
+    max_leaves=40,
+)
+
+
+@settings(max_examples=300)
+@given(wide)
+def test_plain_values_of_any_size_are_told_apart_from_the_rest(value: Any) -> None:
+    json = JsonSerializer()
+    if value is Colour.RED:
+        return  # refused, as any enum: tested above
+    try:
+        written = json.dumps(value)
+    except SerializationError:
+        assert not plain_reference(value)
+        return
+    if plain_reference(value):
+        assert written == orjson.dumps(value)
+    else:
+        assert written[:1] == b"~"  # tagged
+    assert same(json.loads(written), value)

@@ -1,10 +1,15 @@
 """The queue benchmark's systems: a producer and a worker each, on the same no-op job.
 
-``python peers.py NAME`` runs NAME's worker (one process, concurrency 50) until SIGTERM;
-``QBENCH_URL`` and ``QBENCH_NS`` (the run's queue name, unique) come from the
-environment. The job takes one number: ``0 <= i < 1e9`` does nothing; the marks
-(``-1``: the drain's first job, ``-2``: its last, a timestamp: enqueue-to-start latency)
-are written with a plain redis-py client (see :func:`mark`).
+``python peers.py NAME`` (or ``NAME worker``) runs NAME's worker (one process, concurrency
+50) until SIGTERM; ``python peers.py NAME one N | bulk N | fill N | latency K | version``
+runs its producer and prints one line of JSON, as ``bullmq_node.js`` does: that is how
+benchmarks/queue.py drives a peer that redkit's environment cannot import, from a
+virtual environment of the peer's own (arq, for one, pins redis-py below 6).
+``QBENCH_URL`` and ``QBENCH_NS`` (the run's queue name, unique) come from the environment.
+
+The job takes one number: ``0 <= i < 1e9`` does nothing; the marks (``-1``: the drain's
+first job, ``-2``: its last, a timestamp: enqueue-to-start latency) are written with a
+plain redis-py client (see :func:`mark`).
 
 In benchmarks/queue_worker/ so that a worker does not import benchmarks/queue.py in place
 of the standard library's queue module.
@@ -13,11 +18,14 @@ of the standard library's queue module.
 from __future__ import annotations
 
 import asyncio
+import importlib.metadata
+import json
 import os
 import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import redis
@@ -62,6 +70,8 @@ class Peer:
 
     name = ""
     module = ""  # the package that must be importable
+    requirement = ""  # pip's arguments for the peer's own environment (not importable here)
+    distribution = ""  # whose version the table shows (default: the requirement's)
     is_async = False
     has_bulk = False
 
@@ -127,6 +137,7 @@ def rq_noop(i: float) -> None:
 
 class RQPeer(Peer):
     name, module, has_bulk = "RQ (SimpleWorker)", "rq", True
+    requirement = "rq"
 
     def __init__(self, url: str, ns: str) -> None:
         super().__init__(url, ns)
@@ -173,6 +184,7 @@ def _celery(url: str, ns: str) -> Any:
 
 class CeleryPeer(Peer):
     name, module = "Celery (threads)", "celery"
+    requirement = "celery[redis]"
 
     def __init__(self, url: str, ns: str) -> None:
         super().__init__(url, ns)
@@ -211,6 +223,7 @@ def _dramatiq(url: str, ns: str) -> Any:
 
 class DramatiqPeer(Peer):
     name, module = "Dramatiq", "dramatiq"
+    requirement = "dramatiq[redis]"
 
     def __init__(self, url: str, ns: str) -> None:
         super().__init__(url, ns)
@@ -242,6 +255,7 @@ async def saq_noop(ctx: Any, *, i: float) -> None:
 
 class SAQPeer(Peer):
     name, module, is_async = "SAQ", "saq", True
+    requirement = "saq[redis] typing-extensions"  # saq imports it without requiring it
 
     def __init__(self, url: str, ns: str) -> None:
         super().__init__(url, ns)
@@ -278,6 +292,7 @@ async def bullmq_process(job: Any, token: str) -> None:
 
 class BullMQPeer(Peer):
     name, module, is_async, has_bulk = "BullMQ for Python", "bullmq", True, True
+    requirement = "bullmq"
 
     def __init__(self, url: str, ns: str) -> None:
         super().__init__(url, ns)
@@ -323,6 +338,7 @@ def _streaq(url: str, ns: str) -> Any:
 
 class StreaqPeer(Peer):
     name, module, is_async, has_bulk = "streaq", "streaq", True, True
+    requirement = "streaq"
 
     def __init__(self, url: str, ns: str) -> None:
         super().__init__(url, ns)
@@ -361,6 +377,7 @@ async def docket_noop(i: float) -> None:
 
 class DocketPeer(Peer):
     name, module, is_async, has_bulk = "pydocket", "docket", True, True
+    requirement = "pydocket"
 
     def __init__(self, url: str, ns: str) -> None:
         super().__init__(url, ns)
@@ -402,6 +419,97 @@ class DocketPeer(Peer):
         asyncio.run(run())
 
 
+# --- arq (its own virtual environment: it pins redis-py below 6) ---------------------------
+
+
+async def arq_noop(ctx: Any, i: float) -> None:
+    mark(i)
+
+
+def _arq_settings(url: str) -> Any:
+    from arq.connections import RedisSettings
+
+    return RedisSettings.from_dsn(url)
+
+
+class ArqPeer(Peer):
+    name, module, is_async = "arq", "arq", True
+    requirement = "arq"
+
+    def __init__(self, url: str, ns: str) -> None:
+        super().__init__(url, ns)
+        self.pool: Any = None
+
+    async def one(self, i: float) -> None:
+        if self.pool is None:
+            from arq import create_pool
+
+            self.pool = await create_pool(_arq_settings(self.url), default_queue_name=self.ns)
+        await self.pool.enqueue_job("arq_noop", i)
+
+    async def close(self) -> None:
+        if self.pool is not None:
+            await self.pool.aclose()
+
+    @staticmethod
+    def work(url: str, ns: str) -> None:
+        from arq import Worker
+
+        # results are not stored (as Celery is told); arq's default poll interval, 0.5 s
+        Worker([arq_noop], queue_name=ns, redis_settings=_arq_settings(url),
+               max_jobs=CONCURRENCY, keep_result=0).run()  # fmt: skip
+
+
+# --- taskiq (taskiq-redis, streams) ---------------------------------------------------------
+
+
+def _taskiq(url: str, ns: str) -> Any:
+    from taskiq_redis import RedisStreamBroker
+
+    broker = RedisStreamBroker(url, queue_name=ns)
+
+    @broker.task(task_name="noop")
+    async def noop(i: float) -> None:
+        mark(i)
+
+    return broker, noop
+
+
+class TaskiqPeer(Peer):
+    name, module, is_async = "taskiq (streams)", "taskiq_redis", True
+    requirement, distribution = "taskiq-redis", "taskiq"
+
+    def __init__(self, url: str, ns: str) -> None:
+        super().__init__(url, ns)
+        self.broker, self.task = _taskiq(url, ns)
+        self._started = False
+
+    async def one(self, i: float) -> None:
+        if not self._started:  # creates the stream's consumer group before the first job
+            await self.broker.startup()
+            self._started = True
+        await self.task.kiq(i)
+
+    async def close(self) -> None:
+        if self._started:
+            await self.broker.shutdown()
+
+    @staticmethod
+    def work(url: str, ns: str) -> None:
+        from taskiq.api import run_receiver_task
+
+        async def run() -> None:
+            broker, _ = _taskiq(url, ns)
+            task = asyncio.ensure_future(
+                run_receiver_task(broker, max_async_tasks=CONCURRENCY, run_startup=True)
+            )
+            await _async_until_sigterm()
+            task.cancel()
+            await broker.shutdown()
+
+        asyncio.run(run())
+
+
 PEERS: list[type[Peer]] = [
     RedkitPeer,
     BullMQPeer,
@@ -411,9 +519,166 @@ PEERS: list[type[Peer]] = [
     DocketPeer,
     CeleryPeer,
     RQPeer,
+    ArqPeer,
+    TaskiqPeer,
 ]
 
 
+# --- the producer's side, the same for every Python peer -----------------------------------
+
+
+def _drive(peer_cls: type[Peer], url: str, ns: str, body: Callable[[Peer], Any]) -> Any:
+    """Build the peer's producer, run ``body`` with it (in an event loop if it is async)."""
+    if not peer_cls.is_async:
+        peer = peer_cls(url, ns)
+        try:
+            return body(peer)
+        finally:
+            peer.close()
+
+    async def run() -> Any:
+        peer = peer_cls(url, ns)
+        try:
+            return await body(peer)
+        finally:
+            await peer.close()
+
+    return asyncio.run(run())
+
+
+def _batches(n: int) -> list[list[float]]:
+    return [list(range(s, min(n, s + 1000))) for s in range(0, n, 1000)]
+
+
+def one_by_one(peer_cls: type[Peer], url: str, ns: str, n: int) -> float:
+    """Jobs per second, ``n`` enqueued one call each."""
+
+    def sync(peer: Peer) -> float:
+        began = time.perf_counter()
+        for i in range(n):
+            peer.one(i)
+        return n / (time.perf_counter() - began)
+
+    async def aio(peer: Peer) -> float:
+        began = time.perf_counter()
+        for i in range(n):
+            await peer.one(i)
+        return n / (time.perf_counter() - began)
+
+    return float(_drive(peer_cls, url, ns, aio if peer_cls.is_async else sync))
+
+
+def bulk(peer_cls: type[Peer], url: str, ns: str, n: int) -> float:
+    """Jobs per second, ``n`` enqueued by the bulk call in batches of 1,000."""
+    batches = _batches(n)
+
+    def sync(peer: Peer) -> float:
+        began = time.perf_counter()
+        for batch in batches:
+            peer.bulk(batch)
+        return n / (time.perf_counter() - began)
+
+    async def aio(peer: Peer) -> float:
+        began = time.perf_counter()
+        for batch in batches:
+            await peer.bulk(batch)
+        return n / (time.perf_counter() - began)
+
+    return float(_drive(peer_cls, url, ns, aio if peer_cls.is_async else sync))
+
+
+def fill(peer_cls: type[Peer], url: str, ns: str, n: int) -> None:
+    """The drain's jobs: the first mark, ``n`` no-ops, the last mark."""
+    batches = _batches(n)
+
+    def sync(peer: Peer) -> None:
+        peer.one(-1)
+        for batch in batches:
+            if peer.has_bulk:
+                peer.bulk(batch)
+            else:
+                for i in batch:
+                    peer.one(i)
+        peer.one(-2)
+
+    async def aio(peer: Peer) -> None:
+        await peer.one(-1)
+        for batch in batches:
+            if peer.has_bulk:
+                await peer.bulk(batch)
+            else:
+                for i in batch:
+                    await peer.one(i)
+        await peer.one(-2)
+
+    _drive(peer_cls, url, ns, aio if peer_cls.is_async else sync)
+
+
+def latencies(peer_cls: type[Peer], url: str, ns: str, k: int) -> list[float]:
+    """``k`` enqueue-to-start delays in seconds, one job at a time to an idle worker."""
+    r, key = redis.Redis.from_url(url, socket_timeout=None), f"{ns}:lat"
+
+    def sync(peer: Peer) -> list[float]:
+        out = []
+        for _ in range(k):
+            peer.one(time.time())
+            reply = r.blpop([key], 10)
+            if reply:
+                out.append(float(reply[1]))
+        return out
+
+    async def aio(peer: Peer) -> list[float]:
+        out = []
+        for _ in range(k):
+            await peer.one(time.time())
+            reply = await asyncio.to_thread(r.blpop, [key], 10)
+            if reply:
+                out.append(float(reply[1]))
+        return out
+
+    try:
+        return list(_drive(peer_cls, url, ns, aio if peer_cls.is_async else sync))
+    finally:
+        r.close()
+
+
+def produce(peer_cls: type[Peer], url: str, ns: str, mode: str, n: int) -> dict[str, Any]:
+    """One producer step, its result as ``bullmq_node.js`` prints it."""
+    if mode == "one":
+        return {"rate": one_by_one(peer_cls, url, ns, n)}
+    if mode == "bulk":
+        return {"rate": bulk(peer_cls, url, ns, n)}
+    if mode == "fill":
+        fill(peer_cls, url, ns, n)
+        return {}
+    if mode == "latency":
+        return {"latencies": latencies(peer_cls, url, ns, n)}
+    raise SystemExit(f"unknown step {mode!r}")
+
+
+def version(peer_cls: type[Peer]) -> str:
+    """The installed version of the peer's distribution ("" when it has none)."""
+    try:
+        first = (peer_cls.requirement.split() or [""])[0].split("[")[0]
+        name = peer_cls.distribution or first or peer_cls.module
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return ""
+
+
+def main(argv: list[str]) -> None:
+    chosen = {peer.name: peer for peer in PEERS}[argv[0]]
+    mode = argv[1] if len(argv) > 1 else "worker"
+    url, ns = os.environ.get("QBENCH_URL", ""), os.environ.get("QBENCH_NS", "")
+    if mode == "worker":
+        chosen.work(url, ns)  # type: ignore[attr-defined]
+    elif mode == "version":
+        print(json.dumps({"version": version(chosen), "redis": redis.__version__}))
+    else:
+        print(json.dumps(produce(chosen, url, ns, mode, int(argv[2]))), flush=True)
+
+
 if __name__ == "__main__":
-    chosen = {peer.name: peer for peer in PEERS}[sys.argv[1]]
-    chosen.work(os.environ["QBENCH_URL"], os.environ["QBENCH_NS"])  # type: ignore[attr-defined]
+    import peers  # this file under its module's name: RQ refuses functions from __main__
+
+    peers.main(sys.argv[1:])

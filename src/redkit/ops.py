@@ -55,7 +55,10 @@ class Call:
         object.__setattr__(self, "args", args)
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen, unlike the other effects: one is built per script call, and a frozen
+# dataclass's object.__setattr__ per field doubles the cost of building it. Nothing
+# changes an Eval once built.
+@dataclass(slots=True)
 class Eval:
     """Run a registered Lua script with its keys and arguments (EVALSHA, EVAL on NOSCRIPT)."""
 
@@ -65,12 +68,14 @@ class Eval:
     #: the EVALSHA command, built once (effects that are reused skip rebuilding it)
     command: tuple[EncodableT, ...] = field(init=False, repr=False, compare=False)
 
-    def __post_init__(self) -> None:
-        numkeys = self.script.numkeys
-        if numkeys is not None and len(self.keys) != numkeys:
-            self.script.check_keys(len(self.keys))
-        command = ("EVALSHA", self.script.sha, len(self.keys), *self.keys, *self.args)
-        object.__setattr__(self, "command", command)
+    def __init__(
+        self, script: Script, keys: Sequence[str], args: Sequence[EncodableT] = ()
+    ) -> None:
+        numkeys = script.numkeys
+        if numkeys is not None and len(keys) != numkeys:
+            script.check_keys(len(keys))
+        self.script, self.keys, self.args = script, keys, args
+        self.command = ("EVALSHA", script.sha, len(keys), *keys, *args)
 
 
 @dataclass(frozen=True, slots=True)

@@ -66,28 +66,55 @@ _STR = frozenset({str})
 _INT64_MIN, _UINT64_MAX = -(2**63), 2**64 - 1  # the ints orjson writes
 
 
+_SMALL = 8  # up to this many items, a loop over them beats collecting their types in a set
+
+
 def _plain(value: Any) -> bool:
     """True when orjson writes ``value`` as JSON that reads back equal and same-typed."""
-    if type(value) is dict:  # the usual cache value, without the one-item level
-        return _STR.issuperset(map(type, value)) and _plain_items(value.values())
-    return _plain_items((value,))
+    kind = type(value)
+    if kind is list:
+        return _plain_items(value, len(value))
+    if kind is dict:
+        return _plain_dict(value)
+    return kind in _SCALARS or (kind is float and value - value == 0.0)  # not nan or ±inf
 
 
-def _plain_items(items: Any) -> bool:
+def _plain_dict(value: dict[Any, Any]) -> bool:
+    if len(value) > _SMALL:
+        if not _STR.issuperset(map(type, value)):
+            return False
+    else:
+        for key in value:
+            if type(key) is not str:
+                return False
+    return _plain_items(value.values(), len(value))
+
+
+def _plain_kinds(items: Any) -> bool | None:
+    """Whether the items' types alone say (one C-level pass, no Python per item); None:
+    there are containers or floats to look into."""
     kinds = set(map(type, items))
-    if kinds <= _SCALARS:  # the common case: one C-level pass, no Python per item
+    if kinds <= _SCALARS:
         return True
-    if not kinds <= _JSON_KINDS:
-        return False
+    return None if kinds <= _JSON_KINDS else False
+
+
+def _plain_items(items: Any, size: int) -> bool:
+    if size > _SMALL:
+        decided = _plain_kinds(items)
+        if decided is not None:
+            return decided
     for item in items:  # a loop, not a call per item: this is on every write
         kind = type(item)
-        if kind is dict:
-            if not (_STR.issuperset(map(type, item)) and _plain_items(item.values())):
+        if kind in _SCALARS:
+            continue
+        if kind is list:
+            if item and not _plain_items(item, len(item)):
                 return False
-        elif kind is list:
-            if not _plain_items(item):
+        elif kind is dict:
+            if item and not _plain_dict(item):
                 return False
-        elif kind is float and item - item != 0.0:  # nan or ±inf
+        elif kind is not float or item - item != 0.0:  # another type, or nan or ±inf
             return False
     return True
 

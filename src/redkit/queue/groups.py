@@ -24,15 +24,15 @@ ADD_GROUP = script("queue_add_group")
 
 def add(
     keys: QueueKeys, group: str, jobs: Sequence[NewJob], events: int = 0
-) -> ops.Once[list[bool]]:
-    """Add ``jobs`` of ``group`` in one script call; per job True when added."""
+) -> ops.Once[list[int]]:
+    """Add ``jobs`` of ``group`` in one script call; per job 1 when added, 0 for a duplicate."""
     args: list[ops.EncodableT] = [keys.base, events, member(group)]
     for job in jobs:
         args += [job.member, job.task, job.payload, job.priority, job.delay_ms]
     effect = ops.Eval(
         ADD_GROUP, (keys.delayed, keys.wake, keys.meta, keys.group.key("groups")), args
     )
-    return ops.Once(effect, lambda reply: [bool(x) for x in reply])
+    return ops.Once(effect, list)
 
 
 def set_concurrency(keys: QueueKeys, limit: int | None, group: str | None) -> ops.Once[int]:

@@ -24,9 +24,16 @@ class Job:
     ``part``: the job's partition on a partitioned queue (default: the one its id maps to).
     """
 
+    __slots__ = ("_keys", "id", "queue")
+
     def __init__(self, queue: Queue, job_id: str, part: int | None = None) -> None:
-        self.queue, self.id, self._member = queue, job_id, qops.member(job_id)
+        self.queue, self.id = queue, job_id
         self._keys = queue.parts[part] if part is not None else queue.keys_for(job_id)
+
+    @property
+    def _member(self) -> str:
+        # the id as the queue stores it; made on use (most handles are never used)
+        return qops.member(self.id)
 
     def status(self) -> str | None:
         """``waiting``, ``delayed``, ``active``, ``done``, ``failed``, ``dead``, ``cancelled``,
@@ -90,9 +97,16 @@ class Job:
 class AsyncJob:
     """A handle on one job, for asyncio; see :class:`Job`."""
 
+    __slots__ = ("_keys", "id", "queue")
+
     def __init__(self, queue: AsyncQueue, job_id: str, part: int | None = None) -> None:
-        self.queue, self.id, self._member = queue, job_id, qops.member(job_id)
+        self.queue, self.id = queue, job_id
         self._keys = queue.parts[part] if part is not None else queue.keys_for(job_id)
+
+    @property
+    def _member(self) -> str:
+        # the id as the queue stores it; made on use (most handles are never used)
+        return qops.member(self.id)
 
     async def status(self) -> str | None:
         """The job's state; see :meth:`Job.status`."""

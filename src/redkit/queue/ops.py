@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from redkit import ops
-from redkit.keys import KeyGroup, Keyspace, escape
+from redkit.keys import MAX_PART_BYTES, KeyGroup, Keyspace, escape
 from redkit.scripts import script
 
 ADD = script("queue_add")
@@ -53,6 +53,7 @@ class QueueKeys:
     """Every key of one queue, built from its key group."""
 
     __slots__ = (
+        "adding",
         "base",
         "dead",
         "delayed",
@@ -75,6 +76,8 @@ class QueueKeys:
         self.workers, self.wake = self.group.key("workers"), self.group.key("wake")
         self.done, self.failed = self.group.key("done"), self.group.key("failed")
         self.dead, self.meta = self.group.key("dead"), self.group.key("meta")
+        #: the keys of the add script, built once (it runs for every enqueue)
+        self.adding = (self.wait, self.delayed, self.wake, self.meta)
 
     def job(self, member: str) -> str:
         """The hash of the job whose (escaped) id is ``member``."""
@@ -99,6 +102,8 @@ class QueueKeys:
 
 def member(job_id: str) -> str:
     """A job id as stored in the queue's sets (escaped, so it cannot leave the key group)."""
+    if job_id.isalnum() and job_id.isascii() and len(job_id) <= MAX_PART_BYTES:
+        return job_id  # letters and digits only (the ids redkit makes): escaped as they are
     return escape(job_id)
 
 
@@ -122,7 +127,7 @@ def new_id(partition: int | None = None, partitions: int = 1) -> str:
 # --- enqueue ------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen dataclass costs several us per job to build
 class NewJob:
     """One job to add: its (escaped) id, task name, serialized arguments and schedule."""
 
@@ -133,15 +138,15 @@ class NewJob:
     delay_ms: int
 
 
-def add(keys: QueueKeys, jobs: Sequence[NewJob], events: int = 0) -> ops.Once[list[bool]]:
-    """Add ``jobs`` in one script call; per job True when added, False for a duplicate id.
+def add(keys: QueueKeys, jobs: Sequence[NewJob], events: int = 0) -> ops.Once[list[int]]:
+    """Add ``jobs`` in one script call; per job 1 when added, 0 for a duplicate id.
 
     ``events``: the queue's event stream length (0: no events)."""
     args: list[ops.EncodableT] = [keys.base, events]
     for job in jobs:
-        args += [job.member, job.task, job.payload, job.priority, job.delay_ms]
-    effect = ops.Eval(ADD, (keys.wait, keys.delayed, keys.wake, keys.meta), args)
-    return ops.Once(effect, lambda reply: [bool(x) for x in reply])
+        args += (job.member, job.task, job.payload, job.priority, job.delay_ms)
+    effect = ops.Eval(ADD, keys.adding, args)
+    return ops.Once(effect, list)  # the script's reply is that list already
 
 
 # --- workers ------------------------------------------------------------------------------

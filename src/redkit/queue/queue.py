@@ -16,7 +16,7 @@ Workers (:mod:`redkit.queue.worker`, ``redkit worker module:queue``) run the tas
 from __future__ import annotations
 
 import math
-import secrets
+import os
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, TypedDict, TypeVar, overload
 from urllib.parse import unquote
@@ -137,8 +137,13 @@ class _QueueBase:
         definition = self.tasks.get(task)
         if definition is not None:
             definition.check(args, kwargs)
+        if not options and part is None:  # the usual call: a new id, priority 0, now
+            job_id = os.urandom(16).hex()  # as secrets.token_hex(16); hex: nothing to escape
+            payload = self.rk.serializer.dumps([list(args), kwargs])
+            part = 0 if self.partitions == 1 else qops.partition_of(job_id, self.partitions)
+            return job_id, qops.NewJob(job_id, task, payload, 0, 0), part
         job_id = options.get("job_id") or (
-            secrets.token_hex(16) if part is None else qops.new_id(part, self.partitions)
+            qops.new_id() if part is None else qops.new_id(part, self.partitions)
         )
         if not isinstance(job_id, str):
             raise ConfigError(f"job_id must be a str, got {job_id!r}")
@@ -183,7 +188,7 @@ class _QueueBase:
 
     def _add(
         self, options: Mapping[str, Any], jobs: list[qops.NewJob], part: int = 0
-    ) -> ops.Once[list[bool]]:
+    ) -> ops.Once[list[int]]:
         """The add for ``jobs`` (of partition ``part``): into their group when ``options``
         name one."""
         group = options.get("group")
@@ -195,7 +200,7 @@ class _QueueBase:
 
     def _add_many(
         self, options: Mapping[str, Any], jobs: list[qops.NewJob], parts: list[int]
-    ) -> ops.Flow[list[list[bool]]]:
+    ) -> ops.Flow[list[list[int]]]:
         """The adds for ``jobs``: one call per partition, all in one round trip."""
         by_part: dict[int, list[qops.NewJob]] = {}
         for job, part in zip(jobs, parts, strict=True):
@@ -352,10 +357,14 @@ class Queue(_QueueBase):
 
     def enqueue(self, task: str, *args: Any, **kwargs: Any) -> Job:
         """Add a job for the task named ``task`` (see :meth:`Task.enqueue`)."""
-        options = {k: kwargs.pop(k) for k in RESERVED & set(kwargs)}
+        return self._enqueue(task, args, kwargs)
+
+    def _enqueue(self, task: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Job:
+        """:meth:`enqueue`, with ``kwargs`` the caller's own dict (``Task.enqueue``'s)."""
+        options = {} if RESERVED.isdisjoint(kwargs) else _options(kwargs)
         routed = None if self.partitions == 1 else self._routed(options)
         job_id, new, part = self._new_job(task, args, kwargs, options, routed)
-        unique = self._unique(options, new, part)
+        unique = self._unique(options, new, part) if options else None
         if unique is not None:
             added = self.rk.run(unique)
             same = added.member == new.member
@@ -545,10 +554,14 @@ class AsyncQueue(_QueueBase):
 
     async def enqueue(self, task: str, *args: Any, **kwargs: Any) -> AsyncJob:
         """Add a job for the task named ``task`` (see :meth:`Task.enqueue`)."""
-        options = {k: kwargs.pop(k) for k in RESERVED & set(kwargs)}
+        return await self._enqueue(task, args, kwargs)
+
+    async def _enqueue(self, task: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> AsyncJob:
+        """:meth:`enqueue`, with ``kwargs`` the caller's own dict (``AsyncTask.enqueue``'s)."""
+        options = {} if RESERVED.isdisjoint(kwargs) else _options(kwargs)
         routed = None if self.partitions == 1 else self._routed(options)
         job_id, new, part = self._new_job(task, args, kwargs, options, routed)
-        unique = self._unique(options, new, part)
+        unique = self._unique(options, new, part) if options else None
         if unique is not None:
             added = await self.rk.run(unique)
             same = added.member == new.member
@@ -683,6 +696,11 @@ class AsyncQueue(_QueueBase):
     async def workers(self) -> list[admin.WorkerInfo]:
         """The workers holding a lease on this queue, with the jobs each one runs."""
         return await self.rk.run(qparts.workers(self.parts))
+
+
+def _options(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Take ``enqueue``'s own options out of ``kwargs`` (the task's arguments)."""
+    return {k: kwargs.pop(k) for k in RESERVED & set(kwargs)}
 
 
 def _task_name(task: Any) -> str:
