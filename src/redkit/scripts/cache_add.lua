@@ -16,20 +16,9 @@
 -- timeout after the server ran it; the bytes carry their write time, so no one else's).
 -- (An invalid entry never becomes valid again, so replacing the very bytes that were read
 -- cannot overwrite a valid entry; the caller checks validity, which needs other slots.)
+--!include _cache_versions.lua
 local out = {0, false}
-local stale = false
-for i = 2, #KEYS do
-  local want = ARGV[i + 2]
-  local have = redis.call('GET', KEYS[i])
-  if not have and string.sub(want, 1, 1) == '+' then
-    have = string.sub(want, 2)
-    redis.call('SET', KEYS[i], have)
-  end
-  if have ~= want and '+' .. tostring(have) ~= want then
-    stale = true
-  end
-  out[i + 1] = have
-end
+local stale = versions(1, 3, #KEYS - 1, out, 2)
 local current = redis.call('GET', KEYS[1])
 if current and current ~= ARGV[2] and (ARGV[1] == '' or redis.sha1hex(current) ~= ARGV[1]) then
   out[2] = current

@@ -8,21 +8,10 @@
 -- key) so the caller can stamp the entries again. A missing key is created only from a
 -- "+" version, never from one the caller remembers: an evicted version key must not bring
 -- back the old entries stamped with it.
+--!include _cache_versions.lua
 local n = tonumber(ARGV[1])
 local current = {}
-local stale = false
-for i = 1, n do
-  local want = ARGV[i + 1]
-  local have = redis.call('GET', KEYS[i])
-  if not have and string.sub(want, 1, 1) == '+' then
-    have = string.sub(want, 2)
-    redis.call('SET', KEYS[i], have)
-  end
-  if have ~= want and '+' .. tostring(have) ~= want then
-    stale = true
-  end
-  current[i] = have
-end
+local stale = versions(0, 1, n, current, 0)
 if stale then
   return current
 end
