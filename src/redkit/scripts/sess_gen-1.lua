@@ -5,11 +5,9 @@
 -- Returns {generation (0 when unset), now in ms since the epoch}; -1 when the key holds
 -- another Redis type, -2 when it is not an integer.
 --!include _clock.lua
-local gen = redis.pcall('GET', KEYS[1])
-if type(gen) == 'table' and gen.err then
-  return -1
+--!include _sess_gen.lua
+local gen = generation(KEYS[1])
+if gen < 0 then
+  return gen
 end
-if gen and not tonumber(gen) then
-  return -2
-end
-return {tonumber(gen) or 0, now_ms()}
+return {gen, now_ms()}

@@ -8,14 +8,11 @@
 -- Returns 1 when recorded, 0 when the generation moved on; -1 when a key holds another
 -- Redis type, -2 when the generation is not an integer.
 --!include _clock.lua
-local gen = redis.pcall('GET', KEYS[2])
-if type(gen) == 'table' and gen.err then
-  return -1
+--!include _sess_gen.lua
+local gen = generation(KEYS[2])
+if gen < 0 then
+  return gen
 end
-if gen and not tonumber(gen) then
-  return -2
-end
-gen = tonumber(gen) or 0
 if gen ~= tonumber(ARGV[4]) then
   return 0
 end
