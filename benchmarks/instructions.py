@@ -30,18 +30,17 @@ import argparse
 import asyncio
 import contextlib
 import ctypes
-import glob
 import itertools
 import json
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from functools import partial
 from typing import Any
+
+from _common import callgrind_totals
 
 from redkit import AsyncRedkit, Redkit
 
@@ -197,41 +196,15 @@ async def _async_child(
         await ark.aclose()
 
 
-def _total(path: str) -> int:
-    with open(path) as f:
-        for line in f:
-            if line.startswith(("totals:", "summary:")):
-                return int(line.split()[1])
-    raise RuntimeError(f"no totals in {path}")
-
-
 def measure(url: str, ops: int, only: str | None = None) -> dict[str, float]:
     """Instructions per operation of every workload, from one run under callgrind."""
     with tempfile.TemporaryDirectory() as tmp:
         names_file = os.path.join(tmp, "names.json")
-        cmd = [
-            "valgrind",
-            "--tool=callgrind",
-            "--dump-before=ffi_call",
-            f"--callgrind-out-file={tmp}/cg.out",
-            sys.executable,
-            __file__,
-            "--child",
-            names_file,
-            "--url",
-            url,
-            "--ops",
-            str(ops),
-            *(["--only", only] if only else []),
-        ]
-        done = subprocess.run(cmd, capture_output=True, text=True)
-        if done.returncode:
-            sys.exit(f"the run under callgrind failed:\n{done.stderr[-3000:]}")
+        args = ["--child", names_file, "--url", url, "--ops", str(ops)]
+        totals = callgrind_totals(__file__, [*args, *(["--only", only] if only else [])], tmp)
         with open(names_file) as f:
             names = json.load(f)
-        dumps = sorted(glob.glob(f"{tmp}/cg.out.*"), key=lambda p: int(p.rsplit(".", 1)[1]))
         # dumps come in pairs per workload: (set-up + warm-up, measured)
-        totals = [_total(p) for p in dumps]
         return {name: totals[2 * i + 1] / ops for i, name in enumerate(names)}
 
 

@@ -31,7 +31,6 @@ import argparse
 import asyncio
 import cProfile
 import ctypes
-import glob
 import itertools
 import json
 import os
@@ -39,8 +38,6 @@ import pstats
 import resource
 import shutil
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -48,7 +45,7 @@ from collections.abc import Callable
 from typing import Any
 
 import redis
-from _common import server_url
+from _common import callgrind_totals, server_url
 
 from redkit import AsyncRedkit
 from redkit.queue import Worker
@@ -204,30 +201,14 @@ def child(url: str, jobs: int, out: str, variants: list[str]) -> None:
         json.dump(results, f)
 
 
-def _total(path: str) -> int:
-    with open(path) as f:
-        for line in f:
-            if line.startswith(("totals:", "summary:")):
-                return int(line.split()[1])
-    raise RuntimeError(f"no totals in {path}")
-
-
 def callgrind(url: str, jobs: int, variants: list[str]) -> dict[str, dict[str, float]]:
     """Per variant: instructions per job, and the server's work per job, under callgrind."""
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "results.json")
-        cmd = [
-            "valgrind", "--tool=callgrind", "--dump-before=ffi_call",
-            f"--callgrind-out-file={tmp}/cg.out", sys.executable, __file__,
-            "--child", out, "--url", url, "--jobs", str(jobs), "--variants", *variants,
-        ]  # fmt: skip
-        done = subprocess.run(cmd, capture_output=True, text=True)
-        if done.returncode:
-            sys.exit(f"the run under callgrind failed:\n{done.stderr[-3000:]}")
+        args = ["--child", out, "--url", url, "--jobs", str(jobs), "--variants", *variants]
+        totals = callgrind_totals(__file__, args, tmp)  # per variant: (before, measured)
         with open(out) as f:
             results: dict[str, dict[str, float]] = json.load(f)
-        dumps = sorted(glob.glob(f"{tmp}/cg.out.*"), key=lambda p: int(p.rsplit(".", 1)[1]))
-        totals = [_total(p) for p in dumps]  # per variant: (before, measured)
         for i, variant in enumerate(variants):
             results[variant]["instructions"] = totals[2 * i + 1] / jobs
         return results
