@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import threading
+import zlib
 from pathlib import Path
 
 import pytest
@@ -312,3 +313,77 @@ def test_cli_and_dashboard_find_every_partition(target_url: str, prefix: str, rk
     purge = runner.invoke(build(), ["purge", "parts", "--yes", *args], catch_exceptions=False)
     assert "deleted 39 jobs" in purge.stdout  # every partition's; the cancelled one is kept
     assert q.counts()["waiting"] == 0
+
+
+def test_a_handle_by_id_finds_every_kind_of_job(rk: Redkit) -> None:
+    q = rk.queue("byid", partitions=4)
+    elsewhere = rk.queue("byid", partitions=4)  # another process's queue: ids only
+
+    @q.task
+    def echo(x: str) -> str:
+        return x
+
+    jobs = {
+        "random": echo.enqueue("random"),
+        "explicit": echo.enqueue("explicit", job_id="order:17"),
+        "delayed": echo.enqueue("delayed", delay=0.05),
+        "grouped": echo.enqueue("grouped", group="tenant-1"),
+        "dedupe": echo.enqueue("dedupe", dedupe=Dedupe.while_queued("nightly")),
+        "debounced": echo.enqueue("debounced", dedupe=Dedupe.debounce("typing", 0.05)),
+    }
+    for n, job in enumerate(echo.enqueue_many([("many",)] * 8)):
+        jobs[f"many-{n}"] = job
+    for n, job in enumerate(echo.enqueue_many([("many-grouped",)] * 4, group="tenant-2")):
+        jobs[f"many-grouped-{n}"] = job
+    parent, children = q.enqueue_flow((echo, ("parent",)), [(echo, ("child",))] * 3)
+    jobs["parent"] = parent
+    jobs.update({f"child-{n}": child for n, child in enumerate(children)})
+    # a repeat under a deduplication key hands back the job that counts, found by id too
+    assert echo.enqueue("again", dedupe=Dedupe.while_queued("nightly")).id == jobs["dedupe"].id
+    replaced = echo.enqueue("debounced-2", dedupe=Dedupe.debounce("typing", 0.05))
+    assert replaced.id == jobs["debounced"].id
+    assert len({_part(job) for job in jobs.values()}) == 4
+    cancelled = {"random", "grouped", "child-1"}  # a child's cancel fails its parent
+    for kind, job in jobs.items():
+        found = elsewhere.job(job.id)
+        assert _part(found) == _part(job), kind
+        assert found.status() in ("waiting", "delayed", "blocked"), kind
+        if kind in cancelled:
+            assert found.cancel(), kind
+            assert job.status() == "cancelled", kind
+    with running(q, concurrency=10):
+        for kind, job in jobs.items():
+            if kind in cancelled or kind == "parent":
+                continue
+            want = "debounced-2" if kind == "debounced" else kind.rstrip("-0123456789")
+            assert elsewhere.job(job.id).result(timeout=20) == want, kind
+    assert elsewhere.job(parent.id).status() == "failed"  # its child was cancelled
+
+
+def test_scheduled_jobs_are_found_by_their_id(rk: Redkit) -> None:
+    q = rk.queue("sched-parts", partitions=4)
+    elsewhere = rk.queue("sched-parts", partitions=4)
+    ran: list[str] = []
+
+    @q.task
+    def beat() -> str:
+        ran.append(current_job().id)
+        return current_job().id
+
+    q.schedule("beat", beat, every=0.05, catch_up=30)
+    assert q.pause()  # the schedule still enqueues; nothing is claimed
+    with running(q, concurrency=4):
+        poll(lambda: q.counts()["waiting"] >= 8, timeout=30)
+        waiting = [info.id for info in q.jobs("waiting", limit=100)]
+        assert all(job_id.startswith("schedule:beat:") for job_id in waiting)
+        # their ids hash all over, yet each one is where a handle by id looks for it
+        assert len({zlib.crc32(job_id.encode()) % 4 for job_id in waiting}) > 1
+        assert all(_part(elsewhere.job(job_id)) == 0 for job_id in waiting)
+        assert {elsewhere.job(job_id).status() for job_id in waiting} == {"waiting"}
+        assert elsewhere.job(waiting[0]).cancel()
+        assert q.resume()
+        for job_id in waiting[1:]:
+            assert elsewhere.job(job_id).result(timeout=20) == job_id
+        assert q.remove_schedule("beat")
+    assert elsewhere.job(waiting[0]).status() == "cancelled"
+    assert waiting[0] not in ran

@@ -107,10 +107,18 @@ def member(job_id: str) -> str:
     return escape(job_id)
 
 
+#: How the id of a schedule's job begins (``schedule:<name>:<tick ms>``).
+SCHEDULED = "schedule:"
+
+
 def partition_of(key: str, partitions: int) -> int:
     """The partition that ``key`` (a job id, a group, a deduplication key) maps to: a
-    stable hash, the same in every process."""
+    stable hash, the same in every process; partition 0 for a key that begins with
+    ``schedule:``, as a schedule's jobs do (the schedules live in partition 0 and add
+    their jobs there), so that a handle finds those by their id too."""
     if partitions == 1:
+        return 0
+    if key.startswith(SCHEDULED):
         return 0
     return zlib.crc32(key.encode("utf-8", "surrogatepass")) % partitions
 

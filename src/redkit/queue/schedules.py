@@ -24,7 +24,7 @@ import orjson
 from redkit import ops
 from redkit._lazy import require
 from redkit.errors import ConfigError
-from redkit.queue.ops import MAX_PRIORITY, QueueKeys, member
+from redkit.queue.ops import MAX_PRIORITY, SCHEDULED, QueueKeys, member
 from redkit.scripts import script
 
 if TYPE_CHECKING:
@@ -208,7 +208,7 @@ def tick(
     """Move ``schedule`` on from ``due_ms`` and enqueue that tick's job if it is not too
     old; False when another worker had moved it already."""
     enqueue, following = schedule.plan(due_ms, now_ms)
-    job_id = member(f"schedule:{schedule.name}:{due_ms}")
+    job_id = member(f"{SCHEDULED}{schedule.name}:{due_ms}")  # partition_of: partition 0
     effect = ops.Eval(
         TICK, (_keys(keys)[1], keys.wait, keys.wake, keys.meta),
         (keys.base, schedule.name, due_ms, following, 1 if enqueue else 0, job_id,
