@@ -12,8 +12,10 @@ when the last job was reported done (the newest score in the partitions' done se
 Every configuration runs once per round, in an order that rotates from round to round;
 the table shows jobs per second, the median of the rounds with min and max, and each
 partitioned drain as a ratio to the one-partition drain with as many processes (the
-median of the rounds' ratios). The machine's load average is printed before and after:
-on a small or shared machine the spread is wide, compare medians only.
+median of the rounds' ratios), with how busy the busiest node's main thread and the
+worker processes were during the drain (CPU time from ``INFO cpu`` and the processes'
+own counters). The machine's load average is printed before and after: on a small or
+shared machine the spread is wide, compare medians only.
 """
 
 from __future__ import annotations
@@ -27,7 +29,11 @@ import statistics
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from typing import Any
+
+import psutil
+import redis
 
 from redkit import Redkit
 from redkit.embedded import EmbeddedCluster
@@ -74,8 +80,31 @@ def spread(client: Any, stem: str, partitions: int, masters: int) -> str:
     raise AssertionError("unreachable")
 
 
-def drain(url: str, prefix: str, jobs: int, partitions: int, procs: int) -> float:
-    """Jobs per second: ``jobs`` no-op jobs drained by ``procs`` worker processes."""
+def node_cpu(cluster: EmbeddedCluster) -> list[float]:
+    """Each node's main thread's CPU seconds so far."""
+    out = []
+    for host, port in cluster.nodes:
+        with redis.Redis(host=host, port=port) as node:
+            cpu = node.info("cpu")
+        out.append(cpu["used_cpu_user_main_thread"] + cpu["used_cpu_sys_main_thread"])
+    return out
+
+
+def worker_cpu(procs: list[subprocess.Popen[bytes]]) -> float:
+    """The worker processes' CPU seconds so far."""
+    return sum(sum(psutil.Process(proc.pid).cpu_times()[:2]) for proc in procs)
+
+
+@dataclass
+class Drain:
+    rate: float  # jobs/s
+    node_busy: float  # the busiest node's main thread: CPU seconds per second of drain
+    workers_busy: float  # the worker processes: CPU seconds per second of drain
+
+
+def drain(cluster: EmbeddedCluster, prefix: str, jobs: int, partitions: int, procs: int) -> Drain:
+    """``jobs`` no-op jobs drained by ``procs`` worker processes."""
+    url = cluster.url
     rk = Redkit(url, prefix=prefix)
     q = rk.queue("bench", partitions=partitions)
     q.pause()
@@ -84,9 +113,12 @@ def drain(url: str, prefix: str, jobs: int, partitions: int, procs: int) -> floa
     running = workers(url, prefix, partitions, procs)
     try:
         until(lambda: len(q.workers()) == procs, timeout=60)
+        nodes_before, workers_before = node_cpu(cluster), worker_cpu(running)
         seconds, micros = rk.client.time()
         q.resume()
         until(lambda: q.counts()["done"] >= jobs)
+        nodes_spent = [b - a for a, b in zip(nodes_before, node_cpu(cluster), strict=True)]
+        workers_spent = worker_cpu(running) - workers_before
         last = max(  # done sets are scored by when each job was reported done, in us
             score
             for keys in q.parts
@@ -100,7 +132,7 @@ def drain(url: str, prefix: str, jobs: int, partitions: int, procs: int) -> floa
             proc.wait(30)
     q.purge()
     rk.close()
-    return jobs / took
+    return Drain(jobs / took, max(nodes_spent) / took, workers_spent / took)
 
 
 def main() -> None:
@@ -116,7 +148,7 @@ def main() -> None:
     args = parser.parse_args()
     procs = [int(p) for p in args.procs.split(",")]
     configs = [(parts, p) for p in procs for parts in (1, args.partitions)]
-    results: dict[tuple[int, int], list[float]] = {config: [] for config in configs}
+    results: dict[tuple[int, int], list[Drain]] = {config: [] for config in configs}
     load = os.getloadavg()
     print(f"{os.cpu_count()} CPUs; load average before: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     used: list[int] = []  # nodes the partitioned queue's partitions sat on, per drain
@@ -130,20 +162,27 @@ def main() -> None:
                     if not args.random_slots:
                         prefix = spread(rk.client, prefix, parts, masters)
                     used.append(nodes(rk.client, prefix, parts))
-                results[(parts, p)].append(drain(cluster.url, prefix, args.jobs, parts, p))
+                results[(parts, p)].append(drain(cluster, prefix, args.jobs, parts, p))
     load = os.getloadavg()
     print(f"load average after: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     print(f"embedded 3-master cluster; {args.jobs:,} no-op jobs per drain; concurrency 50 per "
           f"process; {args.runs} interleaved rounds; the {args.partitions} partitions sat on "
           f"{'/'.join(map(str, sorted(set(used))))} of {masters} nodes")  # fmt: skip
     print(f"{'processes':>9} {'partitions':>10} {'median/s':>9} {'min/s':>8} {'max/s':>8} "
-          f"{'x 1 part':>8}")  # fmt: skip
+          f"{'x 1 part':>8} {'busiest node':>12} {'workers':>8}")  # fmt: skip
     for parts, p in configs:
-        values = results[(parts, p)]
-        ratios = [a / b for a, b in zip(values, results[(1, p)], strict=True)]
+        runs = results[(parts, p)]
+        rates = [one.rate for one in runs]
+        ratios = [a.rate / b.rate for a, b in zip(runs, results[(1, p)], strict=True)]
         ratio = "" if parts == 1 else f"{statistics.median(ratios):.2f}"
-        print(f"{p:>9} {parts:>10} {statistics.median(values):>9,.0f} {min(values):>8,.0f} "
-              f"{max(values):>8,.0f} {ratio:>8}")  # fmt: skip
+        node = statistics.median(one.node_busy for one in runs)
+        cores = statistics.median(one.workers_busy for one in runs)
+        print(f"{p:>9} {parts:>10} {statistics.median(rates):>9,.0f} {min(rates):>8,.0f} "
+              f"{max(rates):>8,.0f} {ratio:>8} {node:>12.0%} {cores:>8.2f}")  # fmt: skip
+    print(
+        "busiest node: its main thread's CPU time per second of drain (median); workers: "
+        "the worker processes' CPU seconds per second of drain (cores busy, median)"
+    )
 
 
 if __name__ == "__main__":
