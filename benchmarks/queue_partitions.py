@@ -14,14 +14,15 @@ the table shows jobs per second, the median of the rounds with min and max, and 
 partitioned drain as a ratio to the one-partition drain with as many processes (the
 median of the rounds' ratios), with how busy the busiest node's main thread and the
 worker processes were during the drain (CPU time from ``INFO cpu`` and the processes'
-own counters). The machine's load average is printed before and after: on a small or
-shared machine the spread is wide, compare medians only.
+threads' run time in ``/proc``, Linux only). The machine's load average is printed before
+and after: on a small or shared machine the spread is wide, compare medians only.
 """
 
 from __future__ import annotations
 
 import _path  # isort: skip  (first: benchmarks/queue.py shadows stdlib queue)
 import argparse
+import contextlib
 import itertools
 import os
 import signal
@@ -30,9 +31,9 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-import psutil
 import redis
 
 from redkit import Redkit
@@ -91,8 +92,14 @@ def node_cpu(cluster: EmbeddedCluster) -> list[float]:
 
 
 def worker_cpu(procs: list[subprocess.Popen[bytes]]) -> float:
-    """The worker processes' CPU seconds so far."""
-    return sum(sum(psutil.Process(proc.pid).cpu_times()[:2]) for proc in procs)
+    """The worker processes' CPU seconds so far: their threads' run time, to the ns, from
+    ``/proc/<pid>/task/*/schedstat`` (Linux; 0 elsewhere)."""
+    total = 0
+    for proc in procs:
+        for stat in Path(f"/proc/{proc.pid}/task").glob("*/schedstat"):
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                total += int(stat.read_text().split()[0])
+    return total / 1e9
 
 
 @dataclass
@@ -135,6 +142,31 @@ def drain(cluster: EmbeddedCluster, prefix: str, jobs: int, partitions: int, pro
     return Drain(jobs / took, max(nodes_spent) / took, workers_spent / took)
 
 
+def report(configs: list[tuple[int, int]], results: dict[tuple[int, int], list[Drain]]) -> None:
+    """The table: per configuration, medians over the rounds (rates with min and max)."""
+    head = ("processes", "partitions", "median/s", "min/s", "max/s", "x 1 part",
+            "busiest node", "workers", "worker us/job")  # fmt: skip
+    rows = [head]
+    for parts, p in configs:
+        runs = results[(parts, p)]
+        rates = [one.rate for one in runs]
+        ratios = [a.rate / b.rate for a, b in zip(runs, results[(1, p)], strict=True)]
+        rows.append((
+            str(p), str(parts), f"{statistics.median(rates):,.0f}", f"{min(rates):,.0f}",
+            f"{max(rates):,.0f}", "" if parts == 1 else f"{statistics.median(ratios):.2f}",
+            f"{statistics.median(one.node_busy for one in runs):.0%}",
+            f"{statistics.median(one.workers_busy for one in runs):.2f}",
+            f"{statistics.median(one.workers_busy / one.rate * 1e6 for one in runs):.1f}",
+        ))  # fmt: skip
+    widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
+    for row in rows:
+        print("  ".join(cell.rjust(width) for cell, width in zip(row, widths, strict=True)))
+    print(
+        "busiest node: its main thread's CPU time per second of drain; workers: the worker "
+        "processes' CPU seconds per second of drain (cores busy), and per job; all medians"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
@@ -168,21 +200,7 @@ def main() -> None:
     print(f"embedded 3-master cluster; {args.jobs:,} no-op jobs per drain; concurrency 50 per "
           f"process; {args.runs} interleaved rounds; the {args.partitions} partitions sat on "
           f"{'/'.join(map(str, sorted(set(used))))} of {masters} nodes")  # fmt: skip
-    print(f"{'processes':>9} {'partitions':>10} {'median/s':>9} {'min/s':>8} {'max/s':>8} "
-          f"{'x 1 part':>8} {'busiest node':>12} {'workers':>8}")  # fmt: skip
-    for parts, p in configs:
-        runs = results[(parts, p)]
-        rates = [one.rate for one in runs]
-        ratios = [a.rate / b.rate for a, b in zip(runs, results[(1, p)], strict=True)]
-        ratio = "" if parts == 1 else f"{statistics.median(ratios):.2f}"
-        node = statistics.median(one.node_busy for one in runs)
-        cores = statistics.median(one.workers_busy for one in runs)
-        print(f"{p:>9} {parts:>10} {statistics.median(rates):>9,.0f} {min(rates):>8,.0f} "
-              f"{max(rates):>8,.0f} {ratio:>8} {node:>12.0%} {cores:>8.2f}")  # fmt: skip
-    print(
-        "busiest node: its main thread's CPU time per second of drain (median); workers: "
-        "the worker processes' CPU seconds per second of drain (cores busy, median)"
-    )
+    report(configs, results)
 
 
 if __name__ == "__main__":
