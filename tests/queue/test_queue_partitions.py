@@ -387,3 +387,8 @@ def test_scheduled_jobs_are_found_by_their_id(rk: Redkit) -> None:
         assert q.remove_schedule("beat")
     assert elsewhere.job(waiting[0]).status() == "cancelled"
     assert waiting[0] not in ran
+    # an id of one's own that begins with "schedule:" goes to partition 0 as well
+    mine = q.enqueue("beat", job_id="schedule:mine")
+    assert zlib.crc32(b"schedule:mine") % 4 != 0
+    assert _part(mine) == _part(elsewhere.job("schedule:mine")) == 0
+    assert elsewhere.job("schedule:mine").status() == "waiting"
