@@ -7,9 +7,9 @@ cache or the sessions. ``from redkit import Cache`` works as with any other name
 
 from __future__ import annotations
 
-import importlib
 import typing
 
+from redkit import _lazy
 from redkit.client import ServerInfo
 from redkit.config import Settings
 from redkit.errors import (
@@ -88,31 +88,16 @@ __all__ = [
     "__version__",
 ]
 
-# the capabilities' names, each imported from its module on first use (mypy reads the
-# imports under TYPE_CHECKING above)
-_LAZY: dict[str, str] = {
-    name: module
-    for module, names in {
-        "redkit.cache": "AsyncCache Cache",
-        "redkit.locks": "AsyncLock Lock",
-        "redkit.queue": "AsyncQueue Queue Worker",
-        "redkit.ratelimit": "AsyncConcurrencyLimiter AsyncRateLimiter ConcurrencyLimiter "
-        "Limit RateLimitResult RateLimiter",
-        "redkit.sessions": "AsyncSessionStore AsyncTokenRevoker CookieConfig RefreshResult "
-        "Revocation Session SessionStore TokenRevoker",
-    }.items()
-    for name in names.split()
-}
-
-
-def __getattr__(name: str) -> object:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'redkit' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # the next lookup is an ordinary one
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_LAZY})
+if not typing.TYPE_CHECKING:  # mypy reads the imports above, and flags a misspelt name
+    __getattr__, __dir__ = _lazy.exports(
+        __name__,
+        {
+            "redkit.cache": "AsyncCache Cache",
+            "redkit.locks": "AsyncLock Lock",
+            "redkit.queue": "AsyncQueue Queue Worker",
+            "redkit.ratelimit": "AsyncConcurrencyLimiter AsyncRateLimiter ConcurrencyLimiter "
+            "Limit RateLimitResult RateLimiter",
+            "redkit.sessions": "AsyncSessionStore AsyncTokenRevoker CookieConfig RefreshResult "
+            "Revocation Session SessionStore TokenRevoker",
+        },
+    )
