@@ -30,10 +30,10 @@ import datetime as dt
 import enum
 import hashlib
 import hmac
+import sys
 import uuid
 import zoneinfo
 from collections.abc import Callable
-from decimal import Decimal
 from typing import Any, Protocol, runtime_checkable
 
 import orjson
@@ -173,15 +173,38 @@ _TAGGERS: dict[type, Callable[[Any], Any]] = {
     dt.time: _tag_time,
     dt.timedelta: lambda v: {"~td": [v.days, v.seconds, v.microseconds]},
     uuid.UUID: lambda v: {"~u": str(v)},
-    Decimal: lambda v: {"~dec": str(v)},
-}
+}  # and decimal.Decimal, added by _late_types
 
 
 def _tag(value: Any) -> Any:
     tagger = _TAGGERS.get(type(value))
     if tagger is None:
+        if _late_types():
+            return _tag(value)
         raise _Refused(_refusal(value))
     return tagger(value)
+
+
+# decimal is imported only when a Decimal is read: most processes never store one, and the
+# module costs about 0.3 MiB. A Decimal value exists only once the module is loaded, so
+# the writers' tables get the type on the first miss after that.
+
+
+def _late_types() -> bool:
+    """Add ``decimal.Decimal`` to the writers' tables once the decimal module is loaded;
+    True when it was added just now."""
+    decimal = sys.modules.get("decimal")
+    if decimal is None or decimal.Decimal in _TAGGERS:
+        return False
+    _EXT_BY_TYPE[decimal.Decimal] = (_DECIMAL, str, _decimal)
+    _TAGGERS[decimal.Decimal] = lambda v: {"~dec": str(v)}
+    return True
+
+
+def _decimal(text: str) -> Any:
+    from decimal import Decimal
+
+    return Decimal(text)
 
 
 def _datetime(raw: Any) -> dt.datetime:
@@ -219,7 +242,7 @@ _REVIVERS: dict[str, Callable[[Any], Any]] = {
     "~tm": _time,
     "~td": lambda v: dt.timedelta(*v),
     "~u": uuid.UUID,
-    "~dec": Decimal,
+    "~dec": _decimal,
 }
 
 
@@ -329,6 +352,8 @@ class MsgpackSerializer:
     def _default(self, value: Any) -> Any:
         found = _EXT_BY_TYPE.get(type(value))
         if found is None:
+            if _late_types():
+                return self._default(value)
             raise _Refused(_refusal(value))
         code, encode, _ = found
         payload = encode(value)
@@ -337,14 +362,15 @@ class MsgpackSerializer:
         return self._ext_type(code, payload)
 
     def _ext_hook(self, code: int, data: bytes) -> Any:
-        if code not in _EXT:
+        decode = _EXT_DECODE.get(code)
+        if decode is None:
             return self._ext_type(code, data)  # not ours: handed back as msgpack does
-        _, _, decode = _EXT[code]
         return decode(data if code == _UUID else self._unpack(data))
 
 
 _EXT_MARK = b"\xc1"
 _UUID = 8
+_DECIMAL = 9
 _EXT: dict[int, tuple[type, Callable[[Any], Any], Callable[[Any], Any]]] = {
     # code: (type, to bytes or a plain value packed again, back from it)
     1: (tuple, list, tuple),
@@ -355,10 +381,10 @@ _EXT: dict[int, tuple[type, Callable[[Any], Any], Callable[[Any], Any]]] = {
     6: (dt.time, lambda v: _tag_time(v)["~tm"], _time),
     7: (dt.timedelta, lambda v: [v.days, v.seconds, v.microseconds], lambda v: dt.timedelta(*v)),
     _UUID: (uuid.UUID, lambda v: v.bytes, lambda v: uuid.UUID(bytes=v)),
-    9: (Decimal, str, Decimal),
     10: (int, lambda v: f"{v:x}", lambda v: int(v, 16)),  # past 64 bits
 }
 _EXT_BY_TYPE = {kind: (code, enc, dec) for code, (kind, enc, dec) in _EXT.items()}
+_EXT_DECODE = {code: dec for code, (_, _, dec) in _EXT.items()} | {_DECIMAL: _decimal}
 
 
 # --- what cannot round-trip ----------------------------------------------------------------
