@@ -68,6 +68,12 @@ def test_the_queue_loads_the_limit_parser_not_the_limiters() -> None:
     assert within(loaded, never) == []
 
 
+def test_a_subpackage_is_an_attribute_as_before() -> None:
+    """``import redkit`` then ``redkit.cache.Cache``: the subpackage is imported then."""
+    loaded = loaded_after("import redkit\nassert redkit.cache.Cache is redkit.Cache")
+    assert "redkit.cache" in loaded
+
+
 def test_lazy_names_are_the_real_ones() -> None:
     import redkit.cache
     import redkit.ratelimit.limiter

@@ -4,6 +4,7 @@ installs them) and a package's exported names (PEP 562)."""
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import sys
 from collections.abc import Callable, Mapping
 from types import ModuleType
@@ -27,6 +28,8 @@ def exports(
 
     A name is imported from its module when first looked up (``package.Name`` or ``from
     package import Name``) and then kept in the package, so later lookups are ordinary.
+    A subpackage is imported when first looked up too (``package.sub.Name`` after ``import
+    package``), as it was found when the package imported everything at once.
     Define them under ``if not TYPE_CHECKING:`` with the same names imported under ``if
     TYPE_CHECKING:``, so that mypy sees the real names and still flags a misspelt one.
     """
@@ -35,9 +38,12 @@ def exports(
 
     def __getattr__(name: str) -> object:
         module = where.get(name)
-        if module is None:
+        if module is not None:
+            value = getattr(importlib.import_module(module), name)
+        elif not name.startswith("_") and importlib.util.find_spec(f"{package}.{name}"):
+            value = importlib.import_module(f"{package}.{name}")
+        else:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
-        value = getattr(importlib.import_module(module), name)
         namespace[name] = value
         return value
 
