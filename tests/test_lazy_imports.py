@@ -6,6 +6,7 @@ Every check runs in a fresh interpreter, since this one has imported everything.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import types
@@ -34,7 +35,7 @@ def loaded_after(code: str) -> list[str]:
     script = f"{code}\nimport json, sys\nprint(json.dumps(sorted(sys.modules)))"
     done = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
-        env={"PYTHONPATH": str(SRC), "PATH": ""},
+        env={**os.environ, "PYTHONPATH": str(SRC)},
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout.splitlines()[-1])  # type: ignore[no-any-return]
