@@ -104,3 +104,21 @@ def test_decimal_round_trips_when_imported_after_the_serializers() -> None:
         "    assert back == value and str(back['d']) == '1.10', back\n"
     )
     assert "decimal" in loaded_after(code)
+
+
+def test_the_cli_lists_every_subcommand_and_imports_one_when_run() -> None:
+    from redkit.cli import COMMANDS
+
+    code = (
+        "import click\nfrom redkit.cli import build\n"
+        "group = build()\nassert group.get_command(click.Context(group), 'info') is not None"
+    )
+    loaded = loaded_after(code)
+    assert "redkit.cli.info" in loaded
+    assert within(loaded, tuple(f"redkit.cli.{n}" for n in COMMANDS if n != "info")) == []
+    help_text = subprocess.run(
+        [sys.executable, "-m", "redkit.cli", "--help"], capture_output=True, text=True,
+        env={**os.environ, "PYTHONPATH": str(SRC)}, timeout=60, check=True,
+    ).stdout  # fmt: skip
+    listed = help_text.split("Commands:")[1].split()
+    assert set(COMMANDS) <= set(listed)

@@ -18,11 +18,13 @@ HERE = Path(__file__).resolve().parent
 SRC = HERE.parents[1] / "src"
 
 #: What ``redkit worker`` never needs for async tasks: the other capabilities, the web
-#: parts, and the standard library modules only some paths use (not difflib: click
-#: parses a short option such as -c by first trying it as a long one, which imports it).
+#: parts, the other subcommands, and the standard library modules only some paths use
+#: (not difflib: click parses a short option such as -c by first trying it as a long
+#: one, which imports it).
 NEVER = (
     "redkit.cache", "redkit.sessions", "redkit.events", "redkit.idempotency", "redkit.locks",
     "redkit.metrics", "redkit.integrations", "redkit.dashboard", "redkit.demo",
+    "redkit.embedded", "redkit.cli.dashboard", "redkit.cli.demo", "redkit.cli.server",
     "redkit.ratelimit.limiter", "redkit.ratelimit.concurrency",
     "pickle", "decimal", "multiprocessing",
 )  # fmt: skip
