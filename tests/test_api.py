@@ -22,13 +22,14 @@ PACKAGE = Path(redkit.__file__).parent
 
 
 def test_exported_members() -> None:
-    """``redkit.__all__`` is sorted and names exactly the public, non-module attributes."""
+    """``redkit.__all__`` is sorted and names exactly the public, non-module attributes
+    (those imported on first use included: ``dir(redkit)`` lists them)."""
     assert redkit.__all__ == sorted(redkit.__all__)
     public = {
         name
-        for name, value in vars(redkit).items()
+        for name in dir(redkit)
         if not name.startswith("_")
-        and not isinstance(value, (types.ModuleType, __future__._Feature))
+        and not isinstance(getattr(redkit, name), (types.ModuleType, __future__._Feature))
     }
     assert set(redkit.__all__) - {"__version__"} == public
     for name in redkit.__all__:
@@ -256,11 +257,25 @@ def _param(p: inspect.Parameter, typed: bool) -> tuple[object, ...]:
 # --- typed options ---------------------------------------------------------------------
 
 
+def _annotation_names(module: types.ModuleType) -> dict[str, object]:
+    """The module's globals and the names its ``if TYPE_CHECKING:`` blocks import: what its
+    string annotations refer to."""
+    namespace = dict(vars(module))
+    for node in ast.parse(Path(module.__file__ or "").read_text()).body:
+        if isinstance(node, ast.If) and _is_type_checking(node):
+            for statement in node.body:
+                if isinstance(statement, ast.ImportFrom) and statement.module:
+                    source = importlib.import_module(statement.module)
+                    for alias in statement.names:
+                        namespace[alias.asname or alias.name] = getattr(source, alias.name)
+    return namespace
+
+
 def _factories() -> list[tuple[str, type, type]]:
     """(factory name, the class it builds, its options TypedDict) for every facade factory."""
     import redkit.facade
 
-    namespace = vars(redkit.facade)
+    namespace = _annotation_names(redkit.facade)
     found = []
     for name, function in vars(redkit.facade.Redkit).items():
         if name.startswith("_") or not inspect.isfunction(function):

@@ -11,7 +11,6 @@ difference between their sync and async classes. The user-facing ``Redkit`` and
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import math
 from asyncio import get_running_loop
 from dataclasses import dataclass
@@ -339,6 +338,8 @@ def check_options(where: str, given: Mapping[str, object], allowed: type) -> Non
     known: frozenset[str] = allowed.__optional_keys__ | allowed.__required_keys__  # type: ignore[attr-defined]
     unknown = sorted(set(given) - known)
     if unknown:
+        import difflib  # here: only a misspelt option pays for it
+
         hints = [
             f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
             for name in unknown

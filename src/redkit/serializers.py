@@ -30,11 +30,10 @@ import datetime as dt
 import enum
 import hashlib
 import hmac
-import pickle
+import sys
 import uuid
 import zoneinfo
 from collections.abc import Callable
-from decimal import Decimal
 from typing import Any, Protocol, runtime_checkable
 
 import orjson
@@ -174,15 +173,38 @@ _TAGGERS: dict[type, Callable[[Any], Any]] = {
     dt.time: _tag_time,
     dt.timedelta: lambda v: {"~td": [v.days, v.seconds, v.microseconds]},
     uuid.UUID: lambda v: {"~u": str(v)},
-    Decimal: lambda v: {"~dec": str(v)},
-}
+}  # and decimal.Decimal, added by _late_types
 
 
 def _tag(value: Any) -> Any:
     tagger = _TAGGERS.get(type(value))
     if tagger is None:
+        if _late_types():
+            return _tag(value)
         raise _Refused(_refusal(value))
     return tagger(value)
+
+
+# decimal is imported only when a Decimal is read: most processes never store one, and the
+# module costs about 0.3 MiB. A Decimal value exists only once the module is loaded, so
+# the writers' tables get the type on the first miss after that.
+
+
+def _late_types() -> bool:
+    """Add ``decimal.Decimal`` to the writers' tables once the decimal module is loaded;
+    True when it was added just now."""
+    decimal = sys.modules.get("decimal")
+    if decimal is None or decimal.Decimal in _TAGGERS:
+        return False
+    _EXT_BY_TYPE[decimal.Decimal] = (_DECIMAL, str, _decimal)
+    _TAGGERS[decimal.Decimal] = lambda v: {"~dec": str(v)}
+    return True
+
+
+def _decimal(text: str) -> Any:
+    from decimal import Decimal
+
+    return Decimal(text)
 
 
 def _datetime(raw: Any) -> dt.datetime:
@@ -220,7 +242,7 @@ _REVIVERS: dict[str, Callable[[Any], Any]] = {
     "~tm": _time,
     "~td": lambda v: dt.timedelta(*v),
     "~u": uuid.UUID,
-    "~dec": Decimal,
+    "~dec": _decimal,
 }
 
 
@@ -330,6 +352,8 @@ class MsgpackSerializer:
     def _default(self, value: Any) -> Any:
         found = _EXT_BY_TYPE.get(type(value))
         if found is None:
+            if _late_types():
+                return self._default(value)
             raise _Refused(_refusal(value))
         code, encode, _ = found
         payload = encode(value)
@@ -338,14 +362,15 @@ class MsgpackSerializer:
         return self._ext_type(code, payload)
 
     def _ext_hook(self, code: int, data: bytes) -> Any:
-        if code not in _EXT:
+        decode = _EXT_DECODE.get(code)
+        if decode is None:
             return self._ext_type(code, data)  # not ours: handed back as msgpack does
-        _, _, decode = _EXT[code]
         return decode(data if code == _UUID else self._unpack(data))
 
 
 _EXT_MARK = b"\xc1"
 _UUID = 8
+_DECIMAL = 9
 _EXT: dict[int, tuple[type, Callable[[Any], Any], Callable[[Any], Any]]] = {
     # code: (type, to bytes or a plain value packed again, back from it)
     1: (tuple, list, tuple),
@@ -356,10 +381,10 @@ _EXT: dict[int, tuple[type, Callable[[Any], Any], Callable[[Any], Any]]] = {
     6: (dt.time, lambda v: _tag_time(v)["~tm"], _time),
     7: (dt.timedelta, lambda v: [v.days, v.seconds, v.microseconds], lambda v: dt.timedelta(*v)),
     _UUID: (uuid.UUID, lambda v: v.bytes, lambda v: uuid.UUID(bytes=v)),
-    9: (Decimal, str, Decimal),
     10: (int, lambda v: f"{v:x}", lambda v: int(v, 16)),  # past 64 bits
 }
 _EXT_BY_TYPE = {kind: (code, enc, dec) for code, (kind, enc, dec) in _EXT.items()}
+_EXT_DECODE = {code: dec for code, (_, _, dec) in _EXT.items()} | {_DECIMAL: _decimal}
 
 
 # --- what cannot round-trip ----------------------------------------------------------------
@@ -409,13 +434,16 @@ class PickleSerializer:
         if len(key) < 16:
             raise ConfigError("PickleSerializer needs a secret of at least 16 bytes")
         self._key = key
+        import pickle  # here: only an application that asks for pickle loads it
+
+        self._pickle = pickle
 
     def __repr__(self) -> str:
         return "PickleSerializer(secret=***)"
 
     def dumps(self, value: Any) -> bytes:
         try:
-            body = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+            body = self._pickle.dumps(value, protocol=self._pickle.HIGHEST_PROTOCOL)
         except Exception as exc:
             raise SerializationError(
                 f"cannot pickle a value of type {type(value).__name__}: {exc}"
@@ -427,7 +455,7 @@ class PickleSerializer:
         expected = hmac.new(self._key, body, hashlib.sha256).digest()
         if len(signature) != self._DIGEST or not hmac.compare_digest(signature, expected):
             raise TamperedDataError("pickled value failed its HMAC check; refusing to unpickle")
-        return pickle.loads(body)  # noqa: S301 - signature verified above
+        return self._pickle.loads(body)  # the signature was verified above
 
 
 def get_serializer(

@@ -116,7 +116,7 @@ def test_every_command_module_is_registered() -> None:
     for name in COMMANDS:
         command = importlib.import_module(f"redkit.cli.{name}").command
         assert isinstance(command, click.Command)
-        assert group.commands[name] is command
+        assert group.get_command(click.Context(group), name) is command
         assert command.help, f"redkit {name} needs a help text"
 
 

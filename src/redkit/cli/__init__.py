@@ -8,7 +8,6 @@ extra); without it ``redkit`` prints the install command instead of a traceback.
 
 from __future__ import annotations
 
-import importlib
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -33,11 +32,12 @@ COMMANDS: tuple[str, ...] = (
     "schedules",
     "worker",
 )
-"""The subcommand modules, in help order: ``redkit.cli.<name>.command``."""
+"""The subcommand modules, ``redkit.cli.<name>.command``, each imported when named."""
 
 
 def build() -> click.Group:
-    """The ``redkit`` command group with every subcommand in :data:`COMMANDS` attached.
+    """The ``redkit`` command group: each subcommand of :data:`COMMANDS` is imported when
+    it runs (or when ``--help`` lists it), so ``redkit worker`` loads no other.
 
     Raises:
         MissingDependencyError: click is not installed.
@@ -46,17 +46,16 @@ def build() -> click.Group:
     import click
 
     from redkit import __version__
+    from redkit.cli._group import LazyGroup
 
-    group = click.Group(
+    group = LazyGroup(
+        __name__,
+        COMMANDS,
         name="redkit",
         help="redkit: Redis patterns for Python web backends.",
         context_settings={"help_option_names": ["-h", "--help"]},
     )
-    group = click.version_option(__version__, "-V", "--version", prog_name="redkit")(group)
-    for name in COMMANDS:
-        module = importlib.import_module(f"{__name__}.{name}")
-        group.add_command(module.command)
-    return group
+    return click.version_option(__version__, "-V", "--version", prog_name="redkit")(group)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -18,17 +18,18 @@ import asyncio
 import contextlib
 import importlib
 import inspect
-import multiprocessing
 import signal
 import traceback
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from multiprocessing.connection import Connection
-from multiprocessing.process import BaseProcess
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from redkit import errors
 from redkit.queue.context import JobContext, _current
+
+if TYPE_CHECKING:
+    from multiprocessing.connection import Connection
+    from multiprocessing.process import BaseProcess
 
 #: What a child learns of the job it runs: its id, task, delivery count and queue.
 ChildJob = tuple[str, str, int, str]
@@ -95,6 +96,8 @@ class _Child:
     """One child process and the worker's end of its pipe."""
 
     def __init__(self) -> None:
+        import multiprocessing  # here: a worker without process=True tasks never loads it
+
         context = multiprocessing.get_context("spawn")
         self.conn, theirs = context.Pipe()
         self.process: BaseProcess = context.Process(
