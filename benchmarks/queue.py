@@ -72,6 +72,11 @@ def spawn(argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
     )
 
 
+# peers.py run as the module ``peers`` only (run as a script, it would be compiled and held
+# twice: once as __main__, once under its name, which RQ needs for its functions)
+RUN_PEERS = "import sys, peers; peers.main(sys.argv[1:])"
+
+
 def base_env(url: str, ns: str) -> dict[str, str]:
     return {**os.environ, "QBENCH_URL": url, "QBENCH_NS": ns, "REDKIT_EMBEDDED": "0"}
 
@@ -88,7 +93,7 @@ class Local:
         return peers.produce(self.peer, url, ns, mode, n)
 
     def worker(self, url: str, ns: str) -> subprocess.Popen[bytes]:
-        return spawn([sys.executable, "peers.py", self.name, "worker"], base_env(url, ns))
+        return spawn([sys.executable, "-c", RUN_PEERS, self.name, "worker"], base_env(url, ns))
 
 
 class Process:
@@ -175,7 +180,7 @@ def venv_peer(peer: type[Peer]) -> Process | str:
             shutil.rmtree(home, ignore_errors=True)
             return f"pip install {' '.join(wanted)} failed: {last_line(done.stderr)}"
         ready.write_text(" ".join(wanted))
-    argv = [str(python), str(WORKER_DIR / "peers.py"), peer.name]
+    argv = [str(python), "-c", RUN_PEERS, peer.name]
     isolated = {"PYTHONPATH": "", "PYTHONHOME": ""}  # nothing of this environment's packages
     try:
         found = Process(peer.name, peer.has_bulk, argv, isolated, "").step("", "", "version", 0)
