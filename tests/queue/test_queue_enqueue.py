@@ -27,7 +27,10 @@ def test_a_plain_enqueue_sends_one_key_and_three_arguments(rk: Redkit) -> None:
     (effect,) = sent
     assert isinstance(effect, ops.Eval)
     assert effect.keys == (q.keys.wait,)
-    assert list(effect.args) == ["0", job.id, "noop", b"[[1],{}]"]
+    assert list(effect.args) == [job.id, "noop", b"[[1],{}]"]
+    sent.clear()
+    later = noop.enqueue(2, delay=1.5, priority=-2)
+    assert list(sent[0].args) == ["-2 1500 0", later.id, "noop", b"[[2],{}]"]
 
 
 def test_a_new_job_counts_nothing_yet(rk: Redkit) -> None:

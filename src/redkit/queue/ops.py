@@ -144,11 +144,11 @@ def add(keys: QueueKeys, jobs: Sequence[NewJob], events: int = 0) -> ops.Once[in
 
     The jobs share one priority and delay (one enqueue call's); ``events``: the queue's
     event stream length (0: no events)."""
-    args: list[ops.EncodableT] = ["0"]
+    args: list[ops.EncodableT] = []
     if jobs:
         priority, delay_ms = jobs[0].priority, jobs[0].delay_ms
-        if priority or delay_ms or events:
-            args[0] = f"{priority} {delay_ms} {events}"
+        if priority or delay_ms or events:  # else the script's defaults: one argument less
+            args.append(f"{priority} {delay_ms} {events}")
         for job in jobs:
             if job.priority != priority or job.delay_ms != delay_ms:
                 raise ConfigError("jobs added in one call must share their priority and delay")

@@ -3,24 +3,24 @@
 --   key base, KEYS[1] less its 'wait' ('{p:queue:n}:'), so they share its hash tag:
 --   base..'delayed' (zset: id -> due ms), base..'wake' (idle workers block on it),
 --   base..'meta' (hash: 'seq' counts the jobs ever added) and the jobs' hashes.
--- ARGV[1] what the jobs share: '0' for priority 0, no delay and no events (the usual
---   call), else 'priority delay_ms events' (events: how many the queue keeps, 0: none;
---   see _queue_core.lua emit)
--- ARGV[2..] three per job: id, task, payload
+-- ARGV three per job: id, task, payload; preceded by one more, what the jobs share, when
+--   they have a priority or a delay or the queue keeps events: 'priority delay_ms events'
+--   (events: how many the queue keeps, 0: none; see _queue_core.lua emit). The usual call
+--   goes without it: each argument costs the producer (docs/queue.md).
 -- Returns how many jobs were added (a job whose id exists is skipped).
 --!include _clock.lua
 --!include _queue_core.lua
 local wait = KEYS[1]
 local base = string.sub(wait, 1, -5)
-local priority, delay, events = 0, 0, 0
-if ARGV[1] ~= '0' then
+local first, priority, delay, events = 1, 0, 0, 0
+if #ARGV % 3 == 1 then
   local p, d, e = string.match(ARGV[1], '^(%S+) (%S+) (%S+)$')
-  priority, delay, events = tonumber(p), tonumber(d), tonumber(e)
+  first, priority, delay, events = 2, tonumber(p), tonumber(d), tonumber(e)
 end
 -- The new ids first: a duplicate id, or this very call run again after its reply was
 -- lost, adds nothing and takes no number.
 local new = {}
-for i = 2, #ARGV, 3 do
+for i = first, #ARGV, 3 do
   if redis.call('HSETNX', job_key(base, ARGV[i]), 't', ARGV[i + 1]) == 1 then
     new[#new + 1] = i
   end
