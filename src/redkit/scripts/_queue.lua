@@ -1,6 +1,11 @@
 -- _queue: helpers shared by the queue_* scripts (included, not a script); the few that
 -- adding a job needs are in _queue_core.lua, included here.
 --!include _queue_core.lua
+-- A number as an exact integer string, for a score or a time built into a string or
+-- returned (Lua's default number format keeps 14 digits).
+local function int(n)
+  return string.format('%.0f', n)
+end
 -- Wake the producers waiting for this job's outcome (they registered in field 'w'; a
 -- caller that has read the field passes it as w, false when it is absent).
 local function notify(base, id, jk, w)

@@ -7,12 +7,8 @@
 local function job_key(base, id)
   return base .. 'j:' .. id
 end
--- A score as an exact integer string (Lua's default number format keeps 14 digits).
--- Priorities are multiplied by ORDER and the enqueue order added: 2^40.
+-- Scores order jobs by priority, then enqueue order: priority * ORDER + order (2^40).
 local ORDER = 1099511627776
-local function int(n)
-  return string.format('%.0f', n)
-end
 -- Leave one wake-up signal on the queue's wake list (idle workers BLPOP it).
 local function wake(list)
   if redis.call('LLEN', list) == 0 then
