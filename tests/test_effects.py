@@ -205,6 +205,16 @@ def test_includes_are_resolved_at_load() -> None:
         _resolve(b"--!include lock_acquire-2.lua\n", "t.lua")
 
 
+def test_a_snippet_included_twice_is_defined_once() -> None:
+    from redkit.scripts import _resolve
+
+    # _queue.lua includes _queue_core.lua itself
+    resolved = _resolve(b"--!include _queue_core.lua\n--!include _queue.lua\nreturn 1\n", "t.lua")
+    assert resolved.count(b"local function job_key(") == 1
+    assert resolved.count(b"local function create_job(") == 1
+    assert b"--!include" not in resolved
+
+
 def test_connection_error_is_the_builtin_too() -> None:
     error = errors.ConnectionError("down")
     assert isinstance(error, OSError)

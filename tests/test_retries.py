@@ -212,6 +212,18 @@ def test_a_retried_idempotent_completion_is_not_a_lost_lease(
     assert calls == ["done"]
 
 
+def test_a_retried_enqueue_adds_each_job_once(lossy: LostReplies) -> None:
+    lossy.lost = {"queue_add"}
+    q = lossy.queue("retried")
+    q.task(name="noop")(lambda i: None)
+    one = q.enqueue("noop", 1)
+    many = q.enqueue_many("noop", [(2,), (3,)], priority=1, delay=60)
+    counts = q.counts()
+    assert (counts["waiting"], counts["delayed"], counts["enqueued"]) == (1, 2, 3)
+    assert one.status() == "waiting"
+    assert [job.status() for job in many] == ["delayed", "delayed"]
+
+
 def test_a_retried_cache_set_stores_once(lossy: LostReplies) -> None:
     lossy.lost = {"cache_set"}
     cache = lossy.cache("retried-set")

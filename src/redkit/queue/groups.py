@@ -22,17 +22,16 @@ from redkit.scripts import script
 ADD_GROUP = script("queue_add_group")
 
 
-def add(
-    keys: QueueKeys, group: str, jobs: Sequence[NewJob], events: int = 0
-) -> ops.Once[list[int]]:
-    """Add ``jobs`` of ``group`` in one script call; per job 1 when added, 0 for a duplicate."""
+def add(keys: QueueKeys, group: str, jobs: Sequence[NewJob], events: int = 0) -> ops.Once[int]:
+    """Add ``jobs`` of ``group`` in one script call; the number added (a job whose id
+    exists is skipped)."""
     args: list[ops.EncodableT] = [keys.base, events, member(group)]
     for job in jobs:
         args += [job.member, job.task, job.payload, job.priority, job.delay_ms]
     effect = ops.Eval(
         ADD_GROUP, (keys.delayed, keys.wake, keys.meta, keys.group.key("groups")), args
     )
-    return ops.Once(effect, list)
+    return ops.Once(effect, int)
 
 
 def set_concurrency(keys: QueueKeys, limit: int | None, group: str | None) -> ops.Once[int]:

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from redkit import ops
+from redkit.errors import ConfigError
 from redkit.keys import MAX_PART_BYTES, KeyGroup, Keyspace, escape
 from redkit.scripts import script
 
@@ -77,7 +78,7 @@ class QueueKeys:
         self.done, self.failed = self.group.key("done"), self.group.key("failed")
         self.dead, self.meta = self.group.key("dead"), self.group.key("meta")
         #: the keys of the add script, built once (it runs for every enqueue)
-        self.adding = (self.wait, self.delayed, self.wake, self.meta)
+        self.adding = (self.wait,)
 
     def job(self, member: str) -> str:
         """The hash of the job whose (escaped) id is ``member``."""
@@ -146,15 +147,21 @@ class NewJob:
     delay_ms: int
 
 
-def add(keys: QueueKeys, jobs: Sequence[NewJob], events: int = 0) -> ops.Once[list[int]]:
-    """Add ``jobs`` in one script call; per job 1 when added, 0 for a duplicate id.
+def add(keys: QueueKeys, jobs: Sequence[NewJob], events: int = 0) -> ops.Once[int]:
+    """Add ``jobs`` in one script call; the number added (a job whose id exists is skipped).
 
-    ``events``: the queue's event stream length (0: no events)."""
-    args: list[ops.EncodableT] = [keys.base, events]
-    for job in jobs:
-        args += (job.member, job.task, job.payload, job.priority, job.delay_ms)
-    effect = ops.Eval(ADD, keys.adding, args)
-    return ops.Once(effect, list)  # the script's reply is that list already
+    The jobs share one priority and delay (one enqueue call's); ``events``: the queue's
+    event stream length (0: no events)."""
+    args: list[ops.EncodableT] = []
+    if jobs:
+        priority, delay_ms = jobs[0].priority, jobs[0].delay_ms
+        if priority or delay_ms or events:  # else the script's defaults: one argument less
+            args.append(f"{priority} {delay_ms} {events}")
+        for job in jobs:
+            if job.priority != priority or job.delay_ms != delay_ms:
+                raise ConfigError("jobs added in one call must share their priority and delay")
+            args += (job.member, job.task, job.payload)
+    return ops.Once(ops.Eval(ADD, keys.adding, args), int)
 
 
 # --- workers ------------------------------------------------------------------------------

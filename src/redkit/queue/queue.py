@@ -188,7 +188,7 @@ class _QueueBase:
 
     def _add(
         self, options: Mapping[str, Any], jobs: list[qops.NewJob], part: int = 0
-    ) -> ops.Once[list[int]]:
+    ) -> ops.Once[int]:
         """The add for ``jobs`` (of partition ``part``): into their group when ``options``
         name one."""
         group = options.get("group")
@@ -200,7 +200,7 @@ class _QueueBase:
 
     def _add_many(
         self, options: Mapping[str, Any], jobs: list[qops.NewJob], parts: list[int]
-    ) -> ops.Flow[list[list[int]]]:
+    ) -> ops.Flow[list[int]]:
         """The adds for ``jobs``: one call per partition, all in one round trip."""
         by_part: dict[int, list[qops.NewJob]] = {}
         for job, part in zip(jobs, parts, strict=True):

@@ -10,7 +10,10 @@ file name.
 
 Shared snippets live in files whose names start with ``_`` (``_clock.lua``); a script
 pulls one in with a line ``--!include _clock.lua``, replaced by the file's text when the
-script is loaded, so a snippet is written once.
+script is loaded, so a snippet is written once. A snippet may include others; each file
+goes into a script once, however many of its snippets include it, so a script that needs
+a few helpers includes the small snippet that has them, not every helper of its family
+(each helper a script defines costs a closure on every call).
 
 Status codes: a script that fails for a reason the caller must hear about returns a
 negative integer (alone, or as the first element of its reply). :data:`STATUS` maps each
@@ -108,18 +111,23 @@ def script(name: str) -> Script:
 _INCLUDE = b"--!include "
 
 
-def _resolve(source: bytes, filename: str) -> bytes:
-    """``source`` with each ``--!include _x.lua`` line replaced by that file's text."""
+def _resolve(source: bytes, filename: str, seen: set[str] | None = None) -> bytes:
+    """``source`` with each ``--!include _x.lua`` line replaced by that file's text, its
+    own includes resolved; a file already included (``seen``) is left out."""
     if _INCLUDE not in source:
         return source
+    seen = set() if seen is None else seen
     lines = []
     for line in source.splitlines(keepends=True):
         if line.startswith(_INCLUDE):
             included = line[len(_INCLUDE) :].strip().decode()
             if not included.startswith("_"):
                 raise ConfigError(f"{filename}: only _-files can be included, not {included}")
-            line = resources.files(__package__).joinpath(included).read_bytes()
-            line = line if line.endswith(b"\n") else line + b"\n"
+            if included in seen:
+                continue
+            seen.add(included)
+            text = resources.files(__package__).joinpath(included).read_bytes()
+            line = _resolve(text if text.endswith(b"\n") else text + b"\n", included, seen)
         lines.append(line)
     return b"".join(lines)
 

@@ -1,20 +1,10 @@
--- _queue: helpers shared by the queue_* scripts (included, not a script).
--- A job lives in the hash base..'j:'..id; base is the queue's key group ('{p:queue:n}:'),
--- so every key built here shares the queue's hash tag (one cluster slot).
-local function job_key(base, id)
-  return base .. 'j:' .. id
-end
--- A score as an exact integer string (Lua's default number format keeps 14 digits).
--- Priorities are multiplied by ORDER and the enqueue order added: 2^40.
-local ORDER = 1099511627776
+-- _queue: helpers shared by the queue_* scripts (included, not a script); the few that
+-- adding a job needs are in _queue_core.lua, included here.
+--!include _queue_core.lua
+-- A number as an exact integer string, for a score or a time built into a string or
+-- returned (Lua's default number format keeps 14 digits).
 local function int(n)
   return string.format('%.0f', n)
-end
--- Leave one wake-up signal on the queue's wake list (idle workers BLPOP it).
-local function wake(list)
-  if redis.call('LLEN', list) == 0 then
-    redis.call('RPUSH', list, 1)
-  end
 end
 -- Wake the producers waiting for this job's outcome (they registered in field 'w'; a
 -- caller that has read the field passes it as w, false when it is absent).
@@ -32,19 +22,6 @@ local function notify(base, id, jk, w)
     redis.call('HDEL', jk, 'w')
   end
 end
--- Add an event to the queue's stream (base..'events'), trimmed to about maxlen entries;
--- maxlen 0: the queue keeps no events.
-local function emit(base, maxlen, event, id, data)
-  maxlen = tonumber(maxlen)
-  if maxlen > 0 then
-    if data then
-      redis.call('XADD', base .. 'events', 'MAXLEN', '~', maxlen, '*', 'e', event, 'j', id,
-        'd', data)
-    else
-      redis.call('XADD', base .. 'events', 'MAXLEN', '~', maxlen, '*', 'e', event, 'j', id)
-    end
-  end
-end
 -- Drop the deduplication key that points to this job, if any (field 'u': its name; a
 -- caller that has read the field passes it as u, false when it is absent).
 local function release_unique(jk, id, u)
@@ -55,8 +32,8 @@ local function release_unique(jk, id, u)
     redis.call('DEL', u)
   end
 end
--- Create a job hash and queue it: waiting (delay_ms 0; in wait, when given) or delayed. The caller has made
--- sure the id is new (HSETNX on 't'). meta holds the enqueue counter. Returns its score.
+-- Create a job hash and queue it: waiting (delay_ms 0; in wait, when given) or delayed.
+-- The caller has made sure the id is new. meta holds the enqueue counter. Returns its score.
 local function create_job(jk, id, task, payload, priority, delay_ms, now, wait, delayed, meta)
   local seq = redis.call('HINCRBY', meta, 'seq', 1)
   local sc = int(tonumber(priority) * ORDER + seq % ORDER)
@@ -67,8 +44,7 @@ local function create_job(jk, id, task, payload, priority, delay_ms, now, wait, 
   elseif wait then
     redis.call('ZADD', wait, sc, id)
   end
-  redis.call('HSET', jk, 't', task, 'p', payload, 'sc', sc, 'n', 0, 'tk', 0, 'c', 0, 'at', now,
-    'st', st)
+  redis.call('HSET', jk, 't', task, 'p', payload, 'sc', sc, 'at', now, 'st', st)
   return sc
 end
 -- Groups. A job with field 'g' waits in its group's zset (base..'g:'..group) instead of

@@ -4,19 +4,16 @@
 -- KEYS[4] the ring of groups with waiting jobs (list; base..'groups')
 -- ARGV[1] the queue's key base   ARGV[2] events kept (0: none)   ARGV[3] the group
 -- ARGV[4..] five per job: id, task, payload, priority, delay in ms
--- Returns a list with, per job, 1 when added and 0 when a job with that id already exists.
+-- Returns how many jobs were added (a job whose id exists is skipped).
 --!include _clock.lua
 --!include _queue.lua
 local base, group = ARGV[1], ARGV[3]
 local now = now_ms()
-local out = {}
-local added = false
+local added = 0
 for i = 4, #ARGV, 5 do
   local id = ARGV[i]
   local jk = job_key(base, id)
-  if redis.call('EXISTS', jk) == 1 then
-    out[#out + 1] = 0
-  else
+  if redis.call('EXISTS', jk) == 0 then  -- a job whose id exists is skipped
     create_job(jk, id, ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], now, nil, KEYS[1],
       KEYS[3])
     redis.call('HSET', jk, 'g', group)
@@ -24,11 +21,10 @@ for i = 4, #ARGV, 5 do
       ready(base, nil, id, jk)
     end
     emit(base, ARGV[2], 'enqueued', id)
-    out[#out + 1] = 1
-    added = true
+    added = added + 1
   end
 end
-if added then
+if added > 0 then
   wake(KEYS[2])
 end
-return out
+return added
