@@ -4,6 +4,8 @@ pair of both replies."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import secrets
 import threading
@@ -11,7 +13,7 @@ from typing import Any
 
 from tests.flavours import Either, poll
 
-from redkit import Redkit, ops
+from redkit import AsyncRedkit, Redkit, ops
 from redkit.errors import RedisCommandError
 from redkit.scripts import Script
 
@@ -80,3 +82,33 @@ def test_a_push_while_waiting_runs_the_script_at_the_wake_up(
         (popped, left), = replies
         assert popped[1] == b"a"
         assert left == 2
+
+
+async def test_a_cancelled_wait_never_runs_its_script(standalone_url: str, prefix: str) -> None:
+    async with AsyncRedkit(standalone_url, prefix=prefix) as ark:
+        key = ark.keys.group("test", "then").key("list")
+        ran = ark.keys.group("test", "then").key("ran")
+        then = ops.Eval(count_script(f"return redis.call('INCR', '{ran}')"), [key])
+        wait = asyncio.ensure_future(ark.run(pop_then(key, then)))
+        await apoll(lambda: blocked(ark), True)
+        wait.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await wait
+        await apoll(lambda: blocked(ark), False)  # the server dropped the waiting client
+        await ark.client.rpush(key, "a", "b")
+        assert await ark.client.get(ran) is None  # the script behind the wait never ran
+        # the next wait gets a sound connection: its own replies, in order
+        popped, count = await ark.run(pop_then(key, then))
+        assert popped[1] == b"a"
+        assert count == 1
+
+
+async def blocked(ark: AsyncRedkit) -> bool:
+    return int((await ark.client.info("clients"))["blocked_clients"]) > 0
+
+
+async def apoll(check: Any, want: bool, timeout: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while await check() is not want:
+        assert asyncio.get_running_loop().time() < deadline, "not within the deadline"
+        await asyncio.sleep(0.01)
