@@ -7,7 +7,9 @@ One worker is one asyncio loop with two runtime loops:
   as there are free slots; under load a worker spends one round trip per batch, not per
   job. With nothing to claim it blocks on the server (``BLPOP`` on the queue's wake list,
   a dedicated connection) until a job arrives, the next delayed job is due or another
-  worker's lease ends, whichever comes first.
+  worker's lease ends, whichever comes first. The next claim is sent behind the wait, on
+  its connection: the server runs it as the wait ends, so the job that woke the worker
+  comes back with the wake-up (the partitioned queues below claim after the wake-up).
 * **lease**: renews the lease on all of the worker's jobs at once, three times per lease.
 
 On a partitioned queue each round claims from the partitions at once (one call each,
