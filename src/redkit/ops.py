@@ -36,7 +36,7 @@ import redis.cluster
 import redis.exceptions as rex
 from redis.crc import key_slot
 
-from redkit import errors
+from redkit import autopipe, errors
 from redkit.scripts import Script
 
 T = TypeVar("T")
@@ -127,10 +127,18 @@ class Block:
     of None means nothing arrived *in that call*, and callers loop until their own
     deadline (:func:`wait_signal` does). The connection never comes from the shared pool,
     so many waiters cannot starve other calls; a cancelled wait discards its connection.
+
+    ``then`` is a script sent right behind the command, on the same connection: the
+    server runs it the moment the wait ends (with a reply or without), with no round trip
+    from the waiter in between; a queue worker claims its jobs this way. The reply is
+    then the pair (the command's reply, the script's reply), an error reply of the script
+    as a :class:`redkit.errors.RedisCommandError` *value*. Observers see the wait, then
+    the script with 0 seconds (it took no round trip of its own).
     """
 
     command: Callable[[float], tuple[EncodableT, ...]]
     timeout: float
+    then: Eval | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -429,6 +437,29 @@ def _batch_replies(replies: list[Any]) -> list[Any]:
     return out
 
 
+def _queue_block(client: Any, args: tuple[EncodableT, ...], then: Eval) -> Any:
+    """A pipeline with a blocking command and the script that rides behind it (see
+    :class:`Block`); on a synchronous cluster both name the primary of the script's slot
+    (see :func:`_queue_batch`)."""
+    pipe = client.pipeline(transaction=False)
+    options: dict[str, Any] = {}
+    if isinstance(client, redis.cluster.RedisCluster) and then.keys:
+        slot = key_slot(then.keys[0].encode())
+        options["target_nodes"] = client.nodes_manager.get_node_from_slot(slot)
+    pipe.execute_command(*args, **options)
+    pipe.execute_command(*then.command, **options)
+    return pipe
+
+
+def _block_replies(replies: list[Any]) -> tuple[Any, Any]:
+    """The replies of :func:`_queue_block`: the command's error raised (as a lone blocking
+    command's is), the script's error reply as a value."""
+    if isinstance(replies[0], Exception):
+        raise replies[0]
+    reply, after = _batch_replies(list(replies))
+    return reply, after
+
+
 def _name(effect: Effect) -> str:
     """An effect's name for observers."""
     if isinstance(effect, Call):
@@ -479,12 +510,15 @@ class _Driver:
 
     def _report(self, effect: Effect, started: float, error: BaseException | None) -> None:
         data = effect.data if isinstance(effect, Note) else None
-        event = Event(_name(effect), time.perf_counter() - started, error, effect, data)
-        for observer in self.observers:
-            try:
-                observer(event)
-            except Exception:  # an observer must never break the call it watches
-                log.exception("redkit observer %r failed", observer)
+        events = [Event(_name(effect), time.perf_counter() - started, error, effect, data)]
+        if type(effect) is Block and effect.then is not None:  # the script behind the wait
+            events.append(Event(_name(effect.then), 0.0, error, effect.then))
+        for event in events:
+            for observer in self.observers:
+                try:
+                    observer(event)
+                except Exception:  # an observer must never break the call it watches
+                    log.exception("redkit observer %r failed", observer)
 
 
 # --- sync driver ---------------------------------------------------------------------
@@ -495,6 +529,16 @@ def _sync_eval(execute: Callable[..., Any], effect: Eval) -> Any:
         return execute(*effect.command)
     except rex.NoScriptError:
         return execute("EVAL", effect.script.source, *effect.command[2:])
+
+
+def _sync_block_then(client: Any, args: tuple[EncodableT, ...], then: Eval) -> tuple[Any, Any]:
+    replies = _queue_block(client, args, then).execute(raise_on_error=False)
+    if _is_noscript(replies[1]):  # a flushed script cache: run it (and load it) now
+        try:
+            replies[1] = client.execute_command("EVAL", then.script.source, *then.command[2:])
+        except rex.ResponseError as exc:  # an error reply: a value, as it would have been
+            replies[1] = exc
+    return _block_replies(replies)
 
 
 def _sync_batch(client: Any, batch: Batch) -> list[Any]:
@@ -541,6 +585,9 @@ class Driver(_Driver):
                 return _sync_batch(self.client, effect)
             if isinstance(effect, Block):
                 try:
+                    if effect.then is not None:
+                        args = self._block_args(effect)
+                        return _sync_block_then(self.blocker.client, args, effect.then)
                     return self.blocker.client.execute_command(*self._block_args(effect))
                 except rex.ConnectionError:
                     self.blocker.refresh()
@@ -611,6 +658,50 @@ async def _async_eval(execute: Callable[..., Any], effect: Eval) -> Any:
         return await execute("EVAL", effect.script.source, *effect.command[2:])
 
 
+async def _async_block_then(
+    client: Any, args: tuple[EncodableT, ...], then: Eval
+) -> tuple[Any, Any]:
+    if type(client) is redis.asyncio.Redis and not client.single_connection_client:
+        replies = await _async_send_both(client, args, then)
+    else:
+        replies = await _queue_block(client, args, then).execute(raise_on_error=False)
+    if _is_noscript(replies[1]):  # a flushed script cache: run it (and load it) now
+        source, rest = then.script.source, then.command[2:]
+        try:
+            replies[1] = await client.execute_command("EVAL", source, *rest)
+        except rex.ResponseError as exc:  # an error reply: a value, as it would have been
+            replies[1] = exc
+    return _block_replies(replies)
+
+
+async def _async_send_both(client: Any, args: tuple[EncodableT, ...], then: Eval) -> list[Any]:
+    """The wait and its script in one write on a connection of the standalone client's
+    pool, their replies read in order (a reply that is an error as a value).
+
+    What a pipeline does, without its cost on the path that starts a woken queue's job:
+    redis-py's asyncio connection packs a command in Python (tens of microseconds for a
+    script's arguments), hiredis's packer at once (see :func:`redkit.autopipe.packer`).
+    A failed or cancelled read drops the connection (redis-py's ``read_response``).
+    """
+    pool = client.connection_pool
+    conn = await pool.get_connection()
+    try:
+        pack = autopipe.packer(conn)
+        await conn.send_packed_command([*pack(*args), *pack(*then.command)])
+        replies: list[Any] = []
+        for _ in range(2):
+            try:
+                replies.append(await conn.read_response())
+            except rex.ResponseError as exc:
+                replies.append(exc)
+    finally:
+        await pool.release(conn)
+    callback = client.response_callbacks.get(args[0])
+    if callback is not None and not isinstance(replies[0], Exception):
+        replies[0] = callback(replies[0])
+    return replies
+
+
 async def _async_batch(client: Any, batch: Batch) -> list[Any]:
     pipe = _queue_batch(client, batch)
     replies = await pipe.execute(raise_on_error=False)
@@ -666,6 +757,8 @@ class AsyncDriver(_Driver):
                 # redis-py discards a connection whose read is cancelled, so a cancelled
                 # wait cannot leave a half-read reply behind for the next user
                 client, args = await self.blocker.aclient(), self._block_args(effect)
+                if effect.then is not None:
+                    return await _async_block_then(client, args, effect.then)
                 return await client.execute_command(*args)
         except _WRAPPED as exc:
             raise _boundary(exc, self.target) from exc

@@ -23,7 +23,7 @@ import functools
 import secrets
 import time
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -216,21 +216,30 @@ def take(
     keys: QueueKeys, worker_id: str, policy: Policy, want: int, acks: Sequence[Ack]
 ) -> ops.Once[Taken]:
     """Finish ``acks``, recover dead workers' jobs, promote due ones, claim up to ``want``."""
+    return ops.Once(_take(keys, worker_id, policy, want, acks), _taken_parser(keys))
+
+
+def _take(
+    keys: QueueKeys, worker_id: str, policy: Policy, want: int, acks: Sequence[Ack]
+) -> ops.Eval:
     args: list[ops.EncodableT] = [
         keys.base, worker_id, policy.lease_ms, want, policy.dead_after,
         policy.result_ttl_ms, policy.keep_completed, policy.events,
     ]  # fmt: skip
     for ack in acks:
         args += [ack.member, ack.token, ack.outcome, ack.data, ack.delay_ms]
-    effect = ops.Eval(
+    return ops.Eval(
         TAKE,
         (keys.wait, keys.delayed, keys.workers, keys.worker(worker_id), keys.done,
          keys.failed, keys.dead, keys.wake),
         args,
     )  # fmt: skip
+
+
+def _taken_parser(keys: QueueKeys) -> Callable[[list[Any]], Taken]:
     if keys.index:
-        return ops.Once(effect, functools.partial(parse_taken, part=keys.index))
-    return ops.Once(effect, parse_taken)
+        return functools.partial(parse_taken, part=keys.index)
+    return parse_taken
 
 
 def parse_taken(reply: list[Any], part: int = 0) -> Taken:
@@ -281,6 +290,26 @@ def block(keys: QueueKeys, worker_id: str, seconds: float) -> ops.Flow[Any]:
     """
     own = keys.worker_wake(worker_id)
     return (yield ops.Block(lambda s: ("BLPOP", keys.wake, own, round(s, 3)), seconds))
+
+
+def block_take(
+    keys: QueueKeys, worker_id: str, seconds: float, policy: Policy, want: int
+) -> ops.Flow[Taken]:
+    """:func:`block`, then claim up to ``want`` jobs the moment the wait ends.
+
+    The claim (:func:`take`, reporting nothing) rides behind the wait on its connection,
+    so the server runs it as the job that woke the worker arrives: the job comes back
+    with the wait's reply, without a round trip from the worker in between. A wait that
+    ends otherwise (interrupted, timed out) claims too, as the worker's next round would.
+    """
+    own = keys.worker_wake(worker_id)
+    claim = _take(keys, worker_id, policy, want, ())
+    _, reply = yield ops.Block(
+        lambda s: ("BLPOP", keys.wake, own, round(s, 3)), seconds, then=claim
+    )
+    if isinstance(reply, Exception):
+        raise reply
+    return _taken_parser(keys)(reply)
 
 
 def interrupt(keys: QueueKeys, worker_id: str) -> ops.Flow[Any]:

@@ -7,7 +7,9 @@ One worker is one asyncio loop with two runtime loops:
   as there are free slots; under load a worker spends one round trip per batch, not per
   job. With nothing to claim it blocks on the server (``BLPOP`` on the queue's wake list,
   a dedicated connection) until a job arrives, the next delayed job is due or another
-  worker's lease ends, whichever comes first.
+  worker's lease ends, whichever comes first. The next claim is sent behind the wait, on
+  its connection: the server runs it as the wait ends, so the job that woke the worker
+  comes back with the wake-up (the partitioned queues below claim after the wake-up).
 * **lease**: renews the lease on all of the worker's jobs at once, three times per lease.
 
 On a partitioned queue each round claims from the partitions at once (one call each,
@@ -39,7 +41,7 @@ import signal
 import threading
 import traceback
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
@@ -105,6 +107,7 @@ class Worker:
         self._unpublished = set(queue.schedules)  # defined in code, stored at start
         self._acks: list[qops.Ack] = []
         self._blocking = self._unsure = False
+        self._short: int | None = None  # the last claim came back short: next_ms
         self._flushing: asyncio.Task[None] | None = None
         self._cutting: asyncio.Future[Any] | None = None
         self._cutting_lease: asyncio.Future[Any] | None = None
@@ -235,6 +238,11 @@ class Worker:
             known += [(ack.member, ack.token) for ack in self._acks]
             await self._each(lambda keys: qops.release(keys, self.id, known))
             self._unsure = False
+        want = min(self.batch, self.concurrency - len(self._running))
+        short, self._short = self._short, None
+        if short is not None and want:
+            await self._claim_woken(ctx, short, want)
+            return
         flushing = self._flushing
         if flushing is not None and not flushing.done():
             # reports sent while this loop blocked land first: a job's progress must not
@@ -242,7 +250,6 @@ class Worker:
             # connections)
             await asyncio.wait([flushing])
         acks, self._acks = self._acks, []
-        want = min(self.batch, self.concurrency - len(self._running))
         if len(self._parts) > 1:
             await self._claim_parts(ctx, acks, want)
             return
@@ -256,8 +263,35 @@ class Worker:
             raise
         self._stale(taken.stale)
         self._start_all(taken.jobs)
-        if want and not taken.jobs and not ctx.stopping:
-            await self._idle(taken.next_ms)
+        await self._came_short(ctx, taken, want)
+
+    async def _claim_woken(self, ctx: AsyncLoopContext, next_ms: int, want: int) -> None:
+        """Block until woken, then claim up to ``want`` jobs behind the wait, on its
+        connection (:func:`~redkit.queue.ops.block_take`): the job that woke the worker
+        comes back with the wake-up. Reports go by :meth:`_flush` meanwhile."""
+        try:
+            with self._idling(next_ms) as wait:
+                taken = await self._rk.run(
+                    qops.block_take(self.queue.keys, self.id, wait, self.queue.policy, want)
+                )
+        except BaseException:
+            self._unsure = True  # the claim behind the wait may have run
+            raise
+        self._stale(taken.stale)
+        if ctx.stopping:  # woken to stop: the stop hands back what the claim took
+            return
+        self._start_all(taken.jobs)
+        await self._came_short(ctx, taken, want)
+
+    async def _came_short(self, ctx: AsyncLoopContext, taken: qops.Taken, want: int) -> None:
+        """A claim that came back short took every job it could (the script claims as many
+        as are ready and allowed): the next round waits at once, rather than ask again
+        for nothing (a job added since has left an item on the wake list, so the wait
+        returns at once)."""
+        if len(taken.jobs) < want and not ctx.stopping:
+            self._short = taken.next_ms
+            if taken.jobs:
+                await asyncio.sleep(0)  # the handlers start before the wait is sent
 
     async def _claim_parts(self, ctx: AsyncLoopContext, acks: list[qops.Ack], want: int) -> None:
         """One claim round on a partitioned queue: a call per partition, concurrently."""
@@ -298,7 +332,8 @@ class Worker:
         # round is asked in the next)
         if want and not claimed and not any(self._busy) and not ctx.stopping:
             try:
-                await self._idle(next_ms)
+                with self._idling(next_ms) as wait:
+                    await self._block_parts(wait)
             finally:  # woken (or failed): ask every partition again
                 self._busy = [True] * len(self._parts)
 
@@ -337,8 +372,10 @@ class Worker:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._room.wait(), 1.0)
 
-    async def _idle(self, next_ms: int) -> None:
-        """Block on the server until woken, the next timed event, or a stop.
+    @contextlib.contextmanager
+    def _idling(self, next_ms: int) -> Iterator[float]:
+        """While the claim loop blocks on the server until woken, the next timed event
+        (``next_ms``, -1: none), or a stop: gives the longest wait.
 
         The server checks blocking timeouts only on its own clock tick (``hz``: every
         100 ms by default), so a due delayed job would start up to a tick late; a local
@@ -352,11 +389,7 @@ class Worker:
         try:
             if self._acks:
                 self._kick()
-            wait = min(seconds + 0.5, 5.0) if timer is not None else 5.0
-            if len(self._parts) == 1:
-                await self._rk.run(qops.block(self.queue.keys, self.id, wait))
-            else:
-                await self._block_parts(wait)
+            yield min(seconds + 0.5, 5.0) if timer is not None else 5.0
         finally:
             self._blocking = False
             if timer is not None:
