@@ -31,6 +31,7 @@ import argparse
 import asyncio
 import cProfile
 import ctypes
+import gc
 import itertools
 import json
 import os
@@ -163,6 +164,10 @@ async def _rounds(
         await drain.drain()  # warm-up
         for _ in range(rounds):
             await drain.enqueue(jobs)
+            # what the warm-up left behind is collected now and frozen, so a full
+            # collection that happens to fall in the window costs what the drain made
+            gc.collect()
+            gc.freeze()
             stats = _commandstats(sync)
             profiler = cProfile.Profile() if profile else None
             if between is not None:
