@@ -133,7 +133,10 @@ class Block:
     from the waiter in between; a queue worker claims its jobs this way. The reply is
     then the pair (the command's reply, the script's reply), an error reply of the script
     as a :class:`redkit.errors.RedisCommandError` *value*. Observers see the wait, then
-    the script with 0 seconds (it took no round trip of its own).
+    the script with 0 seconds (it took no round trip of its own). A wait whose reply is
+    lost may have run its script: send such a pair on a client without retries (the
+    queue worker's has none) and treat a failed call as "the script may have run"; the
+    script itself is not run again after a failed wait.
     """
 
     command: Callable[[float], tuple[EncodableT, ...]]
@@ -533,7 +536,8 @@ def _sync_eval(execute: Callable[..., Any], effect: Eval) -> Any:
 
 def _sync_block_then(client: Any, args: tuple[EncodableT, ...], then: Eval) -> tuple[Any, Any]:
     replies = _queue_block(client, args, then).execute(raise_on_error=False)
-    if _is_noscript(replies[1]):  # a flushed script cache: run it (and load it) now
+    # a flushed script cache: run it (and load it) now, unless the wait failed
+    if not isinstance(replies[0], Exception) and _is_noscript(replies[1]):
         try:
             replies[1] = client.execute_command("EVAL", then.script.source, *then.command[2:])
         except rex.ResponseError as exc:  # an error reply: a value, as it would have been
@@ -665,7 +669,8 @@ async def _async_block_then(
         replies = await _async_send_both(client, args, then)
     else:
         replies = await _queue_block(client, args, then).execute(raise_on_error=False)
-    if _is_noscript(replies[1]):  # a flushed script cache: run it (and load it) now
+    # a flushed script cache: run it (and load it) now, unless the wait failed
+    if not isinstance(replies[0], Exception) and _is_noscript(replies[1]):
         source, rest = then.script.source, then.command[2:]
         try:
             replies[1] = await client.execute_command("EVAL", source, *rest)

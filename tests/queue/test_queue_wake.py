@@ -89,3 +89,44 @@ def test_stopping_an_idle_worker_loses_no_job(rk: Redkit) -> None:
     with running(q, concurrency=2):
         poll(lambda: q.counts()["done"] == 5)
     assert sorted(ran) == list(range(5))
+
+
+def test_a_stop_hands_back_at_once_what_the_ended_wait_claimed(rk: Redkit) -> None:
+    """The claim behind the wait that a stop ends may take a job that was ready without
+    waking the worker: it goes back at once, not after the grace the running jobs get."""
+    q = rk.queue("wake", events=100)
+    started, release = threading.Event(), threading.Event()
+
+    @q.task
+    def hold() -> None:
+        started.set()
+        release.wait(30)
+
+    @q.task
+    def note() -> None: ...
+
+    hold.enqueue()
+    with running(q, concurrency=2) as handle:
+        assert started.wait(10)
+        poll(lambda: handle.worker._blocking)  # one slot free: it waits on the server
+        # a job ready without a wake-up: added, and the wake-up item gone in the same step
+        add = qops.add(q.keys, [qops.NewJob("quiet", "note", b"[[],{}]", 0, 0)], 100)
+        pipe = rk.client.pipeline(transaction=True)
+        pipe.execute_command(*add.effect.command)
+        pipe.delete(q.keys.wake)
+        pipe.execute()
+        assert q.job("quiet").status() == "waiting"
+        stopper = threading.Thread(target=handle.stop, kwargs={"grace": 30})
+        stopper.start()
+        try:
+            # the stop ends the wait, the claim behind it takes the job ...
+            poll(lambda: any(e.event == "active" and e.job_id == "quiet" for e in q.events()))
+            # ... and it is back while the held job still runs (its grace: 30 s)
+            poll(lambda: q.job("quiet").status() == "waiting", timeout=5)
+            assert q.counts()["active"] == 1
+        finally:
+            release.set()
+            stopper.join(30)
+    info = q.job("quiet").info()
+    assert info is not None
+    assert info.attempts == 0  # not a delivery

@@ -234,10 +234,7 @@ class Worker:
         if ctx.stopping:
             return
         if self._unsure:  # a claim's reply was lost: hand back what it may have claimed
-            known = [(m, self._tokens[m]) for m in self._running]
-            known += [(ack.member, ack.token) for ack in self._acks]
-            await self._each(lambda keys: qops.release(keys, self.id, known))
-            self._unsure = False
+            await self._hand_back_unknown()
         want = min(self.batch, self.concurrency - len(self._running))
         short, self._short = self._short, None
         if short is not None and want:
@@ -278,10 +275,25 @@ class Worker:
             self._unsure = True  # the claim behind the wait may have run
             raise
         self._stale(taken.stale)
-        if ctx.stopping:  # woken to stop: the stop hands back what the claim took
+        if ctx.stopping:  # woken to stop: what the claim took goes back now, not after grace
+            if taken.jobs:
+                with contextlib.suppress(RedkitError):  # else the stop's own hand-back
+                    await self._hand_back_unknown()
             return
         self._start_all(taken.jobs)
         await self._came_short(ctx, taken, want)
+
+    async def _hand_back_unknown(self) -> None:
+        """Hand back every job this worker holds but neither runs nor has finished (those a
+        claim took whose reply was lost, or that a stop will not start). Reports in flight
+        land first: a finished job must not be taken for an unknown one."""
+        flushing = self._flushing
+        if flushing is not None and not flushing.done():
+            await asyncio.wait([flushing])
+        known = [(m, self._tokens[m]) for m in self._running]
+        known += [(ack.member, ack.token) for ack in self._acks]
+        await self._each(lambda keys: qops.release(keys, self.id, known))
+        self._unsure = False
 
     async def _came_short(self, ctx: AsyncLoopContext, taken: qops.Taken, want: int) -> None:
         """A claim that came back short took every job it could (the script claims as many
