@@ -62,6 +62,13 @@ async def test_observers_see_the_wait_then_the_script(kit: Either) -> None:
     assert [e.name for e in seen] == ["BLPOP", "script test_count"]
     assert seen[1].effect is then
     assert seen[1].seconds == 0.0
+    assert seen[1].error is None
+    # the script's error reply is the script's event's error (the wait itself went well)
+    await kit.client.rpush(key, "b")
+    failing = ops.Eval(count_script("return redis.error_reply('BOOM no luck')"), [key])
+    await kit.run(pop_then(key, failing))
+    assert seen[2].error is None
+    assert isinstance(seen[3].error, RedisCommandError)
 
 
 def test_a_push_while_waiting_runs_the_script_at_the_wake_up(

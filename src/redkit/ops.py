@@ -511,11 +511,16 @@ class _Driver:
     def _block_args(self, effect: Block) -> tuple[EncodableT, ...]:
         return effect.command(max(MIN_BLOCK, min(effect.timeout, self.blocker.max_block)))
 
-    def _report(self, effect: Effect, started: float, error: BaseException | None) -> None:
+    def _report(
+        self, effect: Effect, started: float, error: BaseException | None, reply: Any = None
+    ) -> None:
         data = effect.data if isinstance(effect, Note) else None
         events = [Event(_name(effect), time.perf_counter() - started, error, effect, data)]
         if type(effect) is Block and effect.then is not None:  # the script behind the wait
-            events.append(Event(_name(effect.then), 0.0, error, effect.then))
+            after = error
+            if after is None and isinstance(reply[1], Exception):  # its error reply, a value
+                after = reply[1]
+            events.append(Event(_name(effect.then), 0.0, after, effect.then))
         for event in events:
             for observer in self.observers:
                 try:
@@ -574,7 +579,7 @@ class Driver(_Driver):
         except BaseException as exc:
             self._report(effect, started, exc)
             raise
-        self._report(effect, started, None)
+        self._report(effect, started, None, reply)
         return reply
 
     def _effect(self, effect: Effect) -> Any:
@@ -745,7 +750,7 @@ class AsyncDriver(_Driver):
         except BaseException as exc:
             self._report(effect, started, exc)
             raise
-        self._report(effect, started, None)
+        self._report(effect, started, None, reply)
         return reply
 
     async def _effect(self, effect: Effect) -> Any:
