@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import collections
+import copy
 import dataclasses
 import datetime as dt
 import enum
 import math
+import pickle
 import uuid
 import zoneinfo
 from collections import namedtuple
@@ -332,6 +334,15 @@ def test_pickle_rejects_tampered_data_unread() -> None:
 def test_pickle_error_names_the_type() -> None:
     with pytest.raises(SerializationError, match="generator"):
         PickleSerializer(SECRET).dumps(x for x in ())
+
+
+def test_a_pickle_serializer_can_be_copied_and_pickled() -> None:
+    """It holds its key, not the pickle module: deepcopy and pickle work, as before."""
+    original = PickleSerializer(SECRET)
+    for twin in (copy.deepcopy(original), pickle.loads(pickle.dumps(original))):
+        assert isinstance(twin, PickleSerializer)
+        assert twin.loads(original.dumps({1, 2})) == {1, 2}
+        assert original.loads(twin.dumps((1, "a"))) == (1, "a")
 
 
 def test_custom_serializer_objects() -> None:

@@ -434,16 +434,18 @@ class PickleSerializer:
         if len(key) < 16:
             raise ConfigError("PickleSerializer needs a secret of at least 16 bytes")
         self._key = key
-        import pickle  # here: only an application that asks for pickle loads it
-
-        self._pickle = pickle
+        # pickle is imported by dumps and loads (after the first, a lookup in sys.modules),
+        # not kept here: only an application that uses pickle loads it, and a module on the
+        # instance would make the serializer impossible to deepcopy or pickle.
 
     def __repr__(self) -> str:
         return "PickleSerializer(secret=***)"
 
     def dumps(self, value: Any) -> bytes:
+        import pickle
+
         try:
-            body = self._pickle.dumps(value, protocol=self._pickle.HIGHEST_PROTOCOL)
+            body = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
         except Exception as exc:
             raise SerializationError(
                 f"cannot pickle a value of type {type(value).__name__}: {exc}"
@@ -455,7 +457,9 @@ class PickleSerializer:
         expected = hmac.new(self._key, body, hashlib.sha256).digest()
         if len(signature) != self._DIGEST or not hmac.compare_digest(signature, expected):
             raise TamperedDataError("pickled value failed its HMAC check; refusing to unpickle")
-        return self._pickle.loads(body)  # the signature was verified above
+        import pickle
+
+        return pickle.loads(body)  # noqa: S301 - the signature was verified above
 
 
 def get_serializer(
