@@ -21,7 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from redkit import Redkit
+from redkit import Redkit, serializers
 from redkit.errors import ConfigError, SerializationError, TamperedDataError
 from redkit.serializers import (
     JsonSerializer,
@@ -274,6 +274,35 @@ def test_msgpack_errors_and_foreign_extensions() -> None:
         packer.loads(b"\xc1")  # a byte msgpack never uses
     foreign = msgpack.packb(msgpack.ExtType(99, b"x"))
     assert packer.loads(foreign) == msgpack.ExtType(99, b"x")
+
+
+@pytest.mark.parametrize(
+    "serializer", [JsonSerializer(), MsgpackSerializer()], ids=["json", "msgpack"]
+)
+def test_the_first_decimal_of_two_threads_is_not_refused(
+    serializer: Serializer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Thread B misses Decimal in the writers' tables, thread A adds it, then B's own
+    _late_types() finds it there and returns False: B must still write the value.
+
+    The interleaving is played out in order on one thread: the tables lose Decimal (as in
+    a process that has not written one yet) and _late_types adds it as A would, then
+    answers False as B's call does.
+    """
+    monkeypatch.delitem(serializers._TAGGERS, Decimal, raising=False)
+    monkeypatch.delitem(serializers._EXT_BY_TYPE, Decimal, raising=False)
+    late_types = serializers._late_types
+
+    def another_thread_got_there_first() -> bool:
+        late_types()
+        return False
+
+    monkeypatch.setattr(serializers, "_late_types", another_thread_got_there_first)
+    value = {"price": Decimal("9.90"), "n": (Decimal("-0"),)}
+    back = serializer.loads(serializer.dumps(value))
+    assert back == value
+    assert [str(back["price"]), str(back["n"][0])] == ["9.90", "-0"]
+    assert [type(back["price"]), type(back["n"])] == [Decimal, tuple]
 
 
 def test_the_cache_gives_back_what_it_was_given(rk: Redkit) -> None:

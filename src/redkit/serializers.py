@@ -179,9 +179,10 @@ _TAGGERS: dict[type, Callable[[Any], Any]] = {
 def _tag(value: Any) -> Any:
     tagger = _TAGGERS.get(type(value))
     if tagger is None:
-        if _late_types():
-            return _tag(value)
-        raise _Refused(_refusal(value))
+        _late_types()  # then look again, whatever it says: another thread may have added it
+        tagger = _TAGGERS.get(type(value))
+        if tagger is None:
+            raise _Refused(_refusal(value))
     return tagger(value)
 
 
@@ -192,7 +193,7 @@ def _tag(value: Any) -> Any:
 
 def _late_types() -> bool:
     """Add ``decimal.Decimal`` to the writers' tables once the decimal module is loaded;
-    True when it was added just now."""
+    True when it was added just now (False when another thread may just have added it)."""
     decimal = sys.modules.get("decimal")
     if decimal is None or decimal.Decimal in _TAGGERS:
         return False
@@ -352,9 +353,10 @@ class MsgpackSerializer:
     def _default(self, value: Any) -> Any:
         found = _EXT_BY_TYPE.get(type(value))
         if found is None:
-            if _late_types():
-                return self._default(value)
-            raise _Refused(_refusal(value))
+            _late_types()  # then look again, whatever it says (as in _tag)
+            found = _EXT_BY_TYPE.get(type(value))
+            if found is None:
+                raise _Refused(_refusal(value))
         code, encode, _ = found
         payload = encode(value)
         if not isinstance(payload, bytes):
