@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import collections
+import copy
 import dataclasses
 import datetime as dt
 import enum
 import math
+import pickle
 import uuid
 import zoneinfo
 from collections import namedtuple
@@ -19,7 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from redkit import Redkit
+from redkit import Redkit, serializers
 from redkit.errors import ConfigError, SerializationError, TamperedDataError
 from redkit.serializers import (
     JsonSerializer,
@@ -274,6 +276,35 @@ def test_msgpack_errors_and_foreign_extensions() -> None:
     assert packer.loads(foreign) == msgpack.ExtType(99, b"x")
 
 
+@pytest.mark.parametrize(
+    "serializer", [JsonSerializer(), MsgpackSerializer()], ids=["json", "msgpack"]
+)
+def test_the_first_decimal_of_two_threads_is_not_refused(
+    serializer: Serializer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Thread B misses Decimal in the writers' tables, thread A adds it, then B's own
+    _late_types() finds it there and returns False: B must still write the value.
+
+    The interleaving is played out in order on one thread: the tables lose Decimal (as in
+    a process that has not written one yet) and _late_types adds it as A would, then
+    answers False as B's call does.
+    """
+    monkeypatch.delitem(serializers._TAGGERS, Decimal, raising=False)
+    monkeypatch.delitem(serializers._EXT_BY_TYPE, Decimal, raising=False)
+    late_types = serializers._late_types
+
+    def another_thread_got_there_first() -> bool:
+        late_types()
+        return False
+
+    monkeypatch.setattr(serializers, "_late_types", another_thread_got_there_first)
+    value = {"price": Decimal("9.90"), "n": (Decimal("-0"),)}
+    back = serializer.loads(serializer.dumps(value))
+    assert back == value
+    assert [str(back["price"]), str(back["n"][0])] == ["9.90", "-0"]
+    assert [type(back["price"]), type(back["n"])] == [Decimal, tuple]
+
+
 def test_the_cache_gives_back_what_it_was_given(rk: Redkit) -> None:
     cache = rk.cache("types")
     value = {
@@ -332,6 +363,15 @@ def test_pickle_rejects_tampered_data_unread() -> None:
 def test_pickle_error_names_the_type() -> None:
     with pytest.raises(SerializationError, match="generator"):
         PickleSerializer(SECRET).dumps(x for x in ())
+
+
+def test_a_pickle_serializer_can_be_copied_and_pickled() -> None:
+    """It holds its key, not the pickle module: deepcopy and pickle work, as before."""
+    original = PickleSerializer(SECRET)
+    for twin in (copy.deepcopy(original), pickle.loads(pickle.dumps(original))):
+        assert isinstance(twin, PickleSerializer)
+        assert twin.loads(original.dumps({1, 2})) == {1, 2}
+        assert original.loads(twin.dumps((1, "a"))) == (1, "a")
 
 
 def test_custom_serializer_objects() -> None:

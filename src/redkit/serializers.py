@@ -179,9 +179,10 @@ _TAGGERS: dict[type, Callable[[Any], Any]] = {
 def _tag(value: Any) -> Any:
     tagger = _TAGGERS.get(type(value))
     if tagger is None:
-        if _late_types():
-            return _tag(value)
-        raise _Refused(_refusal(value))
+        _late_types()  # then look again, whatever it says: another thread may have added it
+        tagger = _TAGGERS.get(type(value))
+        if tagger is None:
+            raise _Refused(_refusal(value))
     return tagger(value)
 
 
@@ -192,7 +193,7 @@ def _tag(value: Any) -> Any:
 
 def _late_types() -> bool:
     """Add ``decimal.Decimal`` to the writers' tables once the decimal module is loaded;
-    True when it was added just now."""
+    True when it was added just now (False when another thread may just have added it)."""
     decimal = sys.modules.get("decimal")
     if decimal is None or decimal.Decimal in _TAGGERS:
         return False
@@ -352,9 +353,10 @@ class MsgpackSerializer:
     def _default(self, value: Any) -> Any:
         found = _EXT_BY_TYPE.get(type(value))
         if found is None:
-            if _late_types():
-                return self._default(value)
-            raise _Refused(_refusal(value))
+            _late_types()  # then look again, whatever it says (as in _tag)
+            found = _EXT_BY_TYPE.get(type(value))
+            if found is None:
+                raise _Refused(_refusal(value))
         code, encode, _ = found
         payload = encode(value)
         if not isinstance(payload, bytes):
@@ -434,16 +436,18 @@ class PickleSerializer:
         if len(key) < 16:
             raise ConfigError("PickleSerializer needs a secret of at least 16 bytes")
         self._key = key
-        import pickle  # here: only an application that asks for pickle loads it
-
-        self._pickle = pickle
+        # pickle is imported by dumps and loads (after the first, a lookup in sys.modules),
+        # not kept here: only an application that uses pickle loads it, and a module on the
+        # instance would make the serializer impossible to deepcopy or pickle.
 
     def __repr__(self) -> str:
         return "PickleSerializer(secret=***)"
 
     def dumps(self, value: Any) -> bytes:
+        import pickle
+
         try:
-            body = self._pickle.dumps(value, protocol=self._pickle.HIGHEST_PROTOCOL)
+            body = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
         except Exception as exc:
             raise SerializationError(
                 f"cannot pickle a value of type {type(value).__name__}: {exc}"
@@ -455,7 +459,9 @@ class PickleSerializer:
         expected = hmac.new(self._key, body, hashlib.sha256).digest()
         if len(signature) != self._DIGEST or not hmac.compare_digest(signature, expected):
             raise TamperedDataError("pickled value failed its HMAC check; refusing to unpickle")
-        return self._pickle.loads(body)  # the signature was verified above
+        import pickle
+
+        return pickle.loads(body)  # noqa: S301 - the signature was verified above
 
 
 def get_serializer(

@@ -39,7 +39,7 @@ def _ids_in(part: int, partitions: int, count: int, stem: str) -> list[str]:
     ids, n = [], 0
     while len(ids) < count:
         job_id, n = f"{stem}-{n}", n + 1
-        if qops.partition_of(job_id, partitions) == part:
+        if qops.job_partition(job_id, partitions) == part:
             ids.append(job_id)
     return ids
 
@@ -100,6 +100,34 @@ def test_a_job_id_deduplicates_across_partitions(rk: Redkit) -> None:
     grouped = send.enqueue_many([("e",)] * 10, group="tenant-7")
     assert {_part(job) for job in grouped} == {qops.partition_of("tenant-7", 4)}
     assert q.counts()["waiting"] == 12 + 1 + 10
+
+
+def test_a_group_or_dedupe_key_that_begins_with_schedule_routes_by_hash(rk: Redkit) -> None:
+    """Only a job id that begins with ``schedule:`` goes to partition 0 (where the
+    schedules add their jobs); a group or a deduplication key is hashed like any other."""
+    q = rk.queue("sched-keys", partitions=4)
+    elsewhere = rk.queue("sched-keys", partitions=4)
+
+    @q.task
+    def send(to: str) -> str:
+        return to
+
+    group, key = "schedule:tenant", "schedule:daily"
+    hashed = {k: zlib.crc32(k.encode()) % 4 for k in (group, key)}
+    assert 0 not in hashed.values()
+    grouped = send.enqueue_many([("a",)] * 5, group=group)
+    grouped.append(send.enqueue("b", group=group))
+    assert {_part(job) for job in grouped} == {hashed[group]}
+    unique = [send.enqueue("c", dedupe=Dedupe.while_queued(key)) for _ in range(3)]
+    assert len({job.id for job in unique}) == 1
+    assert _part(unique[0]) == hashed[key]
+    for job in [*grouped, unique[0]]:  # a handle by id finds each one where it went
+        assert _part(elsewhere.job(job.id)) == _part(job)
+        assert elsewhere.job(job.id).status() == "waiting"
+    q.set_group_concurrency(2, group)  # the limit goes to the group's partition
+    glimits = q.parts[hashed[group]].group.key("glimits")
+    assert rk.client.hget(glimits, qops.member(group)) == b"2"
+    assert q.counts()["waiting"] == 7
 
 
 def test_a_worker_drains_every_partition_and_handles_find_jobs(rk: Redkit) -> None:

@@ -14,7 +14,7 @@ state, deliveries, fencing token and outcome; the queue's sorted sets hold ids:
 A partitioned queue (``partitions=N``) is N such queues: partition 0 has the keys above,
 partition i the same keys under a hash tag of its own, ``{prefix:queue:name|i}``, so the
 partitions spread over a cluster's slots while each script still touches one. A job's
-partition follows from its id (:func:`partition_of`), so any handle finds it.
+partition follows from its id (:func:`job_partition`), so any handle finds it.
 """
 
 from __future__ import annotations
@@ -113,15 +113,22 @@ SCHEDULED = "schedule:"
 
 
 def partition_of(key: str, partitions: int) -> int:
-    """The partition that ``key`` (a job id, a group, a deduplication key) maps to: a
-    stable hash, the same in every process; partition 0 for a key that begins with
-    ``schedule:``, as a schedule's jobs do (the schedules live in partition 0 and add
-    their jobs there), so that a handle finds those by their id too."""
+    """The partition that ``key`` (a group, a deduplication key) maps to: a stable hash,
+    the same in every process. A job id maps by :func:`job_partition`."""
     if partitions == 1:
         return 0
-    if key.startswith(SCHEDULED):
-        return 0
     return zlib.crc32(key.encode("utf-8", "surrogatepass")) % partitions
+
+
+def job_partition(job_id: str, partitions: int) -> int:
+    """The partition that holds the job with id ``job_id``: partition 0 for an id that
+    begins with ``schedule:``, as a schedule's jobs' ids do (the schedules live in
+    partition 0 and add their jobs there), so that a handle finds those by their id too;
+    else the hash of :func:`partition_of`. Only ids: a group or a deduplication key that
+    begins with ``schedule:`` is hashed like any other."""
+    if job_id.startswith(SCHEDULED):
+        return 0
+    return partition_of(job_id, partitions)
 
 
 def new_id(partition: int | None = None, partitions: int = 1) -> str:
@@ -129,7 +136,7 @@ def new_id(partition: int | None = None, partitions: int = 1) -> str:
     in ``partitions`` succeeds, so this takes ``partitions`` draws on average)."""
     while True:
         job_id = secrets.token_hex(16)
-        if partition is None or partition_of(job_id, partitions) == partition:
+        if partition is None or job_partition(job_id, partitions) == partition:
             return job_id
 
 

@@ -140,7 +140,7 @@ class _QueueBase:
         if not options and part is None:  # the usual call: a new id, priority 0, now
             job_id = os.urandom(16).hex()  # as secrets.token_hex(16); hex: nothing to escape
             payload = self.rk.serializer.dumps([list(args), kwargs])
-            part = 0 if self.partitions == 1 else qops.partition_of(job_id, self.partitions)
+            part = 0 if self.partitions == 1 else qops.job_partition(job_id, self.partitions)
             return job_id, qops.NewJob(job_id, task, payload, 0, 0), part
         job_id = options.get("job_id") or (
             qops.new_id() if part is None else qops.new_id(part, self.partitions)
@@ -153,7 +153,7 @@ class _QueueBase:
             _delay_ms(options.get("delay", 0)),
         )  # fmt: skip
         if part is None:
-            part = 0 if self.partitions == 1 else qops.partition_of(job_id, self.partitions)
+            part = 0 if self.partitions == 1 else qops.job_partition(job_id, self.partitions)
         return job_id, new, part
 
     def _routed(self, options: Mapping[str, Any]) -> int | None:
@@ -274,7 +274,7 @@ class _QueueBase:
         """The keys of the partition that holds the job with id ``job_id`` (the one its
         id maps to; a job routed by a group or a deduplication key has an id made to
         map there too)."""
-        return self.parts[qops.partition_of(job_id, self.partitions)]
+        return self.parts[qops.job_partition(job_id, self.partitions)]
 
     def _whole(self, what: str) -> None:
         """Refuse a queue-wide limit on a partitioned queue (each partition claims alone)."""

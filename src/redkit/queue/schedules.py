@@ -208,7 +208,7 @@ def tick(
     """Move ``schedule`` on from ``due_ms`` and enqueue that tick's job if it is not too
     old; False when another worker had moved it already."""
     enqueue, following = schedule.plan(due_ms, now_ms)
-    job_id = member(f"{SCHEDULED}{schedule.name}:{due_ms}")  # partition_of: partition 0
+    job_id = member(f"{SCHEDULED}{schedule.name}:{due_ms}")  # job_partition: partition 0
     effect = ops.Eval(
         TICK, (_keys(keys)[1], keys.wait, keys.wake, keys.meta),
         (keys.base, schedule.name, due_ms, following, 1 if enqueue else 0, job_id,
