@@ -134,3 +134,31 @@ def test_threads_share_the_pool(rk: Redkit) -> None:
         pool = rk.client.connection_pool
         assert len(pool._available_connections) + len(pool._in_use_connections) <= threads
         assert not pool._in_use_connections  # every connection went back
+
+
+def test_it_sends_the_bytes_redis_py_sends(standalone_url: str) -> None:
+    """Packed with hiredis at once, the command is byte for byte what redis-py's own
+    packer sends; arguments that packer reshapes (a command name with a space, a
+    bytearray) or refuses take redis-py's path, with redis-py's result."""
+    client = redis.Redis.from_url(standalone_url)
+    run = direct.DirectExecute(client)
+    assert run._hiredis
+    conn = client.connection_pool.get_connection()
+    try:
+        for args in [
+            ("SET", "k", "välue"), ("SET", b"k", b"\x00\xff"), ("ECHO", 12), ("ECHO", 1.5),
+            ("ECHO", 10**20), ("ECHO", memoryview(b"view")), ("ECHO", "")
+        ]:  # fmt: skip
+            assert direct._hiredis_pack(args) == b"".join(conn.pack_command(*args))
+    finally:
+        client.connection_pool.release(conn)
+    key = "redkit-test-direct-bytes"
+    try:
+        assert run("SET", key, bytearray(b"from a bytearray")) is True
+        assert run("GET", key) == b"from a bytearray"
+        assert run("CONFIG GET", "maxmemory-policy") == client.config_get("maxmemory-policy")
+        with pytest.raises(redis.DataError):
+            run("SET", key, None)
+    finally:
+        client.delete(key)
+        client.close()

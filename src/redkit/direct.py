@@ -18,11 +18,18 @@ single-connection clients.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import types
 from typing import Any
 
 import redis
+import redis.utils
+
+# redis-py packs commands with hiredis when it is installed (HiredisRespSerializer)
+_hiredis_pack: Any = None
+with contextlib.suppress(ImportError):
+    from hiredis import pack_command as _hiredis_pack
 
 # redis-py before 5.3 needs the command's name to hand out a connection; later it warns
 _NAMED = (
@@ -47,18 +54,37 @@ class DirectExecute:
     """``execute(*args)``: one command on ``client``'s pool, as ``execute_command`` runs it
     (positional arguments only: redkit passes no options)."""
 
-    __slots__ = ("_callbacks", "_pool")
+    __slots__ = ("_callbacks", "_hiredis", "_pool")
 
     def __init__(self, client: redis.Redis) -> None:
         self._pool: Any = client.connection_pool
         self._callbacks: dict[Any, Any] = client.response_callbacks
+        # the pool's connections pack with hiredis (no packer of the user's own): so may we
+        self._hiredis = (
+            _hiredis_pack is not None
+            and redis.utils.HIREDIS_AVAILABLE
+            and self._pool.connection_kwargs.get("command_packer") is None
+        )
 
     def __call__(self, *args: Any) -> Any:
         pool = self._pool
         conn: Any = pool.get_connection(args[0]) if _NAMED else pool.get_connection()
+        packed = None
+        head = args[0]
+        if self._hiredis and type(head) is str and " " not in head:
+            # what redis-py's HiredisRespSerializer sends, without its per-call argument
+            # scan (it splits a command name with a space and turns a bytearray into bytes:
+            # those, and what hiredis refuses, take redis-py's path)
+            try:
+                packed = [_hiredis_pack(args)]
+            except TypeError:
+                packed = None
 
         def attempt() -> Any:
-            conn.send_command(*args)
+            if packed is None:
+                conn.send_command(*args)
+            else:
+                conn.send_packed_command(packed)
             return conn.read_response()
 
         try:
