@@ -21,15 +21,7 @@ from redkit import Redkit, ops
 from redkit.sessions import Session, SessionStore
 from redkit.sessions import ops as sops
 
-
-def _saved(store: SessionStore, user: str | None = None, **data: Any) -> Session:
-    session = store.new(ip="10.0.0.1", user_agent="pytest")
-    session.update(data or {"k": 1})
-    store.save(session)
-    if user is not None:
-        store.login(session, user)
-    assert session.id is not None
-    return session
+from .conftest import saved
 
 
 def _one(effect: ops.Effect) -> ops.Flow[Any]:
@@ -101,20 +93,29 @@ _WHEN = {
 }
 
 
-@pytest.mark.parametrize("when", [w for w in _WHEN if w != "after the take and the creation"])
-def test_a_login_racing_logout_everywhere_does_not_survive_it(rk: Redkit, when: str) -> None:
-    store = rk.sessions()
-    session = _saved(store, "erin")
-    session.login("erin")
+def _save_racing_end_all(
+    rk: Redkit, store: SessionStore, session: Session, script: str, user: str, when: str
+) -> str:
+    """Save ``session`` with "log out everywhere" for ``user`` run ``when`` (a key of
+    _WHEN) against the batch that holds ``script``; the id the save created."""
     flow = store._save_flow(session)
-    batch = _drive_until(rk, flow, "sess_index_add")
+    batch = _drive_until(rk, flow, script)
     new_id = _new_id(batch)
     parts = _WHEN[when]
     if parts is None:
-        store.end_all("erin")
+        store.end_all(user)
         _finish(rk, flow, _execute(rk, batch))
     else:
-        _finish(rk, flow, _split(rk, batch, parts, lambda: store.end_all("erin")))
+        _finish(rk, flow, _split(rk, batch, parts, lambda: store.end_all(user)))
+    return new_id
+
+
+@pytest.mark.parametrize("when", [w for w in _WHEN if w != "after the take and the creation"])
+def test_a_login_racing_logout_everywhere_does_not_survive_it(rk: Redkit, when: str) -> None:
+    store = rk.sessions()
+    session = saved(store, "erin")
+    session.login("erin")
+    new_id = _save_racing_end_all(rk, store, session, "sess_index_add", "erin", when)
     assert session.ended
     assert session.id is None
     assert store.load(new_id).is_new
@@ -125,18 +126,10 @@ def test_a_login_racing_logout_everywhere_does_not_survive_it(rk: Redkit, when: 
 @pytest.mark.parametrize("when", list(_WHEN))
 def test_a_rotation_racing_logout_everywhere_does_not_survive_it(rk: Redkit, when: str) -> None:
     store = rk.sessions()
-    session = _saved(store, "frank")
+    session = saved(store, "frank")
     copy = store.load(session.id)
     copy.rotate()
-    flow = store._save_flow(copy)
-    batch = _drive_until(rk, flow, "sess_create")
-    new_id = _new_id(batch)
-    parts = _WHEN[when]
-    if parts is None:
-        store.end_all("frank")
-        _finish(rk, flow, _execute(rk, batch))
-    else:
-        _finish(rk, flow, _split(rk, batch, parts, lambda: store.end_all("frank")))
+    new_id = _save_racing_end_all(rk, store, copy, "sess_create", "frank", when)
     assert copy.ended
     assert store.load(new_id).is_new
     assert store.load(session.id).is_new
@@ -207,7 +200,7 @@ async def test_concurrent_logins_of_one_session_one_takes_it(kit: Either) -> Non
 
 def test_a_rotation_keeps_what_another_request_changed_meanwhile(rk: Redkit) -> None:
     store = rk.sessions()
-    session = _saved(store, "gus", keep=1, gone=2)
+    session = saved(store, "gus", keep=1, gone=2)
     copy = store.load(session.id)
     other = store.load(session.id)
     other["added"] = 3
@@ -227,7 +220,7 @@ def test_a_crash_before_the_undo_leaves_nothing_reachable(rk: Redkit) -> None:
     # The loser of a race stops after its batch (the process dies): its new session lives
     # until its idle timeout, but no cookie names it and "end all" still ends it.
     store = rk.sessions()
-    session = _saved(store, "hal")
+    session = saved(store, "hal")
     loser = store.load(session.id)
     store.rotate(store.load(session.id))
     loser.rotate()

@@ -17,6 +17,8 @@ from redkit.sessions import AsyncSessionStore, Session, SessionStore
 from redkit.sessions import ops as sops
 from redkit.sessions.check import server_warnings
 
+from .conftest import saved
+
 
 def _poll(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
     deadline = time.monotonic() + timeout
@@ -27,20 +29,10 @@ def _poll(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
     return False
 
 
-def _saved(store: SessionStore, user: str | None = None, **data: Any) -> Session:
-    session = store.new(ip="10.0.0.1", user_agent="pytest")
-    session.update(data or {"k": 1})
-    store.save(session)
-    if user is not None:
-        store.login(session, user)
-    assert session.id is not None
-    return session
-
-
 @ON_SENTINEL_TOO
 def test_login_changes_the_id_and_kills_the_old_one(rk: Redkit) -> None:
     store = rk.sessions()
-    session = _saved(store, cart=[1, 2])
+    session = saved(store, cart=[1, 2])
     before = session.id
     store.login(session, "alice")
     assert session.id is not None
@@ -53,7 +45,7 @@ def test_login_changes_the_id_and_kills_the_old_one(rk: Redkit) -> None:
 
 def test_rotate_keeps_data_and_absolute_deadline(rk: Redkit) -> None:
     store = rk.sessions()
-    session = _saved(store, "alice", role="user")
+    session = saved(store, "alice", role="user")
     old_id, deadline = session.id, session.expires_at
     session["role"] = "admin"
     store.rotate(session)
@@ -67,7 +59,7 @@ def test_rotate_keeps_data_and_absolute_deadline(rk: Redkit) -> None:
 
 def test_login_as_another_user_drops_the_previous_users_data(rk: Redkit) -> None:
     store = rk.sessions()
-    session = _saved(store, "alice", secret="alice's")
+    session = saved(store, "alice", secret="alice's")
     store.login(session, "bob")
     assert "secret" not in store.load(session.id)
     assert store.list_sessions("alice") == []
@@ -90,7 +82,7 @@ async def _gone(kit: Either, key: str) -> bool:
 
 def test_activity_extends_idle_but_not_absolute(rk: Redkit) -> None:
     store = rk.sessions(idle_timeout=0.5, absolute_timeout=1.5)
-    session = _saved(store)
+    session = saved(store)
     start = time.monotonic()
     alive_until = start
     while time.monotonic() - start < 6:
@@ -104,9 +96,9 @@ def test_activity_extends_idle_but_not_absolute(rk: Redkit) -> None:
 
 def test_end_all_ends_every_session_of_one_user_and_no_other(rk: Redkit) -> None:
     store = rk.sessions()
-    alice = [_saved(store, "alice") for _ in range(3)]
-    bob = _saved(store, "bob")
-    anonymous = _saved(store)
+    alice = [saved(store, "alice") for _ in range(3)]
+    bob = saved(store, "bob")
+    anonymous = saved(store)
     assert len(store.list_sessions("alice")) == 3
     assert store.end_all("alice") == 3
     assert all(store.load(s.id).is_new for s in alice)
@@ -118,8 +110,8 @@ def test_end_all_ends_every_session_of_one_user_and_no_other(rk: Redkit) -> None
 
 def test_end_all_can_keep_the_callers_session_under_a_new_id(rk: Redkit) -> None:
     store = rk.sessions()
-    other = _saved(store, "alice")
-    mine = _saved(store, "alice", theme="dark")
+    other = saved(store, "alice")
+    mine = saved(store, "alice", theme="dark")
     my_old_id = mine.id
     assert store.end_all("alice", keep=mine) == 1
     assert store.load(other.id).is_new
@@ -133,8 +125,8 @@ def test_end_all_can_keep_the_callers_session_under_a_new_id(rk: Redkit) -> None
 
 def test_list_shows_metadata_and_end_one_by_handle(rk: Redkit) -> None:
     store = rk.sessions()
-    first = _saved(store, "carol")
-    second = _saved(store, "carol")
+    first = saved(store, "carol")
+    second = saved(store, "carol")
     infos = store.list_sessions("carol", current=second)
     assert {i.handle for i in infos} == {first.handle, second.handle}
     info = next(i for i in infos if i.handle == first.handle)
@@ -187,7 +179,7 @@ async def test_concurrent_requests_writing_different_keys_all_persist(kit: Eithe
 
 def test_a_save_after_logout_does_not_resurrect_the_session(rk: Redkit) -> None:
     store = rk.sessions()
-    original = _saved(store, "dave")
+    original = saved(store, "dave")
     late = store.load(original.id)
     store.destroy(store.load(original.id))
     late["written"] = "after logout"
