@@ -550,41 +550,32 @@ def _batches(n: int) -> list[list[float]]:
     return [list(range(s, min(n, s + 1000))) for s in range(0, n, 1000)]
 
 
-def one_by_one(peer_cls: type[Peer], url: str, ns: str, n: int) -> float:
-    """Jobs per second, ``n`` enqueued one call each."""
+def _rate(peer_cls: type[Peer], url: str, ns: str, n: int, call: str, args: list[Any]) -> float:
+    """Jobs per second: ``n`` jobs enqueued by the peer's ``call`` on each of ``args``."""
 
     def sync(peer: Peer) -> float:
-        began = time.perf_counter()
-        for i in range(n):
-            peer.one(i)
+        send, began = getattr(peer, call), time.perf_counter()
+        for arg in args:
+            send(arg)
         return n / (time.perf_counter() - began)
 
     async def aio(peer: Peer) -> float:
-        began = time.perf_counter()
-        for i in range(n):
-            await peer.one(i)
+        send, began = getattr(peer, call), time.perf_counter()
+        for arg in args:
+            await send(arg)
         return n / (time.perf_counter() - began)
 
     return float(_drive(peer_cls, url, ns, aio if peer_cls.is_async else sync))
+
+
+def one_by_one(peer_cls: type[Peer], url: str, ns: str, n: int) -> float:
+    """Jobs per second, ``n`` enqueued one call each."""
+    return _rate(peer_cls, url, ns, n, "one", list(range(n)))
 
 
 def bulk(peer_cls: type[Peer], url: str, ns: str, n: int) -> float:
     """Jobs per second, ``n`` enqueued by the bulk call in batches of 1,000."""
-    batches = _batches(n)
-
-    def sync(peer: Peer) -> float:
-        began = time.perf_counter()
-        for batch in batches:
-            peer.bulk(batch)
-        return n / (time.perf_counter() - began)
-
-    async def aio(peer: Peer) -> float:
-        began = time.perf_counter()
-        for batch in batches:
-            await peer.bulk(batch)
-        return n / (time.perf_counter() - began)
-
-    return float(_drive(peer_cls, url, ns, aio if peer_cls.is_async else sync))
+    return _rate(peer_cls, url, ns, n, "bulk", _batches(n))
 
 
 def fill(peer_cls: type[Peer], url: str, ns: str, n: int) -> None:
