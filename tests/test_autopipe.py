@@ -240,7 +240,7 @@ def test_a_lane_packs_commands_as_redis_py_does() -> None:
     from redis.exceptions import DataError
 
     conn = Connection()
-    pack = autopipe.packer(conn)
+    pack = autopipe._packer(conn)
     cases: list[tuple[Any, ...]] = [
         ("SET", "k", "é\u2603"), ("SET", "k", b"\x00\xff"), ("SET", "k", 0.1),
         ("SET", "k", -7), ("SET", "k", 2**70), ("SET", "k", float("inf")),

@@ -190,7 +190,7 @@ class Lane(asyncio.Protocol):
             if _HiredisParser is None or not isinstance(parser, _HiredisParser):
                 raise _NotPipelinable
             writer, stream = conn._writer, conn._reader
-            self._reader, self._pack, self._writer = parser._reader, packer(conn), writer
+            self._reader, self._pack, self._writer = parser._reader, _packer(conn), writer
             self._transport = writer.transport
             leftover = bytes(getattr(stream, "_buffer", b""))
             if leftover:
@@ -332,7 +332,7 @@ class _NotPipelinable(Exception):
     pass
 
 
-def packer(conn: Any) -> Any:
+def _packer(conn: Any) -> Any:
     """``conn.pack_command``, or hiredis's packer where it writes the same bytes: five
     times faster for a script call with a few hundred arguments (a worker's report of its
     finished jobs). redis-py's asyncio connection packs in Python; its sync one already

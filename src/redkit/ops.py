@@ -36,7 +36,7 @@ import redis.cluster
 import redis.exceptions as rex
 from redis.crc import key_slot
 
-from redkit import autopipe, errors
+from redkit import errors
 from redkit.scripts import Script
 
 T = TypeVar("T")
@@ -670,10 +670,7 @@ async def _async_eval(execute: Callable[..., Any], effect: Eval) -> Any:
 async def _async_block_then(
     client: Any, args: tuple[EncodableT, ...], then: Eval
 ) -> tuple[Any, Any]:
-    if type(client) is redis.asyncio.Redis and not client.single_connection_client:
-        replies = await _async_send_both(client, args, then)
-    else:
-        replies = await _queue_block(client, args, then).execute(raise_on_error=False)
+    replies = await _queue_block(client, args, then).execute(raise_on_error=False)
     # a flushed script cache: run it (and load it) now, unless the wait failed
     if not isinstance(replies[0], Exception) and _is_noscript(replies[1]):
         source, rest = then.script.source, then.command[2:]
@@ -682,34 +679,6 @@ async def _async_block_then(
         except rex.ResponseError as exc:  # an error reply: a value, as it would have been
             replies[1] = exc
     return _block_replies(replies)
-
-
-async def _async_send_both(client: Any, args: tuple[EncodableT, ...], then: Eval) -> list[Any]:
-    """The wait and its script in one write on a connection of the standalone client's
-    pool, their replies read in order (a reply that is an error as a value).
-
-    What a pipeline does, without its cost on the path that starts a woken queue's job:
-    redis-py's asyncio connection packs a command in Python (tens of microseconds for a
-    script's arguments), hiredis's packer at once (see :func:`redkit.autopipe.packer`).
-    A failed or cancelled read drops the connection (redis-py's ``read_response``).
-    """
-    pool = client.connection_pool
-    conn = await pool.get_connection()
-    try:
-        pack = autopipe.packer(conn)
-        await conn.send_packed_command([*pack(*args), *pack(*then.command)])
-        replies: list[Any] = []
-        for _ in range(2):
-            try:
-                replies.append(await conn.read_response())
-            except rex.ResponseError as exc:
-                replies.append(exc)
-    finally:
-        await pool.release(conn)
-    callback = client.response_callbacks.get(args[0])
-    if callback is not None and not isinstance(replies[0], Exception):
-        replies[0] = callback(replies[0])
-    return replies
 
 
 async def _async_batch(client: Any, batch: Batch) -> list[Any]:
