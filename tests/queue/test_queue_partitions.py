@@ -366,6 +366,9 @@ def test_a_handle_by_id_finds_every_kind_of_job(rk: Redkit) -> None:
     parent, children = q.enqueue_flow((echo, ("parent",)), [(echo, ("child",))] * 3)
     jobs["parent"] = parent
     jobs.update({f"child-{n}": child for n, child in enumerate(children)})
+    # random ids may all miss a partition: one id of one's own in each makes sure none is
+    for part in range(4):
+        jobs[f"in-part-{part}"] = echo.enqueue("in-part", job_id=_ids_in(part, 4, 1, "in")[0])
     # a repeat under a deduplication key hands back the job that counts, found by id too
     assert echo.enqueue("again", dedupe=Dedupe.while_queued("nightly")).id == jobs["dedupe"].id
     replaced = echo.enqueue("debounced-2", dedupe=Dedupe.debounce("typing", 0.05))
