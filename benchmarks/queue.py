@@ -278,8 +278,8 @@ def drain(system: System, url: str, ns: str, n: int, r: redis.Redis, lat_k: int)
 
 
 def raw_rates(url: str, n: int) -> tuple[float, float, float]:
-    """The raw client, one RPUSH per job (sync, asyncio), and one EVALSHA of redkit's
-    enqueue script per job (sync): per second."""
+    """The raw client, one RPUSH per job (sync, asyncio), and the one XADD per job that
+    redkit's enqueue sends (sync): per second."""
     from redkit import Redkit, ops
 
     payload = b"[[1],{}]"
@@ -293,14 +293,13 @@ def raw_rates(url: str, n: int) -> tuple[float, float, float]:
         q = rk.queue("qbench-raw")
         new = q._new_job("noop", (1,), {}, {})[1]
         effect = q._add({}, [new]).effect
-    assert isinstance(effect, ops.Eval)
-    sha, keys = r.script_load(effect.script.source), list(effect.keys)
+    assert isinstance(effect, ops.Call)
     args = list(effect.args)
     member = args.index(new.member)  # a new job id for every call
     began = time.perf_counter()
     for i in range(n):
         args[member] = f"j{i}"
-        r.execute_command("EVALSHA", sha, len(keys), *keys, *args)
+        r.execute_command(*args)
     script = n / (time.perf_counter() - began)
     cleanup(r, "qbench-raw")
 
@@ -349,7 +348,7 @@ def report(
     for name, why in missing.items():
         print(f"{name:<{width}}  not available: {why}")
     print(f"{'raw redis-py, RPUSH per job':<{width}}  {median(raw['sync']):>17,.0f}  "
-          f"(asyncio: {median(raw['async']):,.0f}/s; EVALSHA of redkit's enqueue script "
+          f"(asyncio: {median(raw['async']):,.0f}/s; the XADD redkit's enqueue sends, "
           f"per job: {median(raw['script']):,.0f}/s)")  # fmt: skip
     mine = results.get("redkit", {})
     late = median(mine.get("delayed, late by ms", []))
@@ -359,7 +358,7 @@ def report(
     one, raw_one = median(mine.get("one by one /s", [])), median(raw["sync"])
     if one and raw_one:
         print(f"  redkit one by one / raw RPUSH per job: {one / raw_one:.0%}")
-        print(f"  redkit one by one / raw EVALSHA per job: {one / median(raw['script']):.0%}")
+        print(f"  redkit one by one / raw XADD per job: {one / median(raw['script']):.0%}")
     for column in ("drain /s", "bulk /s", "one by one /s"):
         ours = median(mine.get(column, []))
         for name, cols in results.items():

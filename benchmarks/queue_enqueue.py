@@ -3,14 +3,15 @@
     python benchmarks/queue_enqueue.py            # an embedded Valkey, started for the run
     python benchmarks/queue_enqueue.py --runs 7 --calls 5000
 
-A raw ``RPUSH`` of the job's payload, a raw ``EVALSHA`` of the enqueue script (the very
-call ``task.enqueue(1)`` sends, a new job id each time) and ``task.enqueue(1)`` take turns
-in one process (``--runs`` rounds of ``--calls`` calls each, after one warm-up round), so
-that a busy machine's noise falls on all three alike. Per call, the median over the
-rounds: the wall time, the producer's CPU time (``time.process_time``), the server's CPU
-time (``INFO cpu``: the whole server, so run it on a server nobody else uses) and the
-command's own time on the server (``INFO commandstats``), then the enqueue's rate as a
-share of the raw ``RPUSH`` rate, round by round. ``benchmarks/instructions.py`` counts the
+A raw ``RPUSH`` of the job's payload, a raw ``XADD`` (the very call ``task.enqueue(1)``
+sends, a new job id each time), ``task.enqueue(1)`` and ``task.enqueue(1, priority=1)``
+(which runs the add script) take turns in one process (``--runs`` rounds of ``--calls``
+calls each, after one warm-up round), so that a busy machine's noise falls on all alike.
+Per call, the median over the rounds: the wall time, the producer's CPU time
+(``time.process_time``), the server's CPU time (``INFO cpu``: the whole server, so run it
+on a server nobody else uses) and the command's own time on the server (``INFO
+commandstats``), then the enqueue's rate as a share of the raw ``RPUSH`` and ``XADD``
+rates, round by round. ``benchmarks/instructions.py`` counts the
 producer's instructions instead (deterministic); ``benchmarks/queue.py`` compares queues.
 Keys carry a unique prefix and are deleted at the end (nothing is flushed).
 """
@@ -35,7 +36,7 @@ COLUMNS = ("wall", "producer CPU", "server CPU", "command")
 
 
 def workloads(rk: Redkit, client: redis.Redis, prefix: str) -> dict[str, Callable[[], Any]]:
-    """The three ways to add one job, each a call of no arguments."""
+    """The ways to add one job, each a call of no arguments."""
     queue = rk.queue(f"{prefix}-q")
 
     @queue.task
@@ -43,20 +44,20 @@ def workloads(rk: Redkit, client: redis.Redis, prefix: str) -> dict[str, Callabl
 
     new = queue._new_job("noop", (1,), {}, {})[1]
     effect = queue._add({}, [new]).effect
-    assert isinstance(effect, ops.Eval)
-    command = list(effect.command)
+    assert isinstance(effect, ops.Call)
+    command = list(effect.args)
     member = command.index(new.member)
-    client.script_load(effect.script.source)
     ids = iter(range(10**12))
 
-    def raw_evalsha() -> Any:
+    def raw_xadd() -> Any:
         command[member] = f"raw{next(ids)}"  # a new job each time, as enqueue makes
         return client.execute_command(*command)
 
     return {
         "raw RPUSH": lambda: client.execute_command("RPUSH", f"{prefix}:rpush", PAYLOAD),
-        "raw EVALSHA": raw_evalsha,
+        "raw XADD": raw_xadd,
         "task.enqueue(1)": lambda: noop.enqueue(1),
+        "priority=1": lambda: noop.enqueue(1, priority=1),
     }
 
 
@@ -70,7 +71,7 @@ def _server(client: redis.Redis, command: str) -> tuple[float, int, int]:
 
 def measure(client: redis.Redis, name: str, call: Callable[[], Any], n: int) -> list[float]:
     """Per call in microseconds: wall, producer CPU, server CPU, the command on the server."""
-    command = "rpush" if name == "raw RPUSH" else "evalsha"
+    command = {"raw RPUSH": "rpush", "priority=1": "evalsha"}.get(name, "xadd")
     server0, calls0, usec0 = _server(client, command)
     cpu0, wall0 = time.process_time(), time.perf_counter()
     for _ in range(n):
@@ -106,15 +107,16 @@ def main() -> None:
     for name, rows in results.items():
         medians = [statistics.median(column) for column in zip(*rows, strict=True)]
         print(f"{name:<20}" + "".join(f"{m:>14.1f}" for m in medians))
-    shares = [
-        raw[0] / mine[0]
-        for raw, mine in zip(results["raw RPUSH"], results["task.enqueue(1)"], strict=True)
-    ]
-    print(
-        "\ntask.enqueue rate / raw RPUSH rate, by round: "
-        + " ".join(f"{s:.0%}" for s in shares)
-        + f" (median {statistics.median(shares):.0%})"
-    )
+    for raw_name in ("raw RPUSH", "raw XADD"):
+        shares = [
+            raw[0] / mine[0]
+            for raw, mine in zip(results[raw_name], results["task.enqueue(1)"], strict=True)
+        ]
+        print(
+            f"\ntask.enqueue rate / {raw_name} rate, by round: "
+            + " ".join(f"{s:.0%}" for s in shares)
+            + f" (median {statistics.median(shares):.0%})"
+        )
 
 
 if __name__ == "__main__":

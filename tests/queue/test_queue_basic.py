@@ -80,11 +80,13 @@ def test_bulk_enqueue_is_one_round_trip(rk: Redkit) -> None:
     jobs = double.enqueue_many([(i,) for i in range(500)])
     assert calls == ["script queue_add"]
     double.enqueue(-1)
-    assert calls == ["script queue_add"] * 2  # one job, one round trip
-    assert q.counts()["waiting"] == 501
+    assert calls == ["script queue_add", "XADD"]  # a plain job: one native command
+    double.enqueue(-2, priority=1)
+    assert calls == ["script queue_add", "XADD", "script queue_add"]
+    assert q.counts()["waiting"] == 502
     with running(q, concurrency=20):
         assert [job.result(timeout=20) for job in jobs[-3:]] == [994, 996, 998]
-        poll(lambda: q.counts()["done"] == 501)
+        poll(lambda: q.counts()["done"] == 502)
 
 
 def test_priorities_order_claims(rk: Redkit) -> None:

@@ -13,7 +13,7 @@ from redkit.errors import ConfigError
 from redkit.queue import ops as qops
 
 
-def test_a_plain_enqueue_sends_one_key_and_three_arguments(rk: Redkit) -> None:
+def test_a_plain_enqueue_is_one_native_command(rk: Redkit) -> None:
     # the producer's cost grows with every argument (see docs/queue.md, "What one
     # enqueue costs the producer")
     q = rk.queue("small")
@@ -25,12 +25,25 @@ def test_a_plain_enqueue_sends_one_key_and_three_arguments(rk: Redkit) -> None:
     rk.observe(lambda event: sent.append(event.effect))
     job = noop.enqueue(1)
     (effect,) = sent
+    assert isinstance(effect, ops.Call)
+    assert effect.args == ("XADD", q.keys.wake, "*", job.id, "noop", "p", b"[[1],{}]")
+    mine = noop.enqueue(2, job_id="mine")  # an id of one's own too: a duplicate is skipped
+    assert sent[1].args == ("XADD", q.keys.wake, "*", "mine", "noop", "p", b"[[2],{}]")
+    assert rk.client.hgetall(q.keys.job(job.id)) == {}  # in the inbox, until taken in
+    assert [j.id for j in q.jobs("waiting")] == [job.id, mine.id]
+    fields = rk.client.hgetall(q.keys.job(job.id))
+    assert (fields[b"t"], fields[b"st"]) == (b"noop", b"waiting")
+    sent.clear()
+    # with a priority or a delay, the add script: one key and three arguments a job, plus
+    # one for what the jobs share
+    later = noop.enqueue(3, delay=1.5, priority=-2)
+    (effect,) = sent
     assert isinstance(effect, ops.Eval)
     assert effect.keys == (q.keys.wait,)
-    assert list(effect.args) == [job.id, "noop", b"[[1],{}]"]
+    assert list(effect.args) == ["-2 1500 0", later.id, "noop", b"[[3],{}]"]
     sent.clear()
-    later = noop.enqueue(2, delay=1.5, priority=-2)
-    assert list(sent[0].args) == ["-2 1500 0", later.id, "noop", b"[[2],{}]"]
+    urgent = noop.enqueue(4, priority=-1)
+    assert list(sent[0].args) == ["-1 0 0", urgent.id, "noop", b"[[4],{}]"]
 
 
 def test_a_new_job_counts_nothing_yet(rk: Redkit) -> None:
@@ -40,10 +53,11 @@ def test_a_new_job_counts_nothing_yet(rk: Redkit) -> None:
     def noop(i: int) -> None: ...
 
     job = noop.enqueue(1)
-    fields = rk.client.hgetall(q.keys.job(job.id))
-    assert not {b"n", b"tk", b"c"} & set(fields)  # the counters start absent ...
-    info = job.info()
+    info = job.info()  # takes the job in from the inbox
     assert info is not None
+    fields = rk.client.hgetall(q.keys.job(job.id))
+    assert fields[b"st"] == b"waiting"
+    assert not {b"n", b"tk", b"c"} & set(fields)  # the counters start absent ...
     assert (info.state, info.attempts, info.deaths) == ("waiting", 0, 0)  # ... read as 0
     assert [j.attempts for j in q.jobs("waiting")] == [0]
     with running(q, concurrency=1):
@@ -98,12 +112,12 @@ def test_a_delayed_enqueue_wakes_idle_workers_only_for_the_next_due(rk: Redkit) 
 
     wake = q.keys.wake
     noop.enqueue(1, delay=60)
-    assert rk.client.llen(wake) == 1  # the first delayed job: a worker must wait less
+    assert rk.client.xlen(wake) == 1  # the first delayed job: a worker must wait less
     rk.client.delete(wake)
     noop.enqueue(2, delay=120)
-    assert rk.client.llen(wake) == 0  # due after the first: no wake-up needed
+    assert rk.client.xlen(wake) == 0  # due after the first: no wake-up needed
     noop.enqueue(3, delay=30)
-    assert rk.client.llen(wake) == 1
+    assert rk.client.xlen(wake) == 1
 
 
 def test_an_add_sent_again_after_its_job_ran_adds_nothing(rk: Redkit) -> None:
@@ -120,7 +134,7 @@ def test_an_add_sent_again_after_its_job_ran_adds_nothing(rk: Redkit) -> None:
     (add,) = sent
     with running(q, concurrency=1):
         assert job.result(timeout=10) == 42
-    assert rk.run(ops.Once(add, int)) == 0
+    rk.run(ops.Once(add, lambda reply: reply))  # its entry is skipped when taken in
     assert job.status() == "done"
     counts = q.counts()
     assert (counts["waiting"], counts["done"], counts["enqueued"]) == (0, 1, 1)

@@ -54,15 +54,19 @@ def test_a_wait_that_ends_without_a_wake_up_claims_too(rk: Redkit) -> None:
     @q.task
     def noop() -> None: ...
 
-    job = noop.enqueue()
-    rk.client.delete(q.keys.wake)  # no wake-up: the wait times out, or is interrupted
+    def ready_without_a_wake_up() -> str:
+        job = noop.enqueue()
+        q.counts()  # takes the job in from the inbox (and leaves a wake-up there)
+        rk.client.delete(q.keys.wake)  # no wake-up: the wait times out, or is interrupted
+        return job.id
+
+    job = ready_without_a_wake_up()
     taken = rk.run(qops.block_take(q.keys, "A", 0.05, q.policy, 10))
-    assert [c.member for c in taken.jobs] == [job.id]
-    other = noop.enqueue()
-    rk.client.delete(q.keys.wake)
+    assert [c.member for c in taken.jobs] == [job]
+    other = ready_without_a_wake_up()
     rk.run(qops.interrupt(q.keys, "A"))
     taken = rk.run(qops.block_take(q.keys, "A", 5.0, q.policy, 10))
-    assert [c.member for c in taken.jobs] == [other.id]
+    assert [c.member for c in taken.jobs] == [other]
 
 
 def test_stopping_an_idle_worker_loses_no_job(rk: Redkit) -> None:

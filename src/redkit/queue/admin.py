@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from redkit import ops
-from redkit.queue.ops import Listed, QueueKeys, counts, member
+from redkit.queue.ops import Listed, QueueKeys, counts, member, watch
 from redkit.scripts import script
 
 DELETE = script("queue_delete")
@@ -50,12 +50,16 @@ def job_id(stored: str) -> str:
 def detail(keys: QueueKeys, id_: str) -> ops.Flow[Detail | None]:
     """Everything the server holds about one job, or None when there is no such job."""
     m = member(id_)
-    reply, due = yield ops.Batch(
+    read = ops.Batch(
         [ops.Call("HMGET", keys.job(m), *_FIELDS), ops.Call("ZSCORE", keys.delayed, m)]
     )
+    reply, due = yield read
+    if reply[1] is None:  # a plain job may still wait in the inbox: the lookup takes it in
+        found = yield from watch(keys, m, register=False)
+        if found.state is None:
+            return None
+        reply, due = yield read
     task, st, n, deaths, at, payload, error, ft, result, wk = reply
-    if st is None and task is None:
-        return None
     state = _text(st) or ""
     finished = int(ft) if ft else 0
     score = {"delayed": float(due or 0), "done": finished * 1000}.get(state, finished)

@@ -11,6 +11,12 @@ state, deliveries, fencing token and outcome; the queue's sorted sets hold ids:
   are in its own set ``…:w:<worker>``, so one renewal covers them all;
 * ``done``, ``failed``, ``dead``: finished jobs by when they finished.
 
+A plain job (no priority, delay, group or deduplication, on a queue that keeps no events)
+is added with one native command, an ``XADD`` to the queue's inbox, a stream (``…:wake``);
+the scripts take the inbox's jobs in, in order, before they claim, count, look up or add
+(``ingest`` in ``_queue_core.lua``). Idle workers block reading the inbox, so the same
+``XADD`` wakes them; the scripts leave a wake-up entry there when other jobs get ready.
+
 A partitioned queue (``partitions=N``) is N such queues: partition 0 has the keys above,
 partition i the same keys under a hash tag of its own, ``{prefix:queue:name|i}``, so the
 partitions spread over a cluster's slots while each script still touches one. A job's
@@ -97,7 +103,7 @@ class QueueKeys:
         return self.group.key("x", worker_id)
 
     def worker_wake(self, worker_id: str) -> str:
-        """The list that ends ``worker_id``'s blocking wait when it is asked to stop."""
+        """The stream that ends ``worker_id``'s blocking wait early (a stop, a timer)."""
         return self.group.key("ww", worker_id)
 
 
@@ -158,7 +164,15 @@ def add(keys: QueueKeys, jobs: Sequence[NewJob], events: int = 0) -> ops.Once[in
     """Add ``jobs`` in one script call; the number added (a job whose id exists is skipped).
 
     The jobs share one priority and delay (one enqueue call's); ``events``: the queue's
-    event stream length (0: no events)."""
+    event stream length (0: no events). One plain job (priority 0, no delay, no events)
+    goes to the queue's inbox with one ``XADD`` instead: 1, though a job with its id may
+    exist (the inbox's job is then skipped when it is taken in)."""
+    if len(jobs) == 1 and not events:
+        job = jobs[0]
+        if not (job.priority or job.delay_ms):
+            return ops.Once(
+                ops.Call("XADD", keys.wake, "*", job.member, job.task, "p", job.payload), _one
+            )
     args: list[ops.EncodableT] = []
     if jobs:
         priority, delay_ms = jobs[0].priority, jobs[0].delay_ms
@@ -169,6 +183,10 @@ def add(keys: QueueKeys, jobs: Sequence[NewJob], events: int = 0) -> ops.Once[in
                 raise ConfigError("jobs added in one call must share their priority and delay")
             args += (job.member, job.task, job.payload)
     return ops.Once(ops.Eval(ADD, keys.adding, args), int)
+
+
+def _one(reply: Any) -> int:
+    return 1
 
 
 # --- workers ------------------------------------------------------------------------------
@@ -290,13 +308,21 @@ def release(
 
 
 def block(keys: QueueKeys, worker_id: str, seconds: float) -> ops.Flow[Any]:
-    """Wait on the queue's wake list (a dedicated connection) for at most ``seconds``.
+    """Wait on the queue's inbox (a dedicated connection) for at most ``seconds``.
 
-    The worker's own wake list ends the wait early when the worker is asked to stop
-    (cancelling a blocked read would cost its connection).
+    The wait reads the inbox from its start, so any entry ends it: a job added since the
+    worker's last claim (each claim empties the inbox), or a wake-up. The worker's own
+    stream ends the wait early when the worker is asked to stop or a timer is due
+    (cancelling a blocked read would cost its connection); its next claim empties it.
     """
+    return (yield ops.Block(_reading(keys, worker_id), seconds))
+
+
+def _reading(keys: QueueKeys, worker_id: str) -> Callable[[float], tuple[ops.EncodableT, ...]]:
+    """The blocking read of :func:`block`, for a block of ``s`` seconds."""
     own = keys.worker_wake(worker_id)
-    return (yield ops.Block(lambda s: ("BLPOP", keys.wake, own, round(s, 3)), seconds))
+    streams = ("STREAMS", keys.wake, own, "0-0", "0-0")  # from the start: any entry ends it
+    return lambda s: ("XREAD", "BLOCK", max(1, round(s * 1000)), *streams)
 
 
 def block_take(
@@ -309,11 +335,8 @@ def block_take(
     with the wait's reply, without a round trip from the worker in between. A wait that
     ends otherwise (interrupted, timed out) claims too, as the worker's next round would.
     """
-    own = keys.worker_wake(worker_id)
     claim = _take(keys, worker_id, policy, want, ())
-    _, reply = yield ops.Block(
-        lambda s: ("BLPOP", keys.wake, own, round(s, 3)), seconds, then=claim
-    )
+    _, reply = yield ops.Block(_reading(keys, worker_id), seconds, then=claim)
     if isinstance(reply, Exception):
         raise reply
     return _taken_parser(keys)(reply)
@@ -322,7 +345,8 @@ def block_take(
 def interrupt(keys: QueueKeys, worker_id: str) -> ops.Flow[Any]:
     """End the worker's blocking wait (see :func:`block`)."""
     own = keys.worker_wake(worker_id)
-    return (yield ops.Batch([ops.Call("RPUSH", own, 1), ops.Call("PEXPIRE", own, 10_000)]))
+    wake = ops.Call("XADD", own, "*", "w", 1)
+    return (yield ops.Batch([wake, ops.Call("PEXPIRE", own, 10_000)]))
 
 
 # --- producers ----------------------------------------------------------------------------
@@ -341,7 +365,7 @@ class Snapshot:
 
 def watch(keys: QueueKeys, job_member: str, register: bool) -> ops.Once[Snapshot]:
     """Read a job's state; with ``register``, also ask to be woken when it finishes."""
-    effect = ops.Eval(WATCH, (keys.job(job_member),), (1 if register else 0,))
+    effect = ops.Eval(WATCH, (keys.job(job_member),), (1 if register else 0, keys.base))
     return ops.Once(effect, _snapshot)
 
 

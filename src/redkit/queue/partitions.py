@@ -129,25 +129,32 @@ def stats(parts: Sequence[qops.QueueKeys]) -> ops.Flow[admin.Stats]:
     )  # fmt: skip
 
 
+#: The keys that show a queue exists: ``meta`` (a job was added) and ``wake`` (the inbox,
+#: where a plain job waits until it is taken in); one glob matches both, and no other key
+#: of a queue.
+_SHOWN = ("}:meta", "}:wake")
+_SHOWN_GLOB = "}:[mw][ea][tk][ae]"
+
+
 def meta_pattern(prefix: str, name: str | None = None) -> str:
-    """A ``SCAN`` pattern for the ``meta`` keys of every queue, or of ``name``'s
-    partitions after the first (admin tools only)."""
+    """A ``SCAN`` pattern for the keys that show every queue (its ``meta`` and ``wake``
+    keys), or ``name``'s partitions after the first (admin tools only)."""
     if name is None:
-        return "{" + prefix + ":queue:*}:meta"
-    return "{" + prefix + ":queue:" + escape(name) + "|*}:meta"
+        return "{" + prefix + ":queue:*" + _SHOWN_GLOB
+    return "{" + prefix + ":queue:" + escape(name) + "|*" + _SHOWN_GLOB
 
 
 def discovered(keys: Iterable[bytes | str], prefix: str) -> dict[str, int]:
     """Queue names (escaped, as in their keys) and how many partitions their keys show,
-    from the ``meta`` keys a ``SCAN`` found: the highest partition seen, plus one (a
-    partition's meta key exists once a job was added to it)."""
-    head, tail = "{" + prefix + ":queue:", "}:meta"
+    from the keys a ``SCAN`` of :func:`meta_pattern` found: the highest partition seen,
+    plus one (a partition's keys exist once a job was added to it)."""
+    head = "{" + prefix + ":queue:"
     found: dict[str, int] = {}
     for key in keys:
         text = key.decode() if isinstance(key, bytes) else key
-        if not (text.startswith(head) and text.endswith(tail)):
+        if not (text.startswith(head) and text.endswith(_SHOWN)):
             continue
-        name, _, index = text[len(head) : -len(tail)].partition("|")
+        name, _, index = text[len(head) : -len(_SHOWN[0])].partition("|")
         count = int(index) + 1 if index.isdigit() else 1
         found[name] = max(found.get(name, 1), count)
     return found

@@ -3,10 +3,11 @@
 One worker is one asyncio loop with two runtime loops:
 
 * **claim**: one script call finishes the jobs that completed since the last call,
-  recovers dead workers' jobs, promotes due delayed jobs and claims as many ready jobs
-  as there are free slots; under load a worker spends one round trip per batch, not per
-  job. With nothing to claim it blocks on the server (``BLPOP`` on the queue's wake list,
-  a dedicated connection) until a job arrives, the next delayed job is due or another
+  recovers dead workers' jobs, promotes due delayed jobs, takes in the plain jobs added
+  to the queue's inbox and claims as many ready jobs as there are free slots; under load
+  a worker spends one round trip per batch, not per job. With nothing to claim it blocks
+  on the server (``XREAD BLOCK`` on the queue's inbox, a dedicated connection) until a
+  job arrives, the next delayed job is due or another
   worker's lease ends, whichever comes first. The next claim is sent behind the wait, on
   its connection: the server runs it as the wait ends, so the job that woke the worker
   comes back with the wake-up (the partitioned queues below claim after the wake-up).
@@ -17,7 +18,7 @@ concurrent), splitting the free slots between them: the partitions that filled t
 share last time split them evenly, one that came back short is asked for one job when
 its turn at the head of the round comes, and the turn moves every round, so a flooded
 partition cannot starve the others. Idle (once every partition came back short), the
-worker blocks on every partition's wake list at once (one dedicated connection each)
+worker blocks on every partition's inbox at once (one dedicated connection each)
 and ends the other waits when one returns.
 
 Async handlers run as tasks; plain functions run in a thread pool of ``concurrency``
@@ -298,7 +299,7 @@ class Worker:
     async def _came_short(self, ctx: AsyncLoopContext, taken: qops.Taken, want: int) -> None:
         """A claim that came back short took every job it could (the script claims as many
         as are ready and allowed): the next round waits at once, rather than ask again
-        for nothing (a job added since has left an item on the wake list, so the wait
+        for nothing (a job added since has left an entry in the inbox, so the wait
         returns at once)."""
         if len(taken.jobs) < want and not ctx.stopping:
             self._short = taken.next_ms
@@ -391,7 +392,7 @@ class Worker:
 
         The server checks blocking timeouts only on its own clock tick (``hz``: every
         100 ms by default), so a due delayed job would start up to a tick late; a local
-        timer ends the wait on time instead (one push on the worker's own wake list).
+        timer ends the wait on time instead (one entry on the worker's own stream).
         """
         seconds = 5.0 if next_ms < 0 else max(next_ms / 1000, 0.001)
         timer = None
@@ -408,7 +409,7 @@ class Worker:
                 timer.cancel()
 
     async def _block_parts(self, wait: float) -> None:
-        """Block on every partition's wake list until one returns, then end the others'
+        """Block on every partition's inbox until one returns, then end the others'
         waits (a cancelled blocking read would cost its connection) while claiming."""
         await self._settle_strays()
         waits: dict[asyncio.Future[Any], qops.QueueKeys] = {

@@ -1,7 +1,7 @@
 -- queue_add: add jobs to a queue, skipping ids that already exist (deduplication).
 -- KEYS[1] wait (zset: id -> priority and order). The other keys are built from the queue's
 --   key base, KEYS[1] less its 'wait' ('{p:queue:n}:'), so they share its hash tag:
---   base..'delayed' (zset: id -> due ms), base..'wake' (idle workers block on it),
+--   base..'delayed' (zset: id -> due ms), base..'wake' (the inbox: see _queue_core.lua),
 --   base..'meta' (hash: 'seq' counts the jobs ever added) and the jobs' hashes.
 -- ARGV three per job: id, task, payload; preceded by one more, what the jobs share, when
 --   they have a priority or a delay or the queue keeps events: 'priority delay_ms events'
@@ -12,6 +12,7 @@
 --!include _queue_core.lua
 local wait = KEYS[1]
 local base = string.sub(wait, 1, -5)
+ingest_all(base)  -- the plain jobs added before these come first
 local first, priority, delay, events = 1, 0, 0, 0
 if #ARGV % 3 == 1 then
   local p, d, e = string.match(ARGV[1], '^(%S+) (%S+) (%S+)$')

@@ -1,6 +1,6 @@
 -- queue_add_group: add jobs of one group (a tenant, a user): they wait in the group's own
 -- zset and claims rotate between groups (see _queue.lua), skipping ids that exist.
--- KEYS[1] delayed (zset: id -> due ms)   KEYS[2] wake list   KEYS[3] meta ('seq' counter)
+-- KEYS[1] delayed (zset: id -> due ms)   KEYS[2] inbox   KEYS[3] meta ('seq' counter)
 -- KEYS[4] the ring of groups with waiting jobs (list; base..'groups')
 -- ARGV[1] the queue's key base   ARGV[2] events kept (0: none)   ARGV[3] the group
 -- ARGV[4..] five per job: id, task, payload, priority, delay in ms
@@ -8,6 +8,7 @@
 --!include _clock.lua
 --!include _queue.lua
 local base, group = ARGV[1], ARGV[3]
+ingest_all(base)  -- the plain jobs added before these come first
 local now = now_ms()
 local added = 0
 for i = 4, #ARGV, 5 do

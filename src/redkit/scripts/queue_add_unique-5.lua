@@ -6,7 +6,7 @@
 --       payload replaces the old one and the quiet period starts again; otherwise a new
 --       job is added, delayed by the period.
 -- The key holds the id of its job; a finished job drops its key (field 'u' of the job).
--- KEYS[1] the deduplication key   KEYS[2] wait   KEYS[3] delayed   KEYS[4] wake list
+-- KEYS[1] the deduplication key   KEYS[2] wait   KEYS[3] delayed   KEYS[4] inbox
 -- KEYS[5] meta (hash: 'seq' counter)
 -- ARGV[1] key base   ARGV[2] mode   ARGV[3] period ms (throttle, debounce)
 -- ARGV[4] job id (used when a job is added)   ARGV[5] task   ARGV[6] payload
@@ -15,6 +15,7 @@
 --!include _clock.lua
 --!include _queue.lua
 local base, mode, period = ARGV[1], ARGV[2], tonumber(ARGV[3])
+ingest_all(base)  -- the plain jobs added before this one come first, and a duplicate id is seen
 local now = now_ms()
 local current = redis.call('GET', KEYS[1])
 if current then

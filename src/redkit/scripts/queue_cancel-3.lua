@@ -13,6 +13,10 @@
 --!include _clock.lua
 --!include _queue.lua
 local st, wk = unpack(redis.call('HMGET', KEYS[1], 'st', 'wk'))
+if not st then
+  ingest_all(ARGV[1])  -- a plain job may wait in the inbox
+  st = redis.call('HGET', KEYS[1], 'st')
+end
 if st == 'active' then
   redis.call('HSET', KEYS[1], 'cx', 1)
   local list = ARGV[1] .. 'x:' .. wk

@@ -9,6 +9,8 @@
 -- (base..'gwait') and the flows' parents waiting for their children (base..'blocked'), in
 -- the same hash tag.
 --!include _clock.lua
+--!include _queue_core.lua
+ingest_all(ARGV[1])  -- the plain jobs in the inbox wait too
 local active = 0
 for _, worker in ipairs(redis.call('ZRANGE', KEYS[6], 0, -1)) do
   active = active + redis.call('SCARD', ARGV[1] .. 'w:' .. worker)

@@ -6,7 +6,11 @@
 --!include _queue.lua
 local st = redis.call('HGET', KEYS[1], 'st')
 if not st then
-  return 0
+  ingest_all(ARGV[1])  -- a plain job may wait in the inbox
+  st = redis.call('HGET', KEYS[1], 'st')
+  if not st then
+    return 0
+  end
 end
 if st == 'active' then
   return 2

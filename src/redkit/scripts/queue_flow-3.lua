@@ -1,6 +1,6 @@
 -- queue_flow: add a flow: a parent job that waits ('blocked', in base..'blocked') until its
 -- children have finished, and its children, ready now. See _queue.lua child_ended.
--- KEYS[1] wait   KEYS[2] wake list   KEYS[3] meta (hash: 'seq' counter)
+-- KEYS[1] wait   KEYS[2] inbox   KEYS[3] meta (hash: 'seq' counter)
 -- ARGV[1] key base   ARGV[2] events kept (0: none)   ARGV[3] failure policy ('fail',
 --   'ignore', 'continue')
 -- ARGV[4..7] the parent: id, task, payload, priority
@@ -9,6 +9,7 @@
 --!include _clock.lua
 --!include _queue.lua
 local base = ARGV[1]
+ingest_all(base)  -- the plain jobs added before these come first
 local now = now_ms()
 for i = 4, #ARGV, 4 do
   if redis.call('EXISTS', job_key(base, ARGV[i])) == 1 then

@@ -13,6 +13,9 @@
 local base, mode = ARGV[1], ARGV[2]
 local offset, count = tonumber(ARGV[3]), tonumber(ARGV[4])
 local page = {}
+if mode == 'waiting' then
+  ingest_all(base)  -- the plain jobs in the inbox wait too
+end
 if mode == 'active' then
   local skipped = 0
   for _, worker in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do

@@ -1,6 +1,6 @@
 -- queue_pause: pause or resume a queue. While the meta hash has the field 'paused', the
 -- take script claims nothing (it still finishes, recovers and promotes jobs).
--- KEYS[1] meta (hash)   KEYS[2] wait   KEYS[3] wake list
+-- KEYS[1] meta (hash)   KEYS[2] wait   KEYS[3] inbox
 -- ARGV[1] '1' to pause, '0' to resume   ARGV[2] key base (grouped jobs wait under it)
 -- Returns 1 when the state changed, 0 when the queue already was in it.
 --!include _queue.lua

@@ -14,6 +14,9 @@ local function drop(id)
   notify(base, id, jk)
   redis.call('DEL', jk, jk .. ':kids')
 end
+if ARGV[3] == 'waiting' then
+  ingest_all(base)  -- the plain jobs in the inbox wait too
+end
 local ids = redis.call('ZRANGE', KEYS[1], 0, limit - 1)
 for _, id in ipairs(ids) do
   drop(id)

@@ -1,6 +1,6 @@
 -- queue_release: hand a worker's jobs back to the queue at once (not after a lease ends).
 -- Handing back does not count as a delivery.
--- KEYS[1] workers   KEYS[2] this worker's job set   KEYS[3] wait   KEYS[4] wake list
+-- KEYS[1] workers   KEYS[2] this worker's job set   KEYS[3] wait   KEYS[4] inbox
 -- ARGV[1] key base   ARGV[2] worker id
 -- ARGV[3] 'stop': hand back every job and end the worker's lease; 'sync': hand back the
 --   claims the worker does not know (made by a call whose reply it never read), a job it

@@ -1,6 +1,6 @@
 -- queue_retry: put failed or dead-lettered jobs back in the queue, with a fresh budget
 -- of retries and deaths.
--- KEYS[1] failed   KEYS[2] dead   KEYS[3] wait   KEYS[4] wake list
+-- KEYS[1] failed   KEYS[2] dead   KEYS[3] wait   KEYS[4] inbox
 -- ARGV[1] key base   ARGV[2] 'all' for up to ARGV[3] jobs of both sets, 'one' for the ids
 --   that follow
 -- ARGV[3..] with 'all', how many at most; with 'one', the job ids

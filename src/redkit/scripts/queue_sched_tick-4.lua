@@ -1,7 +1,7 @@
 -- queue_sched_tick: move a schedule from the tick it was due at to its next tick, and
 -- enqueue that tick's job, at most once: only the caller that saw the schedule at that
 -- tick moves it (compare and set on the next-run score), however many workers try.
--- KEYS[1] next runs (zset: name -> ms)   KEYS[2] wait   KEYS[3] wake list
+-- KEYS[1] next runs (zset: name -> ms)   KEYS[2] wait   KEYS[3] inbox
 -- KEYS[4] meta (hash: 'seq' counter)
 -- ARGV[1] key base   ARGV[2] schedule name   ARGV[3] the tick it was due at (ms)
 -- ARGV[4] its next tick (ms)   ARGV[5] '1' to enqueue the tick's job, '0' to skip it
@@ -12,6 +12,7 @@
 -- worker had moved it (or the schedule was removed).
 --!include _clock.lua
 --!include _queue.lua
+ingest_all(ARGV[1])  -- the plain jobs added before this one come first
 local score = redis.call('ZSCORE', KEYS[1], ARGV[2])
 if not score or tonumber(score) ~= tonumber(ARGV[3]) then
   return 0

@@ -1,9 +1,10 @@
 -- queue_take: a worker's one round trip: finish jobs, recover dead workers' jobs, promote
--- due delayed jobs, and claim up to N ready jobs, leased to this worker.
+-- due delayed jobs, take in the inbox's plain jobs, and claim up to N ready jobs, leased
+-- to this worker.
 -- KEYS[1] wait   KEYS[2] delayed   KEYS[3] workers (zset: worker id -> lease end, ms)
 -- KEYS[4] this worker's job set   KEYS[5] done (zset: id -> finished, microseconds)
 -- KEYS[6] failed (zset)   KEYS[7] dead (zset: jobs whose workers kept dying)
--- KEYS[8] wake list
+-- KEYS[8] the inbox (plain jobs and wake-ups: see _queue_core.lua)
 -- ARGV[1] key base   ARGV[2] worker id   ARGV[3] lease ms   ARGV[4] jobs to claim
 -- ARGV[5] deaths before a job is dead-lettered   ARGV[6] ms a finished job is kept
 -- ARGV[7] how many finished jobs are kept   ARGV[8] events kept (0: none)
@@ -21,9 +22,10 @@
 -- Nothing is claimed while the queue is paused (field 'paused' of its meta hash,
 -- base..'meta').
 -- Also touches keys built from the base, in the same hash tag: job hashes (base..'j:'..id),
--- dead workers' job sets (base..'w:'..worker), waiters' signal lists (base..'s:'..id) and
--- the deduplication key a finished job held (its field 'u'), and the group keys
--- (see _queue.lua: a grouped job waits in its group's zset, claims go round robin).
+-- dead workers' job sets (base..'w:'..worker), this worker's own wake-ups (a stream,
+-- base..'ww:'..worker), waiters' signal lists (base..'s:'..id), the deduplication key a
+-- finished job held (its field 'u'), and the group keys (see _queue.lua: a grouped job
+-- waits in its group's zset, claims go round robin).
 --!include _clock.lua
 --!include _queue.lua
 local base, wid = ARGV[1], ARGV[2]
@@ -161,6 +163,9 @@ local function promote()
   end
 end
 
+-- First the inbox: the wake-ups this call leaves below must stay there for idle workers
+ingest(base)
+redis.call('DEL', base .. 'ww:' .. wid)  -- the worker's own wake-ups: this call answers them
 local stale = 0
 for i = 9, #ARGV, 5 do
   stale = stale + finish(ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], i)
