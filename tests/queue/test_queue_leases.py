@@ -153,3 +153,22 @@ def test_a_job_claimed_again_by_its_own_worker_keeps_the_new_run(
         assert job.result(timeout=20) == "second"
         poll(lambda: not worker._running, timeout=10)
     assert any("refused" in r.getMessage() for r in caplog.records)  # run 1's stale report
+
+
+def test_a_cancelled_job_whose_worker_dies_is_cancelled_not_dead_lettered(rk: Redkit) -> None:
+    """A running job's cancellation was requested, then its worker died on its last
+    allowed death: the job ends cancelled (as the request asked), not dead-lettered, so
+    that a later retry() cannot bring it back only to have the claim cancel it."""
+    q = rk.queue("cxdead", lease=0.1, dead_after=1)
+
+    @q.task
+    def job_fn() -> None: ...
+
+    job = job_fn.enqueue()
+    assert _take(rk, q, "A", 1, []).jobs  # A dies holding it
+    assert job.cancel()  # requested: A never hears of it
+    poll(lambda: _take(rk, q, "B", 0, []) and job.status() != "active", timeout=5)
+    assert job.status() == "cancelled"
+    assert q.counts()["dead"] == 0
+    with pytest.raises(JobFailedError, match="cancelled"):
+        job.result()
