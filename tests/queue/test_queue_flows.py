@@ -12,7 +12,7 @@ from redkit.errors import ConfigError
 from redkit.queue import JobFailedError, current_job
 from redkit.queue import ops as qops
 
-from .conftest import running
+from .conftest import LostReply, running
 
 
 def _queue(rk: Redkit, name: str) -> Any:
@@ -102,6 +102,24 @@ def test_a_retried_child_is_counted_once(rk: Redkit) -> None:
         f"d:{first.id}": rk.serializer.dumps(10),
         f"d:{second.id}": rk.serializer.dumps(20),
     }
+
+
+def test_a_flow_whose_reply_was_lost_is_added_once(standalone_url: str, prefix: str) -> None:
+    """The server adds a flow but its reply is lost: the client sends the call again on a
+    new connection, and that second run must report the flow added (by the first), not
+    refuse it as existing."""
+    proxy = LostReply(standalone_url, b"EVAL")
+    rk = Redkit(proxy.url, prefix=prefix)
+    try:
+        q, _, _ = _queue(rk, "flowlost")
+        parent, children = q.enqueue_flow(("total", ()), [("part", (1,)), ("part", (2,))])
+        assert proxy.dropped == 1
+        assert parent.status() == "blocked"
+        assert [c.status() for c in children] == ["waiting", "waiting"]
+        assert q.counts()["waiting"] == 2
+    finally:
+        rk.close()
+        proxy.close()
 
 
 def test_a_blocked_parent_can_be_cancelled(rk: Redkit) -> None:
