@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -10,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 from tests.flavours import poll as poll  # shared; re-exported for the tests here
 
@@ -57,3 +60,57 @@ def worker_process(
             [sys.executable, "-m", "redkit.cli", "worker", "queue_app:queue", *args],
             cwd=HERE, env=environ, stdout=subprocess.DEVNULL, stderr=out,
         )  # fmt: skip
+
+
+class LostReply:
+    """A TCP proxy in front of ``url`` that loses one reply: the first successful reply to
+    a request that contains ``marker`` is dropped, with the client's connection (the
+    server ran the command; the client retries it on a new connection)."""
+
+    def __init__(self, url: str, marker: bytes) -> None:
+        parsed = urlparse(url)
+        self.target = (parsed.hostname or "127.0.0.1", parsed.port or 6379)
+        self.marker, self.armed, self.dropped = marker, True, 0
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"redis://127.0.0.1:{self.listener.getsockname()[1]}/0"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:  # closed
+                return
+            server = socket.create_connection(self.target)
+            marked = threading.Event()  # a marked request awaits its reply on this link
+            threading.Thread(target=self._up, args=(client, server, marked), daemon=True).start()
+            threading.Thread(target=self._down, args=(server, client, marked), daemon=True).start()
+
+    def _up(self, client: socket.socket, server: socket.socket, marked: threading.Event) -> None:
+        with contextlib.suppress(OSError):
+            while data := client.recv(65536):
+                if self.armed and self.marker in data:
+                    marked.set()
+                server.sendall(data)
+        _close(client, server)
+
+    def _down(self, server: socket.socket, client: socket.socket, marked: threading.Event) -> None:
+        with contextlib.suppress(OSError):
+            while data := server.recv(65536):
+                if marked.is_set() and self.armed and not data.startswith(b"-"):
+                    self.armed = False  # an error reply (NOSCRIPT) goes through
+                    self.dropped += 1
+                    break
+                marked.clear()
+                client.sendall(data)
+        _close(client, server)
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def _close(*sockets: socket.socket) -> None:
+    for sock in sockets:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+        sock.close()

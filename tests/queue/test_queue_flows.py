@@ -10,8 +10,9 @@ import pytest
 from redkit import AsyncRedkit, Redkit
 from redkit.errors import ConfigError
 from redkit.queue import JobFailedError, current_job
+from redkit.queue import ops as qops
 
-from .conftest import running
+from .conftest import LostReply, running
 
 
 def _queue(rk: Redkit, name: str) -> Any:
@@ -73,6 +74,52 @@ def test_failure_policies(rk: Redkit) -> None:
         assert early["sum"] == 0
         gate.set()
     assert failing.id not in ran  # a failed child failed the parent: it never ran
+
+
+def test_a_retried_child_is_counted_once(rk: Redkit) -> None:
+    """With "ignore", a child that failed for good counts as ended; retried by hand, its
+    new outcome replaces the old one: the parent still waits for its other child."""
+    q, _, _ = _queue(rk, "flowretry")
+    parent, (first, second) = q.enqueue_flow(
+        ("total", ()), [("part", (1,)), ("part", (2,))], on_child_failure="ignore"
+    )
+
+    def take(want: int, *acks: qops.Ack) -> list[qops.Claimed]:
+        return rk.run(qops.take(q.keys, "A", q.policy, want, acks)).jobs
+
+    running = {job.member: job for job in take(2)}
+    failed = running[first.id]
+    take(0, qops.Ack(failed.member, failed.token, "f", rk.serializer.dumps({"e": 1})))
+    assert first.retry()
+    (again,) = take(1)
+    take(0, qops.Ack(again.member, again.token, "d", rk.serializer.dumps(10)))
+    assert second.status() == "active"
+    assert parent.status() == "blocked"  # not before its second child has ended
+    done = running[second.id]
+    (ready,) = take(1, qops.Ack(done.member, done.token, "d", rk.serializer.dumps(20)))
+    assert ready.member == parent.id
+    assert dict(ready.children) == {
+        f"d:{first.id}": rk.serializer.dumps(10),
+        f"d:{second.id}": rk.serializer.dumps(20),
+    }
+
+
+def test_a_flow_whose_reply_was_lost_is_added_once(standalone_url: str, prefix: str) -> None:
+    """The server adds a flow but its reply is lost: the client sends the call again on a
+    new connection, and that second run must report the flow added (by the first), not
+    refuse it as existing."""
+    proxy = LostReply(standalone_url, b"EVAL")
+    rk = Redkit(proxy.url, prefix=prefix)
+    try:
+        q, _, _ = _queue(rk, "flowlost")
+        parent, children = q.enqueue_flow(("total", ()), [("part", (1,)), ("part", (2,))])
+        assert proxy.dropped == 1
+        assert parent.status() == "blocked"
+        assert [c.status() for c in children] == ["waiting", "waiting"]
+        assert q.counts()["waiting"] == 2
+    finally:
+        rk.close()
+        proxy.close()
 
 
 def test_a_blocked_parent_can_be_cancelled(rk: Redkit) -> None:

@@ -153,3 +153,72 @@ def test_a_job_claimed_again_by_its_own_worker_keeps_the_new_run(
         assert job.result(timeout=20) == "second"
         poll(lambda: not worker._running, timeout=10)
     assert any("refused" in r.getMessage() for r in caplog.records)  # run 1's stale report
+
+
+def test_a_cancelled_job_whose_worker_dies_is_cancelled_not_dead_lettered(rk: Redkit) -> None:
+    """A running job's cancellation was requested, then its worker died on its last
+    allowed death: the job ends cancelled (as the request asked), not dead-lettered, so
+    that a later retry() cannot bring it back only to have the claim cancel it."""
+    q = rk.queue("cxdead", lease=0.1, dead_after=1)
+
+    @q.task
+    def job_fn() -> None: ...
+
+    job = job_fn.enqueue()
+    assert _take(rk, q, "A", 1, []).jobs  # A dies holding it
+    assert job.cancel()  # requested: A never hears of it
+    poll(lambda: _take(rk, q, "B", 0, []) and job.status() != "active", timeout=5)
+    assert job.status() == "cancelled"
+    assert q.counts()["dead"] == 0
+    with pytest.raises(JobFailedError, match="cancelled"):
+        job.result()
+
+
+def test_a_job_a_failed_over_server_still_leases_to_its_worker_is_handed_back(
+    standalone_url: str, prefix: str
+) -> None:
+    """The server fails over to a replica that missed a worker's report of a finished job
+    (or restarts from an older snapshot): the job is active again, leased to that worker,
+    which no longer runs it and renews its lease all the same. Only the worker's lease
+    loop sees the connections drop (its claim loop waits for a slot); the claim loop must
+    still hand the job back, or it stays active for as long as the worker lives."""
+    rk = Redkit(standalone_url, prefix=prefix)
+    q = rk.queue("failover", lease=1.0)
+    gate = threading.Event()
+    runs: list[str] = []
+
+    @q.task
+    def quick(tag: str) -> str:
+        runs.append(tag)
+        return tag
+
+    @q.task
+    def slow() -> None:
+        gate.wait(20)
+
+    first = quick.enqueue("a")
+    key = q.keys.job(qops.member(first.id))
+    unreported = rk.client.dump(key)  # the job as the replica holds it
+    before = {entry["id"] for entry in rk.client.client_list()}
+    try:
+        with running(q, concurrency=1) as handle:
+            assert first.result(timeout=10) == "a"
+            held = slow.enqueue()
+            poll(lambda: held.status() == "active")  # the claim loop waits for a slot
+            wid, member = handle.worker.id, qops.member(first.id)
+            rk.client.restore(key, 0, unreported, replace=True)
+            rk.client.hset(key, mapping={"st": "active", "wk": wid, "tk": 1, "n": 1})
+            rk.client.zrem(q.keys.done, member)
+            rk.client.sadd(q.keys.worker(wid), member)
+            rk.client.hincrby(q.keys.group.key("gactive"), "*", 1)
+            own = rk.client.client_id()
+            for entry in rk.client.client_list():  # the failover: the worker's links drop
+                if entry["id"] not in before and int(entry["id"]) != own:
+                    rk.client.execute_command("CLIENT", "KILL", "ID", entry["id"])
+            gate.set()
+            poll(lambda: held.status() == "done")
+            poll(lambda: first.status() != "active", timeout=5)  # well past its lease
+            assert first.result(timeout=10) == "a"
+        assert runs == ["a", "a"]  # run again: its outcome was lost with the failover
+    finally:
+        rk.close()

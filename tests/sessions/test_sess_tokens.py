@@ -67,6 +67,39 @@ def test_revoke_all_is_a_watermark_per_user(rk: Redkit) -> None:
     assert tokens.revoke_all("alice", before=now - 1000) == mark, "the watermark never moves back"
 
 
+def test_a_token_issued_just_before_revoke_all_is_revoked(rk: Redkit) -> None:
+    # the watermark is the server's clock rounded down to the millisecond: an iat rounded
+    # to the nearest one landed past it about half the time when revoke_all came in the
+    # same millisecond, and the token stayed valid
+    tokens = rk.tokens()
+    mark = tokens.revoke_all("alice")
+    within = mark.timestamp() + 0.0009  # the watermark's own millisecond
+    assert tokens.is_revoked(_claims(iat=within)), "epoch seconds"
+    instant = datetime.fromtimestamp(within, tz=timezone.utc)
+    assert tokens.is_revoked({**_claims(), "iat": instant}), "a datetime"
+    assert not tokens.is_revoked(_claims(iat=mark.timestamp() + 0.001)), "the next one"
+    for _ in range(50):  # the race itself: ~half of these slipped through
+        issued = _claims("bob", iat=datetime.now(timezone.utc).timestamp())
+        tokens.revoke_all("bob")
+        assert tokens.is_revoked(issued), issued["iat"]
+
+
+def test_new_claims_iat_is_never_ahead_of_the_clock(rk: Redkit) -> None:
+    tokens = rk.tokens()
+    for _ in range(200):  # rounded to the nearest millisecond, about half were
+        claims = tokens.new_claims("alice", ttl=60)
+        assert claims["iat"] <= time.time()
+        assert sops.epoch_ms(claims["iat"]) == round(claims["iat"] * 1000)
+
+
+def test_revoke_keeps_the_entry_until_a_fractional_expiry(rk: Redkit) -> None:
+    tokens = rk.tokens()
+    expires = int(time.time()) + 60.0004  # rounded down, the entry went 0.4 ms early
+    assert tokens.revoke("j", expires)
+    key = sops.deny_key(rk.keys, "j")
+    assert rk.client.pexpiretime(key) == int(expires * 1000) + 1
+
+
 def test_watermark_lives_as_long_as_the_longest_token(rk: Redkit) -> None:
     tokens = rk.tokens(max_token_age=3600)
     tokens.revoke_all("alice")

@@ -234,7 +234,7 @@ class Worker:
         await self._wait_room(ctx)
         if ctx.stopping:
             return
-        if self._unsure:  # a claim's reply was lost: hand back what it may have claimed
+        if self._unsure:  # a claim's reply or a connection was lost: see _hand_back_unknown
             await self._hand_back_unknown()
         want = min(self.batch, self.concurrency - len(self._running))
         short, self._short = self._short, None
@@ -257,7 +257,7 @@ class Worker:
             )
         except BaseException:
             self._acks[:0] = acks  # reported again by the next call
-            self._unsure = want > 0
+            self._unsure = self._unsure or want > 0
             raise
         self._stale(taken.stale)
         self._start_all(taken.jobs)
@@ -286,8 +286,9 @@ class Worker:
 
     async def _hand_back_unknown(self) -> None:
         """Hand back every job this worker holds but neither runs nor has finished (those a
-        claim took whose reply was lost, or that a stop will not start). Reports in flight
-        land first: a finished job must not be taken for an unknown one."""
+        claim took whose reply was lost, those a stop will not start, or those a server that
+        failed over or restarted still leases to it after losing their reports). Reports in
+        flight land first: a finished job must not be taken for an unknown one."""
         flushing = self._flushing
         if flushing is not None and not flushing.done():
             await asyncio.wait([flushing])
@@ -322,7 +323,7 @@ class Worker:
             )  # fmt: skip
         except BaseException:
             self._acks[:0] = acks
-            self._unsure = want > 0
+            self._unsure = self._unsure or want > 0
             raise
         failure: BaseException | None = None
         claimed, next_ms = False, -1
@@ -520,6 +521,17 @@ class Worker:
     # --- the lease loop --------------------------------------------------------------------
 
     async def _lease(self, ctx: AsyncLoopContext) -> None:
+        try:
+            await self._renew_and_follow(ctx)
+        except RedkitError:
+            # the lease loop always has a call in flight, so it sees every lost connection:
+            # the server may have failed over to a replica (or restarted from a snapshot)
+            # that missed this worker's last reports and leases it jobs it has finished;
+            # the claim loop hands those back at its next round
+            self._unsure = True
+            raise
+
+    async def _renew_and_follow(self, ctx: AsyncLoopContext) -> None:
         lease_ms = self.queue.policy.lease_ms
         renewed = all(await self._each(lambda keys: qops.renew(keys, self.id, lease_ms)))
         if not renewed and self._running:

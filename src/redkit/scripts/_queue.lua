@@ -243,8 +243,16 @@ local function child_ended(base, jk, id, ok, data, now, events, parent)
   if ok then
     field = 'd:' .. id
   end
+  -- a child that ended before (it failed, then was retried) was counted then: its new
+  -- outcome replaces the old one
+  local again = redis.call('HDEL', pk .. ':kids', 'f:' .. id, 'd:' .. id) > 0
   redis.call('HSET', pk .. ':kids', field, data or '')
-  local left = redis.call('HINCRBY', pk, 'kids', -1)
+  local left = 0
+  if again then
+    left = tonumber(redis.call('HGET', pk, 'kids'))
+  else
+    left = redis.call('HINCRBY', pk, 'kids', -1)
+  end
   if not ok and policy == 'fail' then
     redis.call('ZREM', base .. 'blocked', parent)
     redis.call('HSET', pk, 'st', 'failed', 'e', data or '', 'ft', now)

@@ -5,12 +5,18 @@
 --   'ignore', 'continue')
 -- ARGV[4..7] the parent: id, task, payload, priority
 -- ARGV[8..] four per child: id, task, payload, priority
--- Returns 1 when added, 0 when a job with one of these ids exists (nothing is added).
+-- Returns 1 when added (or added by this call before), 0 when a job with one of these ids
+-- exists (nothing is added).
 --!include _clock.lua
 --!include _queue.lua
 local base = ARGV[1]
 ingest_all(base)  -- the plain jobs added before these come first
 local now = now_ms()
+-- this very call run again after its reply was lost (a client's retry): its children,
+-- whose ids are new random ones, exist and name its parent
+if #ARGV >= 8 and redis.call('HGET', job_key(base, ARGV[8]), 'par') == ARGV[4] then
+  return 1
+end
 for i = 4, #ARGV, 4 do
   if redis.call('EXISTS', job_key(base, ARGV[i])) == 1 then
     return 0

@@ -14,7 +14,8 @@
 --   the progress (kept in field 'pg' and added as an event while the job is this
 --   delivery's)
 -- A job whose cancellation was requested (field 'cx') ends as cancelled unless it is
--- reported done, and is cancelled instead of claimed when it is back in the queue.
+-- reported done, and is cancelled instead of claimed when it is back in the queue, or
+-- recovered (never dead-lettered) when its worker died.
 -- Returns {ms until the next delayed job or lease end (-1: none), jobs not finished
 --   because their lease was lost, then five per claimed job: id, token, task, payload,
 --   deliveries}; a flow's parent's payload is a list: the payload, then its children's
@@ -138,7 +139,10 @@ local function recover()
     for _, id in ipairs(redis.call('SMEMBERS', set)) do
       local jk = job_key(base, id)
       group_left(base, jk)
-      if redis.call('HINCRBY', jk, 'c', 1) >= tonumber(ARGV[5]) then
+      if redis.call('HEXISTS', jk, 'cx') == 1 then  -- cancelled while it ran: not run again
+        end_cancelled(base, id, jk, now, ARGV[6], ARGV[8])
+        emit(base, ARGV[8], 'cancelled', id)
+      elseif redis.call('HINCRBY', jk, 'c', 1) >= tonumber(ARGV[5]) then
         redis.call('HSET', jk, 'st', 'dead', 'ft', now)
         release_unique(jk, id)
         emit(base, ARGV[8], 'dead', id)

@@ -27,7 +27,7 @@ import re
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from redkit import ops
@@ -125,15 +125,27 @@ def ms(seconds: float) -> int:
     return round(seconds * 1000)
 
 
-def epoch_ms(value: datetime | float | int) -> int:
-    """Milliseconds since the epoch from a datetime (naive = UTC) or epoch seconds."""
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def epoch_ms(value: datetime | float | int, *, up: bool = False) -> int:
+    """Milliseconds since the epoch from a datetime (naive = UTC) or epoch seconds.
+
+    Rounded down, as the scripts read the server's clock (``now_ms`` floors ``TIME``): an
+    instant at or before a watermark then never lands past it (rounding to the nearest put
+    a token issued in the watermark's millisecond, just before it, in the next one, and
+    let it through). ``up`` rounds up instead, for an expiry: an entry outlives its token.
+    """
     if isinstance(value, datetime):
         if value.tzinfo is None:
             value = value.replace(tzinfo=timezone.utc)
-        return ms(value.timestamp())
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        micros = (value - _EPOCH) // _MICROSECOND  # exact: no float in between
+    elif isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ConfigError(f"expected a datetime or epoch seconds, got {value!r}")
-    return ms(float(value))
+    else:  # to the microsecond first: 1.001 * 1000 is 1000.9999999999999 in floats
+        micros = round(float(value) * 1_000_000)
+    return -(-micros // 1000) if up else micros // 1000
 
 
 def from_ms(value: int | None) -> datetime | None:

@@ -165,7 +165,8 @@ class _RevokerCore(Guarded):
 
         ``jti`` is 128 random bits from :mod:`secrets`; ``iat`` is the local clock with
         millisecond precision, so a token issued right after :meth:`revoke_all` (whose
-        watermark is in milliseconds) is not mistaken for one issued before it; ``exp``
+        watermark is in milliseconds) is not mistaken for one issued before it (rounded
+        down, as the watermark is: one issued just before is not taken for later); ``exp``
         is ``iat + ttl`` in whole seconds. ``family`` (from :meth:`start_family`) goes in
         the family claim. Add your own claims to the returned dict, then sign it.
 
@@ -182,7 +183,7 @@ class _RevokerCore(Guarded):
         subject = _user(user)
         if subject is None:
             raise ConfigError("new_claims needs the token's subject (a user id), got None")
-        issued = round(time.time(), 3)
+        issued = time.time_ns() // 1_000_000 / 1000  # this millisecond, as epoch_ms reads it
         claims: dict[str, Any] = {
             "sub": subject,
             "jti": self.new_id(),
@@ -200,7 +201,7 @@ class _RevokerCore(Guarded):
 
     def _revoke_flow(self, jti: str, expires_at: When) -> ops.Flow[bool]:
         yield from self._check_once()
-        until = sops.epoch_ms(expires_at) + sops.ms(self.leeway)
+        until = sops.epoch_ms(expires_at, up=True) + sops.ms(self.leeway)
         key = sops.deny_key(self._keys, _id(jti, "jti"))
         return bool((yield ops.Eval(sops.TOK_REVOKE, (key,), (until,))))
 
@@ -247,7 +248,7 @@ class _RevokerCore(Guarded):
 
     def _start_flow(self, user: Any, jti: str, expires_at: When) -> ops.Flow[str]:
         yield from self._check_once()
-        args = (_id(jti, "jti"), sops.epoch_ms(expires_at) + sops.ms(self.leeway))
+        args = (_id(jti, "jti"), sops.epoch_ms(expires_at, up=True) + sops.ms(self.leeway))
         while True:  # a 128-bit family id collides never; the loop is for form's sake
             family = self.new_id()
             started = yield ops.Eval(sops.TOK_FAMILY_NEW, (self._family_key(user, family),), args)
@@ -263,7 +264,7 @@ class _RevokerCore(Guarded):
         self, claims: Claims, next_jti: str, next_expires_at: When
     ) -> ops.Flow[RefreshResult]:
         key = self._family_key(claims.get("sub"), claims.get(self.family_claim))
-        until = sops.epoch_ms(next_expires_at) + sops.ms(self.leeway)
+        until = sops.epoch_ms(next_expires_at, up=True) + sops.ms(self.leeway)
         args = (_id(claims.get("jti"), "jti"), _id(next_jti, "next jti"), until, sops.RETRY_MS)
         return _ROTATE_CODES[(yield from sops.checked(sops.TOK_FAMILY_ROTATE, (key,), args))]
 
