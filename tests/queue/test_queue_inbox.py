@@ -115,6 +115,33 @@ def test_a_large_inbox_is_taken_in_whole_and_in_order(rk: Redkit) -> None:
     assert (counts["waiting"], counts["enqueued"]) == (0, 2 * total)
 
 
+def test_a_backlog_is_taken_in_over_several_calls(rk: Redkit) -> None:
+    # no worker took these in: a lookup takes in 50,000 a call, never all at once
+    q = rk.queue("backlog")
+
+    @q.task
+    def noop(i: int) -> None: ...
+
+    total = 52_000
+    ids = [f"b{i:05d}" for i in range(total)]
+    pipe = rk.client.pipeline(transaction=False)
+    for job_id in ids:
+        pipe.xadd(q.keys.wake, {job_id: "noop", "p": "[[0],{}]"})
+    pipe.execute()
+    calls: list[str] = []
+    rk.observe(lambda event: calls.append(event.name))
+    assert q.job(ids[-1]).status() == "waiting"
+    assert calls == ["script queue_watch"] * 2  # 50,000 taken in, then the rest
+    assert rk.client.xlen(q.keys.wake) == 1  # a wake-up for the workers, nothing else
+    assert q.counts()["waiting"] == total
+    more = [f"c{i:05d}" for i in range(total)]
+    for job_id in more:
+        pipe.xadd(q.keys.wake, {job_id: "noop", "p": "[[0],{}]"})
+    pipe.execute()
+    assert q.counts()["waiting"] == 2 * total  # those not taken in yet count too
+    assert q.job(more[-1]).cancel()
+
+
 def test_producers_and_readers_at_once_lose_and_repeat_nothing(rk: Redkit) -> None:
     q = rk.queue("busy")
     ran: Counter[int] = Counter()

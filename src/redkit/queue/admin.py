@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from redkit import ops
-from redkit.queue.ops import Listed, QueueKeys, counts, member, watch
+from redkit.queue.ops import Listed, QueueKeys, counts, member, taken_in, watch
 from redkit.scripts import script
 
 DELETE = script("queue_delete")
@@ -87,7 +87,7 @@ def workers(keys: QueueKeys) -> ops.Flow[list[WorkerInfo]]:
     ]
 
 
-def delete(keys: QueueKeys, id_: str) -> ops.Once[bool]:
+def delete(keys: QueueKeys, id_: str) -> ops.Flow[bool]:
     """Delete a job no worker holds; False when there is none or a worker holds it."""
     m = member(id_)
     effect = ops.Eval(
@@ -95,7 +95,7 @@ def delete(keys: QueueKeys, id_: str) -> ops.Once[bool]:
         (keys.job(m), keys.wait, keys.delayed, keys.done, keys.failed, keys.dead),
         (keys.base, m),
     )
-    return ops.Once(effect, lambda reply: reply == 1)
+    return taken_in(ops.Once(effect, lambda reply: reply == 1))
 
 
 def promote(keys: QueueKeys, id_: str) -> ops.Once[bool]:

@@ -31,7 +31,7 @@ import time
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from redkit import ops
 from redkit.errors import ConfigError
@@ -49,6 +49,8 @@ PAUSE = script("queue_pause")
 COUNTS = script("queue_counts")
 LIST = script("queue_list")
 PURGE = script("queue_purge")
+
+T = TypeVar("T")
 
 #: States after which a job never changes again.
 FINAL = frozenset({"done", "failed", "dead", "cancelled"})
@@ -363,10 +365,23 @@ class Snapshot:
     deaths: int
 
 
-def watch(keys: QueueKeys, job_member: str, register: bool) -> ops.Once[Snapshot]:
+#: A lookup's reply when it did not find its job yet and the inbox holds more jobs to take
+#: in (a call takes in 50,000 at the most): look again.
+LOOK_AGAIN = -1
+
+
+def taken_in(once: ops.Once[T]) -> ops.Flow[T]:
+    """Run a lookup by id (``once``) again while its script answers :data:`LOOK_AGAIN`."""
+    while True:
+        reply = yield once.effect
+        if reply != LOOK_AGAIN:
+            return once.finish(reply)
+
+
+def watch(keys: QueueKeys, job_member: str, register: bool) -> ops.Flow[Snapshot]:
     """Read a job's state; with ``register``, also ask to be woken when it finishes."""
     effect = ops.Eval(WATCH, (keys.job(job_member),), (1 if register else 0, keys.base))
-    return ops.Once(effect, _snapshot)
+    return taken_in(ops.Once(effect, _snapshot))
 
 
 def _snapshot(reply: list[Any]) -> Snapshot:
@@ -387,13 +402,13 @@ def wait_final(keys: QueueKeys, job_member: str, timeout: float) -> ops.Flow[Sna
         yield from ops.wait_signal(keys.signal(job_member), remaining)
 
 
-def cancel(keys: QueueKeys, job_member: str, policy: Policy) -> ops.Once[int]:
+def cancel(keys: QueueKeys, job_member: str, policy: Policy) -> ops.Flow[int]:
     """Cancel a job: 1 cancelled, 2 cancellation of the running job requested, 0 neither."""
     effect = ops.Eval(
         CANCEL, (keys.job(job_member), keys.wait, keys.delayed),
         (keys.base, job_member, policy.result_ttl_ms, policy.lease_ms, policy.events),
     )  # fmt: skip
-    return ops.Once(effect, int)
+    return taken_in(ops.Once(effect, int))
 
 
 def follow_cancels(keys: QueueKeys, worker_id: str, seconds: float) -> ops.Flow[str | None]:

@@ -9,13 +9,17 @@
 -- A flow's parent waiting for its children ('blocked', in base..'blocked') is cancelled at
 -- once too.
 -- Returns 1 when cancelled, 2 when cancellation of the running job was requested, 0 when
--- it is finished or unknown.
+-- it is finished or unknown, LOOK_AGAIN (-1) when it is not found yet and the inbox holds
+-- more jobs to take in (see _queue_core.lua).
 --!include _clock.lua
 --!include _queue.lua
 local st, wk = unpack(redis.call('HMGET', KEYS[1], 'st', 'wk'))
 if not st then
-  ingest_all(ARGV[1])  -- a plain job may wait in the inbox
+  local more = ingest_all(ARGV[1])  -- a plain job may wait in the inbox
   st = redis.call('HGET', KEYS[1], 'st')
+  if not st and more then
+    return LOOK_AGAIN
+  end
 end
 if st == 'active' then
   redis.call('HSET', KEYS[1], 'cx', 1)

@@ -10,13 +10,18 @@
 -- the same hash tag.
 --!include _clock.lua
 --!include _queue_core.lua
-ingest_all(ARGV[1])  -- the plain jobs in the inbox wait too
+-- the plain jobs in the inbox wait too: those not taken in yet (a backlog no worker took
+-- in) count as they are
+local untaken = 0
+if ingest_all(ARGV[1]) then
+  untaken = redis.call('XLEN', ARGV[1] .. 'wake')
+end
 local active = 0
 for _, worker in ipairs(redis.call('ZRANGE', KEYS[6], 0, -1)) do
   active = active + redis.call('SCARD', ARGV[1] .. 'w:' .. worker)
 end
 return {
-  redis.call('ZCARD', KEYS[1]) + redis.call('ZCARD', ARGV[1] .. 'gwait'),
+  redis.call('ZCARD', KEYS[1]) + redis.call('ZCARD', ARGV[1] .. 'gwait') + untaken,
   redis.call('ZCARD', KEYS[2]), active,
   redis.call('ZCARD', KEYS[3]), redis.call('ZCARD', KEYS[4]), redis.call('ZCARD', KEYS[5]),
   redis.call('ZCARD', ARGV[1] .. 'blocked'),

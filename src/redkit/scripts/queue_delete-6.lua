@@ -2,14 +2,15 @@
 -- KEYS[1] the job's hash   KEYS[2] wait   KEYS[3] delayed   KEYS[4] done   KEYS[5] failed
 -- KEYS[6] dead
 -- ARGV[1] key base   ARGV[2] the job's id
--- Returns 1 when deleted, 0 when there is no such job, 2 when a worker holds it (kept).
+-- Returns 1 when deleted, 0 when there is no such job, 2 when a worker holds it (kept),
+-- LOOK_AGAIN (-1) when it is not found yet and the inbox holds more jobs to take in.
 --!include _queue.lua
 local st = redis.call('HGET', KEYS[1], 'st')
 if not st then
-  ingest_all(ARGV[1])  -- a plain job may wait in the inbox
+  local more = ingest_all(ARGV[1])  -- a plain job may wait in the inbox
   st = redis.call('HGET', KEYS[1], 'st')
   if not st then
-    return 0
+    return more and LOOK_AGAIN or 0
   end
 end
 if st == 'active' then
