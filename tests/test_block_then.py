@@ -86,7 +86,7 @@ def test_a_push_while_waiting_runs_the_script_at_the_wake_up(
             rk.client.rpush(key, "a", "b", "c")
         finally:
             waiter.join(10)
-        (popped, left), = replies
+        ((popped, left),) = replies
         assert popped[1] == b"a"
         assert left == 2
 
