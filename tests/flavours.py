@@ -125,7 +125,7 @@ def poll(check: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02
         time.sleep(interval)
 
 
-async def until(predicate: Any, seconds: float = 5.0, step: float = 0.01) -> None:
+async def until(predicate: Any, seconds: float = 10.0, step: float = 0.01) -> None:
     """Poll ``predicate()`` (awaited when it returns an awaitable) until true, or fail.
 
     Sleeps with ``asyncio.sleep``, so an async facade's background tasks run meanwhile.

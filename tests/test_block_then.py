@@ -9,11 +9,14 @@ import contextlib
 import hashlib
 import secrets
 import threading
+from collections.abc import Iterator
 from typing import Any
 
+import pytest
 from tests.flavours import Either, poll
 
 from redkit import AsyncRedkit, Redkit, ops
+from redkit.embedded import EmbeddedServer
 from redkit.errors import RedisCommandError
 from redkit.scripts import Script
 
@@ -26,6 +29,14 @@ def count_script(body: str = "return redis.call('LLEN', KEYS[1])") -> Script:
 
 def pop_then(key: str, then: ops.Eval, seconds: float = 5.0) -> ops.Flow[Any]:
     return (yield ops.Block(lambda s: ("BLPOP", key, round(s, 3)), seconds, then=then))
+
+
+@pytest.fixture
+def own_url() -> Iterator[str]:
+    """A server of this test's own: the tests below count its blocked clients, and other
+    tests' waits on the shared server would count too."""
+    with EmbeddedServer() as server:
+        yield server.url
 
 
 async def test_the_script_runs_after_the_wait(kit: Either) -> None:
@@ -71,10 +82,8 @@ async def test_observers_see_the_wait_then_the_script(kit: Either) -> None:
     assert isinstance(seen[3].error, RedisCommandError)
 
 
-def test_a_push_while_waiting_runs_the_script_at_the_wake_up(
-    standalone_url: str, prefix: str
-) -> None:
-    with Redkit(standalone_url, prefix=prefix) as rk:
+def test_a_push_while_waiting_runs_the_script_at_the_wake_up(own_url: str, prefix: str) -> None:
+    with Redkit(own_url, prefix=prefix) as rk:
         key = rk.keys.group("test", "then").key("list")
         replies: list[Any] = []
         waiter = threading.Thread(
@@ -86,13 +95,13 @@ def test_a_push_while_waiting_runs_the_script_at_the_wake_up(
             rk.client.rpush(key, "a", "b", "c")
         finally:
             waiter.join(10)
-        (popped, left), = replies
+        ((popped, left),) = replies
         assert popped[1] == b"a"
         assert left == 2
 
 
-async def test_a_cancelled_wait_never_runs_its_script(standalone_url: str, prefix: str) -> None:
-    async with AsyncRedkit(standalone_url, prefix=prefix) as ark:
+async def test_a_cancelled_wait_never_runs_its_script(own_url: str, prefix: str) -> None:
+    async with AsyncRedkit(own_url, prefix=prefix) as ark:
         key = ark.keys.group("test", "then").key("list")
         ran = ark.keys.group("test", "then").key("ran")
         then = ops.Eval(count_script(f"return redis.call('INCR', '{ran}')"), [key])

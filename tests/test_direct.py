@@ -77,24 +77,27 @@ def test_errors_and_scripts(rk: Redkit) -> None:
 
 
 def _cut_while_waiting(rk: Redkit, admin: Redkit, name: str) -> Any:
-    """Run ``WAIT 1 300`` (it blocks 300 ms: no replica answers) on ``rk``'s connection
+    """Run ``WAIT 1 1500`` (it blocks 1.5 s: no replica answers) on ``rk``'s connection
     named ``name`` and close that connection on the server while the command waits."""
     rk.run(ops.command("CLIENT", "SETNAME", name))  # the one pooled connection
     outcome: list[Any] = []
 
     def wait() -> None:
         try:
-            outcome.append(rk.run(ops.command("WAIT", 1, 300)))
+            outcome.append(rk.run(ops.command("WAIT", 1, 1500)))
         except errors.RedkitError as exc:
             outcome.append(exc)
 
     waiter = threading.Thread(target=wait)
     waiter.start()
+    # blocked now ("b"): once WAIT has returned, CLIENT LIST still says cmd=wait
     ids = poll(
         lambda: [
-            c["id"] for c in admin.client.client_list() if c["name"] == name and c["cmd"] == "wait"
+            c["id"]
+            for c in admin.client.client_list()
+            if c["name"] == name and c["cmd"] == "wait" and "b" in c["flags"]
         ],
-        5.0,
+        15.0,
     )
     for client_id in ids:
         admin.client.client_kill_filter(_id=client_id)

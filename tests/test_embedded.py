@@ -34,7 +34,7 @@ from redkit.errors import EmbeddedServerError
 SRC = Path(__file__).resolve().parents[1] / "src"
 
 
-def wait_for(check: Callable[[], bool], timeout: float = 5.0) -> bool:
+def wait_for(check: Callable[[], bool], timeout: float = 30.0) -> bool:
     """Poll ``check`` until it is true or ``timeout`` passes."""
     deadline = time.monotonic() + timeout
     while not check():

@@ -404,9 +404,9 @@ WORKER = textwrap.dedent(
     rk = Redkit(sys.argv[1], prefix=sys.argv[2])
 
     def step(ctx):
-        rk.run(ops.command("INCR", "started"))
+        rk.run(ops.command("INCR", sys.argv[2] + ":started"))
         time.sleep(0.2)  # work that must not be cut short by SIGTERM
-        rk.run(ops.command("INCR", "finished"))
+        rk.run(ops.command("INCR", sys.argv[2] + ":finished"))
 
     rt = Runtime(rk, heartbeat=float(sys.argv[3]))
     rt.add("worker", step)
@@ -428,9 +428,9 @@ AWORKER = textwrap.dedent(
     async def main():
         async with AsyncRedkit(sys.argv[1], prefix=sys.argv[2]) as ark:
             async def step(ctx):
-                await ark.run(ops.command("INCR", "started"))
+                await ark.run(ops.command("INCR", sys.argv[2] + ":started"))
                 await asyncio.sleep(0.2)  # work that must not be cut short by SIGTERM
-                await ark.run(ops.command("INCR", "finished"))
+                await ark.run(ops.command("INCR", sys.argv[2] + ":finished"))
 
             rt = AsyncRuntime(ark, heartbeat=float(sys.argv[3]))
             rt.add("worker", step)
@@ -466,15 +466,17 @@ def test_sigterm_drains_a_worker_process(standalone_url: str, prefix: str, scrip
     try:
         assert proc.stdout is not None
         key = proc.stdout.readline().strip()
+        # the test's own counters: a worker killed mid-unit in another test leaves its own
+        started, finished = f"{prefix}:started", f"{prefix}:finished"
         with Redkit(standalone_url, prefix=prefix) as rk:
-            until(lambda: int(rk.client.get("finished") or 0) >= 1, what="a finished unit")
+            until(lambda: int(rk.client.get(finished) or 0) >= 1, what="a finished unit")
             until(lambda: rk.client.exists(key) == 1, what="the worker's heartbeat")
-            until(lambda: rk.client.get("started") != rk.client.get("finished"), what="mid-unit")
+            until(lambda: rk.client.get(started) != rk.client.get(finished), what="mid-unit")
             proc.send_signal(signal.SIGTERM)
             out, _ = proc.communicate(timeout=10)
             assert proc.returncode == 0
             assert out.split() == ["stopped", "stopped", "False"]
-            assert rk.client.get("started") == rk.client.get("finished"), "a unit was cut short"
+            assert rk.client.get(started) == rk.client.get(finished), "a unit was cut short"
             assert rk.client.exists(key) == 0
     finally:
         _reap(proc)

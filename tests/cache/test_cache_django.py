@@ -132,7 +132,7 @@ def _pttl(rk: Redkit, cache: BaseCache, key: str, namespace: str = "django", **k
     return int(rk.client.pttl(rk.keys.group("cache", namespace, made).key()))
 
 
-def _until(check: Callable[[], bool], timeout: float = 5.0) -> None:
+def _until(check: Callable[[], bool], timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while not check():
         assert time.monotonic() < deadline, "condition not met before the deadline"

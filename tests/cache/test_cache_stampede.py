@@ -11,8 +11,10 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from tests.flavours import poll
 
 from redkit import AsyncRedkit, Redkit
+from redkit.cache import CacheStats
 from redkit.config import Settings
 
 if TYPE_CHECKING:
@@ -64,21 +66,24 @@ def test_200_callers_in_4_processes_run_the_loader_once(
     assert int(rk.client.get(rk.keys.group("test", "loader").key("runs"))) == 1
 
 
+def _all_missed(stats: CacheStats, callers: int) -> None:
+    """Wait (in the loader) until ``callers`` callers have missed: each joins the load
+    right after its miss, before the load can end (its fill is a round trip away)."""
+    poll(lambda: stats.misses >= callers, timeout=30, interval=0.001)
+
+
 def test_threads_share_one_load(rk: Redkit) -> None:
     cache = rk.cache("threads")
     stats = cache.stats  # counting starts here
     runs = []
-    gate = threading.Event()
 
     def loader() -> int:
         runs.append(1)
-        gate.wait(5)
+        _all_missed(stats, 20)  # every caller has missed and met this load
         return 7
 
     with ThreadPoolExecutor(20) as pool:
         futures = [pool.submit(cache.get_or_set, "k", loader) for _ in range(20)]
-        time.sleep(0.05)  # not synchronisation: only lets callers pile up behind the load
-        gate.set()
         assert [f.result() for f in futures] == [7] * 20
     assert len(runs) == 1
     assert stats.loads == 1
@@ -104,10 +109,9 @@ def test_a_raising_loader_does_not_poison_the_key(rk: Redkit) -> None:
 def test_waiters_in_this_process_get_the_loaders_error(rk: Redkit) -> None:
     cache = rk.cache("shared-error")
     stats = cache.stats
-    gate = threading.Event()
 
     def broken() -> int:
-        gate.wait(5)
+        _all_missed(stats, 8)  # no caller can come late and start a second load
         raise ValueError("boom")
 
     def call() -> object:
@@ -118,8 +122,6 @@ def test_waiters_in_this_process_get_the_loaders_error(rk: Redkit) -> None:
 
     with ThreadPoolExecutor(8) as pool:
         futures = [pool.submit(call) for _ in range(8)]
-        time.sleep(0.05)
-        gate.set()
         outcomes = [f.result() for f in futures]
     assert all(isinstance(o, ValueError) for o in outcomes)
     assert stats.load_errors == 1

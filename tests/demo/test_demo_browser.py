@@ -54,6 +54,7 @@ def browser() -> Iterator[Any]:
         _unavailable("playwright is not installed")
     if CHROMIUM is None:
         _unavailable("no chromium binary (apt-get install chromium)")
+    sync_api.expect.set_options(timeout=15_000)  # loose: the machine may be loaded
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
         yield browser

@@ -42,14 +42,14 @@ def test_a_re_delivered_job_cannot_be_finished_by_its_old_holder(rk: Redkit) -> 
 
 
 def test_renewal_keeps_a_long_job(rk: Redkit) -> None:
-    q = rk.queue("renew", lease=0.3)
+    q = rk.queue("renew", lease=0.6)
 
     @q.task
     def job_fn() -> None: ...
 
     job = job_fn.enqueue()
     (held,) = _take(rk, q, "A", 1, []).jobs
-    for _ in range(6):  # 0.6 s: twice the lease, renewed every 0.1 s
+    for _ in range(12):  # 1.2 s: twice the lease, renewed every 0.1 s
         assert rk.run(qops.renew(q.keys, "A", q.policy.lease_ms))
         assert _take(rk, q, "B", 1, []).jobs == []
         rk.run(qops.renew(q.keys, "B", q.policy.lease_ms))

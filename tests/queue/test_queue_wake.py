@@ -126,7 +126,7 @@ def test_a_stop_hands_back_at_once_what_the_ended_wait_claimed(rk: Redkit) -> No
             # the stop ends the wait, the claim behind it takes the job ...
             poll(lambda: any(e.event == "active" and e.job_id == "quiet" for e in q.events()))
             # ... and it is back while the held job still runs (its grace: 30 s)
-            poll(lambda: q.job("quiet").status() == "waiting", timeout=5)
+            poll(lambda: q.job("quiet").status() == "waiting", timeout=15)
             assert q.counts()["active"] == 1
         finally:
             release.set()

@@ -163,8 +163,8 @@ async def test_acquire_throttles_to_the_rate_and_gives_up_early(kit: Either) -> 
     await slow.hit("t")
     start = time.monotonic()
     with pytest.raises(RateLimitExceededError) as info:
-        await slow.acquire("t", timeout=1)
-    assert time.monotonic() - start < 0.5, "it knows the wait is a minute: no point waiting"
+        await slow.acquire("t", timeout=10)
+    assert time.monotonic() - start < 5, "it knows the wait is a minute: no point waiting"
     assert 0 < info.value.retry_after <= 60
 
 

@@ -63,9 +63,9 @@ def test_killed_holder_frees_its_slot_after_the_lease(
 
 
 def test_extend_keeps_and_expiry_loses_the_slot(rk: Redkit) -> None:
-    slots = rk.concurrency_limiter(1, lease=0.3)
+    slots = rk.concurrency_limiter(1, lease=1.0)
     lease = slots.acquire("x")
-    for _ in range(4):
+    for _ in range(12):  # 1.2 s in all: past the first lease, extended every 0.1 s
         time.sleep(0.1)  # the work under the lease
         assert lease.extend()
     assert slots.try_acquire("x") is None

@@ -18,7 +18,7 @@ def _pttl(rk: Redkit, session: Session) -> int:
     return int(rk.client.pttl(sops.session_key(rk.keys, session.id or "")))
 
 
-def _until(check: Callable[[], bool], timeout: float = 5.0) -> None:
+def _until(check: Callable[[], bool], timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while not check():
         assert time.monotonic() < deadline, "condition not met before the deadline"
