@@ -159,6 +159,7 @@ def test_cancel_in_process_and_on_a_lost_worker(rk: Redkit) -> None:
     assert seen == [True]
     # a job whose worker vanished after the request is cancelled, not run again
     lost = stubborn.enqueue()
+    assert lost.status() == "waiting"  # taken in from the inbox: its hash exists
     member = lost._member
     rk.client.hset(q.keys.job(member), mapping={"st": "active", "wk": "gone"})
     rk.client.zrem(q.keys.wait, member)

@@ -197,6 +197,7 @@ def test_a_job_a_failed_over_server_still_leases_to_its_worker_is_handed_back(
         gate.wait(20)
 
     first = quick.enqueue("a")
+    assert first.status() == "waiting"  # taken in from the inbox: its hash exists
     key = q.keys.job(qops.member(first.id))
     unreported = rk.client.dump(key)  # the job as the replica holds it
     before = {entry["id"] for entry in rk.client.client_list()}
