@@ -442,11 +442,13 @@ def _batch_replies(replies: list[Any]) -> list[Any]:
 
 def _queue_block(client: Any, args: tuple[EncodableT, ...], then: Eval) -> Any:
     """A pipeline with a blocking command and the script that rides behind it (see
-    :class:`Block`); on a synchronous cluster both name the primary of the script's slot
-    (see :func:`_queue_batch`)."""
+    :class:`Block`); on a cluster both name the primary of the script's slot (see
+    :func:`_queue_batch`; the asyncio cluster pipeline too would ask the server for the
+    keys of a command that names them after a keyword, as ``XREAD`` does)."""
     pipe = client.pipeline(transaction=False)
     options: dict[str, Any] = {}
-    if isinstance(client, redis.cluster.RedisCluster) and then.keys:
+    cluster = (redis.cluster.RedisCluster, redis.asyncio.cluster.RedisCluster)
+    if isinstance(client, cluster) and then.keys:
         slot = key_slot(then.keys[0].encode())
         options["target_nodes"] = client.nodes_manager.get_node_from_slot(slot)
     pipe.execute_command(*args, **options)
