@@ -53,7 +53,7 @@ def test_a_paused_queue_is_not_claimed_from(rk: Redkit) -> None:
         # wake-up too), its take after the first one has claimed nothing
         for i in (5, 6):
             note.enqueue(i)
-            poll(lambda: rk.client.xlen(q.keys.wake) == 0)
+            poll(lambda: rk.client.xlen(q.keys.inbox) == 0)
         assert q.counts()["waiting"] == 7
         assert ran == []
         assert q.resume() is True
@@ -80,9 +80,9 @@ def test_pause_lets_running_jobs_finish(rk: Redkit) -> None:
         second = slow.enqueue(2)
         release.set()
         assert first.result(timeout=10) == 1  # the running job finished while paused
-        poll(lambda: rk.client.xlen(q.keys.wake) == 0)
+        poll(lambda: rk.client.xlen(q.keys.inbox) == 0)
         slow.enqueue(3)  # another wake-up: the take after the first one has run
-        poll(lambda: rk.client.xlen(q.keys.wake) == 0)
+        poll(lambda: rk.client.xlen(q.keys.inbox) == 0)
         assert second.status() == "waiting"
         q.resume()
         assert second.result(timeout=10) == 2

@@ -26,9 +26,9 @@ def test_a_plain_enqueue_is_one_native_command(rk: Redkit) -> None:
     job = noop.enqueue(1)
     (effect,) = sent
     assert isinstance(effect, ops.Call)
-    assert effect.args == ("XADD", q.keys.wake, "*", job.id, "noop", "p", b"[[1],{}]")
+    assert effect.args == ("XADD", q.keys.inbox, "*", job.id, "noop", "p", b"[[1],{}]")
     mine = noop.enqueue(2, job_id="mine")  # an id of one's own too: a duplicate is skipped
-    assert sent[1].args == ("XADD", q.keys.wake, "*", "mine", "noop", "p", b"[[2],{}]")
+    assert sent[1].args == ("XADD", q.keys.inbox, "*", "mine", "noop", "p", b"[[2],{}]")
     assert rk.client.hgetall(q.keys.job(job.id)) == {}  # in the inbox, until taken in
     assert [j.id for j in q.jobs("waiting")] == [job.id, mine.id]
     fields = rk.client.hgetall(q.keys.job(job.id))
@@ -110,7 +110,7 @@ def test_a_delayed_enqueue_wakes_idle_workers_only_for_the_next_due(rk: Redkit) 
     @q.task
     def noop(i: int) -> None: ...
 
-    wake = q.keys.wake
+    wake = q.keys.inbox
     noop.enqueue(1, delay=60)
     assert rk.client.xlen(wake) == 1  # the first delayed job: a worker must wait less
     rk.client.delete(wake)

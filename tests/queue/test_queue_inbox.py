@@ -46,7 +46,7 @@ def test_a_job_in_the_inbox_is_found_cancelled_and_deleted_by_id(rk: Redkit) -> 
         ran.append(i)
 
     first, second, third = (note.enqueue(i) for i in (1, 2, 3))
-    assert rk.client.xlen(q.keys.wake) == 3  # none taken in yet
+    assert rk.client.xlen(q.keys.inbox) == 3  # none taken in yet
     info = q.job(first.id).info()  # the lookup takes them in
     assert info is not None
     assert (info.state, info.task) == ("waiting", "note")
@@ -74,7 +74,7 @@ def test_an_xadd_sent_twice_adds_one_job(rk: Redkit) -> None:
     job = noop.enqueue(1)
     (add,) = sent
     rk.run(ops.Once(add, lambda reply: reply))
-    assert rk.client.xlen(q.keys.wake) == 2
+    assert rk.client.xlen(q.keys.inbox) == 2
     counts = q.counts()
     assert (counts["waiting"], counts["enqueued"]) == (1, 1)
     assert [info.id for info in q.jobs("waiting")] == [job.id]
@@ -94,8 +94,8 @@ def test_a_large_inbox_is_taken_in_whole_and_in_order(rk: Redkit) -> None:
         ids = [f"{stem}{i:05d}" for i in range(total)]
         pipe = rk.client.pipeline(transaction=False)
         for i, job_id in enumerate(ids):
-            pipe.xadd(q.keys.wake, {job_id: "note", "p": f"[[{i}],{{}}]"})
-        pipe.xadd(q.keys.wake, {ids[7]: "note", "p": "[[-1],{}]"})  # a duplicate id: skipped
+            pipe.xadd(q.keys.inbox, {job_id: "note", "p": f"[[{i}],{{}}]"})
+        pipe.xadd(q.keys.inbox, {ids[7]: "note", "p": "[[-1],{}]"})  # a duplicate id: skipped
         pipe.execute()
         return ids
 
@@ -126,17 +126,17 @@ def test_a_backlog_is_taken_in_over_several_calls(rk: Redkit) -> None:
     ids = [f"b{i:05d}" for i in range(total)]
     pipe = rk.client.pipeline(transaction=False)
     for job_id in ids:
-        pipe.xadd(q.keys.wake, {job_id: "noop", "p": "[[0],{}]"})
+        pipe.xadd(q.keys.inbox, {job_id: "noop", "p": "[[0],{}]"})
     pipe.execute()
     calls: list[str] = []
     rk.observe(lambda event: calls.append(event.name))
     assert q.job(ids[-1]).status() == "waiting"
     assert calls == ["script queue_watch"] * 2  # 50,000 taken in, then the rest
-    assert rk.client.xlen(q.keys.wake) == 1  # a wake-up for the workers, nothing else
+    assert rk.client.xlen(q.keys.inbox) == 1  # a wake-up for the workers, nothing else
     assert q.counts()["waiting"] == total
     more = [f"c{i:05d}" for i in range(total)]
     for job_id in more:
-        pipe.xadd(q.keys.wake, {job_id: "noop", "p": "[[0],{}]"})
+        pipe.xadd(q.keys.inbox, {job_id: "noop", "p": "[[0],{}]"})
     pipe.execute()
     assert q.counts()["waiting"] == 2 * total  # those not taken in yet count too
     assert q.job(more[-1]).cancel()

@@ -57,7 +57,7 @@ def test_a_wait_that_ends_without_a_wake_up_claims_too(rk: Redkit) -> None:
     def ready_without_a_wake_up() -> str:
         job = noop.enqueue()
         q.counts()  # takes the job in from the inbox (and leaves a wake-up there)
-        rk.client.delete(q.keys.wake)  # no wake-up: the wait times out, or is interrupted
+        rk.client.delete(q.keys.inbox)  # no wake-up: the wait times out, or is interrupted
         return job.id
 
     job = ready_without_a_wake_up()
@@ -117,7 +117,7 @@ def test_a_stop_hands_back_at_once_what_the_ended_wait_claimed(rk: Redkit) -> No
         add = qops.add(q.keys, [qops.NewJob("quiet", "note", b"[[],{}]", 0, 0)], 100)
         pipe = rk.client.pipeline(transaction=True)
         pipe.execute_command(*add.effect.command)
-        pipe.delete(q.keys.wake)
+        pipe.delete(q.keys.inbox)
         pipe.execute()
         assert q.job("quiet").status() == "waiting"
         stopper = threading.Thread(target=handle.stop, kwargs={"grace": 30})

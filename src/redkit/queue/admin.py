@@ -101,7 +101,7 @@ def delete(keys: QueueKeys, id_: str) -> ops.Flow[bool]:
 def promote(keys: QueueKeys, id_: str) -> ops.Once[bool]:
     """Make a delayed job ready now; False when it was not delayed."""
     m = member(id_)
-    effect = ops.Eval(PROMOTE, (keys.job(m), keys.delayed, keys.wait, keys.wake), (m, keys.base))
+    effect = ops.Eval(PROMOTE, (keys.job(m), keys.delayed, keys.wait, keys.inbox), (m, keys.base))
     return ops.Once(effect, bool)
 
 

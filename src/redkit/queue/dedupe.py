@@ -85,7 +85,7 @@ def add_unique(keys: QueueKeys, dedupe: Dedupe, job: NewJob, events: int = 0) ->
     """Add ``job`` under ``dedupe``'s key and mode, in one script call."""
     effect = ops.Eval(
         ADD_UNIQUE,
-        (keys.group.key("u", dedupe.key), keys.wait, keys.delayed, keys.wake, keys.meta),
+        (keys.group.key("u", dedupe.key), keys.wait, keys.delayed, keys.inbox, keys.meta),
         (keys.base, _MODES[dedupe.mode], math.ceil(dedupe.period * 1000), job.member, job.task,
          job.payload, job.priority, job.delay_ms, events),
     )  # fmt: skip

@@ -36,7 +36,7 @@ def add(
     ]  # fmt: skip
     for child in children:
         args += [child.member, child.task, child.payload, child.priority]
-    return ops.Once(ops.Eval(FLOW, (keys.wait, keys.wake, keys.meta), args), bool)
+    return ops.Once(ops.Eval(FLOW, (keys.wait, keys.inbox, keys.meta), args), bool)
 
 
 def outcomes(

@@ -29,7 +29,7 @@ def add(keys: QueueKeys, group: str, jobs: Sequence[NewJob], events: int = 0) ->
     for job in jobs:
         args += [job.member, job.task, job.payload, job.priority, job.delay_ms]
     effect = ops.Eval(
-        ADD_GROUP, (keys.delayed, keys.wake, keys.meta, keys.group.key("groups")), args
+        ADD_GROUP, (keys.delayed, keys.inbox, keys.meta, keys.group.key("groups")), args
     )
     return ops.Once(effect, int)
 

@@ -12,7 +12,7 @@ state, deliveries, fencing token and outcome; the queue's sorted sets hold ids:
 * ``done``, ``failed``, ``dead``: finished jobs by when they finished.
 
 A plain job (no priority, delay, group or deduplication, on a queue that keeps no events)
-is added with one native command, an ``XADD`` to the queue's inbox, a stream (``…:wake``);
+is added with one native command, an ``XADD`` to the queue's inbox, a stream (``…:inbox``);
 the scripts take the inbox's jobs in, in order, before they claim, count, look up or add
 (``ingest`` in ``_queue_core.lua``). Idle workers block reading the inbox, so the same
 ``XADD`` wakes them; the scripts leave a wake-up entry there when other jobs get ready.
@@ -69,10 +69,10 @@ class QueueKeys:
         "done",
         "failed",
         "group",
+        "inbox",
         "index",
         "meta",
         "wait",
-        "wake",
         "workers",
     )
 
@@ -82,7 +82,7 @@ class QueueKeys:
         self.index = partition
         self.base = self.group.key() + ":"
         self.wait, self.delayed = self.group.key("wait"), self.group.key("delayed")
-        self.workers, self.wake = self.group.key("workers"), self.group.key("wake")
+        self.workers, self.inbox = self.group.key("workers"), self.group.key("inbox")
         self.done, self.failed = self.group.key("done"), self.group.key("failed")
         self.dead, self.meta = self.group.key("dead"), self.group.key("meta")
         #: the keys of the add script, built once (it runs for every enqueue)
@@ -173,7 +173,7 @@ def add(keys: QueueKeys, jobs: Sequence[NewJob], events: int = 0) -> ops.Once[in
         job = jobs[0]
         if not (job.priority or job.delay_ms):
             return ops.Once(
-                ops.Call("XADD", keys.wake, "*", job.member, job.task, "p", job.payload), _one
+                ops.Call("XADD", keys.inbox, "*", job.member, job.task, "p", job.payload), _one
             )
     args: list[ops.EncodableT] = []
     if jobs:
@@ -258,7 +258,7 @@ def _take(
     return ops.Eval(
         TAKE,
         (keys.wait, keys.delayed, keys.workers, keys.worker(worker_id), keys.done,
-         keys.failed, keys.dead, keys.wake),
+         keys.failed, keys.dead, keys.inbox),
         args,
     )  # fmt: skip
 
@@ -303,7 +303,7 @@ def release(
     mode: list[ops.EncodableT] = ["stop"] if running is None else ["sync", *known]
     effect = ops.Eval(
         RELEASE,
-        (keys.workers, keys.worker(worker_id), keys.wait, keys.wake),
+        (keys.workers, keys.worker(worker_id), keys.wait, keys.inbox),
         (keys.base, worker_id, *mode),
     )
     return ops.Once(effect, int)
@@ -323,7 +323,7 @@ def block(keys: QueueKeys, worker_id: str, seconds: float) -> ops.Flow[Any]:
 def _reading(keys: QueueKeys, worker_id: str) -> Callable[[float], tuple[ops.EncodableT, ...]]:
     """The blocking read of :func:`block`, for a block of ``s`` seconds."""
     own = keys.worker_wake(worker_id)
-    streams = ("STREAMS", keys.wake, own, "0-0", "0-0")  # from the start: any entry ends it
+    streams = ("STREAMS", keys.inbox, own, "0-0", "0-0")  # from the start: any entry ends it
     return lambda s: ("XREAD", "BLOCK", max(1, round(s * 1000)), *streams)
 
 
@@ -428,7 +428,7 @@ def interrupt_cancels(keys: QueueKeys, worker_id: str) -> ops.Flow[Any]:
 def retry(keys: QueueKeys, members: Sequence[str] | None, limit: int = 1000) -> ops.Once[int]:
     """Put failed or dead jobs back in the queue: ``members``, or up to ``limit`` of all."""
     mode: list[ops.EncodableT] = ["all", limit] if members is None else ["one", *members]
-    effect = ops.Eval(RETRY, (keys.failed, keys.dead, keys.wait, keys.wake), (keys.base, *mode))
+    effect = ops.Eval(RETRY, (keys.failed, keys.dead, keys.wait, keys.inbox), (keys.base, *mode))
     return ops.Once(effect, int)
 
 
@@ -444,7 +444,7 @@ def retry_all(keys: QueueKeys) -> ops.Flow[int]:
 
 def pause(keys: QueueKeys, paused: bool) -> ops.Once[bool]:
     """Pause (or resume) claiming from the queue; True when its state changed."""
-    effect = ops.Eval(PAUSE, (keys.meta, keys.wait, keys.wake), (1 if paused else 0, keys.base))
+    effect = ops.Eval(PAUSE, (keys.meta, keys.wait, keys.inbox), (1 if paused else 0, keys.base))
     return ops.Once(effect, bool)
 
 

@@ -129,15 +129,15 @@ def stats(parts: Sequence[qops.QueueKeys]) -> ops.Flow[admin.Stats]:
     )  # fmt: skip
 
 
-#: The keys that show a queue exists: ``meta`` (a job was added) and ``wake`` (the inbox,
-#: where a plain job waits until it is taken in); one glob matches both, and no other key
-#: of a queue.
-_SHOWN = ("}:meta", "}:wake")
-_SHOWN_GLOB = "}:[mw][ea][tk][ae]"
+#: The keys that show a queue exists: ``meta`` (a job was added) and ``inbox`` (where a
+#: plain job waits until it is taken in); one glob matches both, and no other key of a
+#: queue (none other begins with ``me`` or ``in``; ``discovered`` checks the whole name).
+_SHOWN = ("}:meta", "}:inbox")
+_SHOWN_GLOB = "}:[mi][en][tb]*"
 
 
 def meta_pattern(prefix: str, name: str | None = None) -> str:
-    """A ``SCAN`` pattern for the keys that show every queue (its ``meta`` and ``wake``
+    """A ``SCAN`` pattern for the keys that show every queue (its ``meta`` and ``inbox``
     keys), or ``name``'s partitions after the first (admin tools only)."""
     if name is None:
         return "{" + prefix + ":queue:*" + _SHOWN_GLOB
@@ -152,9 +152,10 @@ def discovered(keys: Iterable[bytes | str], prefix: str) -> dict[str, int]:
     found: dict[str, int] = {}
     for key in keys:
         text = key.decode() if isinstance(key, bytes) else key
-        if not (text.startswith(head) and text.endswith(_SHOWN)):
+        tail = next((t for t in _SHOWN if text.endswith(t)), None)
+        if not text.startswith(head) or tail is None:
             continue
-        name, _, index = text[len(head) : -len(_SHOWN[0])].partition("|")
+        name, _, index = text[len(head) : -len(tail)].partition("|")
         count = int(index) + 1 if index.isdigit() else 1
         found[name] = max(found.get(name, 1), count)
     return found

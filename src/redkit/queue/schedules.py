@@ -210,7 +210,7 @@ def tick(
     enqueue, following = schedule.plan(due_ms, now_ms)
     job_id = member(f"{SCHEDULED}{schedule.name}:{due_ms}")  # job_partition: partition 0
     effect = ops.Eval(
-        TICK, (_keys(keys)[1], keys.wait, keys.wake, keys.meta),
+        TICK, (_keys(keys)[1], keys.wait, keys.inbox, keys.meta),
         (keys.base, schedule.name, due_ms, following, 1 if enqueue else 0, job_id,
          schedule.task, schedule.payload, schedule.priority, events),
     )  # fmt: skip

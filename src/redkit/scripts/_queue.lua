@@ -279,6 +279,6 @@ local function end_cancelled(base, id, jk, now, keep_ms, events)
   redis.call('PEXPIRE', jk, keep_ms)
   notify(base, id, jk)
   if child_ended(base, jk, id, false, redis.call('HGET', jk, 'e'), now, events) then
-    wake(base .. 'wake')
+    wake(base .. 'inbox')
   end
 end

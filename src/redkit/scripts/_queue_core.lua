@@ -9,7 +9,7 @@ local function job_key(base, id)
 end
 -- Scores order jobs by priority, then enqueue order: priority * ORDER + order (2^40).
 local ORDER = 1099511627776
--- The queue's inbox (base..'wake', a stream) wakes idle workers, who block reading it (and
+-- The queue's inbox (base..'inbox', a stream; '…:wake' was its name as a list of wake-ups) wakes idle workers, who block reading it (and
 -- a list of their own) from the start: any entry ends their wait. It holds plain jobs,
 -- added with one XADD each (fields: id, task, 'p', payload; see ingest), and wake-ups (one
 -- field pair, 'w' 1). Leave a wake-up there unless an entry already waits: every entry
@@ -27,7 +27,7 @@ local INGEST = 10000
 -- was lost). The entries taken in leave the inbox, wake-ups with them. Returns how many
 -- entries were taken (INGEST: there may be more).
 local function ingest(base)
-  local inbox = base .. 'wake'
+  local inbox = base .. 'inbox'
   local entries = redis.call('XRANGE', inbox, '-', '+', 'COUNT', INGEST)
   local n = #entries
   if n == 0 then
@@ -81,7 +81,7 @@ local function ingest_all(base)
     end
   end
   if took then
-    wake(base .. 'wake')
+    wake(base .. 'inbox')
   end
   return n == INGEST
 end

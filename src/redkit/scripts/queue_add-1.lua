@@ -1,7 +1,7 @@
 -- queue_add: add jobs to a queue, skipping ids that already exist (deduplication).
 -- KEYS[1] wait (zset: id -> priority and order). The other keys are built from the queue's
 --   key base, KEYS[1] less its 'wait' ('{p:queue:n}:'), so they share its hash tag:
---   base..'delayed' (zset: id -> due ms), base..'wake' (the inbox: see _queue_core.lua),
+--   base..'delayed' (zset: id -> due ms), base..'inbox' (see _queue_core.lua),
 --   base..'meta' (hash: 'seq' counts the jobs ever added) and the jobs' hashes.
 -- ARGV three per job: id, task, payload; preceded by one more, what the jobs share, when
 --   they have a priority or a delay or the queue keeps events: 'priority delay_ms events'
@@ -53,6 +53,6 @@ for _, i in ipairs(new) do
   emit(base, events, 'enqueued', id)
 end
 if signal then
-  wake(base .. 'wake')
+  wake(base .. 'inbox')
 end
 return #new

@@ -14,7 +14,7 @@
 -- in) count as they are
 local untaken = 0
 if ingest_all(ARGV[1]) then
-  untaken = redis.call('XLEN', ARGV[1] .. 'wake')
+  untaken = redis.call('XLEN', ARGV[1] .. 'inbox')
 end
 local active = 0
 for _, worker in ipairs(redis.call('ZRANGE', KEYS[6], 0, -1)) do
