@@ -13,8 +13,8 @@ and free of start-up.
 Rows: a sync rate-limit hit per algorithm beside the raw ``EVALSHA`` of the very script,
 keys and arguments it sends; a cache ``get`` hit beside a raw ``GET`` of a key; a lock
 ``acquire`` + ``release`` beside a raw ``SET NX PX`` + ``EVALSHA`` compare-and-delete; a
-queue ``task.enqueue(1)`` beside a raw ``EVALSHA`` of the enqueue script with the same keys
-and arguments (a new job id per call) and beside a raw ``RPUSH`` of the same payload, sync
+queue ``task.enqueue(1)`` beside a raw ``XADD`` of the same entry to the queue's inbox (the
+very command it sends, a new job id per call) and beside a raw ``RPUSH`` of the payload, sync
 and from one asyncio task; all on the redis-py client redkit itself uses. ``% raw`` is raw's
 instructions over redkit's (100% = no client-side cost on top of redis-py; higher is better,
 like a throughput ratio). ``--only WORD`` keeps the rows whose name contains WORD.
@@ -55,7 +55,7 @@ PAYLOAD = b"[[1],{}]"  # what ``task.enqueue(1)`` stores
 PAIRS = [(f"rate-limit hit {a}", f"raw EVALSHA {a}") for a in ALGORITHMS]
 PAIRS += [("cache get hit", "raw GET"), ("lock acquire+release", "raw SET NX + EVALSHA")]
 for _suffix in ("", " (asyncio)"):
-    PAIRS += [(f"queue enqueue{_suffix}", f"raw EVALSHA queue_add{_suffix}"),
+    PAIRS += [(f"queue enqueue{_suffix}", f"raw XADD{_suffix}"),
               (f"queue enqueue{_suffix}", f"raw RPUSH{_suffix}")]  # fmt: skip
 
 
@@ -108,24 +108,22 @@ def workloads(rk: Redkit, prefix: str) -> Iterator[tuple[str, Op]]:
     def noop(i: int) -> None: ...
 
     yield "queue enqueue", partial(noop.enqueue, 1)
-    sha, numkeys, keys, args, member = _enqueue_call(queue)
-    client.script_load(queue._add({}, []).effect.script.source)
+    args, member = _enqueue_call(queue)
     ids = map(str, itertools.count())
 
     def raw_enqueue() -> Any:
         args[member] = next(ids)  # a new job each time, as enqueue makes
-        return client.evalsha(sha, numkeys, *keys, *args)
+        return client.execute_command(*args)
 
-    yield "raw EVALSHA queue_add", raw_enqueue
+    yield "raw XADD", raw_enqueue
     yield "raw RPUSH", partial(client.rpush, f"{prefix}:rpush", PAYLOAD)
 
 
-def _enqueue_call(queue: Any) -> tuple[str, int, list[str], list[Any], int]:
-    """The EVALSHA that ``noop.enqueue(1)`` sends: sha, key count, keys, args, id's index."""
+def _enqueue_call(queue: Any) -> tuple[list[Any], int]:
+    """The XADD that ``noop.enqueue(1)`` sends: its arguments, and the job id's index."""
     new = queue._new_job("noop", (1,), {}, {})[1]  # (id, job, partition)
-    effect = queue._add({}, [new]).effect
-    args = list(effect.args)
-    return effect.script.sha, len(effect.keys), list(effect.keys), args, args.index(new.member)
+    args = list(queue._add({}, [new]).effect.args)
+    return args, args.index(new.member)
 
 
 async def async_workloads(ark: AsyncRedkit, prefix: str) -> list[tuple[str, AsyncOp]]:
@@ -137,17 +135,16 @@ async def async_workloads(ark: AsyncRedkit, prefix: str) -> list[tuple[str, Asyn
 
     client = ark.client
     await ark.ping()  # the loop's client and its pipeline are ready
-    sha, numkeys, keys, args, member = _enqueue_call(queue)
-    await client.script_load(queue._add({}, []).effect.script.source)
+    args, member = _enqueue_call(queue)
     ids = map(str, itertools.count())
 
     def raw_enqueue() -> Awaitable[Any]:
         args[member] = next(ids)
-        return client.evalsha(sha, numkeys, *keys, *args)  # type: ignore[no-any-return]
+        return client.execute_command(*args)  # type: ignore[no-any-return]
 
     return [
         ("queue enqueue (asyncio)", partial(noop.enqueue, 1)),
-        ("raw EVALSHA queue_add (asyncio)", raw_enqueue),
+        ("raw XADD (asyncio)", raw_enqueue),
         ("raw RPUSH (asyncio)", partial(client.rpush, f"{prefix}:arpush", PAYLOAD)),
     ]
 
