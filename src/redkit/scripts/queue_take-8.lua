@@ -168,8 +168,16 @@ local function promote()
 end
 
 -- First the inbox: the wake-ups this call leaves below must stay there for idle workers
-ingest(base)
-redis.call('DEL', base .. 'ww:' .. wid)  -- the worker's own wake-ups: this call answers them
+if ingest(base) > 0 and ARGV[4] == '0' then
+  -- a report claims nothing: a worker about to wait would miss what it took in (a job, a
+  -- wake-up), so it leaves a wake-up of its own
+  wake(KEYS[8])
+end
+if ARGV[4] ~= '0' then
+  -- the worker's own wake-ups: this claim answers them (a report sent beside its next
+  -- wait must not clear the stop or the timer that ends that wait)
+  redis.call('DEL', base .. 'ww:' .. wid)
+end
 local stale = 0
 for i = 9, #ARGV, 5 do
   stale = stale + finish(ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], i)
