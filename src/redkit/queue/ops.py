@@ -323,7 +323,8 @@ def block(keys: QueueKeys, worker_id: str, seconds: float) -> ops.Flow[Any]:
 def _reading(keys: QueueKeys, worker_id: str) -> Callable[[float], tuple[ops.EncodableT, ...]]:
     """The blocking read of :func:`block`, for a block of ``s`` seconds."""
     own = keys.worker_wake(worker_id)
-    streams = ("STREAMS", keys.inbox, own, "0-0", "0-0")  # from the start: any entry ends it
+    # from the start: any entry ends it; one is enough (not a backlog the wait cannot use)
+    streams = ("COUNT", 1, "STREAMS", keys.inbox, own, "0-0", "0-0")
     return lambda s: ("XREAD", "BLOCK", max(1, round(s * 1000)), *streams)
 
 
