@@ -13,7 +13,8 @@ local ORDER = 1099511627776
 -- a list of their own) from the start: any entry ends their wait. It holds plain jobs,
 -- added with one XADD each (fields: id, task, 'p', payload; see ingest), and wake-ups (one
 -- field pair, 'w' 1). Leave a wake-up there unless an entry already waits: every entry
--- present is newer than every worker's last claim, which empties the inbox (ingest).
+-- present is newer than every worker's last claim, which empties the inbox (ingest; a
+-- take that only reports, claiming nothing, leaves a wake-up for what it took in).
 local function wake(inbox)
   if redis.call('XLEN', inbox) == 0 then
     redis.call('XADD', inbox, '*', 'w', 1)
