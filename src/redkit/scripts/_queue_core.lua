@@ -9,8 +9,8 @@ local function job_key(base, id)
 end
 -- Scores order jobs by priority, then enqueue order: priority * ORDER + order (2^40).
 local ORDER = 1099511627776
--- The queue's inbox (base..'inbox', a stream; '…:wake' was its name as a list of wake-ups) wakes idle workers, who block reading it (and
--- a list of their own) from the start: any entry ends their wait. It holds plain jobs,
+-- The queue's inbox (base..'inbox', a stream) wakes idle workers, who block reading it
+-- (and a stream of their own) from the start: any entry ends their wait. It holds plain jobs,
 -- added with one XADD each (fields: id, task, 'p', payload; see ingest), and wake-ups (one
 -- field pair, 'w' 1). Leave a wake-up there unless an entry already waits: every entry
 -- present is newer than every worker's last claim, which empties the inbox (ingest; a
