@@ -14,6 +14,15 @@ from redkit import Redkit, ops
 from redkit.queue import Dedupe
 
 
+def _xadd(rk: Redkit, q: Any, entries: list[tuple[str, str, str]]) -> None:
+    """Add (id, task, payload) entries to ``q``'s inbox as a plain enqueue does, in one
+    round trip (faster than that many enqueues)."""
+    pipe = rk.client.pipeline(transaction=False)
+    for job_id, task, payload in entries:
+        pipe.xadd(q.keys.inbox, {job_id: task, "p": payload})
+    pipe.execute()
+
+
 def test_jobs_keep_the_order_they_were_added_in_across_both_paths(rk: Redkit) -> None:
     q = rk.queue("order")
     ran: list[str] = []
@@ -92,11 +101,8 @@ def test_a_large_inbox_is_taken_in_whole_and_in_order(rk: Redkit) -> None:
 
     def fill(stem: str) -> list[str]:
         ids = [f"{stem}{i:05d}" for i in range(total)]
-        pipe = rk.client.pipeline(transaction=False)
-        for i, job_id in enumerate(ids):
-            pipe.xadd(q.keys.inbox, {job_id: "note", "p": f"[[{i}],{{}}]"})
-        pipe.xadd(q.keys.inbox, {ids[7]: "note", "p": "[[-1],{}]"})  # a duplicate id: skipped
-        pipe.execute()
+        entries = [(job_id, "note", f"[[{i}],{{}}]") for i, job_id in enumerate(ids)]
+        _xadd(rk, q, [*entries, (ids[7], "note", "[[-1],{}]")])  # a duplicate id: skipped
         return ids
 
     ids = fill("a")  # a reader takes them all in at once
@@ -124,10 +130,7 @@ def test_a_backlog_is_taken_in_over_several_calls(rk: Redkit) -> None:
 
     total = 52_000
     ids = [f"b{i:05d}" for i in range(total)]
-    pipe = rk.client.pipeline(transaction=False)
-    for job_id in ids:
-        pipe.xadd(q.keys.inbox, {job_id: "noop", "p": "[[0],{}]"})
-    pipe.execute()
+    _xadd(rk, q, [(job_id, "noop", "[[0],{}]") for job_id in ids])
     calls: list[str] = []
     rk.observe(lambda event: calls.append(event.name))
     assert q.job(ids[-1]).status() == "waiting"
@@ -135,9 +138,7 @@ def test_a_backlog_is_taken_in_over_several_calls(rk: Redkit) -> None:
     assert rk.client.xlen(q.keys.inbox) == 1  # a wake-up for the workers, nothing else
     assert q.counts()["waiting"] == total
     more = [f"c{i:05d}" for i in range(total)]
-    for job_id in more:
-        pipe.xadd(q.keys.inbox, {job_id: "noop", "p": "[[0],{}]"})
-    pipe.execute()
+    _xadd(rk, q, [(job_id, "noop", "[[0],{}]") for job_id in more])
     assert q.counts()["waiting"] == 2 * total  # those not taken in yet count too
     assert q.job(more[-1]).cancel()
 
